@@ -1,0 +1,40 @@
+//! The qchat wire protocol, version 1, without any I/O.
+//!
+//! # Layout
+//! - [`frame`]: the length-prefixed frame codec (4-byte big-endian length, then
+//!   one JSON object), with the size limit enforced before anything is allocated.
+//! - [`request`]: what a client sends on the control stream ([`Request`], [`Op`]).
+//! - [`response`]: what the server sends back ([`Response`], [`Event`],
+//!   [`ServerMsg`]) and the payload types of successful replies.
+//! - [`types`]: records shared by both directions (messages, rooms, members).
+//! - [`error`]: stable error codes carried in replies and QUIC close codes.
+//! - [`limits`]: every bound the protocol promises, in one place.
+//!
+//! `docs/PROTOCOL.md` is the human-readable specification of the same thing and
+//! is kept in step with this crate.
+
+mod error;
+mod frame;
+mod limits;
+mod request;
+mod response;
+mod types;
+
+pub use error::{CloseCode, ErrorBody, ErrorCode};
+pub use frame::{DecodeError, EncodeError, FrameCodec, decode_frame, encode_frame, encode_json};
+pub use limits::*;
+pub use request::{
+    Credentials, Hello, HistoryReq, Op, ParseError, Quit, ReadReq, Request, Resume, RoomReq,
+    SendReq, SyncReq,
+};
+pub use response::{
+    Event, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response, RoomOk, RoomsOk, SendOk,
+    ServerMsg,
+};
+pub use types::{Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence, RoomInfo};
+
+#[cfg(feature = "codec")]
+pub use frame::CodecError;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! Every bound the protocol promises. A peer that exceeds one gets the error or
+//! close code documented next to it in `docs/PROTOCOL.md`.
+
+/// ALPN protocol identifier negotiated in the TLS handshake.
+pub const ALPN: &[u8] = b"qchat/1";
+
+/// Protocol version reported by `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default UDP port of `qchatd`.
+pub const DEFAULT_PORT: u16 = 4433;
+
+/// Length of the frame header: a big-endian `u32` payload length.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// Largest frame payload (the JSON object) in bytes. A larger declared length
+/// closes the connection with [`crate::CloseCode::FrameTooLarge`].
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Largest text message body in bytes (UTF-8). Larger gets `too_large`.
+pub const MAX_BODY_LEN: usize = 16 * 1024;
+
+/// Longest tenant, user or room name in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Longest password in bytes (argon2 input; keeps hashing bounded).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Shortest password accepted by `register`.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Longest `client_msg_id` in bytes.
+pub const MAX_CLIENT_MSG_ID_LEN: usize = 64;
+
+/// Most messages one `history` or `sync` reply carries.
+pub const MAX_PAGE: u32 = 500;
+
+/// Page size when a request gives no `limit`.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// Checks a tenant, user or room name: 1..=[`MAX_NAME_LEN`] bytes of ASCII
+/// letters, digits, `-`, `_` and `.`, not starting with `.` or `-`.
+///
+/// Names travel in events and are shown in terminals, so they are kept to a
+/// set that cannot carry control characters or look like paths.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("general"));
+        assert!(valid_name("a.b-c_d9"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("../etc"));
+        assert!(!valid_name("-rf"));
+        assert!(!valid_name("has space"));
+        assert!(!valid_name("ünï"));
+        assert!(!valid_name(&"x".repeat(MAX_NAME_LEN + 1)));
+        assert!(valid_name(&"x".repeat(MAX_NAME_LEN)));
+    }
+}

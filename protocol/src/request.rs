@@ -1,0 +1,234 @@
+//! Client → server: requests on the control stream.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorBody, ErrorCode};
+
+/// One request frame: `{"id": n, "op": "...", ...fields}`. The server answers
+/// each with exactly one [`crate::Response`] whose `re` equals `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the client, echoed as `re`. Unique among in-flight requests.
+    pub id: u64,
+    /// The operation and its fields.
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// Every operation, tagged by `op`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub enum Op {
+    /// Announce the client; optional. Reply: [`crate::HelloOk`].
+    #[serde(rename = "hello")]
+    Hello(Hello),
+    /// Create an account (tenant must allow registration) and log in.
+    /// Reply: [`crate::LoginOk`].
+    #[serde(rename = "register")]
+    Register(Credentials),
+    /// Log in with a password. Reply: [`crate::LoginOk`].
+    #[serde(rename = "login")]
+    Login(Credentials),
+    /// Log in with a session token from an earlier login. Reply: [`crate::LoginOk`].
+    #[serde(rename = "resume")]
+    Resume(Resume),
+    /// Revoke this connection's session token. Reply: `{}`.
+    #[serde(rename = "logout")]
+    Logout,
+    /// List the tenant's rooms. Reply: [`crate::RoomsOk`].
+    #[serde(rename = "rooms")]
+    Rooms,
+    /// Create a room and join it. Reply: [`crate::RoomOk`].
+    #[serde(rename = "room.create")]
+    RoomCreate(RoomReq),
+    /// Join a room. Reply: [`crate::RoomOk`].
+    #[serde(rename = "room.join")]
+    RoomJoin(RoomReq),
+    /// Leave a room. Reply: `{}`.
+    #[serde(rename = "room.leave")]
+    RoomLeave(RoomReq),
+    /// List a room's members with their online flag. Reply: [`crate::MembersOk`].
+    #[serde(rename = "members")]
+    Members(RoomReq),
+    /// Send a text message. Reply: [`crate::SendOk`] after the commit.
+    #[serde(rename = "send")]
+    Send(SendReq),
+    /// Page backwards through history. Reply: [`crate::MessagesOk`].
+    #[serde(rename = "history")]
+    History(HistoryReq),
+    /// Fetch messages after a seq. Reply: [`crate::MessagesOk`].
+    #[serde(rename = "sync")]
+    Sync(SyncReq),
+    /// Move the read marker. Reply: `{}`.
+    #[serde(rename = "read")]
+    Read(ReadReq),
+    /// Liveness check. Reply: `{}`.
+    #[serde(rename = "ping")]
+    Ping,
+    /// Leave gracefully (the seed's `QUIT`): reply `{}`, then the server
+    /// tells the rooms and closes the connection with code 0.
+    #[serde(rename = "quit")]
+    Quit(Quit),
+}
+
+impl Op {
+    /// The wire name of the operation, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::Register(_) => "register",
+            Self::Login(_) => "login",
+            Self::Resume(_) => "resume",
+            Self::Logout => "logout",
+            Self::Rooms => "rooms",
+            Self::RoomCreate(_) => "room.create",
+            Self::RoomJoin(_) => "room.join",
+            Self::RoomLeave(_) => "room.leave",
+            Self::Members(_) => "members",
+            Self::Send(_) => "send",
+            Self::History(_) => "history",
+            Self::Sync(_) => "sync",
+            Self::Read(_) => "read",
+            Self::Ping => "ping",
+            Self::Quit(_) => "quit",
+        }
+    }
+}
+
+/// `hello` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Highest protocol version the client speaks.
+    pub version: u32,
+    /// Free-form client name and version, for the server log.
+    #[serde(default)]
+    pub client: String,
+}
+
+/// `register` / `login` fields.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Tenant name.
+    pub tenant: String,
+    /// User name.
+    pub user: String,
+    /// Password (never logged).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("tenant", &self.tenant)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `resume` fields.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// Token from an earlier [`crate::LoginOk`].
+    pub token: String,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resume { token: <redacted> }")
+    }
+}
+
+/// Fields of operations that name one room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomReq {
+    /// Room name.
+    pub room: String,
+}
+
+/// `send` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendReq {
+    /// Room name.
+    pub room: String,
+    /// Idempotency key chosen by the client: a retry with the same key from
+    /// the same user in the same room returns the original seq.
+    pub client_msg_id: String,
+    /// Message text.
+    pub body: String,
+}
+
+/// `history` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryReq {
+    /// Room name.
+    pub room: String,
+    /// Return messages with seq strictly below this; absent = from the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_seq: Option<u64>,
+    /// Page size, 1..=[`crate::MAX_PAGE`], default [`crate::DEFAULT_PAGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `sync` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReq {
+    /// Room name.
+    pub room: String,
+    /// Return messages with seq strictly above this (the last seq seen).
+    pub after_seq: u64,
+    /// Page size, 1..=[`crate::MAX_PAGE`], default [`crate::MAX_PAGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `read` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadReq {
+    /// Room name.
+    pub room: String,
+    /// Highest seq the user has seen; the marker never moves backwards.
+    pub seq: u64,
+}
+
+/// `quit` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quit {
+    /// Shown to the room in the `presence` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A request frame that could not be understood, with the id if one could be
+/// recovered so the error can be addressed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The request's `id`, when the frame was a JSON object with a numeric id.
+    pub id: Option<u64>,
+    /// `bad_request` with serde's explanation.
+    pub error: ErrorBody,
+}
+
+impl Request {
+    /// Parses one frame payload.
+    ///
+    /// # Errors
+    /// [`ParseError`] for invalid JSON, an unknown `op`, or missing or
+    /// mistyped fields; it carries the request id when one could be read.
+    pub fn parse(payload: &[u8]) -> Result<Self, ParseError> {
+        serde_json::from_slice(payload).map_err(|e| {
+            #[derive(Deserialize)]
+            struct IdOnly {
+                id: Option<u64>,
+            }
+            let id = serde_json::from_slice::<IdOnly>(payload).ok().and_then(|r| r.id);
+            let message = if e.is_syntax() || e.is_eof() {
+                format!("invalid JSON: {e}")
+            } else {
+                format!("invalid request: {e}")
+            };
+            ParseError { id, error: ErrorBody::new(ErrorCode::BadRequest, message) }
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! Server → client: replies to requests and unsolicited events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::types::{Lagged, MemberEvent, MemberInfo, Message, Presence, RoomInfo};
+
+/// The reply to one request: `{"re": id, "ok": {...}}` or
+/// `{"re": id, "err": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's `id`; `null` when the request was so malformed that no
+    /// id could be read from it.
+    pub re: Option<u64>,
+    /// Outcome.
+    #[serde(flatten)]
+    pub reply: Reply,
+}
+
+/// Outcome of a request. The `ok` payload's shape depends on the operation
+/// (see the `*Ok` types); it is kept as JSON here so one type covers all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Success, with the operation's payload (`{}` when it has none).
+    #[serde(rename = "ok")]
+    Ok(serde_json::Value),
+    /// Failure.
+    #[serde(rename = "err")]
+    Err(ErrorBody),
+}
+
+impl Response {
+    /// A success reply carrying `payload`.
+    ///
+    /// # Errors
+    /// Fails only if `payload` cannot be represented as JSON.
+    pub fn ok<T: Serialize>(re: u64, payload: &T) -> Result<Self, serde_json::Error> {
+        Ok(Self { re: Some(re), reply: Reply::Ok(serde_json::to_value(payload)?) })
+    }
+
+    /// A success reply with an empty `{}` payload.
+    pub fn empty(re: u64) -> Self {
+        Self { re: Some(re), reply: Reply::Ok(serde_json::Value::Object(Default::default())) }
+    }
+
+    /// A failure reply.
+    pub fn err(re: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { re, reply: Reply::Err(ErrorBody::new(code, message)) }
+    }
+}
+
+/// Unsolicited server message: `{"ev": "...", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ev")]
+pub enum Event {
+    /// A message was committed in a room you are in.
+    #[serde(rename = "message")]
+    Message(Message),
+    /// A user who shares a room with you came online or went offline.
+    #[serde(rename = "presence")]
+    Presence(Presence),
+    /// Someone joined or left a room you are in.
+    #[serde(rename = "member")]
+    Member(MemberEvent),
+    /// Events for a room were dropped; `sync` it.
+    #[serde(rename = "lagged")]
+    Lagged(Lagged),
+}
+
+/// Anything the server sends on the control stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMsg {
+    /// Reply to a request.
+    Response(Response),
+    /// Unsolicited event.
+    Event(Event),
+}
+
+impl ServerMsg {
+    /// Parses one frame payload from the server: an object with `ev` is an
+    /// event, anything else a response.
+    ///
+    /// # Errors
+    /// Fails when the payload is not a valid response or event.
+    pub fn parse(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Probe {
+            ev: Option<serde::de::IgnoredAny>,
+        }
+        let probe: Probe = serde_json::from_slice(payload)?;
+        if probe.ev.is_some() {
+            serde_json::from_slice(payload).map(Self::Event)
+        } else {
+            serde_json::from_slice(payload).map(Self::Response)
+        }
+    }
+}
+
+/// `hello` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloOk {
+    /// Server name and version.
+    pub server: String,
+    /// Protocol version the server speaks.
+    pub version: u32,
+    /// Largest frame payload the server accepts.
+    pub max_frame: u64,
+}
+
+/// `register`, `login` and `resume` reply.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginOk {
+    /// Tenant name.
+    pub tenant: String,
+    /// User name.
+    pub user: String,
+    /// Session token for `resume` (43 characters, base64url). Keep it secret.
+    pub token: String,
+}
+
+impl std::fmt::Debug for LoginOk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginOk")
+            .field("tenant", &self.tenant)
+            .field("user", &self.user)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `rooms` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomsOk {
+    /// Every room of the tenant, by name.
+    pub rooms: Vec<RoomInfo>,
+}
+
+/// `room.create` / `room.join` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomOk {
+    /// The room, as seen by the caller after the operation.
+    pub room: RoomInfo,
+}
+
+/// `members` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersOk {
+    /// Room name.
+    pub room: String,
+    /// Members sorted by name.
+    pub members: Vec<MemberInfo>,
+}
+
+/// `send` reply, sent only after the message is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOk {
+    /// The message's seq in the room.
+    pub seq: u64,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// `true` when this `client_msg_id` had been committed before: nothing new
+    /// was stored and `seq` is the original one.
+    pub duplicate: bool,
+}
+
+/// `history` and `sync` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesOk {
+    /// Room name.
+    pub room: String,
+    /// Messages in ascending seq order.
+    pub messages: Vec<Message>,
+    /// `true` when more messages lie beyond this page in the direction asked.
+    pub more: bool,
+}
