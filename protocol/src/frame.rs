@@ -129,9 +129,6 @@ mod codec_impl {
     }
 }
 
-#[cfg(feature = "codec")]
-pub use codec_impl::*;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,126 @@
+//! Operator commands that work on the database directly (`qchatd tenant
+//! create`, `user create`, `room create`). Safe while the server runs: SQLite
+//! serialises the writes.
+
+use std::path::Path;
+
+use qchat_protocol::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, valid_name};
+
+use crate::auth::Auth;
+use crate::db::{self, DbError, Durability};
+
+/// Why an admin command failed; the message is shown to the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// Database fault.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn name(what: &str, n: &str) -> Result<(), AdminError> {
+    if valid_name(n) {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "invalid {what} name {n:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn conflict(e: DbError, what: String) -> AdminError {
+    match e {
+        DbError::Conflict => AdminError::Conflict(what),
+        DbError::Sqlx(e) => AdminError::Db(e),
+    }
+}
+
+async fn tenant(pool: &sqlx::SqlitePool, t: &str) -> Result<db::Tenant, AdminError> {
+    db::tenant_by_name(pool, t)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no tenant named {t}")))
+}
+
+/// Creates a tenant.
+///
+/// # Errors
+/// [`AdminError`] for an invalid or existing name.
+pub async fn create_tenant(
+    data_dir: &Path,
+    t: &str,
+    open_registration: bool,
+) -> Result<(), AdminError> {
+    name("tenant", t)?;
+    let pool = open(data_dir).await?;
+    db::create_tenant(&pool, t, open_registration)
+        .await
+        .map_err(|e| conflict(e, format!("tenant {t} exists")))?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Creates a user with an argon2id-hashed password.
+///
+/// # Errors
+/// [`AdminError`] for an unknown tenant, an invalid or existing name, or a
+/// password of the wrong length.
+pub async fn create_user(
+    data_dir: &Path,
+    t: &str,
+    user: &str,
+    password: &str,
+) -> Result<(), AdminError> {
+    name("user", user)?;
+    if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(AdminError::Invalid(format!(
+            "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    let pool = open(data_dir).await?;
+    let tenant = tenant(&pool, t).await?;
+    let auth = Auth::new().map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let hash = auth.hash(password).await.map_err(|e| AdminError::Invalid(e.to_string()))?;
+    db::create_user(&pool, tenant.id, user, &hash)
+        .await
+        .map_err(|e| conflict(e, format!("user {user} exists in {t}")))?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Creates a room (with no members; users join it).
+///
+/// # Errors
+/// [`AdminError`] for an unknown tenant or an invalid or existing name.
+pub async fn create_room(data_dir: &Path, t: &str, room: &str) -> Result<(), AdminError> {
+    name("room", room)?;
+    let pool = open(data_dir).await?;
+    let tenant = tenant(&pool, t).await?;
+    db::create_room(&pool, tenant.id, room)
+        .await
+        .map_err(|e| conflict(e, format!("room {room} exists in {t}")))?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Creates the data directory if needed and migrates the database.
+///
+/// # Errors
+/// When the directory or database cannot be created or migrated.
+pub async fn migrate(data_dir: &Path) -> Result<(), AdminError> {
+    open(data_dir).await?.close().await;
+    Ok(())
+}
+
+async fn open(data_dir: &Path) -> Result<sqlx::SqlitePool, AdminError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| AdminError::Invalid(format!("creating {}: {e}", data_dir.display())))?;
+    Ok(db::open(data_dir, Durability::Full).await?)
+}

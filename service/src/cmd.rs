@@ -1,0 +1,86 @@
+//! Request handlers: one function per operation, thin — validate, check
+//! authorisation, call storage and the hub, shape the reply. Grouped by
+//! domain: [`account`] (hello, register, login, resume, logout), [`rooms`]
+//! (rooms, room.*, members, read) and [`messages`] (send, history, sync).
+
+mod account;
+mod messages;
+mod rooms;
+
+use qchat_protocol::{ErrorCode, Op};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result, refuse};
+use crate::session::{Login, Session};
+
+/// Runs one operation for the session and returns the `ok` payload.
+///
+/// # Errors
+/// The request's failure, mapped to a wire code by the caller.
+pub(crate) async fn dispatch(s: &mut Session, op: Op) -> Result<Value> {
+    match op {
+        Op::Hello(h) => account::hello(&h),
+        Op::Register(c) => account::register(s, c).await,
+        Op::Login(c) => account::login(s, c).await,
+        Op::Resume(r) => account::resume(s, r).await,
+        Op::Ping => empty(),
+        // Handled by the session before dispatch; kept total for the compiler.
+        Op::Quit(_) => empty(),
+        op => {
+            let login =
+                s.login.clone().ok_or_else(|| refuse(ErrorCode::Unauthorized, "log in first"))?;
+            match op {
+                Op::Logout => account::logout(s, &login).await,
+                Op::Rooms => rooms::list(s, &login).await,
+                Op::RoomCreate(r) => rooms::create(s, &login, &r.room).await,
+                Op::RoomJoin(r) => rooms::join(s, &login, &r.room).await,
+                Op::RoomLeave(r) => rooms::leave(s, &login, &r.room).await,
+                Op::Members(r) => rooms::members(s, &login, &r.room).await,
+                Op::Read(r) => rooms::read(s, &login, &r.room, r.seq).await,
+                Op::Send(r) => messages::send(s, &login, r).await,
+                Op::History(r) => messages::history(s, &login, r).await,
+                Op::Sync(r) => messages::sync(s, &login, r).await,
+                Op::Hello(_)
+                | Op::Register(_)
+                | Op::Login(_)
+                | Op::Resume(_)
+                | Op::Ping
+                | Op::Quit(_) => Err(Error::Internal("unreachable op".into())),
+            }
+        }
+    }
+}
+
+fn ok<T: Serialize>(payload: &T) -> Result<Value> {
+    serde_json::to_value(payload).map_err(|e| Error::Internal(format!("encoding reply: {e}")))
+}
+
+fn empty() -> Result<Value> {
+    Ok(Value::Object(serde_json::Map::new()))
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if qchat_protocol::valid_name(name) {
+        Ok(())
+    } else {
+        Err(refuse(
+            ErrorCode::BadRequest,
+            format!("invalid {what} name: use 1-64 letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+/// Looks up a room of the caller's tenant that the caller is a member of.
+async fn member_room(s: &Session, login: &Login, room: &str) -> Result<(crate::db::Room, u64)> {
+    check_name("room", room)?;
+    let pool = &s.shared.pool;
+    let r = crate::db::room_by_name(pool, login.tenant, room)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
+    let read =
+        crate::db::membership(pool, login.tenant, r.id, login.user).await?.ok_or_else(|| {
+            refuse(ErrorCode::Forbidden, format!("not a member of {room}; join it first"))
+        })?;
+    Ok((r, read))
+}

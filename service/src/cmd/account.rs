@@ -1,0 +1,158 @@
+//! `hello`, `register`, `login`, `resume`, `logout`.
+
+use qchat_protocol::{
+    Credentials, ErrorCode, Hello, HelloOk, LoginOk, MAX_FRAME_LEN, MAX_PASSWORD_LEN,
+    MIN_PASSWORD_LEN, PROTOCOL_VERSION, Resume,
+};
+use serde_json::Value;
+
+use super::{check_name, empty, ok};
+use crate::auth::{self, SESSION_TTL};
+use crate::db::{self, TenantId, UserId};
+use crate::error::{Result, refuse};
+use crate::session::{Login, Session};
+
+pub(super) fn hello(h: &Hello) -> Result<Value> {
+    tracing::debug!(client = %h.client.chars().take(64).collect::<String>(), version = h.version, "hello");
+    ok(&HelloOk {
+        server: concat!("qchatd/", env!("CARGO_PKG_VERSION")).into(),
+        version: PROTOCOL_VERSION,
+        max_frame: MAX_FRAME_LEN as u64,
+    })
+}
+
+fn not_twice(s: &Session) -> Result<()> {
+    if s.login.is_some() {
+        return Err(refuse(ErrorCode::Conflict, "already logged in on this connection"));
+    }
+    Ok(())
+}
+
+fn unauthorized() -> crate::error::Error {
+    refuse(ErrorCode::Unauthorized, "wrong tenant, user or password")
+}
+
+pub(super) async fn register(s: &mut Session, c: Credentials) -> Result<Value> {
+    not_twice(s)?;
+    check_name("tenant", &c.tenant)?;
+    check_name("user", &c.user)?;
+    if c.password.len() < MIN_PASSWORD_LEN || c.password.len() > MAX_PASSWORD_LEN {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"),
+        ));
+    }
+    let pool = &s.shared.pool;
+    let tenant = db::tenant_by_name(pool, &c.tenant)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no tenant named {}", c.tenant)))?;
+    if !tenant.open_registration {
+        return Err(refuse(ErrorCode::Forbidden, "this tenant does not allow self-registration"));
+    }
+    let hash = s.shared.auth.hash(&c.password).await?;
+    let user = db::create_user(pool, tenant.id, &c.user, &hash).await.map_err(|e| match e {
+        db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("user {} exists", c.user)),
+        e => e.into(),
+    })?;
+    tracing::info!(tenant = %tenant.name, user = %c.user, "registered");
+    start_session(s, tenant.id, tenant.name, user, c.user).await
+}
+
+pub(super) async fn login(s: &mut Session, c: Credentials) -> Result<Value> {
+    not_twice(s)?;
+    let ip = s.remote.ip();
+    if !s.shared.auth.allow_attempt(ip) {
+        return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
+    }
+    if !qchat_protocol::valid_name(&c.tenant)
+        || !qchat_protocol::valid_name(&c.user)
+        || c.password.len() > MAX_PASSWORD_LEN
+    {
+        s.shared.auth.record_failure(ip);
+        return Err(unauthorized());
+    }
+    let pool = &s.shared.pool;
+    let tenant = db::tenant_by_name(pool, &c.tenant).await?;
+    let user = match &tenant {
+        Some(t) => db::user_by_name(pool, t.id, &c.user).await?,
+        None => None,
+    };
+    let verified =
+        s.shared.auth.verify(&c.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    match (tenant, user) {
+        (Some(t), Some(u)) if verified && !u.disabled => {
+            tracing::info!(tenant = %t.name, user = %u.name, "logged in");
+            start_session(s, t.id, t.name, u.id, u.name).await
+        }
+        _ => {
+            s.shared.auth.record_failure(ip);
+            tracing::info!(tenant = %c.tenant, user = %c.user, "failed login");
+            Err(unauthorized())
+        }
+    }
+}
+
+pub(super) async fn resume(s: &mut Session, r: Resume) -> Result<Value> {
+    not_twice(s)?;
+    let ip = s.remote.ip();
+    if !s.shared.auth.allow_attempt(ip) {
+        return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
+    }
+    let hash = auth::token_hash(&r.token);
+    let Some(found) = db::lookup_session(&s.shared.pool, &hash).await? else {
+        s.shared.auth.record_failure(ip);
+        return Err(refuse(ErrorCode::Unauthorized, "session expired or revoked; log in again"));
+    };
+    if found.disabled {
+        return Err(refuse(ErrorCode::Unauthorized, "account disabled"));
+    }
+    let login = Login {
+        tenant: found.tenant,
+        tenant_name: found.tenant_name,
+        user: found.user,
+        user_name: found.user_name,
+        token_hash: hash,
+    };
+    tracing::info!(tenant = %login.tenant_name, user = %login.user_name, "resumed");
+    let reply = LoginOk {
+        tenant: login.tenant_name.clone(),
+        user: login.user_name.clone(),
+        token: r.token,
+    };
+    attach(s, login).await?;
+    ok(&reply)
+}
+
+async fn start_session(
+    s: &mut Session,
+    tenant: TenantId,
+    tenant_name: String,
+    user: UserId,
+    user_name: String,
+) -> Result<Value> {
+    let (token, hash) = auth::new_token();
+    let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    db::create_session(&s.shared.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms))
+        .await?;
+    let reply = LoginOk { tenant: tenant_name.clone(), user: user_name.clone(), token };
+    attach(s, Login { tenant, tenant_name, user, user_name, token_hash: hash }).await?;
+    ok(&reply)
+}
+
+/// Subscribes the connection to the user's rooms and marks it online.
+async fn attach(s: &mut Session, login: Login) -> Result<()> {
+    let rooms: Vec<_> = db::user_rooms(&s.shared.pool, login.tenant, login.user)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    s.shared.hub.attach(s.id, login.tenant, login.user, &login.user_name, s.out.clone(), &rooms);
+    s.login = Some(login);
+    Ok(())
+}
+
+pub(super) async fn logout(s: &mut Session, login: &Login) -> Result<Value> {
+    db::delete_session(&s.shared.pool, login.tenant, &login.token_hash).await?;
+    tracing::info!(tenant = %login.tenant_name, user = %login.user_name, "logged out");
+    empty()
+}

@@ -1,0 +1,64 @@
+//! `send`, `history`, `sync`.
+
+use qchat_protocol::{
+    DEFAULT_PAGE, ErrorCode, HistoryReq, MAX_BODY_LEN, MAX_CLIENT_MSG_ID_LEN, MAX_PAGE,
+    MessageKind, MessagesOk, SendReq, SyncReq,
+};
+use serde_json::Value;
+
+use super::{member_room, ok};
+use crate::db::{self, NewMessage};
+use crate::error::{Result, refuse};
+use crate::session::{Login, Session};
+
+pub(super) async fn send(s: &Session, login: &Login, r: SendReq) -> Result<Value> {
+    if r.body.len() > MAX_BODY_LEN {
+        return Err(refuse(ErrorCode::TooLarge, format!("message body over {MAX_BODY_LEN} bytes")));
+    }
+    if r.client_msg_id.is_empty() || r.client_msg_id.len() > MAX_CLIENT_MSG_ID_LEN {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_LEN} bytes"),
+        ));
+    }
+    let (room, _) = member_room(s, login, &r.room).await?;
+    let msg = NewMessage {
+        tenant: login.tenant,
+        room: room.id,
+        sender: Some(login.user),
+        sender_name: login.user_name.clone(),
+        client_msg_id: Some(r.client_msg_id),
+        kind: MessageKind::Text,
+        body: r.body,
+        ts: db::now_ms(),
+    };
+    let sent = s.shared.committer.submit(msg, room.name).await?;
+    ok(&sent)
+}
+
+fn page(limit: Option<u32>, default: u32) -> Result<u32> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(refuse(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_PAGE}"))),
+    }
+}
+
+pub(super) async fn history(s: &Session, login: &Login, r: HistoryReq) -> Result<Value> {
+    let limit = page(r.limit, DEFAULT_PAGE)?;
+    let (room, _) = member_room(s, login, &r.room).await?;
+    let before = r.before_seq.unwrap_or(u64::MAX);
+    let (messages, more) =
+        db::messages_before(&s.shared.pool, login.tenant, room.id, &room.name, before, limit)
+            .await?;
+    ok(&MessagesOk { room: room.name, messages, more })
+}
+
+pub(super) async fn sync(s: &Session, login: &Login, r: SyncReq) -> Result<Value> {
+    let limit = page(r.limit, MAX_PAGE)?;
+    let (room, _) = member_room(s, login, &r.room).await?;
+    let (messages, more) =
+        db::messages_after(&s.shared.pool, login.tenant, room.id, &room.name, r.after_seq, limit)
+            .await?;
+    ok(&MessagesOk { room: room.name, messages, more })
+}

@@ -1,0 +1,135 @@
+//! The single writer of messages. Sends queue here; the task takes whatever is
+//! queued (up to [`MAX_BATCH`]), commits it in one transaction — one fsync for
+//! the whole group — then answers each sender and fans each new message out,
+//! in seq order. A message is acknowledged only after its commit.
+
+use std::sync::Arc;
+
+use qchat_protocol::{ErrorCode, Event, Message, SendOk, encode_json};
+use sqlx::{Acquire, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::db::{self, AppendOutcome, NewMessage};
+use crate::error::{Error, Result, refuse};
+use crate::hub::Hub;
+
+/// Most messages committed in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+/// Queue length in front of the writer; senders wait when it is full.
+const QUEUE: usize = 4096;
+
+struct Job {
+    msg: NewMessage,
+    room_name: String,
+    reply: oneshot::Sender<Result<SendOk>>,
+}
+
+/// Handle for submitting messages; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Committer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the writer task. It runs until every `Committer` clone is
+    /// dropped, then commits what is still queued and ends.
+    pub(crate) fn spawn(pool: SqlitePool, hub: Arc<Hub>) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(pool, hub, rx));
+        (Self { tx }, task)
+    }
+
+    /// Commits `msg` and returns its seq once durable.
+    ///
+    /// # Errors
+    /// `not_found` when the room vanished; internal errors from the database.
+    pub(crate) async fn submit(&self, msg: NewMessage, room_name: String) -> Result<SendOk> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { msg, room_name, reply })
+            .await
+            .map_err(|_| refuse(ErrorCode::Unavailable, "server shutting down"))?;
+        rx.await.map_err(|_| Error::Internal("writer task ended".into()))?
+    }
+}
+
+async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let outcomes = commit_batch(&pool, &jobs).await;
+        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+            let reply = match outcome {
+                Ok(Some(AppendOutcome::New { seq })) => {
+                    publish(&hub, &job, seq);
+                    Ok(SendOk { seq, ts: job.msg.ts, duplicate: false })
+                }
+                Ok(Some(AppendOutcome::Duplicate { seq, ts })) => {
+                    Ok(SendOk { seq, ts, duplicate: true })
+                }
+                Ok(None) => Err(refuse(ErrorCode::NotFound, "no such room")),
+                Err(e) => Err(e),
+            };
+            // The sender may have gone away; the message is committed anyway.
+            let _ = job.reply.send(reply);
+        }
+    }
+    tracing::debug!("message writer stopped");
+}
+
+/// Commits the batch in one transaction, each job in its own savepoint so a
+/// failing job cannot leave a gap or take the others down. If the commit
+/// itself fails, every job fails: nothing of the batch was acknowledged.
+async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
+    let started = std::time::Instant::now();
+    let result: Result<Vec<Result<Option<AppendOutcome>>>> = async {
+        let mut tx = pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let mut sp = tx.begin().await?;
+            match db::append_message(sp.as_mut(), &job.msg).await {
+                Ok(o) => {
+                    sp.commit().await?;
+                    outcomes.push(Ok(o));
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    tracing::error!(cause = %e, "appending message");
+                    outcomes.push(Err(Error::Db(e)));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+    .await;
+    tracing::trace!(
+        batch = jobs.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "committed"
+    );
+    match result {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::error!(cause = %e, batch = jobs.len(), "message batch commit failed");
+            jobs.iter().map(|_| Err(Error::Internal("commit failed".into()))).collect()
+        }
+    }
+}
+
+fn publish(hub: &Hub, job: &Job, seq: u64) {
+    let m = &job.msg;
+    let ev = Event::Message(Message {
+        room: job.room_name.clone(),
+        seq,
+        sender: m.sender_name.clone(),
+        ts: m.ts,
+        kind: m.kind,
+        body: m.body.clone(),
+        client_msg_id: m.client_msg_id.clone(),
+    });
+    match encode_json(&ev) {
+        Ok(frame) => hub.publish(m.room, &job.room_name, &frame),
+        Err(e) => tracing::error!(cause = %e, "encoding message event"),
+    }
+}

@@ -1,0 +1,76 @@
+//! `users` table.
+
+use sqlx::SqliteExecutor;
+
+use super::{DbError, TenantId, UserId, now_ms};
+
+/// A user row.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct User {
+    pub(crate) id: UserId,
+    pub(crate) name: String,
+    pub(crate) password_hash: String,
+    pub(crate) disabled: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    name: String,
+    password_hash: String,
+    disabled: bool,
+}
+
+impl From<Row> for User {
+    fn from(r: Row) -> Self {
+        Self {
+            id: UserId(r.id),
+            name: r.name,
+            password_hash: r.password_hash,
+            disabled: r.disabled,
+        }
+    }
+}
+
+pub(crate) async fn create(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    name: &str,
+    password_hash: &str,
+) -> Result<UserId, DbError> {
+    let id: i64 = sqlx::query_scalar(
+        "insert into users (tenant_id, name, password_hash, created_at) values (?, ?, ?, ?) returning id",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(password_hash)
+    .bind(now_ms())
+    .fetch_one(db)
+    .await
+    .map_err(DbError::from_insert)?;
+    Ok(UserId(id))
+}
+
+pub(crate) async fn by_name(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    name: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(
+        "select id, name, password_hash, disabled from users where tenant_id = ? and name = ?",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(User::from))
+}

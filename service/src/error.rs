@@ -1,0 +1,62 @@
+//! The service's error type and its mapping to wire error codes. Database and
+//! internal details are logged, never sent.
+
+use qchat_protocol::{ErrorBody, ErrorCode};
+
+use crate::db::DbError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// Refused for a reason the client may see.
+    #[error("{code}: {message}")]
+    Refused {
+        /// Wire code.
+        code: ErrorCode,
+        /// Explanation safe to show.
+        message: String,
+    },
+    /// A database fault.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Any other server-side fault.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Shorthand for refusing with `code`.
+pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>) -> Error {
+    Error::Refused { code, message: message.into() }
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict => refuse(ErrorCode::Conflict, "already exists"),
+            DbError::Sqlx(e) => Self::Db(e),
+        }
+    }
+}
+
+impl Error {
+    /// The body to put on the wire. Internal details stay in the log.
+    pub(crate) fn to_body(&self) -> ErrorBody {
+        match self {
+            Self::Refused { code, message } => ErrorBody::new(*code, message.clone()),
+            Self::Db(sqlx::Error::PoolTimedOut) => {
+                ErrorBody::new(ErrorCode::Unavailable, "server busy, retry")
+            }
+            Self::Db(_) | Self::Internal(_) => {
+                ErrorBody::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+
+    /// Whether this is a server fault worth logging at error level.
+    pub(crate) fn is_internal(&self) -> bool {
+        !matches!(self, Self::Refused { .. })
+    }
+}
+
+/// Result alias for request handlers.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

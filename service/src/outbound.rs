@@ -1,0 +1,118 @@
+//! A connection's bounded outbound queue. Replies wait for room (backpressure
+//! on that client only); events never wait: when the queue is full the event
+//! is dropped, the room is remembered, and the connection's writer sends a
+//! `lagged` event so the client resyncs from history. A slow reader can
+//! therefore never slow a room down.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+/// Sending half of a connection's outbound queue; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Outbound {
+    tx: mpsc::Sender<Bytes>,
+    lag: Arc<Lag>,
+}
+
+#[derive(Debug, Default)]
+struct Lag {
+    rooms: Mutex<BTreeSet<String>>,
+    notify: Notify,
+}
+
+/// Receiving half, owned by the connection's writer task.
+#[derive(Debug)]
+pub(crate) struct OutboundRx {
+    rx: mpsc::Receiver<Bytes>,
+    lag: Arc<Lag>,
+}
+
+/// The connection is gone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closed;
+
+pub(crate) fn channel(capacity: usize) -> (Outbound, OutboundRx) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let lag = Arc::new(Lag::default());
+    (Outbound { tx, lag: lag.clone() }, OutboundRx { rx, lag })
+}
+
+impl Outbound {
+    /// Queues a reply, waiting for room.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Closed> {
+        self.tx.send(frame).await.map_err(|_| Closed)
+    }
+
+    /// Queues an event of `room` without waiting; on a full queue, marks the
+    /// room lagged instead.
+    pub(crate) fn offer(&self, frame: Bytes, room: &str) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+            self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner).insert(room.to_owned());
+            self.lag.notify.notify_one();
+        }
+    }
+
+    /// Queues an event that belongs to no room (presence) without waiting;
+    /// dropped on a full queue (the client sees current presence with `members`).
+    pub(crate) fn offer_any(&self, frame: Bytes) {
+        let _ = self.tx.try_send(frame);
+    }
+}
+
+/// What the writer should do next.
+pub(crate) enum Next {
+    /// Write this frame.
+    Frame(Bytes),
+    /// Events of these rooms were dropped: send `lagged` for each.
+    Lagged(Vec<String>),
+}
+
+impl OutboundRx {
+    /// Waits for the next thing to write; `None` when every sender is gone.
+    pub(crate) async fn next(&mut self) -> Option<Next> {
+        loop {
+            let lagged = self.take_lagged();
+            if !lagged.is_empty() {
+                return Some(Next::Lagged(lagged));
+            }
+            tokio::select! {
+                frame = self.rx.recv() => return frame.map(Next::Frame),
+                () = self.lag.notify.notified() => {}
+            }
+        }
+    }
+
+    fn take_lagged(&self) -> Vec<String> {
+        let mut rooms = self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *rooms).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_queue_turns_into_lagged() {
+        let (tx, mut rx) = channel(2);
+        tx.offer(Bytes::from_static(b"1"), "a");
+        tx.offer(Bytes::from_static(b"2"), "a");
+        tx.offer(Bytes::from_static(b"3"), "a");
+        tx.offer(Bytes::from_static(b"4"), "b");
+        match rx.next().await {
+            Some(Next::Lagged(rooms)) => assert_eq!(rooms, vec!["a".to_owned(), "b".to_owned()]),
+            _ => panic!("expected lagged first"),
+        }
+        for want in [b"1", b"2"] {
+            match rx.next().await {
+                Some(Next::Frame(f)) => assert_eq!(&f[..], want),
+                _ => panic!("expected frame"),
+            }
+        }
+        drop(tx);
+        assert!(rx.next().await.is_none());
+    }
+}

@@ -1,0 +1,235 @@
+//! One task per connection: accepts the control stream, reads request frames,
+//! dispatches them, and owns the writer task that drains the connection's
+//! outbound queue. Ends on quit, on a protocol violation, when the peer goes
+//! away, or on server shutdown — always detaching from the hub and closing the
+//! connection with a code and a reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use qchat_protocol::{CloseCode, Event, Lagged, Op, Request, Response, decode_frame, encode_json};
+use quinn::{Connection, RecvStream, SendStream};
+use tokio::io::AsyncReadExt as _;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd;
+use crate::db::{TenantId, UserId};
+use crate::hub::ConnId;
+use crate::outbound::{self, Next, Outbound, OutboundRx};
+use crate::server::Shared;
+
+/// Who a connection is logged in as.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    pub(crate) tenant: TenantId,
+    pub(crate) tenant_name: String,
+    pub(crate) user: UserId,
+    pub(crate) user_name: String,
+    pub(crate) token_hash: Vec<u8>,
+}
+
+/// A connection's state, handed to command handlers.
+pub(crate) struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: ConnId,
+    pub(crate) remote: SocketAddr,
+    pub(crate) out: Outbound,
+    pub(crate) login: Option<Login>,
+}
+
+/// How a session ended: the close code and reason sent to the peer, and the
+/// reason shown to the rooms.
+struct End {
+    code: CloseCode,
+    reason: String,
+    presence: Option<String>,
+}
+
+impl End {
+    fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self { code, presence: Some(reason.clone()), reason }
+    }
+}
+
+/// Serves one accepted connection until it ends.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    conn: Connection,
+    id: ConnId,
+    cancel: CancellationToken,
+) {
+    let remote = conn.remote_address();
+    let deadline = Instant::now() + shared.config.limits.login_timeout();
+    let streams = tokio::select! {
+        s = tokio::time::timeout_at(deadline, conn.accept_bi()) => s,
+        () = cancel.cancelled() => {
+            conn.close(CloseCode::Shutdown.code().into(), b"server shutting down");
+            return;
+        }
+    };
+    let (send, recv) = match streams {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(cause = %e, "connection ended before the control stream");
+            return;
+        }
+        Err(_) => {
+            conn.close(CloseCode::LoginTimeout.code().into(), b"no control stream in time");
+            return;
+        }
+    };
+    let (out, out_rx) = outbound::channel(shared.config.limits.outbound_queue);
+    let writer = tokio::spawn(write_loop(send, out_rx));
+    let mut session = Session { shared: shared.clone(), id, remote, out, login: None };
+    let end = session.read_loop(recv, deadline, &cancel).await;
+
+    // Detach first so no new events are queued, then let the writer drain what
+    // is queued (the quit reply among it) before closing.
+    if session.login.is_some() {
+        shared.hub.detach(id, end.presence.clone());
+    }
+    drop(session);
+    let drained = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    if let Ok(Ok(Some(mut send))) = drained {
+        let _ = send.finish();
+        if end.code == CloseCode::Normal {
+            // Give the peer a moment to read the last reply; it usually closes first.
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+        }
+    }
+    tracing::debug!(code = ?end.code, reason = %end.reason, "closing connection");
+    conn.close(end.code.code().into(), end.reason.as_bytes());
+}
+
+impl Session {
+    async fn read_loop(
+        &mut self,
+        mut recv: RecvStream,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> End {
+        let mut buf = BytesMut::with_capacity(1024);
+        loop {
+            let frame = match decode_frame(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Err(e) => return End::new(CloseCode::FrameTooLarge, e.to_string()),
+                Ok(None) => {
+                    let read = async {
+                        if self.login.is_none() {
+                            tokio::time::timeout_at(deadline, recv.read_buf(&mut buf)).await.ok()
+                        } else {
+                            Some(recv.read_buf(&mut buf).await)
+                        }
+                    };
+                    tokio::select! {
+                        r = read => match r {
+                            None => return End::new(CloseCode::LoginTimeout, "log in within the deadline"),
+                            Some(Ok(0)) => return End::new(CloseCode::ProtocolError, "control stream finished"),
+                            Some(Ok(_)) => continue,
+                            Some(Err(e)) => {
+                                let mut end = End::new(CloseCode::ProtocolError, "control stream failed");
+                                end.presence = Some("connection lost".into());
+                                tracing::debug!(cause = %e, "control stream read");
+                                return end;
+                            }
+                        },
+                        () = cancel.cancelled() => {
+                            let mut end = End::new(CloseCode::Shutdown, "server shutting down");
+                            end.presence = Some("server shutting down".into());
+                            return end;
+                        }
+                    }
+                }
+            };
+            if let Some(end) = self.handle_frame(frame).await {
+                return end;
+            }
+        }
+    }
+
+    /// Handles one request frame; `Some` ends the session.
+    async fn handle_frame(&mut self, frame: Bytes) -> Option<End> {
+        let req = match Request::parse(&frame) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::debug!(id = ?e.id, error = %e.error, "bad request");
+                return self
+                    .reply(Response { re: e.id, reply: qchat_protocol::Reply::Err(e.error) })
+                    .await;
+            }
+        };
+        let id = req.id;
+        let name = req.op.name();
+        if let Op::Quit(q) = &req.op {
+            let reason = q.reason.as_deref().unwrap_or("quit");
+            let reason: String = reason.chars().filter(|c| !c.is_control()).take(256).collect();
+            self.reply(Response::empty(id)).await;
+            return Some(End {
+                code: CloseCode::Normal,
+                reason: "quit".into(),
+                presence: Some(reason),
+            });
+        }
+        let logout = matches!(req.op, Op::Logout);
+        let response = match cmd::dispatch(self, req.op).await {
+            Ok(value) => Response { re: Some(id), reply: qchat_protocol::Reply::Ok(value) },
+            Err(e) => {
+                if e.is_internal() {
+                    tracing::error!(op = name, cause = %e, "request failed");
+                } else {
+                    tracing::debug!(op = name, error = %e, "request refused");
+                }
+                Response { re: Some(id), reply: qchat_protocol::Reply::Err(e.to_body()) }
+            }
+        };
+        let ok = matches!(response.reply, qchat_protocol::Reply::Ok(_));
+        if let Some(end) = self.reply(response).await {
+            return Some(end);
+        }
+        (logout && ok).then(|| End::new(CloseCode::Normal, "logged out"))
+    }
+
+    async fn reply(&self, response: Response) -> Option<End> {
+        let frame = match encode_json(&response) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(cause = %e, "encoding reply");
+                return Some(End::new(CloseCode::Internal, "internal error"));
+            }
+        };
+        match self.out.send(frame).await {
+            Ok(()) => None,
+            Err(_) => Some(End::new(CloseCode::Internal, "writer ended")),
+        }
+    }
+}
+
+/// Writes queued frames to the control stream until every sender is gone.
+/// Returns the stream so the session can finish it gracefully.
+async fn write_loop(mut send: SendStream, mut rx: OutboundRx) -> Option<SendStream> {
+    while let Some(next) = rx.next().await {
+        let result = match next {
+            Next::Frame(frame) => send.write_all(&frame).await,
+            Next::Lagged(rooms) => {
+                let mut r = Ok(());
+                for room in rooms {
+                    let Ok(frame) = encode_json(&Event::Lagged(Lagged { room })) else { continue };
+                    r = send.write_all(&frame).await;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(cause = %e, "control stream write");
+            return None;
+        }
+    }
+    Some(send)
+}
