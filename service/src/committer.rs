@@ -83,7 +83,10 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::Receiver<Job>) {
 async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
     let started = std::time::Instant::now();
     let result: Result<Vec<Result<Option<AppendOutcome>>>> = async {
-        let mut tx = pool.begin().await?;
+        // IMMEDIATE takes the write lock up front: a deferred transaction
+        // that read first could fail with SQLITE_BUSY_SNAPSHOT when another
+        // connection (a join, a login) wrote in between.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             let mut sp = tx.begin().await?;

@@ -1,0 +1,177 @@
+//! A minimal protocol client written against `docs/PROTOCOL.md` only — no
+//! client library — so tests can send malformed and hostile input, and so the
+//! spec is exercised the way a client in another language would use it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use bytes::{Bytes, BytesMut};
+use qchat_protocol::{ALPN, decode_frame, encode_frame};
+use quinn::{Connection, RecvStream, SendStream};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
+
+/// One raw connection with its control stream.
+pub struct RawConn {
+    /// The QUIC connection.
+    pub conn: Connection,
+    _endpoint: quinn::Endpoint,
+    send: SendStream,
+    recv: RecvStream,
+    buf: BytesMut,
+    next_id: u64,
+    /// Events received while waiting for replies, oldest first.
+    pub events: Vec<Value>,
+}
+
+impl RawConn {
+    /// Connects, trusting the certificate in `data_dir/tls/cert.pem`.
+    ///
+    /// # Errors
+    /// When the handshake fails.
+    pub async fn connect(addr: SocketAddr, data_dir: &Path) -> anyhow::Result<Self> {
+        let cert =
+            CertificateDer::from_pem_file(data_dir.join("tls/cert.pem")).context("reading cert")?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let conn = endpoint.connect(addr, "localhost")?.await.context("handshake")?;
+        let (send, recv) = conn.open_bi().await?;
+        Ok(Self {
+            conn,
+            _endpoint: endpoint,
+            send,
+            recv,
+            buf: BytesMut::new(),
+            next_id: 1,
+            events: Vec::new(),
+        })
+    }
+
+    /// Writes raw bytes on the control stream.
+    ///
+    /// # Errors
+    /// When the stream is gone.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.send.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Writes one frame with `payload`.
+    ///
+    /// # Errors
+    /// When the stream is gone.
+    pub async fn write_frame(&mut self, payload: &[u8]) -> anyhow::Result<()> {
+        let mut buf = BytesMut::new();
+        encode_frame(payload, &mut buf)?;
+        self.write_raw(&buf).await
+    }
+
+    /// Reads the next frame as JSON.
+    ///
+    /// # Errors
+    /// When the stream ends or carries garbage.
+    pub async fn read(&mut self) -> anyhow::Result<Value> {
+        loop {
+            if let Some(frame) = decode_frame(&mut self.buf)? {
+                return Ok(serde_json::from_slice::<Value>(&frame)?);
+            }
+            let n = self.recv.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                bail!("control stream finished");
+            }
+        }
+    }
+
+    /// Reads until the reply with `re == id` (or `null` when `id` is None),
+    /// keeping events aside.
+    ///
+    /// # Errors
+    /// When the stream ends first.
+    pub async fn reply(&mut self, id: Option<u64>) -> anyhow::Result<Value> {
+        loop {
+            let v = self.read().await?;
+            if v.get("ev").is_some() {
+                self.events.push(v);
+            } else if v["re"].as_u64() == id {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// Sends `{"id": next, "op": op, ...fields}` and returns the reply.
+    ///
+    /// # Errors
+    /// When the stream fails.
+    pub async fn call(&mut self, op: &str, fields: Value) -> anyhow::Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = json!({"id": id, "op": op});
+        if let (Some(obj), Value::Object(extra)) = (req.as_object_mut(), fields) {
+            obj.extend(extra);
+        }
+        self.write_frame(&serde_json::to_vec(&req)?).await?;
+        self.reply(Some(id)).await
+    }
+
+    /// `call` that must succeed; returns the `ok` payload.
+    ///
+    /// # Errors
+    /// When the reply is an error.
+    pub async fn ok(&mut self, op: &str, fields: Value) -> anyhow::Result<Value> {
+        let r = self.call(op, fields).await?;
+        match r.get("ok") {
+            Some(ok) => Ok(ok.clone()),
+            None => bail!("{op} failed: {r}"),
+        }
+    }
+
+    /// Logs in with a password.
+    ///
+    /// # Errors
+    /// When the login is refused.
+    pub async fn login(
+        &mut self,
+        tenant: &str,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<Value> {
+        self.ok("login", json!({"tenant": tenant, "user": user, "password": password})).await
+    }
+
+    /// Waits for the next event (first any kept aside).
+    ///
+    /// # Errors
+    /// When the stream ends first.
+    pub async fn event(&mut self) -> anyhow::Result<Value> {
+        if !self.events.is_empty() {
+            return Ok(self.events.remove(0));
+        }
+        loop {
+            let v = self.read().await?;
+            if v.get("ev").is_some() {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// Raw bytes for tests that need them (e.g. an unframed payload).
+    pub fn frame(payload: &[u8]) -> Bytes {
+        let mut buf = BytesMut::new();
+        // Test helper: callers pass small payloads.
+        let _ = encode_frame(payload, &mut buf);
+        buf.freeze()
+    }
+}
