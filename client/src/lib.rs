@@ -1,1 +1,53 @@
-//! placeholder
+//! qchat client library: connect to a `qchatd` over QUIC, log in, make typed
+//! requests, and receive an ordered, gap-free event stream that survives
+//! reconnects. No terminal or UI code lives here.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), qchat_client::ClientError> {
+//! use qchat_client::{Auth, Client, ClientConfig, ClientEvent, Trust};
+//! let trust = Trust::Fingerprint("…64 hex digits printed by qchatd…".into());
+//! let cfg = ClientConfig::new("chat.example.org:4433", "acme", "ann",
+//!     Auth::Password("correct horse".into()), trust);
+//! let (client, mut events) = Client::connect(cfg).await?;
+//! client.join_room("general").await?;
+//! client.send("general", "hello").await?;
+//! while let Some(ClientEvent::Message(m)) = events.recv().await {
+//!     println!("{} #{} {}: {}", m.room, m.seq, m.sender, m.body);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `config`: [`ClientConfig`], [`Auth`], [`Trust`], [`default_known_hosts_path`].
+//! - `trust` (+ `trust/known_hosts`): [`fingerprint`], the pinning
+//!   certificate verifier, the known-hosts file, the quinn client config.
+//! - `connection`: one QUIC connection; its control stream's writer and
+//!   reader tasks; requests matched to replies by id.
+//! - `sequencer`: exactly-once, in-order message delivery per room (pure).
+//! - `outbox`: unacknowledged sends with their `client_msg_id` (pure).
+//! - `supervisor`: the task that runs the event pipeline and reconnects,
+//!   resumes, syncs and resends.
+//! - `client`: the public handles [`Client`] and [`Events`], [`ClientEvent`],
+//!   [`ConnState`].
+//! - `error`: [`ClientError`].
+
+mod client;
+mod config;
+mod connection;
+mod error;
+mod outbox;
+mod sequencer;
+mod supervisor;
+mod trust;
+
+pub use client::{Client, ClientEvent, ConnState, Events};
+pub use config::{Auth, ClientConfig, Trust, default_known_hosts_path};
+pub use error::ClientError;
+pub use trust::fingerprint;
+
+/// Wire types that appear in this crate's API, re-exported so users need not
+/// depend on `qchat-protocol` directly.
+pub use qchat_protocol::{
+    ErrorBody, ErrorCode, MemberEvent, MemberInfo, Message, MessageKind, MessagesOk, Presence,
+    RoomInfo, SendOk,
+};

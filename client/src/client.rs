@@ -1,0 +1,405 @@
+//! The public handle: [`Client`] for typed requests, [`Events`] for what the
+//! server pushes. Both are cheap to hold; the work happens in the supervisor
+//! task, which stops when the client quits or the last handle is dropped.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qchat_protocol::{
+    CloseCode, HistoryReq, MemberEvent, MemberInfo, MembersOk, Message, MessagesOk, Op, Presence,
+    Quit, ReadReq, RoomInfo, RoomOk, RoomReq, RoomsOk, SendOk, SyncReq,
+};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::config::ClientConfig;
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::outbox::Outbox;
+use crate::sequencer::Sequencer;
+use crate::supervisor::{self, Shared, lock};
+use crate::trust;
+
+/// How long a request waits for a connection while the client reconnects.
+const REQUEST_WAIT: Duration = Duration::from_secs(30);
+/// Budget for the first connection and log-in in [`Client::connect`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `quit` waits for the server's reply and close.
+const QUIT_WAIT: Duration = Duration::from_secs(5);
+/// Events queued for the application before the reader is slowed down.
+const EVENT_QUEUE: usize = 4096;
+/// Server events queued between the reader and the supervisor.
+const INBOUND_QUEUE: usize = 1024;
+
+/// Something the application should know about, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// A new message in a joined room. Each (room, seq) arrives once, in
+    /// ascending seq per room, including messages missed while disconnected.
+    Message(Message),
+    /// A user sharing a room came online or went offline.
+    Presence(Presence),
+    /// Someone (maybe this user, elsewhere) joined or left a room.
+    Member(MemberEvent),
+    /// The connection state changed.
+    State(ConnState),
+}
+
+/// The connection as the application should show it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnState {
+    /// Logged in; requests go straight out.
+    Connected,
+    /// The connection dropped and the client is trying again; requests wait.
+    Reconnecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Why the connection dropped or the last attempt failed.
+        last_error: String,
+    },
+    /// Finished for good (quit, logout, or an unrecoverable error).
+    Closed {
+        /// Why, in a sentence.
+        reason: String,
+    },
+}
+
+/// Handle to a logged-in session. Clones share the session; when the last
+/// clone and the [`Events`] are dropped, everything stops.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    _guard: Arc<DropGuard>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.shared.cfg.server)
+            .field("tenant", &self.shared.cfg.tenant)
+            .field("user", &self.shared.cfg.user)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// The stream of [`ClientEvent`]s. Read it promptly: when its queue (4096
+/// events) is full the client stops reading from the server rather than
+/// drop anything.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<ClientEvent>,
+    _guard: Arc<DropGuard>,
+}
+
+impl Events {
+    /// The next event; `None` once the client has stopped and every event
+    /// was read.
+    pub async fn recv(&mut self) -> Option<ClientEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Client {
+    /// Connects, verifies the server's certificate, logs in (or registers),
+    /// and starts supervising the connection.
+    ///
+    /// Messages already in joined rooms are not replayed as events; fetch
+    /// them with [`Client::history`].
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownHost`] / [`ClientError::HostChanged`] for trust
+    /// problems, [`ClientError::Connect`] when the server cannot be reached,
+    /// [`ClientError::Server`] when log-in is refused.
+    pub async fn connect(cfg: ClientConfig) -> Result<(Self, Events), ClientError> {
+        let anchor = trust::initial_anchor(&cfg)?;
+        let tracker = TaskTracker::new();
+        let (events_tx, events_rx) = mpsc::channel(INBOUND_QUEUE);
+        let first = async {
+            let conn = Connection::open(&cfg, &anchor, events_tx.clone(), &tracker).await?;
+            trust::record_if_new(&cfg, &anchor, conn.fingerprint())?;
+            let login = supervisor::log_in(&conn, &cfg, None, cfg.register).await?;
+            let rooms: RoomsOk = conn.request(Op::Rooms).await?;
+            Ok::<_, ClientError>((conn, login, rooms))
+        };
+        let (conn, login, rooms) =
+            tokio::time::timeout(CONNECT_TIMEOUT, first).await.map_err(|_| {
+                ClientError::Connect { server: cfg.server.clone(), reason: "timed out".to_owned() }
+            })??;
+        let mut sequencer = Sequencer::default();
+        supervisor::reconcile_rooms(&mut sequencer, &rooms);
+
+        let cancel = CancellationToken::new();
+        let guard = Arc::new(cancel.clone().drop_guard());
+        let (app_tx, app_rx) = mpsc::channel(EVENT_QUEUE);
+        let _ = app_tx.try_send(ClientEvent::State(ConnState::Connected));
+        let shared = Arc::new(Shared {
+            cfg,
+            token: Mutex::new(login.token),
+            fingerprint: Mutex::new(conn.fingerprint().to_owned()),
+            state: watch::Sender::new(ConnState::Connected),
+            ready: watch::Sender::new(Some(conn.clone())),
+            current: Mutex::new(Some(conn.clone())),
+            outbox: Mutex::new(Outbox::default()),
+            outbox_kick: Notify::new(),
+            sequencer: Mutex::new(sequencer),
+            cancel,
+            tracker: tracker.clone(),
+            quitting: Default::default(),
+        });
+        tracker.spawn(supervisor::run(shared.clone(), conn, events_rx, events_tx, app_tx));
+        let client = Self { shared, _guard: guard.clone() };
+        Ok((client, Events { rx: app_rx, _guard: guard }))
+    }
+
+    /// The user name logged in as.
+    pub fn user(&self) -> &str {
+        &self.shared.cfg.user
+    }
+
+    /// The tenant logged in to.
+    pub fn tenant(&self) -> &str {
+        &self.shared.cfg.tenant
+    }
+
+    /// The current session token (secret: usable with [`crate::Auth::Token`]
+    /// for 30 days).
+    pub fn token(&self) -> String {
+        lock(&self.shared.token).clone()
+    }
+
+    /// The connection state right now.
+    pub fn state(&self) -> ConnState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// SHA-256 of the server certificate (64 lower-case hex digits).
+    pub fn server_fingerprint(&self) -> String {
+        lock(&self.shared.fingerprint).clone()
+    }
+
+    /// Every room of the tenant, by name, with membership and unread counts.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; waits up to 30 s for a reconnect.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, ClientError> {
+        Ok(self.call::<RoomsOk>(Op::Rooms, true).await?.rooms)
+    }
+
+    /// Creates a room and joins it; new messages in it arrive as events.
+    ///
+    /// # Errors
+    /// `conflict` if it exists. Not retried across a reconnect (the room may
+    /// have been created): then [`ClientError::Disconnected`].
+    pub async fn create_room(&self, room: &str) -> Result<RoomInfo, ClientError> {
+        let op = Op::RoomCreate(RoomReq { room: room.to_owned() });
+        let info = self.call::<RoomOk>(op, false).await?.room;
+        lock(&self.shared.sequencer).track(&info.name, info.last_seq);
+        Ok(info)
+    }
+
+    /// Joins a room (idempotent); new messages in it arrive as events.
+    ///
+    /// # Errors
+    /// `not_found` when there is no such room.
+    pub async fn join_room(&self, room: &str) -> Result<RoomInfo, ClientError> {
+        let op = Op::RoomJoin(RoomReq { room: room.to_owned() });
+        let info = self.call::<RoomOk>(op, true).await?.room;
+        lock(&self.shared.sequencer).track(&info.name, info.last_seq);
+        Ok(info)
+    }
+
+    /// Leaves a room (idempotent); its events stop.
+    ///
+    /// # Errors
+    /// `not_found` when there is no such room.
+    pub async fn leave_room(&self, room: &str) -> Result<(), ClientError> {
+        let op = Op::RoomLeave(RoomReq { room: room.to_owned() });
+        self.call::<serde::de::IgnoredAny>(op, true).await?;
+        lock(&self.shared.sequencer).untrack(room);
+        Ok(())
+    }
+
+    /// The room's members with their online flag, by name.
+    ///
+    /// # Errors
+    /// `forbidden` when not a member, `not_found` for no such room.
+    pub async fn members(&self, room: &str) -> Result<Vec<MemberInfo>, ClientError> {
+        let op = Op::Members(RoomReq { room: room.to_owned() });
+        Ok(self.call::<MembersOk>(op, true).await?.members)
+    }
+
+    /// Sends a text message through the outbox and waits until the server
+    /// has committed it, across reconnects: the message is retried with the
+    /// same `client_msg_id`, so it is stored exactly once.
+    ///
+    /// There is no deadline while the client reconnects; wrap the call in
+    /// `tokio::time::timeout` for one. A message whose caller stopped
+    /// waiting stays in the outbox and is still delivered.
+    ///
+    /// # Errors
+    /// The server's refusal (`forbidden`, `too_large`, ...), or
+    /// [`ClientError::Closed`] if the client closes first.
+    pub async fn send(&self, room: &str, body: &str) -> Result<SendOk, ClientError> {
+        if let Some(reason) = self.shared.closed_reason() {
+            return Err(ClientError::Closed(reason));
+        }
+        let rx = lock(&self.shared.outbox).push(room, body);
+        self.shared.outbox_kick.notify_one();
+        rx.await.unwrap_or_else(|_| {
+            Err(ClientError::Closed(
+                self.shared.closed_reason().unwrap_or_else(|| "stopped".to_owned()),
+            ))
+        })
+    }
+
+    /// Up to `limit` (default 50, at most 500) messages before `before_seq`
+    /// (default: the newest), oldest first; `more` says whether older ones
+    /// exist. Not delivered as events.
+    ///
+    /// # Errors
+    /// `forbidden` when not a member.
+    pub async fn history(
+        &self,
+        room: &str,
+        before_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<MessagesOk, ClientError> {
+        let op = Op::History(HistoryReq { room: room.to_owned(), before_seq, limit });
+        self.call(op, true).await
+    }
+
+    /// Up to `limit` (default 500) messages after `after_seq`, oldest first;
+    /// `more` says whether newer ones exist. Not delivered as events (the
+    /// client already syncs by itself after gaps and reconnects).
+    ///
+    /// # Errors
+    /// `forbidden` when not a member.
+    pub async fn sync(
+        &self,
+        room: &str,
+        after_seq: u64,
+        limit: Option<u32>,
+    ) -> Result<MessagesOk, ClientError> {
+        let op = Op::Sync(SyncReq { room: room.to_owned(), after_seq, limit });
+        self.call(op, true).await
+    }
+
+    /// Moves the read marker of `room` to `seq` (never backwards).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn mark_read(&self, room: &str, seq: u64) -> Result<(), ClientError> {
+        let op = Op::Read(ReadReq { room: room.to_owned(), seq });
+        self.call::<serde::de::IgnoredAny>(op, true).await.map(drop)
+    }
+
+    /// Round trip to the server.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        self.call::<serde::de::IgnoredAny>(Op::Ping, true).await.map(drop)
+    }
+
+    /// Leaves gracefully: sends `quit` (rooms see `reason`), waits for the
+    /// server to close the connection, and stops supervising. Unacknowledged
+    /// sends fail with [`ClientError::Closed`]. Idempotent.
+    ///
+    /// # Errors
+    /// None in practice: a server that does not answer in time is left.
+    pub async fn quit(&self, reason: Option<&str>) -> Result<(), ClientError> {
+        self.shared.quitting.store(true, Ordering::SeqCst);
+        let conn = lock(&self.shared.current).clone();
+        if let Some(conn) = conn.filter(|c| !c.is_closed()) {
+            let op = Op::Quit(Quit { reason: reason.map(str::to_owned) });
+            let said_bye =
+                tokio::time::timeout(QUIT_WAIT, conn.request::<serde::de::IgnoredAny>(op)).await;
+            if matches!(said_bye, Ok(Ok(_))) {
+                let _ = tokio::time::timeout(QUIT_WAIT, conn.closed()).await;
+            }
+            conn.close(CloseCode::Normal, "quit");
+        }
+        self.stop("quit").await;
+        Ok(())
+    }
+
+    /// Revokes the session token on the server and closes the client.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; the client is closed either way.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        let result = self.call::<serde::de::IgnoredAny>(Op::Logout, false).await;
+        self.shared.quitting.store(true, Ordering::SeqCst);
+        if let Some(conn) = lock(&self.shared.current).clone() {
+            conn.close(CloseCode::Normal, "logout");
+        }
+        self.stop("logged out").await;
+        result.map(drop)
+    }
+
+    /// Number of sends not yet acknowledged by the server.
+    pub fn pending_sends(&self) -> usize {
+        lock(&self.shared.outbox).len()
+    }
+
+    /// Diagnostics and test hook: closes the current QUIC connection at once,
+    /// without `quit`, as a network loss would. The supervisor reconnects
+    /// (unless reconnecting is off), syncs and resends as usual.
+    pub fn force_disconnect(&self) {
+        if let Some(conn) = lock(&self.shared.current).clone() {
+            debug!("forcing a disconnect");
+            conn.close(CloseCode::Normal, "simulated network loss");
+        }
+    }
+
+    async fn stop(&self, reason: &str) {
+        self.shared.close(reason);
+        self.shared.tracker.close();
+        // The tasks notice the cancellation at once; the bound is a backstop.
+        let _ = tokio::time::timeout(QUIT_WAIT, self.shared.tracker.wait()).await;
+    }
+
+    /// Sends `op` on a ready connection, waiting up to 30 s for one while
+    /// reconnecting. With `retry`, a request cut off by a lost connection is
+    /// sent again (for operations that are safe to repeat).
+    async fn call<T: DeserializeOwned>(&self, op: Op, retry: bool) -> Result<T, ClientError> {
+        let deadline = Instant::now() + REQUEST_WAIT;
+        loop {
+            let conn = self.wait_ready(deadline).await?;
+            let result = tokio::time::timeout_at(deadline, conn.request(op.clone()))
+                .await
+                .map_err(|_| ClientError::Timeout)?;
+            match result {
+                Err(ClientError::Disconnected(_)) if retry => continue,
+                result => return result,
+            }
+        }
+    }
+
+    async fn wait_ready(&self, deadline: Instant) -> Result<Arc<Connection>, ClientError> {
+        let mut ready = self.shared.ready.subscribe();
+        loop {
+            if let Some(reason) = self.shared.closed_reason() {
+                return Err(ClientError::Closed(reason));
+            }
+            if let Some(conn) = ready.borrow_and_update().clone().filter(|c| !c.is_closed()) {
+                return Ok(conn);
+            }
+            tokio::select! {
+                changed = ready.changed() => if changed.is_err() {
+                    return Err(ClientError::Closed("stopped".to_owned()));
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(ClientError::Timeout),
+                // A dead connection stays in `ready` until the supervisor
+                // notices; poll rather than miss that moment.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! One QUIC connection and its control stream.
+//!
+//! [`Connection::open`] resolves the server, does the handshake with the
+//! trust [`Anchor`], opens the control stream and starts two tasks: a writer
+//! that owns the `SendStream` and writes frames queued on an mpsc channel, and
+//! a reader that owns the `RecvStream`, completes pending requests by `re`
+//! and forwards events. [`Connection::request`] is the typed call; replies
+//! may arrive in any order. Both tasks end when the QUIC connection does, and
+//! dropping the last [`Connection`] handle closes it.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use qchat_protocol::{CloseCode, Event, Op, Reply, Request, ServerMsg, decode_frame, encode_json};
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, describe_close};
+use crate::trust::{self, Anchor, Seen};
+
+/// Frames waiting for the writer. Small: requests are few and the writer is
+/// only ever held up by QUIC flow control.
+const OUTBOUND_QUEUE: usize = 64;
+/// Handshake budget per address when more addresses remain to try.
+const PER_ADDRESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshake budget for the last (or only) address.
+const LAST_ADDRESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// A live (or just ended) connection to the server. See the module docs.
+pub(crate) struct Connection {
+    quic: quinn::Connection,
+    out: mpsc::Sender<Bytes>,
+    pending: Pending,
+    next_id: AtomicU64,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("remote", &self.quic.remote_address()).finish()
+    }
+}
+
+impl Connection {
+    /// Connects to `cfg.server`, verifies the certificate against `anchor`,
+    /// opens the control stream and starts the reader and writer on
+    /// `tracker`. Events are sent to `events` (with backpressure).
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownHost`] / [`ClientError::HostChanged`] for
+    /// certificate refusals, [`ClientError::Connect`] for anything else.
+    pub(crate) async fn open(
+        cfg: &ClientConfig,
+        anchor: &Anchor,
+        events: mpsc::Sender<Event>,
+        tracker: &TaskTracker,
+    ) -> Result<Arc<Self>, ClientError> {
+        let connect_err =
+            |reason: String| ClientError::Connect { server: cfg.server.clone(), reason };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&cfg.server)
+            .await
+            .map_err(|e| connect_err(format!("resolving: {e}")))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(connect_err("the name resolves to no address".to_owned()));
+        }
+        let server_name = cfg.effective_server_name();
+        let mut last_err = connect_err("no address tried".to_owned());
+        for (i, addr) in addrs.iter().enumerate() {
+            let budget =
+                if i + 1 < addrs.len() { PER_ADDRESS_TIMEOUT } else { LAST_ADDRESS_TIMEOUT };
+            let seen = Seen::default();
+            let attempt = handshake(*addr, &server_name, anchor, seen.clone());
+            let result = match tokio::time::timeout(budget, attempt).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("{addr}: handshake timed out")),
+            };
+            match result {
+                Ok(quic) => return Self::start(quic, events, tracker).await,
+                Err(reason) => {
+                    let seen = seen.lock().ok().and_then(|s| s.clone());
+                    if let Some(refusal) = trust::classify_rejection(anchor, seen.as_deref()) {
+                        return Err(refusal);
+                    }
+                    debug!(%addr, %reason, "connection attempt failed");
+                    last_err = connect_err(reason);
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    async fn start(
+        quic: quinn::Connection,
+        events: mpsc::Sender<Event>,
+        tracker: &TaskTracker,
+    ) -> Result<Arc<Self>, ClientError> {
+        let fingerprint = peer_fingerprint(&quic)
+            .ok_or_else(|| ClientError::Protocol("server presented no certificate".to_owned()))?;
+        let (send, recv) = quic.open_bi().await.map_err(|e| ClientError::Connect {
+            server: quic.remote_address().to_string(),
+            reason: format!("opening the control stream: {}", describe_close(&e)),
+        })?;
+        let (out, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let pending = Pending::default();
+        tracker.spawn(write_loop(quic.clone(), send, out_rx));
+        tracker.spawn(read_loop(quic.clone(), recv, pending.clone(), events));
+        Ok(Arc::new(Self { quic, out, pending, next_id: AtomicU64::new(1), fingerprint }))
+    }
+
+    /// SHA-256 of the server's certificate on this connection.
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.quic.close_reason().is_some()
+    }
+
+    /// Waits for the connection to end and says why.
+    pub(crate) async fn closed(&self) -> String {
+        describe_close(&self.quic.closed().await)
+    }
+
+    /// Closes the connection now with `code` and `reason` (no goodbye).
+    pub(crate) fn close(&self, code: CloseCode, reason: &str) {
+        self.quic.close(code.code().into(), reason.as_bytes());
+    }
+
+    /// Sends `op` and waits for its reply, decoded as `T`.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] for an `err` reply, [`ClientError::Disconnected`]
+    /// if the connection ends first, [`ClientError::Protocol`] if the reply
+    /// does not have the expected shape.
+    pub(crate) async fn request<T: DeserializeOwned>(&self, op: Op) -> Result<T, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = op.name();
+        let frame = encode_json(&Request { id, op })
+            .map_err(|e| ClientError::Protocol(format!("encoding {name}: {e}")))?;
+        let (tx, rx) = oneshot::channel();
+        self.lock_pending().insert(id, tx);
+        // The reader clears `pending` after the connection ends; checking
+        // after inserting means a request never waits on a dead connection.
+        if self.is_closed() {
+            self.lock_pending().remove(&id);
+            return Err(self.lost());
+        }
+        if self.out.send(frame).await.is_err() {
+            self.lock_pending().remove(&id);
+            return Err(self.lost());
+        }
+        let reply = rx.await.map_err(|_| self.lost())?;
+        match reply {
+            Reply::Ok(value) => serde_json::from_value(value)
+                .map_err(|e| ClientError::Protocol(format!("unexpected {name} reply: {e}"))),
+            Reply::Err(body) => Err(ClientError::Server(body)),
+        }
+    }
+
+    fn lost(&self) -> ClientError {
+        ClientError::Disconnected(match self.quic.close_reason() {
+            Some(e) => describe_close(&e),
+            None => "control stream ended".to_owned(),
+        })
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Reply>>> {
+        lock(&self.pending)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Nobody can send requests any more: end the tasks and tell the server.
+        self.quic.close(CloseCode::Normal.code().into(), b"client closed");
+    }
+}
+
+/// The pending map is only touched in short, non-async sections, so a std
+/// mutex is right; a poisoned one still holds a consistent map.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn handshake(
+    addr: SocketAddr,
+    server_name: &str,
+    anchor: &Anchor,
+    seen: Seen,
+) -> Result<quinn::Connection, String> {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let config = trust::quic_config(anchor, seen).map_err(|e| e.to_string())?;
+    let endpoint =
+        quinn::Endpoint::client(bind).map_err(|e| format!("binding a UDP socket: {e}"))?;
+    let connecting =
+        endpoint.connect_with(config, addr, server_name).map_err(|e| format!("{addr}: {e}"))?;
+    connecting.await.map_err(|e| format!("{addr}: {}", describe_close(&e)))
+}
+
+fn peer_fingerprint(quic: &quinn::Connection) -> Option<String> {
+    let identity = quic.peer_identity()?;
+    let certs = identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok()?;
+    certs.first().map(|c| trust::fingerprint(c))
+}
+
+async fn write_loop(
+    quic: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut frames: mpsc::Receiver<Bytes>,
+) {
+    loop {
+        let frame = tokio::select! {
+            frame = frames.recv() => frame,
+            _ = quic.closed() => return,
+        };
+        let Some(frame) = frame else {
+            // Every handle is gone: finish the stream politely.
+            let _ = send.finish();
+            return;
+        };
+        if let Err(e) = send.write_all(&frame).await {
+            debug!(cause = %e, "control stream write failed");
+            quic.close(CloseCode::ProtocolError.code().into(), b"control stream write failed");
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    quic: quinn::Connection,
+    mut recv: quinn::RecvStream,
+    pending: Pending,
+    events: mpsc::Sender<Event>,
+) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let why = loop {
+        match decode_frame(&mut buf) {
+            Ok(Some(payload)) => {
+                if let Some(why) = dispatch(&quic, &payload, &pending, &events).await {
+                    break why;
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                quic.close(CloseCode::FrameTooLarge.code().into(), b"frame too large");
+                break e.to_string();
+            }
+        }
+        match recv.read_buf(&mut buf).await {
+            Ok(0) => {
+                quic.close(CloseCode::ProtocolError.code().into(), b"control stream finished");
+                break "server finished the control stream".to_owned();
+            }
+            Ok(_) => {}
+            Err(e) => break e.to_string(),
+        }
+    };
+    debug!(%why, "control stream reader stopped");
+    // Wake every waiting request: their senders drop here.
+    lock(&pending).clear();
+}
+
+/// Handles one payload; `Some(reason)` ends the reader.
+async fn dispatch(
+    quic: &quinn::Connection,
+    payload: &[u8],
+    pending: &Pending,
+    events: &mpsc::Sender<Event>,
+) -> Option<String> {
+    match ServerMsg::parse(payload) {
+        Ok(ServerMsg::Response(resp)) => {
+            let waiter = resp.re.and_then(|id| lock(pending).remove(&id));
+            match waiter {
+                // The requester may have given up; nothing to do then.
+                Some(waiter) => drop(waiter.send(resp.reply)),
+                None => warn!(re = ?resp.re, reply = ?resp.reply, "reply to no pending request"),
+            }
+            None
+        }
+        Ok(ServerMsg::Event(ev)) => tokio::select! {
+            sent = events.send(ev) => sent.err().map(|_| "client stopped".to_owned()),
+            e = quic.closed() => Some(describe_close(&e)),
+        },
+        Err(e) => {
+            // Unknown events or fields from a newer server must not kill the
+            // connection; a frame that is not even an object is logged too.
+            warn!(cause = %e, "ignoring unparsable server frame");
+            None
+        }
+    }
+}

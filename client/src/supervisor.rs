@@ -1,0 +1,448 @@
+//! The supervisor: one task per client that owns the event pipeline and the
+//! connection's lifecycle.
+//!
+//! While connected it feeds server events through the [`Sequencer`] to the
+//! application, issues the syncs the sequencer asks for, and writes outbox
+//! entries. When the connection drops (and the client did not quit) it
+//! reconnects with exponential backoff, resumes the session, syncs every
+//! room from the last seq delivered, resends the outbox with the same
+//! `client_msg_id`s, and only then reports [`ConnState::Connected`] and lets
+//! waiting requests through.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use qchat_protocol::{
+    Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, Resume, RoomsOk, SendOk, SyncReq,
+};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::client::{ClientEvent, ConnState};
+use crate::config::{Auth, ClientConfig, Trust};
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::outbox::{Outbox, SendResult};
+use crate::sequencer::{Sequencer, Step, SyncFrom};
+use crate::trust::Anchor;
+
+/// First reconnect delay; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(200);
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Budget for one reconnect attempt: handshake, log-in and room list.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// State shared by the [`crate::Client`] handles and the supervisor task.
+pub(crate) struct Shared {
+    pub(crate) cfg: ClientConfig,
+    /// Current session token (changes only when a password log-in replaces
+    /// a refused token).
+    pub(crate) token: Mutex<String>,
+    /// Fingerprint of the first connection's certificate; pinned for every
+    /// reconnect unless trust is by system roots.
+    pub(crate) fingerprint: Mutex<String>,
+    pub(crate) state: watch::Sender<ConnState>,
+    /// The connection requests may use: `Some` only while connected, synced
+    /// and flushed.
+    pub(crate) ready: watch::Sender<Option<Arc<Connection>>>,
+    /// The connection being set up or used, ready or not (for quit and
+    /// force_disconnect).
+    pub(crate) current: Mutex<Option<Arc<Connection>>>,
+    pub(crate) outbox: Mutex<Outbox>,
+    pub(crate) outbox_kick: Notify,
+    pub(crate) sequencer: Mutex<Sequencer>,
+    /// Stops the supervisor and everything it started.
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    /// Set by quit/logout: a closed connection is then not reconnected.
+    pub(crate) quitting: AtomicBool,
+}
+
+/// Locks a std mutex (never held across an await), ignoring poisoning: every
+/// guarded value stays consistent between statements.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Ends the client for good with `reason`: state `Closed`, waiting
+    /// requests and sends fail, the supervisor stops. Idempotent.
+    pub(crate) fn close(&self, reason: &str) {
+        let mut first = false;
+        self.state.send_if_modified(|state| {
+            if matches!(state, ConnState::Closed { .. }) {
+                return false;
+            }
+            *state = ConnState::Closed { reason: reason.to_owned() };
+            first = true;
+            true
+        });
+        if first {
+            lock(&self.outbox).fail_all(&ClientError::Closed(reason.to_owned()));
+            self.ready.send_replace(None);
+        }
+        self.cancel.cancel();
+    }
+
+    /// The reason the client closed, if it did.
+    pub(crate) fn closed_reason(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            ConnState::Closed { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    fn anchor_for_reconnect(&self) -> Anchor {
+        match self.cfg.trust {
+            Trust::SystemRoots => Anchor::Roots,
+            Trust::Fingerprint(_) | Trust::KnownHosts { .. } => {
+                Anchor::Pin(vec![lock(&self.fingerprint).clone()])
+            }
+        }
+    }
+}
+
+/// Logs in on a fresh connection: `register` or `login` with a password,
+/// `resume` with a token; on reconnect `resume` first and fall back to the
+/// password if the token is refused.
+///
+/// # Errors
+/// The server's refusal, or a lost connection.
+pub(crate) async fn log_in(
+    conn: &Connection,
+    cfg: &ClientConfig,
+    token: Option<&str>,
+    register: bool,
+) -> Result<LoginOk, ClientError> {
+    let creds = |password: &str| Credentials {
+        tenant: cfg.tenant.clone(),
+        user: cfg.user.clone(),
+        password: password.to_owned(),
+    };
+    let token = token.or(match &cfg.auth {
+        Auth::Token(t) => Some(t.as_str()),
+        Auth::Password(_) => None,
+    });
+    if let Some(token) = token {
+        match conn.request(Op::Resume(Resume { token: token.to_owned() })).await {
+            Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
+                if !matches!(cfg.auth, Auth::Password(_)) {
+                    return Err(e);
+                }
+                info!("session token refused; logging in with the password");
+            }
+            other => return other,
+        }
+    }
+    match &cfg.auth {
+        Auth::Password(p) if register => conn.request(Op::Register(creds(p))).await,
+        Auth::Password(p) => conn.request(Op::Login(creds(p))).await,
+        Auth::Token(_) => Err(ClientError::Protocol("no credentials left to try".to_owned())),
+    }
+}
+
+/// Makes the sequencer's tracked rooms match the server's list of joined
+/// rooms: newly joined rooms start at their `last_seq` (only new messages
+/// arrive as events), rooms left elsewhere are dropped.
+pub(crate) fn reconcile_rooms(seq: &mut Sequencer, rooms: &RoomsOk) {
+    let tracked: Vec<String> = seq.tracked().into_iter().map(|(r, _)| r).collect();
+    for room in &rooms.rooms {
+        if room.joined && !tracked.contains(&room.name) {
+            seq.track(&room.name, room.last_seq);
+        }
+    }
+    for name in tracked {
+        if !rooms.rooms.iter().any(|r| r.joined && r.name == name) {
+            seq.untrack(&name);
+        }
+    }
+}
+
+/// How a session ended.
+enum End {
+    /// The client is stopping.
+    Stop,
+    /// The connection was lost, for this reason.
+    Lost(String),
+}
+
+/// Where a (re)connected session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Syncing rooms after a reconnect.
+    Syncing,
+    /// Resending the outbox after the syncs.
+    Flushing,
+    /// Connected; requests flow.
+    Live,
+}
+
+/// The supervisor task. `conn` is the first connection, already logged in
+/// and with the sequencer initialised.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut conn: Arc<Connection>,
+    mut events: mpsc::Receiver<Event>,
+    events_tx: mpsc::Sender<Event>,
+    app: mpsc::Sender<ClientEvent>,
+) {
+    let mut generation = 0u64;
+    let mut resync = false;
+    let reason = loop {
+        let lost = match session(&shared, &conn, generation, resync, &mut events, &app).await {
+            End::Stop => break shared.closed_reason().unwrap_or_else(|| "stopped".to_owned()),
+            End::Lost(reason) => reason,
+        };
+        shared.ready.send_replace(None);
+        if shared.quitting.load(Ordering::SeqCst) || !shared.cfg.reconnect {
+            break lost;
+        }
+        warn!(reason = %lost, "connection lost; reconnecting");
+        match reconnect(&shared, lost, &events_tx, &app).await {
+            Ok(new) => {
+                conn = new;
+                generation += 1;
+                resync = true;
+            }
+            Err(reason) => break reason,
+        }
+    };
+    shared.close(&reason);
+    *lock(&shared.current) = None;
+    if let ConnState::Closed { reason } = shared.state.borrow().clone() {
+        // Best effort: the application may have stopped reading.
+        let _ = app.try_send(ClientEvent::State(ConnState::Closed { reason }));
+    }
+    debug!("supervisor stopped");
+}
+
+/// Reconnects with backoff until it works, the client stops (`Err` with the
+/// reason to close with), or an error no retry can cure.
+async fn reconnect(
+    shared: &Shared,
+    mut last_error: String,
+    events_tx: &mpsc::Sender<Event>,
+    app: &mpsc::Sender<ClientEvent>,
+) -> Result<Arc<Connection>, String> {
+    let mut delay = BACKOFF_START;
+    for attempt in 1u32.. {
+        set_state(shared, app, ConnState::Reconnecting { attempt, last_error: last_error.clone() })
+            .await
+            .map_err(|()| "stopped".to_owned())?;
+        // Jitter of up to +50% spreads a crowd of clients after a restart.
+        let jitter = delay.mul_f64(rand::random::<f64>() * 0.5);
+        tokio::select! {
+            _ = tokio::time::sleep(delay + jitter) => {}
+            _ = shared.cancel.cancelled() => return Err("stopped".to_owned()),
+        }
+        delay = (delay * 2).min(BACKOFF_MAX);
+        let try_once = tokio::time::timeout(ATTEMPT_TIMEOUT, connect_again(shared, events_tx));
+        let result = tokio::select! {
+            r = try_once => r.unwrap_or(Err(ClientError::Timeout)),
+            _ = shared.cancel.cancelled() => return Err("stopped".to_owned()),
+        };
+        match result {
+            Ok(conn) => return Ok(conn),
+            Err(e) if e.is_transient() => {
+                debug!(attempt, cause = %e, "reconnect attempt failed");
+                last_error = e.to_string();
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("gave up reconnecting".to_owned())
+}
+
+async fn connect_again(
+    shared: &Shared,
+    events_tx: &mpsc::Sender<Event>,
+) -> Result<Arc<Connection>, ClientError> {
+    let anchor = shared.anchor_for_reconnect();
+    let conn = Connection::open(&shared.cfg, &anchor, events_tx.clone(), &shared.tracker).await?;
+    *lock(&shared.current) = Some(conn.clone());
+    let token = lock(&shared.token).clone();
+    let login = log_in(&conn, &shared.cfg, Some(&token), false).await?;
+    *lock(&shared.token) = login.token;
+    *lock(&shared.fingerprint) = conn.fingerprint().to_owned();
+    let rooms: RoomsOk = conn.request(Op::Rooms).await?;
+    reconcile_rooms(&mut lock(&shared.sequencer), &rooms);
+    info!(server = %shared.cfg.server, "reconnected");
+    Ok(conn)
+}
+
+/// Publishes a state change; `Err` when the client is stopping.
+async fn set_state(
+    shared: &Shared,
+    app: &mpsc::Sender<ClientEvent>,
+    state: ConnState,
+) -> Result<(), ()> {
+    if shared.cancel.is_cancelled() {
+        return Err(());
+    }
+    shared.state.send_replace(state.clone());
+    deliver(shared, app, ClientEvent::State(state)).await
+}
+
+/// Hands one event to the application, waiting while its queue is full (so
+/// a slow application slows the reader instead of losing events). `Err` when
+/// the client is stopping. An application that dropped its `Events` simply
+/// gets nothing.
+async fn deliver(
+    shared: &Shared,
+    app: &mpsc::Sender<ClientEvent>,
+    ev: ClientEvent,
+) -> Result<(), ()> {
+    tokio::select! {
+        _ = app.send(ev) => Ok(()),
+        _ = shared.cancel.cancelled() => Err(()),
+    }
+}
+
+type SyncDone = (String, Result<MessagesOk, ClientError>);
+type SendDone = (String, SendResult);
+
+/// Runs one connection until it ends or the client stops.
+async fn session(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    generation: u64,
+    resync: bool,
+    events: &mut mpsc::Receiver<Event>,
+    app: &mpsc::Sender<ClientEvent>,
+) -> End {
+    let mut syncs: JoinSet<SyncDone> = JoinSet::new();
+    let mut sends: JoinSet<SendDone> = JoinSet::new();
+    let mut phase = Phase::Syncing;
+    if resync {
+        let todo = lock(&shared.sequencer).resync_all();
+        for sync in todo {
+            spawn_sync(&mut syncs, conn, sync);
+        }
+    }
+    loop {
+        if phase == Phase::Syncing && syncs.is_empty() && !lock(&shared.sequencer).is_syncing() {
+            phase = Phase::Flushing;
+            flush_outbox(shared, conn, generation, &mut sends);
+        }
+        if phase == Phase::Flushing && sends.is_empty() {
+            phase = Phase::Live;
+            if resync && set_state(shared, app, ConnState::Connected).await.is_err() {
+                return End::Stop;
+            }
+            shared.ready.send_replace(Some(conn.clone()));
+            flush_outbox(shared, conn, generation, &mut sends);
+        }
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return End::Stop,
+            reason = conn.closed() => return End::Lost(reason),
+            Some(ev) = events.recv() => {
+                let step = on_event(shared, ev, app).await;
+                let Ok(step) = step else { return End::Stop };
+                if apply(shared, app, conn, &mut syncs, step).await.is_err() {
+                    return End::Stop;
+                }
+            }
+            Some(done) = syncs.join_next() => {
+                let Ok((room, result)) = done else { continue };
+                let step = match result {
+                    Ok(page) => lock(&shared.sequencer).on_sync_page(&room, page.messages, page.more),
+                    Err(e) => {
+                        debug!(%room, cause = %e, "sync failed");
+                        let mut seq = lock(&shared.sequencer);
+                        if matches!(e.code(), Some(ErrorCode::Forbidden | ErrorCode::NotFound)) {
+                            seq.untrack(&room);
+                        } else {
+                            seq.on_sync_failed(&room);
+                        }
+                        Step::default()
+                    }
+                };
+                if apply(shared, app, conn, &mut syncs, step).await.is_err() {
+                    return End::Stop;
+                }
+            }
+            Some(done) = sends.join_next() => {
+                let Ok((id, result)) = done else { continue };
+                match result {
+                    // Not answered, or refused only because the server is
+                    // going away: it goes out again on the next connection.
+                    Err(ClientError::Disconnected(_)) => {}
+                    Err(e) if e.code() == Some(ErrorCode::Unavailable) => {}
+                    result => lock(&shared.outbox).complete(&id, result),
+                }
+            }
+            _ = shared.outbox_kick.notified(), if phase == Phase::Live => {
+                flush_outbox(shared, conn, generation, &mut sends);
+            }
+        }
+    }
+}
+
+/// Turns one server event into deliveries and syncs.
+async fn on_event(shared: &Shared, ev: Event, app: &mpsc::Sender<ClientEvent>) -> Result<Step, ()> {
+    Ok(match ev {
+        Event::Message(msg) => lock(&shared.sequencer).on_message(msg),
+        Event::Lagged(lagged) => {
+            debug!(room = %lagged.room, "server reports lag; syncing");
+            lock(&shared.sequencer).on_lagged(&lagged.room)
+        }
+        Event::Presence(p) => {
+            deliver(shared, app, ClientEvent::Presence(p)).await?;
+            Step::default()
+        }
+        Event::Member(m) => {
+            if m.user == shared.cfg.user && !m.joined {
+                lock(&shared.sequencer).untrack(&m.room);
+            }
+            deliver(shared, app, ClientEvent::Member(m)).await?;
+            Step::default()
+        }
+    })
+}
+
+async fn apply(
+    shared: &Shared,
+    app: &mpsc::Sender<ClientEvent>,
+    conn: &Arc<Connection>,
+    syncs: &mut JoinSet<SyncDone>,
+    step: Step,
+) -> Result<(), ()> {
+    if let Some(sync) = step.sync {
+        spawn_sync(syncs, conn, sync);
+    }
+    for msg in step.deliver {
+        deliver(shared, app, ClientEvent::Message(msg)).await?;
+    }
+    Ok(())
+}
+
+fn spawn_sync(syncs: &mut JoinSet<SyncDone>, conn: &Arc<Connection>, sync: SyncFrom) {
+    let conn = conn.clone();
+    syncs.spawn(async move {
+        let SyncFrom { room, after_seq } = sync;
+        let op = Op::Sync(SyncReq { room: room.clone(), after_seq, limit: None });
+        (room, conn.request(op).await)
+    });
+}
+
+fn flush_outbox(
+    shared: &Shared,
+    conn: &Arc<Connection>,
+    generation: u64,
+    sends: &mut JoinSet<SendDone>,
+) {
+    let due = lock(&shared.outbox).due(generation);
+    for req in due {
+        let conn = conn.clone();
+        sends.spawn(async move {
+            let id = req.client_msg_id.clone();
+            let result: Result<SendOk, ClientError> = conn.request(Op::Send(req)).await;
+            (id, result)
+        });
+    }
+}
