@@ -1,1 +1,39 @@
-fn main() {}
+//! `qchat`: the qchat client. With a subcommand it does one thing and exits
+//! (for scripts and tests); without one it starts the terminal UI.
+//!
+//! On failure it prints one line, `qchat: <reason>`, to stderr and exits
+//! non-zero. Logs go to stderr only when asked for (`-v` or `RUST_LOG`).
+
+mod cli;
+mod tui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.shared.verbose);
+    match cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("qchat: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr when `-v` is given or `RUST_LOG` is set; silent otherwise
+/// (stdout is for the command's output, and the TUI owns the terminal).
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ if verbose == 0 => return,
+        _ if verbose == 1 => EnvFilter::new("qchat=info,qchat_client=info"),
+        _ => EnvFilter::new("qchat=debug,qchat_client=debug,quinn=info"),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

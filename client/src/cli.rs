@@ -1,0 +1,278 @@
+//! The scriptable command line: options shared by every mode (and the TUI),
+//! the subcommands, and turning options into a [`ClientConfig`].
+
+mod commands;
+mod print;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use qchat_client::{Auth, Client, ClientConfig, ClientError, Events, Trust};
+
+/// qchat: chat over QUIC. Without a subcommand, starts the terminal UI.
+#[derive(Debug, Parser)]
+#[command(
+    name = "qchat",
+    version,
+    about = "qchat chat client: terminal UI, or one-shot commands for scripts",
+    after_help = "The password comes from QCHAT_PASSWORD or, with --password-stdin, from the \
+                  first line of standard input; it is never a flag.\n\
+                  The server's certificate is trusted by --fingerprint HEX (printed by \
+                  `qchatd serve`), or by the known-hosts file (pinned on first use with \
+                  --accept-new).\n\
+                  send, tail, history and who join the room first when the user is not a \
+                  member yet."
+)]
+pub(crate) struct Cli {
+    /// Options every command uses.
+    #[command(flatten)]
+    pub(crate) shared: SharedOpts,
+    /// What to do; none starts the terminal UI.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// Connection and identity options, shared by the subcommands and the TUI.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SharedOpts {
+    /// Server address.
+    #[arg(long, global = true, env = "QCHAT_SERVER", value_name = "ADDR:PORT")]
+    pub(crate) server: Option<String>,
+    /// Tenant (organisation) name.
+    #[arg(long, global = true, env = "QCHAT_TENANT", value_name = "T")]
+    pub(crate) tenant: Option<String>,
+    /// User name.
+    #[arg(long, global = true, env = "QCHAT_USER", value_name = "U")]
+    pub(crate) user: Option<String>,
+    /// Read the password from the first line of standard input (else
+    /// QCHAT_PASSWORD is used).
+    #[arg(long, global = true)]
+    pub(crate) password_stdin: bool,
+    /// Trust exactly the server certificate with this SHA-256 (64 hex digits).
+    #[arg(long, global = true, value_name = "HEX", conflicts_with = "accept_new")]
+    pub(crate) fingerprint: Option<String>,
+    /// Pin an unknown server's certificate in the known-hosts file (trust on
+    /// first use). A changed certificate is still refused.
+    #[arg(long, global = true)]
+    pub(crate) accept_new: bool,
+    /// Known-hosts file [default: the platform data dir, e.g.
+    /// ~/.local/share/qchat/known_hosts].
+    #[arg(long, global = true, env = "QCHAT_KNOWN_HOSTS", value_name = "FILE")]
+    pub(crate) known_hosts: Option<PathBuf>,
+    /// Create the account (the tenant must allow self-registration) instead
+    /// of logging in.
+    #[arg(long, global = true)]
+    pub(crate) register: bool,
+    /// Log to stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// The one-shot commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Send one text message; prints its seq.
+    Send {
+        /// Room (joined first if needed).
+        room: String,
+        /// Message text.
+        text: String,
+    },
+    /// Print a room's latest messages, oldest first.
+    History {
+        /// Room (joined first if needed).
+        room: String,
+        /// How many messages.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: u32,
+        /// One message JSON object per line (the protocol's message object).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a room's members: `name online|offline` per line.
+    Who {
+        /// Room (joined first if needed).
+        room: String,
+    },
+    /// List the tenant's rooms: `name joined|- unread` per line.
+    Rooms,
+    /// Print a room's new messages as they arrive; keeps going across
+    /// reconnects until interrupted.
+    Tail {
+        /// Room (joined first if needed).
+        room: String,
+        /// One message JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Exit successfully after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Join a room (no-op if already a member).
+    Join {
+        /// Room name.
+        room: String,
+    },
+    /// Create a room and join it.
+    Create {
+        /// Room name.
+        room: String,
+    },
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Whatever stopped the command, as one sentence.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => crate::tui::run(&cli.shared).await,
+        Some(command) => commands::run(&cli.shared, command).await,
+    }
+}
+
+impl SharedOpts {
+    /// The client configuration these options describe, reading the
+    /// password from the environment or standard input.
+    ///
+    /// # Errors
+    /// A missing server, tenant, user, password or known-hosts location.
+    pub(crate) fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let server =
+            required(&self.server, "no server: pass --server ADDR:PORT or set QCHAT_SERVER")?;
+        let tenant = required(&self.tenant, "no tenant: pass --tenant T or set QCHAT_TENANT")?;
+        let user = required(&self.user, "no user: pass --user U or set QCHAT_USER")?;
+        let password = self.password()?;
+        let mut cfg =
+            ClientConfig::new(server, tenant, user, Auth::Password(password), self.trust()?);
+        cfg.register = self.register;
+        Ok(cfg)
+    }
+
+    /// How the server certificate is to be trusted.
+    ///
+    /// # Errors
+    /// When no known-hosts location can be found and no fingerprint is given.
+    pub(crate) fn trust(&self) -> anyhow::Result<Trust> {
+        if let Some(fp) = &self.fingerprint {
+            return Ok(Trust::Fingerprint(fp.clone()));
+        }
+        let path = match &self.known_hosts {
+            Some(path) => path.clone(),
+            None => qchat_client::default_known_hosts_path().context(
+                "no home directory for the known-hosts file; pass --known-hosts FILE or --fingerprint HEX",
+            )?,
+        };
+        Ok(Trust::KnownHosts { path, accept_new: self.accept_new })
+    }
+
+    fn password(&self) -> anyhow::Result<String> {
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            let password = line.trim_end_matches(['\n', '\r']).to_owned();
+            if password.is_empty() {
+                bail!("no password on standard input");
+            }
+            return Ok(password);
+        }
+        match std::env::var("QCHAT_PASSWORD") {
+            Ok(p) if !p.is_empty() => Ok(p),
+            _ => bail!("no password: set QCHAT_PASSWORD or pass --password-stdin"),
+        }
+    }
+
+    /// Connects and logs in, turning trust failures into instructions.
+    ///
+    /// # Errors
+    /// Configuration, trust, network or log-in failures, as one sentence.
+    pub(crate) async fn connect(&self) -> anyhow::Result<(Client, Events)> {
+        let cfg = self.client_config()?;
+        Client::connect(cfg.clone()).await.map_err(|e| explain(e, &cfg))
+    }
+}
+
+fn required(value: &Option<String>, missing: &'static str) -> anyhow::Result<String> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v.clone()),
+        _ => bail!(missing),
+    }
+}
+
+/// Words a person can act on for the errors that need a decision.
+pub(crate) fn explain(err: ClientError, cfg: &ClientConfig) -> anyhow::Error {
+    match err {
+        ClientError::UnknownHost { fingerprint } => anyhow::anyhow!(
+            "unknown server certificate sha256 {fingerprint}; check it with the operator, \
+             then pass --fingerprint {fingerprint} or --accept-new"
+        ),
+        ClientError::HostChanged { expected, got } => {
+            let file = match &cfg.trust {
+                Trust::KnownHosts { path, .. } => format!(" in {}", path.display()),
+                _ => String::new(),
+            };
+            anyhow::anyhow!(
+                "server certificate changed: {} is pinned to sha256 {expected}{file} but \
+                 presented {got}; refusing to connect (if the operator replaced the \
+                 certificate, remove the old pin)",
+                cfg.server
+            )
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_after_subcommand() {
+        let cli = Cli::try_parse_from([
+            "qchat",
+            "send",
+            "general",
+            "hi",
+            "--server",
+            "h:1",
+            "--tenant",
+            "t",
+            "--user",
+            "u",
+            "--accept-new",
+        ])
+        .expect("parses");
+        assert_eq!(cli.shared.server.as_deref(), Some("h:1"));
+        assert!(cli.shared.accept_new);
+        assert!(matches!(cli.command, Some(Command::Send { .. })));
+    }
+
+    #[test]
+    fn fingerprint_and_accept_new_conflict() {
+        let r = Cli::try_parse_from(["qchat", "rooms", "--fingerprint", "ab", "--accept-new"]);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn unknown_host_message_names_the_fingerprint_and_the_flags() {
+        let cfg =
+            ClientConfig::new("h:1", "t", "u", Auth::Password("p".into()), Trust::SystemRoots);
+        let msg = explain(ClientError::UnknownHost { fingerprint: "abc".into() }, &cfg).to_string();
+        assert_eq!(
+            msg,
+            "unknown server certificate sha256 abc; check it with the operator, then pass \
+             --fingerprint abc or --accept-new"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! One function per subcommand. Each connects, does its work, and quits
+//! gracefully so the room sees the user leave.
+
+use anyhow::{Context, bail};
+use qchat_client::{Client, ClientEvent, ConnState, Events, Message};
+use tracing::info;
+
+use super::print::print_message;
+use super::{Command, SharedOpts};
+
+/// Largest page the protocol hands out (`history`'s `limit`).
+const MAX_PAGE: u32 = 500;
+
+/// Runs one subcommand.
+///
+/// # Errors
+/// Whatever stopped it.
+pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<()> {
+    let (client, events) = opts.connect().await?;
+    let result = match command {
+        Command::Send { room, text } => send(&client, &room, &text).await,
+        Command::History { room, limit, json } => history(&client, &room, limit, json).await,
+        Command::Who { room } => who(&client, &room).await,
+        Command::Rooms => rooms(&client).await,
+        Command::Tail { room, json, count } => tail(&client, events, &room, json, count).await,
+        Command::Join { room } => join_if_needed(&client, &room).await,
+        Command::Create { room } => {
+            client.create_room(&room).await.with_context(|| format!("creating {room}")).map(drop)
+        }
+    };
+    // Leave politely whatever happened; a failure here adds nothing useful.
+    let _ = client.quit(None).await;
+    result
+}
+
+/// Joins `room` unless the user already is a member (join is idempotent on
+/// the server, but skipping it spares the room a `member` event).
+async fn join_if_needed(client: &Client, room: &str) -> anyhow::Result<()> {
+    let rooms = client.rooms().await.context("listing rooms")?;
+    if rooms.iter().any(|r| r.name == room && r.joined) {
+        return Ok(());
+    }
+    client.join_room(room).await.with_context(|| format!("joining {room}"))?;
+    Ok(())
+}
+
+async fn send(client: &Client, room: &str, text: &str) -> anyhow::Result<()> {
+    join_if_needed(client, room).await?;
+    let ok = client.send(room, text).await.with_context(|| format!("sending to {room}"))?;
+    println!("{}", ok.seq);
+    Ok(())
+}
+
+async fn history(client: &Client, room: &str, limit: u32, json: bool) -> anyhow::Result<()> {
+    join_if_needed(client, room).await?;
+    let messages = fetch_latest(client, room, limit).await?;
+    for m in &messages {
+        print_message(m, json)?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` messages, oldest first, paging backwards as needed.
+async fn fetch_latest(client: &Client, room: &str, limit: u32) -> anyhow::Result<Vec<Message>> {
+    let mut pages: Vec<Vec<Message>> = Vec::new();
+    let mut remaining = limit;
+    let mut before = None;
+    while remaining > 0 {
+        let page = client
+            .history(room, before, Some(remaining.min(MAX_PAGE)))
+            .await
+            .with_context(|| format!("reading the history of {room}"))?;
+        let Some(first) = page.messages.first() else { break };
+        before = Some(first.seq);
+        remaining =
+            remaining.saturating_sub(u32::try_from(page.messages.len()).unwrap_or(u32::MAX));
+        let more = page.more;
+        pages.push(page.messages);
+        if !more {
+            break;
+        }
+    }
+    Ok(pages.into_iter().rev().flatten().collect())
+}
+
+async fn who(client: &Client, room: &str) -> anyhow::Result<()> {
+    join_if_needed(client, room).await?;
+    let members =
+        client.members(room).await.with_context(|| format!("listing members of {room}"))?;
+    for m in members {
+        println!("{} {}", m.user, if m.online { "online" } else { "offline" });
+    }
+    Ok(())
+}
+
+async fn rooms(client: &Client) -> anyhow::Result<()> {
+    for r in client.rooms().await.context("listing rooms")? {
+        println!("{} {} {}", r.name, if r.joined { "joined" } else { "-" }, r.unread);
+    }
+    Ok(())
+}
+
+async fn tail(
+    client: &Client,
+    mut events: Events,
+    room: &str,
+    json: bool,
+    count: Option<u64>,
+) -> anyhow::Result<()> {
+    join_if_needed(client, room).await?;
+    if count == Some(0) {
+        return Ok(());
+    }
+    let mut seen = 0u64;
+    loop {
+        let event = tokio::select! {
+            ev = events.recv() => ev,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        match event {
+            Some(ClientEvent::Message(m)) if m.room == room => {
+                print_message(&m, json)?;
+                seen += 1;
+                if count.is_some_and(|n| seen >= n) {
+                    return Ok(());
+                }
+            }
+            Some(ClientEvent::State(ConnState::Reconnecting { attempt, last_error })) => {
+                info!(attempt, %last_error, "reconnecting");
+            }
+            Some(ClientEvent::State(ConnState::Closed { reason })) => {
+                bail!("connection closed: {reason}")
+            }
+            Some(_) => {}
+            None => bail!("connection closed"),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! How messages and lists look on standard output. Human lines are one per
+//! item; `--json` prints the protocol's message object, one per line.
+
+use qchat_client::{Message, MessageKind};
+
+/// One message as a line: `#SEQ SENDER: BODY` (files and system messages are
+/// marked). Control characters are escaped so a message cannot drive the
+/// terminal.
+pub(crate) fn message_line(m: &Message) -> String {
+    let body = sanitize(&m.body);
+    match m.kind {
+        MessageKind::Text => format!("#{} {}: {}", m.seq, m.sender, body),
+        MessageKind::File => format!("#{} {} [file] {}", m.seq, m.sender, body),
+        MessageKind::System => format!("#{} * {}", m.seq, body),
+    }
+}
+
+/// One message as a JSON line (the protocol's message object).
+///
+/// # Errors
+/// Only if serialization fails, which it cannot for these types.
+pub(crate) fn message_json(m: &Message) -> serde_json::Result<String> {
+    serde_json::to_string(m)
+}
+
+/// Prints a message in the chosen format.
+///
+/// # Errors
+/// JSON serialization failure.
+pub(crate) fn print_message(m: &Message, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", message_json(m)?);
+    } else {
+        println!("{}", message_line(m));
+    }
+    Ok(())
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> =
+                if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(kind: MessageKind, body: &str) -> Message {
+        Message {
+            room: "general".into(),
+            seq: 42,
+            sender: "ann".into(),
+            ts: 1_764_000_000_000,
+            kind,
+            body: body.into(),
+            client_msg_id: Some("k1".into()),
+        }
+    }
+
+    #[test]
+    fn human_lines() {
+        assert_eq!(message_line(&msg(MessageKind::Text, "hello")), "#42 ann: hello");
+        assert_eq!(message_line(&msg(MessageKind::System, "ann joined")), "#42 * ann joined");
+        assert_eq!(message_line(&msg(MessageKind::File, "a.pdf")), "#42 ann [file] a.pdf");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            message_line(&msg(MessageKind::Text, "a\nb\x1b[2J")),
+            "#42 ann: a\\nb\\u{1b}[2J"
+        );
+        assert_eq!(message_line(&msg(MessageKind::Text, "héllo 🎉")), "#42 ann: héllo 🎉");
+    }
+
+    #[test]
+    fn json_is_the_protocol_object() {
+        let json = message_json(&msg(MessageKind::Text, "hi")).expect("serializes");
+        let back: Message = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, msg(MessageKind::Text, "hi"));
+        assert!(json.contains("\"client_msg_id\":\"k1\""));
+    }
+}
