@@ -7,6 +7,7 @@
 //! - [`response`]: what the server sends back ([`Response`], [`Event`],
 //!   [`ServerMsg`]) and the payload types of successful replies.
 //! - [`types`]: records shared by both directions (messages, rooms, members).
+//! - [`files`]: file-stream headers, stream codes, the file-name sanitizer.
 //! - [`error`]: stable error codes carried in replies and QUIC close codes.
 //! - [`limits`]: every bound the protocol promises, in one place.
 //!
@@ -14,6 +15,7 @@
 //! is kept in step with this crate.
 
 mod error;
+mod files;
 mod frame;
 mod limits;
 mod request;
@@ -21,15 +23,19 @@ mod response;
 mod types;
 
 pub use error::{CloseCode, ErrorBody, ErrorCode};
+pub use files::{
+    DownloadHeader, FileInfo, HASH_HEX_LEN, MAX_FILE_NAME_LEN, MAX_STREAM_HEADER_LEN, StreamCode,
+    UploadHeader, sanitize_file_name, valid_hash,
+};
 pub use frame::{DecodeError, EncodeError, FrameCodec, decode_frame, encode_frame, encode_json};
 pub use limits::*;
 pub use request::{
-    Credentials, Hello, HistoryReq, Op, ParseError, Quit, ReadReq, Request, Resume, RoomReq,
-    SendReq, SyncReq,
+    Credentials, FileGetReq, Hello, HistoryReq, Op, ParseError, Quit, ReadReq, Request, Resume,
+    RoomReq, SendReq, SyncReq, UploadBeginReq, UploadStatusReq,
 };
 pub use response::{
-    Event, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response, RoomOk, RoomsOk, SendOk,
-    ServerMsg,
+    Event, FileGetOk, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response, RoomOk, RoomsOk,
+    SendOk, ServerMsg, UploadBeginOk, UploadDone, UploadFailed, UploadStatusOk,
 };
 pub use types::{Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence, RoomInfo};
 

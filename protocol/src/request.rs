@@ -69,6 +69,17 @@ pub enum Op {
     /// tells the rooms and closes the connection with code 0.
     #[serde(rename = "quit")]
     Quit(Quit),
+    /// Announce a file upload to a room. Reply: [`crate::UploadBeginOk`].
+    #[serde(rename = "upload.begin")]
+    UploadBegin(UploadBeginReq),
+    /// Ask how many bytes of an upload the server holds. Reply:
+    /// [`crate::UploadStatusOk`].
+    #[serde(rename = "upload.status")]
+    UploadStatus(UploadStatusReq),
+    /// Ask for a file; the server opens a unidirectional stream with it.
+    /// Reply: [`crate::FileGetOk`].
+    #[serde(rename = "file.get")]
+    FileGet(FileGetReq),
 }
 
 impl Op {
@@ -91,6 +102,9 @@ impl Op {
             Self::Read(_) => "read",
             Self::Ping => "ping",
             Self::Quit(_) => "quit",
+            Self::UploadBegin(_) => "upload.begin",
+            Self::UploadStatus(_) => "upload.status",
+            Self::FileGet(_) => "file.get",
         }
     }
 }
@@ -198,6 +212,36 @@ pub struct Quit {
     /// Shown to the room in the `presence` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// `upload.begin` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadBeginReq {
+    /// Room the file is offered to.
+    pub room: String,
+    /// Display name (the server sanitizes it; never a path).
+    pub name: String,
+    /// Exact size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the content, lower-case hex.
+    pub hash: String,
+}
+
+/// `upload.status` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadStatusReq {
+    /// From the `upload.begin` reply.
+    pub upload_id: String,
+}
+
+/// `file.get` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileGetReq {
+    /// File id from a file message.
+    pub file_id: u64,
+    /// First byte wanted (to resume); default 0.
+    #[serde(default)]
+    pub offset: u64,
 }
 
 /// A request frame that could not be understood, with the id if one could be

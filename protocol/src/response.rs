@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorCode as Code;
 use crate::error::{ErrorBody, ErrorCode};
+use crate::files::FileInfo;
 use crate::types::{Lagged, MemberEvent, MemberInfo, Message, Presence, RoomInfo};
 
 /// The reply to one request: `{"re": id, "ok": {...}}` or
@@ -65,6 +67,35 @@ pub enum Event {
     /// Events for a room were dropped; `sync` it.
     #[serde(rename = "lagged")]
     Lagged(Lagged),
+    /// An upload from this connection was stored and offered to its room.
+    #[serde(rename = "upload.done")]
+    UploadDone(UploadDone),
+    /// An upload from this connection failed; the partial bytes are gone
+    /// unless `code` is `unavailable` (then resume later).
+    #[serde(rename = "upload.failed")]
+    UploadFailed(UploadFailed),
+}
+
+/// `upload.done` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadDone {
+    /// The upload.
+    pub upload_id: String,
+    /// The stored file.
+    pub file: FileInfo,
+    /// Seq of the file message in the room.
+    pub seq: u64,
+}
+
+/// `upload.failed` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadFailed {
+    /// The upload.
+    pub upload_id: String,
+    /// Why, as an error code.
+    pub code: Code,
+    /// Human-readable explanation.
+    pub message: String,
 }
 
 /// Anything the server sends on the control stream.
@@ -172,4 +203,42 @@ pub struct MessagesOk {
     pub messages: Vec<Message>,
     /// `true` when more messages lie beyond this page in the direction asked.
     pub more: bool,
+}
+
+/// `upload.begin` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadBeginOk {
+    /// Names the upload on its stream and in `upload.status`.
+    pub upload_id: String,
+    /// Bytes the server already holds: send from here.
+    pub offset: u64,
+    /// `true` when nothing needs sending: the tenant already stores this
+    /// content, and the file message was recorded (`file` and `seq` are set).
+    pub complete: bool,
+    /// The stored file, when `complete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
+    /// Seq of the file message, when `complete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// `upload.status` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadStatusOk {
+    /// The upload.
+    pub upload_id: String,
+    /// Bytes held: resume from here.
+    pub offset: u64,
+    /// Declared size.
+    pub size: u64,
+}
+
+/// `file.get` reply; the bytes follow on a server-opened unidirectional stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileGetOk {
+    /// The file.
+    pub file: FileInfo,
+    /// Where the stream's bytes start.
+    pub offset: u64,
 }

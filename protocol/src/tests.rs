@@ -35,6 +35,14 @@ fn every_op_round_trips() {
         Op::Ping,
         Op::Quit(Quit { reason: Some("bye".into()) }),
         Op::Quit(Quit::default()),
+        Op::UploadBegin(UploadBeginReq {
+            room: "r".into(),
+            name: "a b.pdf".into(),
+            size: 9,
+            hash: "0".repeat(64),
+        }),
+        Op::UploadStatus(UploadStatusReq { upload_id: "u1".into() }),
+        Op::FileGet(FileGetReq { file_id: 4, offset: 100 }),
     ] {
         round_trip_request(op);
     }
@@ -79,6 +87,14 @@ fn server_messages_round_trip() {
         kind: MessageKind::Text,
         body: "日本語 and emoji 🎉".into(),
         client_msg_id: Some("c".into()),
+        file: None,
+    };
+    let file = FileInfo { id: 3, name: "a.pdf".into(), size: 10, hash: "ab".repeat(32) };
+    let file_msg = Message {
+        kind: MessageKind::File,
+        body: "a.pdf".into(),
+        file: Some(file.clone()),
+        ..msg.clone()
     };
     let all = [
         ServerMsg::Response(Response::empty(3)),
@@ -102,6 +118,35 @@ fn server_messages_round_trip() {
             joined: true,
         })),
         ServerMsg::Event(Event::Lagged(Lagged { room: "g".into() })),
+        ServerMsg::Event(Event::Message(file_msg)),
+        ServerMsg::Event(Event::UploadDone(UploadDone {
+            upload_id: "u".into(),
+            file: file.clone(),
+            seq: 2,
+        })),
+        ServerMsg::Event(Event::UploadFailed(UploadFailed {
+            upload_id: "u".into(),
+            code: ErrorCode::QuotaExceeded,
+            message: "over quota".into(),
+        })),
+        ServerMsg::Response(
+            Response::ok(
+                5,
+                &UploadBeginOk {
+                    upload_id: "u".into(),
+                    offset: 0,
+                    complete: true,
+                    file: Some(file.clone()),
+                    seq: Some(2),
+                },
+            )
+            .expect("ok"),
+        ),
+        ServerMsg::Response(
+            Response::ok(6, &UploadStatusOk { upload_id: "u".into(), offset: 1, size: 2 })
+                .expect("ok"),
+        ),
+        ServerMsg::Response(Response::ok(7, &FileGetOk { file, offset: 0 }).expect("ok")),
     ];
     for m in all {
         let bytes = match &m {

@@ -54,6 +54,9 @@ pub struct Message {
     /// messages; absent for system messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// The offered file, for `kind: file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileInfo>,
 }
 
 /// A room as listed by `rooms` and returned by `room.create` / `room.join`.
