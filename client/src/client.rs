@@ -37,7 +37,10 @@ const EVENT_QUEUE: usize = 4096;
 const INBOUND_QUEUE: usize = 1024;
 
 /// Something the application should know about, in the order it happened.
+///
+/// Non-exhaustive: file transfers will add variants.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// A new message in a joined room. Each (room, seq) arrives once, in
     /// ascending seq per room, including messages missed while disconnected.

@@ -113,7 +113,11 @@ pub(crate) fn describe_close(err: &quinn::ConnectionError) -> String {
                 Some(CloseCode::Internal) => "server fault",
                 None => "closed by the server with an unknown code",
             };
-            if reason.is_empty() { what.to_owned() } else { format!("{what} ({reason})") }
+            if reason.is_empty() || reason == what {
+                what.to_owned()
+            } else {
+                format!("{what} ({reason})")
+            }
         }
         quinn::ConnectionError::LocallyClosed => "closed locally".to_owned(),
         quinn::ConnectionError::TimedOut => "server not responding (idle timeout)".to_owned(),

@@ -402,6 +402,12 @@ async fn on_event(shared: &Shared, ev: Event, app: &mpsc::Sender<ClientEvent>) -
             deliver(shared, app, ClientEvent::Member(m)).await?;
             Step::default()
         }
+        // Uploads are not driven by this client yet; when they are, these
+        // become transfer progress for the caller that started the upload.
+        Event::UploadDone(_) | Event::UploadFailed(_) => {
+            debug!("ignoring an upload event (no uploads in flight)");
+            Step::default()
+        }
     })
 }
 
