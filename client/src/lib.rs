@@ -48,6 +48,6 @@ pub use trust::fingerprint;
 /// Wire types that appear in this crate's API, re-exported so users need not
 /// depend on `qchat-protocol` directly.
 pub use qchat_protocol::{
-    ErrorBody, ErrorCode, MemberEvent, MemberInfo, Message, MessageKind, MessagesOk, Presence,
-    RoomInfo, SendOk,
+    ErrorBody, ErrorCode, FileInfo, MemberEvent, MemberInfo, Message, MessageKind, MessagesOk,
+    Presence, RoomInfo, SendOk,
 };

@@ -183,6 +183,7 @@ mod tests {
             kind: MessageKind::Text,
             body: format!("m{seq}"),
             client_msg_id: None,
+            file: None,
         }
     }
 

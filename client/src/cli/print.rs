@@ -10,7 +10,17 @@ pub(crate) fn message_line(m: &Message) -> String {
     let body = sanitize(&m.body);
     match m.kind {
         MessageKind::Text => format!("#{} {}: {}", m.seq, m.sender, body),
-        MessageKind::File => format!("#{} {} [file] {}", m.seq, m.sender, body),
+        MessageKind::File => match &m.file {
+            Some(f) => format!(
+                "#{} {} [file {}] {} ({} bytes)",
+                m.seq,
+                m.sender,
+                f.id,
+                sanitize(&f.name),
+                f.size
+            ),
+            None => format!("#{} {} [file] {}", m.seq, m.sender, body),
+        },
         MessageKind::System => format!("#{} * {}", m.seq, body),
     }
 }
@@ -49,6 +59,7 @@ fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qchat_client::FileInfo;
 
     fn msg(kind: MessageKind, body: &str) -> Message {
         Message {
@@ -59,6 +70,7 @@ mod tests {
             kind,
             body: body.into(),
             client_msg_id: Some("k1".into()),
+            file: None,
         }
     }
 
@@ -67,6 +79,10 @@ mod tests {
         assert_eq!(message_line(&msg(MessageKind::Text, "hello")), "#42 ann: hello");
         assert_eq!(message_line(&msg(MessageKind::System, "ann joined")), "#42 * ann joined");
         assert_eq!(message_line(&msg(MessageKind::File, "a.pdf")), "#42 ann [file] a.pdf");
+        let mut file = msg(MessageKind::File, "a.pdf");
+        file.file =
+            Some(FileInfo { id: 7, name: "a.pdf".into(), size: 1234, hash: "00".repeat(32) });
+        assert_eq!(message_line(&file), "#42 ann [file 7] a.pdf (1234 bytes)");
     }
 
     #[test]
