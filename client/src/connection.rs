@@ -306,3 +306,155 @@ async fn dispatch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against a scripted in-process QUIC server (rcgen certificate): real
+    //! handshakes for the trust decisions, real frames for reply matching.
+
+    use super::*;
+    use crate::config::{Auth, Trust};
+    use qchat_protocol::Response;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    struct FakeServer {
+        endpoint: quinn::Endpoint,
+        fingerprint: String,
+    }
+
+    fn fake_server() -> FakeServer {
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let der: CertificateDer<'static> = cert.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("tls13")
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .expect("server cert");
+        tls.alpn_protocols = vec![qchat_protocol::ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("quic tls");
+        let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let endpoint =
+            quinn::Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into()).expect("bind");
+        FakeServer { endpoint, fingerprint: trust::fingerprint(&der) }
+    }
+
+    fn cfg(server: &FakeServer) -> ClientConfig {
+        let addr = server.endpoint.local_addr().expect("addr");
+        ClientConfig::new(
+            addr.to_string(),
+            "t",
+            "u",
+            Auth::Password("p".into()),
+            Trust::Fingerprint(server.fingerprint.clone()),
+        )
+    }
+
+    /// Accepts one connection and its control stream, reads `n` requests,
+    /// then answers them in reverse order with their op name, and sends an
+    /// event.
+    async fn answer_reversed(endpoint: quinn::Endpoint, n: usize) {
+        let Some(incoming) = endpoint.accept().await else { return };
+        let Ok(conn) = incoming.await else { return };
+        let Ok((mut send, mut recv)) = conn.accept_bi().await else { return };
+        let mut buf = BytesMut::new();
+        let mut requests = Vec::new();
+        while requests.len() < n {
+            if let Ok(Some(payload)) = decode_frame(&mut buf) {
+                requests.push(Request::parse(&payload).expect("request"));
+                continue;
+            }
+            if recv.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                return;
+            }
+        }
+        for req in requests.iter().rev() {
+            let reply =
+                Response::ok(req.id, &serde_json::json!({ "op": req.op.name() })).expect("reply");
+            let frame = encode_json(&reply).expect("frame");
+            send.write_all(&frame).await.expect("write");
+        }
+        let event = serde_json::json!({"ev": "lagged", "room": "general"});
+        send.write_all(&encode_json(&event).expect("frame")).await.expect("write");
+        conn.closed().await;
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Echo {
+        op: String,
+    }
+
+    #[tokio::test]
+    async fn replies_are_matched_by_id_and_events_forwarded() {
+        let server = fake_server();
+        let script = tokio::spawn(answer_reversed(server.endpoint.clone(), 2));
+        let cfg = cfg(&server);
+        let anchor = trust::initial_anchor(&cfg).expect("anchor");
+        let tracker = TaskTracker::new();
+        let (events_tx, mut events) = mpsc::channel(8);
+        let conn = Connection::open(&cfg, &anchor, events_tx, &tracker).await.expect("connects");
+        assert_eq!(conn.fingerprint(), server.fingerprint);
+        let (a, b) = tokio::join!(conn.request::<Echo>(Op::Ping), conn.request::<Echo>(Op::Rooms));
+        assert_eq!(a.expect("ping reply").op, "ping");
+        assert_eq!(b.expect("rooms reply").op, "rooms");
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
+        assert!(matches!(ev, Ok(Some(Event::Lagged(l))) if l.room == "general"));
+        drop(conn);
+        tokio::time::timeout(Duration::from_secs(5), script).await.expect("ends").expect("ok");
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("tasks end");
+    }
+
+    #[tokio::test]
+    async fn trust_decisions_on_real_handshakes() {
+        let server = fake_server();
+        let good = cfg(&server);
+        let tracker = TaskTracker::new();
+        let open = |cfg: ClientConfig| {
+            let tracker = tracker.clone();
+            async move {
+                let anchor = trust::initial_anchor(&cfg)?;
+                let (tx, _rx) = mpsc::channel(1);
+                Connection::open(&cfg, &anchor, tx, &tracker).await.map(drop)
+            }
+        };
+        let accept = {
+            let endpoint = server.endpoint.clone();
+            tokio::spawn(async move {
+                while let Some(incoming) = endpoint.accept().await {
+                    drop(incoming.await);
+                }
+            })
+        };
+
+        open(good.clone()).await.expect("pinned certificate accepted");
+
+        let wrong = "00".repeat(32);
+        let mut changed = good.clone();
+        changed.trust = Trust::Fingerprint(wrong.clone());
+        assert_eq!(
+            open(changed).await,
+            Err(ClientError::HostChanged { expected: wrong, got: server.fingerprint.clone() })
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts");
+        let mut tofu = good.clone();
+        tofu.trust = Trust::KnownHosts { path: path.clone(), accept_new: false };
+        assert_eq!(
+            open(tofu.clone()).await,
+            Err(ClientError::UnknownHost { fingerprint: server.fingerprint.clone() })
+        );
+        assert!(!path.exists(), "nothing recorded without accept_new");
+
+        let mut roots = good.clone();
+        roots.trust = Trust::SystemRoots;
+        assert!(matches!(open(roots).await, Err(ClientError::Connect { .. })), "self-signed");
+
+        server.endpoint.close(0u32.into(), b"done");
+        accept.abort();
+    }
+}

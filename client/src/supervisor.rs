@@ -330,6 +330,11 @@ async fn session(
             flush_outbox(shared, conn, generation, &mut sends);
         }
         if phase == Phase::Flushing && sends.is_empty() {
+            // Syncs and sends also finish by failing when the connection
+            // drops; never announce a dead connection as connected.
+            if conn.is_closed() {
+                return End::Lost(conn.closed().await);
+            }
             phase = Phase::Live;
             if resync && set_state(shared, app, ConnState::Connected).await.is_err() {
                 return End::Stop;
