@@ -83,7 +83,7 @@ impl Connection {
             let attempt = handshake(*addr, &server_name, anchor, seen.clone());
             let result = match tokio::time::timeout(budget, attempt).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("{addr}: handshake timed out")),
+                Err(_) => Err("handshake timed out".to_owned()),
             };
             match result {
                 Ok(quic) => return Self::start(quic, events, tracker).await,
@@ -93,7 +93,8 @@ impl Connection {
                         return Err(refusal);
                     }
                     debug!(%addr, %reason, "connection attempt failed");
-                    last_err = connect_err(reason);
+                    let many = addrs.len() > 1;
+                    last_err = connect_err(if many { format!("{addr}: {reason}") } else { reason });
                 }
             }
         }
@@ -208,9 +209,8 @@ async fn handshake(
     let config = trust::quic_config(anchor, seen).map_err(|e| e.to_string())?;
     let endpoint =
         quinn::Endpoint::client(bind).map_err(|e| format!("binding a UDP socket: {e}"))?;
-    let connecting =
-        endpoint.connect_with(config, addr, server_name).map_err(|e| format!("{addr}: {e}"))?;
-    connecting.await.map_err(|e| format!("{addr}: {}", describe_close(&e)))
+    let connecting = endpoint.connect_with(config, addr, server_name).map_err(|e| e.to_string())?;
+    connecting.await.map_err(|e| describe_close(&e))
 }
 
 fn peer_fingerprint(quic: &quinn::Connection) -> Option<String> {
