@@ -1,9 +1,11 @@
 //! Request handlers: one function per operation, thin — validate, check
 //! authorisation, call storage and the hub, shape the reply. Grouped by
 //! domain: [`account`] (hello, register, login, resume, logout), [`rooms`]
-//! (rooms, room.*, members, read) and [`messages`] (send, history, sync).
+//! (rooms, room.*, members, read), [`messages`] (send, history, sync) and
+//! [`files`] (upload.begin, upload.status, file.get).
 
 mod account;
+mod files;
 mod messages;
 mod rooms;
 
@@ -41,6 +43,9 @@ pub(crate) async fn dispatch(s: &mut Session, op: Op) -> Result<Value> {
                 Op::Send(r) => messages::send(s, &login, r).await,
                 Op::History(r) => messages::history(s, &login, r).await,
                 Op::Sync(r) => messages::sync(s, &login, r).await,
+                Op::UploadBegin(r) => files::begin(s, &login, r).await,
+                Op::UploadStatus(r) => files::status(s, &login, r).await,
+                Op::FileGet(r) => files::get(s, &login, r).await,
                 Op::Hello(_)
                 | Op::Register(_)
                 | Op::Login(_)

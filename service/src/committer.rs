@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use qchat_protocol::{ErrorCode, Event, Message, SendOk, encode_json};
+use qchat_protocol::{ErrorCode, Event, FileInfo, Message, SendOk, encode_json};
 use sqlx::{Acquire, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -22,7 +22,24 @@ const QUEUE: usize = 4096;
 struct Job {
     msg: NewMessage,
     room_name: String,
-    reply: oneshot::Sender<Result<SendOk>>,
+    reply: oneshot::Sender<Result<Committed>>,
+}
+
+/// A committed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub(crate) seq: u64,
+    pub(crate) ts: i64,
+    /// `true` when the idempotency key had been committed before.
+    pub(crate) duplicate: bool,
+    /// The file row of a file message.
+    pub(crate) file_id: Option<u64>,
+}
+
+impl From<Committed> for SendOk {
+    fn from(c: Committed) -> Self {
+        Self { seq: c.seq, ts: c.ts, duplicate: c.duplicate }
+    }
 }
 
 /// Handle for submitting messages; cheap to clone.
@@ -44,7 +61,7 @@ impl Committer {
     ///
     /// # Errors
     /// `not_found` when the room vanished; internal errors from the database.
-    pub(crate) async fn submit(&self, msg: NewMessage, room_name: String) -> Result<SendOk> {
+    pub(crate) async fn submit(&self, msg: NewMessage, room_name: String) -> Result<Committed> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { msg, room_name, reply })
@@ -60,12 +77,12 @@ async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::Receiver<Job>) {
         let outcomes = commit_batch(&pool, &jobs).await;
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             let reply = match outcome {
-                Ok(Some(AppendOutcome::New { seq })) => {
-                    publish(&hub, &job, seq);
-                    Ok(SendOk { seq, ts: job.msg.ts, duplicate: false })
+                Ok(Some(AppendOutcome::New { seq, file_id })) => {
+                    publish(&hub, &job, seq, file_id);
+                    Ok(Committed { seq, ts: job.msg.ts, duplicate: false, file_id })
                 }
                 Ok(Some(AppendOutcome::Duplicate { seq, ts })) => {
-                    Ok(SendOk { seq, ts, duplicate: true })
+                    Ok(Committed { seq, ts, duplicate: true, file_id: None })
                 }
                 Ok(None) => Err(refuse(ErrorCode::NotFound, "no such room")),
                 Err(e) => Err(e),
@@ -120,7 +137,7 @@ async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<Appe
     }
 }
 
-fn publish(hub: &Hub, job: &Job, seq: u64) {
+fn publish(hub: &Hub, job: &Job, seq: u64, file_id: Option<u64>) {
     let m = &job.msg;
     let ev = Event::Message(Message {
         room: job.room_name.clone(),
@@ -130,6 +147,12 @@ fn publish(hub: &Hub, job: &Job, seq: u64) {
         kind: m.kind,
         body: m.body.clone(),
         client_msg_id: m.client_msg_id.clone(),
+        file: m.file.as_ref().zip(file_id).map(|(f, id)| FileInfo {
+            id,
+            name: m.body.clone(),
+            size: f.size,
+            hash: f.hash.clone(),
+        }),
     });
     match encode_json(&ev) {
         Ok(frame) => hub.publish(m.room, &job.room_name, &frame),

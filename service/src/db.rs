@@ -4,6 +4,7 @@
 //! Functions take `impl SqliteExecutor<'_>` so a caller can run them on the
 //! pool or inside a transaction.
 
+mod files;
 mod messages;
 mod rooms;
 mod sessions;
@@ -18,7 +19,8 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub(crate) use messages::{AppendOutcome, NewMessage};
+pub(crate) use files::{FileAccess, Upload};
+pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
 pub(crate) use rooms::Room;
 pub(crate) use tenants::Tenant;
 
@@ -27,6 +29,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "qchat.db";
+
+// Operator queries (`qchatd tenant|user|room list|disable|delete`, `backup`).
+pub(crate) mod admin;
 
 /// Row id of a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,6 +104,10 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+pub(crate) use files::{
+    access as file_access, all as all_files, all_uploads, by_hash as file_by_hash, create_upload,
+    delete_upload, find_upload, stale_uploads, touch_upload, upload, usage as tenant_usage,
+};
 pub(crate) use messages::{
     after as messages_after, append as append_message, before as messages_before,
 };

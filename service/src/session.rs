@@ -12,14 +12,18 @@ use bytes::{Bytes, BytesMut};
 use qchat_protocol::{CloseCode, Event, Lagged, Op, Request, Response, decode_frame, encode_json};
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::io::AsyncReadExt as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::cmd;
 use crate::db::{TenantId, UserId};
 use crate::hub::ConnId;
 use crate::outbound::{self, Next, Outbound, OutboundRx};
 use crate::server::Shared;
+use crate::transfer::upload;
 
 /// Who a connection is logged in as.
 #[derive(Debug, Clone)]
@@ -38,6 +42,13 @@ pub(crate) struct Session {
     pub(crate) remote: SocketAddr,
     pub(crate) out: Outbound,
     pub(crate) login: Option<Login>,
+    /// The QUIC connection (downloads open streams on it).
+    pub(crate) conn: Connection,
+    /// Upload and download tasks of this connection; aborted when it ends
+    /// (an interrupted upload keeps its bytes for a resume).
+    pub(crate) tasks: JoinSet<()>,
+    /// Download slots of this connection.
+    pub(crate) downloads: Arc<Semaphore>,
 }
 
 /// How a session ended: the close code and reason sent to the peer, and the
@@ -84,8 +95,20 @@ pub(crate) async fn run(
     };
     let (out, out_rx) = outbound::channel(shared.config.limits.outbound_queue);
     let writer = tokio::spawn(write_loop(send, out_rx));
-    let mut session = Session { shared: shared.clone(), id, remote, out, login: None };
+    let downloads = Arc::new(Semaphore::new(shared.transfers.limits.max_downloads_per_connection));
+    let mut session = Session {
+        shared: shared.clone(),
+        id,
+        remote,
+        out,
+        login: None,
+        conn: conn.clone(),
+        tasks: JoinSet::new(),
+        downloads,
+    };
     let end = session.read_loop(recv, deadline, &cancel).await;
+    session.tasks.abort_all();
+    while session.tasks.join_next().await.is_some() {}
 
     // Detach first so no new events are queued, then let the writer drain what
     // is queued (the quit reply among it) before closing.
@@ -142,6 +165,19 @@ impl Session {
                             end.presence = Some("server shutting down".into());
                             return end;
                         }
+                        uni = self.conn.accept_uni() => {
+                            if let Ok(recv) = uni {
+                                let upload = upload::receive(
+                                    self.shared.clone(),
+                                    self.login.clone(),
+                                    self.out.clone(),
+                                    recv,
+                                );
+                                self.tasks.spawn(upload.in_current_span());
+                            }
+                            continue;
+                        }
+                        Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => continue,
                     }
                 }
             };

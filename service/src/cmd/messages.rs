@@ -2,7 +2,7 @@
 
 use qchat_protocol::{
     DEFAULT_PAGE, ErrorCode, HistoryReq, MAX_BODY_LEN, MAX_CLIENT_MSG_ID_LEN, MAX_PAGE,
-    MessageKind, MessagesOk, SendReq, SyncReq,
+    MessageKind, MessagesOk, SendOk, SendReq, SyncReq,
 };
 use serde_json::Value;
 
@@ -31,9 +31,10 @@ pub(super) async fn send(s: &Session, login: &Login, r: SendReq) -> Result<Value
         kind: MessageKind::Text,
         body: r.body,
         ts: db::now_ms(),
+        file: None,
     };
     let sent = s.shared.committer.submit(msg, room.name).await?;
-    ok(&sent)
+    ok(&SendOk::from(sent))
 }
 
 fn page(limit: Option<u32>, default: u32) -> Result<u32> {

@@ -1,6 +1,6 @@
 //! `messages` table: append with a gap-free seq, keyset pagination.
 
-use qchat_protocol::{Message, MessageKind};
+use qchat_protocol::{FileInfo, Message, MessageKind};
 use sqlx::{SqliteConnection, SqliteExecutor};
 
 use super::rooms::to_u64;
@@ -17,13 +17,26 @@ pub(crate) struct NewMessage {
     pub(crate) kind: MessageKind,
     pub(crate) body: String,
     pub(crate) ts: i64,
+    /// For file messages: the content to record (and the upload it finishes).
+    pub(crate) file: Option<FileAttach>,
+}
+
+/// The file a file message offers; its row is inserted (once per tenant and
+/// hash) in the same transaction as the message.
+#[derive(Debug, Clone)]
+pub(crate) struct FileAttach {
+    pub(crate) hash: String,
+    pub(crate) size: u64,
+    /// The upload this message completes; its row is deleted in the same
+    /// transaction.
+    pub(crate) upload_id: Option<String>,
 }
 
 /// What [`append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AppendOutcome {
-    /// Stored with this seq.
-    New { seq: u64 },
+    /// Stored with this seq (and, for a file message, this file id).
+    New { seq: u64, file_id: Option<u64> },
     /// The same sender had already stored this `client_msg_id` in this room.
     Duplicate { seq: u64, ts: i64 },
 }
@@ -60,9 +73,19 @@ pub(crate) async fn append(
     let Some(seq) = seq else {
         return Ok(None);
     };
+    let file_id = match &m.file {
+        Some(f) => {
+            let id = super::files::insert_or_get(&mut *conn, m.tenant, &f.hash, f.size).await?;
+            if let Some(upload) = &f.upload_id {
+                super::files::delete_upload(&mut *conn, upload).await?;
+            }
+            Some(id)
+        }
+        None => None,
+    };
     sqlx::query(
-        "insert into messages (tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into messages (tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(m.tenant.0)
     .bind(m.room.0)
@@ -73,9 +96,10 @@ pub(crate) async fn append(
     .bind(m.kind.as_str())
     .bind(&m.body)
     .bind(m.ts)
+    .bind(file_id.map(|id| i64::try_from(id).unwrap_or(i64::MAX)))
     .execute(&mut *conn)
     .await?;
-    Ok(Some(AppendOutcome::New { seq: to_u64(seq) }))
+    Ok(Some(AppendOutcome::New { seq: to_u64(seq), file_id }))
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,10 +110,19 @@ struct Row {
     kind: String,
     body: String,
     ts: i64,
+    file_id: Option<i64>,
+    file_size: Option<i64>,
+    file_hash: Option<String>,
 }
 
 impl Row {
     fn into_message(self, room: &str) -> Message {
+        let file = match (self.file_id, self.file_size, self.file_hash) {
+            (Some(id), Some(size), Some(hash)) => {
+                Some(FileInfo { id: to_u64(id), name: self.body.clone(), size: to_u64(size), hash })
+            }
+            _ => None,
+        };
         Message {
             room: room.to_owned(),
             seq: to_u64(self.seq),
@@ -98,6 +131,7 @@ impl Row {
             kind: MessageKind::parse(&self.kind).unwrap_or(MessageKind::System),
             body: self.body,
             client_msg_id: self.client_msg_id,
+            file,
         }
     }
 }
@@ -117,8 +151,10 @@ pub(crate) async fn before(
     limit: u32,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
     let mut rows: Vec<Row> = sqlx::query_as(
-        "select seq, sender_name, client_msg_id, kind, body, ts from messages
-         where tenant_id = ? and room_id = ? and seq < ? order by seq desc limit ?",
+        "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
+                m.file_id, f.size as file_size, f.hash as file_hash
+         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
+         where m.tenant_id = ? and m.room_id = ? and m.seq < ? order by m.seq desc limit ?",
     )
     .bind(tenant.0)
     .bind(room.0)
@@ -143,8 +179,10 @@ pub(crate) async fn after(
     limit: u32,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
     let mut rows: Vec<Row> = sqlx::query_as(
-        "select seq, sender_name, client_msg_id, kind, body, ts from messages
-         where tenant_id = ? and room_id = ? and seq > ? order by seq asc limit ?",
+        "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
+                m.file_id, f.size as file_size, f.hash as file_hash
+         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
+         where m.tenant_id = ? and m.room_id = ? and m.seq > ? order by m.seq asc limit ?",
     )
     .bind(tenant.0)
     .bind(room.0)
@@ -178,10 +216,11 @@ mod tests {
             kind: MessageKind::Text,
             body: format!("body {cmid}"),
             ts: 1,
+            file: None,
         };
         for i in 0..10 {
             let out = append(&mut conn, &mk(&i.to_string())).await.expect("append");
-            assert_eq!(out, Some(AppendOutcome::New { seq: i + 1 }));
+            assert_eq!(out, Some(AppendOutcome::New { seq: i + 1, file_id: None }));
         }
         let again = append(&mut conn, &mk("3")).await.expect("append");
         assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1 }));

@@ -1,0 +1,128 @@
+//! `upload.begin`, `upload.status`, `file.get`.
+
+use std::sync::Arc;
+
+use qchat_protocol::{
+    DownloadHeader, ErrorCode, FileGetOk, FileGetReq, FileInfo, MessageKind, UploadBeginOk,
+    UploadBeginReq, UploadStatusOk, UploadStatusReq, sanitize_file_name, valid_hash,
+};
+use serde_json::Value;
+
+use super::{member_room, ok};
+use crate::db::{self, FileAccess, FileAttach, NewMessage};
+use crate::error::{Result, refuse};
+use crate::session::{Login, Session};
+use crate::transfer::{download, new_upload_id, valid_upload_id};
+
+pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Result<Value> {
+    if !valid_hash(&r.hash) {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            "hash must be 64 lower-case hex digits (BLAKE3)",
+        ));
+    }
+    let limits = s.shared.transfers.limits;
+    if r.size > limits.max_file_size {
+        return Err(refuse(
+            ErrorCode::TooLarge,
+            format!("files are limited to {} bytes", limits.max_file_size),
+        ));
+    }
+    let name = sanitize_file_name(&r.name);
+    let (room, _) = member_room(s, login, &r.room).await?;
+    let pool = &s.shared.pool;
+
+    // Content the tenant already stores is not sent again.
+    if let Some((file_id, size)) = db::file_by_hash(pool, login.tenant, &r.hash).await? {
+        if size != r.size {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "a stored file has this hash with another size",
+            ));
+        }
+        let upload_id = new_upload_id();
+        let msg = NewMessage {
+            tenant: login.tenant,
+            room: room.id,
+            sender: Some(login.user),
+            sender_name: login.user_name.clone(),
+            client_msg_id: Some(format!("upload:{upload_id}")),
+            kind: MessageKind::File,
+            body: name.clone(),
+            ts: db::now_ms(),
+            file: Some(FileAttach { hash: r.hash.clone(), size, upload_id: None }),
+        };
+        let c = s.shared.committer.submit(msg, room.name).await?;
+        return ok(&UploadBeginOk {
+            upload_id,
+            offset: size,
+            complete: true,
+            file: Some(FileInfo { id: c.file_id.unwrap_or(file_id), name, size, hash: r.hash }),
+            seq: Some(c.seq),
+        });
+    }
+    if db::tenant_usage(pool, login.tenant).await?.saturating_add(r.size) > limits.tenant_quota {
+        return Err(refuse(
+            ErrorCode::QuotaExceeded,
+            "the tenant's storage quota would be exceeded",
+        ));
+    }
+    // The same content to the same room again: resume that upload.
+    if let Some(upload_id) =
+        db::find_upload(pool, login.tenant, login.user, room.id, &r.hash, r.size).await?
+    {
+        let offset = s.shared.transfers.store.held(&upload_id).await.map_err(io_err)?;
+        return ok(&UploadBeginOk { upload_id, offset, complete: false, file: None, seq: None });
+    }
+    let upload_id = new_upload_id();
+    db::create_upload(pool, &upload_id, login.tenant, login.user, room.id, &name, r.size, &r.hash)
+        .await?;
+    ok(&UploadBeginOk { upload_id, offset: 0, complete: false, file: None, seq: None })
+}
+
+pub(super) async fn status(s: &Session, login: &Login, r: UploadStatusReq) -> Result<Value> {
+    let not_found = || refuse(ErrorCode::NotFound, "no such upload (finished, failed or expired)");
+    if !valid_upload_id(&r.upload_id) {
+        return Err(not_found());
+    }
+    let up = db::upload(&s.shared.pool, login.tenant, login.user, &r.upload_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let offset = s.shared.transfers.store.held(&up.id).await.map_err(io_err)?;
+    ok(&UploadStatusOk { upload_id: up.id, offset, size: up.size })
+}
+
+pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result<Value> {
+    let file = match db::file_access(&s.shared.pool, login.tenant, login.user, r.file_id).await? {
+        FileAccess::Visible(f) => f,
+        FileAccess::NotMember => {
+            return Err(refuse(ErrorCode::Forbidden, "join a room that offers this file first"));
+        }
+        FileAccess::Missing => return Err(refuse(ErrorCode::NotFound, "no such file")),
+    };
+    if r.offset > file.size {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("offset beyond the file's {} bytes", file.size),
+        ));
+    }
+    let permit = Arc::clone(&s.downloads).try_acquire_owned().map_err(|_| {
+        refuse(ErrorCode::RateLimited, "too many downloads in flight on this connection")
+    })?;
+    let path = s.shared.transfers.store.file_path(login.tenant, &file.hash);
+    let header = DownloadHeader {
+        file_id: file.id,
+        offset: r.offset,
+        size: file.size,
+        hash: file.hash.clone(),
+    };
+    s.tasks.spawn(download::send(s.conn.clone(), path, header, permit));
+    ok(&FileGetOk {
+        file: FileInfo { id: file.id, name: file.name, size: file.size, hash: file.hash },
+        offset: r.offset,
+    })
+}
+
+fn io_err(e: std::io::Error) -> crate::error::Error {
+    crate::error::Error::Internal(format!("file store: {e}"))
+}

@@ -1,0 +1,261 @@
+//! Receiving one file on a client-opened unidirectional stream: header frame,
+//! then exactly `size - offset` bytes. Hashes while writing to the partial
+//! file, verifies size and BLAKE3, fsyncs, moves the file into the store and
+//! records file row and file message in one transaction (via the committer).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use qchat_protocol::{
+    Event, FileInfo, MAX_STREAM_HEADER_LEN, MessageKind, StreamCode, UploadDone, UploadFailed,
+    UploadHeader, encode_json,
+};
+use quinn::{RecvStream, VarInt};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::db::{self, FileAttach, NewMessage, Upload};
+use crate::outbound::Outbound;
+use crate::server::Shared;
+use crate::session::Login;
+use crate::transfer::{Claim, valid_upload_id};
+
+/// Largest chunk taken off the stream at once.
+const CHUNK: usize = 256 * 1024;
+/// Write buffer in front of the partial file.
+const WRITE_BUF: usize = 1024 * 1024;
+
+/// Why an upload stream failed.
+struct Failure {
+    code: StreamCode,
+    message: String,
+    /// Whether the partial bytes and the upload are dropped (a permanent
+    /// failure) or kept for a resume.
+    discard: bool,
+}
+
+fn fail(code: StreamCode, message: impl Into<String>, discard: bool) -> Failure {
+    Failure { code, message: message.into(), discard }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Failure {
+    tracing::error!(cause = %e, "{what}");
+    fail(StreamCode::Internal, "internal error", false)
+}
+
+/// Serves one upload stream to completion or failure.
+pub(crate) async fn receive(
+    shared: Arc<Shared>,
+    login: Option<Login>,
+    out: Outbound,
+    mut recv: RecvStream,
+) {
+    let header = match read_header(&mut recv).await {
+        Ok(h) => h,
+        Err(f) => {
+            let _ = recv.stop(VarInt::from_u32(f.code.code()));
+            return;
+        }
+    };
+    let id = header.upload_id.clone();
+    let result = match login {
+        Some(login) => run(&shared, &login, header, &mut recv).await,
+        None => Err(fail(StreamCode::NotFound, "log in before uploading", false)),
+    };
+    let event = match result {
+        Ok(done) => Event::UploadDone(done),
+        Err(f) => {
+            tracing::info!(upload_id = %id, code = ?f.code, reason = %f.message, "upload failed");
+            let _ = recv.stop(VarInt::from_u32(f.code.code()));
+            if f.discard && valid_upload_id(&id) {
+                shared.transfers.store.discard(&id).await;
+                if let Err(e) = db::delete_upload(&shared.pool, &id).await {
+                    tracing::error!(cause = %e, "deleting failed upload");
+                }
+            }
+            Event::UploadFailed(UploadFailed {
+                upload_id: id,
+                code: f.code.error_code(),
+                message: f.message,
+            })
+        }
+    };
+    match encode_json(&event) {
+        Ok(frame) => {
+            // The connection may be gone; the outcome is in history anyway.
+            let _ = out.send(frame).await;
+        }
+        Err(e) => tracing::error!(cause = %e, "encoding upload event"),
+    }
+}
+
+async fn read_header(recv: &mut RecvStream) -> Result<UploadHeader, Failure> {
+    let bad = |m: &str| fail(StreamCode::BadHeader, m.to_owned(), false);
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.map_err(|_| bad("missing header"))?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_STREAM_HEADER_LEN {
+        return Err(bad("header too large"));
+    }
+    let mut buf = vec![0u8; len];
+    recv.read_exact(&mut buf).await.map_err(|_| bad("truncated header"))?;
+    serde_json::from_slice(&buf).map_err(|e| bad(&format!("invalid header: {e}")))
+}
+
+async fn run(
+    shared: &Arc<Shared>,
+    login: &Login,
+    header: UploadHeader,
+    recv: &mut RecvStream,
+) -> Result<UploadDone, Failure> {
+    let transfers = &shared.transfers;
+    if !valid_upload_id(&header.upload_id) {
+        return Err(fail(StreamCode::NotFound, "no such upload", false));
+    }
+    let up = db::upload(&shared.pool, login.tenant, login.user, &header.upload_id)
+        .await
+        .map_err(|e| internal("loading upload", e))?
+        .ok_or_else(|| fail(StreamCode::NotFound, "no such upload", false))?;
+    let mut claim = transfers.claim(&up.id, login.tenant).ok_or_else(|| {
+        fail(StreamCode::Conflict, "upload already in progress on another stream", false)
+    })?;
+    let held =
+        transfers.store.held(&up.id).await.map_err(|e| internal("reading partial upload", e))?;
+    if header.offset != held {
+        return Err(fail(
+            StreamCode::Conflict,
+            format!("server holds {held} bytes; resume from there"),
+            false,
+        ));
+    }
+    db::touch_upload(&shared.pool, &up.id).await.map_err(|e| internal("touching upload", e))?;
+    let stored = db::tenant_usage(&shared.pool, login.tenant)
+        .await
+        .map_err(|e| internal("reading usage", e))?;
+
+    let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
+    let hasher = receive_bytes(shared, &up, held, stored, &mut claim, hasher, recv).await?;
+    let got = hasher.finalize().to_hex().to_string();
+    if got != up.hash {
+        return Err(fail(
+            StreamCode::HashMismatch,
+            format!("content hash {got} differs from the declared one"),
+            true,
+        ));
+    }
+    transfers
+        .store
+        .promote(&up.id, login.tenant, &up.hash)
+        .await
+        .map_err(|e| internal("moving upload into the store", e))?;
+    let msg = NewMessage {
+        tenant: login.tenant,
+        room: up.room,
+        sender: Some(login.user),
+        sender_name: up.user_name.clone(),
+        client_msg_id: Some(format!("upload:{}", up.id)),
+        kind: MessageKind::File,
+        body: up.name.clone(),
+        ts: db::now_ms(),
+        file: Some(FileAttach {
+            hash: up.hash.clone(),
+            size: up.size,
+            upload_id: Some(up.id.clone()),
+        }),
+    };
+    let committed = shared
+        .committer
+        .submit(msg, up.room_name.clone())
+        .await
+        .map_err(|e| internal("recording file message", e))?;
+    drop(claim);
+    tracing::info!(upload_id = %up.id, size = up.size, seq = committed.seq, "upload stored");
+    Ok(UploadDone {
+        upload_id: up.id,
+        file: FileInfo {
+            id: committed.file_id.unwrap_or(0),
+            name: up.name,
+            size: up.size,
+            hash: up.hash,
+        },
+        seq: committed.seq,
+    })
+}
+
+/// Hashes the bytes already held (a resumed upload) on the blocking pool.
+async fn hash_prefix(path: std::path::PathBuf, held: u64) -> Result<blake3::Hasher, Failure> {
+    if held == 0 {
+        return Ok(blake3::Hasher::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(&path)?;
+        hasher.update_reader(std::io::Read::take(file, held))?;
+        Ok::<_, std::io::Error>(hasher)
+    })
+    .await
+    .map_err(|e| internal("hashing task", e))?
+    .map_err(|e| internal("hashing partial upload", e))
+}
+
+async fn receive_bytes(
+    shared: &Shared,
+    up: &Upload,
+    held: u64,
+    stored: u64,
+    claim: &mut Claim,
+    mut hasher: blake3::Hasher,
+    recv: &mut RecvStream,
+) -> Result<blake3::Hasher, Failure> {
+    let path = shared.transfers.store.part_path(&up.id);
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await
+        .map_err(|e| internal("opening partial upload", e))?;
+    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
+    let mut total = held;
+    loop {
+        let chunk: Bytes = match recv.read_chunk(CHUNK, true).await {
+            Ok(Some(c)) => c.bytes,
+            Ok(None) => break,
+            Err(e) => {
+                // Connection lost or stream reset: keep what arrived for a resume.
+                let _ = file.flush().await;
+                return Err(fail(
+                    StreamCode::Unavailable,
+                    format!("stream interrupted: {e}"),
+                    false,
+                ));
+            }
+        };
+        let n = chunk.len() as u64;
+        if total + n > up.size {
+            return Err(fail(
+                StreamCode::SizeMismatch,
+                format!("more than the declared {} bytes", up.size),
+                true,
+            ));
+        }
+        if !claim.reserve(n, stored) {
+            return Err(fail(
+                StreamCode::QuotaExceeded,
+                "the tenant's storage quota is used up",
+                true,
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(|e| internal("writing partial upload", e))?;
+        total += n;
+    }
+    if total != up.size {
+        return Err(fail(
+            StreamCode::SizeMismatch,
+            format!("stream ended at {total} of {} bytes", up.size),
+            true,
+        ));
+    }
+    file.flush().await.map_err(|e| internal("flushing upload", e))?;
+    file.get_ref().sync_all().await.map_err(|e| internal("syncing upload", e))?;
+    Ok(hasher)
+}
