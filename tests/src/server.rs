@@ -36,6 +36,7 @@ pub struct TestServer {
     /// Its data directory.
     pub dir: tempfile::TempDir,
     extra: Vec<String>,
+    log_filter: String,
     /// Captured stderr of the current process (logs), appended on exit.
     pub log: PathBuf,
 }
@@ -47,7 +48,7 @@ impl TestServer {
     /// # Errors
     /// When the binary fails to start or print its two lines.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(&["--idle-timeout-secs", "4"]).await
+        Self::start_with(&["--idle-timeout-secs", "4", "--keep-alive-secs", "1"]).await
     }
 
     /// Starts a server with extra `serve` flags.
@@ -55,6 +56,14 @@ impl TestServer {
     /// # Errors
     /// When the binary fails to start or print its two lines.
     pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_logging(extra, "qchat_service=debug,info").await
+    }
+
+    /// Starts a server with extra `serve` flags and a `RUST_LOG` filter.
+    ///
+    /// # Errors
+    /// When the binary fails to start or print its two lines.
+    pub async fn start_logging(extra: &[&str], log_filter: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("tempdir")?;
         let log = dir.path().join("qchatd.log");
         let mut s = Self {
@@ -63,6 +72,7 @@ impl TestServer {
             fingerprint: String::new(),
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            log_filter: log_filter.to_owned(),
             log,
         };
         s.spawn().await?;
@@ -78,7 +88,7 @@ impl TestServer {
             .arg("--listen")
             .arg(self.addr.to_string())
             .args(&self.extra)
-            .env("RUST_LOG", "qchat_service=debug,info")
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
