@@ -116,7 +116,12 @@ pub(crate) async fn run(
         shared.hub.detach(id, end.presence.clone());
     }
     drop(session);
-    let drained = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    let mut writer = writer;
+    let drained = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+    if drained.is_err() {
+        // The peer stopped reading; do not leave the writer behind.
+        writer.abort();
+    }
     if let Ok(Ok(Some(mut send))) = drained {
         let _ = send.finish();
         if end.code == CloseCode::Normal {
