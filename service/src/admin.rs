@@ -1,6 +1,20 @@
-//! Operator commands that work on the database directly (`qchatd tenant
-//! create`, `user create`, `room create`). Safe while the server runs: SQLite
-//! serialises the writes.
+//! Operator commands that work on the database directly (`qchatd tenant`,
+//! `user`, `room`, `migrate`, `backup`). Safe while the server runs: SQLite
+//! serialises the writes, and a running server sees them on its next query
+//! (a disabled user cannot log in or resume; revoked sessions are gone).
+//!
+//! - this file: creation and the shared helpers;
+//! - `manage`: list, enable/disable, delete, password reset;
+//! - `backup`: the online backup.
+
+mod backup;
+mod manage;
+
+pub use backup::backup;
+pub use manage::{
+    RoomRow, TenantRow, UserRow, delete_room, delete_tenant, delete_user, list_rooms, list_tenants,
+    list_users, set_password, set_room_disabled, set_tenant_disabled, set_user_disabled,
+};
 
 use std::path::Path;
 
@@ -24,9 +38,12 @@ pub enum AdminError {
     /// Database fault.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// File system fault.
+    #[error("{0}")]
+    Io(String),
 }
 
-fn name(what: &str, n: &str) -> Result<(), AdminError> {
+fn check_name(what: &str, n: &str) -> Result<(), AdminError> {
     if valid_name(n) {
         Ok(())
     } else {
@@ -41,6 +58,28 @@ fn conflict(e: DbError, what: String) -> AdminError {
         DbError::Conflict => AdminError::Conflict(what),
         DbError::Sqlx(e) => AdminError::Db(e),
     }
+}
+
+/// Checks the length and hashes with argon2id.
+async fn hash_password(password: &str) -> Result<String, AdminError> {
+    if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(AdminError::Invalid(format!(
+            "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    let auth = Auth::new().map_err(|e| AdminError::Invalid(e.to_string()))?;
+    auth.hash(password).await.map_err(|e| AdminError::Invalid(e.to_string()))
+}
+
+async fn user(
+    pool: &sqlx::SqlitePool,
+    tenant: &db::Tenant,
+    u: &str,
+) -> Result<db::UserId, AdminError> {
+    db::user_by_name(pool, tenant.id, u)
+        .await?
+        .map(|user| user.id)
+        .ok_or_else(|| AdminError::NotFound(format!("no user named {u} in {}", tenant.name)))
 }
 
 async fn tenant(pool: &sqlx::SqlitePool, t: &str) -> Result<db::Tenant, AdminError> {
@@ -58,7 +97,7 @@ pub async fn create_tenant(
     t: &str,
     open_registration: bool,
 ) -> Result<(), AdminError> {
-    name("tenant", t)?;
+    check_name("tenant", t)?;
     let pool = open(data_dir).await?;
     db::create_tenant(&pool, t, open_registration)
         .await
@@ -78,7 +117,7 @@ pub async fn create_user(
     user: &str,
     password: &str,
 ) -> Result<(), AdminError> {
-    name("user", user)?;
+    check_name("user", user)?;
     if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
         return Err(AdminError::Invalid(format!(
             "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"
@@ -100,7 +139,7 @@ pub async fn create_user(
 /// # Errors
 /// [`AdminError`] for an unknown tenant or an invalid or existing name.
 pub async fn create_room(data_dir: &Path, t: &str, room: &str) -> Result<(), AdminError> {
-    name("room", room)?;
+    check_name("room", room)?;
     let pool = open(data_dir).await?;
     let tenant = tenant(&pool, t).await?;
     db::create_room(&pool, tenant.id, room)

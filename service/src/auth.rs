@@ -20,9 +20,9 @@ use crate::error::{Error, Result};
 /// How long a session token stays valid.
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Failed logins allowed per address per window.
+/// Failed logins allowed per address per window, unless configured.
 const MAX_FAILURES: u32 = 10;
-/// The rate limiter's window.
+/// The rate limiter's window, unless configured.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked before the oldest windows are swept.
 const MAX_TRACKED: usize = 100_000;
@@ -31,6 +31,9 @@ const MAX_TRACKED: usize = 100_000;
 #[derive(Clone)]
 pub(crate) struct Auth {
     inner: Arc<Inner>,
+    max_failures: u32,
+    failure_window: Duration,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 struct Inner {
@@ -58,7 +61,23 @@ impl Auth {
                 dummy_hash,
                 failures: Mutex::new(HashMap::new()),
             }),
+            max_failures: MAX_FAILURES,
+            failure_window: FAILURE_WINDOW,
+            metrics: None,
         })
+    }
+
+    /// Allows `max_failures` failed logins per address per `window`.
+    pub(crate) fn with_rate_limit(mut self, max_failures: u32, window: Duration) -> Self {
+        self.max_failures = max_failures.max(1);
+        self.failure_window = window;
+        self
+    }
+
+    /// Counts failed logins in `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Hashes a password with argon2id (m=19 MiB, t=2, p=1) on the blocking pool.
@@ -105,19 +124,25 @@ impl Auth {
     pub(crate) fn allow_attempt(&self, addr: IpAddr) -> bool {
         let map = self.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(&addr) {
-            Some((start, count)) => start.elapsed() > FAILURE_WINDOW || *count < MAX_FAILURES,
+            Some((start, count)) => {
+                start.elapsed() > self.failure_window || *count < self.max_failures
+            }
             None => true,
         }
     }
 
     /// Records a failed login from `addr`.
     pub(crate) fn record_failure(&self, addr: IpAddr) {
+        if let Some(m) = &self.metrics {
+            m.login_failed();
+        }
+        let window = self.failure_window;
         let mut map = self.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_TRACKED {
-            map.retain(|_, (start, _)| start.elapsed() <= FAILURE_WINDOW);
+            map.retain(|_, (start, _)| start.elapsed() <= window);
         }
         let entry = map.entry(addr).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() > FAILURE_WINDOW {
+        if entry.0.elapsed() > window {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
@@ -172,10 +197,10 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_limited_per_address() {
-        let auth = Auth::new().expect("auth");
+        let auth = Auth::new().expect("auth").with_rate_limit(3, Duration::from_secs(60));
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
-        for _ in 0..MAX_FAILURES {
+        for _ in 0..3 {
             assert!(auth.allow_attempt(a));
             auth.record_failure(a);
         }

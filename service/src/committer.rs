@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::db::{self, AppendOutcome, NewMessage};
 use crate::error::{Error, Result, refuse};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 
 /// Most messages committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -51,9 +52,13 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the writer task. It runs until every `Committer` clone is
     /// dropped, then commits what is still queued and ends.
-    pub(crate) fn spawn(pool: SqlitePool, hub: Arc<Hub>) -> (Self, JoinHandle<()>) {
+    pub(crate) fn spawn(
+        pool: SqlitePool,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(pool, hub, rx));
+        let task = tokio::spawn(run(pool, hub, metrics, rx));
         (Self { tx }, task)
     }
 
@@ -71,10 +76,14 @@ impl Committer {
     }
 }
 
-async fn run(pool: SqlitePool, hub: Arc<Hub>, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, hub: Arc<Hub>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let started = std::time::Instant::now();
         let outcomes = commit_batch(&pool, &jobs).await;
+        let new =
+            outcomes.iter().filter(|o| matches!(o, Ok(Some(AppendOutcome::New { .. })))).count();
+        metrics.committed(new as u64, started.elapsed());
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             let reply = match outcome {
                 Ok(Some(AppendOutcome::New { seq, file_id })) => {

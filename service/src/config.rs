@@ -1,7 +1,15 @@
 //! Server configuration: built-in defaults, then a TOML file, then
-//! environment (`QCHAT_*`), then flags. The binary merges the last two with
-//! clap; this module holds the shape, the defaults and the file loading.
-//! Unknown keys are refused so a typo cannot silently fall back to a default.
+//! environment (`QCHAT_*`), then flags — each key in that order of precedence.
+//! This module holds the shape, the defaults, the file loading and the
+//! validation; [`Overrides`] is the clap side (environment and flags) that the
+//! binary flattens into `qchatd serve`. Unknown keys are refused so a typo
+//! cannot silently fall back to a default, and every error names the key.
+
+mod files;
+mod overrides;
+
+pub use files::FileLimits;
+pub use overrides::Overrides;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,8 +35,27 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// SQLite `synchronous` level.
     pub durability: Durability,
+    /// Log line format on stderr.
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `debug`, `qchat_service=debug,info`, ...);
+    /// `RUST_LOG`, when set, wins.
+    pub log_level: String,
+    /// Local TCP address for Prometheus `/metrics` and `/health`; off when absent.
+    pub metrics_listen: Option<SocketAddr>,
     /// Limits that protect the server on a public host.
     pub limits: Limits,
+    /// File-transfer limits.
+    pub files: FileLimits,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// Bounds on what clients may use.
@@ -41,8 +68,28 @@ pub struct Limits {
     pub login_timeout_secs: u64,
     /// Concurrent connections, overall.
     pub max_connections: usize,
+    /// Concurrent connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Above this many handshakes in progress, new addresses must prove they
+    /// own their address (QUIC Retry) before the server keeps any state.
+    pub retry_above_handshakes: usize,
     /// Frames queued per connection before events are dropped (`lagged`).
     pub outbound_queue: usize,
+    /// Failed logins allowed per address per window.
+    pub login_failures: u32,
+    /// The failed-login window.
+    pub login_failure_window_secs: u64,
+    /// QUIC keep-alive sent by the server (capped at half the idle timeout);
+    /// 0 turns it off.
+    pub keep_alive_secs: u64,
+    /// Concurrent unidirectional streams a client may open.
+    pub max_uni_streams: u32,
+    /// Bytes a client may have in flight on one stream.
+    pub stream_receive_window: u32,
+    /// Bytes a client may have in flight on the whole connection.
+    pub receive_window: u32,
+    /// Bytes the server keeps unacknowledged per connection.
+    pub send_window: u64,
 }
 
 impl Default for Config {
@@ -54,7 +101,11 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             durability: Durability::Full,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            metrics_listen: None,
             limits: Limits::default(),
+            files: FileLimits::default(),
         }
     }
 }
@@ -65,7 +116,18 @@ impl Default for Limits {
             idle_timeout_secs: 30,
             login_timeout_secs: 10,
             max_connections: 10_000,
+            max_connections_per_ip: 32,
+            retry_above_handshakes: 64,
             outbound_queue: 1024,
+            login_failures: 10,
+            login_failure_window_secs: 60,
+            keep_alive_secs: 15,
+            // One stream per file being uploaded at once.
+            max_uni_streams: 16,
+            // A frame is at most 1 MiB; room for one in flight plus some.
+            stream_receive_window: 2 * 1024 * 1024,
+            receive_window: 4 * 1024 * 1024,
+            send_window: 8 * 1024 * 1024,
         }
     }
 }
@@ -79,6 +141,18 @@ impl Limits {
     /// Login deadline as a duration.
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout_secs.max(1))
+    }
+
+    /// Keep-alive interval, if on; never at or above the idle timeout (it
+    /// would not keep anything alive), so at most half of it.
+    pub fn keep_alive(&self) -> Option<Duration> {
+        let cap = self.idle_timeout() / 2;
+        (self.keep_alive_secs > 0).then(|| Duration::from_secs(self.keep_alive_secs).min(cap))
+    }
+
+    /// Failed-login window as a duration.
+    pub fn login_failure_window(&self) -> Duration {
+        Duration::from_secs(self.login_failure_window_secs)
     }
 }
 
@@ -102,6 +176,14 @@ pub enum ConfigError {
         /// toml's explanation, naming the key.
         message: String,
     },
+    /// A value is out of range or inconsistent with another.
+    #[error("{key}: {message}")]
+    Value {
+        /// The key, as written in the file.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Config {
@@ -122,6 +204,62 @@ impl Config {
     /// The parser's message, which names the key.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+    }
+
+    /// The configuration `qchatd serve` runs with: defaults, then `file`,
+    /// then `overrides` (environment and flags, merged by clap), validated.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or the key.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        overrides.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and combinations a type cannot express.
+    ///
+    /// # Errors
+    /// [`ConfigError::Value`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| Err(ConfigError::Value { key, message: message.into() });
+        let l = &self.limits;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert", "tls_cert and tls_key go together");
+        }
+        if self.public_names.is_empty() || self.public_names.iter().any(String::is_empty) {
+            return bad("public_names", "give at least one non-empty name");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return bad("log_level", "not a tracing filter (try info or debug)");
+        }
+        if l.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if l.max_connections_per_ip == 0 {
+            return bad("max_connections_per_ip", "must be at least 1");
+        }
+        if l.outbound_queue == 0 {
+            return bad("outbound_queue", "must be at least 1");
+        }
+        if l.login_failures == 0 {
+            return bad("login_failures", "must be at least 1");
+        }
+        if l.idle_timeout_secs == 0 || l.idle_timeout_secs > 3600 {
+            return bad("idle_timeout_secs", "must be 1 to 3600");
+        }
+        let frame = u32::try_from(qchat_protocol::MAX_FRAME_LEN + 4).unwrap_or(u32::MAX);
+        if l.stream_receive_window < frame {
+            return bad("stream_receive_window", "must hold one full frame (1 MiB + 4)");
+        }
+        if l.receive_window < l.stream_receive_window {
+            return bad("receive_window", "must be at least stream_receive_window");
+        }
+        Ok(())
     }
 }
 
@@ -152,5 +290,21 @@ mod tests {
         assert!(e.contains("max_connections"), "{e}");
         let e = Config::from_toml("durability = \"sometimes\"").expect_err("bad enum");
         assert!(e.contains("durability"), "{e}");
+        let e = Config::from_toml("[limits]\nmax_conections = 1").expect_err("nested typo");
+        assert!(e.contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::default();
+        c.validate().expect("defaults are valid");
+        c.limits.idle_timeout_secs = 0;
+        let e = c.validate().expect_err("no idle timeout").to_string();
+        assert!(e.starts_with("idle_timeout_secs"), "{e}");
+        let c = Config { tls_key: Some("k.pem".into()), ..Config::default() };
+        assert!(c.validate().expect_err("key alone").to_string().starts_with("tls_cert"));
+        let mut c = Config::default();
+        c.limits.stream_receive_window = 1000;
+        assert!(c.validate().expect_err("small").to_string().starts_with("stream_receive_window"));
     }
 }

@@ -8,25 +8,37 @@
 //! - `hub`: room subscriptions, presence, fan-out of pre-serialized frames.
 //! - `outbound`: a connection's bounded queue (`lagged` instead of blocking).
 //! - `committer`: the single message writer with group commit.
+//! - `transfer`: upload and download streams, quotas; `store`: files on disk.
 //! - `auth`: argon2id, session tokens, login rate limits.
 //! - `db`: all SQL (SQLite via sqlx), migrations embedded.
 //! - [`tls`]: certificate loading and generation.
 //! - [`config`]: the configuration shape and file loading.
 //! - [`admin`]: operator commands on the database.
+//! - [`healthcheck`]: the `qchatd healthcheck` QUIC ping.
+//! - `admission`: connection caps (overall, per address) and QUIC Retry.
+//! - `metrics`: Prometheus counters and the local `/metrics` + `/health` port.
+//! - [`Reloader`]: certificate reload on SIGHUP.
 
 pub mod admin;
+mod admission;
 mod auth;
 mod cmd;
 mod committer;
 pub mod config;
 mod db;
 mod error;
+pub mod healthcheck;
 mod hub;
+mod metrics;
 mod outbound;
+mod reload;
 mod server;
 mod session;
+mod store;
 pub mod tls;
+mod transfer;
 
 pub use config::Config;
 pub use db::{DB_FILE, Durability, MIGRATOR};
+pub use reload::Reloader;
 pub use server::{Server, StartError};

@@ -6,28 +6,20 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use qchat_service::{Config, Durability, Server, admin};
+use qchat_service::config::{LogFormat, Overrides};
+use qchat_service::{Config, Reloader, Server, admin, healthcheck};
 
 /// qchat server: multi-tenant chat over QUIC with persistent history.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, env = "QCHAT_LOG_FORMAT", default_value = "text")]
-    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server (SIGTERM/SIGINT: drain and stop; SIGHUP: reload the certificate).
     Serve(ServeArgs),
     /// Create the data directory and migrate the database, then exit.
     Migrate(DataDir),
@@ -43,6 +35,16 @@ enum Command {
     /// Certificate commands.
     #[command(subcommand)]
     Cert(CertCmd),
+    /// Copy the database to FILE while the server runs (SQLite VACUUM INTO).
+    Backup {
+        /// Where to write the copy (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Exit 0 when the server answers a ping over QUIC, else 1 with a reason.
+    Healthcheck(HealthArgs),
 }
 
 #[derive(Args)]
@@ -54,30 +56,37 @@ struct DataDir {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML configuration file (overridden by QCHAT_* variables and flags).
+    /// TOML configuration file (overridden by QCHAT_* variables, then flags).
     #[arg(long, env = "QCHAT_CONFIG")]
     config: Option<PathBuf>,
-    /// Data directory [default: data].
-    #[arg(long, env = "QCHAT_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// UDP address to listen on [default: 0.0.0.0:4433].
-    #[arg(long, env = "QCHAT_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// SQLite durability: full (survives power loss) or normal.
-    #[arg(long, env = "QCHAT_DURABILITY")]
-    durability: Option<DurabilityArg>,
-    /// Close connections idle this many seconds [default: 30].
-    #[arg(long, env = "QCHAT_IDLE_TIMEOUT_SECS")]
-    idle_timeout_secs: Option<u64>,
-    /// Seconds a new connection has to log in [default: 10].
-    #[arg(long, env = "QCHAT_LOGIN_TIMEOUT_SECS")]
-    login_timeout_secs: Option<u64>,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum DurabilityArg {
-    Full,
-    Normal,
+#[derive(Args)]
+struct HealthArgs {
+    /// Server address to ping.
+    #[arg(long, env = "QCHAT_HEALTH_SERVER", default_value = "127.0.0.1:4433")]
+    server: SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    timeout_secs: u64,
+    #[command(flatten)]
+    dir: DataDir,
+}
+
+#[derive(Args)]
+struct Tenant {
+    /// Tenant the user or room belongs to.
+    #[arg(long)]
+    tenant: String,
+}
+
+#[derive(Args)]
+struct Confirm {
+    /// Really delete (there is no undo; `disable` is the reversible way).
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Subcommand)]
@@ -92,20 +101,92 @@ enum TenantCmd {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// List tenants.
+    List(DataDir),
+    /// Refuse log-ins to every user of the tenant and revoke their sessions.
+    Disable {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Undo `disable`.
+    Enable {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Delete a tenant with all its users, rooms and messages.
+    Delete {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        confirm: Confirm,
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 #[derive(Subcommand)]
 enum UserCmd {
     /// Create a user; the password comes from stdin (--password-stdin) or QCHAT_PASSWORD.
     Create {
-        /// Tenant the user belongs to.
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        tenant: Tenant,
         /// User name.
         name: String,
         /// Read the password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// List a tenant's users.
+    List {
+        #[command(flatten)]
+        tenant: Tenant,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Set a new password (--password-stdin or QCHAT_PASSWORD); revokes the user's sessions.
+    Passwd {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// User name.
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Refuse the user's log-ins and revoke their sessions.
+    Disable {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Undo `disable`.
+    Enable {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Delete a user (their messages stay, under their name).
+    Delete {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        confirm: Confirm,
         #[command(flatten)]
         dir: DataDir,
     },
@@ -115,11 +196,46 @@ enum UserCmd {
 enum RoomCmd {
     /// Create a room.
     Create {
-        /// Tenant the room belongs to.
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        tenant: Tenant,
         /// Room name.
         name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// List a tenant's rooms.
+    List {
+        #[command(flatten)]
+        tenant: Tenant,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Hide a room: it is not listed and cannot be joined, read or written.
+    Disable {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// Room name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Undo `disable`.
+    Enable {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// Room name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Delete a room with its messages.
+    Delete {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// Room name.
+        name: String,
+        #[command(flatten)]
+        confirm: Confirm,
         #[command(flatten)]
         dir: DataDir,
     },
@@ -128,12 +244,22 @@ enum RoomCmd {
 #[derive(Subcommand)]
 enum CertCmd {
     /// Print the certificate's SHA-256 fingerprint (generating it if needed).
-    Show(DataDir),
+    Show {
+        /// Names for a newly generated certificate, comma-separated.
+        #[arg(
+            long,
+            env = "QCHAT_PUBLIC_NAMES",
+            value_delimiter = ',',
+            default_value = "localhost"
+        )]
+        public_names: Vec<String>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -150,8 +276,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
@@ -161,34 +288,137 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
+    if let Command::Serve(args) = command {
+        return serve(args).await;
+    }
+    // Admin commands log warnings only: their output is for the operator.
+    init_logging(LogFormat::Text, "warn");
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(_) => unreachable!("handled above"),
         Command::Migrate(d) => Ok(admin::migrate(&d.data_dir).await?),
-        Command::Tenant(TenantCmd::Create { name, open_registration, dir }) => {
-            admin::create_tenant(&dir.data_dir, &name, open_registration).await?;
-            println!("created tenant {name}");
+        Command::Tenant(c) => tenant(c).await,
+        Command::User(c) => user(c).await,
+        Command::Room(c) => room(c).await,
+        Command::Backup { out, dir } => {
+            admin::backup(&dir.data_dir, &out).await?;
+            println!("backup written to {}", out.display());
             Ok(())
         }
-        Command::User(UserCmd::Create { tenant, name, password_stdin, dir }) => {
-            let password = read_password(password_stdin)?;
-            admin::create_user(&dir.data_dir, &tenant, &name, &password).await?;
-            println!("created user {name} in {tenant}");
+        Command::Healthcheck(h) => {
+            let timeout = std::time::Duration::from_secs(h.timeout_secs.max(1));
+            let fp = healthcheck::check(h.server, &h.dir.data_dir, timeout).await?;
+            println!("ok {} certificate sha256 {fp}", h.server);
             Ok(())
         }
-        Command::Room(RoomCmd::Create { tenant, name, dir }) => {
-            admin::create_room(&dir.data_dir, &tenant, &name).await?;
-            println!("created room {name} in {tenant}");
-            Ok(())
-        }
-        Command::Cert(CertCmd::Show(d)) => {
-            std::fs::create_dir_all(&d.data_dir)
-                .with_context(|| format!("creating {}", d.data_dir.display()))?;
-            let id =
-                qchat_service::tls::load_or_generate(&d.data_dir, None, &["localhost".into()])?;
+        Command::Cert(CertCmd::Show { public_names, dir }) => {
+            std::fs::create_dir_all(&dir.data_dir)
+                .with_context(|| format!("creating {}", dir.data_dir.display()))?;
+            let id = qchat_service::tls::load_or_generate(&dir.data_dir, None, &public_names)?;
             println!("certificate sha256 {}", id.fingerprint());
             Ok(())
         }
     }
+}
+
+fn yes(c: &Confirm, what: &str) -> anyhow::Result<()> {
+    if !c.yes {
+        bail!("deleting {what} cannot be undone: add --yes (or use disable)");
+    }
+    Ok(())
+}
+
+async fn tenant(c: TenantCmd) -> anyhow::Result<()> {
+    match c {
+        TenantCmd::Create { name, open_registration, dir } => {
+            admin::create_tenant(&dir.data_dir, &name, open_registration).await?;
+            println!("created tenant {name}");
+        }
+        TenantCmd::List(dir) => {
+            println!("NAME\tOPEN_REGISTRATION\tDISABLED\tUSERS\tROOMS");
+            for t in admin::list_tenants(&dir.data_dir).await? {
+                let (n, o, d, u, r) = (t.name, t.open_registration, t.disabled, t.users, t.rooms);
+                println!("{n}\t{o}\t{d}\t{u}\t{r}");
+            }
+        }
+        TenantCmd::Disable { name, dir } => {
+            let revoked = admin::set_tenant_disabled(&dir.data_dir, &name, true).await?;
+            println!("disabled tenant {name}; revoked {revoked} sessions");
+        }
+        TenantCmd::Enable { name, dir } => {
+            admin::set_tenant_disabled(&dir.data_dir, &name, false).await?;
+            println!("enabled tenant {name}");
+        }
+        TenantCmd::Delete { name, confirm, dir } => {
+            yes(&confirm, &format!("tenant {name} with all its users, rooms and messages"))?;
+            admin::delete_tenant(&dir.data_dir, &name).await?;
+            println!("deleted tenant {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn user(c: UserCmd) -> anyhow::Result<()> {
+    match c {
+        UserCmd::Create { tenant: Tenant { tenant }, name, password_stdin, dir } => {
+            let password = read_password(password_stdin)?;
+            admin::create_user(&dir.data_dir, &tenant, &name, &password).await?;
+            println!("created user {name} in {tenant}");
+        }
+        UserCmd::List { tenant: Tenant { tenant }, dir } => {
+            println!("NAME\tDISABLED\tSESSIONS");
+            for u in admin::list_users(&dir.data_dir, &tenant).await? {
+                println!("{}\t{}\t{}", u.name, u.disabled, u.sessions);
+            }
+        }
+        UserCmd::Passwd { tenant: Tenant { tenant }, name, password_stdin, dir } => {
+            let password = read_password(password_stdin)?;
+            let revoked = admin::set_password(&dir.data_dir, &tenant, &name, &password).await?;
+            println!("password of {name} in {tenant} changed; revoked {revoked} sessions");
+        }
+        UserCmd::Disable { tenant: Tenant { tenant }, name, dir } => {
+            let revoked = admin::set_user_disabled(&dir.data_dir, &tenant, &name, true).await?;
+            println!("disabled user {name} in {tenant}; revoked {revoked} sessions");
+        }
+        UserCmd::Enable { tenant: Tenant { tenant }, name, dir } => {
+            admin::set_user_disabled(&dir.data_dir, &tenant, &name, false).await?;
+            println!("enabled user {name} in {tenant}");
+        }
+        UserCmd::Delete { tenant: Tenant { tenant }, name, confirm, dir } => {
+            yes(&confirm, &format!("user {name}"))?;
+            admin::delete_user(&dir.data_dir, &tenant, &name).await?;
+            println!("deleted user {name} in {tenant}");
+        }
+    }
+    Ok(())
+}
+
+async fn room(c: RoomCmd) -> anyhow::Result<()> {
+    match c {
+        RoomCmd::Create { tenant: Tenant { tenant }, name, dir } => {
+            admin::create_room(&dir.data_dir, &tenant, &name).await?;
+            println!("created room {name} in {tenant}");
+        }
+        RoomCmd::List { tenant: Tenant { tenant }, dir } => {
+            println!("NAME\tDISABLED\tLAST_SEQ\tMEMBERS");
+            for r in admin::list_rooms(&dir.data_dir, &tenant).await? {
+                println!("{}\t{}\t{}\t{}", r.name, r.disabled, r.last_seq, r.members);
+            }
+        }
+        RoomCmd::Disable { tenant: Tenant { tenant }, name, dir } => {
+            admin::set_room_disabled(&dir.data_dir, &tenant, &name, true).await?;
+            println!("disabled room {name} in {tenant}");
+        }
+        RoomCmd::Enable { tenant: Tenant { tenant }, name, dir } => {
+            admin::set_room_disabled(&dir.data_dir, &tenant, &name, false).await?;
+            println!("enabled room {name} in {tenant}");
+        }
+        RoomCmd::Delete { tenant: Tenant { tenant }, name, confirm, dir } => {
+            yes(&confirm, &format!("room {name} with its messages"))?;
+            admin::delete_room(&dir.data_dir, &tenant, &name).await?;
+            println!("deleted room {name} in {tenant}");
+        }
+    }
+    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -204,28 +434,8 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    if let Some(d) = args.data_dir {
-        config.data_dir = d;
-    }
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(d) = args.durability {
-        config.durability = match d {
-            DurabilityArg::Full => Durability::Full,
-            DurabilityArg::Normal => Durability::Normal,
-        };
-    }
-    if let Some(s) = args.idle_timeout_secs {
-        config.limits.idle_timeout_secs = s;
-    }
-    if let Some(s) = args.login_timeout_secs {
-        config.limits.login_timeout_secs = s;
-    }
+    let config = Config::load(args.config.as_deref(), &args.overrides)?;
+    init_logging(config.log_format, &config.log_level);
     let server = Server::bind(config).await?;
     let addr = server.local_addr().context("reading bound address")?;
     // The contract scripts and tests read: exactly these two lines on stdout.
@@ -234,8 +444,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(stdout, "certificate sha256 {}", server.fingerprint())?;
     stdout.flush()?;
     drop(stdout);
+    tokio::spawn(reload_on_hangup(server.reloader()));
     server.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// Reloads the certificate from disk on every SIGHUP.
+async fn reload_on_hangup(reloader: Reloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot listen for SIGHUP; certificate reload is off");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            match reloader.reload() {
+                Ok(fp) => tracing::info!(fingerprint = %fp, "certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(cause = %e, "certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 /// Completes on Ctrl-C or SIGTERM.

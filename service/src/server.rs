@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qchat_protocol::CloseCode;
-use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Endpoint, Incoming, TransportConfig, VarInt};
 use sqlx::SqlitePool;
 use tokio::task::JoinHandle;
@@ -16,10 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use crate::admission::{Admission, Decision};
 use crate::auth::Auth;
 use crate::committer::Committer;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::metrics::{self, Metrics};
+use crate::reload::{self, Reloader};
+use crate::store::Store;
+use crate::transfer::{TransferLimits, Transfers};
 use crate::{db, session, tls};
 
 /// State shared by every connection.
@@ -29,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) auth: Auth,
     pub(crate) committer: Committer,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) transfers: Arc<Transfers>,
 }
 
 /// Why the server could not start.
@@ -59,6 +65,8 @@ pub struct Server {
     shared: Arc<Shared>,
     committer_task: JoinHandle<()>,
     fingerprint: String,
+    reloader: Reloader,
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Server {
@@ -77,18 +85,59 @@ impl Server {
         let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let identity = tls::load_or_generate(&config.data_dir, files, &config.public_names)?;
         let fingerprint = identity.fingerprint();
-        let crypto = QuicServerConfig::try_from(tls::server_config(&identity)?)
-            .map_err(|e| StartError::Other(format!("QUIC TLS config: {e}")))?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        server_config.transport_config(Arc::new(transport(&config)?));
+        let transport = Arc::new(transport(&config)?);
+        let server_config = reload::server_config(&identity, transport.clone())?;
         let endpoint = Endpoint::server(server_config, config.listen).map_err(|source| {
             StartError::Io { what: format!("binding {}", config.listen), source }
         })?;
+        let cert_files = config.tls_cert.clone().zip(config.tls_key.clone());
+        let reloader = Reloader::new(
+            endpoint.clone(),
+            config.data_dir.clone(),
+            cert_files,
+            config.public_names.clone(),
+            transport,
+        );
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(metrics::bind(addr).await.map_err(|source| StartError::Io {
+                what: format!("binding metrics_listen {addr}"),
+                source,
+            })?),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let store = Store::open(&config.data_dir).map_err(|source| StartError::Io {
+            what: format!("creating the file store in {}", config.data_dir.display()),
+            source,
+        })?;
+        sweep_uploads(&pool, &store, config.files.upload_max_age_secs).await?;
+        let transfers = Arc::new(Transfers::new(
+            store,
+            TransferLimits {
+                max_file_size: config.files.max_file_size,
+                tenant_quota: config.files.tenant_quota,
+                max_downloads_per_connection: config.files.max_downloads_per_connection,
+            },
+        ));
         let hub = Arc::new(Hub::default());
-        let (committer, committer_task) = Committer::spawn(pool.clone(), hub.clone());
-        let auth = Auth::new().map_err(|e| StartError::Other(e.to_string()))?;
-        let shared = Arc::new(Shared { config, pool, hub, auth, committer });
-        Ok(Self { endpoint, shared, committer_task, fingerprint })
+        let (committer, committer_task) =
+            Committer::spawn(pool.clone(), hub.clone(), metrics.clone());
+        let auth = Auth::new()
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .with_rate_limit(config.limits.login_failures, config.limits.login_failure_window())
+            .with_metrics(metrics.clone());
+        let shared = Arc::new(Shared { config, pool, hub, auth, committer, metrics, transfers });
+        Ok(Self { endpoint, shared, committer_task, fingerprint, reloader, metrics_listener })
+    }
+
+    /// A handle that reloads the certificate from disk (on SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
+    /// The address of the metrics port, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -107,10 +156,16 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, closes every
     /// connection with code `shutdown`, commits what is queued and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { endpoint, shared, committer_task, .. } = self;
+        let Self { endpoint, shared, committer_task, metrics_listener, .. } = self;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ids = AtomicU64::new(1);
+        let admission = Arc::new(Admission::default());
+        if let Some(listener) = metrics_listener {
+            let serve = metrics::serve(listener, shared.metrics.clone(), cancel.child_token());
+            tokio::spawn(serve);
+        }
+        tracker.spawn(expire_uploads(shared.clone(), cancel.child_token()));
         tokio::pin!(shutdown);
         loop {
             let incoming = tokio::select! {
@@ -120,15 +175,28 @@ impl Server {
                     None => break,
                 },
             };
-            if tracker.len() >= shared.config.limits.max_connections {
-                tracing::warn!(remote = %incoming.remote_address(), "refusing connection: at capacity");
-                incoming.refuse();
-                continue;
-            }
+            let remote = incoming.remote_address();
+            let validated = incoming.remote_address_validated();
+            let ticket = match admission.decide(remote.ip(), validated, &shared.config.limits) {
+                Decision::Accept(t) => t,
+                Decision::Retry => {
+                    shared.metrics.retried();
+                    if let Err(e) = incoming.retry() {
+                        tracing::debug!(cause = %e, "retry impossible");
+                    }
+                    continue;
+                }
+                Decision::Refuse(why) => {
+                    tracing::warn!(%remote, why, "refusing connection");
+                    shared.metrics.refused();
+                    incoming.refuse();
+                    continue;
+                }
+            };
             let id = ids.fetch_add(1, Ordering::Relaxed);
-            let span = tracing::info_span!("conn", id, remote = %incoming.remote_address());
-            tracker
-                .spawn(handle(incoming, shared.clone(), id, cancel.child_token()).instrument(span));
+            let span = tracing::info_span!("conn", id, %remote);
+            let conn = handle(incoming, shared.clone(), id, cancel.child_token(), ticket);
+            tracker.spawn(conn.instrument(span));
         }
         tracing::info!(connections = tracker.len(), "shutting down");
         cancel.cancel();
@@ -150,22 +218,35 @@ impl Server {
     }
 }
 
-async fn handle(incoming: Incoming, shared: Arc<Shared>, id: u64, cancel: CancellationToken) {
-    let conn = match incoming.accept() {
-        Ok(connecting) => match connecting.await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(cause = %e, "handshake failed");
-                return;
-            }
-        },
+async fn handle(
+    incoming: Incoming,
+    shared: Arc<Shared>,
+    id: u64,
+    cancel: CancellationToken,
+    mut ticket: crate::admission::Ticket,
+) {
+    let handshake = match incoming.accept() {
+        Ok(connecting) => connecting.await,
         Err(e) => {
             tracing::debug!(cause = %e, "accept failed");
             return;
         }
     };
+    ticket.handshake_done();
+    let conn = match handshake {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(cause = %e, "handshake failed");
+            return;
+        }
+    };
     tracing::debug!("connected");
-    session::run(shared, conn, id, cancel).await;
+    shared.metrics.connection_opened();
+    let metrics = shared.metrics.clone();
+    session::run(shared, conn.clone(), id, cancel).await;
+    let stats = conn.stats();
+    metrics.connection_closed(stats.udp_rx.bytes, stats.udp_tx.bytes);
+    drop(ticket);
 }
 
 /// Transport limits: quinn's defaults are sized for throughput, not for a
@@ -175,13 +256,67 @@ fn transport(config: &Config) -> Result<TransportConfig, StartError> {
     let idle = quinn::IdleTimeout::try_from(config.limits.idle_timeout())
         .map_err(|e| StartError::Other(format!("idle timeout: {e}")))?;
     t.max_idle_timeout(Some(idle));
+    t.keep_alive_interval(config.limits.keep_alive());
     // One control stream; unidirectional streams are reserved for files.
     t.max_concurrent_bidi_streams(VarInt::from_u32(1));
-    t.max_concurrent_uni_streams(VarInt::from_u32(0));
-    // A frame is at most 1 MiB; room for one in flight plus some.
-    t.stream_receive_window(VarInt::from_u32(2 * 1024 * 1024));
-    t.receive_window(VarInt::from_u32(4 * 1024 * 1024));
-    t.send_window(8 * 1024 * 1024);
+    t.max_concurrent_uni_streams(VarInt::from_u32(config.limits.max_uni_streams));
+    t.stream_receive_window(VarInt::from_u32(config.limits.stream_receive_window));
+    t.receive_window(VarInt::from_u32(config.limits.receive_window));
+    t.send_window(config.limits.send_window);
     t.datagram_receive_buffer_size(None);
     Ok(t)
+}
+
+/// Deletes partial uploads older than `max_age_secs`, then removes stored
+/// files without a row and partial files without an upload (what a crash
+/// between two steps can leave). Runs before the server accepts anyone.
+async fn sweep_uploads(
+    pool: &SqlitePool,
+    store: &Store,
+    max_age_secs: u64,
+) -> Result<(), StartError> {
+    let expired = expire_stale(pool, store, max_age_secs).await?;
+    let rows = db::all_files(pool).await?;
+    let uploads = db::all_uploads(pool).await?;
+    let (orphans, partials) = store
+        .sweep(&rows, &uploads)
+        .map_err(|source| StartError::Io { what: "sweeping the file store".into(), source })?;
+    tracing::info!(expired, orphans, partials, "file store checked");
+    Ok(())
+}
+
+async fn expire_stale(
+    pool: &SqlitePool,
+    store: &Store,
+    max_age_secs: u64,
+) -> Result<usize, sqlx::Error> {
+    let age_ms = i64::try_from(max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let stale = db::stale_uploads(pool, db::now_ms().saturating_sub(age_ms)).await?;
+    for id in &stale {
+        store.discard(id).await;
+        db::delete_upload(pool, id).await?;
+    }
+    Ok(stale.len())
+}
+
+/// Periodically expires stale partial uploads until cancelled.
+async fn expire_uploads(shared: Arc<Shared>, cancel: CancellationToken) {
+    let every = Duration::from_secs((shared.config.files.upload_max_age_secs / 4).clamp(60, 3600));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match expire_stale(
+            &shared.pool,
+            &shared.transfers.store,
+            shared.config.files.upload_max_age_secs,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired stale uploads"),
+            Err(e) => tracing::error!(cause = %e, "expiring stale uploads"),
+        }
+    }
 }

@@ -147,6 +147,7 @@ async fn attach(s: &mut Session, login: Login) -> Result<()> {
         .map(|(id, _)| id)
         .collect();
     s.shared.hub.attach(s.id, login.tenant, login.user, &login.user_name, s.out.clone(), &rooms);
+    s.shared.metrics.login_ok();
     s.login = Some(login);
     Ok(())
 }

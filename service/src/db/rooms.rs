@@ -52,12 +52,13 @@ pub(crate) async fn by_name(
     tenant: TenantId,
     name: &str,
 ) -> Result<Option<Room>, sqlx::Error> {
-    let row: Option<Row> =
-        sqlx::query_as("select id, name, last_seq from rooms where tenant_id = ? and name = ?")
-            .bind(tenant.0)
-            .bind(name)
-            .fetch_optional(db)
-            .await?;
+    let row: Option<Row> = sqlx::query_as(
+        "select id, name, last_seq from rooms where tenant_id = ? and name = ? and disabled = 0",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
     Ok(row.map(Room::from))
 }
 
@@ -148,7 +149,7 @@ pub(crate) async fn list_for_user(
     let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
         "select r.name, r.last_seq, m.read_seq from rooms r
          left join memberships m on m.room_id = r.id and m.user_id = ? and m.tenant_id = r.tenant_id
-         where r.tenant_id = ? order by r.name",
+         where r.tenant_id = ? and r.disabled = 0 order by r.name",
     )
     .bind(user.0)
     .bind(tenant.0)

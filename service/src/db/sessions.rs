@@ -40,7 +40,7 @@ pub(crate) async fn lookup(
     token_hash: &[u8],
 ) -> Result<Option<SessionOwner>, sqlx::Error> {
     let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
-        "select t.id, t.name, u.id, u.name, u.disabled from sessions s
+        "select t.id, t.name, u.id, u.name, (u.disabled or t.disabled) from sessions s
          join users u on u.id = s.user_id and u.tenant_id = s.tenant_id
          join tenants t on t.id = s.tenant_id
          where s.token_hash = ? and s.expires_at > ?",

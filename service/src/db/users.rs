@@ -65,8 +65,11 @@ pub(crate) async fn by_name(
     tenant: TenantId,
     name: &str,
 ) -> Result<Option<User>, sqlx::Error> {
+    // A disabled tenant disables every user in it.
     let row: Option<Row> = sqlx::query_as(
-        "select id, name, password_hash, disabled from users where tenant_id = ? and name = ?",
+        "select u.id, u.name, u.password_hash, (u.disabled or t.disabled) as disabled
+         from users u join tenants t on t.id = u.tenant_id
+         where u.tenant_id = ? and u.name = ?",
     )
     .bind(tenant.0)
     .bind(name)
