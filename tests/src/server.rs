@@ -140,6 +140,23 @@ impl TestServer {
             .context("qchatd did not stop")??)
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Starts the process again after [`Self::stop`], on the same address and
+    /// data directory (e.g. after restoring a backup into it).
+    ///
+    /// # Errors
+    /// When it fails to start.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("still running");
+        }
+        self.spawn().await
+    }
+
     /// Stops and starts again on the same address and data directory.
     ///
     /// # Errors
