@@ -3,6 +3,7 @@
 
 mod commands;
 mod print;
+mod transfer;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use qchat_client::{Auth, Client, ClientConfig, ClientError, Events, Trust};
                   The server's certificate is trusted by --fingerprint HEX (printed by \
                   `qchatd serve`), or by the known-hosts file (pinned on first use with \
                   --accept-new).\n\
-                  send, tail, history and who join the room first when the user is not a \
-                  member yet."
+                  send, tail, history, who and upload join the room first when the user is \
+                  not a member yet."
 )]
 pub(crate) struct Cli {
     /// Options every command uses.
@@ -119,6 +120,29 @@ pub(crate) enum Command {
     Create {
         /// Room name.
         room: String,
+    },
+    /// Upload files to a room, all in parallel; each becomes a file message.
+    /// Progress per file on a terminal, else one line per file:
+    /// `uploaded NAME file_id=ID seq=SEQ bytes=N sent=M` (sent = bytes
+    /// transmitted; 0 when the server already had the content). Exits
+    /// non-zero if any upload failed. Interrupted uploads resume when run
+    /// again.
+    Upload {
+        /// Room (joined first if needed).
+        room: String,
+        /// Files to upload.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Download a file by id, verify its BLAKE3, and print the path written.
+    /// Never replaces an existing file (adds " (1)" etc.); an interrupted
+    /// download resumes when run again.
+    Download {
+        /// File id (shown as `[file ID]` in history and tail).
+        file_id: u64,
+        /// Directory to write into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
     },
 }
 

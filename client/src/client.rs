@@ -2,6 +2,7 @@
 //! server pushes. Both are cheap to hold; the work happens in the supervisor
 //! task, which stops when the client quits or the last handle is dropped.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use qchat_protocol::{
     Quit, ReadReq, RoomInfo, RoomOk, RoomReq, RoomsOk, SendOk, SyncReq,
 };
 use serde::de::DeserializeOwned;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -23,6 +24,10 @@ use crate::error::ClientError;
 use crate::outbox::Outbox;
 use crate::sequencer::Sequencer;
 use crate::supervisor::{self, Shared, lock};
+use crate::transfer::{
+    self, DownloadHandle, DownloadProgress, DownloadState, Router, UploadHandle, UploadProgress,
+    UploadState,
+};
 use crate::trust;
 
 /// How long a request waits for a connection while the client reconnects.
@@ -35,10 +40,15 @@ const QUIT_WAIT: Duration = Duration::from_secs(5);
 const EVENT_QUEUE: usize = 4096;
 /// Server events queued between the reader and the supervisor.
 const INBOUND_QUEUE: usize = 1024;
+/// Downloads in flight at once; more wait for a slot (the server refuses
+/// more than 16 per connection by default).
+const MAX_DOWNLOADS: usize = 16;
 
 /// Something the application should know about, in the order it happened.
 ///
-/// Non-exhaustive: file transfers will add variants.
+/// Non-exhaustive: variants may be added. File transfers report through
+/// their own handles ([`UploadHandle`], [`DownloadHandle`]); the file
+/// messages they produce arrive here as [`ClientEvent::Message`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ClientEvent {
@@ -154,6 +164,8 @@ impl Client {
             cancel,
             tracker: tracker.clone(),
             quitting: Default::default(),
+            transfers: Router::default(),
+            download_slots: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
         });
         tracker.spawn(supervisor::run(shared.clone(), conn, events_rx, events_tx, app_tx));
         let client = Self { shared, _guard: guard.clone() };
@@ -310,6 +322,97 @@ impl Client {
         self.call::<serde::de::IgnoredAny>(Op::Ping, true).await.map(drop)
     }
 
+    /// Uploads the file at `path` to `room` (the user must be a member),
+    /// offered under the file's own name. Returns at once; the transfer runs
+    /// in the background on its own stream, beside the chat and other
+    /// transfers, and resumes by itself after a reconnect.
+    ///
+    /// The file is hashed (BLAKE3) first; when the tenant already stores the
+    /// same content nothing is sent and the upload is done at once.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] when the client is closed,
+    /// [`ClientError::Config`] when `path` names no file. Everything later
+    /// (missing file, refusals) ends the upload as
+    /// [`UploadState::Failed`].
+    pub fn upload(&self, room: &str, path: &Path) -> Result<UploadHandle, ClientError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| ClientError::Config(format!("{} names no file", path.display())))?;
+        self.upload_named(room, path, &name)
+    }
+
+    /// Like [`Client::upload`], offered under `name` instead (display only:
+    /// the server sanitizes it and never uses it as a path).
+    ///
+    /// # Errors
+    /// As [`Client::upload`].
+    pub fn upload_named(
+        &self,
+        room: &str,
+        path: &Path,
+        name: &str,
+    ) -> Result<UploadHandle, ClientError> {
+        if let Some(reason) = self.shared.closed_reason() {
+            return Err(ClientError::Closed(reason));
+        }
+        let (tx, rx) = watch::channel(UploadProgress {
+            name: name.to_owned(),
+            room: room.to_owned(),
+            total: 0,
+            done: 0,
+            sent: 0,
+            state: UploadState::Hashing,
+        });
+        let cancel = self.shared.cancel.child_token();
+        let job = transfer::upload::Job {
+            shared: self.shared.clone(),
+            room: room.to_owned(),
+            path: path.to_path_buf(),
+            name: name.to_owned(),
+            progress: tx,
+            cancel: cancel.clone(),
+        };
+        self.shared.tracker.spawn(transfer::upload::run(job));
+        Ok(transfer::upload_handle(rx, cancel))
+    }
+
+    /// Downloads file `file_id` into `out_dir`: received into
+    /// `.<name>.qchat-part` there, verified against the file's BLAKE3, then
+    /// renamed to its (sanitized) name, or `name (1).ext`, ... when that is
+    /// taken — an existing file is never replaced. Returns at once; the
+    /// download runs in the background on a server-opened stream and resumes
+    /// from the partial file after a reconnect (or in a later run).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] when the client is closed. Everything later
+    /// (`forbidden`, `not_found`, disk errors, a hash mismatch) ends the
+    /// download as [`DownloadState::Failed`].
+    pub fn download(&self, file_id: u64, out_dir: &Path) -> Result<DownloadHandle, ClientError> {
+        if let Some(reason) = self.shared.closed_reason() {
+            return Err(ClientError::Closed(reason));
+        }
+        let (tx, rx) = watch::channel(DownloadProgress {
+            file_id,
+            name: String::new(),
+            total: 0,
+            done: 0,
+            received: 0,
+            state: DownloadState::Waiting,
+        });
+        let cancel = self.shared.cancel.child_token();
+        let job = transfer::download::Job {
+            shared: self.shared.clone(),
+            file_id,
+            out_dir: out_dir.to_path_buf(),
+            progress: tx,
+            cancel: cancel.clone(),
+        };
+        self.shared.tracker.spawn(transfer::download::run(job));
+        Ok(transfer::download_handle(rx, cancel))
+    }
+
     /// Leaves gracefully: sends `quit` (rooms see `reason`), waits for the
     /// server to close the connection, and stops supervising. Unacknowledged
     /// sends fail with [`ClientError::Closed`]. Idempotent.
@@ -368,10 +471,20 @@ impl Client {
         let _ = tokio::time::timeout(QUIT_WAIT, self.shared.tracker.wait()).await;
     }
 
+    async fn call<T: DeserializeOwned>(&self, op: Op, retry: bool) -> Result<T, ClientError> {
+        self.shared.call(op, retry).await
+    }
+}
+
+impl Shared {
     /// Sends `op` on a ready connection, waiting up to 30 s for one while
     /// reconnecting. With `retry`, a request cut off by a lost connection is
     /// sent again (for operations that are safe to repeat).
-    async fn call<T: DeserializeOwned>(&self, op: Op, retry: bool) -> Result<T, ClientError> {
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        retry: bool,
+    ) -> Result<T, ClientError> {
         let deadline = Instant::now() + REQUEST_WAIT;
         loop {
             let conn = self.wait_ready(deadline).await?;
@@ -386,9 +499,9 @@ impl Client {
     }
 
     async fn wait_ready(&self, deadline: Instant) -> Result<Arc<Connection>, ClientError> {
-        let mut ready = self.shared.ready.subscribe();
+        let mut ready = self.ready.subscribe();
         loop {
-            if let Some(reason) = self.shared.closed_reason() {
+            if let Some(reason) = self.closed_reason() {
                 return Err(ClientError::Closed(reason));
             }
             if let Some(conn) = ready.borrow_and_update().clone().filter(|c| !c.is_closed()) {

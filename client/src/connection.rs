@@ -134,6 +134,17 @@ impl Connection {
         describe_close(&self.quic.closed().await)
     }
 
+    /// Opens a unidirectional stream (an upload); waits while the server's
+    /// stream limit is reached.
+    pub(crate) async fn open_uni(&self) -> Result<quinn::SendStream, quinn::ConnectionError> {
+        self.quic.open_uni().await
+    }
+
+    /// Accepts the next server-opened unidirectional stream (a download).
+    pub(crate) async fn accept_uni(&self) -> Result<quinn::RecvStream, quinn::ConnectionError> {
+        self.quic.accept_uni().await
+    }
+
     /// Closes the connection now with `code` and `reason` (no goodbye).
     pub(crate) fn close(&self, code: CloseCode, reason: &str) {
         self.quic.close(code.code().into(), reason.as_bytes());

@@ -27,8 +27,12 @@
 //! - `outbox`: unacknowledged sends with their `client_msg_id` (pure).
 //! - `supervisor`: the task that runs the event pipeline and reconnects,
 //!   resumes, syncs and resends.
+//! - `transfer` (+ `transfer/{upload,download}`): file uploads and downloads
+//!   on their own streams, each with a progress [`tokio::sync::watch`]
+//!   channel: [`UploadHandle`], [`DownloadHandle`], [`TransferError`]; the
+//!   router that hands server-opened streams and upload events to them.
 //! - `client`: the public handles [`Client`] and [`Events`], [`ClientEvent`],
-//!   [`ConnState`].
+//!   [`ConnState`]; [`Client::upload`] and [`Client::download`] start transfers.
 //! - `error`: [`ClientError`].
 
 mod client;
@@ -38,11 +42,16 @@ mod error;
 mod outbox;
 mod sequencer;
 mod supervisor;
+mod transfer;
 mod trust;
 
 pub use client::{Client, ClientEvent, ConnState, Events};
 pub use config::{Auth, ClientConfig, Trust, default_known_hosts_path};
 pub use error::ClientError;
+pub use transfer::{
+    DownloadHandle, DownloadProgress, DownloadState, Downloaded, TransferError, UploadHandle,
+    UploadProgress, UploadState, Uploaded,
+};
 pub use trust::fingerprint;
 
 /// Wire types that appear in this crate's API, re-exported so users need not

@@ -16,7 +16,7 @@ use std::time::Duration;
 use qchat_protocol::{
     Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, Resume, RoomsOk, SendOk, SyncReq,
 };
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +28,7 @@ use crate::connection::Connection;
 use crate::error::ClientError;
 use crate::outbox::{Outbox, SendResult};
 use crate::sequencer::{Sequencer, Step, SyncFrom};
+use crate::transfer::{Router, TransferError};
 use crate::trust::Anchor;
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`].
@@ -61,6 +62,10 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// Set by quit/logout: a closed connection is then not reconnected.
     pub(crate) quitting: AtomicBool,
+    /// Hands download streams and upload outcomes to the transfer tasks.
+    pub(crate) transfers: Router,
+    /// Downloads in flight (the server refuses more than 16 per connection).
+    pub(crate) download_slots: Arc<Semaphore>,
 }
 
 /// Locks a std mutex (never held across an await), ignoring poisoning: every
@@ -94,6 +99,33 @@ impl Shared {
         match &*self.state.borrow() {
             ConnState::Closed { reason } => Some(reason.clone()),
             _ => None,
+        }
+    }
+
+    /// The ready connection, waiting as long as the client reconnects (file
+    /// transfers outlast outages; they end when the client closes).
+    ///
+    /// # Errors
+    /// [`TransferError::Client`] with [`ClientError::Closed`] once the client
+    /// closed.
+    pub(crate) async fn ready_conn(&self) -> Result<Arc<Connection>, TransferError> {
+        let mut ready = self.ready.subscribe();
+        loop {
+            if let Some(reason) = self.closed_reason() {
+                return Err(TransferError::Client(ClientError::Closed(reason)));
+            }
+            if let Some(conn) = ready.borrow_and_update().clone().filter(|c| !c.is_closed()) {
+                return Ok(conn);
+            }
+            tokio::select! {
+                changed = ready.changed() => if changed.is_err() {
+                    return Err(TransferError::Client(ClientError::Closed("stopped".to_owned())));
+                },
+                _ = self.cancel.cancelled() => {}
+                // A dead connection stays in `ready` until the supervisor
+                // notices; poll rather than miss that moment.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
     }
 
@@ -317,6 +349,9 @@ async fn session(
 ) -> End {
     let mut syncs: JoinSet<SyncDone> = JoinSet::new();
     let mut sends: JoinSet<SendDone> = JoinSet::new();
+    // Server-opened streams whose header is being read; aborted with the
+    // session (a routed stream belongs to its download task).
+    let mut streams: JoinSet<()> = JoinSet::new();
     let mut phase = Phase::Syncing;
     if resync {
         let todo = lock(&shared.sequencer).resync_all();
@@ -345,6 +380,11 @@ async fn session(
         tokio::select! {
             _ = shared.cancel.cancelled() => return End::Stop,
             reason = conn.closed() => return End::Lost(reason),
+            uni = conn.accept_uni() => match uni {
+                Ok(stream) => drop(streams.spawn(shared.transfers.clone().route(stream))),
+                Err(_) => return End::Lost(conn.closed().await),
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
             Some(ev) = events.recv() => {
                 let step = on_event(shared, ev, app).await;
                 let Ok(step) = step else { return End::Stop };
@@ -407,10 +447,11 @@ async fn on_event(shared: &Shared, ev: Event, app: &mpsc::Sender<ClientEvent>) -
             deliver(shared, app, ClientEvent::Member(m)).await?;
             Step::default()
         }
-        // Uploads are not driven by this client yet; when they are, these
-        // become transfer progress for the caller that started the upload.
-        Event::UploadDone(_) | Event::UploadFailed(_) => {
-            debug!("ignoring an upload event (no uploads in flight)");
+        // Progress for the upload task that is waiting for it.
+        ev @ (Event::UploadDone(_) | Event::UploadFailed(_)) => {
+            if let Some(ev) = shared.transfers.upload_event(ev) {
+                debug!(?ev, "unexpected event");
+            }
             Step::default()
         }
     })
@@ -427,6 +468,7 @@ async fn apply(
         spawn_sync(syncs, conn, sync);
     }
     for msg in step.deliver {
+        shared.transfers.file_message(&msg);
         deliver(shared, app, ClientEvent::Message(msg)).await?;
     }
     Ok(())

@@ -27,6 +27,10 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
         Command::Create { room } => {
             client.create_room(&room).await.with_context(|| format!("creating {room}")).map(drop)
         }
+        Command::Upload { room, files } => super::transfer::upload(&client, &room, &files).await,
+        Command::Download { file_id, out } => {
+            super::transfer::download(&client, file_id, &out).await
+        }
     };
     // Leave politely whatever happened; a failure here adds nothing useful.
     let _ = client.quit(None).await;
@@ -35,7 +39,7 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
 
 /// Joins `room` unless the user already is a member (join is idempotent on
 /// the server, but skipping it spares the room a `member` event).
-async fn join_if_needed(client: &Client, room: &str) -> anyhow::Result<()> {
+pub(super) async fn join_if_needed(client: &Client, room: &str) -> anyhow::Result<()> {
     let rooms = client.rooms().await.context("listing rooms")?;
     if rooms.iter().any(|r| r.name == room && r.joined) {
         return Ok(());

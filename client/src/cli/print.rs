@@ -46,7 +46,8 @@ pub(crate) fn print_message(m: &Message, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sanitize(s: &str) -> String {
+/// `s` with control characters escaped, safe to print on a terminal.
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             let escaped: Vec<char> =

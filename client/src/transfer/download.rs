@@ -1,0 +1,269 @@
+//! One download: `file.get` from the size of the partial file, receive the
+//! server-opened stream into `.<name>.qchat-part`, verify BLAKE3, rename to
+//! a free name. A lost connection asks again from what is on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use qchat_protocol::{
+    ErrorCode, FileGetOk, FileGetReq, FileInfo, Op, StreamCode, sanitize_file_name,
+};
+use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::{
+    CHUNK, DownloadProgress, DownloadState, Downloaded, Incoming, PartClaim, TransferError,
+    hash_file, place_file,
+};
+use crate::error::ClientError;
+use crate::supervisor::Shared;
+
+/// Attempts before a download gives up.
+const MAX_ATTEMPTS: u32 = 60;
+/// How long the server may take to open the stream after its reply.
+const STREAM_WAIT: Duration = Duration::from_secs(30);
+/// Write buffer in front of the partial file.
+const WRITE_BUF: usize = 1024 * 1024;
+
+/// Everything one download task needs.
+pub(crate) struct Job {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) file_id: u64,
+    pub(crate) out_dir: PathBuf,
+    pub(crate) progress: watch::Sender<DownloadProgress>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// The partial file, once the name is known.
+struct Part {
+    info: FileInfo,
+    name: String,
+    path: PathBuf,
+    _claim: PartClaim,
+}
+
+/// Runs the download to its end and publishes the final state.
+pub(crate) async fn run(job: Job) {
+    let result = tokio::select! {
+        r = job.download() => r,
+        () = job.cancel.cancelled() => Err(TransferError::Cancelled),
+    };
+    if let Err(e) = &result {
+        debug!(file_id = job.file_id, cause = %e, "download failed");
+    }
+    job.progress.send_modify(|p| {
+        p.state = match result {
+            Ok(d) => DownloadState::Done(d),
+            Err(e) => DownloadState::Failed(e),
+        }
+    });
+}
+
+impl Job {
+    fn set(&self, f: impl FnOnce(&mut DownloadProgress)) {
+        self.progress.send_modify(f);
+    }
+
+    async fn download(&self) -> Result<Downloaded, TransferError> {
+        self.set(|p| p.state = DownloadState::Waiting);
+        // Bounded like the server's downloads per connection (more would be
+        // refused as rate_limited).
+        let _slot = self
+            .shared
+            .download_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TransferError::Cancelled)?;
+        let mut part: Option<Part> = None;
+        let mut offset = 0u64;
+        // Whether bytes from before this call were reused (a mismatch then
+        // earns one fresh start).
+        let mut reused = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if attempt > MAX_ATTEMPTS {
+                return Err(TransferError::Protocol(format!(
+                    "gave up after {MAX_ATTEMPTS} attempts"
+                )));
+            }
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(100) * attempt.min(20)).await;
+            }
+            let conn = self.shared.ready_conn().await?;
+            self.set(|p| p.state = DownloadState::Requesting);
+            let mut waiter = self.shared.transfers.expect_download(self.file_id, offset);
+            let op = Op::FileGet(FileGetReq { file_id: self.file_id, offset });
+            let ok: FileGetOk = match conn.request(op).await {
+                Ok(ok) => ok,
+                Err(ClientError::Disconnected(_)) => continue,
+                Err(ClientError::Server(b)) if b.code == ErrorCode::RateLimited => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if part.is_none() {
+                let p = self.open_part(ok.file.clone())?;
+                let held = file_len(&p.path).await?;
+                part = Some(p);
+                if held > 0 && held <= ok.file.size {
+                    // A partial file from an earlier run: ask from there
+                    // (the stream already coming is refused by the router).
+                    reused = true;
+                    offset = held;
+                    continue;
+                }
+            }
+            let Some(p) = &part else { continue };
+            let incoming = tokio::select! {
+                r = &mut waiter.rx => match r {
+                    Ok(incoming) => incoming,
+                    Err(_) => continue,
+                },
+                _ = conn.closed() => continue,
+                _ = tokio::time::sleep(STREAM_WAIT) => {
+                    return Err(TransferError::Protocol("the server did not open the file stream".to_owned()));
+                }
+            };
+            check_header(&incoming, &p.info)?;
+            match self.receive(incoming, &p.path, offset).await {
+                Ok(()) => {}
+                Err(Ok(held)) => {
+                    offset = held;
+                    continue;
+                }
+                Err(Err(e)) => return Err(e),
+            }
+            self.set(|pr| pr.state = DownloadState::Verifying);
+            let path = p.path.clone();
+            let cancel = self.cancel.clone();
+            let (got, _) = tokio::task::spawn_blocking(move || hash_file(&path, &|_| {}, &cancel))
+                .await
+                .map_err(|e| TransferError::Protocol(format!("hashing task: {e}")))??;
+            if got != p.info.hash {
+                let _ = tokio::fs::remove_file(&p.path).await;
+                if reused {
+                    // The leftover was not this file's prefix: start over once.
+                    reused = false;
+                    offset = 0;
+                    continue;
+                }
+                return Err(TransferError::HashMismatch { expected: p.info.hash.clone(), got });
+            }
+            let (path, dir, name) = (p.path.clone(), self.out_dir.clone(), p.name.clone());
+            let placed = tokio::task::spawn_blocking(move || place_file(&path, &dir, &name))
+                .await
+                .map_err(|e| TransferError::Protocol(format!("rename task: {e}")))?
+                .map_err(|e| {
+                    TransferError::io(
+                        format!("moving the download into {}", self.out_dir.display()),
+                        &e,
+                    )
+                })?;
+            let received = self.progress.borrow().received;
+            return Ok(Downloaded { file: p.info.clone(), path: placed, received });
+        }
+    }
+
+    /// Claims `.<name>.qchat-part` for this download.
+    fn open_part(&self, info: FileInfo) -> Result<Part, TransferError> {
+        let name = sanitize_file_name(&info.name);
+        let path = self.out_dir.join(format!(".{name}.qchat-part"));
+        let claim = self.shared.transfers.claim_part(&path).ok_or_else(|| TransferError::Io {
+            context: format!("writing {}", path.display()),
+            message: "another download of this client is writing it".to_owned(),
+        })?;
+        self.set(|p| {
+            p.name = name.clone();
+            p.total = info.size;
+        });
+        Ok(Part { info, name, path, _claim: claim })
+    }
+
+    /// Writes the stream's bytes at `offset`. `Err(Ok(held))` when the
+    /// stream broke off and a retry should ask from `held`.
+    async fn receive(
+        &self,
+        mut incoming: Incoming,
+        path: &Path,
+        offset: u64,
+    ) -> Result<(), Result<u64, TransferError>> {
+        let context = || format!("writing {}", path.display());
+        let io = |e: std::io::Error| Err(TransferError::io(context(), &e));
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .await
+            .map_err(io)?;
+        // Anything beyond the offset is stale.
+        file.set_len(offset).await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
+        self.set(|p| {
+            p.done = offset;
+            p.state = DownloadState::Receiving;
+        });
+        let size = incoming.header.size;
+        let mut at = offset;
+        loop {
+            let chunk = match incoming.stream.read_chunk(CHUNK, true).await {
+                Ok(Some(c)) => c.bytes,
+                Ok(None) => break,
+                Err(e) => {
+                    // Keep what arrived for the retry.
+                    file.flush().await.map_err(io)?;
+                    if let quinn::ReadError::Reset(code) = e
+                        && StreamCode::from_code(code.into_inner()) == Some(StreamCode::Internal)
+                    {
+                        return Err(Err(TransferError::stream_code(code.into_inner())));
+                    }
+                    return Err(Ok(at));
+                }
+            };
+            if at + chunk.len() as u64 > size {
+                let _ = incoming.stream.stop(StreamCode::SizeMismatch.code().into());
+                return Err(Err(TransferError::Protocol(
+                    "more bytes than the file's size".to_owned(),
+                )));
+            }
+            file.write_all(&chunk).await.map_err(io)?;
+            at += chunk.len() as u64;
+            let n = chunk.len() as u64;
+            self.set(|p| {
+                p.done = at;
+                p.received += n;
+            });
+        }
+        file.flush().await.map_err(io)?;
+        file.get_ref().sync_all().await.map_err(io)?;
+        if at != size {
+            return Err(Err(TransferError::Protocol(format!(
+                "stream ended at {at} of {size} bytes"
+            ))));
+        }
+        Ok(())
+    }
+}
+
+fn check_header(incoming: &Incoming, info: &FileInfo) -> Result<(), TransferError> {
+    let h = &incoming.header;
+    if h.size != info.size || h.hash != info.hash || h.offset > h.size {
+        return Err(TransferError::Protocol(format!(
+            "stream header {h:?} does not match file {}",
+            info.id
+        )));
+    }
+    Ok(())
+}
+
+async fn file_len(path: &Path) -> Result<u64, TransferError> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(TransferError::io(format!("reading {}", path.display()), &e)),
+    }
+}

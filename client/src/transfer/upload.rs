@@ -1,0 +1,321 @@
+//! One upload: hash, `upload.begin`, one stream per attempt from the offset
+//! the server holds, then wait for the server's verdict. A lost connection
+//! or a stream the server stopped as `unavailable`/`conflict` is retried
+//! from `upload.status`; every other refusal is final.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qchat_protocol::{
+    ErrorCode, Op, StreamCode, UploadBeginOk, UploadBeginReq, UploadHeader, UploadStatusOk,
+    UploadStatusReq, encode_json,
+};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::{
+    CHUNK, TransferError, UploadOutcome, UploadProgress, UploadState, UploadWaiter, Uploaded,
+    hash_file,
+};
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::supervisor::Shared;
+
+/// Attempts (streams and status checks) before an upload gives up.
+const MAX_ATTEMPTS: u32 = 60;
+/// How long to wait for the `upload.failed` event explaining a stopped stream.
+const EXPLAIN_WAIT: Duration = Duration::from_secs(5);
+/// Longest pause between attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Everything one upload task needs.
+pub(crate) struct Job {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) room: String,
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) progress: watch::Sender<UploadProgress>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// How one stream attempt ended without success.
+enum StreamEnd {
+    /// The server stopped the stream with this code.
+    Stopped(u64),
+    /// The connection went away.
+    Lost,
+}
+
+/// Runs the upload to its end and publishes the final state.
+pub(crate) async fn run(job: Job) {
+    let result = tokio::select! {
+        r = job.upload() => r,
+        () = job.cancel.cancelled() => Err(TransferError::Cancelled),
+    };
+    if let Err(e) = &result {
+        debug!(name = %job.name, cause = %e, "upload failed");
+    }
+    job.progress.send_modify(|p| {
+        p.state = match result {
+            Ok(u) => UploadState::Done(u),
+            Err(e) => UploadState::Failed(e),
+        }
+    });
+}
+
+impl Job {
+    fn set(&self, f: impl FnOnce(&mut UploadProgress)) {
+        self.progress.send_modify(f);
+    }
+
+    async fn upload(&self) -> Result<Uploaded, TransferError> {
+        let (hash, size) = self.hash().await?;
+        self.set(|p| {
+            p.total = size;
+            p.done = 0;
+            p.state = UploadState::Waiting;
+        });
+        let op = Op::UploadBegin(UploadBeginReq {
+            room: self.room.clone(),
+            name: self.name.clone(),
+            size,
+            hash,
+        });
+        let begin: UploadBeginOk = self.shared.call(op, true).await?;
+        if begin.complete {
+            let (Some(file), Some(seq)) = (begin.file, begin.seq) else {
+                return Err(TransferError::Protocol("complete upload without file".to_owned()));
+            };
+            self.set(|p| p.done = size);
+            return Ok(Uploaded { file, seq, sent: 0, resumed_from: size, deduplicated: true });
+        }
+        let id = begin.upload_id;
+        let mut waiter = self.shared.transfers.watch_upload(&id);
+        let mut offset = begin.offset;
+        let mut attempt = 0u32;
+        loop {
+            let conn = self.shared.ready_conn().await?;
+            let resumed_from = offset;
+            let end = match self.send_once(&conn, &id, offset, size).await {
+                Ok(()) => {
+                    self.set(|p| p.state = UploadState::Verifying);
+                    tokio::select! {
+                        outcome = waiter.rx.recv() => match outcome {
+                            Some(UploadOutcome::Done { file, seq }) => {
+                                return Ok(self.finished(file, seq, resumed_from));
+                            }
+                            Some(UploadOutcome::Failed(body)) if !retryable(body.code) => {
+                                return Err(TransferError::Server(body));
+                            }
+                            Some(UploadOutcome::Failed(_)) => StreamEnd::Lost,
+                            None => return Err(TransferError::Cancelled),
+                        },
+                        _ = conn.closed() => StreamEnd::Lost,
+                    }
+                }
+                Err(Err(e)) => return Err(e),
+                Err(Ok(end)) => end,
+            };
+            if let StreamEnd::Stopped(code) = end {
+                self.explain_stop(&mut waiter, code).await?;
+            }
+            // The upload may have finished while the connection was down;
+            // the file message arrives with the sync after the reconnect.
+            while let Ok(outcome) = waiter.rx.try_recv() {
+                match outcome {
+                    UploadOutcome::Done { file, seq } => {
+                        return Ok(self.finished(file, seq, resumed_from));
+                    }
+                    UploadOutcome::Failed(body) if !retryable(body.code) => {
+                        return Err(TransferError::Server(body));
+                    }
+                    UploadOutcome::Failed(_) => {}
+                }
+            }
+            attempt += 1;
+            if attempt > MAX_ATTEMPTS {
+                return Err(TransferError::Protocol(format!(
+                    "gave up after {MAX_ATTEMPTS} attempts"
+                )));
+            }
+            self.set(|p| p.state = UploadState::Waiting);
+            tokio::time::sleep(backoff(attempt)).await;
+            offset = match self.status(&id, &mut waiter, resumed_from).await? {
+                Ok(held) => held,
+                Err(done) => return Ok(done),
+            };
+            debug!(upload_id = %id, offset, attempt, "resuming upload");
+        }
+    }
+
+    fn finished(&self, file: qchat_protocol::FileInfo, seq: u64, resumed_from: u64) -> Uploaded {
+        let sent = self.progress.borrow().sent;
+        self.set(|p| p.done = p.total);
+        Uploaded { file, seq, sent, resumed_from, deduplicated: false }
+    }
+
+    /// BLAKE3 and size of the file, on the blocking pool.
+    async fn hash(&self) -> Result<(String, u64), TransferError> {
+        let path = self.path.clone();
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| TransferError::io(format!("reading {}", path.display()), &e))?;
+        if !meta.is_file() {
+            return Err(TransferError::Io {
+                context: format!("reading {}", path.display()),
+                message: "not a regular file".to_owned(),
+            });
+        }
+        self.set(|p| {
+            p.total = meta.len();
+            p.state = UploadState::Hashing;
+        });
+        let progress = self.progress.clone();
+        let cancel = self.cancel.clone();
+        tokio::task::spawn_blocking(move || {
+            hash_file(&path, &|n| progress.send_modify(|p| p.done = n), &cancel)
+        })
+        .await
+        .map_err(|e| TransferError::Protocol(format!("hashing task: {e}")))?
+    }
+
+    /// Asks how many bytes the server holds. `Err(done)` when the upload
+    /// turned out to be finished already.
+    async fn status(
+        &self,
+        id: &str,
+        waiter: &mut UploadWaiter,
+        resumed_from: u64,
+    ) -> Result<Result<u64, Uploaded>, TransferError> {
+        let op = Op::UploadStatus(UploadStatusReq { upload_id: id.to_owned() });
+        match self.shared.call::<UploadStatusOk>(op, true).await {
+            Ok(s) => Ok(Ok(s.offset)),
+            Err(ClientError::Server(body)) if body.code == ErrorCode::NotFound => {
+                // Finished (its row is gone) or failed: the event or the file
+                // message says which.
+                match tokio::time::timeout(EXPLAIN_WAIT, waiter.rx.recv()).await {
+                    Ok(Some(UploadOutcome::Done { file, seq })) => {
+                        Ok(Err(self.finished(file, seq, resumed_from)))
+                    }
+                    Ok(Some(UploadOutcome::Failed(body))) => Err(TransferError::Server(body)),
+                    _ => Err(TransferError::Server(body)),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After the server stopped a stream: fails with the server's reason
+    /// unless the code allows a retry.
+    async fn explain_stop(
+        &self,
+        waiter: &mut UploadWaiter,
+        code: u64,
+    ) -> Result<(), TransferError> {
+        let retry = matches!(
+            StreamCode::from_code(code),
+            Some(StreamCode::Conflict | StreamCode::Unavailable)
+        );
+        if retry {
+            return Ok(());
+        }
+        // The matching upload.failed event carries a readable message.
+        if let Ok(Some(UploadOutcome::Failed(body))) =
+            tokio::time::timeout(EXPLAIN_WAIT, waiter.rx.recv()).await
+        {
+            return Err(TransferError::Server(body));
+        }
+        Err(TransferError::stream_code(code))
+    }
+
+    /// Sends the bytes from `offset` on a new stream and finishes it.
+    /// `Err(Ok(_))` for an end worth retrying, `Err(Err(_))` for a final one.
+    async fn send_once(
+        &self,
+        conn: &Connection,
+        id: &str,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), Result<StreamEnd, TransferError>> {
+        let context = || format!("reading {}", self.path.display());
+        let mut file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| Err(TransferError::io(context(), &e)))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| Err(TransferError::io(context(), &e)))?;
+        let stream = conn.open_uni().await.map_err(|_| Ok(StreamEnd::Lost))?;
+        let mut stream = ResetOnDrop { stream, finished: false };
+        let header = encode_json(&UploadHeader { upload_id: id.to_owned(), offset })
+            .map_err(|e| Err(TransferError::Protocol(format!("encoding header: {e}"))))?;
+        stream.stream.write_all(&header).await.map_err(write_end)?;
+        self.set(|p| {
+            p.done = offset;
+            p.state = UploadState::Sending;
+        });
+        let mut remaining = size - offset.min(size);
+        let mut buf = vec![0u8; CHUNK];
+        while remaining > 0 {
+            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
+            let n = file
+                .read(&mut buf[..want])
+                .await
+                .map_err(|e| Err(TransferError::io(context(), &e)))?;
+            if n == 0 {
+                return Err(Err(TransferError::Io {
+                    context: context(),
+                    message: "the file shrank while uploading".to_owned(),
+                }));
+            }
+            stream.stream.write_all(&buf[..n]).await.map_err(write_end)?;
+            remaining -= n as u64;
+            self.set(|p| {
+                p.done += n as u64;
+                p.sent += n as u64;
+            });
+        }
+        stream.finish().map_err(|_| Ok(StreamEnd::Lost))
+    }
+}
+
+/// Codes after which the upload is tried again from `upload.status`.
+fn retryable(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Unavailable | ErrorCode::Conflict)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    (Duration::from_millis(100) * attempt.min(20)).min(BACKOFF_MAX)
+}
+
+fn write_end(e: quinn::WriteError) -> Result<StreamEnd, TransferError> {
+    match e {
+        quinn::WriteError::Stopped(code) => Ok(StreamEnd::Stopped(code.into_inner())),
+        _ => Ok(StreamEnd::Lost),
+    }
+}
+
+/// A send stream that is reset (not finished) when dropped unfinished, so a
+/// cancelled upload is never mistaken for a complete one: the server keeps
+/// the bytes for a resume instead of rejecting a short upload.
+struct ResetOnDrop {
+    stream: quinn::SendStream,
+    finished: bool,
+}
+
+impl ResetOnDrop {
+    fn finish(&mut self) -> Result<(), quinn::ClosedStream> {
+        self.finished = true;
+        self.stream.finish()
+    }
+}
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.stream.reset(StreamCode::Cancelled.code().into());
+        }
+    }
+}
