@@ -444,6 +444,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(stdout, "certificate sha256 {}", server.fingerprint())?;
     stdout.flush()?;
     drop(stdout);
+    if let Some(metrics) = server.metrics_addr() {
+        tracing::info!(%metrics, "serving /metrics and /health");
+    }
     tokio::spawn(reload_on_hangup(server.reloader()));
     server.run(shutdown_signal()).await;
     Ok(())

@@ -188,10 +188,8 @@ impl TestServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        if let Some(mut input) = child.stdin.take() {
-            if let Some(text) = stdin {
-                input.write_all(text.as_bytes()).await?;
-            }
+        if let (Some(mut input), Some(text)) = (child.stdin.take(), stdin) {
+            input.write_all(text.as_bytes()).await?;
         }
         let out = tokio::time::timeout(crate::STEP, child.wait_with_output()).await??;
         if !out.status.success() {
@@ -239,7 +237,6 @@ impl TestServer {
     }
 
     /// Whether the process is still running.
-
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }

@@ -14,6 +14,9 @@ use tokio::process::Command;
 
 const PW: &str = "correct horse";
 
+/// Environment variables for a child process.
+type Envs<'a> = &'a [(&'a str, &'a str)];
+
 async fn acme(s: &TestServer, users: &[&str]) -> anyhow::Result<()> {
     s.tenant("acme", false).await?;
     for u in users {
@@ -283,7 +286,7 @@ async fn config_precedence_is_file_then_env_then_flags_and_bad_keys_are_refused(
         "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n[limits]\nmax_connections_per_ip = 1\n",
         data.to_str().context("utf-8 path")?
     );
-    let cases: [(&[(&str, &str)], &[&str], usize); 3] = [
+    let cases: [(Envs<'_>, &[&str], usize); 3] = [
         (&[], &[], 1),
         (&[("QCHAT_MAX_CONNECTIONS_PER_IP", "2")], &[], 2),
         (&[("QCHAT_MAX_CONNECTIONS_PER_IP", "2")], &["--max-connections-per-ip", "3"], 3),
@@ -296,7 +299,7 @@ async fn config_precedence_is_file_then_env_then_flags_and_bad_keys_are_refused(
         child.kill().await?;
     }
 
-    let refused: [(&str, &[(&str, &str)], &str); 4] = [
+    let refused: [(&str, Envs<'_>, &str); 4] = [
         ("[limits]\nmax_conections = 3\n", &[], "max_conections"),
         ("listen = 4433\n", &[], "listen"),
         ("", &[("QCHAT_MAX_CONNECTIONS", "many")], "max-connections"),
@@ -340,5 +343,44 @@ async fn disable_and_password_reset_revoke_sessions() -> anyhow::Result<()> {
     let list = s.admin(&["user", "list", "--tenant", "acme"], None).await?;
     assert!(list.contains("ann\tfalse\t1"), "{list}");
     assert!(s.admin(&["tenant", "delete", "acme"], None).await.is_err(), "needs --yes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_port_serves_prometheus_text_and_health() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0", "--log-format", "json"])
+        .await?;
+    acme(&s, &["ann"]).await?;
+    let metrics: std::net::SocketAddr = within("metrics address logged", async {
+        loop {
+            let log = s.log_text();
+            if let Some(a) = log.split("\"metrics\":\"").nth(1).and_then(|r| r.split('"').next()) {
+                return a.parse::<std::net::SocketAddr>();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await?;
+    let mut c = RawConn::connect(s.addr, &s.data_dir()).await?;
+    c.login("acme", "ann", PW).await?;
+    let r = c.call("login", json!({"tenant": "acme", "user": "ann", "password": "nope"})).await?;
+    assert_eq!(r["err"]["code"], "conflict");
+    let get = |path: &'static str| async move {
+        let mut tcp = tokio::net::TcpStream::connect(metrics).await?;
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await?;
+        let mut body = String::new();
+        tcp.read_to_string(&mut body).await?;
+        Ok::<_, anyhow::Error>(body)
+    };
+    let text = within("GET /metrics", get("/metrics")).await?;
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    for line in
+        ["qchat_connections 1", "qchat_logins_total 1", "# TYPE qchat_commit_seconds histogram"]
+    {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+    assert!(!text.contains(PW) && !text.contains("ann"), "no names or secrets");
+    assert!(within("GET /health", get("/health")).await?.ends_with("ok\n"));
     Ok(())
 }
