@@ -19,7 +19,7 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub(crate) use files::{FileAccess, Upload};
+pub(crate) use files::{FileAccess, NewUpload, Upload};
 pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
 pub(crate) use rooms::Room;
 pub(crate) use tenants::Tenant;

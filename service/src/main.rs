@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (SIGTERM/SIGINT: drain and stop; SIGHUP: reload the certificate).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the data directory and migrate the database, then exit.
     Migrate(DataDir),
     /// Manage tenants.
@@ -288,13 +288,12 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    if let Command::Serve(args) = command {
-        return serve(args).await;
-    }
     // Admin commands log warnings only: their output is for the operator.
-    init_logging(LogFormat::Text, "warn");
+    if !matches!(command, Command::Serve(_)) {
+        init_logging(LogFormat::Text, "warn");
+    }
     match command {
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(d) => Ok(admin::migrate(&d.data_dir).await?),
         Command::Tenant(c) => tenant(c).await,
         Command::User(c) => user(c).await,

@@ -9,7 +9,7 @@ use qchat_protocol::{
 use serde_json::Value;
 
 use super::{member_room, ok};
-use crate::db::{self, FileAccess, FileAttach, NewMessage};
+use crate::db::{self, FileAccess, FileAttach, NewMessage, NewUpload};
 use crate::error::{Result, refuse};
 use crate::session::{Login, Session};
 use crate::transfer::{download, new_upload_id, valid_upload_id};
@@ -75,8 +75,16 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         return ok(&UploadBeginOk { upload_id, offset, complete: false, file: None, seq: None });
     }
     let upload_id = new_upload_id();
-    db::create_upload(pool, &upload_id, login.tenant, login.user, room.id, &name, r.size, &r.hash)
-        .await?;
+    let row = NewUpload {
+        id: &upload_id,
+        tenant: login.tenant,
+        user: login.user,
+        room: room.id,
+        name: &name,
+        size: r.size,
+        hash: &r.hash,
+    };
+    db::create_upload(pool, &row).await?;
     ok(&UploadBeginOk { upload_id, offset: 0, complete: false, file: None, seq: None })
 }
 

@@ -169,28 +169,34 @@ const UPLOAD_SELECT: &str =
     join rooms r on r.id = up.room_id and r.tenant_id = up.tenant_id
     join users u on u.id = up.user_id and u.tenant_id = up.tenant_id";
 
+/// A new upload's row.
+#[derive(Debug, Clone)]
+pub(crate) struct NewUpload<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) tenant: TenantId,
+    pub(crate) user: UserId,
+    pub(crate) room: RoomId,
+    pub(crate) name: &'a str,
+    pub(crate) size: u64,
+    pub(crate) hash: &'a str,
+}
+
 pub(crate) async fn create_upload(
     db: impl SqliteExecutor<'_>,
-    id: &str,
-    tenant: TenantId,
-    user: UserId,
-    room: RoomId,
-    name: &str,
-    size: u64,
-    hash: &str,
+    u: &NewUpload<'_>,
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
         "insert into uploads (id, tenant_id, user_id, room_id, name, size, hash, created_at, updated_at)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(id)
-    .bind(tenant.0)
-    .bind(user.0)
-    .bind(room.0)
-    .bind(name)
-    .bind(i(size))
-    .bind(hash)
+    .bind(u.id)
+    .bind(u.tenant.0)
+    .bind(u.user.0)
+    .bind(u.room.0)
+    .bind(u.name)
+    .bind(i(u.size))
+    .bind(u.hash)
     .bind(now)
     .bind(now)
     .execute(db)
