@@ -36,7 +36,12 @@ async fn collect(events: &mut Events, want: usize) -> anyhow::Result<Vec<Message
         match events.recv().await {
             Some(ClientEvent::Message(m)) => {
                 if let Some(last) = got.last() {
-                    assert!(m.seq > last.seq, "seq {} after {}: out of order or repeated", m.seq, last.seq);
+                    assert!(
+                        m.seq > last.seq,
+                        "seq {} after {}: out of order or repeated",
+                        m.seq,
+                        last.seq
+                    );
                 }
                 got.push(m);
             }
@@ -77,8 +82,10 @@ async fn every_message_reaches_every_member_in_order_exactly_once() -> anyhow::R
     for (_, events) in &mut clients {
         views.push(within("all 60 messages", collect(events, 60)).await?);
     }
-    let expected: HashSet<String> =
-        ["ann", "bob", "cat"].iter().flat_map(|u| (0..20).map(move |i| format!("{u} says {i}"))).collect();
+    let expected: HashSet<String> = ["ann", "bob", "cat"]
+        .iter()
+        .flat_map(|u| (0..20).map(move |i| format!("{u} says {i}")))
+        .collect();
     for view in &views {
         let seqs: Vec<u64> = view.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, (1..=60).collect::<Vec<u64>>(), "gap-free, ordered, once");
@@ -134,7 +141,8 @@ async fn a_client_that_drops_gets_everything_it_missed_through_sync() -> anyhow:
     let missed = within("catch-up", collect(&mut bob_events, 31)).await?;
     let seqs: Vec<u64> = missed.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (2..=32).collect::<Vec<u64>>());
-    let ann_bodies: Vec<&str> = missed.iter().filter(|m| m.sender == "ann").map(|m| m.body.as_str()).collect();
+    let ann_bodies: Vec<&str> =
+        missed.iter().filter(|m| m.sender == "ann").map(|m| m.body.as_str()).collect();
     let want: Vec<String> = (0..30).map(|i| format!("while away {i}")).collect();
     assert_eq!(ann_bodies, want.iter().map(String::as_str).collect::<Vec<_>>());
     let sent = within("queued send acked", bob_send).await??;
@@ -219,8 +227,12 @@ async fn two_cli_processes_exchange_messages() -> anyhow::Result<()> {
     let recorded = std::fs::read_to_string(&known_hosts)?;
     assert!(recorded.contains(&s.fingerprint), "{recorded}");
 
-    let mut tail = qchat("ann", PW).args(["tail", "general", "--json", "--count", "3"]).stdout(Stdio::piped()).spawn()?;
-    let mut lines = BufReader::new(tail.stdout.take().ok_or_else(|| anyhow::anyhow!("stdout"))?).lines();
+    let mut tail = qchat("ann", PW)
+        .args(["tail", "general", "--json", "--count", "3"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines =
+        BufReader::new(tail.stdout.take().ok_or_else(|| anyhow::anyhow!("stdout"))?).lines();
     // Wait until ann is online before bob talks, so tail sees the messages live.
     within("ann online", async {
         loop {
@@ -253,7 +265,12 @@ async fn two_cli_processes_exchange_messages() -> anyhow::Result<()> {
     );
     let history = qchat("ann", PW).args(["history", "general", "--limit", "2"]).output().await?;
     let text = String::from_utf8_lossy(&history.stdout);
-    assert!(text.contains("how are you?") && text.contains("日本語も 🎉") && !text.contains("hello ann"), "{text}");
+    assert!(
+        text.contains("how are you?")
+            && text.contains("日本語も 🎉")
+            && !text.contains("hello ann"),
+        "{text}"
+    );
     // Failures are one line and a non-zero exit.
     let bad = qchat("ann", "wrong password").args(["rooms"]).output().await?;
     assert!(!bad.status.success());
