@@ -134,6 +134,11 @@ impl Connection {
         describe_close(&self.quic.closed().await)
     }
 
+    /// The current round-trip time estimate.
+    pub(crate) fn rtt(&self) -> Duration {
+        self.quic.rtt()
+    }
+
     /// Opens a unidirectional stream (an upload); waits while the server's
     /// stream limit is reached.
     pub(crate) async fn open_uni(&self) -> Result<quinn::SendStream, quinn::ConnectionError> {

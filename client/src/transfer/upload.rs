@@ -30,6 +30,8 @@ const MAX_ATTEMPTS: u32 = 60;
 const EXPLAIN_WAIT: Duration = Duration::from_secs(5);
 /// Longest pause between attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Shortest wait for a refusal after a resumed stream's header.
+const PROBE_MIN: Duration = Duration::from_millis(50);
 
 /// Everything one upload task needs.
 pub(crate) struct Job {
@@ -99,7 +101,7 @@ impl Job {
         loop {
             let conn = self.shared.ready_conn().await?;
             let resumed_from = offset;
-            let end = match self.send_once(&conn, &id, offset, size).await {
+            let end = match self.send_once(&conn, &id, offset, size, attempt > 0).await {
                 Ok(()) => {
                     self.set(|p| p.state = UploadState::Verifying);
                     tokio::select! {
@@ -239,6 +241,7 @@ impl Job {
         id: &str,
         offset: u64,
         size: u64,
+        probe: bool,
     ) -> Result<(), Result<StreamEnd, TransferError>> {
         let context = || format!("reading {}", self.path.display());
         let mut file = tokio::fs::File::open(&self.path)
@@ -252,6 +255,21 @@ impl Job {
         let header = encode_json(&UploadHeader { upload_id: id.to_owned(), offset })
             .map_err(|e| Err(TransferError::Protocol(format!("encoding header: {e}"))))?;
         stream.stream.write_all(&header).await.map_err(write_end)?;
+        if probe {
+            // A resume often meets the server still holding the upload for
+            // the lost connection (until its idle timeout) and is refused
+            // with `conflict` right after the header: wait a few round trips
+            // for that verdict rather than pour a window of bytes into a
+            // doomed stream.
+            let wait = (conn.rtt() * 3).max(PROBE_MIN);
+            tokio::select! {
+                stopped = stream.stream.stopped() => match stopped {
+                    Ok(Some(code)) => return Err(Ok(StreamEnd::Stopped(code.into_inner()))),
+                    _ => return Err(Ok(StreamEnd::Lost)),
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
         self.set(|p| {
             p.done = offset;
             p.state = UploadState::Sending;

@@ -1,0 +1,414 @@
+//! End-to-end file transfer (issue 4): a real qchatd on 127.0.0.1, real
+//! clients (the library) and, for hostile input, the raw protocol.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use qchat_client::{
+    Auth, Client, ClientConfig, ClientEvent, ErrorCode, Events, MessageKind, Trust, UploadHandle,
+    UploadState,
+};
+use qchat_tests::{RawConn, TestServer, within};
+use serde_json::json;
+
+const PW: &str = "correct horse";
+const MIB: usize = 1 << 20;
+/// Bound for waits that move tens of MiB through debug builds.
+const BIG: Duration = Duration::from_secs(180);
+
+async fn server(extra: &[&str], users: &[&str]) -> anyhow::Result<TestServer> {
+    let s = if extra.is_empty() {
+        TestServer::start().await?
+    } else {
+        TestServer::start_with(extra).await?
+    };
+    s.tenant("acme", false).await?;
+    for u in users {
+        s.user("acme", u, PW).await?;
+    }
+    s.room("acme", "general").await?;
+    Ok(s)
+}
+
+async fn client(s: &TestServer, user: &str) -> anyhow::Result<(Client, Events)> {
+    let cfg = ClientConfig::new(
+        s.addr.to_string(),
+        "acme",
+        user,
+        Auth::Password(PW.into()),
+        Trust::Fingerprint(s.fingerprint.clone()),
+    );
+    let (c, ev) = within("connect", Client::connect(cfg)).await?;
+    within("join", c.join_room("general")).await?;
+    Ok((c, ev))
+}
+
+/// `len` pseudo-random bytes (BLAKE3 in XOF mode, keyed by `seed`) at `path`.
+fn random_file(path: &Path, len: usize, seed: &str) -> anyhow::Result<String> {
+    let mut data = vec![0u8; len];
+    blake3::Hasher::new().update(seed.as_bytes()).finalize_xof().fill(&mut data);
+    std::fs::write(path, &data)?;
+    Ok(blake3::hash(&data).to_hex().to_string())
+}
+
+fn hash_of(path: &Path) -> anyhow::Result<String> {
+    Ok(blake3::hash(&std::fs::read(path)?).to_hex().to_string())
+}
+
+async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(BIG, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {BIG:?}: {what}"),
+    }
+}
+
+/// Waits until the upload has `bytes` accounted for while sending.
+async fn sending_past(h: &UploadHandle, bytes: u64) {
+    let mut rx = h.progress();
+    let r =
+        rx.wait_for(|p| p.is_finished() || (p.state == UploadState::Sending && p.done >= bytes));
+    let p = bounded("upload under way", r).await.map(|p| p.clone());
+    let p = p.expect("upload task alive");
+    assert!(!p.is_finished(), "finished before {bytes} bytes: {:?}", p.state);
+}
+
+/// The next `upload.*` event, skipping the others.
+async fn upload_event(raw: &mut RawConn) -> anyhow::Result<serde_json::Value> {
+    loop {
+        let ev = raw.event().await?;
+        if ev["ev"].as_str().is_some_and(|e| e.starts_with("upload.")) {
+            return Ok(ev);
+        }
+    }
+}
+
+/// Every file under `root`, relative to it.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn parallel_uploads_beside_chat_then_everyone_downloads() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let s = server(&[], &["ann", "bob", "cat"]).await?;
+    let (ann, _ann_ev) = client(&s, "ann").await?;
+    let (bob, mut bob_ev) = client(&s, "bob").await?;
+    let (cat, _cat_ev) = client(&s, "cat").await?;
+
+    let dir = tempfile::tempdir()?;
+    let specs = [("empty.bin", 0), ("one.bin", MIB), ("big.bin", 64 * MIB)];
+    let mut hashes = Vec::new();
+    for (name, len) in specs {
+        hashes.push(random_file(&dir.path().join(name), len, name)?);
+    }
+    let handles: Vec<UploadHandle> = specs
+        .iter()
+        .map(|(name, _)| ann.upload("general", &dir.path().join(name)))
+        .collect::<Result<_, _>>()?;
+    let big = &handles[2];
+    sending_past(big, 1).await;
+
+    // Chat while the big file is on its way.
+    let sent = within("send", ann.send("general", "while uploading")).await?;
+    let text = within("text reaches bob", async {
+        loop {
+            match bob_ev.recv().await {
+                Some(ClientEvent::Message(m)) if m.body == "while uploading" => break m,
+                Some(_) => {}
+                None => panic!("bob's events ended"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(text.seq, sent.seq);
+    assert!(!big.snapshot().is_finished(), "text delivered while the big upload is in progress");
+
+    let mut files = Vec::new();
+    for (h, hash) in handles.iter().zip(&hashes) {
+        let up = bounded("upload", h.wait()).await?;
+        assert_eq!(&up.file.hash, hash);
+        assert!(!up.deduplicated);
+        assert_eq!(up.sent, up.file.size, "a clean upload sends each byte once");
+        files.push(up);
+    }
+    assert!(text.seq < files[2].seq, "the text was committed before the big file's message");
+    eprintln!("uploads done after {:?}", started.elapsed());
+
+    // Every other member downloads all three, in parallel.
+    let mut downloads = Vec::new();
+    let outs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    for (who, out) in [&bob, &cat].into_iter().zip(&outs) {
+        for f in &files {
+            downloads.push((f.file.clone(), who.download(f.file.id, out.path())?));
+        }
+    }
+    for (file, h) in downloads {
+        let d = bounded("download", h.wait()).await?;
+        assert_eq!(d.path.file_name().and_then(|n| n.to_str()), Some(file.name.as_str()));
+        assert_eq!(hash_of(&d.path)?, file.hash);
+        assert_eq!(d.received, file.size);
+    }
+    for out in &outs {
+        let names: Vec<_> = walk(out.path());
+        assert_eq!(names.len(), 3, "no partial files left: {names:?}");
+    }
+    eprintln!("test done after {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn cut_connections_resume_both_directions() -> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let (bob, _b) = client(&s, "bob").await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("resume.bin");
+    let size = 32 * MIB;
+    let hash = random_file(&path, size, "resume")?;
+
+    let h = ann.upload("general", &path)?;
+    sending_past(&h, 4 * MIB as u64).await;
+    ann.force_disconnect();
+    let up = bounded("resumed upload", h.wait()).await?;
+    assert_eq!(up.file.hash, hash);
+    assert!(up.resumed_from > 0, "resumed from the held offset");
+    let last = up.file.size - up.resumed_from;
+    assert!(last < up.file.size, "the resumed stream sends less than the whole file");
+    // What went before the cut is lost at most a flow-control window or two:
+    // no restart from scratch, no pile of refused streams.
+    assert!(up.sent < up.file.size + 8 * MIB as u64, "sent {} in all", up.sent);
+    eprintln!(
+        "upload: size={} resumed_from={} sent_after_resume={last} sent_total={}",
+        up.file.size, up.resumed_from, up.sent
+    );
+    assert!(s.log_text().contains("upload stored"));
+
+    let out = tempfile::tempdir()?;
+    let d = bob.download(up.file.id, out.path())?;
+    let mut rx = d.progress();
+    let r = rx.wait_for(|p| p.is_finished() || p.done >= 4 * MIB as u64);
+    bounded("download under way", r).await?;
+    bob.force_disconnect();
+    let got = bounded("resumed download", d.wait()).await?;
+    assert_eq!(hash_of(&got.path)?, hash);
+    assert_eq!(got.received, up.file.size, "nothing received twice");
+    eprintln!("download: size={} received={}", up.file.size, got.received);
+    Ok(())
+}
+
+#[tokio::test]
+async fn content_the_tenant_holds_is_not_sent_again() -> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let (bob, _b) = client(&s, "bob").await?;
+    let dir = tempfile::tempdir()?;
+    let first = dir.path().join("report.pdf");
+    let hash = random_file(&first, 3 * MIB, "dedupe")?;
+    let copy = dir.path().join("copy of report.pdf");
+    std::fs::copy(&first, &copy)?;
+
+    let a = bounded("first upload", ann.upload("general", &first)?.wait()).await?;
+    assert_eq!(a.sent, 3 * MIB as u64);
+    let b = bounded("second upload", bob.upload("general", &copy)?.wait()).await?;
+    assert!(b.deduplicated);
+    assert_eq!(b.sent, 0, "no file bytes moved");
+    assert_eq!(b.file.hash, hash);
+    assert_eq!(b.file.name, "copy of report.pdf");
+    assert!(b.seq > a.seq, "a new file message was recorded");
+    let stored: Vec<_> =
+        walk(&s.data_dir().join("files")).into_iter().filter(|p| p.ends_with(&hash)).collect();
+    assert_eq!(stored.len(), 1, "stored once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn hostile_names_never_escape_the_store() -> anyhow::Result<()> {
+    let s = server(&[], &["ann"]).await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let dir = tempfile::tempdir()?;
+    let long = "y".repeat(4000);
+    let names = ["../../etc/passwd", "/etc/qchat-test-x", "a\0b.txt", long.as_str(), "CON"];
+    let mut handles = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = dir.path().join(format!("f{i}"));
+        random_file(&path, 1000 + i, &format!("hostile{i}"))?;
+        handles.push(ann.upload_named("general", &path, name)?);
+    }
+    let mut shown = Vec::new();
+    for h in &handles {
+        shown.push(within("upload", h.wait()).await?.file.name);
+    }
+    assert_eq!(shown[0], "passwd");
+    assert_eq!(shown[1], "qchat-test-x");
+    assert_eq!(shown[2], "a_b.txt");
+    assert!(shown[3].len() <= 255 && shown[3].chars().all(|c| c == 'y'), "{}", shown[3].len());
+    assert_eq!(shown[4], "_CON");
+    assert!(!Path::new("/etc/qchat-test-x").exists());
+
+    // History shows the same sanitized names.
+    let page = within("history", ann.history("general", None, None)).await?;
+    let in_history: Vec<_> = page
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::File)
+        .filter_map(|m| m.file.as_ref().map(|f| f.name.clone()))
+        .collect();
+    let (mut in_history, mut expected) = (in_history, shown.clone());
+    in_history.sort();
+    expected.sort();
+    assert_eq!(in_history, expected);
+
+    // On disk: only content-addressed files under data/files/<tenant>/<xx>/<hash>.
+    let root: Vec<_> = std::fs::read_dir(s.dir.path())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut root_sorted = root.clone();
+    root_sorted.sort();
+    assert_eq!(root_sorted, ["data", "qchatd.log"], "nothing beside the data dir");
+    let stored = walk(&s.data_dir().join("files"));
+    assert_eq!(stored.len(), names.len());
+    for p in &stored {
+        let parts: Vec<_> = p.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        assert_eq!(parts.len(), 3, "{p:?}");
+        assert!(parts[0].chars().all(|c| c.is_ascii_digit()), "{p:?}");
+        assert!(qchat_protocol::valid_hash(&parts[2]), "{p:?}");
+        assert!(parts[2].starts_with(&parts[1]), "{p:?}");
+    }
+    assert!(walk(&s.data_dir().join("uploads")).is_empty(), "no partial uploads left");
+    for p in walk(&s.data_dir()) {
+        let s = p.to_string_lossy();
+        assert!(!s.contains("passwd") && !s.contains("yyyy") && !s.contains("qchat-test-x"), "{s}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn quota_exceeded_mid_stream_leaves_no_partial_file() -> anyhow::Result<()> {
+    let cfg_dir = tempfile::tempdir()?;
+    let cfg = cfg_dir.path().join("qchatd.toml");
+    std::fs::write(&cfg, format!("[files]\ntenant_quota = {}\n", 3 * MIB))?;
+    let cfg = cfg.to_string_lossy().into_owned();
+    let s = server(&["--config", &cfg, "--idle-timeout-secs", "4"], &["ann"]).await?;
+
+    // Raw protocol, step by step, so the failure is surely mid-stream: both
+    // uploads are announced (each fits), the first is stored, the second
+    // runs over the quota while its bytes arrive.
+    let mut raw = RawConn::connect(s.addr, &s.data_dir()).await?;
+    raw.login("acme", "ann", PW).await?;
+    raw.ok("room.join", json!({"room": "general"})).await?;
+    let r = raw
+        .call(
+            "upload.begin",
+            json!({"room": "general", "name": "huge", "size": 1u64 << 40, "hash": "0".repeat(64)}),
+        )
+        .await?;
+    assert_eq!(r["err"]["code"], "too_large", "1 TiB declared: {r}");
+
+    let mut data = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let mut bytes = vec![0u8; 2 * MIB];
+        blake3::Hasher::new().update(&[i]).finalize_xof().fill(&mut bytes);
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        let ok = raw
+            .ok(
+                "upload.begin",
+                json!({"room": "general", "name": format!("q{i}"), "size": bytes.len(), "hash": hash}),
+            )
+            .await?;
+        assert_eq!(ok["complete"], false);
+        ids.push(ok["upload_id"].as_str().unwrap_or_default().to_owned());
+        data.push(bytes);
+    }
+    // The stop code the server ends the stream with, if any.
+    let send = |conn: quinn::Connection, id: String, bytes: Vec<u8>| async move {
+        let mut s = conn.open_uni().await?;
+        let header = serde_json::to_vec(&json!({"upload_id": id, "offset": 0}))?;
+        s.write_all(&RawConn::frame(&header)).await?;
+        if let Err(e) = s.write_all(&bytes).await {
+            return match e {
+                quinn::WriteError::Stopped(code) => anyhow::Ok(Some(code.into_inner())),
+                other => Err(other.into()),
+            };
+        }
+        s.finish()?;
+        // Everything fitted in the flow-control window: the verdict comes
+        // as STOP_SENDING (Some) or as all bytes acknowledged (None).
+        Ok(s.stopped().await?.map(quinn::VarInt::into_inner))
+    };
+    let first = within("first upload", send(raw.conn.clone(), ids[0].clone(), data[0].clone()));
+    assert_eq!(first.await?, None);
+    let ev = within("upload.done", upload_event(&mut raw)).await?;
+    assert_eq!(ev["ev"], "upload.done", "{ev}");
+    let second = within("second upload", send(raw.conn.clone(), ids[1].clone(), data[1].clone()));
+    assert_eq!(second.await?, Some(6), "stopped with stream code 6 quota_exceeded");
+    let ev = within("upload.failed", upload_event(&mut raw)).await?;
+    assert_eq!(ev["ev"], "upload.failed", "{ev}");
+    assert_eq!(ev["code"], "quota_exceeded");
+    assert_eq!(ev["upload_id"], ids[1].as_str());
+    assert!(!s.data_dir().join("uploads").join(format!("{}.part", ids[1])).exists());
+    let r = raw.call("upload.status", json!({"upload_id": ids[1]})).await?;
+    assert_eq!(r["err"]["code"], "not_found", "the failed upload is gone");
+    raw.ok("ping", json!({})).await?;
+
+    // Through the library: two parallel uploads of 2 MiB where 1 MiB is
+    // left of the quota — neither fits, both are refused with the code.
+    let (ann, _a) = client(&s, "ann").await?;
+    let dir = tempfile::tempdir()?;
+    let mut handles = Vec::new();
+    for i in 0..2 {
+        let path = dir.path().join(format!("lib{i}"));
+        random_file(&path, 2 * MIB, &format!("lib{i}"))?;
+        handles.push(ann.upload("general", &path)?);
+    }
+    for h in &handles {
+        let err = within("refused upload", h.wait()).await.expect_err("over quota");
+        assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded), "{err}");
+    }
+    let parts = walk(&s.data_dir().join("uploads"));
+    assert!(parts.is_empty(), "no partial upload left: {parts:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_parallel_uploads_over_the_quota_one_fails() -> anyhow::Result<()> {
+    let cfg_dir = tempfile::tempdir()?;
+    let cfg = cfg_dir.path().join("qchatd.toml");
+    std::fs::write(&cfg, format!("[files]\ntenant_quota = {}\n", 3 * MIB))?;
+    let cfg = cfg.to_string_lossy().into_owned();
+    let s = server(&["--config", &cfg, "--idle-timeout-secs", "4"], &["ann"]).await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let dir = tempfile::tempdir()?;
+    let mut handles = Vec::new();
+    for i in 0..2 {
+        let path = dir.path().join(format!("p{i}"));
+        random_file(&path, 2 * MIB, &format!("p{i}"))?;
+        handles.push(ann.upload("general", &path)?);
+    }
+    let mut ok = 0;
+    let mut quota = 0;
+    for h in &handles {
+        match within("upload", h.wait()).await {
+            Ok(_) => ok += 1,
+            Err(e) if e.code() == Some(ErrorCode::QuotaExceeded) => quota += 1,
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
+    }
+    assert_eq!((ok, quota), (1, 1), "exactly one fits");
+    let parts = walk(&s.data_dir().join("uploads"));
+    assert!(parts.is_empty(), "no partial upload left: {parts:?}");
+    Ok(())
+}
