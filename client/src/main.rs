@@ -14,7 +14,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.shared.verbose);
+    // The terminal UI logs to a file of its own; stderr is its screen.
+    if cli.command.is_some() {
+        init_tracing(cli.shared.verbose);
+    }
     match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

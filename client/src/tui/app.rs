@@ -1,0 +1,266 @@
+//! The vocabulary of the UI: component ids ([`Id`]), messages to the update
+//! function ([`Msg`]), events from the network side ([`UserEvent`] /
+//! [`NetEvent`]) and the work update asks the network side to do
+//! ([`Effect`]).
+
+use std::path::PathBuf;
+
+use qchat_client::{ClientEvent, MemberInfo, MessagesOk, RoomInfo};
+
+use super::transfer::{TransferId, TransferUpdate};
+
+/// Mounted components.
+#[derive(Debug, Eq, PartialEq, Clone, Copy, Hash)]
+pub(crate) enum Id {
+    /// The log-in form (and trust prompt).
+    Login,
+    /// Rooms with unread counts.
+    Rooms,
+    /// The message view.
+    Messages,
+    /// Members with online marks.
+    Members,
+    /// The input line.
+    Input,
+    /// The status line.
+    Status,
+    /// The transfers panel.
+    Transfers,
+    /// Help and room list overlay.
+    Popup,
+}
+
+/// Everything update() reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Msg {
+    /// Ctrl-C: leave cleanly.
+    Quit,
+    /// Redraw (resize, clock tick).
+    Redraw,
+    /// Once a second: refresh speeds, mark rooms read.
+    Tick,
+    /// Something from the network side.
+    Net(NetEvent),
+    /// Keys on the log-in screen.
+    Login(FormMsg),
+    /// Keys on the input line.
+    Input(InputMsg),
+    /// Keys that move the view.
+    View(ViewMsg),
+}
+
+/// Log-in form keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormMsg {
+    /// A printable character.
+    Char(char),
+    /// Delete left.
+    Backspace,
+    /// Next field.
+    Next,
+    /// Previous field.
+    Prev,
+    /// Enter.
+    Submit,
+    /// Ctrl-R: log in or register.
+    ToggleRegister,
+    /// Esc.
+    Cancel,
+}
+
+/// Input-line keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputMsg {
+    /// A printable character.
+    Char(char),
+    /// Alt-Enter.
+    Newline,
+    /// Delete left.
+    Backspace,
+    /// Delete right.
+    Delete,
+    /// Cursor left.
+    Left,
+    /// Cursor right.
+    Right,
+    /// Ctrl-A.
+    Start,
+    /// Ctrl-E.
+    End,
+    /// Ctrl-U: clear.
+    Clear,
+    /// Enter.
+    Submit,
+    /// Tab.
+    Complete,
+}
+
+/// Keys that move the view or switch rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ViewMsg {
+    /// Up.
+    LineUp,
+    /// Down.
+    LineDown,
+    /// PgUp.
+    PageUp,
+    /// PgDn.
+    PageDown,
+    /// Home: oldest loaded message (loads more).
+    Top,
+    /// End: newest.
+    Bottom,
+    /// Ctrl-N / Alt-Down.
+    NextRoom,
+    /// Ctrl-P / Alt-Up.
+    PrevRoom,
+    /// Esc: close the overlay.
+    Close,
+    /// Ctrl-G: download the newest file offered in this room.
+    GetLatestFile,
+}
+
+/// What the network side reports.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum NetEvent {
+    /// Logged in.
+    Connected {
+        /// User name.
+        user: String,
+        /// Rooms at log-in.
+        rooms: Vec<RoomInfo>,
+    },
+    /// Log-in failed.
+    ConnectFailed(ConnectError),
+    /// An event from the client library.
+    Client(ClientEvent),
+    /// The room list.
+    Rooms(Vec<RoomInfo>),
+    /// Joined (or created) a room.
+    Joined(RoomInfo),
+    /// Left a room.
+    Left(String),
+    /// A room's members.
+    Members {
+        /// Room.
+        room: String,
+        /// Members.
+        members: Vec<MemberInfo>,
+    },
+    /// A page of history.
+    History {
+        /// Whether it was asked for with `before_seq` (older page).
+        older: bool,
+        /// The page.
+        page: MessagesOk,
+    },
+    /// A request failed or something is worth saying: shown in the status line.
+    Notice(String),
+    /// A transfer moved on.
+    Transfer(TransferUpdate),
+    /// `quit` finished: leave the loop.
+    QuitDone,
+}
+
+/// Why the log-in failed, with what the screen needs to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectError {
+    /// Unknown certificate: ask whether to trust it.
+    UnknownHost {
+        /// SHA-256 hex.
+        fingerprint: String,
+    },
+    /// The pinned certificate changed: refuse, loudly.
+    HostChanged {
+        /// A sentence naming both fingerprints and the file.
+        message: String,
+    },
+    /// The saved token was refused: ask for the password.
+    TokenRefused,
+    /// Anything else, as a sentence.
+    Other(String),
+}
+
+/// The bridge from the network side into tuirealm's event loop.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum UserEvent {
+    /// A network event.
+    Net(NetEvent),
+}
+
+// Events are compared only by tuirealm's subscription matching, which
+// this UI does not use for network events; PartialEq is enough for that.
+impl Eq for UserEvent {}
+
+/// How to log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Login {
+    /// `host:port`.
+    pub(crate) server: String,
+    /// Tenant.
+    pub(crate) tenant: String,
+    /// User.
+    pub(crate) user: String,
+    /// Password, or `None` to use the saved token.
+    pub(crate) password: Option<String>,
+    /// Register instead of logging in.
+    pub(crate) register: bool,
+    /// Pin an unknown certificate (the user said yes).
+    pub(crate) accept_new: bool,
+}
+
+/// Work for the network side. update() only queues these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Connect and log in.
+    Connect(Login),
+    /// Fetch the room list.
+    Rooms,
+    /// Join a room.
+    Join(String),
+    /// Create a room.
+    Create(String),
+    /// Leave a room.
+    Leave(String),
+    /// Fetch a room's members.
+    Members(String),
+    /// Fetch a page of history (`before`: older than this seq).
+    History {
+        /// Room.
+        room: String,
+        /// Older than this seq; `None` for the newest page.
+        before: Option<u64>,
+    },
+    /// Send text.
+    Send {
+        /// Room.
+        room: String,
+        /// Text.
+        body: String,
+    },
+    /// Move the read marker.
+    MarkRead {
+        /// Room.
+        room: String,
+        /// Seq.
+        seq: u64,
+    },
+    /// Upload a file.
+    Upload {
+        /// Transfer id for progress reports.
+        id: TransferId,
+        /// Room.
+        room: String,
+        /// Path.
+        path: PathBuf,
+    },
+    /// Download a file.
+    Download {
+        /// Transfer id for progress reports.
+        id: TransferId,
+        /// File id.
+        file_id: u64,
+    },
+    /// Leave cleanly, then report [`NetEvent::QuitDone`].
+    Quit,
+}

@@ -1,0 +1,141 @@
+//! The log-in form: server, tenant, user, password (masked), the register
+//! switch, and the line under it (errors, the trust question, a refused
+//! certificate).
+
+use tuirealm::component::{AppComponent, Component};
+use tuirealm::event::{Event, Key, KeyEvent, KeyModifiers};
+use tuirealm::props::Props;
+use tuirealm::ratatui::Frame;
+use tuirealm::ratatui::layout::Rect;
+use tuirealm::ratatui::style::{Color, Modifier, Style};
+use tuirealm::ratatui::text::{Line, Span};
+use tuirealm::ratatui::widgets::{Paragraph, Wrap};
+
+use super::{block, global, props_boilerplate};
+use crate::tui::app::{FormMsg, Msg, UserEvent};
+use crate::tui::model::{FIELDS, FormStatus, LoginForm, PASSWORD};
+use crate::tui::wrap;
+
+/// The log-in screen.
+#[derive(Default)]
+pub(crate) struct LoginView {
+    props: Props,
+    form: Option<LoginForm>,
+    have_token: bool,
+}
+
+impl LoginView {
+    /// What to draw.
+    pub(crate) fn set(&mut self, form: &LoginForm, have_token: bool) {
+        self.form = Some(form.clone());
+        self.have_token = have_token;
+    }
+}
+
+impl Component for LoginView {
+    fn view(&mut self, frame: &mut Frame, area: Rect) {
+        let Some(form) = &self.form else { return };
+        let label_w = 10;
+        let field_w = usize::from(area.width.saturating_sub(4 + label_w as u16)).max(4);
+        let mut lines = vec![
+            Line::from(""),
+            Line::from(Span::styled(
+                "  qchat — chat over QUIC",
+                Style::default().add_modifier(Modifier::BOLD),
+            )),
+            Line::from(""),
+        ];
+        for (i, name) in FIELDS.iter().enumerate() {
+            let value = if i == PASSWORD {
+                "•".repeat(form.fields[i].chars().count())
+            } else {
+                form.fields[i].clone()
+            };
+            let shown = if i == PASSWORD && value.is_empty() && self.have_token {
+                "(saved session)".to_owned()
+            } else {
+                value
+            };
+            let shown = wrap::truncate(&shown, field_w.saturating_sub(1)).to_owned();
+            let focused = i == form.focus;
+            let marker = if focused { "▸ " } else { "  " };
+            let style = if focused { Style::default().fg(Color::Cyan) } else { Style::default() };
+            let cursor = if focused { "▏" } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{marker}{}", wrap::pad(&format!("{name}:"), label_w)), style),
+                Span::raw(shown),
+                Span::styled(cursor, style),
+            ]));
+        }
+        lines.push(Line::from(""));
+        let mode = if form.register {
+            "[x] create the account (Ctrl-R)"
+        } else {
+            "[ ] create the account (Ctrl-R)"
+        };
+        lines.push(Line::from(format!("  {mode}")));
+        lines.push(Line::from("  Enter log in · Tab next field · Ctrl-C quit"));
+        lines.push(Line::from(""));
+        match &form.status {
+            FormStatus::Idle => {}
+            FormStatus::Connecting => lines.push(Line::from(Span::styled(
+                "  connecting…",
+                Style::default().fg(Color::Yellow),
+            ))),
+            FormStatus::Error(e) => lines
+                .push(Line::from(Span::styled(format!("  {e}"), Style::default().fg(Color::Red)))),
+            FormStatus::Trust(fp) => {
+                lines.push(Line::from(Span::styled(
+                    "  First contact with this server. Its certificate is",
+                    Style::default().fg(Color::Yellow),
+                )));
+                lines.push(Line::from(format!("  sha256 {}", &fp[..fp.len().min(32)])));
+                if fp.len() > 32 {
+                    lines.push(Line::from(format!("         {}", &fp[32..])));
+                }
+                lines.push(Line::from(Span::styled(
+                    "  Check it with the operator. Trust it? (y/n)",
+                    Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                )));
+            }
+            FormStatus::HostChanged(msg) => {
+                lines.push(Line::from(Span::styled(
+                    "  !! SERVER CERTIFICATE CHANGED — NOT CONNECTING !!",
+                    Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+                )));
+                lines.push(Line::from(Span::styled(
+                    format!("  {msg}"),
+                    Style::default().fg(Color::Red),
+                )));
+            }
+        }
+        let title = if form.register { " Register " } else { " Log in " };
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(title, true)),
+            area,
+        );
+    }
+
+    props_boilerplate!();
+}
+
+impl AppComponent<Msg, UserEvent> for LoginView {
+    fn on(&mut self, ev: &Event<UserEvent>) -> Option<Msg> {
+        if let Some(m) = global(ev) {
+            return Some(m);
+        }
+        let Event::Keyboard(KeyEvent { code, modifiers }) = ev else { return None };
+        let ctrl = modifiers.contains(KeyModifiers::CONTROL);
+        let m = match code {
+            Key::Char('r' | 'R') if ctrl => FormMsg::ToggleRegister,
+            Key::Char(c) if !ctrl => FormMsg::Char(*c),
+            Key::Backspace => FormMsg::Backspace,
+            Key::Tab | Key::Down => FormMsg::Next,
+            Key::BackTab | Key::Up => FormMsg::Prev,
+            Key::Enter => FormMsg::Submit,
+            Key::Esc => FormMsg::Cancel,
+            _ => return None,
+        };
+        Some(Msg::Login(m))
+    }
+}

@@ -1,0 +1,59 @@
+//! The member list of the current room: online first, with a mark.
+
+use qchat_client::MemberInfo;
+use tuirealm::component::{AppComponent, Component};
+use tuirealm::event::Event;
+use tuirealm::props::Props;
+use tuirealm::ratatui::Frame;
+use tuirealm::ratatui::layout::Rect;
+use tuirealm::ratatui::style::{Color, Style};
+use tuirealm::ratatui::text::Line;
+use tuirealm::ratatui::widgets::Paragraph;
+
+use super::{block, global, props_boilerplate};
+use crate::tui::app::{Msg, UserEvent};
+use crate::tui::wrap;
+
+/// The member list.
+#[derive(Default)]
+pub(crate) struct MemberList {
+    props: Props,
+    members: Vec<MemberInfo>,
+}
+
+impl MemberList {
+    /// What to draw.
+    pub(crate) fn set(&mut self, members: &[MemberInfo]) {
+        self.members = members.to_vec();
+        self.members.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.user.cmp(&b.user)));
+    }
+}
+
+impl Component for MemberList {
+    fn view(&mut self, frame: &mut Frame, area: Rect) {
+        let width = usize::from(area.width.saturating_sub(4));
+        let online = self.members.iter().filter(|m| m.online).count();
+        let lines: Vec<Line> = self
+            .members
+            .iter()
+            .map(|m| {
+                let (mark, style) = if m.online {
+                    ("●", Style::default().fg(Color::Green))
+                } else {
+                    ("○", Style::default().fg(Color::DarkGray))
+                };
+                Line::styled(format!("{mark} {}", wrap::truncate(&m.user, width)), style)
+            })
+            .collect();
+        let title = format!(" Members {online}/{} ", self.members.len());
+        frame.render_widget(Paragraph::new(lines).block(block(&title, false)), area);
+    }
+
+    props_boilerplate!();
+}
+
+impl AppComponent<Msg, UserEvent> for MemberList {
+    fn on(&mut self, ev: &Event<UserEvent>) -> Option<Msg> {
+        global(ev)
+    }
+}

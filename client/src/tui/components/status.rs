@@ -1,0 +1,97 @@
+//! The status line: connection state, who and where, the last notice, and
+//! a transfers summary.
+
+use qchat_client::ConnState;
+use tuirealm::component::{AppComponent, Component};
+use tuirealm::event::Event;
+use tuirealm::props::Props;
+use tuirealm::ratatui::Frame;
+use tuirealm::ratatui::layout::Rect;
+use tuirealm::ratatui::style::{Color, Style};
+use tuirealm::ratatui::text::{Line, Span};
+use tuirealm::ratatui::widgets::Paragraph;
+
+use super::{global, props_boilerplate};
+use crate::tui::app::{Msg, UserEvent};
+use crate::tui::transfer::{Status, Transfer};
+
+/// What the status line shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct StatusInfo {
+    /// Connection state.
+    pub(crate) conn: Option<ConnState>,
+    /// `ann@acme`.
+    pub(crate) who: String,
+    /// The last notice.
+    pub(crate) notice: Option<String>,
+    /// `↑2 ↓1 45%` or empty.
+    pub(crate) transfers: String,
+}
+
+/// `↑2 ↓1 45%`: active uploads, downloads, and overall progress.
+pub(crate) fn transfer_summary(ts: &[Transfer]) -> String {
+    let active: Vec<&Transfer> = ts.iter().filter(|t| t.status == Status::Active).collect();
+    if active.is_empty() {
+        let done = ts.iter().filter(|t| matches!(t.status, Status::Done(_))).count();
+        return if done > 0 { format!("{done} done") } else { String::new() };
+    }
+    let up = active.iter().filter(|t| t.dir == crate::tui::transfer::Direction::Up).count();
+    let down = active.len() - up;
+    let total: u64 = active.iter().map(|t| t.progress.total).sum();
+    let done: u64 = active.iter().map(|t| t.progress.done.min(t.progress.total)).sum();
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
+    format!("↑{up} ↓{down} {pct}%")
+}
+
+/// The status line.
+#[derive(Default)]
+pub(crate) struct StatusBar {
+    props: Props,
+    info: StatusInfo,
+}
+
+impl StatusBar {
+    /// What to draw.
+    pub(crate) fn set(&mut self, info: StatusInfo) {
+        self.info = info;
+    }
+}
+
+impl Component for StatusBar {
+    fn view(&mut self, frame: &mut Frame, area: Rect) {
+        let (label, color) = match &self.info.conn {
+            Some(ConnState::Connected) => ("connected".to_owned(), Color::Green),
+            Some(ConnState::Reconnecting { attempt, .. }) => {
+                (format!("reconnecting (try {attempt})"), Color::Yellow)
+            }
+            Some(ConnState::Closed { .. }) | None => ("offline".to_owned(), Color::Red),
+        };
+        let mut spans = vec![
+            Span::styled(format!(" {label} "), Style::default().fg(Color::Black).bg(color)),
+            Span::raw(format!(" {} ", self.info.who)),
+        ];
+        if !self.info.transfers.is_empty() {
+            spans.push(Span::styled(
+                format!("│ {} ", self.info.transfers),
+                Style::default().fg(Color::Cyan),
+            ));
+        }
+        if let Some(n) = &self.info.notice {
+            spans.push(Span::styled(format!("│ {n}"), Style::default().fg(Color::Yellow)));
+        } else {
+            spans.push(Span::styled("│ /help for commands", Style::default().fg(Color::DarkGray)));
+        }
+        frame.render_widget(
+            Paragraph::new(Line::from(spans)).style(Style::default().bg(Color::Black)),
+            area,
+        );
+    }
+
+    props_boilerplate!();
+}
+
+impl AppComponent<Msg, UserEvent> for StatusBar {
+    fn on(&mut self, ev: &Event<UserEvent>) -> Option<Msg> {
+        global(ev)
+    }
+}

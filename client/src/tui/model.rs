@@ -1,0 +1,361 @@
+//! The UI's state, owned by the update loop: which screen, the log-in form,
+//! rooms with their loaded messages and scroll anchors, members, the input
+//! line, transfers, and the effects update() queued for the network side.
+//! No terminal and no network here, so update() can be tested directly.
+
+use std::time::Instant;
+
+use qchat_client::{ConnState, MemberInfo, Message, RoomInfo};
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::app::Effect;
+use super::layout::{self, Anchor};
+use super::transfer::Transfer;
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Screen {
+    /// The log-in form.
+    Login,
+    /// Rooms, messages, input.
+    Main,
+}
+
+/// Log-in form fields, in order.
+pub(crate) const FIELDS: [&str; 4] = ["Server", "Tenant", "User", "Password"];
+/// Index of the password field.
+pub(crate) const PASSWORD: usize = 3;
+
+/// The log-in form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoginForm {
+    /// Server, tenant, user, password.
+    pub(crate) fields: [String; 4],
+    /// The field with the cursor.
+    pub(crate) focus: usize,
+    /// Create the account instead of logging in.
+    pub(crate) register: bool,
+    /// What the form says under the fields.
+    pub(crate) status: FormStatus,
+}
+
+/// The line under the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FormStatus {
+    /// Nothing yet.
+    Idle,
+    /// Waiting for the server.
+    Connecting,
+    /// The last attempt failed.
+    Error(String),
+    /// Unknown certificate: y to trust, n to refuse.
+    Trust(String),
+    /// The certificate changed: refused.
+    HostChanged(String),
+}
+
+/// A room as the UI keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomState {
+    /// Name, membership, unread count.
+    pub(crate) info: RoomInfo,
+    /// Loaded messages, ascending seq, no duplicates.
+    pub(crate) messages: Vec<Message>,
+    /// Where the view is.
+    pub(crate) anchor: Anchor,
+    /// Older messages exist on the server.
+    pub(crate) more_history: bool,
+    /// A history request is out.
+    pub(crate) loading: bool,
+    /// The first page was asked for.
+    pub(crate) opened: bool,
+    /// The new-messages marker goes after this seq.
+    pub(crate) marker_seq: u64,
+    /// An unread message mentions the user.
+    pub(crate) mention: bool,
+    /// Members (when fetched).
+    pub(crate) members: Vec<MemberInfo>,
+}
+
+impl RoomState {
+    /// A room from the server's listing.
+    pub(crate) fn new(info: RoomInfo) -> Self {
+        let marker_seq = info.read_seq;
+        Self {
+            info,
+            messages: Vec::new(),
+            anchor: Anchor::Bottom,
+            more_history: true,
+            loading: false,
+            opened: false,
+            marker_seq,
+            mention: false,
+            members: Vec::new(),
+        }
+    }
+
+    /// Inserts messages (any order, duplicates ignored), keeping the view
+    /// where it is when older ones land before it.
+    pub(crate) fn insert(&mut self, msgs: impl IntoIterator<Item = Message>) {
+        let mut msgs: Vec<Message> = msgs.into_iter().collect();
+        msgs.sort_by_key(|m| m.seq);
+        msgs.dedup_by_key(|m| m.seq);
+        // An older page goes in front in one move (100,000 loaded messages
+        // must not be shifted once per message).
+        if let (Some(first), Some(newest)) = (self.messages.first(), msgs.last())
+            && newest.seq < first.seq
+        {
+            let k = msgs.len();
+            self.messages.splice(0..0, msgs);
+            if let Anchor::Top { index, .. } = &mut self.anchor {
+                *index += k;
+            }
+            return;
+        }
+        for m in msgs {
+            if self.messages.last().is_none_or(|l| l.seq < m.seq) {
+                self.info.last_seq = self.info.last_seq.max(m.seq);
+                self.messages.push(m);
+                continue;
+            }
+            if let Err(at) = self.messages.binary_search_by_key(&m.seq, |x| x.seq) {
+                self.messages.insert(at, m);
+                if let Anchor::Top { index, .. } = &mut self.anchor
+                    && at <= *index
+                {
+                    *index += 1;
+                }
+            }
+        }
+    }
+
+    /// The lowest loaded seq.
+    pub(crate) fn oldest(&self) -> Option<u64> {
+        self.messages.first().map(|m| m.seq)
+    }
+}
+
+/// The input line: text and a cursor on a grapheme boundary (byte index).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct InputLine {
+    /// Text (may hold newlines).
+    pub(crate) text: String,
+    /// Byte index of the cursor.
+    pub(crate) cursor: usize,
+}
+
+impl InputLine {
+    /// Inserts at the cursor.
+    pub(crate) fn insert(&mut self, c: char) {
+        self.text.insert(self.cursor, c);
+        self.cursor += c.len_utf8();
+    }
+
+    /// Deletes the grapheme left of the cursor.
+    pub(crate) fn backspace(&mut self) {
+        if let Some((i, _)) = self.text[..self.cursor].grapheme_indices(true).next_back() {
+            self.text.replace_range(i..self.cursor, "");
+            self.cursor = i;
+        }
+    }
+
+    /// Deletes the grapheme right of the cursor.
+    pub(crate) fn delete(&mut self) {
+        if let Some(g) = self.text[self.cursor..].graphemes(true).next() {
+            let end = self.cursor + g.len();
+            self.text.replace_range(self.cursor..end, "");
+        }
+    }
+
+    /// One grapheme left.
+    pub(crate) fn left(&mut self) {
+        if let Some((i, _)) = self.text[..self.cursor].grapheme_indices(true).next_back() {
+            self.cursor = i;
+        }
+    }
+
+    /// One grapheme right.
+    pub(crate) fn right(&mut self) {
+        if let Some(g) = self.text[self.cursor..].graphemes(true).next() {
+            self.cursor += g.len();
+        }
+    }
+
+    /// Replaces the text, cursor at the end.
+    pub(crate) fn set(&mut self, text: String) {
+        self.cursor = text.len();
+        self.text = text;
+    }
+
+    /// Takes the text out.
+    pub(crate) fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+}
+
+/// An overlay with a title and lines (help, room list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Popup {
+    /// Title.
+    pub(crate) title: String,
+    /// Lines.
+    pub(crate) lines: Vec<String>,
+}
+
+/// The whole UI state.
+#[derive(Debug)]
+pub(crate) struct Chat {
+    /// Which screen.
+    pub(crate) screen: Screen,
+    /// The log-in form.
+    pub(crate) login: LoginForm,
+    /// A saved session token exists for the form's server/tenant/user.
+    pub(crate) have_token: bool,
+    /// The user logged in as.
+    pub(crate) me: String,
+    /// Connection state for the status line.
+    pub(crate) conn: ConnState,
+    /// Rooms, joined ones first then by name.
+    pub(crate) rooms: Vec<RoomState>,
+    /// Index of the room shown.
+    pub(crate) current: Option<usize>,
+    /// The input line.
+    pub(crate) input: InputLine,
+    /// Show the member list.
+    pub(crate) show_members: bool,
+    /// The overlay, if any.
+    pub(crate) popup: Option<Popup>,
+    /// The last notice or error, for the status line.
+    pub(crate) notice: Option<String>,
+    /// Completion candidates from the last Tab.
+    pub(crate) candidates: Vec<String>,
+    /// Transfers, oldest first.
+    pub(crate) transfers: Vec<Transfer>,
+    /// The next transfer id.
+    pub(crate) next_transfer: u64,
+    /// Message view size (columns, rows), from the last draw.
+    pub(crate) viewport: (usize, usize),
+    /// Work for the network side.
+    pub(crate) effects: Vec<Effect>,
+    /// A quit is under way.
+    pub(crate) quitting: bool,
+    /// Leave the loop.
+    pub(crate) quit: bool,
+    /// Something changed: draw.
+    pub(crate) redraw: bool,
+    /// The clock, replaceable in tests.
+    pub(crate) now: fn() -> Instant,
+}
+
+impl Chat {
+    /// A fresh UI on the log-in screen with the form prefilled.
+    pub(crate) fn new(fields: [String; 4], register: bool, have_token: bool) -> Self {
+        let focus = fields.iter().position(String::is_empty).unwrap_or(PASSWORD);
+        Self {
+            screen: Screen::Login,
+            login: LoginForm { fields, focus, register, status: FormStatus::Idle },
+            have_token,
+            me: String::new(),
+            conn: ConnState::Closed { reason: "not connected".into() },
+            rooms: Vec::new(),
+            current: None,
+            input: InputLine::default(),
+            show_members: true,
+            popup: None,
+            notice: None,
+            candidates: Vec::new(),
+            transfers: Vec::new(),
+            next_transfer: 1,
+            viewport: (60, 20),
+            effects: Vec::new(),
+            quitting: false,
+            quit: false,
+            redraw: true,
+            now: Instant::now,
+        }
+    }
+
+    /// The room shown.
+    pub(crate) fn room(&self) -> Option<&RoomState> {
+        self.current.and_then(|i| self.rooms.get(i))
+    }
+
+    /// The room shown, mutably.
+    pub(crate) fn room_mut(&mut self) -> Option<&mut RoomState> {
+        self.current.and_then(|i| self.rooms.get_mut(i))
+    }
+
+    /// A room's index by name.
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        self.rooms.iter().position(|r| r.info.name == name)
+    }
+
+    /// Adds or refreshes rooms from a listing, keeping loaded messages and
+    /// the current room.
+    pub(crate) fn merge_rooms(&mut self, infos: Vec<RoomInfo>) {
+        let current = self.room().map(|r| r.info.name.clone());
+        for info in infos {
+            match self.find(&info.name) {
+                Some(i) => {
+                    let r = &mut self.rooms[i];
+                    if !r.info.joined && info.joined {
+                        r.marker_seq = info.read_seq;
+                    }
+                    r.info = info;
+                }
+                None => self.rooms.push(RoomState::new(info)),
+            }
+        }
+        self.rooms.sort_by(|a, b| {
+            b.info.joined.cmp(&a.info.joined).then_with(|| a.info.name.cmp(&b.info.name))
+        });
+        self.current = current
+            .and_then(|n| self.find(&n))
+            .or_else(|| self.rooms.iter().position(|r| r.info.joined));
+    }
+
+    /// Shows room `i`, asking for its first page and members if needed.
+    pub(crate) fn open_room(&mut self, i: usize) {
+        if i >= self.rooms.len() {
+            return;
+        }
+        self.current = Some(i);
+        let me = self.me.clone();
+        let r = &mut self.rooms[i];
+        r.mention = false;
+        if !r.info.joined {
+            return;
+        }
+        let name = r.info.name.clone();
+        if !r.opened {
+            r.opened = true;
+            r.loading = true;
+            self.effects.push(Effect::History { room: name.clone(), before: None });
+            self.effects.push(Effect::Members(name));
+        }
+        let _ = me;
+    }
+
+    /// Asks for older messages when the view is at the top of what is loaded.
+    pub(crate) fn maybe_load_older(&mut self) {
+        let (w, h) = self.viewport;
+        let me = self.me.clone();
+        let Some(r) = self.room_mut() else { return };
+        if r.loading || !r.more_history || !r.opened {
+            return;
+        }
+        let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w };
+        if layout::window(&r.messages, r.anchor, h, &ctx).at_top {
+            r.loading = true;
+            let before = r.oldest();
+            let room = r.info.name.clone();
+            self.effects.push(Effect::History { room, before });
+        }
+    }
+
+    /// Whether the message view shows the newest message.
+    pub(crate) fn at_bottom(&self) -> bool {
+        self.room().is_none_or(|r| r.anchor == Anchor::Bottom)
+    }
+}

@@ -1,0 +1,280 @@
+//! The network side. [`NetPort`] is the tuirealm async port that carries
+//! [`NetEvent`]s into the event loop; [`Runner`] carries out the
+//! [`Effect`]s update() queued, each in a task of its own (a `JoinSet`
+//! under a `CancellationToken`), so the UI never waits on the network.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qchat_client::{Auth, Client, ClientConfig, ClientError, ErrorCode, Trust};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tuirealm::event::Event;
+use tuirealm::listener::{PollAsync, PortResult};
+
+use super::app::{ConnectError, Effect, Login, NetEvent, UserEvent};
+use super::session::TokenStore;
+use super::transfer::{self, FileTransfers, TransferUpdate, UpdateKind};
+use crate::cli::SharedOpts;
+
+/// Network events into tuirealm's listener.
+pub(crate) struct NetPort {
+    rx: mpsc::UnboundedReceiver<NetEvent>,
+}
+
+impl NetPort {
+    /// A port reading `rx`.
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<NetEvent>) -> Self {
+        Self { rx }
+    }
+}
+
+#[tuirealm::async_trait]
+impl PollAsync<UserEvent> for NetPort {
+    async fn poll(&mut self) -> PortResult<Option<Event<UserEvent>>> {
+        Ok(self.rx.recv().await.map(|e| Event::User(UserEvent::Net(e))))
+    }
+}
+
+/// How long quitting may take before the UI leaves anyway.
+const QUIT_BUDGET: Duration = Duration::from_secs(6);
+/// Messages per history page.
+const PAGE: u32 = 100;
+
+/// Carries out effects.
+pub(crate) struct Runner {
+    client: Arc<Mutex<Option<Client>>>,
+    tx: mpsc::UnboundedSender<NetEvent>,
+    tasks: JoinSet<()>,
+    cancel: CancellationToken,
+    opts: SharedOpts,
+    tokens: TokenStore,
+    files: Arc<dyn FileTransfers>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Runner {
+    /// A runner reporting to `tx`.
+    pub(crate) fn new(
+        tx: mpsc::UnboundedSender<NetEvent>,
+        opts: SharedOpts,
+        tokens: TokenStore,
+        files: Arc<dyn FileTransfers>,
+    ) -> Self {
+        Self {
+            client: Arc::default(),
+            tx,
+            tasks: JoinSet::new(),
+            cancel: CancellationToken::new(),
+            opts,
+            tokens,
+            files,
+        }
+    }
+
+    fn spawn<F>(&mut self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = fut => {}
+            }
+        });
+        // Reap finished tasks so the set does not grow without bound.
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    /// Starts the work `effect` asks for.
+    pub(crate) fn run(&mut self, effect: Effect) {
+        let tx = self.tx.clone();
+        if let Effect::Connect(login) = effect {
+            let task =
+                connect(login, self.opts.clone(), self.tokens.clone(), self.client.clone(), tx);
+            self.spawn(task);
+            return;
+        }
+        let Some(client) = lock(&self.client).clone() else {
+            let _ = tx.send(if effect == Effect::Quit {
+                NetEvent::QuitDone
+            } else {
+                NetEvent::Notice("not connected".into())
+            });
+            return;
+        };
+        let notice = move |tx: &mpsc::UnboundedSender<NetEvent>, what: &str, e: ClientError| {
+            let _ = tx.send(NetEvent::Notice(format!("{what}: {e}")));
+        };
+        match effect {
+            Effect::Connect(_) => {}
+            Effect::Rooms => self.spawn(async move {
+                match client.rooms().await {
+                    Ok(r) => drop(tx.send(NetEvent::Rooms(r))),
+                    Err(e) => notice(&tx, "rooms", e),
+                }
+            }),
+            Effect::Join(room) => self.spawn(async move {
+                match client.join_room(&room).await {
+                    Ok(info) => drop(tx.send(NetEvent::Joined(info))),
+                    Err(e) => notice(&tx, &format!("join {room}"), e),
+                }
+            }),
+            Effect::Create(room) => self.spawn(async move {
+                match client.create_room(&room).await {
+                    Ok(info) => drop(tx.send(NetEvent::Joined(info))),
+                    Err(e) => notice(&tx, &format!("create {room}"), e),
+                }
+            }),
+            Effect::Leave(room) => self.spawn(async move {
+                match client.leave_room(&room).await {
+                    Ok(()) => drop(tx.send(NetEvent::Left(room))),
+                    Err(e) => notice(&tx, &format!("leave {room}"), e),
+                }
+            }),
+            Effect::Members(room) => self.spawn(async move {
+                match client.members(&room).await {
+                    Ok(members) => drop(tx.send(NetEvent::Members { room, members })),
+                    Err(e) => notice(&tx, "members", e),
+                }
+            }),
+            Effect::History { room, before } => self.spawn(async move {
+                match client.history(&room, before, Some(PAGE)).await {
+                    Ok(page) => drop(tx.send(NetEvent::History { older: before.is_some(), page })),
+                    Err(e) => {
+                        let page =
+                            qchat_client::MessagesOk { room, messages: Vec::new(), more: true };
+                        let _ = tx.send(NetEvent::History { older: true, page });
+                        notice(&tx, "history", e);
+                    }
+                }
+            }),
+            Effect::Send { room, body } => self.spawn(async move {
+                if let Err(e) = client.send(&room, &body).await {
+                    notice(&tx, "not sent", e);
+                }
+            }),
+            Effect::MarkRead { room, seq } => self.spawn(async move {
+                if let Err(e) = client.mark_read(&room, seq).await {
+                    tracing::debug!(cause = %e, "mark_read failed");
+                }
+            }),
+            Effect::Upload { id, room, path } => {
+                let start = self.files.upload(&room, &path);
+                self.spawn(drive(id, start, tx));
+            }
+            Effect::Download { id, file_id } => {
+                let start = self.files.download(file_id, &transfer::download_dir());
+                self.spawn(drive(id, start, tx));
+            }
+            Effect::Quit => {
+                // Not under the cancellation token: it must finish.
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(QUIT_BUDGET, client.quit(None)).await;
+                    let _ = tx.send(NetEvent::QuitDone);
+                });
+            }
+        }
+    }
+
+    /// Stops every task (the UI is leaving).
+    pub(crate) async fn shutdown(mut self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+    }
+}
+
+async fn drive(
+    id: transfer::TransferId,
+    start: transfer::Starting,
+    tx: mpsc::UnboundedSender<NetEvent>,
+) {
+    match start.await {
+        Ok(running) => {
+            transfer::forward(id, running, |u| drop(tx.send(NetEvent::Transfer(u)))).await;
+        }
+        Err(why) => {
+            drop(tx.send(NetEvent::Transfer(TransferUpdate { id, kind: UpdateKind::Failed(why) })))
+        }
+    }
+}
+
+/// The client configuration for a log-in from the form.
+fn config(login: &Login, opts: &SharedOpts, token: Option<String>) -> anyhow::Result<ClientConfig> {
+    let trust = match opts.trust()? {
+        Trust::KnownHosts { path, accept_new } => {
+            Trust::KnownHosts { path, accept_new: accept_new || login.accept_new }
+        }
+        other => other,
+    };
+    let auth = match (&login.password, token) {
+        (Some(p), _) => Auth::Password(p.clone()),
+        (None, Some(t)) => Auth::Token(t),
+        (None, None) => anyhow::bail!("enter the password"),
+    };
+    let mut cfg = ClientConfig::new(&login.server, &login.tenant, &login.user, auth, trust);
+    cfg.register = login.register;
+    Ok(cfg)
+}
+
+async fn connect(
+    login: Login,
+    opts: SharedOpts,
+    tokens: TokenStore,
+    slot: Arc<Mutex<Option<Client>>>,
+    tx: mpsc::UnboundedSender<NetEvent>,
+) {
+    let token = tokens.load(&login.server, &login.tenant, &login.user);
+    let cfg = match config(&login, &opts, token) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let _ = tx.send(NetEvent::ConnectFailed(ConnectError::Other(format!("{e:#}"))));
+            return;
+        }
+    };
+    let with_token = matches!(cfg.auth, Auth::Token(_));
+    tracing::info!(server = %cfg.server, tenant = %cfg.tenant, user = %cfg.user, with_token, "connecting");
+    match Client::connect(cfg.clone()).await {
+        Ok((client, mut events)) => {
+            if let Err(e) =
+                tokens.store(&login.server, &login.tenant, &login.user, Some(&client.token()))
+            {
+                tracing::warn!(cause = %e, "could not save the session token");
+            }
+            let rooms = client.rooms().await.unwrap_or_default();
+            *lock(&slot) = Some(client.clone());
+            let _ = tx.send(NetEvent::Connected { user: client.user().to_owned(), rooms });
+            while let Some(ev) = events.recv().await {
+                if tx.send(NetEvent::Client(ev)).is_err() {
+                    break;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::info!(cause = %e, "log-in failed");
+            let err = match e {
+                ClientError::UnknownHost { fingerprint } => {
+                    ConnectError::UnknownHost { fingerprint }
+                }
+                e @ ClientError::HostChanged { .. } => {
+                    ConnectError::HostChanged { message: crate::cli::explain(e, &cfg).to_string() }
+                }
+                e if with_token && e.code() == Some(ErrorCode::Unauthorized) => {
+                    let _ = tokens.store(&login.server, &login.tenant, &login.user, None);
+                    ConnectError::TokenRefused
+                }
+                e => ConnectError::Other(e.to_string()),
+            };
+            let _ = tx.send(NetEvent::ConnectFailed(err));
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! Snapshot tests of whole screens (TestBackend + insta, at 80x24 and
+//! 120x40) and update-logic tests: keys to messages, messages to state and
+//! effects.
+
+use std::time::{Duration, Instant};
+
+use qchat_client::{
+    ClientEvent, ConnState, FileInfo, MemberInfo, Message, MessageKind, MessagesOk, RoomInfo,
+};
+use tuirealm::event::{Event, Key, KeyEvent, KeyModifiers};
+use tuirealm::listener::EventListenerCfg;
+use tuirealm::ratatui::Terminal;
+use tuirealm::ratatui::backend::TestBackend;
+
+use super::app::{
+    ConnectError, Effect, FormMsg, InputMsg, Login, Msg, NetEvent, UserEvent, ViewMsg,
+};
+use super::components::{global, input::key_to_msg};
+use super::layout::Anchor;
+use super::model::{Chat, FormStatus, Screen};
+use super::transfer::{Direction, Progress, Transfer, TransferUpdate, UpdateKind};
+use super::view;
+
+/// 2024-03-01 09:00 UTC.
+const T0: i64 = 1_709_283_600_000;
+
+fn msg(room: &str, seq: u64, sender: &str, body: &str, ts: i64) -> Message {
+    Message {
+        room: room.into(),
+        seq,
+        sender: sender.into(),
+        ts,
+        kind: MessageKind::Text,
+        body: body.into(),
+        client_msg_id: None,
+        file: None,
+    }
+}
+
+fn room(name: &str, joined: bool, last: u64, read: u64) -> RoomInfo {
+    RoomInfo { name: name.into(), joined, last_seq: last, read_seq: read, unread: last - read }
+}
+
+fn form() -> [String; 4] {
+    ["127.0.0.1:4433".into(), "acme".into(), "ann".into(), String::new()]
+}
+
+/// A logged-in UI with three rooms, `general` open, and the given messages.
+fn main_chat(messages: Vec<Message>) -> Chat {
+    let mut chat = Chat::new(form(), false, false);
+    let last = messages.last().map_or(0, |m| m.seq);
+    chat.update(Msg::Net(NetEvent::Connected {
+        user: "ann".into(),
+        rooms: vec![
+            room("general", true, last, last.saturating_sub(2)),
+            room("dev", true, 7, 4),
+            room("random", false, 0, 0),
+        ],
+    }));
+    let general = chat.find("general").expect("general");
+    chat.open_room(general);
+    chat.effects.clear();
+    chat.update(Msg::Net(NetEvent::History {
+        older: false,
+        page: MessagesOk { room: "general".into(), messages, more: false },
+    }));
+    chat.update(Msg::Net(NetEvent::Members {
+        room: "general".into(),
+        members: vec![
+            MemberInfo { user: "ann".into(), online: true },
+            MemberInfo { user: "bob".into(), online: true },
+            MemberInfo { user: "李雷".into(), online: false },
+        ],
+    }));
+    chat
+}
+
+fn conversation() -> Vec<Message> {
+    vec![
+        msg("general", 1, "bob", "morning all", T0 - 86_400_000),
+        msg("general", 2, "ann", "hi bob", T0),
+        msg("general", 3, "bob", "did you see the release notes?", T0 + 60_000),
+        msg("general", 4, "bob", "they are long", T0 + 90_000),
+        msg(
+            "general",
+            5,
+            "李雷",
+            "你好！这是一条很长的中文消息，用来测试按显示宽度换行是否正确。",
+            T0 + 120_000,
+        ),
+        msg(
+            "general",
+            6,
+            "bob",
+            "@ann ship it 🚀🎉 — 👨\u{200d}👩\u{200d}👧 family emoji and café with e\u{301} combining",
+            T0 + 180_000,
+        ),
+    ]
+}
+
+fn render(chat: &mut Chat, w: u16, h: u16) -> String {
+    let mut app = view::App::init(EventListenerCfg::default());
+    view::mount(&mut app, chat).expect("mount");
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    let frame = term.draw(|f| view::draw(f, &mut app, chat)).expect("draw");
+    screen_text(frame.buffer)
+}
+
+/// The buffer as text, one line per row, wide glyphs counted once (the
+/// cell after a two-column glyph is its continuation, not a space).
+fn screen_text(buf: &tuirealm::ratatui::buffer::Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in area.top()..area.bottom() {
+        let mut line = String::new();
+        let mut x = area.left();
+        while x < area.right() {
+            let sym = buf.cell((x, y)).map_or(" ", |c| c.symbol());
+            line.push_str(sym);
+            x += u16::try_from(super::wrap::width(sym).max(1)).unwrap_or(1);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn snapshot_login() {
+    let mut chat = Chat::new(
+        ["127.0.0.1:4433".into(), "acme".into(), "ann".into(), "secret".into()],
+        false,
+        false,
+    );
+    insta::assert_snapshot!("login_80x24", render(&mut chat, 80, 24));
+    insta::assert_snapshot!("login_120x40", render(&mut chat, 120, 40));
+}
+
+#[test]
+fn snapshot_login_trust_and_changed() {
+    let mut chat = Chat::new(form(), false, false);
+    chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::UnknownHost {
+        fingerprint: "ab".repeat(32),
+    })));
+    insta::assert_snapshot!("login_trust_80x24", render(&mut chat, 80, 24));
+    chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::HostChanged {
+        message: "server certificate changed: 127.0.0.1:4433 is pinned to sha256 aaaa but presented bbbb; refusing to connect".into(),
+    })));
+    insta::assert_snapshot!("login_changed_80x24", render(&mut chat, 80, 24));
+}
+
+#[test]
+fn snapshot_main() {
+    let mut chat = main_chat(conversation());
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(msg(
+        "dev",
+        8,
+        "bob",
+        "@ann review please",
+        T0,
+    )))));
+    insta::assert_snapshot!("main_80x24", render(&mut chat, 80, 24));
+    insta::assert_snapshot!("main_120x40", render(&mut chat, 120, 40));
+}
+
+#[test]
+fn snapshot_history_cjk_emoji_wrapping() {
+    let mut msgs = conversation();
+    msgs.push(msg(
+        "general",
+        7,
+        "bob",
+        &"日本語とEnglishが混ざったテキスト🙂".repeat(3),
+        T0 + 240_000,
+    ));
+    let mut file = msg("general", 8, "bob", "report.pdf", T0 + 300_000);
+    file.kind = MessageKind::File;
+    file.file = Some(FileInfo {
+        id: 12,
+        name: "report.pdf".into(),
+        size: 3 * 1024 * 1024,
+        hash: "00".into(),
+    });
+    msgs.push(file);
+    let mut chat = main_chat(msgs);
+    chat.show_members = false;
+    insta::assert_snapshot!("history_wrap_80x24", render(&mut chat, 80, 24));
+    insta::assert_snapshot!("history_wrap_120x40", render(&mut chat, 120, 40));
+}
+
+fn with_transfers(chat: &mut Chat) {
+    let t0 = Instant::now();
+    let mut a = Transfer::new(1, Direction::Up, "holiday photos.zip".into(), 0, t0);
+    a.apply(
+        UpdateKind::Progress(Progress { done: 40 * 1024 * 1024, total: 100 * 1024 * 1024 }),
+        t0 + Duration::from_secs(4),
+    );
+    let mut b = Transfer::new(2, Direction::Up, "notes.txt".into(), 0, t0);
+    b.apply(
+        UpdateKind::Progress(Progress { done: 2048, total: 2048 }),
+        t0 + Duration::from_secs(1),
+    );
+    b.apply(UpdateKind::Done("file 13".into()), t0 + Duration::from_secs(1));
+    let mut c = Transfer::new(3, Direction::Down, "report.pdf".into(), 0, t0);
+    c.apply(UpdateKind::Failed("file transfer not available yet".into()), t0);
+    chat.transfers = vec![a, b, c];
+}
+
+#[test]
+fn snapshot_transfers_panel() {
+    let mut chat = main_chat(conversation());
+    with_transfers(&mut chat);
+    insta::assert_snapshot!("transfers_80x24", render(&mut chat, 80, 24));
+    insta::assert_snapshot!("transfers_120x40", render(&mut chat, 120, 40));
+}
+
+#[test]
+fn snapshot_help() {
+    let mut chat = main_chat(conversation());
+    chat.update(Msg::Input(InputMsg::Char('/')));
+    for c in "help".chars() {
+        chat.update(Msg::Input(InputMsg::Char(c)));
+    }
+    chat.update(Msg::Input(InputMsg::Submit));
+    insta::assert_snapshot!("help_80x24", render(&mut chat, 80, 24));
+}
+
+fn key(code: Key, modifiers: KeyModifiers) -> KeyEvent {
+    KeyEvent { code, modifiers }
+}
+
+#[test]
+fn keys_map_to_messages() {
+    assert_eq!(key_to_msg(key(Key::Enter, KeyModifiers::NONE)), Some(Msg::Input(InputMsg::Submit)));
+    assert_eq!(key_to_msg(key(Key::Enter, KeyModifiers::ALT)), Some(Msg::Input(InputMsg::Newline)));
+    assert_eq!(
+        key_to_msg(key(Key::Char('x'), KeyModifiers::NONE)),
+        Some(Msg::Input(InputMsg::Char('x')))
+    );
+    assert_eq!(key_to_msg(key(Key::Tab, KeyModifiers::NONE)), Some(Msg::Input(InputMsg::Complete)));
+    assert_eq!(key_to_msg(key(Key::PageUp, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::PageUp)));
+    assert_eq!(key_to_msg(key(Key::Home, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::Top)));
+    assert_eq!(key_to_msg(key(Key::End, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::Bottom)));
+    assert_eq!(
+        key_to_msg(key(Key::Char('n'), KeyModifiers::CONTROL)),
+        Some(Msg::View(ViewMsg::NextRoom))
+    );
+    let ctrl_c: Event<UserEvent> = Event::Keyboard(key(Key::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(global(&ctrl_c), Some(Msg::Quit));
+    assert_eq!(global(&Event::WindowResize(10, 10)), Some(Msg::Redraw));
+    let net: Event<UserEvent> = Event::User(UserEvent::Net(NetEvent::QuitDone));
+    assert_eq!(global(&net), Some(Msg::Net(NetEvent::QuitDone)));
+}
+
+fn type_line(chat: &mut Chat, text: &str) {
+    for c in text.chars() {
+        chat.update(Msg::Input(InputMsg::Char(c)));
+    }
+    chat.update(Msg::Input(InputMsg::Submit));
+}
+
+#[test]
+fn enter_sends_to_the_current_room_with_emoji() {
+    let mut chat = main_chat(conversation());
+    chat.update(Msg::Input(InputMsg::Char('a')));
+    chat.update(Msg::Input(InputMsg::Newline));
+    type_line(&mut chat, "b :tada:");
+    assert_eq!(chat.effects, [Effect::Send { room: "general".into(), body: "a\nb 🎉".into() }]);
+    assert!(chat.input.text.is_empty());
+}
+
+#[test]
+fn commands_queue_effects() {
+    let mut chat = main_chat(conversation());
+    type_line(&mut chat, "/join random");
+    type_line(&mut chat, "/create ops");
+    type_line(&mut chat, "/leave dev");
+    type_line(&mut chat, "/me waves");
+    assert_eq!(
+        chat.effects,
+        [
+            Effect::Join("random".into()),
+            Effect::Create("ops".into()),
+            Effect::Leave("dev".into()),
+            Effect::Send { room: "general".into(), body: "/me waves".into() },
+        ]
+    );
+    chat.effects.clear();
+    type_line(&mut chat, "/bogus");
+    assert!(chat.notice.as_deref().is_some_and(|n| n.starts_with("unknown command")));
+    assert_eq!(chat.input.text, "/bogus", "a bad line stays for fixing");
+    assert!(chat.effects.is_empty());
+}
+
+#[test]
+fn send_starts_every_upload_at_once_and_reports_failures() {
+    let mut chat = main_chat(conversation());
+    type_line(&mut chat, "/send a.bin \"b c.bin\"");
+    assert_eq!(chat.effects.len(), 2);
+    assert!(
+        matches!(&chat.effects[1], Effect::Upload { id: 2, room, path } if room == "general" && path.to_str() == Some("b c.bin"))
+    );
+    assert_eq!(chat.transfers.len(), 2);
+    chat.update(Msg::Net(NetEvent::Transfer(TransferUpdate {
+        id: 1,
+        kind: UpdateKind::Progress(Progress { done: 5, total: 10 }),
+    })));
+    assert_eq!(chat.transfers[0].percent(), 50);
+    chat.update(Msg::Net(NetEvent::Transfer(TransferUpdate {
+        id: 2,
+        kind: UpdateKind::Failed("file transfer not available yet".into()),
+    })));
+    assert_eq!(chat.notice.as_deref(), Some("b c.bin: file transfer not available yet"));
+}
+
+#[test]
+fn tab_completes_commands_and_members() {
+    let mut chat = main_chat(conversation());
+    for c in "/wh".chars() {
+        chat.update(Msg::Input(InputMsg::Char(c)));
+    }
+    chat.update(Msg::Input(InputMsg::Complete));
+    assert_eq!(chat.input.text, "/who ");
+    chat.update(Msg::Input(InputMsg::Clear));
+    for c in "hi @b".chars() {
+        chat.update(Msg::Input(InputMsg::Char(c)));
+    }
+    chat.update(Msg::Input(InputMsg::Complete));
+    assert_eq!(chat.input.text, "hi @bob ");
+}
+
+#[test]
+fn ctrl_c_quits_cleanly_through_the_client() {
+    let mut chat = main_chat(conversation());
+    chat.update(Msg::Quit);
+    assert_eq!(chat.effects, [Effect::Quit]);
+    assert!(!chat.quit);
+    chat.update(Msg::Net(NetEvent::QuitDone));
+    assert!(chat.quit);
+    // On the log-in screen there is nothing to close.
+    let mut login = Chat::new(form(), false, false);
+    login.update(Msg::Quit);
+    assert!(login.quit);
+}
+
+#[test]
+fn login_flow_with_trust_on_first_use() {
+    let mut chat =
+        Chat::new(["h:1".into(), "acme".into(), String::new(), String::new()], false, false);
+    assert_eq!(chat.login.focus, 2, "focus starts on the first empty field");
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert_eq!(chat.login.status, FormStatus::Error("User is required".into()));
+    for c in "ann".chars() {
+        chat.update(Msg::Login(FormMsg::Char(c)));
+    }
+    chat.update(Msg::Login(FormMsg::Next));
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert_eq!(chat.login.status, FormStatus::Error("enter the password".into()));
+    for c in "pw".chars() {
+        chat.update(Msg::Login(FormMsg::Char(c)));
+    }
+    chat.update(Msg::Login(FormMsg::Submit));
+    let login = Login {
+        server: "h:1".into(),
+        tenant: "acme".into(),
+        user: "ann".into(),
+        password: Some("pw".into()),
+        register: false,
+        accept_new: false,
+    };
+    assert_eq!(chat.effects, [Effect::Connect(login.clone())]);
+    chat.effects.clear();
+    chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::UnknownHost {
+        fingerprint: "ff".into(),
+    })));
+    assert_eq!(chat.login.status, FormStatus::Trust("ff".into()));
+    chat.update(Msg::Login(FormMsg::Char('y')));
+    assert_eq!(chat.effects, [Effect::Connect(Login { accept_new: true, ..login })]);
+    chat.update(Msg::Net(NetEvent::Connected {
+        user: "ann".into(),
+        rooms: vec![room("general", true, 0, 0)],
+    }));
+    assert_eq!(chat.screen, Screen::Main);
+    assert!(chat.login.fields[3].is_empty(), "the password is not kept");
+}
+
+#[test]
+fn saved_token_logs_in_without_password_and_expiry_asks_for_it() {
+    let mut chat = Chat::new(form(), false, true);
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert!(matches!(&chat.effects[..], [Effect::Connect(Login { password: None, .. })]));
+    chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::TokenRefused)));
+    assert!(!chat.have_token);
+    assert_eq!(chat.login.focus, 3);
+}
+
+#[test]
+fn unread_counts_and_mentions() {
+    let mut chat = main_chat(conversation());
+    let dev = chat.find("dev").expect("dev");
+    let before = chat.rooms[dev].info.unread;
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(msg(
+        "dev", 8, "bob", "plain", T0,
+    )))));
+    assert_eq!(chat.rooms[dev].info.unread, before + 1);
+    assert!(!chat.rooms[dev].mention);
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(msg(
+        "dev", 9, "bob", "hey @ann", T0,
+    )))));
+    assert!(chat.rooms[dev].mention);
+    // Duplicates are ignored.
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(msg(
+        "dev", 9, "bob", "hey @ann", T0,
+    )))));
+    assert_eq!(chat.rooms[dev].info.unread, before + 2);
+    // Opening the room clears the mention; the tick marks it read.
+    chat.update(Msg::View(ViewMsg::PrevRoom));
+    assert_eq!(chat.current, Some(dev));
+    assert!(!chat.rooms[dev].mention);
+}
+
+#[test]
+fn reaching_the_top_loads_older_history_and_keeps_the_view() {
+    let msgs: Vec<Message> =
+        (101..=200).map(|s| msg("general", s, "bob", &format!("m{s}"), T0 + s as i64)).collect();
+    let mut chat = main_chat(Vec::new());
+    chat.update(Msg::Net(NetEvent::History {
+        older: false,
+        page: MessagesOk { room: "general".into(), messages: msgs, more: true },
+    }));
+    chat.viewport = (60, 10);
+    chat.update(Msg::View(ViewMsg::Top));
+    assert_eq!(chat.effects, [Effect::History { room: "general".into(), before: Some(101) }]);
+    let older: Vec<Message> =
+        (1..=100).map(|s| msg("general", s, "bob", &format!("m{s}"), T0 + s as i64)).collect();
+    chat.update(Msg::Net(NetEvent::History {
+        older: true,
+        page: MessagesOk { room: "general".into(), messages: older, more: false },
+    }));
+    let r = chat.room().expect("room");
+    assert_eq!(r.messages.len(), 200);
+    assert_eq!(r.anchor, Anchor::Top { index: 100, offset: 0 }, "still showing m101 at the top");
+    assert!(!r.more_history);
+    chat.update(Msg::View(ViewMsg::Bottom));
+    assert_eq!(chat.room().expect("room").anchor, Anchor::Bottom);
+}
+
+#[test]
+fn connection_state_reaches_the_status_line() {
+    let mut chat = main_chat(conversation());
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::State(ConnState::Reconnecting {
+        attempt: 2,
+        last_error: "lost".into(),
+    }))));
+    let screen = render(&mut chat, 80, 24);
+    assert!(screen.contains("reconnecting (try 2)"), "{screen}");
+}
+
+/// Redraw cost with 100,000 messages against 100 (run with `--ignored
+/// --nocapture`); the window makes them equal.
+#[test]
+#[ignore = "benchmark"]
+fn bench_full_redraw() {
+    fn time_redraws(n: u64) -> Duration {
+        let msgs: Vec<Message> = (1..=n)
+            .map(|s| {
+                msg(
+                    "general",
+                    s,
+                    if s % 3 == 0 { "bob" } else { "ann" },
+                    &format!("message number {s} with some text to wrap 日本語 🙂"),
+                    T0 + s as i64 * 1000,
+                )
+            })
+            .collect();
+        let mut chat = main_chat(msgs);
+        let mut app = view::App::init(EventListenerCfg::default());
+        view::mount(&mut app, &chat).expect("mount");
+        let mut term = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
+        let start = Instant::now();
+        for i in 0..200 {
+            if i % 2 == 0 {
+                chat.update(Msg::View(ViewMsg::PageUp));
+            }
+            term.draw(|f| view::draw(f, &mut app, &mut chat)).expect("draw");
+        }
+        start.elapsed() / 200
+    }
+    let small = time_redraws(100);
+    let big = time_redraws(100_000);
+    println!(
+        "full redraw 120x40: 100 msgs {small:?}, 100000 msgs {big:?}, ratio {:.2}",
+        big.as_secs_f64() / small.as_secs_f64()
+    );
+}

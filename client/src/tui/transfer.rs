@@ -1,0 +1,307 @@
+//! Transfers as the panel shows them: per-file progress, speed and ETA
+//! (pure), and the small adapter trait [`FileTransfers`] the network side
+//! starts uploads and downloads through, so the panel can be tested without
+//! a server and wired to the client library's transfer API when it lands.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// Names a transfer for its lifetime in the UI.
+pub(crate) type TransferId = u64;
+
+/// Upload or download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// To the server.
+    Up,
+    /// From the server.
+    Down,
+}
+
+/// Bytes moved so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Progress {
+    /// Bytes done.
+    pub(crate) done: u64,
+    /// Bytes in all.
+    pub(crate) total: u64,
+}
+
+/// A report about one transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TransferUpdate {
+    /// Which.
+    pub(crate) id: TransferId,
+    /// What happened.
+    pub(crate) kind: UpdateKind,
+}
+
+/// What happened to a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UpdateKind {
+    /// Bytes moved.
+    Progress(Progress),
+    /// Finished; the detail says where or what (`file 12`, a path).
+    Done(String),
+    /// Failed, with why.
+    Failed(String),
+}
+
+/// Where a transfer stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Moving.
+    Active,
+    /// Finished.
+    Done(String),
+    /// Failed.
+    Failed(String),
+}
+
+/// One row of the transfers panel.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    /// Id.
+    pub(crate) id: TransferId,
+    /// Up or down.
+    pub(crate) dir: Direction,
+    /// File name shown.
+    pub(crate) name: String,
+    /// Latest progress.
+    pub(crate) progress: Progress,
+    /// Where it stands.
+    pub(crate) status: Status,
+    /// Recent (time, bytes done) samples for the speed.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+/// The window the speed is averaged over.
+const SPEED_WINDOW: Duration = Duration::from_secs(5);
+
+impl Transfer {
+    /// A transfer that just started.
+    pub(crate) fn new(
+        id: TransferId,
+        dir: Direction,
+        name: String,
+        total: u64,
+        now: Instant,
+    ) -> Self {
+        let mut samples = VecDeque::new();
+        samples.push_back((now, 0));
+        Self {
+            id,
+            dir,
+            name,
+            progress: Progress { done: 0, total },
+            status: Status::Active,
+            samples,
+        }
+    }
+
+    /// Applies an update received at `now`.
+    pub(crate) fn apply(&mut self, kind: UpdateKind, now: Instant) {
+        match kind {
+            UpdateKind::Progress(p) => {
+                self.progress = p;
+                self.samples.push_back((now, p.done));
+                while self.samples.len() > 2
+                    && self
+                        .samples
+                        .front()
+                        .is_some_and(|(t, _)| now.duration_since(*t) > SPEED_WINDOW)
+                {
+                    self.samples.pop_front();
+                }
+            }
+            UpdateKind::Done(detail) => {
+                self.progress.done = self.progress.total.max(self.progress.done);
+                self.status = Status::Done(detail);
+            }
+            UpdateKind::Failed(why) => self.status = Status::Failed(why),
+        }
+    }
+
+    /// 0..=100.
+    pub(crate) fn percent(&self) -> u8 {
+        if matches!(self.status, Status::Done(_)) {
+            return 100;
+        }
+        if self.progress.total == 0 {
+            return 0;
+        }
+        let p = self.progress.done.min(self.progress.total) * 100 / self.progress.total;
+        u8::try_from(p).unwrap_or(100)
+    }
+
+    /// Bytes per second over the last few seconds.
+    pub(crate) fn speed(&self) -> f64 {
+        match (self.samples.front(), self.samples.back()) {
+            (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
+                (b1 - b0.min(b1)) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Time left at the current speed, when it can be guessed.
+    pub(crate) fn eta(&self) -> Option<Duration> {
+        let speed = self.speed();
+        if self.status != Status::Active || speed <= 0.0 {
+            return None;
+        }
+        let left = self.progress.total.saturating_sub(self.progress.done) as f64;
+        Some(Duration::from_secs_f64(left / speed))
+    }
+}
+
+/// `1:05`, `1:02:03`, `--:--`.
+pub(crate) fn fmt_eta(eta: Option<Duration>) -> String {
+    match eta {
+        None => "--:--".to_owned(),
+        Some(d) => {
+            let s = d.as_secs();
+            if s >= 3600 {
+                format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+            } else {
+                format!("{}:{:02}", s / 60, s % 60)
+            }
+        }
+    }
+}
+
+/// A transfer under way: its progress, and how it ends.
+pub(crate) struct Running {
+    /// Bytes moved, updated by the transfer.
+    pub(crate) progress: watch::Receiver<Progress>,
+    /// The end: a detail for the panel (`file 12`, the saved path), or why
+    /// it failed.
+    pub(crate) done: Pin<Box<dyn Future<Output = Result<String, String>> + Send>>,
+}
+
+/// A boxed future of a started transfer.
+pub(crate) type Starting = Pin<Box<dyn Future<Output = Result<Running, String>> + Send>>;
+
+/// What the UI needs from the client library's transfer API.
+pub(crate) trait FileTransfers: Send + Sync {
+    /// Starts uploading `path` into `room`.
+    fn upload(&self, room: &str, path: &Path) -> Starting;
+    /// Starts downloading file `file_id` into `out_dir`.
+    fn download(&self, file_id: u64, out_dir: &Path) -> Starting;
+}
+
+/// The adapter until the client library offers uploads and downloads.
+pub(crate) struct Unavailable;
+
+/// What `/send` and `/get` say until then.
+pub(crate) const NOT_AVAILABLE: &str = "file transfer not available yet";
+
+impl FileTransfers for Unavailable {
+    fn upload(&self, _room: &str, _path: &Path) -> Starting {
+        Box::pin(async { Err(NOT_AVAILABLE.to_owned()) })
+    }
+    fn download(&self, _file_id: u64, _out_dir: &Path) -> Starting {
+        Box::pin(async { Err(NOT_AVAILABLE.to_owned()) })
+    }
+}
+
+/// Forwards a running transfer's progress and its end as updates, at most
+/// every 100 ms (progress) so a fast transfer cannot flood the UI.
+pub(crate) async fn forward(id: TransferId, running: Running, send: impl Fn(TransferUpdate)) {
+    let Running { mut progress, done } = running;
+    let mut done = done;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last = None;
+    loop {
+        tokio::select! {
+            end = &mut done => {
+                let p = *progress.borrow();
+                send(TransferUpdate { id, kind: UpdateKind::Progress(p) });
+                let kind = match end { Ok(d) => UpdateKind::Done(d), Err(e) => UpdateKind::Failed(e) };
+                send(TransferUpdate { id, kind });
+                return;
+            }
+            _ = tick.tick() => {
+                let p = *progress.borrow_and_update();
+                if last != Some(p) {
+                    last = Some(p);
+                    send(TransferUpdate { id, kind: UpdateKind::Progress(p) });
+                }
+            }
+        }
+    }
+}
+
+/// The file name part of a path, for the panel.
+pub(crate) fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Where downloads go: the platform's download directory, else the current one.
+pub(crate) fn download_dir() -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|d| d.download_dir().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_speed_eta() {
+        let t0 = Instant::now();
+        let mut t = Transfer::new(1, Direction::Up, "a.bin".into(), 1000, t0);
+        assert_eq!(t.percent(), 0);
+        assert_eq!(t.eta(), None);
+        t.apply(
+            UpdateKind::Progress(Progress { done: 250, total: 1000 }),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(t.percent(), 25);
+        assert!((t.speed() - 250.0).abs() < 1e-6);
+        assert_eq!(t.eta(), Some(Duration::from_secs(3)));
+        assert_eq!(fmt_eta(t.eta()), "0:03");
+        t.apply(UpdateKind::Done("file 7".into()), t0 + Duration::from_secs(2));
+        assert_eq!(t.percent(), 100);
+        assert_eq!(t.eta(), None);
+    }
+
+    #[tokio::test]
+    async fn forward_reports_progress_and_end() {
+        let (tx, rx) = watch::channel(Progress { done: 0, total: 10 });
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<Result<String, String>>();
+        let running = Running {
+            progress: rx,
+            done: Box::pin(async move { end_rx.await.unwrap_or(Err("dropped".into())) }),
+        };
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let task = tokio::spawn(forward(3, running, move |u| seen2.lock().expect("lock").push(u)));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let _ = tx.send(Progress { done: 10, total: 10 });
+        let _ = end_tx.send(Ok("file 9".into()));
+        task.await.expect("forward ends");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen.last(),
+            Some(&TransferUpdate { id: 3, kind: UpdateKind::Done("file 9".into()) })
+        );
+        assert!(seen.contains(&TransferUpdate {
+            id: 3,
+            kind: UpdateKind::Progress(Progress { done: 10, total: 10 })
+        }));
+    }
+
+    #[tokio::test]
+    async fn unavailable_says_so() {
+        let r = Unavailable.upload("r", Path::new("x")).await;
+        assert_eq!(r.err().as_deref(), Some(NOT_AVAILABLE));
+    }
+}

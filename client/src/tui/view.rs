@@ -1,0 +1,160 @@
+//! Layout only: splits the frame, hands each component the data it shows
+//! (the message view gets just the visible window), and draws it.
+
+use tuirealm::application::Application;
+use tuirealm::component::AppComponent;
+use tuirealm::ratatui::Frame;
+use tuirealm::ratatui::layout::{Constraint, Direction, Layout, Rect};
+
+use super::app::{Id, Msg, UserEvent};
+use super::components::input::InputBox;
+use super::components::login::LoginView;
+use super::components::members::MemberList;
+use super::components::messages::MessageView;
+use super::components::popup::PopupView;
+use super::components::rooms::RoomList;
+use super::components::status::{StatusBar, StatusInfo, transfer_summary};
+use super::components::transfers::{TransferPanel, TransferRow};
+use super::layout;
+use super::model::{Chat, Screen};
+
+/// The tuirealm application of this UI.
+pub(crate) type App = Application<Id, Msg, UserEvent>;
+
+/// Mounts every component (none subscribes: the focused one gets all events).
+///
+/// # Errors
+/// When tuirealm refuses a mount (a duplicate id).
+pub(crate) fn mount(app: &mut App, chat: &Chat) -> anyhow::Result<()> {
+    app.mount(Id::Login, Box::new(LoginView::default()), Vec::new())?;
+    app.mount(Id::Rooms, Box::new(RoomList::default()), Vec::new())?;
+    app.mount(Id::Messages, Box::new(MessageView::default()), Vec::new())?;
+    app.mount(Id::Members, Box::new(MemberList::default()), Vec::new())?;
+    app.mount(Id::Input, Box::new(InputBox::default()), Vec::new())?;
+    app.mount(Id::Status, Box::new(StatusBar::default()), Vec::new())?;
+    app.mount(Id::Transfers, Box::new(TransferPanel::default()), Vec::new())?;
+    app.mount(Id::Popup, Box::new(PopupView::default()), Vec::new())?;
+    focus(app, chat);
+    Ok(())
+}
+
+/// Gives the keyboard to the form or the input line, by screen.
+pub(crate) fn focus(app: &mut App, chat: &Chat) {
+    let want = if chat.screen == Screen::Login { Id::Login } else { Id::Input };
+    if app.focus() != Some(&want) {
+        let _ = app.active(&want);
+    }
+}
+
+/// Runs `f` on the component `id` if it is a `T`.
+fn with<T: AppComponent<Msg, UserEvent>>(app: &mut App, id: Id, f: impl FnOnce(&mut T)) {
+    if let Some(c) = app.get_component_mut(&id)
+        && let Some(t) = c.as_any_mut().downcast_mut::<T>()
+    {
+        f(t);
+    }
+}
+
+/// A rectangle of at most `w`×`h` centred in `area`.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// Draws the whole screen.
+pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
+    let area = f.area();
+    if chat.screen == Screen::Login {
+        let form = centered(area, 72, 22);
+        with::<LoginView>(app, Id::Login, |c| c.set(&chat.login, chat.have_token));
+        app.view(&Id::Login, f, form);
+        return;
+    }
+    let transfers_h = if chat.transfers.is_empty() {
+        0
+    } else {
+        u16::try_from(chat.transfers.len().min(5)).unwrap_or(5) + 2
+    };
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Min(3),
+            Constraint::Length(transfers_h),
+            Constraint::Length(InputBox::height(&chat.input)),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    let side = if area.width >= 100 { 20 } else { 16 };
+    let members_w = if chat.show_members { side } else { 0 };
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Length(side), Constraint::Min(10), Constraint::Length(members_w)])
+        .split(rows[0]);
+
+    with::<RoomList>(app, Id::Rooms, |c| c.set(&chat.rooms, chat.current));
+    app.view(&Id::Rooms, f, cols[0]);
+
+    let inner_w = usize::from(cols[1].width.saturating_sub(2));
+    let inner_h = usize::from(cols[1].height.saturating_sub(2));
+    chat.viewport = (inner_w, inner_h);
+    let (rows_shown, title) = match chat.room() {
+        Some(r) => {
+            let ctx = layout::Ctx { me: &chat.me, marker_seq: r.marker_seq, width: inner_w };
+            let w = layout::window(&r.messages, r.anchor, inner_h, &ctx);
+            let mut title = format!(" {} ", r.info.name);
+            if !r.info.joined {
+                title.push_str("(not joined: /join) ");
+            } else if r.loading {
+                title.push_str("· loading… ");
+            } else if w.at_top && !r.more_history {
+                title.push_str("· start of the room ");
+            }
+            if !w.at_bottom {
+                title.push_str("· End for newest ");
+            }
+            (w.rows, title)
+        }
+        None => (Vec::new(), " no room ".to_owned()),
+    };
+    with::<MessageView>(app, Id::Messages, |c| c.set(rows_shown, title));
+    app.view(&Id::Messages, f, cols[1]);
+
+    if chat.show_members {
+        let members = chat.room().map(|r| r.members.as_slice()).unwrap_or_default();
+        with::<MemberList>(app, Id::Members, |c| c.set(members));
+        app.view(&Id::Members, f, cols[2]);
+    }
+
+    if transfers_h > 0 {
+        let rows_t: Vec<TransferRow> = chat.transfers.iter().map(TransferRow::of).collect();
+        with::<TransferPanel>(app, Id::Transfers, |c| c.set(rows_t));
+        app.view(&Id::Transfers, f, rows[1]);
+    }
+
+    let room_name = chat.room().map(|r| r.info.name.clone()).unwrap_or_default();
+    with::<InputBox>(app, Id::Input, |c| c.set(&chat.input, &room_name, &chat.candidates));
+    app.view(&Id::Input, f, rows[2]);
+
+    let info = StatusInfo {
+        conn: Some(chat.conn.clone()),
+        who: format!("{}@{}", chat.me, chat.login.fields[1]),
+        notice: chat.notice.clone(),
+        transfers: transfer_summary(&chat.transfers),
+    };
+    with::<StatusBar>(app, Id::Status, |c| c.set(info));
+    app.view(&Id::Status, f, rows[3]);
+
+    if chat.popup.is_some() {
+        let h =
+            u16::try_from(chat.popup.as_ref().map_or(0, |p| p.lines.len()) + 4).unwrap_or(u16::MAX);
+        let r = centered(rows[0], 76, h);
+        with::<PopupView>(app, Id::Popup, |c| c.set(chat.popup.as_ref()));
+        app.view(&Id::Popup, f, r);
+    }
+}
