@@ -30,7 +30,7 @@ mod wrap;
 mod tests;
 
 use std::io::BufRead as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -89,7 +89,7 @@ pub(crate) async fn run(opts: &SharedOpts) -> anyhow::Result<()> {
     terminal.enable_raw_mode().context("raw mode")?;
     terminal.enter_alternate_screen().context("alternate screen")?;
 
-    let mut runner = ports::Runner::new(tx, opts.clone(), tokens, Arc::new(transfer::Unavailable));
+    let mut runner = ports::Runner::new(tx, opts.clone(), tokens);
     let result = event_loop(&mut app, &mut terminal, &mut chat, &mut runner);
     runner.shutdown().await;
     let restored = terminal.restore();

@@ -63,10 +63,11 @@ impl Runner {
         tx: mpsc::UnboundedSender<NetEvent>,
         opts: SharedOpts,
         tokens: TokenStore,
-        files: Arc<dyn FileTransfers>,
     ) -> Self {
+        let client: Arc<Mutex<Option<Client>>> = Arc::default();
+        let files = Arc::new(transfer::ClientTransfers { client: client.clone() });
         Self {
-            client: Arc::default(),
+            client,
             tx,
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),

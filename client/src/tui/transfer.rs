@@ -195,12 +195,79 @@ pub(crate) trait FileTransfers: Send + Sync {
     fn download(&self, file_id: u64, out_dir: &Path) -> Starting;
 }
 
-/// The adapter until the client library offers uploads and downloads.
+/// The adapter over the client library's `Client::upload` / `download`,
+/// for whichever client is logged in.
+pub(crate) struct ClientTransfers {
+    /// The logged-in client, once there is one.
+    pub(crate) client: std::sync::Arc<std::sync::Mutex<Option<qchat_client::Client>>>,
+}
+
+impl ClientTransfers {
+    fn client(&self) -> Result<qchat_client::Client, String> {
+        let guard = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.clone().ok_or_else(|| "not connected".to_owned())
+    }
+}
+
+/// A receiver of `Progress` fed from a receiver of the library's progress.
+fn map_progress<T: Send + Sync + 'static>(
+    mut rx: watch::Receiver<T>,
+    f: fn(&T) -> Progress,
+) -> watch::Receiver<Progress> {
+    let (tx, out) = watch::channel(f(&rx.borrow_and_update()));
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let p = f(&rx.borrow_and_update());
+            if tx.send(p).is_err() {
+                break;
+            }
+        }
+    });
+    out
+}
+
+impl FileTransfers for ClientTransfers {
+    fn upload(&self, room: &str, path: &Path) -> Starting {
+        let started = self.client().and_then(|c| c.upload(room, path).map_err(|e| e.to_string()));
+        Box::pin(async move {
+            let handle = started?;
+            let progress =
+                map_progress(handle.progress(), |p| Progress { done: p.done, total: p.total });
+            let done = async move {
+                handle
+                    .wait()
+                    .await
+                    .map(|u| format!("file {}", u.file.id))
+                    .map_err(|e| e.to_string())
+            };
+            Ok(Running { progress, done: Box::pin(done) })
+        })
+    }
+
+    fn download(&self, file_id: u64, out_dir: &Path) -> Starting {
+        let started =
+            self.client().and_then(|c| c.download(file_id, out_dir).map_err(|e| e.to_string()));
+        Box::pin(async move {
+            let handle = started?;
+            let progress =
+                map_progress(handle.progress(), |p| Progress { done: p.done, total: p.total });
+            let done = async move {
+                handle.wait().await.map(|d| d.path.display().to_string()).map_err(|e| e.to_string())
+            };
+            Ok(Running { progress, done: Box::pin(done) })
+        })
+    }
+}
+
+/// An adapter for when no transfer API is at hand (tests).
+#[cfg(test)]
 pub(crate) struct Unavailable;
 
-/// What `/send` and `/get` say until then.
+/// What `/send` and `/get` say then.
+#[cfg(test)]
 pub(crate) const NOT_AVAILABLE: &str = "file transfer not available yet";
 
+#[cfg(test)]
 impl FileTransfers for Unavailable {
     fn upload(&self, _room: &str, _path: &Path) -> Starting {
         Box::pin(async { Err(NOT_AVAILABLE.to_owned()) })
