@@ -70,8 +70,9 @@ pub enum Event {
     /// An upload from this connection was stored and offered to its room.
     #[serde(rename = "upload.done")]
     UploadDone(UploadDone),
-    /// An upload from this connection failed; the partial bytes are gone
-    /// unless `code` is `unavailable` (then resume later).
+    /// An upload from this connection failed. For `bad_request` (size or
+    /// hash mismatch) and `quota_exceeded` the partial bytes and the upload
+    /// are gone; for other codes they are kept and the upload can resume.
     #[serde(rename = "upload.failed")]
     UploadFailed(UploadFailed),
 }

@@ -118,6 +118,11 @@ pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result
         refuse(ErrorCode::RateLimited, "too many downloads in flight on this connection")
     })?;
     let path = s.shared.transfers.store.file_path(login.tenant, &file.hash);
+    // Refuse here rather than reset a stream the client cannot attribute.
+    if tokio::fs::metadata(&path).await.is_err() {
+        tracing::error!(path = %path.display(), "stored file missing");
+        return Err(crate::error::Error::Internal("stored file missing".into()));
+    }
     let header = DownloadHeader {
         file_id: file.id,
         offset: r.offset,
