@@ -161,11 +161,13 @@ impl Server {
         let tracker = TaskTracker::new();
         let ids = AtomicU64::new(1);
         let admission = Arc::new(Admission::default());
+        // Server-wide tasks, apart from connections so counts stay honest;
+        // both end on `cancel` and are awaited below.
+        let background = TaskTracker::new();
         if let Some(listener) = metrics_listener {
-            let serve = metrics::serve(listener, shared.metrics.clone(), cancel.child_token());
-            tokio::spawn(serve);
+            background.spawn(metrics::serve(listener, shared.metrics.clone(), cancel.child_token()));
         }
-        tracker.spawn(expire_uploads(shared.clone(), cancel.child_token()));
+        background.spawn(expire_uploads(shared.clone(), cancel.child_token()));
         tokio::pin!(shutdown);
         loop {
             let incoming = tokio::select! {
@@ -203,6 +205,10 @@ impl Server {
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
             tracing::warn!("connections did not end in time");
+        }
+        background.close();
+        if tokio::time::timeout(Duration::from_secs(5), background.wait()).await.is_err() {
+            tracing::warn!("background tasks did not end in time");
         }
         endpoint.close(CloseCode::Shutdown.code().into(), b"server shutting down");
         let pool = shared.pool.clone();
