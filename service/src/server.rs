@@ -165,7 +165,11 @@ impl Server {
         // both end on `cancel` and are awaited below.
         let background = TaskTracker::new();
         if let Some(listener) = metrics_listener {
-            background.spawn(metrics::serve(listener, shared.metrics.clone(), cancel.child_token()));
+            background.spawn(metrics::serve(
+                listener,
+                shared.metrics.clone(),
+                cancel.child_token(),
+            ));
         }
         background.spawn(expire_uploads(shared.clone(), cancel.child_token()));
         tokio::pin!(shutdown);
