@@ -20,6 +20,7 @@ const COMMIT_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     connections: AtomicI64,
+    transfers: AtomicI64,
     connections_total: AtomicU64,
     refused_total: AtomicU64,
     retries_total: AtomicU64,
@@ -31,6 +32,16 @@ pub(crate) struct Metrics {
     commit_buckets: [AtomicU64; COMMIT_BUCKETS.len()],
     commit_count: AtomicU64,
     commit_sum_us: AtomicU64,
+}
+
+/// Keeps one transfer counted in `qchat_transfers_active`.
+#[derive(Debug)]
+pub(crate) struct TransferGuard(Arc<Metrics>);
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.0.transfers.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Metrics {
@@ -45,6 +56,13 @@ impl Metrics {
         self.connections.fetch_sub(1, Relaxed);
         self.bytes_rx.fetch_add(rx, Relaxed);
         self.bytes_tx.fetch_add(tx, Relaxed);
+    }
+
+    /// Counts a file transfer (upload or download stream) as active until
+    /// the returned guard is dropped.
+    pub(crate) fn transfer(self: &Arc<Self>) -> TransferGuard {
+        self.transfers.fetch_add(1, Relaxed);
+        TransferGuard(self.clone())
     }
 
     /// A connection attempt was refused (caps).
@@ -88,6 +106,12 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
         one("qchat_connections", "gauge", "Open QUIC connections.", self.get_i(&self.connections));
+        one(
+            "qchat_transfers_active",
+            "gauge",
+            "File uploads and downloads in progress.",
+            self.get_i(&self.transfers),
+        );
         one(
             "qchat_connections_total",
             "counter",

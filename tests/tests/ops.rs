@@ -375,9 +375,12 @@ async fn metrics_port_serves_prometheus_text_and_health() -> anyhow::Result<()> 
     };
     let text = within("GET /metrics", get("/metrics")).await?;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    for line in
-        ["qchat_connections 1", "qchat_logins_total 1", "# TYPE qchat_commit_seconds histogram"]
-    {
+    for line in [
+        "qchat_connections 1",
+        "qchat_logins_total 1",
+        "# TYPE qchat_commit_seconds histogram",
+        "qchat_transfers_active 0",
+    ] {
         assert!(text.contains(line), "{line} missing: {text}");
     }
     assert!(!text.contains(PW) && !text.contains("ann"), "no names or secrets");

@@ -129,7 +129,8 @@ pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result
         size: file.size,
         hash: file.hash.clone(),
     };
-    s.tasks.spawn(download::send(s.conn.clone(), path, header, permit));
+    let active = s.shared.metrics.transfer();
+    s.tasks.spawn(download::send(s.conn.clone(), path, header, permit, active));
     ok(&FileGetOk {
         file: FileInfo { id: file.id, name: file.name, size: file.size, hash: file.hash },
         offset: r.offset,

@@ -8,15 +8,18 @@ use quinn::{Connection, VarInt};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::metrics::TransferGuard;
+
 const CHUNK: usize = 256 * 1024;
 
 /// Streams `path` from `header.offset` to the client. Holds `permit` (the
-/// connection's download slot) until done.
+/// connection's download slot) and `_active` (the metrics gauge) until done.
 pub(crate) async fn send(
     conn: Connection,
     path: PathBuf,
     header: DownloadHeader,
     _permit: OwnedSemaphorePermit,
+    _active: TransferGuard,
 ) {
     if let Err(e) = send_inner(&conn, &path, &header).await {
         tracing::debug!(file_id = header.file_id, cause = %e, "download ended early");

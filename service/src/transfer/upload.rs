@@ -49,6 +49,7 @@ pub(crate) async fn receive(
     out: Outbound,
     mut recv: RecvStream,
 ) {
+    let _active = shared.metrics.transfer();
     let header = match read_header(&mut recv).await {
         Ok(h) => h,
         Err(f) => {
