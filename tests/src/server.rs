@@ -48,7 +48,7 @@ impl TestServer {
     /// # Errors
     /// When the binary fails to start or print its two lines.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(&["--idle-timeout-secs", "4", "--keep-alive-secs", "1"]).await
+        Self::start_with(&["--idle-timeout-secs", "4"]).await
     }
 
     /// Starts a server with extra `serve` flags.

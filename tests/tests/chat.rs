@@ -160,15 +160,9 @@ async fn fifty_clients_in_one_room_all_receive_all_messages() -> anyhow::Result<
     const EACH: usize = 10;
     // All test clients come from 127.0.0.1: lift the per-address cap (32 by
     // default) that protects a public host.
-    let s = TestServer::start_with(&[
-        "--idle-timeout-secs",
-        "4",
-        "--keep-alive-secs",
-        "1",
-        "--max-connections-per-ip",
-        "100",
-    ])
-    .await?;
+    let s =
+        TestServer::start_with(&["--idle-timeout-secs", "4", "--max-connections-per-ip", "100"])
+            .await?;
     s.tenant("acme", true).await?;
     s.room("acme", "general").await?;
     let mut clients = Vec::new();

@@ -11,9 +11,7 @@ async fn no_password_token_or_body_in_trace_logs() -> anyhow::Result<()> {
     let password = "pw-7c1e9f-secret";
     let wrong = "pw-wrong-4b2d";
     let body = "body-9a8b7c-private";
-    let s =
-        TestServer::start_logging(&["--idle-timeout-secs", "4", "--keep-alive-secs", "1"], "trace")
-            .await?;
+    let s = TestServer::start_logging(&["--idle-timeout-secs", "4"], "trace").await?;
     s.tenant("acme", true).await?;
     s.room("acme", "general").await?;
 
