@@ -79,13 +79,11 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 /// Looks up a room of the caller's tenant that the caller is a member of.
 async fn member_room(s: &Session, login: &Login, room: &str) -> Result<(crate::db::Room, u64)> {
     check_name("room", room)?;
-    let pool = &s.shared.pool;
-    let r = crate::db::room_by_name(pool, login.tenant, room)
+    let (r, read) = crate::db::room_with_membership(&s.shared.pool, login.tenant, login.user, room)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
-    let read =
-        crate::db::membership(pool, login.tenant, r.id, login.user).await?.ok_or_else(|| {
-            refuse(ErrorCode::Forbidden, format!("not a member of {room}; join it first"))
-        })?;
+    let read = read.ok_or_else(|| {
+        refuse(ErrorCode::Forbidden, format!("not a member of {room}; join it first"))
+    })?;
     Ok((r, read))
 }

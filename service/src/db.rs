@@ -114,7 +114,7 @@ pub(crate) use messages::{
 pub(crate) use rooms::{
     by_name as room_by_name, create as create_room, join as join_room, leave as leave_room,
     list_for_user as rooms_for_user, members as room_members, membership, room_info, set_read,
-    user_rooms,
+    user_rooms, with_membership as room_with_membership,
 };
 pub(crate) use sessions::{
     create as create_session, delete as delete_session, delete_expired as delete_expired_sessions,

@@ -62,6 +62,29 @@ pub(crate) async fn by_name(
     Ok(row.map(Room::from))
 }
 
+/// A live room by name and the user's read marker in it (`None` when not a
+/// member), in one query: the check every room-scoped request makes.
+pub(crate) async fn with_membership(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    user: UserId,
+    name: &str,
+) -> Result<Option<(Room, Option<u64>)>, sqlx::Error> {
+    let row: Option<(i64, String, i64, Option<i64>)> = sqlx::query_as(
+        "select r.id, r.name, r.last_seq, m.read_seq from rooms r
+         left join memberships m on m.room_id = r.id and m.tenant_id = r.tenant_id and m.user_id = ?
+         where r.tenant_id = ? and r.name = ? and r.disabled = 0",
+    )
+    .bind(user.0)
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(id, name, last, read)| {
+        (Room { id: RoomId(id), name, last_seq: to_u64(last) }, read.map(to_u64))
+    }))
+}
+
 /// Adds the membership; `true` when it is new.
 pub(crate) async fn join(
     db: impl SqliteExecutor<'_>,
