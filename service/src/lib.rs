@@ -41,4 +41,4 @@ mod transfer;
 pub use config::Config;
 pub use db::{DB_FILE, Durability, MIGRATOR};
 pub use reload::Reloader;
-pub use server::{Server, StartError};
+pub use server::{Server, StartError, transport_config};

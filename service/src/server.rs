@@ -85,7 +85,7 @@ impl Server {
         let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let identity = tls::load_or_generate(&config.data_dir, files, &config.public_names)?;
         let fingerprint = identity.fingerprint();
-        let transport = Arc::new(transport(&config)?);
+        let transport = Arc::new(transport_config(&config)?);
         let server_config = reload::server_config(&identity, transport.clone())?;
         let endpoint = Endpoint::server(server_config, config.listen).map_err(|source| {
             StartError::Io { what: format!("binding {}", config.listen), source }
@@ -261,7 +261,11 @@ async fn handle(
 
 /// Transport limits: quinn's defaults are sized for throughput, not for a
 /// public host that must bound what each stranger can make it hold.
-fn transport(config: &Config) -> Result<TransportConfig, StartError> {
+/// Public so that benchmark baselines run with exactly the server's settings.
+///
+/// # Errors
+/// [`StartError::Other`] when the idle timeout is out of QUIC's range.
+pub fn transport_config(config: &Config) -> Result<TransportConfig, StartError> {
     let mut t = TransportConfig::default();
     let idle = quinn::IdleTimeout::try_from(config.limits.idle_timeout())
         .map_err(|e| StartError::Other(format!("idle timeout: {e}")))?;

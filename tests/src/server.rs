@@ -15,8 +15,12 @@ pub fn bin_path(name: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/<test> -> target/debug/<name>
-    let dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>; a binary such as
+    // target/release/qchat-bench finds its siblings directly.
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -1,0 +1,52 @@
+//! Bare quinn endpoints for the baselines: the same transport settings as
+//! `qchatd` (taken from [`qchat_service::transport_config`] with the default
+//! configuration) and a self-signed certificate, with no qchat logic at all.
+//! Each scenario's baseline server lives in its own scenario module.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// ALPN for baseline connections (not qchat's, so nothing mistakes one for the other).
+pub(crate) const ALPN: &[u8] = b"qchat-bench";
+
+/// A server endpoint on `addr` with qchatd's transport settings; returns the
+/// endpoint and the certificate clients must trust.
+pub(crate) fn server(
+    addr: SocketAddr,
+) -> anyhow::Result<(quinn::Endpoint, CertificateDer<'static>)> {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let cert = CertificateDer::from(key.cert.der().to_vec());
+    let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], pkcs8)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    let transport = qchat_service::transport_config(&qchat_service::Config::default())
+        .context("qchatd transport settings")?;
+    config.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::server(config, addr)?;
+    Ok((endpoint, cert))
+}
+
+/// A client endpoint on an ephemeral loopback port that trusts `cert` only.
+pub(crate) fn client(cert: &CertificateDer<'static>) -> anyhow::Result<quinn::Endpoint> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}

@@ -1,0 +1,70 @@
+//! `qchat-bench`: qchat's load generator. Every scenario starts the real
+//! `qchatd` (the release binary next to this one) on 127.0.0.1 with a fresh
+//! data directory, drives it with the client library, and measures a baseline
+//! in the same run, because only ratios mean anything on a noisy 2-core
+//! machine. Each prints a table; `--json FILE` also writes the figures.
+//!
+//! Run through `bench/run SCENARIO [ARGS]`, which builds the release binaries
+//! first. Figures and the commands that produced them are in
+//! `docs/BENCHMARKS.md`.
+
+// Until every scenario is written some shared helpers are unused; remove then.
+#![allow(dead_code)]
+
+mod baseline;
+mod report;
+mod scenario;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Command line.
+#[derive(Parser)]
+#[command(name = "qchat-bench", about = "qchat benchmarks: ratios against a same-run baseline")]
+struct Cli {
+    /// Also write the figures as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// The scenarios.
+#[derive(Subcommand)]
+enum Scenario {
+    /// Upload throughput (1 x 1 GiB, 8 x 128 MiB) against a bare quinn sender and sink.
+    Files(scenario::files::Args),
+    /// Room fan-out against a minimal quinn fan-out server.
+    Fanout(scenario::fanout::Args),
+    /// Resident memory per idle logged-in connection.
+    Idle(scenario::idle::Args),
+    /// Random history pages through the protocol against the direct SQLite query.
+    History(scenario::history::Args),
+    /// Acknowledged sends per second: group commit against one transaction per message.
+    Durable(scenario::durable::Args),
+    /// Chat latency during a login storm against without it.
+    LoginStorm(scenario::login_storm::Args),
+    /// TUI: event-to-frame latency and full redraw with 100,000 messages against 100.
+    Tui(scenario::tui::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.scenario {
+        Scenario::Files(a) => scenario::files::run(a).await?,
+        Scenario::Fanout(a) => scenario::fanout::run(a).await?,
+        Scenario::Idle(a) => scenario::idle::run(a).await?,
+        Scenario::History(a) => scenario::history::run(a).await?,
+        Scenario::Durable(a) => scenario::durable::run(a).await?,
+        Scenario::LoginStorm(a) => scenario::login_storm::run(a).await?,
+        Scenario::Tui(a) => scenario::tui::run(a).await?,
+    };
+    print!("{}", report.table());
+    if let Some(path) = cli.json {
+        report.write_json(&path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
