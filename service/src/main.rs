@@ -243,19 +243,10 @@ enum RoomCmd {
 
 #[derive(Subcommand)]
 enum CertCmd {
-    /// Print the certificate's SHA-256 fingerprint (generating it if needed).
-    Show {
-        /// Names for a newly generated certificate, comma-separated.
-        #[arg(
-            long,
-            env = "QCHAT_PUBLIC_NAMES",
-            value_delimiter = ',',
-            default_value = "localhost"
-        )]
-        public_names: Vec<String>,
-        #[command(flatten)]
-        dir: DataDir,
-    },
+    /// Print the fingerprint of the certificate `serve` would use with the
+    /// same configuration (the configured files, else the generated pair,
+    /// generating it if needed).
+    Show(Box<ServeArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -309,10 +300,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("ok {} certificate sha256 {fp}", h.server);
             Ok(())
         }
-        Command::Cert(CertCmd::Show { public_names, dir }) => {
-            std::fs::create_dir_all(&dir.data_dir)
-                .with_context(|| format!("creating {}", dir.data_dir.display()))?;
-            let id = qchat_service::tls::load_or_generate(&dir.data_dir, None, &public_names)?;
+        Command::Cert(CertCmd::Show(args)) => {
+            let config = Config::load(args.config.as_deref(), &args.overrides)?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
+            let id = qchat_service::tls::load_or_generate(
+                &config.data_dir,
+                files,
+                &config.public_names,
+            )?;
             println!("certificate sha256 {}", id.fingerprint());
             Ok(())
         }

@@ -52,6 +52,27 @@ fn cert_show_is_stable() {
 }
 
 #[test]
+fn cert_show_reads_the_configured_certificate() {
+    let generated = tempfile::tempdir().expect("tempdir");
+    let other = tempfile::tempdir().expect("tempdir");
+    let a = qchatd(&["cert", "show"], generated.path());
+    assert!(a.status.success(), "{}", stderr(&a));
+    let cert = generated.path().join("tls/cert.pem");
+    let key = generated.path().join("tls/key.pem");
+    let args = ["cert", "show", "--tls-cert", path(&cert), "--tls-key", path(&key)];
+    let b = qchatd(&args, other.path());
+    assert!(b.status.success(), "{}", stderr(&b));
+    assert_eq!(a.stdout, b.stdout, "the configured files, not a new pair");
+    assert!(!other.path().join("tls").exists(), "nothing generated when files are configured");
+    let half = qchatd(&["cert", "show", "--tls-cert", path(&cert)], other.path());
+    assert!(stderr(&half).contains("tls_key"), "{}", stderr(&half));
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+#[test]
 fn serve_refuses_a_config_with_an_unknown_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("qchatd.toml");
