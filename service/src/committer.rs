@@ -1,7 +1,9 @@
 //! The single writer of messages. Sends queue here; the task takes whatever is
-//! queued (up to [`MAX_BATCH`]), commits it in one transaction — one fsync for
-//! the whole group — then answers each sender and fans each new message out,
-//! in seq order. A message is acknowledged only after its commit.
+//! queued (up to `max_commit_batch`, [`DEFAULT_MAX_BATCH`] unless configured),
+//! commits it in one transaction — one fsync for the whole group — then
+//! answers each sender and fans each new message out, in seq order. A message
+//! is acknowledged only after its commit. A batch of 1 is one transaction per
+//! message (the durable-sends benchmark compares the two).
 
 use std::sync::Arc;
 
@@ -15,10 +17,12 @@ use crate::error::{Error, Result, refuse};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
-/// Most messages committed in one transaction.
-pub(crate) const MAX_BATCH: usize = 256;
-/// Queue length in front of the writer; senders wait when it is full.
-const QUEUE: usize = 4096;
+/// Most messages committed in one transaction unless `max_commit_batch` says
+/// otherwise.
+pub(crate) const DEFAULT_MAX_BATCH: usize = 256;
+/// Queue length in front of the writer; senders wait when it is full. Also
+/// the largest useful batch: a batch never holds more than was queued.
+pub(crate) const QUEUE: usize = 4096;
 
 struct Job {
     msg: NewMessage,
@@ -50,15 +54,17 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    /// Starts the writer task. It runs until every `Committer` clone is
+    /// Starts the writer task, committing at most `max_batch` messages per
+    /// transaction (at least 1). It runs until every `Committer` clone is
     /// dropped, then commits what is still queued and ends.
     pub(crate) fn spawn(
         pool: SqlitePool,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
+        max_batch: usize,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(pool, hub, metrics, rx));
+        let task = tokio::spawn(run(pool, hub, metrics, rx, max_batch.clamp(1, QUEUE)));
         (Self { tx }, task)
     }
 
@@ -76,9 +82,15 @@ impl Committer {
     }
 }
 
-async fn run(pool: SqlitePool, hub: Arc<Hub>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+async fn run(
+    pool: SqlitePool,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    let mut jobs = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let started = std::time::Instant::now();
         let outcomes = commit_batch(&pool, &jobs).await;
         let new =
@@ -166,5 +178,97 @@ fn publish(hub: &Hub, job: &Job, seq: u64, file_id: Option<u64>) {
     match encode_json(&ev) {
         Ok(frame) => hub.publish(m.room, &job.room_name, &frame),
         Err(e) => tracing::error!(cause = %e, "encoding message event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qchat_protocol::MessageKind;
+
+    use super::*;
+
+    /// Submits `fresh` new messages all at once, then `again` of them a
+    /// second time, through a writer with `max_batch`; returns the answers
+    /// (fresh first) and the number of transactions it committed.
+    async fn submit_all(
+        max_batch: usize,
+        fresh: usize,
+        again: usize,
+    ) -> (Vec<Committed>, Vec<Committed>, u64) {
+        let (pool, _dir) = db::test_pool().await;
+        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
+        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
+        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let metrics = Arc::new(Metrics::default());
+        let (committer, task) =
+            Committer::spawn(pool.clone(), Arc::new(Hub::default()), metrics.clone(), max_batch);
+        let msg = |i: usize| NewMessage {
+            tenant: t,
+            room: r.id,
+            sender: Some(u),
+            sender_name: "ann".into(),
+            client_msg_id: Some(format!("k-{i}")),
+            kind: MessageKind::Text,
+            body: format!("m {i}"),
+            ts: i64::try_from(i).unwrap_or_default(),
+            file: None,
+        };
+        // All submissions are queued before the writer runs again (this is a
+        // current-thread runtime), so a large batch takes them in one go.
+        let submit = |range: std::ops::Range<usize>| {
+            let jobs: Vec<_> = range
+                .map(|i| {
+                    let c = committer.clone();
+                    let m = msg(i);
+                    tokio::spawn(async move { c.submit(m, "general".into()).await })
+                })
+                .collect();
+            async move {
+                let mut out = Vec::new();
+                for j in jobs {
+                    out.push(j.await.expect("join").expect("committed"));
+                }
+                out
+            }
+        };
+        let first = submit(0..fresh).await;
+        let second = submit(0..again).await;
+        drop(committer);
+        task.await.expect("writer ends when the last handle drops");
+        let text = metrics.render();
+        let commits = text
+            .lines()
+            .find_map(|l| l.strip_prefix("qchat_commit_seconds_count "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("commit count in metrics");
+        (first, second, commits)
+    }
+
+    fn check(first: &[Committed], second: &[Committed]) {
+        let seqs: Vec<u64> = first.iter().map(|c| c.seq).collect();
+        let want: Vec<u64> = (1..=first.len() as u64).collect();
+        assert_eq!(seqs, want, "every message acknowledged once, gap-free, in submit order");
+        assert!(first.iter().all(|c| !c.duplicate));
+        for (dup, orig) in second.iter().zip(first) {
+            assert!(dup.duplicate, "a resend is recognised");
+            assert_eq!((dup.seq, dup.ts), (orig.seq, orig.ts), "and answered with the original");
+        }
+    }
+
+    #[tokio::test]
+    async fn batch_of_one_commits_each_message_alone() {
+        let (first, second, commits) = submit_all(1, 60, 10).await;
+        check(&first, &second);
+        assert_eq!(commits, 70, "one transaction per message, duplicates included");
+    }
+
+    #[tokio::test]
+    async fn batches_group_what_is_queued_up_to_the_bound() {
+        let (first, second, commits) = submit_all(DEFAULT_MAX_BATCH, 100, 10).await;
+        check(&first, &second);
+        assert!(commits <= 10, "100 queued messages grouped, got {commits} transactions");
+        let (first, second, commits) = submit_all(7, 100, 0).await;
+        check(&first, &second);
+        assert!(commits >= 15, "never more than 7 per transaction, got {commits}");
     }
 }

@@ -35,6 +35,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// SQLite `synchronous` level.
     pub durability: Durability,
+    /// Most messages the writer commits in one transaction (1 to 4096; 1 is
+    /// one transaction, and one fsync, per message).
+    pub max_commit_batch: usize,
     /// Log line format on stderr.
     pub log_format: LogFormat,
     /// Log filter (`info`, `debug`, `qchat_service=debug,info`, ...);
@@ -101,6 +104,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             durability: Durability::Full,
+            max_commit_batch: crate::committer::DEFAULT_MAX_BATCH,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             metrics_listen: None,
@@ -237,6 +241,9 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return bad("log_level", "not a tracing filter (try info or debug)");
         }
+        if !(1..=crate::committer::QUEUE).contains(&self.max_commit_batch) {
+            return bad("max_commit_batch", "must be 1 to 4096");
+        }
         if l.max_connections == 0 {
             return bad("max_connections", "must be at least 1");
         }
@@ -306,5 +313,13 @@ mod tests {
         let mut c = Config::default();
         c.limits.stream_receive_window = 1000;
         assert!(c.validate().expect_err("small").to_string().starts_with("stream_receive_window"));
+        for bad in [0, 4097] {
+            let c = Config { max_commit_batch: bad, ..Config::default() };
+            let e = c.validate().expect_err("batch out of range").to_string();
+            assert!(e.starts_with("max_commit_batch"), "{e}");
+        }
+        let c = Config::from_toml("max_commit_batch = 1").expect("valid");
+        assert_eq!(c.max_commit_batch, 1);
+        c.validate().expect("one transaction per message is allowed");
     }
 }

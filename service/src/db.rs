@@ -21,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub(crate) use files::{FileAccess, NewUpload, Upload};
 pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
+pub use messages::{HISTORY_SQL, INSERT_MESSAGE_SQL};
 pub(crate) use rooms::Room;
 pub(crate) use tenants::Tenant;
 

@@ -39,6 +39,6 @@ pub mod tls;
 mod transfer;
 
 pub use config::Config;
-pub use db::{DB_FILE, Durability, MIGRATOR};
+pub use db::{DB_FILE, Durability, HISTORY_SQL, INSERT_MESSAGE_SQL, MIGRATOR};
 pub use reload::Reloader;
 pub use server::{Server, StartError, transport_config};

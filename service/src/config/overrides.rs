@@ -30,6 +30,9 @@ pub struct Overrides {
     /// SQLite durability: full (survives power loss) or normal.
     #[arg(long, env = "QCHAT_DURABILITY")]
     pub durability: Option<DurabilityArg>,
+    /// Most messages committed in one transaction, 1 to 4096 [default: 256].
+    #[arg(long, env = "QCHAT_MAX_COMMIT_BATCH")]
+    pub max_commit_batch: Option<usize>,
     /// Log format on stderr [default: text].
     #[arg(long, env = "QCHAT_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -118,6 +121,7 @@ impl Overrides {
         set! {
             self.data_dir => config.data_dir,
             self.listen => config.listen,
+            self.max_commit_batch => config.max_commit_batch,
             self.public_names => config.public_names,
             self.log_format => config.log_format,
             self.log_level => config.log_level,

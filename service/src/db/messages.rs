@@ -6,6 +6,25 @@ use sqlx::{SqliteConnection, SqliteExecutor};
 use super::rooms::to_u64;
 use super::{RoomId, TenantId, UserId};
 
+/// The keyset query behind the `history` op, exactly as the server runs it.
+/// Parameters in order: tenant id, room id, `before_seq` (exclusive), limit
+/// (the server asks for one more row than the page to learn whether older
+/// ones exist). Columns: seq, sender_name, client_msg_id, kind, body, ts,
+/// file_id, file_size, file_hash. Public so the history benchmark can run the
+/// same statement directly on the database.
+pub const HISTORY_SQL: &str = "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
+                m.file_id, f.size as file_size, f.hash as file_hash
+         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
+         where m.tenant_id = ? and m.room_id = ? and m.seq < ? order by m.seq desc limit ?";
+
+/// The insert that stores a message, exactly as the writer runs it (after it
+/// has taken `seq` from `rooms.last_seq`). Parameters in order: tenant id,
+/// room id, seq, sender id, sender name, client_msg_id, kind (`text`, `file`
+/// or `system`), body, ts (ms since the epoch), file id. Public so the
+/// history benchmark can fill a room with rows the server would have written.
+pub const INSERT_MESSAGE_SQL: &str = "insert into messages (tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
 /// A message to append.
 #[derive(Debug, Clone)]
 pub(crate) struct NewMessage {
@@ -83,22 +102,19 @@ pub(crate) async fn append(
         }
         None => None,
     };
-    sqlx::query(
-        "insert into messages (tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(m.tenant.0)
-    .bind(m.room.0)
-    .bind(seq)
-    .bind(m.sender.map(|u| u.0))
-    .bind(&m.sender_name)
-    .bind(m.client_msg_id.as_deref())
-    .bind(m.kind.as_str())
-    .bind(&m.body)
-    .bind(m.ts)
-    .bind(file_id.map(|id| i64::try_from(id).unwrap_or(i64::MAX)))
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(INSERT_MESSAGE_SQL)
+        .bind(m.tenant.0)
+        .bind(m.room.0)
+        .bind(seq)
+        .bind(m.sender.map(|u| u.0))
+        .bind(&m.sender_name)
+        .bind(m.client_msg_id.as_deref())
+        .bind(m.kind.as_str())
+        .bind(&m.body)
+        .bind(m.ts)
+        .bind(file_id.map(|id| i64::try_from(id).unwrap_or(i64::MAX)))
+        .execute(&mut *conn)
+        .await?;
     Ok(Some(AppendOutcome::New { seq: to_u64(seq), file_id }))
 }
 
@@ -150,18 +166,13 @@ pub(crate) async fn before(
     before: u64,
     limit: u32,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let mut rows: Vec<Row> = sqlx::query_as(
-        "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
-                m.file_id, f.size as file_size, f.hash as file_hash
-         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
-         where m.tenant_id = ? and m.room_id = ? and m.seq < ? order by m.seq desc limit ?",
-    )
-    .bind(tenant.0)
-    .bind(room.0)
-    .bind(clamp(before))
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db)
-    .await?;
+    let mut rows: Vec<Row> = sqlx::query_as(HISTORY_SQL)
+        .bind(tenant.0)
+        .bind(room.0)
+        .bind(clamp(before))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(db)
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     rows.reverse();
