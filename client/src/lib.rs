@@ -1,6 +1,7 @@
 //! qchat client library: connect to a `qchatd` over QUIC, log in, make typed
 //! requests, and receive an ordered, gap-free event stream that survives
-//! reconnects. No terminal or UI code lives here.
+//! reconnects. Terminal and UI code lives only in [`tui`], behind the cargo
+//! feature `tui` (on by default); without it the library has none.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qchat_client::ClientError> {
@@ -34,6 +35,9 @@
 //! - `client`: the public handles [`Client`] and [`Events`], [`ClientEvent`],
 //!   [`ConnState`]; [`Client::upload`] and [`Client::download`] start transfers.
 //! - `error`: [`ClientError`].
+//! - [`tui`] (feature `tui`): the terminal UI `qchat` starts without a
+//!   subcommand, a thin layer over [`Client`]; [`tui::HeadlessUi`] runs it
+//!   on a test backend for benchmarks.
 
 mod client;
 mod config;
@@ -44,6 +48,8 @@ mod sequencer;
 mod supervisor;
 mod transfer;
 mod trust;
+#[cfg(feature = "tui")]
+pub mod tui;
 
 pub use client::{Client, ClientEvent, ConnState, Events};
 pub use config::{Auth, ClientConfig, Trust, default_known_hosts_path};

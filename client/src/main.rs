@@ -5,7 +5,6 @@
 //! non-zero. Logs go to stderr only when asked for (`-v` or `RUST_LOG`).
 
 mod cli;
-mod tui;
 
 use std::process::ExitCode;
 
@@ -39,4 +38,43 @@ fn init_tracing(verbose: u8) {
         _ => EnvFilter::new("qchat=debug,qchat_client=debug,quinn=info"),
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// The terminal UI's entry from the command line: the shared options become
+/// [`qchat_client::tui::TuiOptions`] and the library runs the UI.
+mod tui {
+    use std::io::BufRead as _;
+
+    use anyhow::Context as _;
+    use qchat_client::tui::{self, TuiOptions};
+
+    use crate::cli::SharedOpts;
+
+    /// Runs the terminal UI until the user quits.
+    ///
+    /// # Errors
+    /// No known-hosts location, an unreadable password, or the UI failed.
+    pub(crate) async fn run(opts: &SharedOpts) -> anyhow::Result<()> {
+        // Read the password before the terminal goes raw.
+        let password = if opts.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        } else {
+            std::env::var("QCHAT_PASSWORD").unwrap_or_default()
+        };
+        let options = TuiOptions {
+            server: opts.server.clone(),
+            tenant: opts.tenant.clone(),
+            user: opts.user.clone(),
+            password,
+            trust: opts.trust()?,
+            register: opts.register,
+            verbose: opts.verbose,
+        };
+        Ok(tui::run(options).await?)
+    }
 }

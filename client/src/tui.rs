@@ -1,22 +1,31 @@
-//! The terminal UI, started when `qchat` gets no subcommand (tuirealm on
-//! ratatui + crossterm). Elm-style: events become [`app::Msg`]s, the pure
-//! update function changes the [`model::Chat`] and queues effects, the
-//! [`ports::Runner`] carries the effects out in tasks whose results come
-//! back through the async [`ports::NetPort`], and the view draws the model.
+//! The terminal UI (cargo feature `tui`, on by default), which `qchat`
+//! starts when it gets no subcommand: tuirealm on ratatui + crossterm, a
+//! thin layer over this library's [`Client`](crate::Client). Elm-style:
+//! events become `Msg`s, the pure update function changes the `Chat` model
+//! and queues effects, the `Runner` carries the effects out in tasks whose
+//! results come back through the async `NetPort`, and the view draws the
+//! model.
 //!
 //! # Layout
 //! - `app`: `Id`, `Msg` (nested: form, input, view keys, network events),
 //!   `UserEvent`, `NetEvent`, `Effect`.
 //! - `model`: the state; `update`: `Chat::update`, one match.
 //! - `view`: layout; `components/`: one widget per file.
-//! - `layout` + `wrap`: the message view's rows and visible window, pure.
+//! - `layout` + `wrap` + `clock`: the message view's rows and visible
+//!   window, display widths, local dates and times; pure.
 //! - `commands`: parsing the input line, Tab completion, `:shortcode:`s.
 //! - `transfer`: progress, speed, ETA, and the transfer adapter.
 //! - `ports`: the network side; `session`: token file and state directory.
+//! - `event_loop`: the loop both [`run`] and [`HeadlessUi`] turn.
+//! - `headless`: [`HeadlessUi`], that loop on ratatui's `TestBackend`
+//!   (benchmarks, tests).
 
 mod app;
+mod clock;
 mod commands;
 mod components;
+mod event_loop;
+mod headless;
 mod layout;
 mod model;
 mod ports;
@@ -29,44 +38,112 @@ mod wrap;
 #[cfg(test)]
 mod tests;
 
-use std::io::BufRead as _;
+pub use headless::{HeadlessUi, Scroll, UiEvents};
+
+use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use anyhow::Context as _;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::mpsc;
-use tuirealm::application::PollStrategy;
-use tuirealm::listener::EventListenerCfg;
-use tuirealm::terminal::{CrosstermTerminalAdapter, TerminalAdapter as _};
+use tuirealm::terminal::{CrosstermTerminalAdapter, TerminalAdapter as _, TerminalError};
 
-use crate::cli::SharedOpts;
+use crate::Trust;
 use app::{FormMsg, Msg};
+use event_loop::Ui;
 use model::Chat;
 use session::TokenStore;
 
-/// Runs the terminal UI until the user quits.
+/// What the terminal UI starts with (the command line's shared options).
+#[derive(Debug, Clone)]
+pub struct TuiOptions {
+    /// Server `host:port` to prefill.
+    pub server: Option<String>,
+    /// Tenant to prefill.
+    pub tenant: Option<String>,
+    /// User to prefill.
+    pub user: Option<String>,
+    /// Password to prefill (masked); empty to type it or use a saved session.
+    pub password: String,
+    /// How to trust the server's certificate. With `KnownHosts` the form
+    /// also offers to pin an unknown certificate (trust on first use).
+    pub trust: Trust,
+    /// Create the account instead of logging in (the form can toggle it).
+    pub register: bool,
+    /// Log file verbosity: 0 and 1 info, 2 or more debug; `RUST_LOG`
+    /// overrides.
+    pub verbose: u8,
+}
+
+/// Why the terminal UI could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TuiError {
+    /// No state directory could be found for the log and session files.
+    #[error("no home directory for the state directory; set QCHAT_STATE_DIR")]
+    NoStateDir,
+    /// A file in the state directory could not be created or opened.
+    #[error("{what} {}", path.display())]
+    StateFile {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The terminal failed (opening it, raw mode, drawing, restoring).
+    #[error("terminal: {what}")]
+    Terminal {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: TerminalError,
+    },
+    /// Restoring the terminal on the way out failed.
+    #[error("restoring the terminal")]
+    Restore(#[source] std::io::Error),
+    /// tuirealm refused a component or could not read events.
+    #[error("terminal UI: {0}")]
+    App(#[from] tuirealm::application::ApplicationError),
+    /// Not called within a tokio runtime (the network side needs one).
+    #[error("the terminal UI must run within a tokio runtime")]
+    NoRuntime,
+}
+
+impl TuiError {
+    fn terminal(what: &'static str) -> impl FnOnce(TerminalError) -> Self {
+        move |source| Self::Terminal { what, source }
+    }
+}
+
+/// Runs the terminal UI until the user quits (Ctrl-C or `/quit`), then
+/// restores the terminal. Logs go to `qchat.log` in the state directory
+/// (`QCHAT_STATE_DIR`, else the platform's), never to the terminal; saved
+/// session tokens live beside it.
+///
+/// Call it on a multi-threaded tokio runtime: the UI loop blocks its thread
+/// (handed off with [`tokio::task::block_in_place`]) while the network side
+/// runs in tasks.
 ///
 /// # Errors
 /// No state directory, no terminal, or a terminal failure while running.
-pub(crate) async fn run(opts: &SharedOpts) -> anyhow::Result<()> {
-    let state = session::state_dir()
-        .context("no home directory for the state directory; set QCHAT_STATE_DIR")?;
-    std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
+    let state = session::state_dir().ok_or(TuiError::NoStateDir)?;
+    std::fs::create_dir_all(&state).map_err(|source| TuiError::StateFile {
+        what: "creating",
+        path: state.clone(),
+        source,
+    })?;
     init_logging(&state.join("qchat.log"), opts.verbose)?;
     let tokens = TokenStore::new(state.join("sessions"));
 
-    // Read the password before the terminal goes raw.
-    let password = if opts.password_stdin {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
-        line.trim_end_matches(['\n', '\r']).to_owned()
-    } else {
-        std::env::var("QCHAT_PASSWORD").unwrap_or_default()
-    };
     let field = |v: &Option<String>| v.clone().unwrap_or_default();
-    let fields = [field(&opts.server), field(&opts.tenant), field(&opts.user), password];
+    let fields =
+        [field(&opts.server), field(&opts.tenant), field(&opts.user), opts.password.clone()];
     let have_token = tokens.load(&fields[0], &fields[1], &fields[2]).is_some();
-    let mut chat = Chat::new(fields, opts.register, have_token);
+    let mut chat = Chat::new(fields, opts.register, have_token, clock::Zone::system());
     // A saved session and nothing to type: log straight in.
     if have_token
         && chat.login.fields.iter().take(3).all(|f| !f.is_empty())
@@ -76,64 +153,36 @@ pub(crate) async fn run(opts: &SharedOpts) -> anyhow::Result<()> {
     }
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let listener = EventListenerCfg::default()
-        .with_handle(tokio::runtime::Handle::current())
-        .async_crossterm_input_listener(Duration::ZERO, 16)
-        .add_async_port(Box::new(ports::NetPort::new(rx)), Duration::ZERO, 256)
-        .tick_interval(Duration::from_secs(1));
-    let mut app = view::App::init(listener);
-    view::mount(&mut app, &chat)?;
-
-    let mut terminal = CrosstermTerminalAdapter::new().context("opening the terminal")?;
+    let terminal = CrosstermTerminalAdapter::new().map_err(TuiError::terminal("opening"))?;
+    let mut ui = Ui::new(terminal, chat, rx, true)?;
     install_panic_hook();
-    terminal.enable_raw_mode().context("raw mode")?;
-    terminal.enter_alternate_screen().context("alternate screen")?;
+    ui.terminal.enable_raw_mode().map_err(TuiError::terminal("raw mode"))?;
+    ui.terminal.enter_alternate_screen().map_err(TuiError::terminal("alternate screen"))?;
 
-    let mut runner = ports::Runner::new(tx, opts.clone(), tokens);
-    let result = event_loop(&mut app, &mut terminal, &mut chat, &mut runner);
+    let mut runner = ports::Runner::new(tx, opts.trust.clone(), tokens);
+    // The loop blocks between events; hand this worker's other tasks to
+    // the rest of the runtime meanwhile, or tasks the UI just spawned could
+    // wait in this worker's queue until the next key.
+    let result = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| ui.run(&mut runner))
+    } else {
+        ui.run(&mut runner)
+    };
     runner.shutdown().await;
-    let restored = terminal.restore();
+    let restored = ui.terminal.restore();
     let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
     tracing::info!("terminal UI closed");
     result?;
-    restored.context("restoring the terminal")
-}
-
-fn event_loop(
-    app: &mut view::App,
-    terminal: &mut CrosstermTerminalAdapter,
-    chat: &mut Chat,
-    runner: &mut ports::Runner,
-) -> anyhow::Result<()> {
-    loop {
-        for effect in chat.effects.drain(..) {
-            runner.run(effect);
-        }
-        if chat.quit {
-            return Ok(());
-        }
-        view::focus(app, chat);
-        if chat.redraw {
-            terminal.draw(|f| view::draw(f, app, chat)).context("drawing")?;
-            chat.redraw = false;
-        }
-        let msgs = app
-            .tick(PollStrategy::UpTo(256, Duration::from_millis(100)))
-            .context("reading terminal events")?;
-        for msg in msgs {
-            chat.update(msg);
-        }
-    }
+    restored.map_err(TuiError::Restore)
 }
 
 /// Logs go to a file, never the terminal the UI draws on.
-fn init_logging(path: &std::path::Path, verbose: u8) -> anyhow::Result<()> {
+fn init_logging(path: &std::path::Path, verbose: u8) -> Result<(), TuiError> {
     use tracing_subscriber::EnvFilter;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening the log file {}", path.display()))?;
+    let file =
+        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|source| {
+            TuiError::StateFile { what: "opening the log file", path: path.into(), source }
+        })?;
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
         _ if verbose >= 2 => EnvFilter::new("qchat=debug,qchat_client=debug,quinn=info"),

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use qchat_client::{ClientEvent, MemberInfo, MessagesOk, RoomInfo};
+use crate::{ClientEvent, MemberInfo, MessagesOk, RoomInfo};
 
 use super::transfer::{TransferId, TransferUpdate};
 

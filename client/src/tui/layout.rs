@@ -4,8 +4,9 @@
 //! the messages that touch the screen. The cost of a frame depends on the
 //! terminal's height, never on how many messages are loaded.
 
-use qchat_client::{Message, MessageKind};
+use crate::{Message, MessageKind};
 
+use super::clock::Zone;
 use super::wrap;
 
 /// Messages from the same sender closer than this share one name.
@@ -14,7 +15,7 @@ const FOLD_MS: i64 = 5 * 60 * 1000;
 /// What a row of the message view shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Row {
-    /// `── 2026-11-25 ──`: the first message of a (UTC) day follows.
+    /// `── 2026-11-25 ──`: the first message of a (local) day follows.
     Day(String),
     /// `── new ──`: the first message after the read marker follows.
     NewMarker,
@@ -61,6 +62,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) marker_seq: u64,
     /// Width of the view in columns.
     pub(crate) width: usize,
+    /// The zone dates and times are shown in.
+    pub(crate) zone: &'a Zone,
 }
 
 impl Ctx<'_> {
@@ -108,35 +111,13 @@ pub(crate) fn mentions(body: &str, me: &str) -> bool {
     })
 }
 
-/// The UTC date of a Unix time in milliseconds, `YYYY-MM-DD`.
-pub(crate) fn day_of(ts_ms: i64) -> String {
-    let days = ts_ms.div_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// `HH:MM` (UTC) of a Unix time in milliseconds.
-pub(crate) fn time_of(ts_ms: i64) -> String {
-    let mins = ts_ms.div_euclid(60_000).rem_euclid(24 * 60);
-    format!("{:02}:{:02}", mins / 60, mins % 60)
-}
-
 /// The rows of message `i` (with the separators before it).
 pub(crate) fn rows_of(msgs: &[Message], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
     let Some(m) = msgs.get(i) else { return Vec::new() };
     let prev = i.checked_sub(1).and_then(|p| msgs.get(p));
     let mut rows = Vec::new();
-    let day = day_of(m.ts);
-    let new_day = prev.is_none_or(|p| day_of(p.ts) != day);
+    let day = ctx.zone.day_of(m.ts);
+    let new_day = prev.is_none_or(|p| ctx.zone.day_of(p.ts) != day);
     if new_day {
         rows.push(Row::Day(day));
     }
@@ -161,7 +142,7 @@ pub(crate) fn rows_of(msgs: &[Message], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
     let text_width = ctx.width.saturating_sub(indent).max(8);
     for (n, piece) in wrap::wrap(&text, text_width).into_iter().enumerate() {
         rows.push(Row::Line(Line {
-            time: (n == 0).then(|| time_of(m.ts)),
+            time: (n == 0).then(|| ctx.zone.time_of(m.ts)),
             sender: (n == 0 && show_sender).then(|| m.sender.clone()),
             indent,
             text: piece,
@@ -349,8 +330,10 @@ mod tests {
         }
     }
 
+    static UTC: std::sync::LazyLock<Zone> = std::sync::LazyLock::new(Zone::utc);
+
     fn ctx() -> Ctx<'static> {
-        Ctx { me: "ann", marker_seq: 0, width: 40 }
+        Ctx { me: "ann", marker_seq: 0, width: 40, zone: &UTC }
     }
 
     fn many(n: u64) -> Vec<Message> {
@@ -375,14 +358,6 @@ mod tests {
                 Row::Line(l) => l.text.clone(),
             })
             .collect()
-    }
-
-    #[test]
-    fn dates_and_times_are_utc() {
-        assert_eq!(day_of(0), "1970-01-01");
-        assert_eq!(day_of(1_700_000_000_000), "2023-11-14");
-        assert_eq!(time_of(1_700_000_000_000), "22:13");
-        assert_eq!(day_of(-1), "1969-12-31");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
-use qchat_client::{ConnState, MemberInfo, Message, RoomInfo};
+use crate::{ConnState, MemberInfo, Message, RoomInfo};
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::app::Effect;
+use super::clock::Zone;
 use super::layout::{self, Anchor};
 use super::transfer::Transfer;
 
@@ -246,11 +247,14 @@ pub(crate) struct Chat {
     pub(crate) redraw: bool,
     /// The clock, replaceable in tests.
     pub(crate) now: fn() -> Instant,
+    /// The zone message times are shown in.
+    pub(crate) zone: Zone,
 }
 
 impl Chat {
-    /// A fresh UI on the log-in screen with the form prefilled.
-    pub(crate) fn new(fields: [String; 4], register: bool, have_token: bool) -> Self {
+    /// A fresh UI on the log-in screen with the form prefilled, showing
+    /// times in `zone`.
+    pub(crate) fn new(fields: [String; 4], register: bool, have_token: bool, zone: Zone) -> Self {
         let focus = fields.iter().position(String::is_empty).unwrap_or(PASSWORD);
         Self {
             screen: Screen::Login,
@@ -273,6 +277,7 @@ impl Chat {
             quit: false,
             redraw: true,
             now: Instant::now,
+            zone,
         }
     }
 
@@ -321,7 +326,6 @@ impl Chat {
             return;
         }
         self.current = Some(i);
-        let me = self.me.clone();
         let r = &mut self.rooms[i];
         r.mention = false;
         if !r.info.joined {
@@ -334,18 +338,18 @@ impl Chat {
             self.effects.push(Effect::History { room: name.clone(), before: None });
             self.effects.push(Effect::Members(name));
         }
-        let _ = me;
     }
 
     /// Asks for older messages when the view is at the top of what is loaded.
     pub(crate) fn maybe_load_older(&mut self) {
         let (w, h) = self.viewport;
         let me = self.me.clone();
+        let zone = self.zone.clone();
         let Some(r) = self.room_mut() else { return };
         if r.loading || !r.more_history || !r.opened {
             return;
         }
-        let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w };
+        let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w, zone: &zone };
         if layout::window(&r.messages, r.anchor, h, &ctx).at_top {
             r.loading = true;
             let before = r.oldest();

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qchat_client::{Auth, Client, ClientConfig, ClientError, ErrorCode, Trust};
+use crate::{Auth, Client, ClientConfig, ClientError, ErrorCode, Trust};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +16,6 @@ use tuirealm::listener::{PollAsync, PortResult};
 use super::app::{ConnectError, Effect, Login, NetEvent, UserEvent};
 use super::session::TokenStore;
 use super::transfer::{self, FileTransfers, TransferUpdate, UpdateKind};
-use crate::cli::SharedOpts;
 
 /// Network events into tuirealm's listener.
 pub(crate) struct NetPort {
@@ -48,7 +47,7 @@ pub(crate) struct Runner {
     tx: mpsc::UnboundedSender<NetEvent>,
     tasks: JoinSet<()>,
     cancel: CancellationToken,
-    opts: SharedOpts,
+    trust: Trust,
     tokens: TokenStore,
     files: Arc<dyn FileTransfers>,
 }
@@ -58,10 +57,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Runner {
-    /// A runner reporting to `tx`.
+    /// A runner reporting to `tx`, trusting servers by `trust`.
     pub(crate) fn new(
         tx: mpsc::UnboundedSender<NetEvent>,
-        opts: SharedOpts,
+        trust: Trust,
         tokens: TokenStore,
     ) -> Self {
         let client: Arc<Mutex<Option<Client>>> = Arc::default();
@@ -71,7 +70,7 @@ impl Runner {
             tx,
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
-            opts,
+            trust,
             tokens,
             files,
         }
@@ -97,7 +96,7 @@ impl Runner {
         let tx = self.tx.clone();
         if let Effect::Connect(login) = effect {
             let task =
-                connect(login, self.opts.clone(), self.tokens.clone(), self.client.clone(), tx);
+                connect(login, self.trust.clone(), self.tokens.clone(), self.client.clone(), tx);
             self.spawn(task);
             return;
         }
@@ -148,8 +147,7 @@ impl Runner {
                 match client.history(&room, before, Some(PAGE)).await {
                     Ok(page) => drop(tx.send(NetEvent::History { older: before.is_some(), page })),
                     Err(e) => {
-                        let page =
-                            qchat_client::MessagesOk { room, messages: Vec::new(), more: true };
+                        let page = crate::MessagesOk { room, messages: Vec::new(), more: true };
                         let _ = tx.send(NetEvent::History { older: true, page });
                         notice(&tx, "history", e);
                     }
@@ -210,8 +208,8 @@ async fn drive(
 }
 
 /// The client configuration for a log-in from the form.
-fn config(login: &Login, opts: &SharedOpts, token: Option<String>) -> anyhow::Result<ClientConfig> {
-    let trust = match opts.trust()? {
+fn config(login: &Login, trust: &Trust, token: Option<String>) -> Result<ClientConfig, String> {
+    let trust = match trust.clone() {
         Trust::KnownHosts { path, accept_new } => {
             Trust::KnownHosts { path, accept_new: accept_new || login.accept_new }
         }
@@ -220,7 +218,7 @@ fn config(login: &Login, opts: &SharedOpts, token: Option<String>) -> anyhow::Re
     let auth = match (&login.password, token) {
         (Some(p), _) => Auth::Password(p.clone()),
         (None, Some(t)) => Auth::Token(t),
-        (None, None) => anyhow::bail!("enter the password"),
+        (None, None) => return Err("enter the password".to_owned()),
     };
     let mut cfg = ClientConfig::new(&login.server, &login.tenant, &login.user, auth, trust);
     cfg.register = login.register;
@@ -229,16 +227,16 @@ fn config(login: &Login, opts: &SharedOpts, token: Option<String>) -> anyhow::Re
 
 async fn connect(
     login: Login,
-    opts: SharedOpts,
+    trust: Trust,
     tokens: TokenStore,
     slot: Arc<Mutex<Option<Client>>>,
     tx: mpsc::UnboundedSender<NetEvent>,
 ) {
     let token = tokens.load(&login.server, &login.tenant, &login.user);
-    let cfg = match config(&login, &opts, token) {
+    let cfg = match config(&login, &trust, token) {
         Ok(cfg) => cfg,
         Err(e) => {
-            let _ = tx.send(NetEvent::ConnectFailed(ConnectError::Other(format!("{e:#}"))));
+            let _ = tx.send(NetEvent::ConnectFailed(ConnectError::Other(e)));
             return;
         }
     };
@@ -266,8 +264,8 @@ async fn connect(
                 ClientError::UnknownHost { fingerprint } => {
                     ConnectError::UnknownHost { fingerprint }
                 }
-                e @ ClientError::HostChanged { .. } => {
-                    ConnectError::HostChanged { message: crate::cli::explain(e, &cfg).to_string() }
+                ClientError::HostChanged { expected, got } => {
+                    ConnectError::HostChanged { message: host_changed(&cfg, &expected, &got) }
                 }
                 e if with_token && e.code() == Some(ErrorCode::Unauthorized) => {
                     let _ = tokens.store(&login.server, &login.tenant, &login.user, None);
@@ -278,4 +276,19 @@ async fn connect(
             let _ = tx.send(NetEvent::ConnectFailed(err));
         }
     }
+}
+
+/// The loud refusal of a changed certificate (the same words as the
+/// command line's).
+fn host_changed(cfg: &ClientConfig, expected: &str, got: &str) -> String {
+    let file = match &cfg.trust {
+        Trust::KnownHosts { path, .. } => format!(" in {}", path.display()),
+        _ => String::new(),
+    };
+    format!(
+        "server certificate changed: {} is pinned to sha256 {expected}{file} but presented \
+         {got}; refusing to connect (if the operator replaced the certificate, remove the old \
+         pin)",
+        cfg.server
+    )
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use qchat_client::{
+use crate::{
     ClientEvent, ConnState, FileInfo, MemberInfo, Message, MessageKind, MessagesOk, RoomInfo,
 };
 use tuirealm::event::{Event, Key, KeyEvent, KeyModifiers};
@@ -15,6 +15,7 @@ use tuirealm::ratatui::backend::TestBackend;
 use super::app::{
     ConnectError, Effect, FormMsg, InputMsg, Login, Msg, NetEvent, UserEvent, ViewMsg,
 };
+use super::clock::Zone;
 use super::components::{global, input::key_to_msg};
 use super::layout::Anchor;
 use super::model::{Chat, FormStatus, Screen};
@@ -47,7 +48,7 @@ fn form() -> [String; 4] {
 
 /// A logged-in UI with three rooms, `general` open, and the given messages.
 fn main_chat(messages: Vec<Message>) -> Chat {
-    let mut chat = Chat::new(form(), false, false);
+    let mut chat = Chat::new(form(), false, false, Zone::utc());
     let last = messages.last().map_or(0, |m| m.seq);
     chat.update(Msg::Net(NetEvent::Connected {
         user: "ann".into(),
@@ -103,26 +104,7 @@ fn render(chat: &mut Chat, w: u16, h: u16) -> String {
     view::mount(&mut app, chat).expect("mount");
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     let frame = term.draw(|f| view::draw(f, &mut app, chat)).expect("draw");
-    screen_text(frame.buffer)
-}
-
-/// The buffer as text, one line per row, wide glyphs counted once (the
-/// cell after a two-column glyph is its continuation, not a space).
-fn screen_text(buf: &tuirealm::ratatui::buffer::Buffer) -> String {
-    let area = buf.area;
-    let mut out = String::new();
-    for y in area.top()..area.bottom() {
-        let mut line = String::new();
-        let mut x = area.left();
-        while x < area.right() {
-            let sym = buf.cell((x, y)).map_or(" ", |c| c.symbol());
-            line.push_str(sym);
-            x += u16::try_from(super::wrap::width(sym).max(1)).unwrap_or(1);
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    super::headless::screen_text(frame.buffer)
 }
 
 #[test]
@@ -131,6 +113,7 @@ fn snapshot_login() {
         ["127.0.0.1:4433".into(), "acme".into(), "ann".into(), "secret".into()],
         false,
         false,
+        Zone::utc(),
     );
     insta::assert_snapshot!("login_80x24", render(&mut chat, 80, 24));
     insta::assert_snapshot!("login_120x40", render(&mut chat, 120, 40));
@@ -138,7 +121,7 @@ fn snapshot_login() {
 
 #[test]
 fn snapshot_login_trust_and_changed() {
-    let mut chat = Chat::new(form(), false, false);
+    let mut chat = Chat::new(form(), false, false, Zone::utc());
     chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::UnknownHost {
         fingerprint: "ab".repeat(32),
     })));
@@ -338,15 +321,19 @@ fn ctrl_c_quits_cleanly_through_the_client() {
     chat.update(Msg::Net(NetEvent::QuitDone));
     assert!(chat.quit);
     // On the log-in screen there is nothing to close.
-    let mut login = Chat::new(form(), false, false);
+    let mut login = Chat::new(form(), false, false, Zone::utc());
     login.update(Msg::Quit);
     assert!(login.quit);
 }
 
 #[test]
 fn login_flow_with_trust_on_first_use() {
-    let mut chat =
-        Chat::new(["h:1".into(), "acme".into(), String::new(), String::new()], false, false);
+    let mut chat = Chat::new(
+        ["h:1".into(), "acme".into(), String::new(), String::new()],
+        false,
+        false,
+        Zone::utc(),
+    );
     assert_eq!(chat.login.focus, 2, "focus starts on the first empty field");
     chat.update(Msg::Login(FormMsg::Submit));
     assert_eq!(chat.login.status, FormStatus::Error("User is required".into()));
@@ -386,7 +373,7 @@ fn login_flow_with_trust_on_first_use() {
 
 #[test]
 fn saved_token_logs_in_without_password_and_expiry_asks_for_it() {
-    let mut chat = Chat::new(form(), false, true);
+    let mut chat = Chat::new(form(), false, true, Zone::utc());
     chat.update(Msg::Login(FormMsg::Submit));
     assert!(matches!(&chat.effects[..], [Effect::Connect(Login { password: None, .. })]));
     chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::TokenRefused)));
@@ -454,42 +441,4 @@ fn connection_state_reaches_the_status_line() {
     }))));
     let screen = render(&mut chat, 80, 24);
     assert!(screen.contains("reconnecting (try 2)"), "{screen}");
-}
-
-/// Redraw cost with 100,000 messages against 100 (run with `--ignored
-/// --nocapture`); the window makes them equal.
-#[test]
-#[ignore = "benchmark"]
-fn bench_full_redraw() {
-    fn time_redraws(n: u64) -> Duration {
-        let msgs: Vec<Message> = (1..=n)
-            .map(|s| {
-                msg(
-                    "general",
-                    s,
-                    if s % 3 == 0 { "bob" } else { "ann" },
-                    &format!("message number {s} with some text to wrap 日本語 🙂"),
-                    T0 + s as i64 * 1000,
-                )
-            })
-            .collect();
-        let mut chat = main_chat(msgs);
-        let mut app = view::App::init(EventListenerCfg::default());
-        view::mount(&mut app, &chat).expect("mount");
-        let mut term = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
-        let start = Instant::now();
-        for i in 0..200 {
-            if i % 2 == 0 {
-                chat.update(Msg::View(ViewMsg::PageUp));
-            }
-            term.draw(|f| view::draw(f, &mut app, &mut chat)).expect("draw");
-        }
-        start.elapsed() / 200
-    }
-    let small = time_redraws(100);
-    let big = time_redraws(100_000);
-    println!(
-        "full redraw 120x40: 100 msgs {small:?}, 100000 msgs {big:?}, ratio {:.2}",
-        big.as_secs_f64() / small.as_secs_f64()
-    );
 }

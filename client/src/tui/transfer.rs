@@ -199,11 +199,11 @@ pub(crate) trait FileTransfers: Send + Sync {
 /// for whichever client is logged in.
 pub(crate) struct ClientTransfers {
     /// The logged-in client, once there is one.
-    pub(crate) client: std::sync::Arc<std::sync::Mutex<Option<qchat_client::Client>>>,
+    pub(crate) client: std::sync::Arc<std::sync::Mutex<Option<crate::Client>>>,
 }
 
 impl ClientTransfers {
-    fn client(&self) -> Result<qchat_client::Client, String> {
+    fn client(&self) -> Result<crate::Client, String> {
         let guard = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.clone().ok_or_else(|| "not connected".to_owned())
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use qchat_client::{ClientEvent, ConnState, MemberInfo};
+use crate::{ClientEvent, ConnState, MemberInfo};
 
 use super::app::{ConnectError, Effect, FormMsg, InputMsg, Login, Msg, NetEvent, ViewMsg};
 use super::commands::{self, COMMANDS, Command, CompletionCtx};
@@ -202,7 +202,6 @@ impl Chat {
                 }
                 self.conn = s;
             }
-            _ => {}
         }
     }
 
@@ -420,9 +419,10 @@ impl Chat {
     fn on_view(&mut self, m: ViewMsg) {
         let (w, h) = self.viewport;
         let me = self.me.clone();
+        let zone = self.zone.clone();
         let step = |chat: &mut Self, delta: isize| {
             if let Some(r) = chat.room_mut() {
-                let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w };
+                let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w, zone: &zone };
                 r.anchor = layout::scroll(&r.messages, r.anchor, delta, h, &ctx);
             }
         };

@@ -1,7 +1,7 @@
 //! Layout only: splits the frame, hands each component the data it shows
 //! (the message view gets just the visible window), and draws it.
 
-use tuirealm::application::Application;
+use tuirealm::application::{Application, ApplicationError};
 use tuirealm::component::AppComponent;
 use tuirealm::ratatui::Frame;
 use tuirealm::ratatui::layout::{Constraint, Direction, Layout, Rect};
@@ -25,7 +25,7 @@ pub(crate) type App = Application<Id, Msg, UserEvent>;
 ///
 /// # Errors
 /// When tuirealm refuses a mount (a duplicate id).
-pub(crate) fn mount(app: &mut App, chat: &Chat) -> anyhow::Result<()> {
+pub(crate) fn mount(app: &mut App, chat: &Chat) -> Result<(), ApplicationError> {
     app.mount(Id::Login, Box::new(LoginView::default()), Vec::new())?;
     app.mount(Id::Rooms, Box::new(RoomList::default()), Vec::new())?;
     app.mount(Id::Messages, Box::new(MessageView::default()), Vec::new())?;
@@ -105,7 +105,12 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     chat.viewport = (inner_w, inner_h);
     let (rows_shown, title) = match chat.room() {
         Some(r) => {
-            let ctx = layout::Ctx { me: &chat.me, marker_seq: r.marker_seq, width: inner_w };
+            let ctx = layout::Ctx {
+                me: &chat.me,
+                marker_seq: r.marker_seq,
+                width: inner_w,
+                zone: &chat.zone,
+            };
             let w = layout::window(&r.messages, r.anchor, inner_h, &ctx);
             let mut title = format!(" {} ", r.info.name);
             if !r.info.joined {

@@ -1,6 +1,6 @@
 //! The member list of the current room: online first, with a mark.
 
-use qchat_client::MemberInfo;
+use crate::MemberInfo;
 use tuirealm::component::{AppComponent, Component};
 use tuirealm::event::Event;
 use tuirealm::props::Props;

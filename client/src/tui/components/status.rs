@@ -1,7 +1,7 @@
 //! The status line: connection state, who and where, the last notice, and
 //! a transfers summary.
 
-use qchat_client::ConnState;
+use crate::ConnState;
 use tuirealm::component::{AppComponent, Component};
 use tuirealm::event::Event;
 use tuirealm::props::Props;

@@ -1,0 +1,106 @@
+//! The loop of the UI, shared by the real terminal and [`HeadlessUi`]:
+//! wait for events (keys, the network port, ticks), apply them with
+//! update(), hand the queued effects on, draw when something changed.
+//!
+//! [`HeadlessUi`]: super::HeadlessUi
+
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tuirealm::application::PollStrategy;
+use tuirealm::listener::EventListenerCfg;
+use tuirealm::terminal::TerminalAdapter;
+
+use super::TuiError;
+use super::app::NetEvent;
+use super::model::Chat;
+use super::ports::{NetPort, Runner};
+use super::view;
+
+/// How long one turn waits for the first event.
+const POLL: Duration = Duration::from_millis(100);
+/// Events taken in one turn at most.
+const BATCH: usize = 256;
+
+/// The running UI: the tuirealm application, the terminal it draws on and
+/// the state.
+pub(crate) struct Ui<T: TerminalAdapter> {
+    /// Components and the event listener.
+    pub(crate) app: view::App,
+    /// Where frames go.
+    pub(crate) terminal: T,
+    /// The state.
+    pub(crate) chat: Chat,
+}
+
+impl<T: TerminalAdapter> Ui<T> {
+    /// Mounts the components and starts the listener: the network port
+    /// reading `net`, a tick a second, and terminal input when `keys`.
+    ///
+    /// # Errors
+    /// No tokio runtime, or tuirealm refused a mount.
+    pub(crate) fn new(
+        terminal: T,
+        chat: Chat,
+        net: mpsc::UnboundedReceiver<NetEvent>,
+        keys: bool,
+    ) -> Result<Self, TuiError> {
+        let handle = Handle::try_current().map_err(|_| TuiError::NoRuntime)?;
+        let mut listener = EventListenerCfg::default().with_handle(handle);
+        if keys {
+            listener = listener.async_crossterm_input_listener(Duration::ZERO, 16);
+        }
+        let listener = listener
+            .add_async_port(Box::new(NetPort::new(net)), Duration::ZERO, 256)
+            .tick_interval(Duration::from_secs(1));
+        let mut app = view::App::init(listener);
+        view::mount(&mut app, &chat)?;
+        Ok(Self { app, terminal, chat })
+    }
+
+    /// Turns until the user quits, handing effects to `runner`.
+    ///
+    /// # Errors
+    /// Reading events or drawing failed.
+    pub(crate) fn run(&mut self, runner: &mut Runner) -> Result<(), TuiError> {
+        loop {
+            for effect in self.chat.effects.drain(..) {
+                runner.run(effect);
+            }
+            if self.chat.quit {
+                return Ok(());
+            }
+            self.draw_if_needed()?;
+            self.pump(POLL)?;
+        }
+    }
+
+    /// Draws when the state changed since the last frame. Returns whether
+    /// it drew.
+    ///
+    /// # Errors
+    /// The terminal failed.
+    pub(crate) fn draw_if_needed(&mut self) -> Result<bool, TuiError> {
+        view::focus(&mut self.app, &self.chat);
+        if !self.chat.redraw {
+            return Ok(false);
+        }
+        let Self { app, terminal, chat } = self;
+        terminal.draw(|f| view::draw(f, app, chat)).map_err(TuiError::terminal("drawing"))?;
+        chat.redraw = false;
+        Ok(true)
+    }
+
+    /// Waits up to `wait` for the first event, takes what else is there
+    /// (up to a batch), and applies them all.
+    ///
+    /// # Errors
+    /// Reading events failed.
+    pub(crate) fn pump(&mut self, wait: Duration) -> Result<(), TuiError> {
+        for msg in self.app.tick(PollStrategy::UpTo(BATCH, wait))? {
+            self.chat.update(msg);
+        }
+        Ok(())
+    }
+}
