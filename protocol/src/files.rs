@@ -140,24 +140,46 @@ pub fn sanitize_file_name(name: &str) -> String {
             }
         })
         .collect();
-    // Cut first (one byte spare for the device-name prefix), then trim, so a
-    // second pass changes nothing.
-    let cut = if cleaned.len() > MAX_FILE_NAME_LEN - 1 {
-        truncate_keeping_extension(&cleaned, MAX_FILE_NAME_LEN - 1)
-    } else {
-        cleaned
-    };
-    let trimmed = cut.trim_matches(|c: char| c == '.' || c.is_whitespace());
-    let mut out = if trimmed.is_empty() { "file".to_owned() } else { trimmed.to_owned() };
-    let stem = out.split('.').next().unwrap_or("").trim_end().to_ascii_uppercase();
-    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit());
-    if reserved {
+    let mut out = fit(trim(&cleaned), MAX_FILE_NAME_LEN);
+    if out.is_empty() {
+        out = "file".to_owned();
+    }
+    // The device check comes last, on the final name, and the prefix may
+    // push it over the limit: cut again (the `_` stays first, so the result
+    // is no device name and a second pass changes nothing).
+    if is_device_name(&out) {
         out.insert(0, '_');
+        out = fit(&out, MAX_FILE_NAME_LEN);
     }
     out
+}
+
+/// Without leading and trailing dots and white space.
+fn trim(name: &str) -> &str {
+    name.trim_matches(|c: char| c == '.' || c.is_whitespace())
+}
+
+/// `name` (already trimmed) cut to at most `max` bytes, keeping the
+/// extension, and trimmed again because a cut can end on a dot or a space.
+fn fit(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    trim(&truncate_keeping_extension(name, max)).to_owned()
+}
+
+/// Whether Windows reserves `name` for a device: `CON`, `PRN`, `AUX`, `NUL`,
+/// `COM` or `LPT` followed by a digit or a superscript `¹`, `²`, `³`, with
+/// any extension, in any case, with spaces before the extension.
+fn is_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("").trim_end().to_ascii_uppercase();
+    if matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL") {
+        return true;
+    }
+    let Some(n) = stem.strip_prefix("COM").or_else(|| stem.strip_prefix("LPT")) else {
+        return false;
+    };
+    (n.len() == 1 && n.as_bytes()[0].is_ascii_digit()) || matches!(n, "¹" | "²" | "³")
 }
 
 fn truncate_keeping_extension(name: &str, max: usize) -> String {
@@ -189,11 +211,31 @@ mod tests {
         assert_eq!(sanitize_file_name("CON"), "_CON");
         assert_eq!(sanitize_file_name("lpt1.txt"), "_lpt1.txt");
         assert_eq!(sanitize_file_name("COM10"), "COM10");
+        assert_eq!(sanitize_file_name("com0"), "_com0");
+        assert_eq!(sanitize_file_name("COM¹.txt"), "_COM¹.txt");
+        assert_eq!(sanitize_file_name("nul .tar.gz"), "_nul .tar.gz");
         assert_eq!(sanitize_file_name("résumé 日本.pdf"), "résumé 日本.pdf");
         let long = format!("{}.tar.gz", "é".repeat(3000));
         let s = sanitize_file_name(&long);
         assert!(s.len() <= MAX_FILE_NAME_LEN);
         assert!(s.ends_with(".gz"), "{s}");
+    }
+
+    /// Found by `cargo fuzz run file_name` (docs/RELIABILITY.md): a device
+    /// name cut to 254 bytes got its `_` prefix, reaching 255, and a second
+    /// pass cut it again, so sanitizing was not idempotent.
+    #[test]
+    fn fuzz_regression_device_name_at_the_length_limit() {
+        let found = "lpt1.trésumé 日本xxx~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxfxxxxxxxxxxxxxxxxxxxxxxxx\u{9}\u{0}\u{0}\u{0}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\u{1}\u{0}\u{0}\u{0}sssda\u{0}b\u{a}cOréOsu日本xxxxx~xxxxxxxxxxtxxxxxx\u{0}\u{0}\u{0}{xxxxxxxxxxxxxxxxxxx";
+        let plain = format!("CON.{}", "a".repeat(300));
+        let spaced = format!("CON{}x", " ".repeat(300));
+        for name in [found, plain.as_str(), spaced.as_str()] {
+            let s = sanitize_file_name(name);
+            assert!(s.len() <= MAX_FILE_NAME_LEN, "{} bytes", s.len());
+            assert!(s.starts_with('_'), "{s}");
+            assert_eq!(sanitize_file_name(&s), s, "idempotent");
+        }
+        assert_eq!(sanitize_file_name(&spaced), "_CON");
     }
 
     #[test]
@@ -212,7 +254,40 @@ mod tests {
         assert!(!valid_hash("abc"));
     }
 
+    /// Names near the interesting edges: device stems, dots and spaces,
+    /// separators, and lengths around [`MAX_FILE_NAME_LEN`].
+    fn edgy_name() -> impl Strategy<Value = String> {
+        let stem = prop_oneof![
+            Just(""),
+            Just("CON"),
+            Just("nul"),
+            Just("lpt1"),
+            Just("COM¹"),
+            Just("aux "),
+            Just(".."),
+            Just(" ."),
+            Just("a/b\\"),
+            Just("x"),
+        ];
+        let body = "[a. é日/\\\\:\u{0}\t]{0,8}";
+        (stem, body, 0usize..300, prop::sample::select(vec!['a', ' ', '.', 'é']), "[a-z. ]{0,20}")
+            .prop_map(|(stem, body, n, fill, tail)| {
+                format!("{stem}{body}{}{tail}", fill.to_string().repeat(n))
+            })
+    }
+
     proptest! {
+        #[test]
+        fn edgy_names_are_safe_and_stable(name in edgy_name()) {
+            let s = sanitize_file_name(&name);
+            prop_assert!(!s.is_empty() && s.len() <= MAX_FILE_NAME_LEN);
+            prop_assert!(!s.contains(['/', '\\', '\0']));
+            prop_assert!(!s.starts_with(|c: char| c == '.' || c.is_whitespace()));
+            prop_assert!(!s.ends_with(|c: char| c == '.' || c.is_whitespace()));
+            prop_assert!(!is_device_name(&s), "{}", s);
+            prop_assert_eq!(sanitize_file_name(&s), s.clone(), "idempotent");
+        }
+
         #[test]
         fn sanitized_names_are_safe(name in any::<String>()) {
             let s = sanitize_file_name(&name);
