@@ -225,6 +225,13 @@ pub struct UploadBeginReq {
     pub size: u64,
     /// BLAKE3 of the content, lower-case hex.
     pub hash: String,
+    /// Idempotency key naming this share (1 to [`crate::MAX_CLIENT_MSG_ID_LEN`]
+    /// bytes, unique per share like `client_msg_id`): a repeat of the same
+    /// begin (same key, room and content) returns the same upload, or the
+    /// same file and seq once it is stored, and posts nothing new. Absent:
+    /// every begin that finds the content stored posts a new file message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
 }
 
 /// `upload.status` fields.

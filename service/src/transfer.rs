@@ -10,11 +10,19 @@
 pub(crate) mod download;
 pub(crate) mod upload;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use crate::db::TenantId;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::db::{RoomId, TenantId, UserId};
 use crate::store::Store;
+
+/// How long a take-over waits for the stream holding an upload to let go.
+/// The holder stops at its next read (at once when its connection is dead)
+/// and flushes what it wrote, so this is a backstop.
+const TAKE_OVER_WAIT: Duration = Duration::from_secs(10);
 
 /// Transfer limits from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -35,9 +43,36 @@ pub(crate) struct Transfers {
 #[derive(Debug, Default)]
 struct State {
     /// Uploads being received right now (one stream each).
-    active: HashSet<String>,
+    active: HashMap<String, Active>,
     /// Bytes received but not yet stored, per tenant.
     in_flight: HashMap<TenantId, u64>,
+    /// Per tenant, bumped whenever an upload's bytes move from in flight to
+    /// stored, so a stream knows its reading of the stored bytes is stale.
+    stored_gen: HashMap<TenantId, u64>,
+    /// Tells claims apart (an entry is only removed by its own claim).
+    next_claim: u64,
+}
+
+/// The stream holding an upload.
+#[derive(Debug)]
+struct Active {
+    claim: u64,
+    /// Asks the holder to stop.
+    stop: CancellationToken,
+    /// Cancelled once the holder has let go.
+    released: CancellationToken,
+}
+
+/// What [`Claim::reserve`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserve {
+    /// Counted.
+    Granted,
+    /// The tenant's quota would be exceeded; nothing counted.
+    OverQuota,
+    /// Another upload was stored since the stored bytes were read: read them
+    /// again ([`Claim::stored_gen`], then [`Claim::set_stored`]) and retry.
+    Stale,
 }
 
 impl Transfers {
@@ -49,13 +84,73 @@ impl Transfers {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Claims an upload for one stream; `None` when another stream has it.
-    pub(crate) fn claim(self: &Arc<Self>, upload_id: &str, tenant: TenantId) -> Option<Claim> {
-        let mut st = self.lock();
-        if !st.active.insert(upload_id.to_owned()) {
+    /// Claims an upload for one stream. When another stream holds it — in
+    /// practice one from a connection that died without the server noticing
+    /// yet — that stream is told to stop, and this waits (bounded) until it
+    /// has let go. `None` when the holder did not let go in time or another
+    /// stream claimed it first. The caller must have checked that the upload
+    /// is the caller's own: only its owner may take it over.
+    pub(crate) async fn claim(
+        self: &Arc<Self>,
+        upload_id: &str,
+        tenant: TenantId,
+    ) -> Option<Claim> {
+        if let Some(c) = self.try_claim(upload_id, tenant) {
+            return Some(c);
+        }
+        if !self.take_over(upload_id).await {
             return None;
         }
-        Some(Claim { transfers: self.clone(), upload_id: upload_id.to_owned(), tenant, bytes: 0 })
+        self.try_claim(upload_id, tenant)
+    }
+
+    /// Claims an upload if no stream holds it.
+    pub(crate) fn try_claim(self: &Arc<Self>, upload_id: &str, tenant: TenantId) -> Option<Claim> {
+        let mut st = self.lock();
+        if st.active.contains_key(upload_id) {
+            return None;
+        }
+        st.next_claim += 1;
+        let claim = st.next_claim;
+        let stop = CancellationToken::new();
+        let released = CancellationToken::new();
+        st.active.insert(
+            upload_id.to_owned(),
+            Active { claim, stop: stop.clone(), released: released.clone() },
+        );
+        let stored_gen = st.stored_gen.get(&tenant).copied().unwrap_or(0);
+        Some(Claim {
+            transfers: self.clone(),
+            upload_id: upload_id.to_owned(),
+            tenant,
+            claim,
+            bytes: 0,
+            stored: 0,
+            stored_gen,
+            stop,
+            _released: released.drop_guard(),
+        })
+    }
+
+    /// Makes the stream holding `upload_id` (if any) stop and waits, at most
+    /// [`TAKE_OVER_WAIT`], until it has let go and flushed its bytes; `true`
+    /// when nothing holds the upload any more. The caller must have checked
+    /// that the upload is the caller's own.
+    pub(crate) async fn take_over(&self, upload_id: &str) -> bool {
+        self.take_over_within(upload_id, TAKE_OVER_WAIT).await
+    }
+
+    async fn take_over_within(&self, upload_id: &str, wait: Duration) -> bool {
+        let released = {
+            let st = self.lock();
+            let Some(active) = st.active.get(upload_id) else {
+                return true;
+            };
+            active.stop.cancel();
+            active.released.clone()
+        };
+        tracing::info!(upload_id, "taking an upload over from another stream");
+        tokio::time::timeout(wait, released.cancelled()).await.is_ok()
     }
 }
 
@@ -65,35 +160,118 @@ pub(crate) struct Claim {
     transfers: Arc<Transfers>,
     upload_id: String,
     tenant: TenantId,
+    claim: u64,
+    /// Bytes counted in flight for this upload.
     bytes: u64,
+    /// The tenant's stored bytes as last read, and the generation read then.
+    stored: u64,
+    stored_gen: u64,
+    stop: CancellationToken,
+    /// Tells a waiting take-over that this claim is gone (on drop, after the
+    /// entry is removed).
+    _released: DropGuard,
 }
 
 impl Claim {
-    /// Counts `n` more bytes against the tenant's quota; `false` (nothing
-    /// counted) when `stored` plus everything in flight would exceed it.
-    pub(crate) fn reserve(&mut self, n: u64, stored: u64) -> bool {
+    /// The tenant the upload counts against.
+    pub(crate) fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Resolves when another stream of the upload's owner takes it over.
+    pub(crate) async fn stopped(&self) {
+        self.stop.cancelled().await;
+    }
+
+    /// The tenant's store generation; read it before reading the stored
+    /// bytes, and pass both to [`Claim::set_stored`].
+    pub(crate) fn stored_gen(&self) -> u64 {
+        self.transfers.lock().stored_gen.get(&self.tenant).copied().unwrap_or(0)
+    }
+
+    /// Records the tenant's stored bytes, read after `stored_gen`.
+    pub(crate) fn set_stored(&mut self, stored: u64, stored_gen: u64) {
+        self.stored = stored;
+        self.stored_gen = stored_gen;
+    }
+
+    /// Counts `n` more bytes against the tenant's quota: stored bytes plus
+    /// everything in flight, across all of the tenant's uploads.
+    pub(crate) fn reserve(&mut self, n: u64) -> Reserve {
         let mut st = self.transfers.lock();
+        if st.stored_gen.get(&self.tenant).copied().unwrap_or(0) != self.stored_gen {
+            return Reserve::Stale;
+        }
         let flying = st.in_flight.entry(self.tenant).or_default();
-        if stored.saturating_add(*flying).saturating_add(n) > self.transfers.limits.tenant_quota {
-            return false;
+        if self.stored.saturating_add(*flying).saturating_add(n)
+            > self.transfers.limits.tenant_quota
+        {
+            return Reserve::OverQuota;
         }
         *flying += n;
         self.bytes += n;
-        true
+        Reserve::Granted
+    }
+
+    /// Gives back the bytes counted in flight (a failed upload, before its
+    /// bytes are discarded), so other uploads are not refused meanwhile.
+    pub(crate) fn release_in_flight(&mut self) {
+        release_in_flight(&mut self.transfers.lock(), self.tenant, self.bytes);
+        self.bytes = 0;
+    }
+
+    /// The upload is recorded as a stored file: its bytes leave the in-flight
+    /// count and other streams learn to read the stored bytes again, in one
+    /// step, so no stream counts them nowhere (or twice).
+    pub(crate) fn stored(mut self) {
+        let mut st = self.transfers.lock();
+        *st.stored_gen.entry(self.tenant).or_default() += 1;
+        release_in_flight(&mut st, self.tenant, self.bytes);
+        self.bytes = 0;
+    }
+}
+
+fn release_in_flight(st: &mut State, tenant: TenantId, bytes: u64) {
+    if let Some(f) = st.in_flight.get_mut(&tenant) {
+        *f = f.saturating_sub(bytes);
+        if *f == 0 {
+            st.in_flight.remove(&tenant);
+        }
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         let mut st = self.transfers.lock();
-        st.active.remove(&self.upload_id);
-        if let Some(f) = st.in_flight.get_mut(&self.tenant) {
-            *f = f.saturating_sub(self.bytes);
-            if *f == 0 {
-                st.in_flight.remove(&self.tenant);
-            }
+        if st.active.get(&self.upload_id).is_some_and(|a| a.claim == self.claim) {
+            st.active.remove(&self.upload_id);
         }
+        release_in_flight(&mut st, self.tenant, self.bytes);
     }
+}
+
+/// The upload id of a share named by a client key: the same key, room and
+/// content from the same user always give the same id (so a repeated
+/// `upload.begin` finds its upload, or its file message once stored), and
+/// anything else a different one. 32 lower-case hex digits, like
+/// [`new_upload_id`].
+pub(crate) fn keyed_upload_id(
+    tenant: TenantId,
+    user: UserId,
+    room: RoomId,
+    key: &str,
+    hash: &str,
+    size: u64,
+) -> String {
+    let mut h = blake3::Hasher::new_derive_key("qchat 2026-11 upload id from client key");
+    for n in [tenant.0, user.0, room.0] {
+        h.update(&n.to_le_bytes());
+    }
+    h.update(&size.to_le_bytes());
+    h.update(hash.as_bytes());
+    h.update(&(key.len() as u64).to_le_bytes());
+    h.update(key.as_bytes());
+    hex::encode(&h.finalize().as_bytes()[..16])
 }
 
 /// A new upload id: 16 random bytes, hex (safe as a file name by construction).
@@ -106,4 +284,89 @@ pub(crate) fn new_upload_id() -> String {
 /// Whether `id` looks like one of ours (so it can be used in a path).
 pub(crate) fn valid_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfers(dir: &tempfile::TempDir, quota: u64) -> Arc<Transfers> {
+        let store = Store::open(dir.path()).expect("store");
+        let limits = TransferLimits {
+            max_file_size: quota,
+            tenant_quota: quota,
+            max_downloads_per_connection: 1,
+        };
+        Arc::new(Transfers::new(store, limits))
+    }
+
+    const T: TenantId = TenantId(1);
+
+    #[tokio::test]
+    async fn a_newer_claim_takes_over_and_the_old_one_is_told() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = transfers(&dir, 100);
+        let old = t.try_claim("u", T).expect("free");
+        assert!(t.try_claim("u", T).is_none(), "held");
+        // The holder lets go when told, as a stream does at its next read.
+        let holder = tokio::spawn(async move {
+            old.stopped().await;
+            drop(old);
+        });
+        let new = t.claim("u", T).await.expect("taken over");
+        holder.await.expect("holder");
+        assert!(t.try_claim("u", T).is_none(), "the new claim holds it");
+        drop(new);
+        assert!(t.take_over("u").await, "nothing holds it");
+        assert!(t.try_claim("u", T).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_never_lets_go_bounds_the_take_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = transfers(&dir, 100);
+        let stuck = t.try_claim("u", T).expect("free");
+        assert!(!t.take_over_within("u", Duration::from_millis(50)).await, "gave up");
+        assert!(t.try_claim("u", T).is_none(), "still held");
+        drop(stuck);
+        assert!(t.try_claim("u", T).is_some());
+    }
+
+    #[test]
+    fn storing_an_upload_makes_other_streams_read_the_usage_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = transfers(&dir, 100);
+        let mut a = t.try_claim("a", T).expect("a");
+        let mut b = t.try_claim("b", T).expect("b");
+        // Both read the stored bytes (0) before a is stored.
+        a.set_stored(0, a.stored_gen());
+        b.set_stored(0, b.stored_gen());
+        assert_eq!(a.reserve(60), Reserve::Granted);
+        assert_eq!(b.reserve(50), Reserve::OverQuota, "60 in flight + 50 > 100");
+        assert_eq!(b.reserve(30), Reserve::Granted);
+        a.stored();
+        // b's reading of the usage is stale now: without a fresh one it
+        // would count a's 60 bytes nowhere.
+        assert_eq!(b.reserve(20), Reserve::Stale);
+        b.set_stored(60, b.stored_gen());
+        assert_eq!(b.reserve(20), Reserve::OverQuota, "60 stored + 30 + 20 > 100");
+        assert_eq!(b.reserve(10), Reserve::Granted);
+        b.release_in_flight();
+        drop(b);
+        assert!(t.lock().in_flight.is_empty());
+        assert!(t.lock().active.is_empty());
+    }
+
+    #[test]
+    fn keyed_ids_name_one_share() {
+        let id = |k: &str, hash: &str, room: i64| {
+            keyed_upload_id(T, UserId(2), RoomId(room), k, hash, 10)
+        };
+        let h = "a".repeat(64);
+        assert_eq!(id("k", &h, 3), id("k", &h, 3));
+        assert!(valid_upload_id(&id("k", &h, 3)));
+        assert_ne!(id("k", &h, 3), id("k2", &h, 3));
+        assert_ne!(id("k", &h, 3), id("k", &"b".repeat(64), 3));
+        assert_ne!(id("k", &h, 3), id("k", &h, 4));
+    }
 }

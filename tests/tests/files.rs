@@ -1,7 +1,11 @@
 //! End-to-end file transfer (issue 4): a real qchatd on 127.0.0.1, real
 //! clients (the library) and, for hostile input, the raw protocol.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qchat_client::{
@@ -31,8 +35,17 @@ async fn server(extra: &[&str], users: &[&str]) -> anyhow::Result<TestServer> {
 }
 
 async fn client(s: &TestServer, user: &str) -> anyhow::Result<(Client, Events)> {
+    client_via(s, s.addr, user).await
+}
+
+/// A client of `s` that connects to `addr` (the server, or a [`Relay`] to it).
+async fn client_via(
+    s: &TestServer,
+    addr: SocketAddr,
+    user: &str,
+) -> anyhow::Result<(Client, Events)> {
     let cfg = ClientConfig::new(
-        s.addr.to_string(),
+        addr.to_string(),
         "acme",
         user,
         Auth::Password(PW.into()),
@@ -78,6 +91,118 @@ async fn upload_event(raw: &mut RawConn) -> anyhow::Result<serde_json::Value> {
         let ev = raw.event().await?;
         if ev["ev"].as_str().is_some_and(|e| e.starts_with("upload.")) {
             return Ok(ev);
+        }
+    }
+}
+
+/// Sends `bytes` on a new upload stream from `offset`; the stop code the
+/// server ends the stream with, or `None` when it took every byte.
+///
+/// With `finish` the stream is finished after the bytes, and `None` means
+/// every byte was acknowledged with no stop — which QUIC may report before
+/// the server has even read them, so a test expecting a refusal leaves the
+/// stream open instead: then only the server's STOP_SENDING ends the wait.
+async fn send_upload(
+    conn: quinn::Connection,
+    id: String,
+    offset: u64,
+    bytes: Vec<u8>,
+    finish: bool,
+) -> anyhow::Result<Option<u64>> {
+    let mut s = conn.open_uni().await?;
+    let header = serde_json::to_vec(&json!({"upload_id": id, "offset": offset}))?;
+    s.write_all(&RawConn::frame(&header)).await?;
+    if let Err(e) = s.write_all(&bytes).await {
+        return match e {
+            quinn::WriteError::Stopped(code) => Ok(Some(code.into_inner())),
+            other => Err(other.into()),
+        };
+    }
+    if finish {
+        s.finish()?;
+    }
+    Ok(s.stopped().await?.map(quinn::VarInt::into_inner))
+}
+
+/// A UDP relay in front of the server. [`Relay::cut`] silently drops every
+/// flow it carries so far, both ways — a network path that died without a
+/// word, so the server hears no close — while flows from new client ports (a
+/// reconnect opens a new endpoint) are relayed as before. Its tasks end when
+/// it is dropped.
+struct Relay {
+    addr: SocketAddr,
+    flows: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(server: SocketAddr) -> anyhow::Result<Self> {
+        let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await?);
+        let addr = front.local_addr()?;
+        let flows = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(relay_front(front, server, flows.clone()));
+        Ok(Self { addr, flows, task })
+    }
+
+    /// Kills every flow relayed so far.
+    fn cut(&self) {
+        for dead in self.flows.lock().map(|f| f.clone()).unwrap_or_default() {
+            dead.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Client to server: one upstream socket per client address. The return
+/// tasks live in a set owned by this task, so aborting it ends them too.
+async fn relay_front(
+    front: Arc<tokio::net::UdpSocket>,
+    server: SocketAddr,
+    registry: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+) {
+    type Flow = (Arc<tokio::net::UdpSocket>, Arc<AtomicBool>);
+    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+    let mut back = tokio::task::JoinSet::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok((n, from)) = front.recv_from(&mut buf).await {
+        let (up, dead) = match flows.get(&from) {
+            Some(f) => f.clone(),
+            None => {
+                let Ok(up) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else { continue };
+                if up.connect(server).await.is_err() {
+                    continue;
+                }
+                let flow = (Arc::new(up), Arc::new(AtomicBool::new(false)));
+                if let Ok(mut r) = registry.lock() {
+                    r.push(flow.1.clone());
+                }
+                back.spawn(relay_back(flow.0.clone(), front.clone(), from, flow.1.clone()));
+                flows.insert(from, flow.clone());
+                flow
+            }
+        };
+        if !dead.load(Ordering::SeqCst) {
+            let _ = up.send(&buf[..n]).await;
+        }
+    }
+}
+
+/// Server to client for one flow.
+async fn relay_back(
+    up: Arc<tokio::net::UdpSocket>,
+    front: Arc<tokio::net::UdpSocket>,
+    client: SocketAddr,
+    dead: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = up.recv(&mut buf).await {
+        if !dead.load(Ordering::SeqCst) {
+            let _ = front.send_to(&buf[..n], client).await;
         }
     }
 }
@@ -333,27 +458,14 @@ async fn quota_exceeded_mid_stream_leaves_no_partial_file() -> anyhow::Result<()
         ids.push(ok["upload_id"].as_str().unwrap_or_default().to_owned());
         data.push(bytes);
     }
-    // The stop code the server ends the stream with, if any.
-    let send = |conn: quinn::Connection, id: String, bytes: Vec<u8>| async move {
-        let mut s = conn.open_uni().await?;
-        let header = serde_json::to_vec(&json!({"upload_id": id, "offset": 0}))?;
-        s.write_all(&RawConn::frame(&header)).await?;
-        if let Err(e) = s.write_all(&bytes).await {
-            return match e {
-                quinn::WriteError::Stopped(code) => anyhow::Ok(Some(code.into_inner())),
-                other => Err(other.into()),
-            };
-        }
-        s.finish()?;
-        // Everything fitted in the flow-control window: the verdict comes
-        // as STOP_SENDING (Some) or as all bytes acknowledged (None).
-        Ok(s.stopped().await?.map(quinn::VarInt::into_inner))
-    };
-    let first = within("first upload", send(raw.conn.clone(), ids[0].clone(), data[0].clone()));
+    let send = |conn, id, bytes, finish| send_upload(conn, id, 0, bytes, finish);
+    let first =
+        within("first upload", send(raw.conn.clone(), ids[0].clone(), data[0].clone(), true));
     assert_eq!(first.await?, None);
     let ev = within("upload.done", upload_event(&mut raw)).await?;
     assert_eq!(ev["ev"], "upload.done", "{ev}");
-    let second = within("second upload", send(raw.conn.clone(), ids[1].clone(), data[1].clone()));
+    let second =
+        within("second upload", send(raw.conn.clone(), ids[1].clone(), data[1].clone(), false));
     assert_eq!(second.await?, Some(6), "stopped with stream code 6 quota_exceeded");
     let ev = within("upload.failed", upload_event(&mut raw)).await?;
     assert_eq!(ev["ev"], "upload.failed", "{ev}");
@@ -410,5 +522,125 @@ async fn two_parallel_uploads_over_the_quota_one_fails() -> anyhow::Result<()> {
     assert_eq!((ok, quota), (1, 1), "exactly one fits");
     let parts = walk(&s.data_dir().join("uploads"));
     assert!(parts.is_empty(), "no partial upload left: {parts:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn resume_takes_over_from_a_dead_connection_at_once() -> anyhow::Result<()> {
+    // A long idle timeout: without the take-over the resume would be refused
+    // with `conflict` until the server gave the dead connection up.
+    let idle = Duration::from_secs(60);
+    let idle_secs = idle.as_secs().to_string();
+    let s = server(&["--idle-timeout-secs", &idle_secs], &["ann", "bob"]).await?;
+    let relay = Relay::start(s.addr).await?;
+    let (ann, _a) = client_via(&s, relay.addr, "ann").await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("takeover.bin");
+    let hash = random_file(&path, 24 * MIB, "takeover")?;
+
+    let h = ann.upload("general", &path)?;
+    sending_past(&h, 4 * MIB as u64).await;
+    // The path dies: from now on nothing reaches the server, not even a close.
+    relay.cut();
+    let cut_at = Instant::now();
+    let uploads = s.data_dir().join("uploads");
+    let id = within("partial upload on disk", async {
+        loop {
+            let parts = walk(&uploads);
+            if let [part] = parts.as_slice()
+                && let Some(id) = part.to_str().and_then(|p| p.strip_suffix(".part"))
+            {
+                break id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // Another user can neither see the upload nor take it over.
+    let mut bob = RawConn::connect(s.addr, &s.data_dir()).await?;
+    bob.login("acme", "bob", PW).await?;
+    let r = bob.call("upload.status", json!({"upload_id": id})).await?;
+    assert_eq!(r["err"]["code"], "not_found", "{r}");
+    let stopped =
+        within("bob's stream", send_upload(bob.conn.clone(), id.clone(), 0, vec![7; 1000], false));
+    assert_eq!(stopped.await?, Some(2), "stopped with stream code 2 not_found");
+    assert!(!s.log_text().contains("taking an upload over"), "bob took nothing over");
+
+    // The owner's client learns of the loss and reconnects on a new path at
+    // once; its resume takes the upload over from the dead connection.
+    ann.force_disconnect();
+    let up = bounded("resumed upload", h.wait()).await?;
+    let took = cut_at.elapsed();
+    assert_eq!(up.file.hash, hash);
+    assert!(up.resumed_from > 0, "resumed from the held offset");
+    assert!(up.sent < up.file.size + 8 * MIB as u64, "sent {} in all", up.sent);
+    assert!(took < idle / 2, "resumed after {took:?}, well before the {idle:?} idle timeout");
+    assert!(s.log_text().contains("taking an upload over"), "the stale stream was stopped");
+    assert!(walk(&uploads).is_empty(), "no partial upload left");
+    eprintln!(
+        "take-over: resumed_from={} sent={} done {took:?} after the cut",
+        up.resumed_from, up.sent
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_repeated_begin_posts_one_message_a_new_share_another() -> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let mut bytes = vec![0u8; MIB];
+    blake3::Hasher::new().update(b"keyed").finalize_xof().fill(&mut bytes);
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let begin = |key: &str| json!({"room": "general", "name": "k.bin", "size": bytes.len(), "hash": hash, "client_key": key});
+
+    // A begin repeated before any byte moved: the same upload.
+    let first = ann.ok("upload.begin", begin("share-1")).await?;
+    assert_eq!(first["complete"], false, "{first}");
+    let id = first["upload_id"].as_str().unwrap_or_default().to_owned();
+    let again = ann.ok("upload.begin", begin("share-1")).await?;
+    assert_eq!(again["upload_id"], id.as_str());
+    assert_eq!(again["offset"], 0);
+    let sent = within("upload", send_upload(ann.conn.clone(), id.clone(), 0, bytes.clone(), true));
+    assert_eq!(sent.await?, None);
+    let done = within("upload.done", upload_event(&mut ann)).await?;
+    assert_eq!(done["ev"], "upload.done", "{done}");
+    let (seq, file_id) = (done["seq"].clone(), done["file"]["id"].clone());
+
+    // Repeated after the upload was stored (its reply lost, say): the content
+    // is held, and the reply is the original message, not a new one.
+    for _ in 0..2 {
+        let r = ann.ok("upload.begin", begin("share-1")).await?;
+        assert_eq!(r["complete"], true, "{r}");
+        assert_eq!(r["seq"], seq);
+        assert_eq!(r["file"]["id"], file_id);
+    }
+    // A new share of the same content (another key) is a new message, once.
+    let second = ann.ok("upload.begin", begin("share-2")).await?;
+    assert_eq!(second["complete"], true);
+    assert!(second["seq"].as_u64() > seq.as_u64(), "{second}");
+    let repeat = ann.ok("upload.begin", begin("share-2")).await?;
+    assert_eq!(repeat["seq"], second["seq"]);
+    // Keys are the user's own: bob's "share-1" is bob's share.
+    let mut bob = RawConn::connect(s.addr, &s.data_dir()).await?;
+    bob.login("acme", "bob", PW).await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    let third = bob.ok("upload.begin", begin("share-1")).await?;
+    assert_eq!(third["complete"], true);
+    assert!(third["seq"].as_u64() > second["seq"].as_u64(), "{third}");
+    let r = bob.call("upload.begin", begin(&"k".repeat(65))).await?;
+    assert_eq!(r["err"]["code"], "bad_request", "over-long key: {r}");
+
+    let page = ann.ok("history", json!({"room": "general"})).await?;
+    let file_seqs: Vec<_> = page["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["kind"] == "file")
+        .map(|m| m["seq"].clone())
+        .collect();
+    assert_eq!(file_seqs, [seq, second["seq"].clone(), third["seq"].clone()], "three shares");
     Ok(())
 }

@@ -80,11 +80,14 @@ impl Job {
             p.done = 0;
             p.state = UploadState::Waiting;
         });
+        // One key per share: a begin repeated after a lost reply (the call
+        // retries on a new connection) is recognised and posts nothing twice.
         let op = Op::UploadBegin(UploadBeginReq {
             room: self.room.clone(),
             name: self.name.clone(),
             size,
             hash,
+            client_key: Some(crate::outbox::new_client_msg_id()),
         });
         let begin: UploadBeginOk = self.shared.call(op, true).await?;
         if begin.complete {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use qchat_protocol::{
-    DownloadHeader, ErrorCode, FileGetOk, FileGetReq, FileInfo, MessageKind, UploadBeginOk,
-    UploadBeginReq, UploadStatusOk, UploadStatusReq, sanitize_file_name, valid_hash,
+    DownloadHeader, ErrorCode, FileGetOk, FileGetReq, FileInfo, MAX_CLIENT_MSG_ID_LEN, MessageKind,
+    UploadBeginOk, UploadBeginReq, UploadStatusOk, UploadStatusReq, sanitize_file_name, valid_hash,
 };
 use serde_json::Value;
 
@@ -12,7 +12,7 @@ use super::{member_room, ok};
 use crate::db::{self, FileAccess, FileAttach, NewMessage, NewUpload};
 use crate::error::{Result, refuse};
 use crate::session::{Login, Session};
-use crate::transfer::{download, new_upload_id, valid_upload_id};
+use crate::transfer::{download, keyed_upload_id, new_upload_id, valid_upload_id};
 
 pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Result<Value> {
     if !valid_hash(&r.hash) {
@@ -28,9 +28,23 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
             format!("files are limited to {} bytes", limits.max_file_size),
         ));
     }
+    if let Some(key) = &r.client_key
+        && (key.is_empty() || key.len() > MAX_CLIENT_MSG_ID_LEN)
+    {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("client_key must be 1 to {MAX_CLIENT_MSG_ID_LEN} bytes"),
+        ));
+    }
     let name = sanitize_file_name(&r.name);
     let (room, _) = member_room(s, login, &r.room).await?;
     let pool = &s.shared.pool;
+    // A keyed begin names its share: repeating it finds the same upload id,
+    // and through it the same upload or file message.
+    let keyed = r
+        .client_key
+        .as_deref()
+        .map(|k| keyed_upload_id(login.tenant, login.user, room.id, k, &r.hash, r.size));
 
     // Content the tenant already stores is not sent again.
     if let Some((file_id, size)) = db::file_by_hash(pool, login.tenant, &r.hash).await? {
@@ -40,7 +54,9 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
                 "a stored file has this hash with another size",
             ));
         }
-        let upload_id = new_upload_id();
+        // Keyed: a repeat (or the upload that stored this share) already
+        // recorded the message under this id, and the committer returns it.
+        let upload_id = keyed.clone().unwrap_or_else(new_upload_id);
         let msg = NewMessage {
             tenant: login.tenant,
             room: room.id,
@@ -67,14 +83,17 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
             "the tenant's storage quota would be exceeded",
         ));
     }
-    // The same content to the same room again: resume that upload.
-    if let Some(upload_id) =
-        db::find_upload(pool, login.tenant, login.user, room.id, &r.hash, r.size).await?
-    {
-        let offset = s.shared.transfers.store.held(&upload_id).await.map_err(io_err)?;
+    // Resume: the same share again (keyed), or, without a key, the same
+    // content to the same room.
+    let resume = match &keyed {
+        Some(id) => db::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
+        None => db::find_upload(pool, login.tenant, login.user, room.id, &r.hash, r.size).await?,
+    };
+    if let Some(upload_id) = resume {
+        let offset = held_now(s, &upload_id).await?;
         return ok(&UploadBeginOk { upload_id, offset, complete: false, file: None, seq: None });
     }
-    let upload_id = new_upload_id();
+    let upload_id = keyed.unwrap_or_else(new_upload_id);
     let row = NewUpload {
         id: &upload_id,
         tenant: login.tenant,
@@ -96,7 +115,7 @@ pub(super) async fn status(s: &Session, login: &Login, r: UploadStatusReq) -> Re
     let up = db::upload(&s.shared.pool, login.tenant, login.user, &r.upload_id)
         .await?
         .ok_or_else(not_found)?;
-    let offset = s.shared.transfers.store.held(&up.id).await.map_err(io_err)?;
+    let offset = held_now(s, &up.id).await?;
     ok(&UploadStatusOk { upload_id: up.id, offset, size: up.size })
 }
 
@@ -135,6 +154,18 @@ pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result
         file: FileInfo { id: file.id, name: file.name, size: file.size, hash: file.hash },
         offset: r.offset,
     })
+}
+
+/// The bytes held for one of the caller's uploads, after taking it over from
+/// any stream still holding it (in practice one from a connection that died
+/// without the server noticing yet), so the answer is final and the caller's
+/// next stream is not refused as a conflict.
+async fn held_now(s: &Session, upload_id: &str) -> Result<u64> {
+    let transfers = &s.shared.transfers;
+    if !transfers.take_over(upload_id).await {
+        tracing::warn!(upload_id, "the stream holding an upload did not let go in time");
+    }
+    transfers.store.held(upload_id).await.map_err(io_err)
 }
 
 fn io_err(e: std::io::Error) -> crate::error::Error {

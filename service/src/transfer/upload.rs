@@ -17,7 +17,7 @@ use crate::db::{self, FileAttach, NewMessage, Upload};
 use crate::outbound::Outbound;
 use crate::server::Shared;
 use crate::session::Login;
-use crate::transfer::{Claim, valid_upload_id};
+use crate::transfer::{Claim, Reserve, valid_upload_id};
 
 /// Largest chunk taken off the stream at once.
 const CHUNK: usize = 256 * 1024;
@@ -58,8 +58,11 @@ pub(crate) async fn receive(
         }
     };
     let id = header.upload_id.clone();
+    // Held until a failed upload's bytes are discarded, so a stream taking
+    // the upload over never meets them half gone.
+    let mut claim = None;
     let result = match login {
-        Some(login) => run(&shared, &login, header, &mut recv).await,
+        Some(login) => run(&shared, &login, header, &mut recv, &mut claim).await,
         None => Err(fail(StreamCode::NotFound, "log in before uploading", false)),
     };
     let event = match result {
@@ -67,12 +70,16 @@ pub(crate) async fn receive(
         Err(f) => {
             tracing::info!(upload_id = %id, code = ?f.code, reason = %f.message, "upload failed");
             let _ = recv.stop(VarInt::from_u32(f.code.code()));
+            if let Some(claim) = &mut claim {
+                claim.release_in_flight();
+            }
             if f.discard && valid_upload_id(&id) {
                 shared.transfers.store.discard(&id).await;
                 if let Err(e) = db::delete_upload(&shared.pool, &id).await {
                     tracing::error!(cause = %e, "deleting failed upload");
                 }
             }
+            drop(claim);
             Event::UploadFailed(UploadFailed {
                 upload_id: id,
                 code: f.code.error_code(),
@@ -107,6 +114,7 @@ async fn run(
     login: &Login,
     header: UploadHeader,
     recv: &mut RecvStream,
+    slot: &mut Option<Claim>,
 ) -> Result<UploadDone, Failure> {
     let transfers = &shared.transfers;
     if !valid_upload_id(&header.upload_id) {
@@ -116,9 +124,10 @@ async fn run(
         .await
         .map_err(|e| internal("loading upload", e))?
         .ok_or_else(|| fail(StreamCode::NotFound, "no such upload", false))?;
-    let mut claim = transfers.claim(&up.id, login.tenant).ok_or_else(|| {
+    // A stream of the same user takes the upload over from a stale one.
+    let claim = slot.insert(transfers.claim(&up.id, login.tenant).await.ok_or_else(|| {
         fail(StreamCode::Conflict, "upload already in progress on another stream", false)
-    })?;
+    })?);
     let held =
         transfers.store.held(&up.id).await.map_err(|e| internal("reading partial upload", e))?;
     if header.offset != held {
@@ -129,12 +138,10 @@ async fn run(
         ));
     }
     db::touch_upload(&shared.pool, &up.id).await.map_err(|e| internal("touching upload", e))?;
-    let stored = db::tenant_usage(&shared.pool, login.tenant)
-        .await
-        .map_err(|e| internal("reading usage", e))?;
+    read_stored(shared, claim).await?;
 
     let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let hasher = receive_bytes(shared, &up, held, stored, &mut claim, hasher, recv).await?;
+    let hasher = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
     let got = hasher.finalize().to_hex().to_string();
     if got != up.hash {
         return Err(fail(
@@ -168,12 +175,22 @@ async fn run(
         .submit(msg, up.room_name.clone())
         .await
         .map_err(|e| internal("recording file message", e))?;
-    drop(claim);
+    if let Some(claim) = slot.take() {
+        claim.stored();
+    }
     tracing::info!(upload_id = %up.id, size = up.size, seq = committed.seq, "upload stored");
     Ok(UploadDone {
         upload_id: up.id,
         file: FileInfo {
-            id: committed.file_id.unwrap_or(0),
+            id: match committed.file_id {
+                Some(id) => id,
+                // Recorded before (the message was a duplicate): the file
+                // row is there all the same.
+                None => db::file_by_hash(&shared.pool, login.tenant, &up.hash)
+                    .await
+                    .map_err(|e| internal("reading file row", e))?
+                    .map_or(0, |(id, _)| id),
+            },
             name: up.name,
             size: up.size,
             hash: up.hash,
@@ -198,11 +215,20 @@ async fn hash_prefix(path: std::path::PathBuf, held: u64) -> Result<blake3::Hash
     .map_err(|e| internal("hashing partial upload", e))
 }
 
+/// Reads the tenant's stored bytes into the claim (for its quota checks).
+async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> {
+    let generation = claim.stored_gen();
+    let stored = db::tenant_usage(&shared.pool, claim.tenant())
+        .await
+        .map_err(|e| internal("reading usage", e))?;
+    claim.set_stored(stored, generation);
+    Ok(())
+}
+
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
     held: u64,
-    stored: u64,
     claim: &mut Claim,
     mut hasher: blake3::Hasher,
     recv: &mut RecvStream,
@@ -217,7 +243,19 @@ async fn receive_bytes(
     let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
     let mut total = held;
     loop {
-        let chunk: Bytes = match recv.read_chunk(CHUNK, true).await {
+        let read = tokio::select! {
+            r = recv.read_chunk(CHUNK, true) => r,
+            () = claim.stopped() => {
+                // Another stream of the owner takes over: keep what arrived.
+                let _ = file.flush().await;
+                return Err(fail(
+                    StreamCode::Conflict,
+                    "taken over by a newer stream of the same upload",
+                    false,
+                ));
+            }
+        };
+        let chunk: Bytes = match read {
             Ok(Some(c)) => c.bytes,
             Ok(None) => break,
             Err(e) => {
@@ -238,12 +276,27 @@ async fn receive_bytes(
                 true,
             ));
         }
-        if !claim.reserve(n, stored) {
-            return Err(fail(
-                StreamCode::QuotaExceeded,
-                "the tenant's storage quota is used up",
-                true,
-            ));
+        let mut reserved = claim.reserve(n);
+        // Another upload was stored meanwhile: count it, once.
+        for _ in 0..3 {
+            if reserved != Reserve::Stale {
+                break;
+            }
+            read_stored(shared, claim).await?;
+            reserved = claim.reserve(n);
+        }
+        match reserved {
+            Reserve::Granted => {}
+            Reserve::OverQuota => {
+                return Err(fail(
+                    StreamCode::QuotaExceeded,
+                    "the tenant's storage quota is used up",
+                    true,
+                ));
+            }
+            Reserve::Stale => {
+                return Err(fail(StreamCode::Unavailable, "store busy; resume", false));
+            }
         }
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(|e| internal("writing partial upload", e))?;
