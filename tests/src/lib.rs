@@ -10,7 +10,7 @@
 mod raw;
 mod server;
 
-pub use raw::RawConn;
+pub use raw::{RawConn, RawOpts, handshake};
 pub use server::{TestServer, bin_path};
 
 /// Bound on any single wait in a test.

@@ -2,7 +2,7 @@
 //! client library — so tests can send malformed and hostile input, and so the
 //! spec is exercised the way a client in another language would use it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,26 +28,84 @@ pub struct RawConn {
     pub events: Vec<Value>,
 }
 
+/// How a raw connection is made, for tests that play hostile clients.
+#[derive(Debug, Clone, Copy)]
+pub struct RawOpts {
+    /// Local address the client binds. Linux routes all of 127.0.0.0/8 to
+    /// the loopback interface, so tests play several client addresses (and
+    /// so hit per-address limits apart) with 127.0.0.2, 127.0.0.3, ...
+    pub local_ip: IpAddr,
+    /// Receive window the client grants per stream; small values make a
+    /// client that reads its control stream slowly. `None`: quinn's default.
+    pub stream_receive_window: Option<u32>,
+}
+
+impl Default for RawOpts {
+    fn default() -> Self {
+        Self { local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), stream_receive_window: None }
+    }
+}
+
+impl RawOpts {
+    /// Default options from another loopback address.
+    pub fn from_ip(local_ip: IpAddr) -> Self {
+        Self { local_ip, ..Self::default() }
+    }
+}
+
+/// Only the QUIC handshake (no control stream), trusting the certificate in
+/// `data_dir/tls/cert.pem`. The endpoint must outlive the connection.
+///
+/// # Errors
+/// When the handshake fails, e.g. because the server refused the connection.
+pub async fn handshake(
+    addr: SocketAddr,
+    data_dir: &Path,
+    opts: &RawOpts,
+) -> anyhow::Result<(quinn::Endpoint, Connection)> {
+    let cert =
+        CertificateDer::from_pem_file(data_dir.join("tls/cert.pem")).context("reading cert")?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::new(opts.local_ip, 0))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    if let Some(window) = opts.stream_receive_window {
+        let mut transport = quinn::TransportConfig::default();
+        transport.stream_receive_window(quinn::VarInt::from_u32(window));
+        transport.receive_window(quinn::VarInt::from_u32(window.saturating_mul(2)));
+        config.transport_config(Arc::new(transport));
+    }
+    endpoint.set_default_client_config(config);
+    let conn = endpoint.connect(addr, "localhost")?.await.context("handshake")?;
+    Ok((endpoint, conn))
+}
+
 impl RawConn {
     /// Connects, trusting the certificate in `data_dir/tls/cert.pem`.
     ///
     /// # Errors
     /// When the handshake fails.
     pub async fn connect(addr: SocketAddr, data_dir: &Path) -> anyhow::Result<Self> {
-        let cert =
-            CertificateDer::from_pem_file(data_dir.join("tls/cert.pem")).context("reading cert")?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
-        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let conn = endpoint.connect(addr, "localhost")?.await.context("handshake")?;
+        Self::connect_with(addr, data_dir, &RawOpts::default()).await
+    }
+
+    /// Connects with `opts` (another source address, a small receive window).
+    ///
+    /// # Errors
+    /// When the handshake fails.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        data_dir: &Path,
+        opts: &RawOpts,
+    ) -> anyhow::Result<Self> {
+        let (endpoint, conn) = handshake(addr, data_dir, opts).await?;
         let (send, recv) = conn.open_bi().await?;
         Ok(Self {
             conn,
