@@ -47,6 +47,18 @@ enum Scenario {
     LoginStorm(scenario::login_storm::Args),
     /// TUI: event-to-frame latency and full redraw with 100,000 messages against 100.
     Tui(scenario::tui::Args),
+    /// Internal: a helper process started by a scenario.
+    #[command(hide = true, subcommand)]
+    Worker(Worker),
+}
+
+/// Helper processes (baseline servers, client fleets) started by scenarios.
+#[derive(Subcommand)]
+enum Worker {
+    /// The fan-out baseline server.
+    FanoutServer(scenario::fanout::server::Args),
+    /// A fleet of idle logged-in clients.
+    IdleClients(scenario::idle::clients::Args),
 }
 
 #[tokio::main]
@@ -60,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Durable(a) => scenario::durable::run(a).await?,
         Scenario::LoginStorm(a) => scenario::login_storm::run(a).await?,
         Scenario::Tui(a) => scenario::tui::run(a).await?,
+        Scenario::Worker(Worker::FanoutServer(a)) => return scenario::fanout::server::run(a).await,
+        Scenario::Worker(Worker::IdleClients(a)) => return scenario::idle::clients::run(a).await,
     };
     print!("{}", report.table());
     if let Some(path) = cli.json {

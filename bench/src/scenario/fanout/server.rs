@@ -1,0 +1,167 @@
+//! The fan-out baseline: a minimal quinn server with `qchatd`'s transport
+//! settings and the same shape as qchat's hub (one bounded queue and writer
+//! task per connection, frames shared by reference count), but no JSON,
+//! storage, ordering or auth. Each client opens one stream and writes an empty
+//! frame; the server answers with an empty frame once the client is
+//! registered, then forwards every non-empty frame any client writes to every
+//! connected client, the writer included.
+//!
+//! It runs in its own process (`qchat-bench worker fanout-server`), as
+//! `qchatd` does, and stops when its standard input closes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::{BufMut as _, Bytes, BytesMut};
+use tokio::io::AsyncReadExt as _;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use super::link::FrameReader;
+use crate::baseline;
+
+/// Frames queued per connection, as `qchatd`'s default `outbound_queue`.
+const QUEUE: usize = 1024;
+
+/// Flags of the worker.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Where to write the server certificate (DER).
+    #[arg(long)]
+    cert_out: PathBuf,
+}
+
+#[derive(Default)]
+struct Hub {
+    /// std Mutex: held only for map updates and non-blocking sends.
+    subs: Mutex<HashMap<u64, mpsc::Sender<Bytes>>>,
+    dropped: AtomicU64,
+}
+
+/// Serves until standard input closes.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let (endpoint, cert) = baseline::server(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    std::fs::write(&args.cert_out, cert.as_ref())
+        .with_context(|| format!("writing {}", args.cert_out.display()))?;
+    println!("listening on {}", endpoint.local_addr()?);
+    let hub = Arc::new(Hub::default());
+    let tracker = TaskTracker::new();
+    let mut ids = 0u64;
+    let stdin_closed = async {
+        let mut sink = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    };
+    tokio::pin!(stdin_closed);
+    loop {
+        let incoming = tokio::select! {
+            () = &mut stdin_closed => break,
+            i = endpoint.accept() => match i { Some(i) => i, None => break },
+        };
+        ids += 1;
+        tracker.spawn(serve(incoming, hub.clone(), ids));
+    }
+    endpoint.close(0u32.into(), b"done");
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    eprintln!(
+        "baseline fan-out: {} frames dropped on full queues",
+        hub.dropped.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+async fn serve(incoming: quinn::Incoming, hub: Arc<Hub>, id: u64) {
+    let Ok(connecting) = incoming.accept() else { return };
+    let Ok(conn) = connecting.await else { return };
+    let Ok((mut send, recv)) = conn.accept_bi().await else { return };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if send.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let welcome = Bytes::from_static(&[0, 0, 0, 0]);
+    hub.subs.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx.clone());
+    let _ = tx.try_send(welcome);
+    let mut reader = FrameReader::new(recv);
+    while let Ok(Some(payload)) = reader.next().await {
+        if payload.is_empty() {
+            continue;
+        }
+        // Framed once, shared by every subscriber.
+        let mut buf = BytesMut::with_capacity(payload.len() + 4);
+        buf.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+        buf.put_slice(&payload);
+        let frame = buf.freeze();
+        let subs = hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        for out in subs.values() {
+            if out.try_send(frame.clone()).is_err() {
+                hub.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    hub.subs.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    conn.close(0u32.into(), b"bye");
+}
+
+/// The baseline server process, killed on drop.
+pub(crate) struct BaselineServer {
+    child: Child,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// Its certificate.
+    pub(crate) cert: rustls::pki_types::CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+impl BaselineServer {
+    /// Starts `qchat-bench worker fanout-server` and waits for its address.
+    pub(crate) async fn start() -> anyhow::Result<Self> {
+        use tokio::io::AsyncBufReadExt as _;
+        let dir = tempfile::tempdir()?;
+        let cert_path = dir.path().join("cert.der");
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["worker", "fanout-server", "--cert-out"])
+            .arg(&cert_path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning the baseline server")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .context("baseline server start timed out")??
+            .context("baseline server exited")?;
+        let addr: SocketAddr = line
+            .strip_prefix("listening on ")
+            .context("unexpected first line from the baseline server")?
+            .parse()?;
+        let cert = rustls::pki_types::CertificateDer::from(std::fs::read(&cert_path)?);
+        Ok(Self { child, addr, cert, _dir: dir })
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Closes its standard input and waits (bounded) for it to exit.
+    pub(crate) async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
