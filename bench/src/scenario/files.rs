@@ -1,12 +1,254 @@
-//! Scenario `files` (issue 4). Not written yet: running it fails with a message.
+//! Scenario `files` (issue 4): loopback upload throughput for one big file
+//! (1 GiB) and for eight files in parallel (8 x 128 MiB), qchat against a bare
+//! quinn sender and sink ([`baseline`]) in the same run. Rounds alternate
+//! baseline, qchat, baseline, qchat, ... per case.
+//!
+//! qchat side: a fresh release `qchatd` per round (`qchat_tests::TestServer`,
+//! logging at `warn`; a fresh server keeps the tenant's quota and the disk
+//! use flat), the client library logged in and joined to the room, then
+//! `Client::upload` for every file at once; the clock runs from the first
+//! `upload` call until every handle reports the file stored (`upload.done`).
+//! That covers everything an upload is: the client hashing the file (BLAKE3),
+//! `upload.begin`, the stream, and on the server hashing while writing to a
+//! partial file, verifying, fsync, rename into the store and the commit of
+//! file row and file message.
+//!
+//! Every round writes fresh random files (and fsyncs them) before its clock
+//! starts, on both sides, so dedupe never applies and both read from a warm
+//! page cache. Files live in a temporary directory removed after the round.
 
-use crate::report::Report;
+pub(crate) mod baseline;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use qchat_client::{Auth, Client, ClientConfig, Trust};
+use qchat_tests::TestServer;
+use std::io::Write as _;
+
+use self::baseline::{Sender, Sink};
+use crate::report::{Report, ratio};
+
+const TENANT: &str = "bench";
+const USER: &str = "uploader";
+const PASSWORD: &str = "bench password";
+const ROOM: &str = "files";
+const MIB: u64 = 1 << 20;
+/// Bound on one qchat round's uploads.
+const ROUND_LIMIT: Duration = Duration::from_secs(600);
 
 /// Flags of this scenario.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Rounds per side and case (baseline and qchat alternate); at least 2.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Size of the single file of the first case, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    big_mib: u64,
+    /// Files sent in parallel in the second case.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Size of each file of the second case, in MiB.
+    #[arg(long, default_value_t = 128)]
+    parallel_mib: u64,
+    /// Directory for the generated files (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// One case: `count` files of `mib` MiB each, all at once.
+struct Case {
+    count: usize,
+    mib: u64,
+}
+
+impl Case {
+    fn name(&self) -> String {
+        format!("{} x {} MiB", self.count, self.mib)
+    }
+
+    fn bytes(&self) -> u64 {
+        self.count as u64 * self.mib * MIB
+    }
+}
 
 /// Runs the scenario.
-pub(crate) async fn run(_args: Args) -> anyhow::Result<Report> {
-    anyhow::bail!("scenario files is not written yet (issue 4)")
+pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
+    ensure!(args.rounds >= 2, "--rounds must be at least 2");
+    ensure!(
+        args.parallel >= 1 && args.big_mib >= 1 && args.parallel_mib >= 1,
+        "sizes must be >= 1"
+    );
+    let cases = [
+        Case { count: 1, mib: args.big_mib },
+        Case { count: args.parallel, mib: args.parallel_mib },
+    ];
+    let root = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let sink = Sink::start()?;
+    // MiB/s per case: (baseline rounds, qchat rounds).
+    let mut rates: Vec<(Vec<f64>, Vec<f64>)> = cases.iter().map(|_| Default::default()).collect();
+    for round in 1..=args.rounds {
+        for (case, (base, qchat)) in cases.iter().zip(&mut rates) {
+            let files = Files::write(&root, case).await?;
+            let mut sender = Sender::connect(&sink).await?;
+            let took = sender.send(&files.sizes()).await?;
+            sender.close().await;
+            drop(files);
+            base.push(rate(case.bytes(), took));
+            eprintln!(
+                "round {round} {}: baseline {:.0} MiB/s ({took:.2?})",
+                case.name(),
+                rate(case.bytes(), took)
+            );
+
+            let files = Files::write(&root, case).await?;
+            let took = qchat_round(&files).await?;
+            drop(files);
+            qchat.push(rate(case.bytes(), took));
+            eprintln!(
+                "round {round} {}: qchat {:.0} MiB/s ({took:.2?})",
+                case.name(),
+                rate(case.bytes(), took)
+            );
+        }
+    }
+    drop(sink);
+
+    let mut report = Report::new(
+        "files",
+        &[
+            "case",
+            "baseline MiB/s (median)",
+            "qchat MiB/s (median)",
+            "qchat / baseline",
+            "baseline rounds",
+            "qchat rounds",
+        ],
+    );
+    for (case, (base, qchat)) in cases.iter().zip(&rates) {
+        let (b, q) = (median(base), median(qchat));
+        report.row(vec![
+            case.name(),
+            format!("{b:.0}"),
+            format!("{q:.0}"),
+            ratio(q, b),
+            list(base),
+            list(qchat),
+        ]);
+    }
+    report.note(format!(
+        "{} rounds per side and case, alternating baseline and qchat; fresh random files every \
+         round; loopback; qchat = release qchatd (fresh per round) + client library, from the \
+         first upload call to the last upload.done (client hashing, server hashing, disk write, \
+         fsync and commit included); baseline = bare quinn sender and sink with qchatd's \
+         transport settings, sink discards the bytes.",
+        args.rounds
+    ));
+    Ok(report)
+}
+
+fn rate(bytes: u64, took: Duration) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let mib = bytes as f64 / MIB as f64;
+    mib / took.as_secs_f64().max(1e-9)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn list(v: &[f64]) -> String {
+    v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One qchat round: fresh server, one client, every file uploaded at once.
+async fn qchat_round(files: &Files) -> anyhow::Result<Duration> {
+    let server = TestServer::start_logging(&[], "warn").await?;
+    server.tenant(TENANT, false).await?;
+    server.user(TENANT, USER, PASSWORD).await?;
+    server.room(TENANT, ROOM).await?;
+    let cfg = ClientConfig::new(
+        server.addr.to_string(),
+        TENANT,
+        USER,
+        Auth::Password(PASSWORD.into()),
+        Trust::Fingerprint(server.fingerprint.clone()),
+    );
+    let (client, _events) = Client::connect(cfg).await?;
+    client.join_room(ROOM).await?;
+
+    let started = Instant::now();
+    let handles =
+        files.list.iter().map(|f| client.upload(ROOM, &f.path)).collect::<Result<Vec<_>, _>>()?;
+    let mut done = Vec::new();
+    for h in &handles {
+        let up = tokio::time::timeout(ROUND_LIMIT, h.wait()).await.context("qchat round")??;
+        done.push(up);
+    }
+    let took = started.elapsed();
+    for (up, f) in done.iter().zip(&files.list) {
+        ensure!(up.file.hash == f.hash, "stored hash differs");
+        ensure!(!up.deduplicated && up.sent == f.size, "sent {} of {} bytes", up.sent, f.size);
+    }
+    client.quit(None).await?;
+    drop(server);
+    Ok(took)
+}
+
+/// A generated file.
+struct GenFile {
+    path: PathBuf,
+    size: u64,
+    hash: String,
+}
+
+/// A round's files, in a temporary directory removed on drop.
+struct Files {
+    _dir: tempfile::TempDir,
+    list: Vec<GenFile>,
+}
+
+impl Files {
+    /// Writes the case's files with fresh random content and fsyncs them.
+    async fn write(root: &Path, case: &Case) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("qchat-bench-files").tempdir_in(root)?;
+        let (count, size) = (case.count, case.mib * MIB);
+        let base = dir.path().to_path_buf();
+        let list = tokio::task::spawn_blocking(move || {
+            (0..count)
+                .map(|i| random_file(&base.join(format!("f{i}.bin")), size))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .await??;
+        Ok(Self { _dir: dir, list })
+    }
+
+    fn sizes(&self) -> Vec<(PathBuf, u64)> {
+        self.list.iter().map(|f| (f.path.clone(), f.size)).collect()
+    }
+}
+
+fn random_file(path: &Path, size: u64) -> anyhow::Result<GenFile> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; MIB as usize];
+    let mut rng = rand::rng();
+    let mut left = size;
+    while left > 0 {
+        let n = usize::try_from(left.min(MIB))?;
+        rand::Rng::fill_bytes(&mut rng, &mut buf[..n]);
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(GenFile { path: path.to_path_buf(), size, hash: hasher.finalize().to_hex().to_string() })
 }

@@ -1,0 +1,255 @@
+//! The baseline for `files`: a bare quinn sender and sink with qchatd's
+//! transport settings ([`crate::baseline`]) and no qchat logic. The sender
+//! opens one unidirectional stream per file, writes a 4-byte file index and
+//! the file's bytes (read from disk in the client library's chunk size), and
+//! finishes it; the sink reads and discards the bytes and, at each stream's
+//! end, acknowledges `(index, bytes)` on the one bidirectional stream the
+//! sender opened first — as qchatd reports `upload.done` on the control
+//! stream. The sender's clock stops when every file is acknowledged.
+//!
+//! The sink runs on its own multi-threaded runtime on its own thread, as
+//! qchatd runs in its own process, so sender and receiver do not share a
+//! scheduler on either side.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use quinn::{Connection, Endpoint, RecvStream};
+use rustls::pki_types::CertificateDer;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes per read and write: the client library's transfer chunk.
+const CHUNK: usize = 256 * 1024;
+/// Bound on the whole transfer of one round.
+const ROUND_LIMIT: Duration = Duration::from_secs(600);
+
+/// The sink: a quinn server on its own runtime and thread; stopped on drop.
+pub(crate) struct Sink {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// The certificate to trust.
+    pub(crate) cert: CertificateDer<'static>,
+    stop: CancellationToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    /// Starts the sink on 127.0.0.1 with two worker threads.
+    pub(crate) fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("baseline-sink")
+            .build()?;
+        let stop = CancellationToken::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let token = stop.clone();
+        let thread = std::thread::Builder::new().name("baseline-sink".into()).spawn(move || {
+            runtime.block_on(async move {
+                let started = crate::baseline::server(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .and_then(|(endpoint, cert)| Ok((endpoint.local_addr()?, cert, endpoint)));
+                match started {
+                    Ok((addr, cert, endpoint)) => {
+                        let _ = ready_tx.send(Ok((addr, cert)));
+                        serve(endpoint, token).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        let (addr, cert) = ready_rx.recv().context("sink thread ended")??;
+        Ok(Self { addr, cert, stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Accepts connections until stopped; each connection's tasks end with it.
+async fn serve(endpoint: Endpoint, stop: CancellationToken) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    conns.spawn(async move {
+                        if let Ok(conn) = incoming.await
+                            && let Err(e) = sink_connection(conn).await
+                        {
+                            eprintln!("baseline sink: {e:#}");
+                        }
+                    });
+                }
+                None => break,
+            },
+        }
+    }
+    endpoint.close(0u32.into(), b"done");
+    conns.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+}
+
+/// One sender: its bidirectional stream carries the acknowledgements, each
+/// unidirectional stream one file.
+async fn sink_connection(conn: Connection) -> anyhow::Result<()> {
+    let (mut acks, mut hello) = conn.accept_bi().await?;
+    let mut byte = [0u8; 1];
+    hello.read_exact(&mut byte).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u32, u64)>();
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            uni = conn.accept_uni() => match uni {
+                Ok(recv) => {
+                    let tx = tx.clone();
+                    streams.spawn(async move {
+                        if let Ok(done) = drain(recv).await {
+                            let _ = tx.send(done);
+                        }
+                    });
+                }
+                Err(_) => break,
+            },
+            Some((index, bytes)) = rx.recv() => {
+                let mut ack = [0u8; 12];
+                ack[..4].copy_from_slice(&index.to_be_bytes());
+                ack[4..].copy_from_slice(&bytes.to_be_bytes());
+                acks.write_all(&ack).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one file stream to its end, discarding the bytes.
+async fn drain(mut recv: RecvStream) -> anyhow::Result<(u32, u64)> {
+    let mut index = [0u8; 4];
+    recv.read_exact(&mut index).await?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = recv.read_chunk(CHUNK, true).await? {
+        bytes += chunk.bytes.len() as u64;
+    }
+    Ok((u32::from_be_bytes(index), bytes))
+}
+
+/// A connected sender: the connection and its acknowledgement stream.
+pub(crate) struct Sender {
+    endpoint: Endpoint,
+    conn: Connection,
+    acks: RecvStream,
+    _hello: quinn::SendStream,
+}
+
+impl Sender {
+    /// Connects to the sink (not timed, like the qchat client's login).
+    pub(crate) async fn connect(sink: &Sink) -> anyhow::Result<Self> {
+        let endpoint = crate::baseline::client(&sink.cert)?;
+        let conn = endpoint.connect(sink.addr, "localhost")?.await.context("baseline handshake")?;
+        let (mut hello, acks) = conn.open_bi().await?;
+        hello.write_all(&[0]).await?;
+        Ok(Self { endpoint, conn, acks, _hello: hello })
+    }
+
+    /// Sends every file on its own stream at once; the time from the first
+    /// stream opened to the last acknowledgement.
+    pub(crate) async fn send(&mut self, files: &[(PathBuf, u64)]) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut senders = JoinSet::new();
+        for (index, (path, _)) in files.iter().enumerate() {
+            let conn = self.conn.clone();
+            let path = path.clone();
+            let index = u32::try_from(index)?;
+            senders.spawn(async move { send_file(&conn, index, &path).await });
+        }
+        let acks = async {
+            let mut got = vec![None; files.len()];
+            for _ in files {
+                let mut ack = [0u8; 12];
+                self.acks.read_exact(&mut ack).await?;
+                let index = u32::from_be_bytes([ack[0], ack[1], ack[2], ack[3]]) as usize;
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&ack[4..]);
+                let slot = got.get_mut(index).context("acknowledged an unknown file")?;
+                *slot = Some(u64::from_be_bytes(len));
+            }
+            anyhow::Ok(got)
+        };
+        let sent = async {
+            while let Some(sent) = senders.join_next().await {
+                sent??;
+            }
+            anyhow::Ok(())
+        };
+        let both = async { tokio::try_join!(acks, sent) };
+        let (got, ()) =
+            tokio::time::timeout(ROUND_LIMIT, both).await.context("baseline round timed out")??;
+        let elapsed = started.elapsed();
+        for ((_, size), got) in files.iter().zip(got) {
+            ensure!(got == Some(*size), "sink got {got:?} of {size} bytes");
+        }
+        Ok(elapsed)
+    }
+
+    /// Closes the connection and waits for the close to go out.
+    pub(crate) async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// One file on one unidirectional stream.
+async fn send_file(conn: &Connection, index: u32, path: &PathBuf) -> anyhow::Result<()> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut stream = conn.open_uni().await?;
+    stream.write_all(&index.to_be_bytes()).await?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
+    stream.finish()?;
+    Ok(())
+}
+
+/// Checks that a tiny round moves every byte (not timed).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_byte_reaches_the_sink_and_is_acknowledged() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut files = Vec::new();
+        for (i, len) in [0usize, 1, 300_000, 1 << 20].into_iter().enumerate() {
+            let path = dir.path().join(format!("f{i}"));
+            std::fs::write(&path, vec![7u8; len])?;
+            files.push((path, len as u64));
+        }
+        let sink = Sink::start()?;
+        let mut sender = Sender::connect(&sink).await?;
+        sender.send(&files).await?;
+        // A second round on the same connection works the same way.
+        sender.send(&files[2..]).await?;
+        sender.close().await;
+        drop(sink);
+        Ok(())
+    }
+}
