@@ -40,6 +40,10 @@ pub(crate) struct Args {
     /// makes fsync free.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Run only these cases, as DURABILITY:BATCH (e.g. `full:256`); for
+    /// profiling one case. The ratio needs both batches of a durability.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Per case: label, outcomes of every round.
@@ -61,9 +65,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     for durability in ["full", "normal"] {
         for batch in [args.batch, 1] {
             let setup = case::Setup { durability, batch, senders: args.senders, duration };
-            cases.push(Case { setup, outcomes: Vec::new() });
+            if args.only.is_empty() || args.only.contains(&format!("{durability}:{batch}")) {
+                cases.push(Case { setup, outcomes: Vec::new() });
+            }
         }
     }
+    ensure!(!cases.is_empty(), "--only matched no case (try full:256)");
     for round in 0..args.rounds {
         let mut order: Vec<usize> = (0..cases.len()).collect();
         if round % 2 == 1 {
@@ -110,6 +117,8 @@ fn report(args: &Args, cases: Vec<Case>) -> Report {
             "commit ms (mean)",
             "ack p50 ms",
             "ack p99 ms",
+            "qchatd CPU µs/ack",
+            "senders CPU µs/ack",
         ],
     );
     let rate = |c: &Case| {
@@ -129,6 +138,10 @@ fn report(args: &Args, cases: Vec<Case>) -> Report {
             c.outcomes.iter().flat_map(|o| o.latencies.iter().copied()).collect();
         let p = Percentiles::of(&mut lat);
         let rounds: Vec<String> = c.outcomes.iter().map(|o| format!("{:.0}", o.rate())).collect();
+        let per_ack = |f: fn(&case::Outcome) -> Duration| {
+            let cpu: Duration = c.outcomes.iter().map(f).sum();
+            format!("{:.0}", cpu.as_secs_f64() * 1e6 / acked.max(1) as f64)
+        };
         report.row(vec![
             c.setup.durability.to_owned(),
             if c.setup.batch == 1 {
@@ -143,6 +156,8 @@ fn report(args: &Args, cases: Vec<Case>) -> Report {
             format!("{:.2}", commit_time.as_secs_f64() * 1000.0 / commits.max(1) as f64),
             p.map_or_else(|| "-".to_owned(), |p| ms(p.p50)),
             p.map_or_else(|| "-".to_owned(), |p| ms(p.p99)),
+            per_ack(|o| o.server_cpu),
+            per_ack(|o| o.client_cpu),
         ]);
     }
     report.note(format!(
@@ -150,7 +165,8 @@ fn report(args: &Args, cases: Vec<Case>) -> Report {
          case; {} rounds, cases interleaved (order reversed every other round), a fresh qchatd \
          per case. Every acknowledgement checked: each sender's seqs are 1, 2, 3, ... with no \
          duplicate. Commits and commit time from qchatd's /metrics (time inside the writer's \
-         transaction, fsync included). Target: group >= 10x one transaction per message with \
+         transaction, fsync included); CPU from /proc while the senders sent (qchatd and \
+         the senders share the machine's cores). Target: group >= 10x one transaction per message with \
          durability full.",
         args.senders, args.secs, args.rounds,
     ));

@@ -46,6 +46,10 @@ pub(super) struct Outcome {
     pub commits: u64,
     /// Their total time in the writer, from `/metrics`.
     pub commit_time: Duration,
+    /// CPU time qchatd used while the senders sent.
+    pub server_cpu: Duration,
+    /// CPU time the senders (this process) used meanwhile.
+    pub client_cpu: Duration,
 }
 
 impl Outcome {
@@ -114,7 +118,11 @@ pub(super) async fn run(setup: Setup) -> anyhow::Result<Outcome> {
             Ok::<_, anyhow::Error>((start, last, latencies))
         });
     }
+    let pid = server.pid().context("qchatd pid")?;
+    let cpu0 = (cpu_time(&pid.to_string())?, cpu_time("self")?);
     barrier.wait().await;
+    // A profiler can attach now (see docs/BENCHMARKS.md).
+    eprintln!("durable: {} batch {} sending, qchatd pid {pid}", setup.durability, setup.batch);
     let mut latencies = Vec::new();
     let mut first: Option<Instant> = None;
     let mut end: Option<Instant> = None;
@@ -124,6 +132,7 @@ pub(super) async fn run(setup: Setup) -> anyhow::Result<Outcome> {
         end = Some(end.map_or(last, |e| e.max(last)));
         latencies.append(&mut l);
     }
+    let cpu1 = (cpu_time(&pid.to_string())?, cpu_time("self")?);
     let (commits1, time1) = commit_stats(metrics).await?;
     let status = server.stop().await?;
     ensure!(status.success(), "qchatd exited with {status}");
@@ -134,6 +143,8 @@ pub(super) async fn run(setup: Setup) -> anyhow::Result<Outcome> {
         latencies,
         commits: commits1 - commits0,
         commit_time: time1.saturating_sub(time0),
+        server_cpu: cpu1.0.saturating_sub(cpu0.0),
+        client_cpu: cpu1.1.saturating_sub(cpu0.1),
     })
 }
 
@@ -187,6 +198,20 @@ async fn metrics_addr(server: &TestServer) -> anyhow::Result<SocketAddr> {
         }
     })
     .await
+}
+
+/// User plus system CPU time of process `pid` (a number or `self`) so far,
+/// from `/proc/<pid>/stat` (fields 14 and 15, in USER_HZ = 100 ticks/s).
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = stat.rsplit_once(')').context("/proc stat format")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("/proc stat fields")?.parse()?)
+    };
+    // rest starts at field 3 (state), so field n is at index n - 3.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// `qchat_commit_seconds_count` and `_sum` from `/metrics`.
