@@ -164,6 +164,7 @@ impl Client {
             cancel,
             tracker: tracker.clone(),
             quitting: Default::default(),
+            reconnects: Default::default(),
             transfers: Router::default(),
             download_slots: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
         });
@@ -462,6 +463,34 @@ impl Client {
             debug!("forcing a disconnect");
             conn.close(CloseCode::Normal, "simulated network loss");
         }
+    }
+
+    /// Diagnostics and test hook: moves the current connection to a new UDP
+    /// socket (new local port), as a NAT rebinding or a network switch
+    /// would. QUIC migrates the connection: no reconnect, no new log-in.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`] when there is no connection right now,
+    /// [`ClientError::Io`] when no new socket can be bound.
+    pub fn rebind(&self) -> Result<(), ClientError> {
+        let conn = lock(&self.shared.current).clone().filter(|c| !c.is_closed());
+        let conn = conn.ok_or_else(|| ClientError::Disconnected("no connection".to_owned()))?;
+        conn.rebind().map_err(|e| ClientError::Io {
+            context: "binding a new UDP socket".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The local UDP address of the current connection, if there is one.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        lock(&self.shared.current).as_ref().and_then(|c| c.local_addr().ok())
+    }
+
+    /// How many times the client has reconnected (a new QUIC connection and
+    /// log-in) since [`Client::connect`]. A migration after
+    /// [`Client::rebind`] does not count.
+    pub fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Ordering::Relaxed)
     }
 
     async fn stop(&self, reason: &str) {

@@ -33,12 +33,19 @@ const OUTBOUND_QUEUE: usize = 64;
 const PER_ADDRESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshake budget for the last (or only) address.
 const LAST_ADDRESS_TIMEOUT: Duration = Duration::from_secs(10);
+/// UDP socket buffer asked for in each direction (the kernel caps it at
+/// `net.core.rmem_max`/`wmem_max`): a download burst that overflows the
+/// 208 KiB default is dropped and sent again.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 /// A live (or just ended) connection to the server. See the module docs.
 pub(crate) struct Connection {
     quic: quinn::Connection,
+    /// This connection's own endpoint (one per connection), kept so that
+    /// [`Connection::rebind`] can move it to a new socket.
+    endpoint: quinn::Endpoint,
     out: mpsc::Sender<Bytes>,
     pending: Pending,
     next_id: AtomicU64,
@@ -86,7 +93,7 @@ impl Connection {
                 Err(_) => Err("handshake timed out".to_owned()),
             };
             match result {
-                Ok(quic) => return Self::start(quic, events, tracker).await,
+                Ok((endpoint, quic)) => return Self::start(endpoint, quic, events, tracker).await,
                 Err(reason) => {
                     let seen = seen.lock().ok().and_then(|s| s.clone());
                     if let Some(refusal) = trust::classify_rejection(anchor, seen.as_deref()) {
@@ -102,6 +109,7 @@ impl Connection {
     }
 
     async fn start(
+        endpoint: quinn::Endpoint,
         quic: quinn::Connection,
         events: mpsc::Sender<Event>,
         tracker: &TaskTracker,
@@ -116,7 +124,7 @@ impl Connection {
         let pending = Pending::default();
         tracker.spawn(write_loop(quic.clone(), send, out_rx));
         tracker.spawn(read_loop(quic.clone(), recv, pending.clone(), events));
-        Ok(Arc::new(Self { quic, out, pending, next_id: AtomicU64::new(1), fingerprint }))
+        Ok(Arc::new(Self { quic, endpoint, out, pending, next_id: AtomicU64::new(1), fingerprint }))
     }
 
     /// SHA-256 of the server's certificate on this connection.
@@ -132,6 +140,25 @@ impl Connection {
     /// Waits for the connection to end and says why.
     pub(crate) async fn closed(&self) -> String {
         describe_close(&self.quic.closed().await)
+    }
+
+    /// Moves the connection to a new UDP socket on a new local port, as a
+    /// NAT rebinding or a Wi-Fi to 4G switch would; QUIC migrates the
+    /// connection to the new path without a new handshake.
+    ///
+    /// # Errors
+    /// When no socket can be bound.
+    pub(crate) fn rebind(&self) -> std::io::Result<()> {
+        let old = self.endpoint.local_addr()?;
+        let socket = bind_socket(old.is_ipv4())?;
+        self.endpoint.rebind(socket)?;
+        debug!(%old, new = ?self.endpoint.local_addr(), "rebound the UDP socket");
+        Ok(())
+    }
+
+    /// The local address of the connection's UDP socket.
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
     }
 
     /// The current round-trip time estimate.
@@ -211,22 +238,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A UDP socket on an ephemeral port with [`SOCKET_BUFFER`] asked for
+/// (best effort: the kernel may give less).
+fn bind_socket(ipv4: bool) -> std::io::Result<std::net::UdpSocket> {
+    let bind: SocketAddr =
+        if ipv4 { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+    let socket = std::net::UdpSocket::bind(bind)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    if let Err(e) = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER) {
+        debug!(cause = %e, "could not enlarge the receive buffer");
+    }
+    if let Err(e) = state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER) {
+        debug!(cause = %e, "could not enlarge the send buffer");
+    }
+    Ok(socket)
+}
+
+/// Handshake on a fresh endpoint of its own (so a rebind moves only this
+/// connection).
 async fn handshake(
     addr: SocketAddr,
     server_name: &str,
     anchor: &Anchor,
     seen: Seen,
-) -> Result<quinn::Connection, String> {
-    let bind: SocketAddr = if addr.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
     let config = trust::quic_config(anchor, seen).map_err(|e| e.to_string())?;
-    let endpoint =
-        quinn::Endpoint::client(bind).map_err(|e| format!("binding a UDP socket: {e}"))?;
+    let socket = bind_socket(addr.is_ipv4()).map_err(|e| format!("binding a UDP socket: {e}"))?;
+    let runtime = quinn::default_runtime().ok_or("no async runtime for QUIC")?;
+    let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+        .map_err(|e| format!("binding a UDP socket: {e}"))?;
     let connecting = endpoint.connect_with(config, addr, server_name).map_err(|e| e.to_string())?;
-    connecting.await.map_err(|e| describe_close(&e))
+    let quic = connecting.await.map_err(|e| describe_close(&e))?;
+    Ok((endpoint, quic))
 }
 
 fn peer_fingerprint(quic: &quinn::Connection) -> Option<String> {

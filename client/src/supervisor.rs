@@ -9,7 +9,7 @@
 //! `client_msg_id`s, and only then reports [`ConnState::Connected`] and lets
 //! waiting requests through.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// Set by quit/logout: a closed connection is then not reconnected.
     pub(crate) quitting: AtomicBool,
+    /// Successful reconnects so far (diagnostics: a migrated connection is
+    /// not a reconnect).
+    pub(crate) reconnects: AtomicU64,
     /// Hands download streams and upload outcomes to the transfer tasks.
     pub(crate) transfers: Router,
     /// Downloads in flight (the server refuses more than 16 per connection).
@@ -239,6 +242,7 @@ pub(crate) async fn run(
             Ok(new) => {
                 conn = new;
                 generation += 1;
+                shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 resync = true;
             }
             Err(reason) => break reason,

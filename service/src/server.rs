@@ -87,7 +87,7 @@ impl Server {
         let fingerprint = identity.fingerprint();
         let transport = Arc::new(transport_config(&config)?);
         let server_config = reload::server_config(&identity, transport.clone())?;
-        let endpoint = Endpoint::server(server_config, config.listen).map_err(|source| {
+        let endpoint = bind_endpoint(server_config, config.listen).map_err(|source| {
             StartError::Io { what: format!("binding {}", config.listen), source }
         })?;
         let cert_files = config.tls_cert.clone().zip(config.tls_key.clone());
@@ -257,6 +257,33 @@ async fn handle(
     let stats = conn.stats();
     metrics.connection_closed(stats.udp_rx.bytes, stats.udp_tx.bytes);
     drop(ticket);
+}
+
+/// Socket buffer asked for in each direction. A burst (a client's whole
+/// flow-control window arriving while this process waits for a core) must
+/// fit: at the kernel's 208 KiB default the socket drops datagrams, and a
+/// dropped CONNECTION_CLOSE leaves the peer's connection open until the idle
+/// timeout. Linux caps the request at `net.core.rmem_max`/`wmem_max`.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Binds the UDP socket with [`SOCKET_BUFFER`] (best effort: a smaller cap
+/// is logged, not fatal) and starts the endpoint on it.
+fn bind_endpoint(config: quinn::ServerConfig, addr: SocketAddr) -> std::io::Result<Endpoint> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    for (what, result) in [
+        ("receive", state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER)),
+        ("send", state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::warn!(cause = %e, what, "could not enlarge the UDP socket buffer");
+        }
+    }
+    let got = state.recv_buffer_size((&socket).into()).unwrap_or(0);
+    tracing::debug!(receive_buffer = got, "UDP socket bound");
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
+    Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime)
 }
 
 /// Transport limits: quinn's defaults are sized for throughput, not for a
