@@ -321,13 +321,20 @@ impl Chat {
     }
 
     /// Shows room `i`, asking for its first page and members if needed.
+    /// Switching to a room puts its new-messages marker before the first
+    /// message not read yet (where the user left it, not where it was when
+    /// the session started).
     pub(crate) fn open_room(&mut self, i: usize) {
         if i >= self.rooms.len() {
             return;
         }
+        let switched = self.current != Some(i);
         self.current = Some(i);
         let r = &mut self.rooms[i];
         r.mention = false;
+        if switched {
+            r.marker_seq = r.info.read_seq;
+        }
         if !r.info.joined {
             return;
         }

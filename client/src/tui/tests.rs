@@ -442,3 +442,115 @@ fn connection_state_reaches_the_status_line() {
     let screen = render(&mut chat, 80, 24);
     assert!(screen.contains("reconnecting (try 2)"), "{screen}");
 }
+
+#[test]
+fn times_and_days_are_local() {
+    let mut chat = main_chat(conversation());
+    chat.zone = Zone::fixed_hours(-10);
+    let screen = render(&mut chat, 80, 24);
+    // 2024-03-01 09:00 UTC is 23:00 the day before at UTC-10.
+    assert!(screen.contains("23:00 ann"), "{screen}");
+    assert!(screen.contains("2024-02-29") && screen.contains("2024-02-28"), "{screen}");
+    assert!(!screen.contains("2024-03-01"), "{screen}");
+}
+
+#[test]
+fn zwj_emoji_wrap_without_losing_a_column() {
+    // Minimally qualified sequences (no VS16) are laid out by ratatui as
+    // the sum of their parts unless shown fully qualified; a row measured
+    // one column short would lose its last glyph at the border.
+    let flags = "🏳\u{200d}🌈 👩\u{200d}👩\u{200d}👧 ❤\u{200d}🔥 ".repeat(12);
+    let mut msgs = conversation();
+    msgs.push(msg("general", 7, "bob", &flags, T0 + 240_000));
+    let mut chat = main_chat(msgs);
+    chat.show_members = false;
+    for (w, h) in [(80, 24), (61, 30), (120, 40)] {
+        let screen = render(&mut chat, w, h);
+        assert_eq!(screen.matches('🌈').count(), 12, "{w}x{h}:\n{screen}");
+        assert_eq!(screen.matches('🔥').count(), 12, "{w}x{h}:\n{screen}");
+        assert_eq!(screen.matches("👩\u{200d}👩\u{200d}👧").count(), 12, "{w}x{h}:\n{screen}");
+        for line in screen.lines().filter(|l| l.contains('🌈')) {
+            assert_eq!(super::wrap::width(line), usize::from(w), "{line:?}");
+        }
+    }
+}
+
+#[test]
+fn the_new_messages_marker_moves_to_where_the_user_left_a_room() {
+    let mut chat = main_chat(conversation());
+    let dev = chat.find("dev").expect("dev");
+    let dev_msgs: Vec<Message> =
+        (1..=7).map(|s| msg("dev", s, "bob", &format!("d{s}"), T0 + s as i64)).collect();
+    chat.update(Msg::Net(NetEvent::History {
+        older: false,
+        page: MessagesOk { room: "dev".into(), messages: dev_msgs, more: false },
+    }));
+    chat.open_room(dev);
+    assert_eq!(chat.rooms[dev].marker_seq, 4, "before the first unread at log-in");
+    chat.update(Msg::Tick);
+    assert_eq!(chat.rooms[dev].info.read_seq, 7, "read while shown at the bottom");
+    chat.update(Msg::View(ViewMsg::NextRoom));
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(msg(
+        "dev",
+        8,
+        "bob",
+        "while away",
+        T0,
+    )))));
+    chat.open_room(dev);
+    assert_eq!(chat.rooms[dev].marker_seq, 7);
+    chat.show_members = false;
+    let screen = render(&mut chat, 80, 24);
+    let lines: Vec<&str> = screen.lines().collect();
+    let marker = lines.iter().position(|l| l.contains("new messages")).expect("a marker");
+    assert!(
+        lines[marker - 1].contains("d7") && lines[marker + 1].contains("while away"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn ctrl_g_fetches_the_newest_file_offer() {
+    let mut chat = main_chat(conversation());
+    chat.update(Msg::View(ViewMsg::GetLatestFile));
+    assert_eq!(chat.notice.as_deref(), Some("no file offered in this room yet"));
+    let mut file = msg("general", 7, "bob", "report.pdf", T0 + 300_000);
+    file.kind = MessageKind::File;
+    file.file = Some(FileInfo { id: 12, name: "report.pdf".into(), size: 2048, hash: "00".into() });
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(file))));
+    assert_eq!(
+        key_to_msg(key(Key::Char('g'), KeyModifiers::CONTROL)),
+        Some(Msg::View(ViewMsg::GetLatestFile))
+    );
+    chat.update(Msg::View(ViewMsg::GetLatestFile));
+    assert_eq!(chat.effects, [Effect::Download { id: 1, file_id: 12 }]);
+    assert_eq!(chat.transfers[0].name, "report.pdf");
+    assert_eq!(chat.transfers[0].dir, Direction::Down);
+}
+
+#[test]
+fn resizing_redraws_at_the_new_size_and_keeps_the_place() {
+    let msgs: Vec<Message> =
+        (1..=300).map(|s| msg("general", s, "bob", &format!("m{s}"), T0 + s as i64)).collect();
+    let mut chat = main_chat(msgs);
+    let mut app = view::App::init(EventListenerCfg::default());
+    view::mount(&mut app, &chat).expect("mount");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+    term.draw(|f| view::draw(f, &mut app, &mut chat)).expect("draw");
+    let small = chat.viewport;
+    for _ in 0..3 {
+        chat.update(Msg::View(ViewMsg::PageUp));
+    }
+    let anchor = chat.room().expect("room").anchor;
+    term.backend_mut().resize(120, 40);
+    assert_eq!(global(&Event::WindowResize(120, 40)), Some(Msg::Redraw));
+    chat.update(Msg::Redraw);
+    assert!(chat.redraw);
+    let frame = term.draw(|f| view::draw(f, &mut app, &mut chat)).expect("draw");
+    let screen = super::headless::screen_text(frame.buffer);
+    assert!(chat.viewport.0 > small.0 && chat.viewport.1 > small.1, "{:?}", chat.viewport);
+    assert_eq!(chat.room().expect("room").anchor, anchor, "the same message stays on top");
+    assert_eq!(screen.lines().count(), 40);
+    let Anchor::Top { index, .. } = anchor else { panic!("scrolled back") };
+    assert!(screen.contains(&format!(" m{} ", index + 1)), "{screen}");
+}

@@ -1,22 +1,66 @@
-//! Wrapping text by display width: grapheme clusters (so combining marks
-//! and emoji sequences stay whole) measured with `unicode-width` (so CJK and
-//! emoji take two columns). Pure; the message view and the input line use it.
+//! Wrapping text by display width, pure; the message view, the input line
+//! and every padded column use it.
+//!
+//! Text is measured by grapheme cluster (so combining marks and emoji
+//! sequences stay whole), with the width ratatui lays each cluster out with
+//! ([`CellWidth`]: `unicode-width` over the whole cluster, so CJK and emoji
+//! take two columns, and a ZWJ sequence, flag, keycap or VS16 sequence one
+//! glyph of two). That is the rule terminals that draw grapheme clusters
+//! use (kitty, WezTerm, foot, Ghostty, iTerm2, Windows Terminal), and being
+//! ratatui's own it keeps every wrapped line exactly as wide on screen as
+//! it was measured. Two cases are adjusted so the two agree:
+//! - an emoji ZWJ sequence typed without its VS16 (`🏳‍🌈`, `❤‍🔥`: the
+//!   "minimally qualified" forms) would be laid out as the sum of its parts
+//!   (3 columns) although it draws as one emoji: it is shown in its fully
+//!   qualified form (`🏳️‍🌈`, 2 columns);
+//! - clusters that draw nothing (a lone ZWJ, VS16, zero-width space, soft
+//!   hyphen or combining mark) are 0 columns and left out, as ratatui
+//!   leaves them out.
 
+use std::borrow::Cow;
+
+use tuirealm::ratatui::buffer::CellWidth as _;
 use unicode_segmentation::UnicodeSegmentation;
-use unicode_width::UnicodeWidthStr;
+use unicode_width::UnicodeWidthChar as _;
+
+const ZWJ: char = '\u{200d}';
+const VS16: char = '\u{fe0f}';
 
 /// Display width of `s` in terminal columns.
 pub(crate) fn width(s: &str) -> usize {
-    s.graphemes(true).map(grapheme_width).sum()
+    s.graphemes(true).map(|g| cluster(g).1).sum()
 }
 
-/// Width of one grapheme cluster: at least 1 for anything visible except
-/// control characters, at most 2 (a cluster occupies one or two cells).
-fn grapheme_width(g: &str) -> usize {
-    if g.chars().all(char::is_control) {
-        return 0;
+/// The columns ratatui gives a cluster as it stands.
+fn raw_width(g: &str) -> usize {
+    if g.contains(char::is_control) { 0 } else { usize::from(g.cell_width()) }
+}
+
+/// A cluster in the form it is drawn in, and its width.
+fn cluster(g: &str) -> (Cow<'_, str>, usize) {
+    let w = raw_width(g);
+    if w <= 2 || !g.contains(ZWJ) {
+        return (Cow::Borrowed(g), w);
     }
-    UnicodeWidthStr::width(g).clamp(1, 2)
+    let q = qualify(g);
+    let wq = raw_width(&q);
+    if wq < w { (Cow::Owned(q), wq) } else { (Cow::Borrowed(g), w) }
+}
+
+/// Adds the VS16 an emoji ZWJ sequence's text-default parts lack (`🏳‍🌈`
+/// becomes `🏳️‍🌈`).
+fn qualify(g: &str) -> String {
+    let chars: Vec<char> = g.chars().collect();
+    let mut out = String::with_capacity(g.len() + 6);
+    for (i, &c) in chars.iter().enumerate() {
+        out.push(c);
+        let next = chars.get(i + 1).copied();
+        let joined = next == Some(ZWJ) || (i > 0 && chars[i - 1] == ZWJ);
+        if joined && c != ZWJ && next != Some(VS16) && c.width() == Some(1) {
+            out.push(VS16);
+        }
+    }
+    out
 }
 
 /// Splits `text` into lines no wider than `width` columns. Breaks at the
@@ -38,11 +82,11 @@ fn wrap_paragraph(para: &str, width: usize, out: &mut Vec<String>) {
     // Byte offset in `line` just after the last space, and the width before it.
     let mut last_space: Option<(usize, usize)> = None;
     for g in para.graphemes(true) {
-        let g = if g == "\t" { " " } else { g };
-        let w = grapheme_width(g);
+        let (g, w) = if g == "\t" { (Cow::Borrowed(" "), 1) } else { cluster(g) };
         if w == 0 {
             continue;
         }
+        let g = g.as_ref();
         if line_w + w > width && g == " " {
             // Overflowing on a space: break right here and drop it.
             out.push(line.trim_end().to_owned());
@@ -73,23 +117,44 @@ fn wrap_paragraph(para: &str, width: usize, out: &mut Vec<String>) {
     out.push(line);
 }
 
-/// The longest prefix of `s` at most `max` columns wide, by whole graphemes.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
+/// Bytes of the longest prefix of `s` at most `cols` columns wide, by
+/// whole graphemes.
+pub(crate) fn prefix_len(s: &str, cols: usize) -> usize {
     let mut w = 0;
     for (i, g) in s.grapheme_indices(true) {
-        w += grapheme_width(g);
-        if w > max {
-            return &s[..i];
+        w += cluster(g).1;
+        if w > cols {
+            return i;
         }
     }
-    s
+    s.len()
+}
+
+/// The longest prefix of `s` at most `max` columns wide, by whole
+/// graphemes, in the form it is drawn in.
+pub(crate) fn truncate(s: &str, max: usize) -> Cow<'_, str> {
+    let mut w = 0;
+    let mut out: Option<String> = None;
+    for (i, g) in s.grapheme_indices(true) {
+        let (shown, gw) = cluster(g);
+        w += gw;
+        if w > max {
+            return out.map_or(Cow::Borrowed(&s[..i]), Cow::Owned);
+        }
+        match (&mut out, shown) {
+            (Some(o), shown) => o.push_str(&shown),
+            (None, Cow::Owned(q)) => out = Some(format!("{}{q}", &s[..i])),
+            (None, Cow::Borrowed(_)) => {}
+        }
+    }
+    out.map_or(Cow::Borrowed(s), Cow::Owned)
 }
 
 /// `s` padded with spaces (or cut) to exactly `cols` columns.
 pub(crate) fn pad(s: &str, cols: usize) -> String {
     let cut = truncate(s, cols);
-    let mut out = cut.to_owned();
-    out.extend(std::iter::repeat_n(' ', cols.saturating_sub(width(cut))));
+    let mut out = cut.to_string();
+    out.extend(std::iter::repeat_n(' ', cols.saturating_sub(width(&cut))));
     out
 }
 
@@ -144,6 +209,83 @@ mod tests {
                 "e\u{301}".to_owned()
             ]
         );
+    }
+
+    /// Emoji ZWJ sequences, fully and minimally qualified.
+    const FAMILY: &str = "👩\u{200d}👩\u{200d}👧";
+    const RAINBOW: &str = "🏳\u{fe0f}\u{200d}🌈";
+    const RAINBOW_MIN: &str = "🏳\u{200d}🌈";
+    const HEART_FIRE_MIN: &str = "❤\u{200d}🔥";
+
+    #[test]
+    fn zwj_sequences_are_one_two_column_glyph() {
+        for s in [
+            FAMILY,
+            RAINBOW,
+            RAINBOW_MIN,
+            HEART_FIRE_MIN,
+            "🧑🏽\u{200d}💻",
+            "🇩🇪",
+            "1\u{fe0f}\u{20e3}",
+        ] {
+            assert_eq!(width(s), 2, "{s:?}");
+        }
+        // Shown fully qualified, so ratatui lays it out in two columns too.
+        assert_eq!(wrap(RAINBOW_MIN, 10), [RAINBOW]);
+        assert_eq!(wrap(HEART_FIRE_MIN, 10), ["❤\u{fe0f}\u{200d}🔥"]);
+        assert_eq!(pad(RAINBOW_MIN, 3), format!("{RAINBOW} "));
+        assert_eq!(truncate(&format!("a{RAINBOW_MIN}b"), 3), format!("a{RAINBOW}"));
+        assert_eq!(prefix_len(&format!("a{RAINBOW_MIN}b"), 3), 1 + RAINBOW_MIN.len());
+    }
+
+    #[test]
+    fn clusters_that_draw_nothing_take_no_column() {
+        assert_eq!(width("a\u{200b}b"), 2, "zero-width space");
+        assert_eq!(width("\u{200d}"), 0, "a lone ZWJ");
+        assert_eq!(width("\u{301}x"), 1, "a lone combining mark");
+        assert_eq!(wrap("a\u{200b}b", 5), ["ab"]);
+    }
+
+    /// The invariant the message view relies on: every wrapped line is as
+    /// wide when ratatui draws it as it was measured, and fits.
+    #[test]
+    fn wrapped_lines_are_as_wide_on_screen_as_measured() {
+        use tuirealm::ratatui::buffer::Buffer;
+        use tuirealm::ratatui::layout::Rect;
+        use tuirealm::ratatui::style::Style;
+        let parts = [
+            FAMILY,
+            RAINBOW,
+            RAINBOW_MIN,
+            HEART_FIRE_MIN,
+            "🧑🏽\u{200d}💻",
+            "🇩🇪",
+            "e\u{301}",
+            "日本",
+            "x",
+            " ",
+            "\u{200b}",
+            "👍🏽",
+            "❤\u{fe0f}",
+            "한국어",
+            "ﾊ\u{ff9e}",
+        ];
+        // Every part next to every other, so each lands on a line end somewhere.
+        let mut text = String::new();
+        for a in parts {
+            for b in parts {
+                text.push_str(a);
+                text.push_str(b);
+            }
+        }
+        for limit in 3..=13 {
+            for line in wrap(&text, limit) {
+                let mut buf = Buffer::empty(Rect::new(0, 0, 40, 1));
+                let (x, _) = buf.set_stringn(0, 0, &line, 40, Style::default());
+                assert_eq!(usize::from(x), width(&line), "{line:?}");
+                assert!(width(&line) <= limit, "{line:?} wider than {limit}");
+            }
+        }
     }
 
     #[test]

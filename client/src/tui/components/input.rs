@@ -70,7 +70,7 @@ impl Component for InputBox {
                 let shown = skip_cols(l, if i == cursor_line { hscroll } else { 0 });
                 Line::from(vec![
                     Span::styled(prompt, Style::default().fg(Color::Cyan)),
-                    Span::raw(wrap::truncate(shown, width).to_owned()),
+                    Span::raw(wrap::truncate(shown, width).into_owned()),
                 ])
             })
             .collect();
@@ -86,8 +86,7 @@ impl Component for InputBox {
 }
 
 fn skip_cols(s: &str, cols: usize) -> &str {
-    let cut = wrap::truncate(s, cols);
-    &s[cut.len()..]
+    &s[wrap::prefix_len(s, cols)..]
 }
 
 impl AppComponent<Msg, UserEvent> for InputBox {

@@ -56,7 +56,7 @@ impl Component for LoginView {
             } else {
                 value
             };
-            let shown = wrap::truncate(&shown, field_w.saturating_sub(1)).to_owned();
+            let shown = wrap::truncate(&shown, field_w.saturating_sub(1)).into_owned();
             let focused = i == form.focus;
             let marker = if focused { "▸ " } else { "  " };
             let style = if focused { Style::default().fg(Color::Cyan) } else { Style::default() };

@@ -97,7 +97,7 @@ impl Component for TransferPanel {
                     r.tail
                 );
                 Line::from(Span::styled(
-                    wrap::truncate(&text, width).to_owned(),
+                    wrap::truncate(&text, width).into_owned(),
                     Style::default().fg(color),
                 ))
             })
