@@ -1,5 +1,8 @@
 //! End to end: the real `qchat` terminal UI, driven in tmux against a real
-//! `qchatd`. Skipped (with a note) when tmux is not installed.
+//! `qchatd`: log in, a message from a CLI client, resize, scroll back to the
+//! first of 500 messages, two uploads at once, `/quit` with the terminal
+//! restored and the log in the state directory. Skipped (with a note) when
+//! tmux is not installed.
 
 use std::path::Path;
 use std::process::Command;
@@ -111,6 +114,15 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     assert!(out.status.success(), "qchat send: {}", String::from_utf8_lossy(&out.stderr));
     wait_for(&session.0, "the CLI message", |s| s.contains("hello ann from the cli"));
 
+    // Resize: the UI redraws at the new size, and back.
+    for (w, h) in [(80, 24), (100, 30)] {
+        tmux(&["resize-window", "-t", &session.0, "-x", &w.to_string(), "-y", &h.to_string()]);
+        wait_for(&session.0, &format!("the redraw at {w}x{h}"), |s| {
+            let top = s.lines().next().unwrap_or_default();
+            top.chars().count() == w && top.ends_with('┐') && s.contains("hello ann from the cli")
+        });
+    }
+
     // Scroll back to the very first message (Home loads older pages).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -143,6 +155,8 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     assert!(!s.contains("Rooms"), "the alternate screen was left:\n{s}");
     assert_eq!(tmux(&["display-message", "-p", "-t", &session.0, "#{alternate_on}"]).trim(), "0");
     assert!(Path::new(&state.join("sessions")).exists(), "the session token was saved");
+    let log = std::fs::read_to_string(state.join("qchat.log"))?;
+    assert!(log.contains("terminal UI closed"), "the log file in the state directory:\n{log}");
     bob.quit(None).await?;
     Ok(())
 }
