@@ -115,10 +115,48 @@ async fn run(
     tracing::debug!("message writer stopped");
 }
 
+/// Commits the batch in one transaction. Text messages go in with a few
+/// statements for the whole batch ([`db::append_messages`]); if that fails,
+/// or the batch holds a file message, the batch is committed job by job
+/// instead ([`commit_each`]), which isolates a failing job.
+async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
+    if jobs.iter().all(|j| j.msg.file.is_none()) {
+        match commit_grouped(pool, jobs).await {
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(e) => tracing::warn!(
+                cause = %e,
+                batch = jobs.len(),
+                "grouped append failed; committing the batch message by message"
+            ),
+        }
+    }
+    commit_each(pool, jobs).await
+}
+
+/// The whole batch with a handful of statements in one transaction; on any
+/// error nothing of it is committed (the transaction rolls back when dropped).
+async fn commit_grouped(
+    pool: &SqlitePool,
+    jobs: &[Job],
+) -> std::result::Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
+    let started = std::time::Instant::now();
+    // IMMEDIATE: see commit_each.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let msgs: Vec<&NewMessage> = jobs.iter().map(|j| &j.msg).collect();
+    let outcomes = db::append_messages(&mut tx, &msgs).await?;
+    tx.commit().await?;
+    tracing::trace!(
+        batch = jobs.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "committed grouped"
+    );
+    Ok(outcomes)
+}
+
 /// Commits the batch in one transaction, each job in its own savepoint so a
 /// failing job cannot leave a gap or take the others down. If the commit
 /// itself fails, every job fails: nothing of the batch was acknowledged.
-async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
+async fn commit_each(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
     let started = std::time::Instant::now();
     let result: Result<Vec<Result<Option<AppendOutcome>>>> = async {
         // IMMEDIATE takes the write lock up front: a deferred transaction
@@ -270,5 +308,51 @@ mod tests {
         let (first, second, commits) = submit_all(7, 100, 0).await;
         check(&first, &second);
         assert!(commits >= 15, "never more than 7 per transaction, got {commits}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_message_fails_alone_and_leaves_no_gap() {
+        let (pool, _dir) = db::test_pool().await;
+        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
+        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
+        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let (committer, task) = Committer::spawn(
+            pool.clone(),
+            Arc::new(Hub::default()),
+            Arc::new(Metrics::default()),
+            DEFAULT_MAX_BATCH,
+        );
+        let jobs: Vec<_> = (0..6)
+            .map(|i| {
+                // Message 3 names a sender that does not exist: its insert
+                // breaks a foreign key, which fails the grouped statement.
+                let sender = if i == 3 { db::UserId(9999) } else { u };
+                let m = NewMessage {
+                    tenant: t,
+                    room: r.id,
+                    sender: Some(sender),
+                    sender_name: "ann".into(),
+                    client_msg_id: Some(format!("k-{i}")),
+                    kind: MessageKind::Text,
+                    body: format!("m {i}"),
+                    ts: 1,
+                    file: None,
+                };
+                let c = committer.clone();
+                tokio::spawn(async move { c.submit(m, "general".into()).await })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for (i, j) in jobs.into_iter().enumerate() {
+            let out = j.await.expect("join");
+            if i == 3 {
+                assert!(out.is_err(), "the bad message fails");
+            } else {
+                seqs.push(out.expect("the others commit").seq);
+            }
+        }
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5], "gap-free without the failed one");
+        drop(committer);
+        task.await.expect("writer ends");
     }
 }

@@ -110,7 +110,8 @@ pub(crate) use files::{
     delete_upload, find_upload, stale_uploads, touch_upload, upload, usage as tenant_usage,
 };
 pub(crate) use messages::{
-    after as messages_after, append as append_message, before as messages_before,
+    after as messages_after, append as append_message, append_all as append_messages,
+    before as messages_before,
 };
 pub(crate) use rooms::{
     by_name as room_by_name, create as create_room, join as join_room, leave as leave_room,

@@ -1,7 +1,11 @@
 //! `messages` table: append with a gap-free seq, keyset pagination.
 
+use std::collections::HashMap;
+
 use qchat_protocol::{FileInfo, Message, MessageKind};
-use sqlx::{SqliteConnection, SqliteExecutor};
+// AssertSqlSafe: the dynamic statements below are built from constants and
+// `?` placeholders only; every value is bound.
+use sqlx::{AssertSqlSafe, SqliteConnection, SqliteExecutor};
 
 use super::rooms::to_u64;
 use super::{RoomId, TenantId, UserId};
@@ -116,6 +120,187 @@ pub(crate) async fn append(
         .execute(&mut *conn)
         .await?;
     Ok(Some(AppendOutcome::New { seq: to_u64(seq), file_id }))
+}
+
+/// Rows per multi-row statement in [`append_all`]: at 10 parameters a row
+/// this stays far below SQLite's limit of 32,766 parameters per statement.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `(tenant, room, sender, client_msg_id)`: what makes a send idempotent.
+type Key<'a> = (i64, i64, i64, &'a str);
+
+/// What [`append_all`] decided for one message before seqs are known.
+#[derive(Clone, Copy)]
+enum Plan {
+    /// Stored earlier (before this call).
+    Stored { seq: u64, ts: i64 },
+    /// New: gets the next seq of its room.
+    New,
+    /// The same key as the new message at this index, earlier in the run.
+    SameAs(usize),
+}
+
+/// Appends text messages (no file) in order inside the caller's transaction,
+/// with the same outcomes as [`append`] on each in turn, but a few statements
+/// for the whole run instead of three per message: one lookup of earlier
+/// copies by idempotency key, one seq reservation for all rooms at once
+/// (`UPDATE rooms ... FROM (VALUES ...)`), one multi-row insert (each in
+/// chunks of [`ROWS_PER_STATEMENT`]). Each statement is a round trip to
+/// SQLite's worker thread, which is what a message cost before.
+///
+/// On error the transaction holds part of the run: roll it back.
+pub(crate) async fn append_all(
+    conn: &mut SqliteConnection,
+    msgs: &[&NewMessage],
+) -> Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
+    fn key(m: &NewMessage) -> Option<Key<'_>> {
+        Some((m.tenant.0, m.room.0, m.sender?.0, m.client_msg_id.as_deref()?))
+    }
+    debug_assert!(msgs.iter().all(|m| m.file.is_none()), "file messages go through append");
+    let stored = stored_copies(&mut *conn, msgs).await?;
+    // Decide in order, as one-by-one appends would: a key stored earlier is
+    // a duplicate; a key repeated within the run is a duplicate of its first
+    // occurrence; anything else takes a new seq.
+    let mut first: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut plans = Vec::with_capacity(msgs.len());
+    // (tenant, room) → new messages, in order of first appearance.
+    let mut wanted: Vec<((i64, i64), i64)> = Vec::new();
+    let mut slot: HashMap<(i64, i64), usize> = HashMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let k = key(m);
+        let plan = match (stored.get(&i), k.and_then(|k| first.get(&k))) {
+            (Some(&(seq, ts)), _) => Plan::Stored { seq: to_u64(seq), ts },
+            (None, Some(&j)) => Plan::SameAs(j),
+            (None, None) => {
+                if let Some(k) = k {
+                    first.insert(k, i);
+                }
+                let room = (m.tenant.0, m.room.0);
+                match slot.get(&room) {
+                    Some(&w) => wanted[w].1 += 1,
+                    None => {
+                        slot.insert(room, wanted.len());
+                        wanted.push((room, 1));
+                    }
+                }
+                Plan::New
+            }
+        };
+        plans.push(plan);
+    }
+    // Next free seq of every room that still exists; a vanished room's
+    // messages get `None`, as in `append`.
+    let mut next: HashMap<i64, i64> = HashMap::new();
+    for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "update rooms set last_seq = last_seq + k.column3
+             from (values {}) as k
+             where rooms.tenant_id = k.column1 and rooms.id = k.column2
+             returning rooms.id, rooms.last_seq",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql)).persistent(false);
+        for ((tenant, room), n) in chunk {
+            q = q.bind(tenant).bind(room).bind(n);
+        }
+        let counts: HashMap<i64, i64> = chunk.iter().map(|((_, room), n)| (*room, *n)).collect();
+        for (room, last) in q.fetch_all(&mut *conn).await? {
+            next.insert(room, last - counts.get(&room).copied().unwrap_or(0) + 1);
+        }
+    }
+    let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(msgs.len());
+    let mut rows: Vec<(&NewMessage, i64)> = Vec::new();
+    for (i, (m, plan)) in msgs.iter().zip(&plans).enumerate() {
+        let outcome = match *plan {
+            Plan::Stored { seq, ts } => Some(AppendOutcome::Duplicate { seq, ts }),
+            Plan::SameAs(j) => match outcomes[j] {
+                Some(AppendOutcome::New { seq, .. }) => {
+                    Some(AppendOutcome::Duplicate { seq, ts: msgs[j].ts })
+                }
+                other => other,
+            },
+            Plan::New => next.get_mut(&m.room.0).map(|seq| {
+                rows.push((m, *seq));
+                *seq += 1;
+                AppendOutcome::New { seq: to_u64(*seq - 1), file_id: None }
+            }),
+        };
+        debug_assert_eq!(outcomes.len(), i);
+        outcomes.push(outcome);
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "insert into messages ({MESSAGE_COLUMNS}) values {}",
+            placeholders(chunk.len(), 10)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for (m, seq) in chunk {
+            q = q
+                .bind(m.tenant.0)
+                .bind(m.room.0)
+                .bind(*seq)
+                .bind(m.sender.map(|u| u.0))
+                .bind(&m.sender_name)
+                .bind(m.client_msg_id.as_deref())
+                .bind(m.kind.as_str())
+                .bind(&m.body)
+                .bind(m.ts)
+                .bind(None::<i64>);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(outcomes)
+}
+
+/// The columns [`INSERT_MESSAGE_SQL`] fills, in its order.
+const MESSAGE_COLUMNS: &str =
+    "tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id";
+
+/// `(?, ?, ?), (?, ?, ?)` for `rows` rows of `cols` parameters.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// Index in `msgs` → (seq, ts) of the copy stored before, for every message
+/// whose idempotency key is already in the table.
+async fn stored_copies(
+    conn: &mut SqliteConnection,
+    msgs: &[&NewMessage],
+) -> Result<HashMap<usize, (i64, i64)>, sqlx::Error> {
+    let keyed: Vec<(usize, i64, i64, i64, &str)> = msgs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            Some((i, m.tenant.0, m.room.0, m.sender?.0, m.client_msg_id.as_deref()?))
+        })
+        .collect();
+    let mut found = HashMap::new();
+    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+        // The join walks the VALUES rows and probes messages_idempotency
+        // (room_id, sender_id, client_msg_id) for each.
+        let sql = format!(
+            "select k.column1, m.seq, m.ts from (values {}) as k
+             join messages m on m.tenant_id = k.column2 and m.room_id = k.column3
+                 and m.sender_id = k.column4 and m.client_msg_id = k.column5",
+            placeholders(chunk.len(), 5)
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(sql)).persistent(false);
+        for &(i, tenant, room, sender, cmid) in chunk {
+            q = q
+                .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(tenant)
+                .bind(room)
+                .bind(sender)
+                .bind(cmid);
+        }
+        for (i, seq, ts) in q.fetch_all(&mut *conn).await? {
+            if let Ok(i) = usize::try_from(i) {
+                found.insert(i, (seq, ts));
+            }
+        }
+    }
+    Ok(found)
 }
 
 #[derive(sqlx::FromRow)]
@@ -250,5 +435,121 @@ mod tests {
         let other = db::create_tenant(&pool, "other", false).await.expect("tenant");
         let (page, _) = before(&pool, other, r.id, "general", u64::MAX, 50).await.expect("page");
         assert!(page.is_empty());
+    }
+
+    #[test]
+    fn the_published_insert_is_the_one_append_all_repeats() {
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let built = format!(
+            "insert into messages ({MESSAGE_COLUMNS}) values {}",
+            placeholders(1, MESSAGE_COLUMNS.split(',').count())
+        );
+        assert_eq!(norm(INSERT_MESSAGE_SQL), norm(&built));
+    }
+
+    /// Everything stored in `messages`, in key order.
+    async fn all_rows(
+        pool: &sqlx::SqlitePool,
+    ) -> Vec<(i64, i64, i64, Option<i64>, String, Option<String>, String, String, i64)> {
+        sqlx::query_as(
+            "select tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts
+             from messages order by room_id, seq",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("rows")
+    }
+
+    #[tokio::test]
+    async fn append_all_does_what_append_does_one_by_one() {
+        // Two databases with the same tenant, users and rooms (same ids).
+        let mut setups = Vec::new();
+        for _ in 0..2 {
+            let (pool, dir) = db::test_pool().await;
+            let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
+            let ann = db::create_user(&pool, t, "ann", "x").await.expect("user");
+            let bob = db::create_user(&pool, t, "bob", "x").await.expect("user");
+            let a = db::create_room(&pool, t, "a").await.expect("room");
+            let b = db::create_room(&pool, t, "b").await.expect("room");
+            setups.push((pool, dir, t, ann, bob, a.id, b.id));
+        }
+        let (_, _, t, ann, bob, a, b) = setups[0];
+        let mk = |room: RoomId, sender: Option<UserId>, cmid: Option<&str>, i: i64| NewMessage {
+            tenant: t,
+            room,
+            sender,
+            sender_name: if sender == Some(ann) { "ann".into() } else { "bob".into() },
+            client_msg_id: cmid.map(str::to_owned),
+            kind: if cmid.is_some() { MessageKind::Text } else { MessageKind::System },
+            body: format!("body {i}"),
+            ts: 1000 + i,
+            file: None,
+        };
+        // Stored before the run: ann's "k1" in room a.
+        let before_run = [mk(a, Some(ann), Some("k1"), 0)];
+        let mut run = vec![
+            mk(a, Some(ann), Some("k1"), 1), // stored before: duplicate
+            mk(a, Some(ann), Some("k2"), 2), // new
+            mk(b, Some(ann), Some("k2"), 3), // same key, other room: new
+            mk(a, Some(bob), Some("k2"), 4), // other sender: new
+            mk(a, Some(ann), Some("k2"), 5), // repeated within the run
+            mk(a, None, None, 6),            // system message, no key
+            mk(RoomId(9999), Some(ann), Some("k3"), 7), // no such room
+            mk(RoomId(9999), Some(ann), Some("k3"), 8), // ... repeated
+            mk(b, Some(bob), Some("k4"), 9),
+        ];
+        // Enough to need several statements per step.
+        for i in 0..1200 {
+            let room = if i % 3 == 0 { b } else { a };
+            run.push(mk(
+                room,
+                Some(if i % 2 == 0 { ann } else { bob }),
+                Some(&format!("m{i}")),
+                10 + i,
+            ));
+        }
+        run.push(mk(b, Some(bob), Some("k4"), 5000)); // far repeat
+
+        let one_by_one = {
+            let pool = &setups[0].0;
+            let mut tx = pool.begin().await.expect("tx");
+            for m in &before_run {
+                append(&mut tx, m).await.expect("append");
+            }
+            let mut out = Vec::new();
+            for m in &run {
+                out.push(append(&mut tx, m).await.expect("append"));
+            }
+            tx.commit().await.expect("commit");
+            out
+        };
+        let grouped = {
+            let pool = &setups[1].0;
+            let mut tx = pool.begin().await.expect("tx");
+            append_all(&mut tx, &before_run.iter().collect::<Vec<_>>()).await.expect("append_all");
+            let out =
+                append_all(&mut tx, &run.iter().collect::<Vec<_>>()).await.expect("append_all");
+            tx.commit().await.expect("commit");
+            out
+        };
+        assert_eq!(grouped, one_by_one);
+        assert_eq!(grouped[0], Some(AppendOutcome::Duplicate { seq: 1, ts: 1000 }));
+        assert_eq!(grouped[4], Some(AppendOutcome::Duplicate { seq: 2, ts: 1002 }));
+        assert_eq!(grouped[6], None);
+        assert_eq!(grouped[7], None);
+        assert_eq!(all_rows(&setups[0].0).await, all_rows(&setups[1].0).await);
+        for (pool, ..) in &setups {
+            let last: Vec<i64> = sqlx::query_scalar("select last_seq from rooms order by id")
+                .fetch_all(pool)
+                .await
+                .expect("rooms");
+            let counts: Vec<i64> = sqlx::query_scalar(
+                "select count(*) from rooms r left join messages m on m.room_id = r.id group by r.id order by r.id",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("counts");
+            assert_eq!(last, counts, "last_seq is each room's message count: gap-free");
+        }
     }
 }
