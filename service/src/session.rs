@@ -216,7 +216,7 @@ impl Session {
             });
         }
         let logout = matches!(req.op, Op::Logout);
-        let response = match cmd::dispatch(self, req.op).await {
+        let response = match self.dispatch_watching_close(req.op).await {
             Ok(value) => Response { re: Some(id), reply: qchat_protocol::Reply::Ok(value) },
             Err(e) => {
                 if e.is_internal() {
@@ -232,6 +232,28 @@ impl Session {
             return Some(end);
         }
         (logout && ok).then(|| End::new(CloseCode::Normal, "logged out"))
+    }
+
+    /// Runs a request to its end (handlers are not cancel-safe), but when
+    /// the connection closes meanwhile — a send can wait for a slow fsync —
+    /// tells the rooms at once: a client that reconnects before the request
+    /// ends would otherwise never be seen going offline. The detach at the
+    /// end of the session is then a no-op.
+    async fn dispatch_watching_close(&mut self, op: Op) -> crate::error::Result<serde_json::Value> {
+        let (hub, id, conn) = (self.shared.hub.clone(), self.id, self.conn.clone());
+        let logged_in = self.login.is_some();
+        let work = cmd::dispatch(self, op);
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            result = &mut work => result,
+            _ = conn.closed() => {
+                if logged_in {
+                    hub.detach(id, Some("connection lost".into()));
+                }
+                work.await
+            }
+        }
     }
 
     async fn reply(&self, response: Response) -> Option<End> {
