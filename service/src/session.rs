@@ -142,6 +142,11 @@ impl Session {
     ) -> End {
         let mut buf = BytesMut::with_capacity(1024);
         loop {
+            // Checked here too: a read that is always ready (a client that
+            // keeps sending) never lets its timeout fire.
+            if self.login.is_none() && Instant::now() >= deadline {
+                return End::new(CloseCode::LoginTimeout, "log in within the deadline");
+            }
             let frame = match decode_frame(&mut buf) {
                 Ok(Some(frame)) => frame,
                 Err(e) => return End::new(CloseCode::FrameTooLarge, e.to_string()),
@@ -186,7 +191,20 @@ impl Session {
                     }
                 }
             };
-            if let Some(end) = self.handle_frame(frame).await {
+            // Before log-in the deadline bounds handling too: a client that
+            // sends requests but never reads the replies would otherwise hold
+            // the session in backpressure, unauthenticated, for ever.
+            let end = if self.login.is_none() {
+                match tokio::time::timeout_at(deadline, self.handle_frame(frame)).await {
+                    Ok(end) => end,
+                    Err(_) => {
+                        return End::new(CloseCode::LoginTimeout, "log in within the deadline");
+                    }
+                }
+            } else {
+                self.handle_frame(frame).await
+            };
+            if let Some(end) = end {
                 return end;
             }
         }
