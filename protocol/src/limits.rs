@@ -38,6 +38,13 @@ pub const MAX_PAGE: u32 = 500;
 /// Page size when a request gives no `limit`.
 pub const DEFAULT_PAGE: u32 = 50;
 
+/// Most JSON values (objects, arrays and their elements or members) one
+/// request may hold; more gets `bad_request` before it is parsed. Real
+/// requests hold a dozen; the bound keeps what parsing allocates close to
+/// the frame's own size (a 1 MiB frame of `[],[],...` would otherwise
+/// become some 20 MiB of parsed values).
+pub const MAX_REQUEST_VALUES: usize = 1024;
+
 /// Checks a tenant, user or room name: 1..=[`MAX_NAME_LEN`] bytes of ASCII
 /// letters, digits, `-`, `_` and `.`, not starting with `.` or `-`.
 ///

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorBody, ErrorCode};
+use crate::limits::MAX_REQUEST_VALUES;
 
 /// One request frame: `{"id": n, "op": "...", ...fields}`. The server answers
 /// each with exactly one [`crate::Response`] whose `re` equals `id`.
@@ -268,18 +269,66 @@ impl Request {
     /// [`ParseError`] for invalid JSON, an unknown `op`, or missing or
     /// mistyped fields; it carries the request id when one could be read.
     pub fn parse(payload: &[u8]) -> Result<Self, ParseError> {
+        if more_values_than(payload, MAX_REQUEST_VALUES) {
+            let message = format!("a request holds at most {MAX_REQUEST_VALUES} JSON values");
+            return Err(ParseError {
+                id: id_only(payload),
+                error: ErrorBody::new(ErrorCode::BadRequest, message),
+            });
+        }
         serde_json::from_slice(payload).map_err(|e| {
-            #[derive(Deserialize)]
-            struct IdOnly {
-                id: Option<u64>,
-            }
-            let id = serde_json::from_slice::<IdOnly>(payload).ok().and_then(|r| r.id);
             let message = if e.is_syntax() || e.is_eof() {
                 format!("invalid JSON: {e}")
             } else {
                 format!("invalid request: {e}")
             };
-            ParseError { id, error: ErrorBody::new(ErrorCode::BadRequest, message) }
+            ParseError {
+                id: id_only(payload),
+                error: ErrorBody::new(ErrorCode::BadRequest, message),
+            }
         })
     }
+}
+
+/// The `id` of a payload that is a JSON object with a numeric `id`, so an
+/// error can be addressed to it. Other fields are skipped without being
+/// built (serde_json skips nested values without a depth limit or
+/// allocation). Only objects: a derived struct would also read `[7]` as
+/// `{"id": 7}`, and the spec answers anything but an object with `null`.
+fn id_only(payload: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<u64>,
+    }
+    let first = payload.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice::<IdOnly>(payload).ok().and_then(|r| r.id)
+}
+
+/// Whether `payload` holds more than `max` JSON values, counted without
+/// parsing: every `{`, `[` and `,` outside strings starts a value (or a
+/// member). Invalid JSON may miscount; the parser refuses it anyway.
+fn more_values_than(payload: &[u8], max: usize) -> bool {
+    let (mut in_string, mut escaped, mut n) = (false, false, 0usize);
+    for &b in payload {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b'{' | b'[' | b',') {
+            n += 1;
+            if n > max {
+                return true;
+            }
+        }
+    }
+    false
 }

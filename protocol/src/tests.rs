@@ -180,6 +180,42 @@ fn bad_requests_keep_their_id_when_possible() {
     assert_eq!(Request::parse(deep.as_bytes()).expect_err("too deep").id, None);
 }
 
+/// Found by `cargo fuzz run request_parse` (docs/RELIABILITY.md): `[666]`
+/// was answered with `re: 666`, because a derived struct also reads a JSON
+/// array; the spec answers anything but an object with `re: null`.
+#[test]
+fn fuzz_regression_only_objects_carry_an_id() {
+    for payload in [&b"[666]"[..], b" [7,\"ping\"]", b"7", b"\"id\""] {
+        let e = Request::parse(payload).expect_err("not an object");
+        assert_eq!(e.id, None, "{}", String::from_utf8_lossy(payload));
+    }
+    let e = Request::parse(b" \r\n\t{\"id\":5,\"op\":\"nope\"}").expect_err("unknown op");
+    assert_eq!(e.id, Some(5));
+}
+
+/// Requests past [`MAX_REQUEST_VALUES`] are refused before parsing (with
+/// their id), and commas, brackets and quotes inside strings do not count.
+#[test]
+fn value_budget() {
+    let mut big = br#"{"id":3,"op":"ping","x":["#.to_vec();
+    for _ in 0..MAX_REQUEST_VALUES {
+        big.extend_from_slice(b"[],");
+    }
+    big.extend_from_slice(b"[]]}");
+    let e = Request::parse(&big).expect_err("too many values");
+    assert_eq!(e.id, Some(3));
+    assert!(e.error.message.contains("JSON values"), "{}", e.error.message);
+    let fits = format!(r#"{{"id":4,"op":"ping","x":[{}0]}}"#, "0,".repeat(MAX_REQUEST_VALUES - 8));
+    assert!(Request::parse(fits.as_bytes()).is_ok());
+    let body = "[{,\\\"".repeat(20_000);
+    let req = Request {
+        id: 5,
+        op: Op::Send(SendReq { room: "r".into(), client_msg_id: "c".into(), body }),
+    };
+    let bytes = serde_json::to_vec(&req).expect("serializes");
+    assert_eq!(Request::parse(&bytes).expect("strings do not count"), req);
+}
+
 #[test]
 fn secrets_are_redacted_in_debug() {
     let c = Credentials { tenant: "t".into(), user: "u".into(), password: "hunter22".into() };
@@ -197,6 +233,25 @@ proptest! {
         let _ = ServerMsg::parse(&bytes);
     }
 
+    /// Proptest twin of the `request_parse` fuzz target: whatever a frame
+    /// holds, a request that parses round-trips and a refused one carries
+    /// the payload's own id or none.
+    #[test]
+    fn parse_is_consistent(payload in request_like()) {
+        match Request::parse(payload.as_bytes()) {
+            Ok(req) => {
+                let bytes = serde_json::to_vec(&req).expect("serializes");
+                prop_assert_eq!(Request::parse(&bytes).expect("parses"), req);
+            }
+            Err(e) => {
+                prop_assert_eq!(e.error.code, ErrorCode::BadRequest);
+                if let (Some(id), Ok(v)) = (e.id, serde_json::from_str::<serde_json::Value>(&payload)) {
+                    prop_assert_eq!(v["id"].as_u64(), Some(id));
+                }
+            }
+        }
+    }
+
     #[test]
     fn send_round_trips(id in any::<u64>(), room in "[a-z]{1,16}", cmid in "[a-zA-Z0-9-]{1,64}", body in any::<String>()) {
         let req = Request { id, op: Op::Send(SendReq { room, client_msg_id: cmid, body }) };
@@ -205,4 +260,78 @@ proptest! {
         let payload = decode_frame(&mut buf).expect("ok").expect("complete");
         prop_assert_eq!(Request::parse(&payload).expect("parses"), req);
     }
+}
+
+/// JSON-ish text built from request pieces, so mutations land near valid
+/// requests: ids of every shape, every op name, fields of the wrong type,
+/// arrays, nesting, junk.
+fn request_like() -> impl Strategy<Value = String> {
+    let id = prop_oneof![
+        (0u64..1000).prop_map(|n| n.to_string()),
+        Just("-1".to_owned()),
+        Just("1.5".to_owned()),
+        Just("\"7\"".to_owned()),
+        Just("null".to_owned()),
+        Just("18446744073709551616".to_owned()),
+    ];
+    let op = prop::sample::select(vec![
+        "hello",
+        "register",
+        "login",
+        "resume",
+        "logout",
+        "rooms",
+        "room.create",
+        "room.join",
+        "room.leave",
+        "members",
+        "send",
+        "history",
+        "sync",
+        "read",
+        "ping",
+        "quit",
+        "upload.begin",
+        "upload.status",
+        "file.get",
+        "nope",
+    ]);
+    let field = prop::sample::select(vec![
+        r#""room":"general""#,
+        r#""room":7"#,
+        r#""client_msg_id":"k""#,
+        r#""body":"hi""#,
+        r#""body":["x"]"#,
+        r#""before_seq":3"#,
+        r#""after_seq":0"#,
+        r#""limit":500"#,
+        r#""seq":1"#,
+        r#""tenant":"acme""#,
+        r#""user":"ann""#,
+        r#""password":"pw""#,
+        r#""token":"t""#,
+        r#""version":1"#,
+        r#""name":"a.txt""#,
+        r#""size":9"#,
+        r#""hash":"00""#,
+        r#""upload_id":"u""#,
+        r#""file_id":4"#,
+        r#""offset":1"#,
+        r#""reason":"bye""#,
+        r#""client_key":"c""#,
+        r#""x":[[[{}]]]"#,
+        r#""id":9"#,
+    ]);
+    let shape = prop::sample::select(vec!["{{{}}}", "[{{{}}}]", "{{{}}} x", "{{{}", "[@]"]);
+    (id, op, prop::collection::vec(field, 0..6), shape).prop_map(|(id, op, fields, shape)| {
+        let mut inner = format!(r#""id":{id},"op":"{op}""#);
+        for f in fields {
+            inner.push(',');
+            inner.push_str(f);
+        }
+        shape
+            .replace("{{{}}}", &format!("{{{inner}}}"))
+            .replace("{{{}", &format!("{{{inner}"))
+            .replace('@', &id)
+    })
 }
