@@ -118,6 +118,24 @@ impl RawConn {
         })
     }
 
+    /// Wraps a control stream opened on a connection made with [`handshake`].
+    pub fn from_parts(
+        endpoint: quinn::Endpoint,
+        conn: Connection,
+        send: SendStream,
+        recv: RecvStream,
+    ) -> Self {
+        Self {
+            conn,
+            _endpoint: endpoint,
+            send,
+            recv,
+            buf: BytesMut::new(),
+            next_id: 1,
+            events: Vec::new(),
+        }
+    }
+
     /// Writes raw bytes on the control stream.
     ///
     /// # Errors
