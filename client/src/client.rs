@@ -184,7 +184,8 @@ impl Client {
     }
 
     /// The current session token (secret: usable with [`crate::Auth::Token`]
-    /// for 30 days).
+    /// for the server's session lifetime, 30 days by default, until logout
+    /// or a password change revokes it).
     pub fn token(&self) -> String {
         lock(&self.shared.token).clone()
     }

@@ -17,9 +17,6 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
-/// How long a session token stays valid.
-pub(crate) const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
 /// Failed logins allowed per address per window, unless configured.
 const MAX_FAILURES: u32 = 10;
 /// The rate limiter's window, unless configured.

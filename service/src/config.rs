@@ -61,6 +61,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// Longest session token lifetime accepted: 365 days.
+const MAX_SESSION_TTL_SECS: u64 = 365 * 24 * 3600;
+
 /// Bounds on what clients may use.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -93,6 +96,9 @@ pub struct Limits {
     pub receive_window: u32,
     /// Bytes the server keeps unacknowledged per connection.
     pub send_window: u64,
+    /// How long a session token from `login`/`register` is accepted by
+    /// `resume` (1 s to 365 days).
+    pub session_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -132,6 +138,7 @@ impl Default for Limits {
             stream_receive_window: 2 * 1024 * 1024,
             receive_window: 4 * 1024 * 1024,
             send_window: 8 * 1024 * 1024,
+            session_ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -152,6 +159,11 @@ impl Limits {
     pub fn keep_alive(&self) -> Option<Duration> {
         let cap = self.idle_timeout() / 2;
         (self.keep_alive_secs > 0).then(|| Duration::from_secs(self.keep_alive_secs).min(cap))
+    }
+
+    /// Session token lifetime as a duration.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
     }
 
     /// Failed-login window as a duration.
@@ -259,6 +271,9 @@ impl Config {
         if l.idle_timeout_secs == 0 || l.idle_timeout_secs > 3600 {
             return bad("idle_timeout_secs", "must be 1 to 3600");
         }
+        if !(1..=MAX_SESSION_TTL_SECS).contains(&l.session_ttl_secs) {
+            return bad("session_ttl_secs", "must be 1 to 31536000 (365 days)");
+        }
         let frame = u32::try_from(qchat_protocol::MAX_FRAME_LEN + 4).unwrap_or(u32::MAX);
         if l.stream_receive_window < frame {
             return bad("stream_receive_window", "must hold one full frame (1 MiB + 4)");
@@ -308,6 +323,15 @@ mod tests {
         c.limits.idle_timeout_secs = 0;
         let e = c.validate().expect_err("no idle timeout").to_string();
         assert!(e.starts_with("idle_timeout_secs"), "{e}");
+        for ttl in [0, MAX_SESSION_TTL_SECS + 1] {
+            let mut c = Config::default();
+            c.limits.session_ttl_secs = ttl;
+            let e = c.validate().expect_err("session lifetime out of range").to_string();
+            assert!(e.starts_with("session_ttl_secs"), "{e}");
+        }
+        let c = Config::from_toml("[limits]\nsession_ttl_secs = 5").expect("valid");
+        assert_eq!(c.limits.session_ttl(), Duration::from_secs(5));
+        c.validate().expect("a few seconds is allowed (tests use it)");
         let c = Config { tls_key: Some("k.pem".into()), ..Config::default() };
         assert!(c.validate().expect_err("key alone").to_string().starts_with("tls_cert"));
         let mut c = Config::default();

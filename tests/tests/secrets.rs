@@ -1,6 +1,9 @@
 //! Secrets never reach the server log, at any level: after a full session
 //! (register, login, a wrong password, send, reconnect with the token, logout)
 //! the log holds no password, no token and no message body.
+//! Session tokens end: an expired token (lifetime set to seconds with
+//! `--session-ttl-secs`) and a revoked one (logout from another connection,
+//! `qchatd user passwd`, `qchatd user disable`) cannot resume.
 
 use qchat_client::{Auth, Client, ClientConfig, ClientEvent, ConnState, Trust};
 use qchat_tests::{RawConn, TestServer, within};
@@ -76,5 +79,101 @@ async fn no_password_token_or_body_in_trace_logs() -> anyhow::Result<()> {
             "password stored in clear"
         );
     }
+    Ok(())
+}
+
+/// Resumes `token` on a fresh raw connection; the reply.
+async fn resume(s: &TestServer, token: &str) -> anyhow::Result<serde_json::Value> {
+    let mut raw = RawConn::connect(s.addr, &s.data_dir()).await?;
+    raw.call("resume", json!({"token": token})).await
+}
+
+async fn login(s: &TestServer, user: &str, password: &str) -> anyhow::Result<String> {
+    let mut raw = RawConn::connect(s.addr, &s.data_dir()).await?;
+    let ok = raw.login("acme", user, password).await?;
+    Ok(ok["token"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A token is refused once the session lifetime (`--session-ttl-secs`, here
+/// 2 s) has passed, by the raw protocol and by the client library.
+#[tokio::test]
+async fn an_expired_token_cannot_resume() -> anyhow::Result<()> {
+    let s =
+        TestServer::start_with(&["--idle-timeout-secs", "4", "--session-ttl-secs", "2"]).await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "ann", "pw-ann-123").await?;
+    let token = login(&s, "ann", "pw-ann-123").await?;
+    let issued = std::time::Instant::now();
+    let r = resume(&s, &token).await?;
+    assert!(r.get("ok").is_some(), "fresh token resumes: {r}");
+    tokio::time::sleep(std::time::Duration::from_millis(2300).saturating_sub(issued.elapsed()))
+        .await;
+    let r = resume(&s, &token).await?;
+    assert_eq!(r["err"]["code"], "unauthorized", "expired token: {r}");
+    let cfg = ClientConfig::new(
+        s.addr.to_string(),
+        "acme",
+        "ann",
+        Auth::Token(token.clone()),
+        Trust::Fingerprint(s.fingerprint.clone()),
+    );
+    let refused = within("connect", Client::connect(cfg)).await.map(drop);
+    assert!(
+        matches!(&refused, Err(e) if e.code() == Some(qchat_protocol::ErrorCode::Unauthorized)),
+        "the client library is refused too: {refused:?}"
+    );
+    // A new log-in gets a new token that works.
+    let fresh = login(&s, "ann", "pw-ann-123").await?;
+    assert!(resume(&s, &fresh).await?.get("ok").is_some());
+    Ok(())
+}
+
+/// Revocation: `logout` on one connection revokes the token for every other
+/// connection; `qchatd user passwd` and `qchatd user disable`, run while the
+/// server is up, revoke every token of the user. Each token resumed just
+/// before, so only the revocation explains the refusal (the lifetime is the
+/// 30-day default here).
+#[tokio::test]
+async fn revoked_tokens_cannot_resume() -> anyhow::Result<()> {
+    let s = TestServer::start().await?;
+    s.tenant("acme", false).await?;
+    for u in ["ann", "bob", "cat"] {
+        s.user("acme", u, &format!("pw-{u}-123")).await?;
+    }
+
+    // Logout on another connection than the one that logged in.
+    let token = login(&s, "ann", "pw-ann-123").await?;
+    let mut other = RawConn::connect(s.addr, &s.data_dir()).await?;
+    assert!(other.call("resume", json!({"token": token})).await?.get("ok").is_some());
+    let mut third = RawConn::connect(s.addr, &s.data_dir()).await?;
+    assert!(third.call("resume", json!({"token": token})).await?.get("ok").is_some());
+    other.ok("logout", json!({})).await?;
+    let r = resume(&s, &token).await?;
+    assert_eq!(r["err"]["code"], "unauthorized", "logged out elsewhere: {r}");
+
+    // A password change revokes all of the user's tokens.
+    let (b1, b2) = (login(&s, "bob", "pw-bob-123").await?, login(&s, "bob", "pw-bob-123").await?);
+    assert!(resume(&s, &b1).await?.get("ok").is_some());
+    s.admin(
+        &["user", "passwd", "--tenant", "acme", "bob", "--password-stdin"],
+        Some("pw-bob-456\n"),
+    )
+    .await?;
+    for t in [&b1, &b2] {
+        let r = resume(&s, t).await?;
+        assert_eq!(r["err"]["code"], "unauthorized", "after passwd: {r}");
+    }
+    assert!(!login(&s, "bob", "pw-bob-456").await?.is_empty(), "the new password works");
+
+    // Disabling the account revokes its tokens and refuses log-ins.
+    let c = login(&s, "cat", "pw-cat-123").await?;
+    assert!(resume(&s, &c).await?.get("ok").is_some());
+    s.admin(&["user", "disable", "--tenant", "acme", "cat"], None).await?;
+    let r = resume(&s, &c).await?;
+    assert_eq!(r["err"]["code"], "unauthorized", "after disable: {r}");
+    let mut raw = RawConn::connect(s.addr, &s.data_dir()).await?;
+    let r = raw.call("login", json!({"tenant": "acme", "user": "cat", "password": "pw-cat-123"}));
+    assert_eq!(r.await?["err"]["code"], "unauthorized", "disabled");
+    drop(third);
     Ok(())
 }

@@ -7,7 +7,7 @@ use qchat_protocol::{
 use serde_json::Value;
 
 use super::{check_name, empty, ok};
-use crate::auth::{self, SESSION_TTL};
+use crate::auth;
 use crate::db::{self, TenantId, UserId};
 use crate::error::{Result, refuse};
 use crate::session::{Login, Session};
@@ -131,7 +131,8 @@ async fn start_session(
     user_name: String,
 ) -> Result<Value> {
     let (token, hash) = auth::new_token();
-    let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    let ttl = s.shared.config.limits.session_ttl();
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     db::create_session(&s.shared.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms))
         .await?;
     let reply = LoginOk { tenant: tenant_name.clone(), user: user_name.clone(), token };

@@ -81,6 +81,9 @@ pub struct Overrides {
     /// Per-connection send window in bytes [default: 8 MiB].
     #[arg(long, env = "QCHAT_SEND_WINDOW")]
     pub send_window: Option<u64>,
+    /// Seconds a session token stays valid for resume [default: 2592000, 30 days].
+    #[arg(long, env = "QCHAT_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<u64>,
 }
 
 /// `--durability` values (the database type stays free of clap).
@@ -117,6 +120,7 @@ impl Overrides {
             self.stream_receive_window => l.stream_receive_window,
             self.receive_window => l.receive_window,
             self.send_window => l.send_window,
+            self.session_ttl_secs => l.session_ttl_secs,
         }
         set! {
             self.data_dir => config.data_dir,
