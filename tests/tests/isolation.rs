@@ -1,0 +1,456 @@
+//! Tenant isolation as a property (issue 8, item 4): random sequences of
+//! every operation — register, login, rooms, room.create, room.join,
+//! room.leave, members, send, history, sync, read, upload.begin with its
+//! upload stream, upload.status, file.get with its download stream — by
+//! three users in each of two tenants, including probes that name the other
+//! tenant's rooms, files and uploads. Every name, body and file a tenant
+//! creates carries that tenant's marker; the property is that no reply,
+//! event or downloaded byte a client receives ever carries the other
+//! tenant's marker, that every probe gets `not_found` (indistinguishable
+//! from a missing thing), and that content stored by one tenant is never
+//! deduplicated for the other. One qchatd serves every case; each case gets
+//! two fresh tenants.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use qchat_tests::{RawConn, TestServer, within};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
+
+const PW: &str = "isolation pw";
+const USERS: usize = 3;
+const ROOMS: u8 = 3;
+/// Cases, each a fresh pair of tenants and up to 40 steps.
+const CASES: u32 = 24;
+
+/// One step: which of the six users (0-2 tenant A, 3-5 tenant B) does what.
+#[derive(Debug, Clone)]
+struct Step {
+    actor: usize,
+    op: Act,
+}
+
+/// An operation; `cross` names the other tenant's room, file or upload.
+#[derive(Debug, Clone)]
+enum Act {
+    Rooms,
+    Create(u8),
+    Join(u8, bool),
+    Leave(u8, bool),
+    Members(u8, bool),
+    Send(u8, bool),
+    History(u8, bool),
+    Sync(u8, bool),
+    Read(u8, bool),
+    /// Content 0 and 1 are the same bytes in both tenants; 2 and 3 carry
+    /// the tenant's marker.
+    Upload(u8, u8, bool),
+    FileGet(usize, bool),
+    UploadStatus(usize, bool),
+    Relogin,
+    /// Log in to the own tenant with a user name of the other one.
+    CrossLogin,
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    let room = 0..ROOMS;
+    let cross = prop::bool::weighted(0.25);
+    prop_oneof![
+        1 => Just(Act::Rooms),
+        1 => room.clone().prop_map(Act::Create),
+        1 => (room.clone(), cross).prop_map(|(r, c)| Act::Join(r, c)),
+        1 => (room.clone(), cross).prop_map(|(r, c)| Act::Leave(r, c)),
+        1 => (room.clone(), cross).prop_map(|(r, c)| Act::Members(r, c)),
+        3 => (room.clone(), cross).prop_map(|(r, c)| Act::Send(r, c)),
+        1 => (room.clone(), cross).prop_map(|(r, c)| Act::History(r, c)),
+        1 => (room.clone(), cross).prop_map(|(r, c)| Act::Sync(r, c)),
+        1 => (room.clone(), cross).prop_map(|(r, c)| Act::Read(r, c)),
+        3 => (prop_oneof![Just(0), room.clone()], 0..4u8, cross)
+            .prop_map(|(r, f, c)| Act::Upload(r, f, c)),
+        2 => (0..8usize, cross).prop_map(|(f, c)| Act::FileGet(f, c)),
+        1 => (0..8usize, cross).prop_map(|(u, c)| Act::UploadStatus(u, c)),
+        1 => Just(Act::Relogin),
+        1 => Just(Act::CrossLogin),
+    ]
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec((0..2 * USERS, act()).prop_map(|(actor, op)| Step { actor, op }), 10..40)
+}
+
+/// One tenant of a case.
+struct Tenant {
+    name: String,
+    /// In every name, body and marked file of the tenant.
+    marker: String,
+}
+
+impl Tenant {
+    fn user(&self, i: usize) -> String {
+        format!("{}-u{i}", self.marker)
+    }
+    fn room(&self, r: u8) -> String {
+        format!("{}-r{r}", self.marker)
+    }
+    fn content(&self, k: u8) -> Vec<u8> {
+        if k < 2 {
+            format!("content shared by every tenant, number {k}").into_bytes()
+        } else {
+            format!("{} private content {k}", self.marker).repeat(50).into_bytes()
+        }
+    }
+}
+
+/// What a case has produced so far, per tenant (0 = A, 1 = B).
+#[derive(Default)]
+struct Known {
+    files: [Vec<u64>; 2],
+    uploads: [Vec<String>; 2],
+    /// Content hashes each tenant stores.
+    stored: [Vec<String>; 2],
+    /// Operations run and frames checked, for the report.
+    ops: usize,
+    frames: usize,
+    probes: usize,
+    /// Uploads of content only the other tenant stored (must not dedupe).
+    dedupe_probes: usize,
+}
+
+struct Case<'a> {
+    s: &'a TestServer,
+    tenants: [Tenant; 2],
+    conns: Vec<RawConn>,
+    known: Known,
+    sent: u32,
+}
+
+impl Case<'_> {
+    fn tenant_of(actor: usize) -> usize {
+        actor / USERS
+    }
+
+    /// Fails when `v` carries the other tenant's marker.
+    fn scan(&mut self, actor: usize, v: &Value) -> anyhow::Result<()> {
+        let foreign = &self.tenants[1 - Self::tenant_of(actor)].marker;
+        self.known.frames += 1;
+        let text = v.to_string();
+        ensure!(!text.contains(foreign.as_str()), "{} saw {foreign}: {text}", self.who(actor));
+        Ok(())
+    }
+
+    fn who(&self, actor: usize) -> String {
+        let t = &self.tenants[Self::tenant_of(actor)];
+        format!("{}/{}", t.name, t.user(actor % USERS))
+    }
+
+    /// Scans and clears the events the actor's connection has kept aside.
+    fn drain(&mut self, actor: usize) -> anyhow::Result<()> {
+        let events = std::mem::take(&mut self.conns[actor].events);
+        for e in &events {
+            self.scan(actor, e)?;
+        }
+        Ok(())
+    }
+
+    /// A request whose reply must be scanned.
+    async fn call(&mut self, actor: usize, op: &str, fields: Value) -> anyhow::Result<Value> {
+        let r = within("isolation call", self.conns[actor].call(op, fields)).await?;
+        self.scan(actor, &r)?;
+        self.drain(actor)?;
+        Ok(r)
+    }
+
+    /// A probe naming the other tenant's thing: it must be `not_found` (its
+    /// error message may echo the name the client sent, so it is not scanned).
+    async fn probe(&mut self, actor: usize, op: &str, fields: Value) -> anyhow::Result<()> {
+        let r = within("isolation probe", self.conns[actor].call(op, fields.clone())).await?;
+        self.drain(actor)?;
+        self.known.probes += 1;
+        let code = r["err"]["code"].as_str().unwrap_or("<ok>");
+        ensure!(code == "not_found", "{} {op} {fields} answered {r}", self.who(actor));
+        Ok(())
+    }
+
+    async fn login(&mut self, actor: usize, register: bool) -> anyhow::Result<RawConn> {
+        let t = &self.tenants[Self::tenant_of(actor)];
+        let (tenant, user) = (t.name.clone(), t.user(actor % USERS));
+        let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
+        let op = if register { "register" } else { "login" };
+        let r = c.ok(op, json!({"tenant": tenant, "user": user, "password": PW})).await?;
+        ensure!(r["user"] == user && r["tenant"] == tenant, "{r}");
+        Ok(c)
+    }
+
+    async fn step(&mut self, Step { actor, op }: Step) -> anyhow::Result<()> {
+        let own = Self::tenant_of(actor);
+        let other = 1 - own;
+        let room = |r: u8, cross: bool| self.tenants[if cross { other } else { own }].room(r);
+        self.known.ops += 1;
+        match op {
+            Act::Rooms => {
+                let r = self.call(actor, "rooms", json!({})).await?;
+                ensure!(r.get("ok").is_some(), "{r}");
+            }
+            Act::Create(n) => {
+                let r = room(n, false);
+                self.call(actor, "room.create", json!({"room": r})).await?;
+            }
+            Act::Send(n, cross) => {
+                let name = room(n, cross);
+                self.sent += 1;
+                let body = format!("{} says hello #{} 🎉", self.tenants[own].marker, self.sent);
+                let fields =
+                    json!({"room": name, "client_msg_id": format!("m{}", self.sent), "body": body});
+                if cross {
+                    self.probe(actor, "send", fields).await?;
+                } else {
+                    self.call(actor, "send", fields).await?;
+                }
+            }
+            Act::Join(n, cross)
+            | Act::Leave(n, cross)
+            | Act::Members(n, cross)
+            | Act::History(n, cross)
+            | Act::Sync(n, cross)
+            | Act::Read(n, cross) => {
+                let (name, fields) = match &op {
+                    Act::Join(..) => ("room.join", json!({"room": room(n, cross)})),
+                    Act::Leave(..) => ("room.leave", json!({"room": room(n, cross)})),
+                    Act::Members(..) => ("members", json!({"room": room(n, cross)})),
+                    Act::History(..) => ("history", json!({"room": room(n, cross), "limit": 20})),
+                    Act::Sync(..) => ("sync", json!({"room": room(n, cross), "after_seq": 0})),
+                    _ => ("read", json!({"room": room(n, cross), "seq": 1})),
+                };
+                if cross {
+                    self.probe(actor, name, fields).await?;
+                } else {
+                    self.call(actor, name, fields).await?;
+                }
+            }
+            Act::Upload(n, k, cross) => self.upload(actor, room(n, cross), k, cross).await?,
+            Act::FileGet(pick, cross) => {
+                let t = if cross { other } else { own };
+                let Some(&id) = self.known.files[t].get(pick % self.known.files[t].len().max(1))
+                else {
+                    return Ok(());
+                };
+                if cross {
+                    self.probe(actor, "file.get", json!({"file_id": id})).await?;
+                } else {
+                    let r = self.call(actor, "file.get", json!({"file_id": id})).await?;
+                    if r.get("ok").is_some() {
+                        self.download(actor, id).await?;
+                    }
+                }
+            }
+            Act::UploadStatus(pick, cross) => {
+                let t = if cross { other } else { own };
+                let list = &self.known.uploads[t];
+                let Some(id) = list.get(pick % list.len().max(1)).cloned() else {
+                    return Ok(());
+                };
+                if cross {
+                    self.probe(actor, "upload.status", json!({"upload_id": id})).await?;
+                } else {
+                    self.call(actor, "upload.status", json!({"upload_id": id})).await?;
+                }
+            }
+            Act::Relogin => {
+                let fresh = self.login(actor, false).await?;
+                let mut prev = std::mem::replace(&mut self.conns[actor], fresh);
+                let _ = prev.call("quit", json!({})).await;
+                for e in std::mem::take(&mut prev.events) {
+                    self.scan(actor, &e)?;
+                }
+            }
+            Act::CrossLogin => {
+                let (tenant, user) = (self.tenants[own].name.clone(), self.tenants[other].user(0));
+                let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
+                let r = c
+                    .call("login", json!({"tenant": tenant, "user": user, "password": PW}))
+                    .await?;
+                self.known.probes += 1;
+                ensure!(r["err"]["code"] == "unauthorized", "{tenant}/{user}: {r}");
+                c.conn.close(0u32.into(), b"done");
+            }
+        }
+        Ok(())
+    }
+
+    /// `upload.begin`, then the bytes on an upload stream unless the
+    /// tenant already stores them; never deduplicated against the other
+    /// tenant's store.
+    async fn upload(
+        &mut self,
+        actor: usize,
+        room: String,
+        k: u8,
+        cross: bool,
+    ) -> anyhow::Result<()> {
+        let own = Self::tenant_of(actor);
+        let content = self.tenants[own].content(k);
+        let hash = blake3::hash(&content).to_hex().to_string();
+        let name = format!("{}-f{k}.txt", self.tenants[own].marker);
+        let fields = json!({"room": room, "name": name, "size": content.len(), "hash": hash});
+        if cross {
+            return self.probe(actor, "upload.begin", fields).await;
+        }
+        let r = self.call(actor, "upload.begin", fields).await?;
+        let Some(ok) = r.get("ok") else {
+            ensure!(r["err"]["code"] == "forbidden" || r["err"]["code"] == "not_found", "{r}");
+            return Ok(());
+        };
+        let complete = ok["complete"] == true;
+        let held = self.known.stored[own].contains(&hash);
+        ensure!(
+            complete == held,
+            "{}: upload.begin complete={complete} but the tenant {} this content{}",
+            self.who(actor),
+            if held { "stores" } else { "does not store" },
+            if self.known.stored[1 - own].contains(&hash) {
+                " (the other tenant does)"
+            } else {
+                ""
+            }
+        );
+        if !held && self.known.stored[1 - own].contains(&hash) {
+            self.known.dedupe_probes += 1;
+        }
+        let upload_id = ok["upload_id"].as_str().context("upload_id")?.to_owned();
+        self.known.uploads[own].push(upload_id.clone());
+        let file_id = if complete {
+            ok["file"]["id"].as_u64().context("file id")?
+        } else {
+            let conn = &mut self.conns[actor];
+            let mut st = conn.conn.open_uni().await?;
+            let header = format!(r#"{{"upload_id":"{upload_id}","offset":{}}}"#, ok["offset"]);
+            st.write_all(&RawConn::frame(header.as_bytes())).await?;
+            let offset = usize::try_from(ok["offset"].as_u64().unwrap_or(0))?;
+            st.write_all(&content[offset.min(content.len())..]).await?;
+            st.finish()?;
+            let done = within("upload outcome", async {
+                loop {
+                    let v = conn.read().await?;
+                    if v["upload_id"] == upload_id.as_str()
+                        && (v["ev"] == "upload.done" || v["ev"] == "upload.failed")
+                    {
+                        return anyhow::Ok(v);
+                    }
+                    conn.events.push(v);
+                }
+            })
+            .await?;
+            self.scan(actor, &done)?;
+            self.drain(actor)?;
+            ensure!(done["ev"] == "upload.done", "{done}");
+            done["file"]["id"].as_u64().context("file id")?
+        };
+        self.known.stored[own].push(hash);
+        if !self.known.files[own].contains(&file_id) {
+            ensure!(!self.known.files[1 - own].contains(&file_id), "file id {file_id} shared");
+            self.known.files[own].push(file_id);
+        }
+        Ok(())
+    }
+
+    /// Reads the download stream that follows a `file.get`; header and bytes
+    /// are scanned too.
+    async fn download(&mut self, actor: usize, id: u64) -> anyhow::Result<()> {
+        let conn = self.conns[actor].conn.clone();
+        let mut st = within("download stream", conn.accept_uni()).await?;
+        let mut bytes = Vec::new();
+        within("download bytes", (&mut st).take(1 << 20).read_to_end(&mut bytes)).await?;
+        ensure!(bytes.len() > 4, "download of {id}: {} bytes", bytes.len());
+        let len = usize::try_from(u32::from_be_bytes(bytes[..4].try_into()?))?;
+        let header: Value = serde_json::from_slice(bytes.get(4..4 + len).context("header")?)?;
+        ensure!(header["file_id"] == id, "asked for {id}, got {header}");
+        self.scan(actor, &header)?;
+        let foreign = self.tenants[1 - Self::tenant_of(actor)].marker.as_bytes();
+        ensure!(
+            !bytes.windows(foreign.len()).any(|w| w == foreign),
+            "{} downloaded the other tenant's bytes",
+            self.who(actor)
+        );
+        Ok(())
+    }
+}
+
+static CASE: AtomicU32 = AtomicU32::new(0);
+
+async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
+    let n = CASE.fetch_add(1, Relaxed);
+    let tenants = [
+        Tenant { name: format!("ta{n:03}"), marker: format!("alpha{n:03}z") },
+        Tenant { name: format!("tb{n:03}"), marker: format!("bravo{n:03}z") },
+    ];
+    for t in &tenants {
+        s.tenant(&t.name, true).await?;
+    }
+    let mut case = Case { s, tenants, conns: Vec::new(), known: Known::default(), sent: 0 };
+    for actor in 0..2 * USERS {
+        let c = case.login(actor, true).await?;
+        case.conns.push(c);
+    }
+    // Every user starts in room 0 of the own tenant.
+    for actor in 0..2 * USERS {
+        if actor % USERS == 0 {
+            let r = case.tenants[Case::tenant_of(actor)].room(0);
+            case.call(actor, "room.create", json!({"room": r})).await?;
+        }
+    }
+    for actor in 0..2 * USERS {
+        let r = case.tenants[Case::tenant_of(actor)].room(0);
+        case.call(actor, "room.join", json!({"room": r})).await?;
+    }
+    for step in steps {
+        let what = format!("{step:?}");
+        case.step(step).await.with_context(|| what)?;
+    }
+    // Collect what is still in flight, then leave.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for actor in 0..2 * USERS {
+        case.call(actor, "ping", json!({})).await?;
+        case.call(actor, "quit", json!({})).await?;
+    }
+    Ok(case.known)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tenant_ever_sees_another_tenants_data() -> anyhow::Result<()> {
+    // Probes log in with wrong user names; keep the per-address limit away.
+    let s = TestServer::start_with(&["--idle-timeout-secs", "10", "--login-failures", "100000"])
+        .await?;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        max_shrink_iters: 32,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let totals = std::sync::Mutex::new(HashMap::<&str, usize>::new());
+    let started = std::time::Instant::now();
+    let result = runner.run(&steps(), |steps| {
+        let known = tokio::task::block_in_place(|| handle.block_on(run_case(&s, steps)))
+            .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
+        let mut t = totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t.entry("cases").or_default() += 1;
+        *t.entry("operations").or_default() += known.ops;
+        *t.entry("frames scanned").or_default() += known.frames;
+        *t.entry("cross-tenant probes").or_default() += known.probes;
+        *t.entry("files").or_default() += known.files[0].len() + known.files[1].len();
+        *t.entry("uploads of content only the other tenant had").or_default() +=
+            known.dedupe_probes;
+        Ok(())
+    });
+    let t = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    println!("isolation: {t:?} in {:?}", started.elapsed());
+    if let Err(e) = result {
+        bail!("{e}");
+    }
+    Ok(())
+}
