@@ -144,6 +144,20 @@ impl TestServer {
             .context("qchatd did not stop")??)
     }
 
+    /// Kills the process with SIGKILL — a crash: no shutdown, nothing
+    /// flushed that was not already written — and reaps it. [`Self::start_again`]
+    /// brings it back on the same address and data directory.
+    ///
+    /// # Errors
+    /// When it is not running or does not die in time.
+    pub async fn kill(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("not running")?;
+        child.start_kill().context("sending SIGKILL")?;
+        Ok(tokio::time::timeout(crate::STEP, child.wait())
+            .await
+            .context("qchatd did not die")??)
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
