@@ -7,9 +7,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use rand::Rng as _;
 use sha2::{Digest, Sha256};
@@ -36,6 +35,12 @@ pub(crate) struct Auth {
 struct Inner {
     /// Bounds concurrent argon2 runs (19 MiB each) to the cores we have.
     hashers: Semaphore,
+    /// argon2 working memory, reused: at most one area per permit is ever
+    /// out, so this never holds more than `hashers` areas. Allocating 19 MiB
+    /// per run instead left each run's area resident in the malloc arena of
+    /// whichever blocking thread ran it, and a login flood grew the server
+    /// by 19 MiB per thread (found by tests/tests/hostile.rs).
+    areas: Mutex<Vec<Vec<Block>>>,
     /// Verified against when the user does not exist, so timing does not
     /// reveal which user names exist.
     dummy_hash: String,
@@ -50,11 +55,13 @@ impl Auth {
     /// # Errors
     /// When argon2 fails, which only happens on invalid parameters.
     pub(crate) fn new() -> Result<Self> {
-        let dummy_hash = hash_blocking("qchat dummy password")?;
+        let areas = Mutex::new(Vec::new());
+        let dummy_hash = hash_blocking(&areas, "qchat dummy password")?;
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
         Ok(Self {
             inner: Arc::new(Inner {
                 hashers: Semaphore::new(permits),
+                areas,
                 dummy_hash,
                 failures: Mutex::new(HashMap::new()),
             }),
@@ -84,7 +91,8 @@ impl Auth {
     pub(crate) async fn hash(&self, password: &str) -> Result<String> {
         let _permit = self.permit().await?;
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || hash_blocking(&inner.areas, &password))
             .await
             .map_err(|e| Error::Internal(format!("hash task: {e}")))?
     }
@@ -101,15 +109,11 @@ impl Auth {
             Some(h) => (h.to_owned(), true),
             None => (self.inner.dummy_hash.clone(), false),
         };
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("verify task: {e}")))?;
+        let inner = self.inner.clone();
+        let ok =
+            tokio::task::spawn_blocking(move || verify_blocking(&inner.areas, &password, &hash))
+                .await
+                .map_err(|e| Error::Internal(format!("verify task: {e}")))?;
         Ok(ok && real)
     }
 
@@ -146,11 +150,65 @@ impl Auth {
     }
 }
 
-fn hash_blocking(password: &str) -> Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("argon2: {e}")))
+/// Runs argon2 in a working area from `areas` (allocated on first use, and
+/// kept only when it has the default size, so the pool stays bounded).
+fn argon2_into(
+    areas: &Mutex<Vec<Vec<Block>>>,
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> std::result::Result<(), argon2::Error> {
+    let lock = || areas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let need = params.block_count();
+    let mut area = lock().pop().unwrap_or_default();
+    if area.len() < need {
+        area.resize(need, Block::default());
+    }
+    let result = argon2.hash_password_into_with_memory(password, salt, out, &mut area[..need]);
+    if area.len() == Params::DEFAULT.block_count() {
+        lock().push(area);
+    }
+    result
+}
+
+/// argon2id (m=19 MiB, t=2, p=1) of `password` with a fresh 16-byte salt,
+/// as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`).
+fn hash_blocking(areas: &Mutex<Vec<Vec<Block>>>, password: &str) -> Result<String> {
+    let internal = |e: &dyn std::fmt::Display| Error::Internal(format!("argon2: {e}"));
+    let params = Params::DEFAULT;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(areas, &argon2, &params, password.as_bytes(), &salt, &mut out)
+        .map_err(|e| internal(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| internal(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| internal(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| internal(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash` (any argon2 variant and
+/// parameters; a malformed hash matches nothing). The comparison is
+/// constant-time (`Output`'s equality).
+fn verify_blocking(areas: &Mutex<Vec<Vec<Block>>>, password: &str, hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else { return false };
+    let Ok(version) = parsed.version.map(Version::try_from).transpose() else { return false };
+    let Ok(params) = Params::try_from(&parsed) else { return false };
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    let mut out = vec![0u8; expected.len()];
+    if argon2_into(areas, &argon2, &params, password.as_bytes(), salt, &mut out).is_err() {
+        return false;
+    }
+    Output::new(&out).is_ok_and(|computed| computed == *expected)
 }
 
 /// A new session token (32 random bytes, base64url) and the hash to store.
@@ -180,6 +238,31 @@ mod tests {
         assert!(!auth.verify("wrong", Some(&h)).await.expect("verify"));
         assert!(!auth.verify("correct horse", None).await.expect("verify"));
         assert!(!auth.verify("x", Some("not a phc string")).await.expect("verify"));
+    }
+
+    /// The pooled hashing is argon2id as the crate's own API writes and
+    /// checks it, both ways; the pool keeps at most one area per run.
+    #[test]
+    fn pooled_argon2_matches_the_reference() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let areas = Mutex::new(Vec::new());
+        let ours = hash_blocking(&areas, "correct horse").expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+        let theirs = Argon2::default().hash_password(b"battery staple").expect("hash").to_string();
+        assert!(verify_blocking(&areas, "battery staple", &theirs));
+        assert!(!verify_blocking(&areas, "battery stapler", &theirs));
+        // Other parameters (a cheaper argon2i) verify too, without being pooled.
+        let params = Params::new(1024, 1, 1, None).expect("params");
+        let cheap = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"x")
+            .expect("hash")
+            .to_string();
+        assert!(verify_blocking(&areas, "x", &cheap));
+        assert!(!verify_blocking(&areas, "x", "$argon2id$v=19$m=19456,t=2,p=1$bm9wZQ$bm9wZQ"));
+        assert!(!verify_blocking(&areas, "x", "not a phc string"));
+        assert_eq!(areas.lock().expect("lock").len(), 1, "one area, reused");
     }
 
     #[test]
