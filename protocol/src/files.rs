@@ -288,6 +288,27 @@ mod tests {
             prop_assert_eq!(sanitize_file_name(&s), s.clone(), "idempotent");
         }
 
+        /// Proptest twin of the `stream_header` fuzz target: headers as
+        /// both sides write them read back the same; arbitrary header
+        /// payloads never panic.
+        #[test]
+        fn stream_headers_round_trip(
+            upload_id in "[0-9a-f]{32}|\\PC{0,40}",
+            offset in any::<u64>(),
+            size in any::<u64>(),
+            junk in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let up = UploadHeader { upload_id, offset };
+            let bytes = serde_json::to_vec(&up).expect("serializes");
+            prop_assert!(bytes.len() <= MAX_STREAM_HEADER_LEN);
+            prop_assert_eq!(serde_json::from_slice::<UploadHeader>(&bytes).expect("parses"), up);
+            let down = DownloadHeader { file_id: offset, offset, size, hash: "ab".repeat(32) };
+            let bytes = serde_json::to_vec(&down).expect("serializes");
+            prop_assert_eq!(serde_json::from_slice::<DownloadHeader>(&bytes).expect("parses"), down);
+            let _ = serde_json::from_slice::<UploadHeader>(&junk);
+            let _ = serde_json::from_slice::<DownloadHeader>(&junk);
+        }
+
         #[test]
         fn sanitized_names_are_safe(name in any::<String>()) {
             let s = sanitize_file_name(&name);
