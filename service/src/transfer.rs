@@ -1,5 +1,6 @@
 //! File transfer: limits and live state shared by every connection. The
-//! stream handlers are in [`upload`] and [`download`].
+//! stream handlers are in [`upload`] and [`download`]; an upload's bytes are
+//! hashed and written beside the network by [`writer`].
 //!
 //! Bounds: uploads per connection are capped by QUIC's stream limit (the
 //! server grants `max_uploads_per_connection` unidirectional streams), bytes
@@ -9,6 +10,7 @@
 
 pub(crate) mod download;
 pub(crate) mod upload;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -196,7 +198,9 @@ impl Claim {
     }
 
     /// Counts `n` more bytes against the tenant's quota: stored bytes plus
-    /// everything in flight, across all of the tenant's uploads.
+    /// everything in flight, across all of the tenant's uploads. A refused
+    /// upload fails, so its bytes leave the count in the same step: of two
+    /// uploads that reach the quota together, exactly one is refused.
     pub(crate) fn reserve(&mut self, n: u64) -> Reserve {
         let mut st = self.transfers.lock();
         if st.stored_gen.get(&self.tenant).copied().unwrap_or(0) != self.stored_gen {
@@ -206,6 +210,9 @@ impl Claim {
         if self.stored.saturating_add(*flying).saturating_add(n)
             > self.transfers.limits.tenant_quota
         {
+            let mine = self.bytes;
+            release_in_flight(&mut st, self.tenant, mine);
+            self.bytes = 0;
             return Reserve::OverQuota;
         }
         *flying += n;
@@ -342,19 +349,32 @@ mod tests {
         a.set_stored(0, a.stored_gen());
         b.set_stored(0, b.stored_gen());
         assert_eq!(a.reserve(60), Reserve::Granted);
-        assert_eq!(b.reserve(50), Reserve::OverQuota, "60 in flight + 50 > 100");
         assert_eq!(b.reserve(30), Reserve::Granted);
         a.stored();
         // b's reading of the usage is stale now: without a fresh one it
         // would count a's 60 bytes nowhere.
         assert_eq!(b.reserve(20), Reserve::Stale);
         b.set_stored(60, b.stored_gen());
-        assert_eq!(b.reserve(20), Reserve::OverQuota, "60 stored + 30 + 20 > 100");
-        assert_eq!(b.reserve(10), Reserve::Granted);
+        assert_eq!(b.reserve(10), Reserve::Granted, "60 stored + 30 + 10");
+        assert_eq!(b.reserve(1), Reserve::OverQuota);
+        assert!(t.lock().in_flight.is_empty(), "the refused upload's bytes are given back");
         b.release_in_flight();
         drop(b);
         assert!(t.lock().in_flight.is_empty());
         assert!(t.lock().active.is_empty());
+    }
+
+    #[test]
+    fn of_two_uploads_reaching_the_quota_together_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = transfers(&dir, 100);
+        let mut a = t.try_claim("a", T).expect("a");
+        let mut b = t.try_claim("b", T).expect("b");
+        assert_eq!(a.reserve(50), Reserve::Granted);
+        assert_eq!(b.reserve(50), Reserve::Granted);
+        assert_eq!(a.reserve(1), Reserve::OverQuota);
+        assert_eq!(b.reserve(1), Reserve::Granted, "a's 50 bytes left with its refusal");
+        assert_eq!(b.reserve(49), Reserve::Granted);
     }
 
     #[test]

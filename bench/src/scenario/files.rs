@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use qchat_client::{Auth, Client, ClientConfig, Trust};
+use qchat_client::{Auth, Client, ClientConfig, Trust, UploadProgress, UploadState};
 use qchat_tests::TestServer;
 use std::io::Write as _;
+use tokio::sync::watch;
 
 use self::baseline::{Sender, Sink};
 use crate::report::{Report, ratio};
@@ -56,6 +57,11 @@ pub(crate) struct Args {
     /// Directory for the generated files (default: the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Diagnostics: run qchatd with this `RUST_LOG` filter (e.g. `info`) and
+    /// print its `upload stored` lines (receive, fsync and store times) and
+    /// the client's phases after each qchat round.
+    #[arg(long)]
+    server_log: Option<String>,
 }
 
 /// One case: `count` files of `mib` MiB each, all at once.
@@ -104,7 +110,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             );
 
             let files = Files::write(&root, case).await?;
-            let took = qchat_round(&files).await?;
+            let took = qchat_round(&files, args.server_log.as_deref()).await?;
             drop(files);
             qchat.push(rate(case.bytes(), took));
             eprintln!(
@@ -170,8 +176,8 @@ fn list(v: &[f64]) -> String {
 }
 
 /// One qchat round: fresh server, one client, every file uploaded at once.
-async fn qchat_round(files: &Files) -> anyhow::Result<Duration> {
-    let server = TestServer::start_logging(&[], "warn").await?;
+async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duration> {
+    let server = TestServer::start_logging(&[], log.unwrap_or("warn")).await?;
     server.tenant(TENANT, false).await?;
     server.user(TENANT, USER, PASSWORD).await?;
     server.room(TENANT, ROOM).await?;
@@ -188,19 +194,53 @@ async fn qchat_round(files: &Files) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let handles =
         files.list.iter().map(|f| client.upload(ROOM, &f.path)).collect::<Result<Vec<_>, _>>()?;
+    let phases: Vec<_> = handles.iter().map(|h| tokio::spawn(phases(h.progress()))).collect();
     let mut done = Vec::new();
     for h in &handles {
         let up = tokio::time::timeout(ROUND_LIMIT, h.wait()).await.context("qchat round")??;
         done.push(up);
     }
     let took = started.elapsed();
+    let log_text = server.log_text();
     for (up, f) in done.iter().zip(&files.list) {
         ensure!(up.file.hash == f.hash, "stored hash differs");
         ensure!(!up.deduplicated && up.sent == f.size, "sent {} of {} bytes", up.sent, f.size);
     }
     client.quit(None).await?;
     drop(server);
+    for (i, p) in phases.into_iter().enumerate() {
+        let (hashed, sent) = p.await?;
+        if log.is_some() {
+            eprintln!(
+                "  client file {i}: hashed after {hashed:.2?}, all bytes written after {sent:.2?}"
+            );
+        }
+    }
+    if log.is_some() {
+        for line in log_text.lines().filter(|l| l.contains("upload stored")) {
+            eprintln!("  server: {line}");
+        }
+    }
     Ok(took)
+}
+
+/// When an upload stopped hashing and when it had written every byte (both
+/// from now), read off its progress.
+async fn phases(mut rx: watch::Receiver<UploadProgress>) -> (Duration, Duration) {
+    let started = Instant::now();
+    let mut hashed = None;
+    loop {
+        let state = rx.borrow_and_update().state.clone();
+        if hashed.is_none() && state != UploadState::Hashing {
+            hashed = Some(started.elapsed());
+        }
+        if matches!(state, UploadState::Verifying | UploadState::Done(_) | UploadState::Failed(_)) {
+            return (hashed.unwrap_or_default(), started.elapsed());
+        }
+        if rx.changed().await.is_err() {
+            return (hashed.unwrap_or_default(), started.elapsed());
+        }
+    }
 }
 
 /// A generated file.

@@ -4,6 +4,7 @@
 //! records file row and file message in one transaction (via the committer).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use qchat_protocol::{
@@ -11,18 +12,16 @@ use qchat_protocol::{
     UploadHeader, encode_json,
 };
 use quinn::{RecvStream, VarInt};
-use tokio::io::AsyncWriteExt as _;
 
 use crate::db::{self, FileAttach, NewMessage, Upload};
 use crate::outbound::Outbound;
 use crate::server::Shared;
 use crate::session::Login;
+use crate::transfer::writer::PartWriter;
 use crate::transfer::{Claim, Reserve, valid_upload_id};
 
 /// Largest chunk taken off the stream at once.
 const CHUNK: usize = 256 * 1024;
-/// Write buffer in front of the partial file.
-const WRITE_BUF: usize = 1024 * 1024;
 
 /// Why an upload stream failed.
 struct Failure {
@@ -140,8 +139,10 @@ async fn run(
     db::touch_upload(&shared.pool, &up.id).await.map_err(|e| internal("touching upload", e))?;
     read_stored(shared, claim).await?;
 
+    let started = Instant::now();
     let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let hasher = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
+    let (hasher, synced) = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
+    let received = started.elapsed();
     let got = hasher.finalize().to_hex().to_string();
     if got != up.hash {
         return Err(fail(
@@ -178,7 +179,15 @@ async fn run(
     if let Some(claim) = slot.take() {
         claim.stored();
     }
-    tracing::info!(upload_id = %up.id, size = up.size, seq = committed.seq, "upload stored");
+    tracing::info!(
+        upload_id = %up.id,
+        size = up.size,
+        seq = committed.seq,
+        receive_ms = (received - synced).as_millis(),
+        fsync_ms = synced.as_millis(),
+        store_ms = (started.elapsed() - received).as_millis(),
+        "upload stored"
+    );
     Ok(UploadDone {
         upload_id: up.id,
         file: FileInfo {
@@ -225,29 +234,50 @@ async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> 
     Ok(())
 }
 
+/// Receives the bytes after `held` into the partial file, hashing them, and
+/// fsyncs it; returns the hasher and how long the fsync took.
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
     held: u64,
     claim: &mut Claim,
-    mut hasher: blake3::Hasher,
+    hasher: blake3::Hasher,
     recv: &mut RecvStream,
-) -> Result<blake3::Hasher, Failure> {
+) -> Result<(blake3::Hasher, Duration), Failure> {
     let path = shared.transfers.store.part_path(&up.id);
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await
-        .map_err(|e| internal("opening partial upload", e))?;
-    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
+    let mut writer =
+        PartWriter::open(path, hasher).await.map_err(|e| internal("opening partial upload", e))?;
+    match receive_into(shared, up, held, claim, &mut writer, recv).await {
+        Ok(()) => writer.finish().await.map_err(|e| internal("writing partial upload", e)),
+        Err(f) => {
+            // Other uploads may use the quota at once; whatever arrived is
+            // in the file before the claim is let go, so a resume (or the
+            // stream taking over) sees every byte.
+            claim.release_in_flight();
+            if let Err(e) = writer.close().await {
+                tracing::warn!(upload_id = %up.id, cause = %e, "writing partial upload");
+            }
+            Err(f)
+        }
+    }
+}
+
+/// The receive loop: bytes from the stream to the writer, within the
+/// declared size and the tenant's quota.
+async fn receive_into(
+    shared: &Shared,
+    up: &Upload,
+    held: u64,
+    claim: &mut Claim,
+    writer: &mut PartWriter,
+    recv: &mut RecvStream,
+) -> Result<(), Failure> {
     let mut total = held;
     loop {
         let read = tokio::select! {
             r = recv.read_chunk(CHUNK, true) => r,
             () = claim.stopped() => {
                 // Another stream of the owner takes over: keep what arrived.
-                let _ = file.flush().await;
                 return Err(fail(
                     StreamCode::Conflict,
                     "taken over by a newer stream of the same upload",
@@ -260,7 +290,6 @@ async fn receive_bytes(
             Ok(None) => break,
             Err(e) => {
                 // Connection lost or stream reset: keep what arrived for a resume.
-                let _ = file.flush().await;
                 return Err(fail(
                     StreamCode::Unavailable,
                     format!("stream interrupted: {e}"),
@@ -298,8 +327,7 @@ async fn receive_bytes(
                 return Err(fail(StreamCode::Unavailable, "store busy; resume", false));
             }
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(|e| internal("writing partial upload", e))?;
+        writer.write(chunk).await.map_err(|e| internal("writing partial upload", e))?;
         total += n;
     }
     if total != up.size {
@@ -309,7 +337,5 @@ async fn receive_bytes(
             true,
         ));
     }
-    file.flush().await.map_err(|e| internal("flushing upload", e))?;
-    file.get_ref().sync_all().await.map_err(|e| internal("syncing upload", e))?;
-    Ok(hasher)
+    Ok(())
 }
