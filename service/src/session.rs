@@ -49,6 +49,8 @@ pub(crate) struct Session {
     pub(crate) tasks: JoinSet<()>,
     /// Download slots of this connection.
     pub(crate) downloads: Arc<Semaphore>,
+    /// When a connection that has not logged in is closed.
+    login_deadline: Instant,
 }
 
 /// How a session ended: the close code and reason sent to the peer, and the
@@ -105,6 +107,7 @@ pub(crate) async fn run(
         conn: conn.clone(),
         tasks: JoinSet::new(),
         downloads,
+        login_deadline: deadline,
     };
     let end = session.read_loop(recv, deadline, &cancel).await;
     session.tasks.abort_all();
@@ -191,20 +194,7 @@ impl Session {
                     }
                 }
             };
-            // Before log-in the deadline bounds handling too: a client that
-            // sends requests but never reads the replies would otherwise hold
-            // the session in backpressure, unauthenticated, for ever.
-            let end = if self.login.is_none() {
-                match tokio::time::timeout_at(deadline, self.handle_frame(frame)).await {
-                    Ok(end) => end,
-                    Err(_) => {
-                        return End::new(CloseCode::LoginTimeout, "log in within the deadline");
-                    }
-                }
-            } else {
-                self.handle_frame(frame).await
-            };
-            if let Some(end) = end {
+            if let Some(end) = self.handle_frame(frame).await {
                 return end;
             }
         }
@@ -282,7 +272,22 @@ impl Session {
                 return Some(End::new(CloseCode::Internal, "internal error"));
             }
         };
-        match self.out.send(frame).await {
+        let send = self.out.send(frame);
+        // Before log-in the deadline bounds the wait for queue room too: a
+        // client that sends requests but never reads the replies would
+        // otherwise hold the session, unauthenticated, for ever. (A log-in
+        // that is being checked when the deadline passes still completes.)
+        let sent = if self.login.is_none() {
+            match tokio::time::timeout_at(self.login_deadline, send).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    return Some(End::new(CloseCode::LoginTimeout, "log in within the deadline"));
+                }
+            }
+        } else {
+            send.await
+        };
+        match sent {
             Ok(()) => None,
             Err(_) => Some(End::new(CloseCode::Internal, "writer ended")),
         }
@@ -292,9 +297,15 @@ impl Session {
 /// Writes queued frames to the control stream until every sender is gone.
 /// Returns the stream so the session can finish it gracefully.
 async fn write_loop(mut send: SendStream, mut rx: OutboundRx) -> Option<SendStream> {
-    while let Some(next) = rx.next().await {
+    let mut frames = Vec::new();
+    while let Some(next) = rx.next(&mut frames).await {
         let result = match next {
-            Next::Frame(frame) => send.write_all(&frame).await,
+            // The shared frames go to quinn as they are: no copy per connection.
+            Next::Frames => {
+                let r = send.write_all_chunks(&mut frames).await;
+                frames.clear();
+                r
+            }
             Next::Lagged(rooms) => {
                 let mut r = Ok(());
                 for room in rooms {
