@@ -207,9 +207,12 @@ mod tests {
     use crate::outbound::{self, Next};
 
     async fn next_json(rx: &mut outbound::OutboundRx) -> serde_json::Value {
-        match rx.next().await {
-            Some(Next::Frame(f)) => serde_json::from_slice(&f[4..]).expect("json"),
-            _ => panic!("expected a frame"),
+        let mut frames = Vec::new();
+        match rx.next(&mut frames).await {
+            Some(Next::Frames) if frames.len() == 1 => {
+                serde_json::from_slice(&frames[0][4..]).expect("json")
+            }
+            _ => panic!("expected one frame"),
         }
     }
 
@@ -243,6 +246,6 @@ mod tests {
         assert!(!hub.is_online(t1, UserId(2)));
         // The other tenant heard nothing.
         drop(hub);
-        assert!(c_rx.next().await.is_none());
+        assert!(c_rx.next(&mut Vec::new()).await.is_none());
     }
 }
