@@ -45,13 +45,7 @@ impl Endpoints {
         let cert = CertificateDer::from_pem_file(data_dir.join("tls/cert.pem"))
             .context("reading qchatd's certificate")?;
         let config = client_config(&cert, qchat_protocol::ALPN)?;
-        let eps = (0..count.max(1))
-            .map(|_| {
-                let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-                ep.set_default_client_config(config.clone());
-                Ok(ep)
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let eps = (0..count.max(1)).map(|_| endpoint(&config)).collect::<anyhow::Result<_>>()?;
         Ok(Self { eps, next: AtomicUsize::new(0), addr })
     }
 
@@ -61,8 +55,8 @@ impl Endpoints {
         cert: &CertificateDer<'static>,
         count: usize,
     ) -> anyhow::Result<Self> {
-        let eps =
-            (0..count.max(1)).map(|_| baseline::client(cert)).collect::<anyhow::Result<_>>()?;
+        let config = client_config(cert, baseline::ALPN)?;
+        let eps = (0..count.max(1)).map(|_| endpoint(&config)).collect::<anyhow::Result<_>>()?;
         Ok(Self { eps, next: AtomicUsize::new(0), addr })
     }
 
@@ -84,6 +78,30 @@ impl Endpoints {
             ep.close(0u32.into(), b"bench done");
         }
     }
+}
+
+/// Socket buffer asked for in each direction on client sockets: a fan-out
+/// burst to the connections sharing a socket must not overflow the kernel's
+/// 208 KiB default (Linux caps the request at `net.core.rmem_max`).
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A UDP socket on `addr` with [`SOCKET_BUFFER`] each way (what qchatd asks
+/// for its own socket).
+pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER)?;
+    state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER)?;
+    Ok(socket)
+}
+
+/// A client endpoint on an ephemeral loopback port with [`SOCKET_BUFFER`].
+fn endpoint(config: &quinn::ClientConfig) -> anyhow::Result<quinn::Endpoint> {
+    let socket = udp_socket(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    let mut ep = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
+    ep.set_default_client_config(config.clone());
+    Ok(ep)
 }
 
 fn client_config(
