@@ -69,6 +69,9 @@ pub(crate) struct Args {
     /// Client connections per UDP socket.
     #[arg(long, default_value_t = 32)]
     per_socket: usize,
+    /// qchatd's SQLite durability (`full` or `normal`).
+    #[arg(long, default_value = "full")]
+    durability: String,
 }
 
 /// Which server a pool of clients talks to.
@@ -93,7 +96,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     let sockets = max_n.div_ceil(args.per_socket.max(1));
 
     let qchatd = qchat_tests::TestServer::start_logging(
-        &["--max-connections-per-ip", "20000", "--max-connections", "20000"],
+        &[
+            "--max-connections-per-ip",
+            "20000",
+            "--max-connections",
+            "20000",
+            "--durability",
+            &args.durability,
+        ],
         "warn",
     )
     .await?;
@@ -172,14 +182,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     report.note(format!(
         "{} s per round, {} round(s) per side alternating, window {}, {}-byte bodies, \
          qchat connections over {} users (resume), {} connections per client socket; \
-         qchatd synchronous=FULL, log level warn. Latency: send timestamp to arrival at \
+         qchatd synchronous={}, log level warn. Latency: send timestamp to arrival at \
          each receiver, over every delivery of every round.",
         args.secs,
         args.rounds,
         args.window,
         args.body_bytes,
         args.users.min(max_n),
-        args.per_socket
+        args.per_socket,
+        args.durability.to_uppercase()
     ));
     Ok(report)
 }

@@ -43,6 +43,9 @@ pub(crate) struct Args {
     /// Seconds of each quiet phase (a storm lasts until its logins are done).
     #[arg(long, default_value_t = 5.0)]
     quiet_secs: f64,
+    /// qchatd's SQLite durability (`full` or `normal`).
+    #[arg(long, default_value = "full")]
+    durability: String,
 }
 
 /// Chat deliveries: (sent, latency) in microseconds since the epoch.
@@ -55,7 +58,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     ensure!(args.quiet_secs > 0.0 && args.quiet_secs <= 120.0, "--quiet-secs in (0, 120]");
     let cap = (args.chatters + args.storm + 16).to_string();
     let qchatd = qchat_tests::TestServer::start_logging(
-        &["--max-connections-per-ip", &cap, "--max-connections", "20000"],
+        &[
+            "--max-connections-per-ip",
+            &cap,
+            "--max-connections",
+            "20000",
+            "--durability",
+            &args.durability,
+        ],
         "warn",
     )
     .await?;
@@ -236,8 +246,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     report.note(format!(
         "{} chatters (client library, resumed sessions) sending {} messages/s in total to one \
          room; latency from the send timestamp to arrival at each chatter, grouped by send \
-         time into the phase windows; qchatd synchronous=FULL, log level warn.",
-        args.chatters, args.rate
+         time into the phase windows; qchatd synchronous={}, log level warn.",
+        args.chatters,
+        args.rate,
+        args.durability.to_uppercase()
     ));
     Ok(report)
 }
