@@ -209,10 +209,11 @@ async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duratio
     client.quit(None).await?;
     drop(server);
     for (i, p) in phases.into_iter().enumerate() {
-        let (hashed, sent) = p.await?;
+        let Phases { hashed, sending, written } = p.await?;
         if log.is_some() {
             eprintln!(
-                "  client file {i}: hashed after {hashed:.2?}, all bytes written after {sent:.2?}"
+                "  client file {i}: hashed after {hashed:.2?}, sending after {sending:.2?}, \
+                 all bytes written after {written:.2?}"
             );
         }
     }
@@ -224,21 +225,31 @@ async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duratio
     Ok(took)
 }
 
-/// When an upload stopped hashing and when it had written every byte (both
-/// from now), read off its progress.
-async fn phases(mut rx: watch::Receiver<UploadProgress>) -> (Duration, Duration) {
+/// When an upload stopped hashing, started sending (after `upload.begin`)
+/// and had written every byte, from now; read off its progress.
+#[derive(Debug, Default, Clone, Copy)]
+struct Phases {
+    hashed: Duration,
+    sending: Duration,
+    written: Duration,
+}
+
+async fn phases(mut rx: watch::Receiver<UploadProgress>) -> Phases {
     let started = Instant::now();
-    let mut hashed = None;
+    let mut p = Phases::default();
     loop {
         let state = rx.borrow_and_update().state.clone();
-        if hashed.is_none() && state != UploadState::Hashing {
-            hashed = Some(started.elapsed());
+        if p.hashed.is_zero() && state != UploadState::Hashing {
+            p.hashed = started.elapsed();
         }
-        if matches!(state, UploadState::Verifying | UploadState::Done(_) | UploadState::Failed(_)) {
-            return (hashed.unwrap_or_default(), started.elapsed());
+        if p.sending.is_zero() && state == UploadState::Sending {
+            p.sending = started.elapsed();
         }
-        if rx.changed().await.is_err() {
-            return (hashed.unwrap_or_default(), started.elapsed());
+        let end =
+            matches!(state, UploadState::Verifying | UploadState::Done(_) | UploadState::Failed(_));
+        if end || rx.changed().await.is_err() {
+            p.written = started.elapsed();
+            return p;
         }
     }
 }
