@@ -450,7 +450,7 @@ async fn unauthenticated(s: &TestServer) -> anyhow::Result<()> {
                     streams = Some((send, recv));
                 }
             }
-            let limit = Duration::from_secs(LOGIN_SECS + 5);
+            let limit = Duration::from_secs(LOGIN_SECS + 8);
             let code = tokio::time::timeout(limit, close_code(&conn)).await.ok().flatten();
             let took = started.elapsed();
             drop(streams);
@@ -474,8 +474,10 @@ async fn unauthenticated(s: &TestServer) -> anyhow::Result<()> {
     while let Some(r) = tasks.join_next().await {
         let (kind, code, took) = r??;
         ensure!(code == Some(3), "kind {kind}: closed with {code:?}, not login_timeout");
+        // The deadline, plus the 2 s the server lets its writer drain, plus
+        // slack for a loaded machine.
         ensure!(
-            took < Duration::from_secs(LOGIN_SECS + 3),
+            took < Duration::from_secs(LOGIN_SECS + 4),
             "kind {kind} held open {took:?} past the {LOGIN_SECS} s deadline"
         );
         slowest = slowest.max(took);
