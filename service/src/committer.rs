@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use qchat_protocol::{ErrorCode, Event, FileInfo, Message, SendOk, encode_json};
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Acquire, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -57,14 +58,23 @@ impl Committer {
     /// Starts the writer task, committing at most `max_batch` messages per
     /// transaction (at least 1). It runs until every `Committer` clone is
     /// dropped, then commits what is still queued and ends.
+    ///
+    /// The writer has a connection of its own, opened with `pool`'s options:
+    /// taking one from the shared pool per batch made every commit queue
+    /// behind the reads of busy sessions (membership checks, history).
     pub(crate) fn spawn(
         pool: SqlitePool,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         max_batch: usize,
     ) -> (Self, JoinHandle<()>) {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*pool.connect_options()).clone());
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(pool, hub, metrics, rx, max_batch.clamp(1, QUEUE)));
+        let task = tokio::spawn(run(writer, hub, metrics, rx, max_batch.clamp(1, QUEUE)));
         (Self { tx }, task)
     }
 
@@ -112,6 +122,7 @@ async fn run(
             let _ = job.reply.send(reply);
         }
     }
+    pool.close().await;
     tracing::debug!("message writer stopped");
 }
 
