@@ -180,9 +180,9 @@ impl Claim {
         self.tenant
     }
 
-    /// Resolves when another stream of the upload's owner takes it over.
-    pub(crate) async fn stopped(&self) {
-        self.stop.cancelled().await;
+    /// Cancelled when another stream of the upload's owner takes it over.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     /// The tenant's store generation; read it before reading the stored
@@ -317,7 +317,7 @@ mod tests {
         assert!(t.try_claim("u", T).is_none(), "held");
         // The holder lets go when told, as a stream does at its next read.
         let holder = tokio::spawn(async move {
-            old.stopped().await;
+            old.stop_token().cancelled().await;
             drop(old);
         });
         let new = t.claim("u", T).await.expect("taken over");

@@ -273,10 +273,14 @@ async fn receive_into(
     recv: &mut RecvStream,
 ) -> Result<(), Failure> {
     let mut total = held;
+    // One waiter for the whole loop, not one registered per packet.
+    let stop = claim.stop_token();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let read = tokio::select! {
             r = recv.read_chunk(CHUNK, true) => r,
-            () = claim.stopped() => {
+            () = &mut stopped => {
                 // Another stream of the owner takes over: keep what arrived.
                 return Err(fail(
                     StreamCode::Conflict,

@@ -7,6 +7,12 @@
 //! copied into one buffer, hashed and written to the partial file on the
 //! blocking pool while the task goes on receiving the next batch. At most
 //! two batches per upload are held: one being written, one being gathered.
+//!
+//! The page cache holds what was written until the final fsync, which then
+//! has the whole file to write out while the client waits. So every
+//! [`SYNC_EVERY`] bytes a background `fdatasync` (on a clone of the file
+//! handle, at most one at a time) pushes what is there to the disk while
+//! more arrives, and the final fsync only has the tail left.
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
@@ -17,6 +23,8 @@ use tokio::task::JoinHandle;
 
 /// Bytes gathered before a batch goes to the disk.
 const BATCH: usize = 1024 * 1024;
+/// Bytes written between background syncs.
+const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The partial file, its running hash and the batch buffer: with the writer
 /// while idle, on the blocking pool while a batch is written.
@@ -34,6 +42,10 @@ pub(crate) struct PartWriter {
     busy: Option<JoinHandle<io::Result<Sink>>>,
     batch: Vec<Bytes>,
     batch_len: usize,
+    /// Bytes submitted since the last background sync started.
+    unsynced: u64,
+    /// The background sync in progress, if any.
+    syncing: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl PartWriter {
@@ -49,6 +61,8 @@ impl PartWriter {
             busy: None,
             batch: Vec::new(),
             batch_len: 0,
+            unsynced: 0,
+            syncing: None,
         })
     }
 
@@ -66,6 +80,14 @@ impl PartWriter {
     /// Sends the gathered batch to the blocking pool.
     async fn submit(&mut self) -> io::Result<()> {
         let mut sink = self.settle().await?;
+        self.unsynced += self.batch_len as u64;
+        if self.unsynced >= SYNC_EVERY && self.syncing.as_ref().is_none_or(JoinHandle::is_finished)
+        {
+            self.wait_sync().await?;
+            let file = sink.file.try_clone()?;
+            self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+            self.unsynced = 0;
+        }
         let batch = std::mem::take(&mut self.batch);
         self.batch_len = 0;
         self.busy = Some(tokio::task::spawn_blocking(move || {
@@ -88,29 +110,42 @@ impl PartWriter {
         self.idle.take().ok_or_else(|| io::Error::other("an earlier write failed"))
     }
 
-    /// Writes out everything taken so far, without fsync: for an upload that
-    /// stops here and may resume (its partial file then holds every byte).
+    /// Waits for the background sync, if one is running.
+    async fn wait_sync(&mut self) -> io::Result<()> {
+        match self.syncing.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes out everything taken so far, without a final fsync: for an
+    /// upload that stops here and may resume (its partial file then holds
+    /// every byte).
     pub(crate) async fn close(mut self) -> io::Result<()> {
         if !self.batch.is_empty() {
             self.submit().await?;
         }
-        self.settle().await.map(drop)
+        let written = self.settle().await.map(drop);
+        self.wait_sync().await?;
+        written
     }
 
     /// Writes out everything and fsyncs the file; the hasher (over the whole
-    /// file) and how long the fsync took.
+    /// file) and how long the fsyncs took after the last byte was written.
     pub(crate) async fn finish(mut self) -> io::Result<(blake3::Hasher, Duration)> {
         if !self.batch.is_empty() {
             self.submit().await?;
         }
         let sink = self.settle().await?;
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
+        let started = Instant::now();
+        self.wait_sync().await?;
+        let hasher = tokio::task::spawn_blocking(move || {
             sink.file.sync_all()?;
-            Ok((sink.hasher, started.elapsed()))
+            Ok::<_, io::Error>(sink.hasher)
         })
         .await
-        .map_err(io::Error::other)?
+        .map_err(io::Error::other)??;
+        Ok((hasher, started.elapsed()))
     }
 }
 
@@ -127,8 +162,8 @@ mod tests {
         hasher.update(b"held:");
         let mut writer = PartWriter::open(path.clone(), hasher).await?;
         let mut expected = b"held:".to_vec();
-        // Packet-sized pieces, past a few batches.
-        for i in 0..3000u32 {
+        // Packet-sized pieces, past a few batches and a background sync.
+        for i in 0..30_000u32 {
             let piece: Vec<u8> = (0..1200u32).map(|j| (i * 7 + j) as u8).collect();
             expected.extend_from_slice(&piece);
             writer.write(Bytes::from(piece)).await?;
