@@ -280,7 +280,16 @@ fn bind_endpoint(config: quinn::ServerConfig, addr: SocketAddr) -> std::io::Resu
         }
     }
     let got = state.recv_buffer_size((&socket).into()).unwrap_or(0);
-    tracing::debug!(receive_buffer = got, "UDP socket bound");
+    if got < SOCKET_BUFFER {
+        // Linux reports twice what it grants; less than asked means capped.
+        tracing::warn!(
+            receive_buffer = got,
+            "UDP receive buffer capped below 4 MiB; raise net.core.rmem_max and \
+             net.core.wmem_max (docs/OPERATIONS.md) or bursts will drop datagrams"
+        );
+    } else {
+        tracing::debug!(receive_buffer = got, "UDP socket bound");
+    }
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
     Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime)
