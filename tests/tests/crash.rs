@@ -466,6 +466,15 @@ async fn crash_rounds(kills: usize) -> anyhow::Result<()> {
         within("checks", check(&s.data_dir(), &senders, &uploader, &mut checked))
             .await
             .with_context(|| format!("after kill {} of {kills}", round + 1))?;
+        if (round + 1) % 100 == 0 {
+            println!(
+                "crash: {} kills, {:.0}s, {} messages, {} files",
+                round + 1,
+                started.elapsed().as_secs_f64(),
+                checked.messages,
+                checked.files
+            );
+        }
     }
     let acked: usize = senders.iter().map(|s| s.lock().map(|s| s.acked.len()).unwrap_or(0)).sum();
     let (dup, new) = senders.iter().fold((0, 0), |(d, n), s| {
