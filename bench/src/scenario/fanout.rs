@@ -125,6 +125,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             "qchat p50 / p99 / max ms",
             "baseline p50 / p99 / max ms",
             "p99 ratio",
+            "server CPU µs/delivery qchat / baseline",
             "qchat delivered",
         ],
     );
@@ -132,8 +133,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     let mut round_id = 0u64;
     for &n in &args.clients {
         let mut pools = [
-            Pool::connect(Side::Qchat, &q_eps, n, &tokens, epoch).await?,
-            Pool::connect(Side::Baseline, &b_eps, n, &[], epoch).await?,
+            Pool::connect(Side::Qchat, &q_eps, n, &tokens, epoch, qchatd.pid()).await?,
+            Pool::connect(Side::Baseline, &b_eps, n, &[], epoch, baseline.pid()).await?,
         ];
         for &senders in &args.senders {
             let mut acc = [Acc::default(), Acc::default()];
@@ -159,6 +160,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
                     (Some(q), Some(b)) => ratio(q.p99.as_secs_f64(), b.p99.as_secs_f64()),
                     _ => "n/a".into(),
                 },
+                format!("{:.1} / {:.1}", q.cpu_per_delivery_us(), b.cpu_per_delivery_us()),
                 format!("{}/{}", q.delivered, q.expected),
             ]);
             report.note(format!(
@@ -183,7 +185,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         "{} s per round, {} round(s) per side alternating, window {}, {}-byte bodies, \
          qchat connections over {} users (resume), {} connections per client socket; \
          qchatd synchronous={}, log level warn. Latency: send timestamp to arrival at \
-         each receiver, over every delivery of every round.",
+         each receiver, over every delivery of every round. Server CPU: user + system time \
+         of the server process over the rounds (from /proc) divided by the deliveries.",
         args.secs,
         args.rounds,
         args.window,
@@ -243,6 +246,8 @@ struct Pool {
     readers: JoinSet<()>,
     round: watch::Sender<Option<Arc<Round>>>,
     lagged: Arc<AtomicU64>,
+    /// The server process, for its CPU time.
+    server_pid: Option<u32>,
 }
 
 impl Pool {
@@ -252,6 +257,7 @@ impl Pool {
         n: usize,
         tokens: &[String],
         epoch: Instant,
+        server_pid: Option<u32>,
     ) -> anyhow::Result<Self> {
         let sem = Arc::new(Semaphore::new(CONNECT_PARALLEL));
         let mut set = JoinSet::new();
@@ -290,6 +296,7 @@ impl Pool {
             readers: JoinSet::new(),
             round,
             lagged,
+            server_pid,
         };
         for (i, link) in links.into_iter().enumerate() {
             let link = link.context("a connection is missing")?;
@@ -318,6 +325,7 @@ impl Pool {
         let cap = ((args.secs * 20_000.0) as usize * args.window).clamp(16, (1 << 22) / senders);
         let round = Arc::new(Round::new(id, n, senders, cap, args.window));
         self.round.send_replace(Some(round.clone()));
+        let cpu_start = self.server_pid.and_then(|p| link::cpu_secs(p).ok());
         let start = Instant::now();
         let start_us = micros(epoch);
         let until = start + Duration::from_secs_f64(args.secs);
@@ -350,6 +358,10 @@ impl Pool {
             }
         }
         self.round.send_replace(None);
+        let cpu = match (cpu_start, self.server_pid.and_then(|p| link::cpu_secs(p).ok())) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        };
         let mut samples = Vec::new();
         for s in &round.samples {
             samples.append(&mut s.lock().unwrap_or_else(PoisonError::into_inner));
@@ -359,7 +371,7 @@ impl Pool {
         if stalled > 0 {
             eprintln!("round {id} ({:?}): {stalled} sender(s) stalled", self.side);
         }
-        Ok(RoundOut { expected: sent * n as u64, samples, secs })
+        Ok(RoundOut { expected: sent * n as u64, samples, secs, cpu })
     }
 
     async fn close(mut self) {
@@ -538,6 +550,8 @@ struct RoundOut {
     expected: u64,
     samples: Vec<u32>,
     secs: f64,
+    /// Server CPU seconds (user + system) during the round.
+    cpu: f64,
 }
 
 /// A side's figures over its rounds.
@@ -548,6 +562,7 @@ struct Acc {
     secs: f64,
     samples: Vec<Duration>,
     round_rates: Vec<u64>,
+    cpu: f64,
 }
 
 impl Acc {
@@ -556,6 +571,7 @@ impl Acc {
         self.delivered += d;
         self.expected += r.expected;
         self.secs += r.secs;
+        self.cpu += r.cpu;
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -568,6 +584,13 @@ impl Acc {
     #[allow(clippy::cast_precision_loss)]
     fn rate(&self) -> f64 {
         if self.secs > 0.0 { self.delivered as f64 / self.secs } else { 0.0 }
+    }
+
+    /// Server CPU per delivery, microseconds: robust to the machine's other
+    /// load in a way rates and latencies are not.
+    #[allow(clippy::cast_precision_loss)]
+    fn cpu_per_delivery_us(&self) -> f64 {
+        if self.delivered == 0 { 0.0 } else { self.cpu * 1e6 / self.delivered as f64 }
     }
 
     fn percentiles(&mut self) -> Option<Percentiles> {
