@@ -10,10 +10,11 @@
 //! the connection driver per batch instead of per frame.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// Sending half of a connection's outbound queue; cheap to clone.
 #[derive(Clone, Debug)]
@@ -22,10 +23,15 @@ pub(crate) struct Outbound {
     lag: Arc<Lag>,
 }
 
+/// Rooms whose events were dropped. No wake-up is needed: an event is only
+/// dropped when the queue is full, so the writer has frames to take and will
+/// look here before it next waits.
 #[derive(Debug, Default)]
 struct Lag {
     rooms: Mutex<BTreeSet<String>>,
-    notify: Notify,
+    /// Set after a room is added, so the writer's check costs one atomic
+    /// load when nothing lagged.
+    pending: AtomicBool,
 }
 
 /// Receiving half, owned by the connection's writer task.
@@ -59,7 +65,7 @@ impl Outbound {
     pub(crate) fn offer(&self, frame: Bytes, room: &str) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
             self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner).insert(room.to_owned());
-            self.lag.notify.notify_one();
+            self.lag.pending.store(true, Ordering::Release);
         }
     }
 
@@ -84,21 +90,18 @@ impl OutboundRx {
     /// frames, in order, to `frames` (which the caller empties after writing
     /// them), or reports lagged rooms first. `None` when every sender is gone.
     pub(crate) async fn next(&mut self, frames: &mut Vec<Bytes>) -> Option<Next> {
-        loop {
-            let lagged = self.take_lagged();
-            if !lagged.is_empty() {
-                return Some(Next::Lagged(lagged));
-            }
-            tokio::select! {
-                n = self.rx.recv_many(frames, BATCH) => {
-                    return (n > 0).then_some(Next::Frames);
-                }
-                () = self.lag.notify.notified() => {}
-            }
+        let lagged = self.take_lagged();
+        if !lagged.is_empty() {
+            return Some(Next::Lagged(lagged));
         }
+        let n = self.rx.recv_many(frames, BATCH).await;
+        (n > 0).then_some(Next::Frames)
     }
 
     fn take_lagged(&self) -> Vec<String> {
+        if !self.lag.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
         let mut rooms = self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::take(&mut *rooms).into_iter().collect()
     }
@@ -124,6 +127,21 @@ mod tests {
         assert_eq!(frames, vec![Bytes::from_static(b"1"), Bytes::from_static(b"2")]);
         drop(tx);
         assert!(rx.next(&mut frames).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn lag_while_the_writer_is_busy_is_reported_next() {
+        let (tx, mut rx) = channel(1);
+        tx.offer(Bytes::from_static(b"1"), "a");
+        let mut frames = Vec::new();
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
+        // The writer is writing frame 1; the queue fills and drops one.
+        tx.offer(Bytes::from_static(b"2"), "a");
+        tx.offer(Bytes::from_static(b"3"), "b");
+        frames.clear();
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Lagged(vec!["b".to_owned()])));
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
+        assert_eq!(frames, vec![Bytes::from_static(b"2")]);
     }
 
     #[tokio::test]
