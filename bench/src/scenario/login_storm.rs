@@ -46,6 +46,10 @@ pub(crate) struct Args {
     /// qchatd's SQLite durability (`full` or `normal`).
     #[arg(long, default_value = "full")]
     durability: String,
+    /// Storm logins with session tokens (`resume`) instead of passwords:
+    /// the same handshakes without argon2, to tell the two costs apart.
+    #[arg(long)]
+    storm_tokens: bool,
 }
 
 /// Chat deliveries: (sent, latency) in microseconds since the epoch.
@@ -73,7 +77,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     qchatd.room(TENANT, ROOM).await?;
     let eps = Arc::new(link::Endpoints::qchat(qchatd.addr, &qchatd.data_dir(), 4)?);
     let chat_tokens = fanout::register(&eps, args.chatters, "c", &[ROOM]).await?;
-    fanout::register(&eps, args.storm, "s", &[]).await?;
+    let storm_tokens = fanout::register(&eps, args.storm, "s", &[]).await?;
     eps.close();
     let config = |user: String, auth: Auth| {
         let mut c = ClientConfig::new(
@@ -150,8 +154,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
 
         let a = micros(epoch);
         let mut storm = JoinSet::new();
-        for s in 0..args.storm {
-            let cfg = config(format!("s{s}"), Auth::Password(PASSWORD.into()));
+        for (s, token) in storm_tokens.iter().enumerate() {
+            let auth = if args.storm_tokens {
+                Auth::Token(token.clone())
+            } else {
+                Auth::Password(PASSWORD.into())
+            };
+            let cfg = config(format!("s{s}"), auth);
             storm.spawn(async move {
                 let t = Instant::now();
                 Client::connect(cfg).await.map(|c| (c, t.elapsed()))
@@ -242,6 +251,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             ms(l.max),
             l.count
         ));
+    }
+    if args.storm_tokens {
+        report.note("storm logins used session tokens (resume): no argon2 in this run");
     }
     report.note(format!(
         "{} chatters (client library, resumed sessions) sending {} messages/s in total to one \
