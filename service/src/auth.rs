@@ -57,7 +57,11 @@ impl Auth {
     pub(crate) fn new() -> Result<Self> {
         let areas = Mutex::new(Vec::new());
         let dummy_hash = hash_blocking(&areas, "qchat dummy password")?;
-        let permits = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
+        // Half the cores (at least one): with one hasher per core a login
+        // storm kept every core busy and the chat's p99 went from 3 ms to
+        // 48 ms (bench/run login-storm, docs/BENCHMARKS.md); with half, the
+        // runtime always keeps the other half and the storm takes longer.
+        let permits = (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1);
         Ok(Self {
             inner: Arc::new(Inner {
                 hashers: Semaphore::new(permits),
