@@ -597,3 +597,41 @@ impl Acc {
         Percentiles::of(&mut self.samples)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_at_the_body_size() {
+        let tag = Tag { round: 7, sender: 3, seq: 41, sent_us: 123_456 };
+        let body = tag.body(100);
+        assert_eq!(body.len(), 100);
+        let back = Tag::parse(&body).expect("parses");
+        assert_eq!((back.round, back.sender, back.seq, back.sent_us), (7, 3, 41, 123_456));
+        assert!(Tag::parse("hello").is_none());
+    }
+
+    #[test]
+    fn a_message_frees_its_sender_once_everyone_has_it() {
+        let round = Round::new(1, 2, 1, 16, 1);
+        let tag = Tag { round: 1, sender: 0, seq: 0, sent_us: 10 };
+        round.windows[0].try_acquire().expect("window").forget();
+        round.deliver(0, tag, 30);
+        assert_eq!(round.windows[0].available_permits(), 0);
+        round.deliver(1, tag, 50);
+        assert_eq!(round.windows[0].available_permits(), 1);
+        assert_eq!(round.last_us.load(Ordering::Relaxed), 50);
+        let lat: Vec<u32> =
+            round.samples.iter().flat_map(|s| s.lock().expect("lock").clone()).collect();
+        assert_eq!(lat, vec![20, 40]);
+    }
+
+    #[test]
+    fn own_cpu_and_memory_are_readable() {
+        let pid = std::process::id();
+        assert!(link::cpu_secs(pid).expect("cpu") >= 0.0);
+        let (rss, hwm) = link::memory_kib(pid).expect("memory");
+        assert!(rss > 0 && hwm >= rss);
+    }
+}
