@@ -8,9 +8,6 @@
 //! first. Figures and the commands that produced them are in
 //! `docs/BENCHMARKS.md`.
 
-// Until every scenario is written some shared helpers are unused; remove then.
-#![allow(dead_code)]
-
 mod baseline;
 mod report;
 mod scenario;
