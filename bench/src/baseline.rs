@@ -37,6 +37,16 @@ pub(crate) fn server(
 
 /// A client endpoint on an ephemeral loopback port that trusts `cert` only.
 pub(crate) fn client(cert: &CertificateDer<'static>) -> anyhow::Result<quinn::Endpoint> {
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    endpoint.set_default_client_config(client_config(cert, ALPN)?);
+    Ok(endpoint)
+}
+
+/// A TLS 1.3 client configuration that trusts `cert` only and offers `alpn`.
+pub(crate) fn client_config(
+    cert: &CertificateDer<'static>,
+    alpn: &[u8],
+) -> anyhow::Result<quinn::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -44,9 +54,6 @@ pub(crate) fn client(cert: &CertificateDer<'static>) -> anyhow::Result<quinn::En
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
-    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    endpoint.set_default_client_config(config);
-    Ok(endpoint)
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    Ok(quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?)))
 }

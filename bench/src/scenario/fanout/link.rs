@@ -12,14 +12,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::{Bytes, BytesMut};
 use qchat_protocol::{decode_frame, encode_frame};
-use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -44,7 +42,7 @@ impl Endpoints {
     pub(crate) fn qchat(addr: SocketAddr, data_dir: &Path, count: usize) -> anyhow::Result<Self> {
         let cert = CertificateDer::from_pem_file(data_dir.join("tls/cert.pem"))
             .context("reading qchatd's certificate")?;
-        let config = client_config(&cert, qchat_protocol::ALPN)?;
+        let config = baseline::client_config(&cert, qchat_protocol::ALPN)?;
         let eps = (0..count.max(1)).map(|_| endpoint(&config)).collect::<anyhow::Result<_>>()?;
         Ok(Self { eps, next: AtomicUsize::new(0), addr })
     }
@@ -55,7 +53,7 @@ impl Endpoints {
         cert: &CertificateDer<'static>,
         count: usize,
     ) -> anyhow::Result<Self> {
-        let config = client_config(cert, baseline::ALPN)?;
+        let config = baseline::client_config(cert, baseline::ALPN)?;
         let eps = (0..count.max(1)).map(|_| endpoint(&config)).collect::<anyhow::Result<_>>()?;
         Ok(Self { eps, next: AtomicUsize::new(0), addr })
     }
@@ -102,21 +100,6 @@ fn endpoint(config: &quinn::ClientConfig) -> anyhow::Result<quinn::Endpoint> {
     let mut ep = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
     ep.set_default_client_config(config.clone());
     Ok(ep)
-}
-
-fn client_config(
-    cert: &CertificateDer<'static>,
-    alpn: &[u8],
-) -> anyhow::Result<quinn::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![alpn.to_vec()];
-    Ok(quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?)))
 }
 
 /// One connection and its stream.
