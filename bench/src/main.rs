@@ -56,6 +56,8 @@ enum Worker {
     FanoutServer(scenario::fanout::server::Args),
     /// A fleet of idle logged-in clients.
     IdleClients(scenario::idle::clients::Args),
+    /// The login-storm clients.
+    StormClients(scenario::login_storm::clients::Args),
 }
 
 #[tokio::main]
@@ -71,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Tui(a) => scenario::tui::run(a).await?,
         Scenario::Worker(Worker::FanoutServer(a)) => return scenario::fanout::server::run(a).await,
         Scenario::Worker(Worker::IdleClients(a)) => return scenario::idle::clients::run(a).await,
+        Scenario::Worker(Worker::StormClients(a)) => {
+            return scenario::login_storm::clients::run(a).await;
+        }
     };
     print!("{}", report.table());
     if let Some(path) = cli.json {

@@ -8,22 +8,33 @@
 //! `--rate`; each storm login is a fresh `Client::connect` with a password,
 //! i.e. a QUIC handshake plus one argon2id verification on the server. Storm
 //! users are in no room, so the chat load is the same in both phases.
+//!
+//! The storm clients run in a process of their own (`qchat-bench worker
+//! storm-clients`, see [`clients`]) started under `nice`, because in a
+//! deployment the 200 users logging in are other machines: their client-side
+//! handshakes must not take this process's cores from the chatters, whose
+//! latency is the measurement. `--storm-in-process` keeps the old layout
+//! (storm clients on this process's runtime) for comparison.
 
+pub(crate) mod clients;
+
+use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
+use anyhow::{Context as _, bail, ensure};
 use qchat_client::{Auth, Client, ClientConfig, ClientEvent, Trust};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::report::{Percentiles, Report, ms, ratio};
-use crate::scenario::fanout::{self, PASSWORD, TENANT, link};
+use crate::scenario::fanout::{self, TENANT, link};
+use clients::STORM_WITHIN;
 
 const ROOM: &str = "chat";
-/// Bound on one storm (all its logins).
-const STORM_WITHIN: Duration = Duration::from_secs(300);
 
 /// Flags of this scenario.
 #[derive(Debug, clap::Args)]
@@ -50,6 +61,13 @@ pub(crate) struct Args {
     /// the same handshakes without argon2, to tell the two costs apart.
     #[arg(long)]
     storm_tokens: bool,
+    /// Run the storm clients on this process's runtime, next to the chatters
+    /// (the old layout), instead of in a worker process.
+    #[arg(long)]
+    storm_in_process: bool,
+    /// `nice` increment of the storm worker process (0 to 19).
+    #[arg(long, default_value_t = 10)]
+    storm_nice: u8,
 }
 
 /// Chat deliveries: (sent, latency) in microseconds since the epoch.
@@ -60,6 +78,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     ensure!(args.chatters >= 1 && args.storm >= 1 && args.rounds >= 1, "counts must be ≥ 1");
     ensure!(args.rate > 0.0 && args.rate <= 5000.0, "--rate must be in (0, 5000]");
     ensure!(args.quiet_secs > 0.0 && args.quiet_secs <= 120.0, "--quiet-secs in (0, 120]");
+    ensure!(args.storm_nice <= 19, "--storm-nice must be in 0..=19");
     let cap = (args.chatters + args.storm + 16).to_string();
     let qchatd = qchat_tests::TestServer::start_logging(
         &[
@@ -79,6 +98,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     let chat_tokens = fanout::register(&eps, args.chatters, "c", &[ROOM]).await?;
     let storm_tokens = fanout::register(&eps, args.storm, "s", &[]).await?;
     eps.close();
+    let token_dir = tempfile::tempdir()?;
+    let mut worker = if args.storm_in_process {
+        None
+    } else {
+        let path = token_dir.path().join("storm-tokens");
+        std::fs::write(&path, storm_tokens.join("\n"))?;
+        let mut w = StormWorker::spawn(&qchatd, &path, args.storm_tokens, args.storm_nice)?;
+        let line = tokio::time::timeout(Duration::from_secs(30), w.line()).await??;
+        ensure!(line == "ready", "unexpected storm worker line {line:?}");
+        Some(w)
+    };
     let config = |user: String, auth: Auth| {
         let mut c = ClientConfig::new(
             qchatd.addr.to_string(),
@@ -153,36 +183,29 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         quiet.push((a, micros(epoch)));
 
         let a = micros(epoch);
-        let mut storm = JoinSet::new();
-        for (s, token) in storm_tokens.iter().enumerate() {
-            let auth = if args.storm_tokens {
-                Auth::Token(token.clone())
-            } else {
-                Auth::Password(PASSWORD.into())
+        if let Some(w) = worker.as_mut() {
+            w.send("storm").await?;
+            let line = tokio::time::timeout(STORM_WITHIN, w.line())
+                .await
+                .context("storm took too long")??;
+            storms.push((a, micros(epoch)));
+            let Some(times) = line.strip_prefix("done") else {
+                bail!("unexpected storm worker line {line:?}");
             };
-            let cfg = config(format!("s{s}"), auth);
-            storm.spawn(async move {
-                let t = Instant::now();
-                Client::connect(cfg).await.map(|c| (c, t.elapsed()))
-            });
-        }
-        let mut clients = Vec::new();
-        let wait = async {
-            while let Some(r) = storm.join_next().await {
-                let (c, took) = r?.context("storm log-in")?;
-                logins.push(took);
-                clients.push(c);
+            for t in times.split_whitespace() {
+                logins.push(Duration::from_micros(t.parse().context("storm worker login time")?));
             }
-            Ok::<_, anyhow::Error>(())
-        };
-        tokio::time::timeout(STORM_WITHIN, wait).await.context("storm took too long")??;
-        storms.push((a, micros(epoch)));
-        // Log the storm out outside the measured windows.
-        let mut quits = JoinSet::new();
-        for c in clients {
-            quits.spawn(async move { c.0.quit(None).await });
+            // Logged out outside the measured windows.
+            let line = tokio::time::timeout(STORM_WITHIN, w.line()).await??;
+            ensure!(line == "quit", "unexpected storm worker line {line:?}");
+        } else {
+            let (clients, took) =
+                clients::storm(qchatd.addr, &qchatd.fingerprint, &storm_tokens, args.storm_tokens)
+                    .await?;
+            storms.push((a, micros(epoch)));
+            logins.extend(took);
+            clients::logout(clients).await;
         }
-        while quits.join_next().await.is_some() {}
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // Let the last messages arrive, then stop.
@@ -193,6 +216,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     })
     .await;
     tasks.abort_all();
+    if let Some(w) = worker {
+        w.stop().await;
+    }
 
     let all = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
     let pick = |windows: &[(u64, u64)]| {
@@ -255,6 +281,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     if args.storm_tokens {
         report.note("storm logins used session tokens (resume): no argon2 in this run");
     }
+    report.note(if args.storm_in_process {
+        "storm clients on this process's runtime, next to the chatters (old layout)".to_owned()
+    } else {
+        format!("storm clients in a worker process under `nice -n {}`", args.storm_nice)
+    });
     report.note(format!(
         "{} chatters (client library, resumed sessions) sending {} messages/s in total to one \
          room; latency from the send timestamp to arrival at each chatter, grouped by send \
@@ -268,4 +299,58 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
 
 fn micros(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The storm-clients process (see [`clients`]).
+struct StormWorker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl StormWorker {
+    fn spawn(
+        qchatd: &qchat_tests::TestServer,
+        tokens: &std::path::Path,
+        with_tokens: bool,
+        nice: u8,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", &nice.to_string()])
+            .arg(std::env::current_exe()?)
+            .args(["worker", "storm-clients", "--server", &qchatd.addr.to_string()])
+            .args(["--fingerprint", &qchatd.fingerprint])
+            .arg("--tokens")
+            .arg(tokens);
+        if with_tokens {
+            cmd.arg("--with-tokens");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning the storm-clients worker (with `nice`)")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("worker stdout")?;
+        Ok(Self { child, stdin, lines: BufReader::new(stdout).lines() })
+    }
+
+    async fn line(&mut self) -> anyhow::Result<String> {
+        self.lines.next_line().await?.context("storm worker exited")
+    }
+
+    async fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("worker stdin closed")?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        Ok(())
+    }
+
+    async fn stop(mut self) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
 }
