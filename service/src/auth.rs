@@ -1,9 +1,10 @@
-//! Passwords (argon2id off the async threads, behind a semaphore so a login
-//! storm cannot starve chat), session tokens (only their hash is stored) and
-//! the failed-login rate limiter.
+//! Passwords (argon2id on a few hashing threads of their own, at a lower CPU
+//! priority, so a login storm cannot starve chat), session tokens (only their
+//! hash is stored) and the failed-login rate limiter.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,6 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use rand::Rng as _;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
@@ -22,6 +22,12 @@ const MAX_FAILURES: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked before the oldest windows are swept.
 const MAX_TRACKED: usize = 100_000;
+/// `nice` increment of the hashing threads: a login storm's argon2 runs
+/// then take only the CPU the runtime (established connections) leaves.
+const HASHER_NICE: i32 = 10;
+
+/// A password job for a hashing thread.
+type Job = Box<dyn FnOnce(&Mutex<Vec<Vec<Block>>>) + Send>;
 
 /// Password hashing and login throttling, shared by all connections.
 #[derive(Clone)]
@@ -33,14 +39,9 @@ pub(crate) struct Auth {
 }
 
 struct Inner {
-    /// Bounds concurrent argon2 runs (19 MiB each) to the cores we have.
-    hashers: Semaphore,
-    /// argon2 working memory, reused: at most one area per permit is ever
-    /// out, so this never holds more than `hashers` areas. Allocating 19 MiB
-    /// per run instead left each run's area resident in the malloc arena of
-    /// whichever blocking thread ran it, and a login flood grew the server
-    /// by 19 MiB per thread (found by tests/tests/hostile.rs).
-    areas: Mutex<Vec<Vec<Block>>>,
+    /// Jobs for the hashing threads; they end when this is dropped. Their
+    /// number bounds concurrent argon2 runs (19 MiB each).
+    jobs: mpsc::Sender<Job>,
     /// Verified against when the user does not exist, so timing does not
     /// reveal which user names exist.
     dummy_hash: String,
@@ -55,20 +56,30 @@ impl Auth {
     /// # Errors
     /// When argon2 fails, which only happens on invalid parameters.
     pub(crate) fn new() -> Result<Self> {
-        let areas = Mutex::new(Vec::new());
+        // argon2 working memory, reused: at most one area per hashing thread is
+        // ever out, so this never holds more than that many areas. Allocating 19 MiB
+        // per run instead left each run's area resident in the malloc arena of
+        // whichever blocking thread ran it, and a login flood grew the server
+        // by 19 MiB per thread (found by tests/tests/hostile.rs).
+        let areas = Arc::new(Mutex::new(Vec::new()));
         let dummy_hash = hash_blocking(&areas, "qchat dummy password")?;
         // Half the cores (at least one): with one hasher per core a login
         // storm kept every core busy and the chat's p99 went from 3 ms to
         // 48 ms (bench/run login-storm, docs/BENCHMARKS.md); with half, the
         // runtime always keeps the other half and the storm takes longer.
-        let permits = (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1);
+        // At `HASHER_NICE` they also yield to the runtime on a busy machine.
+        let threads = (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1);
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let (rx, areas) = (rx.clone(), areas.clone());
+            std::thread::Builder::new()
+                .name(format!("qchatd-argon2-{i}"))
+                .spawn(move || hasher_thread(&rx, &areas))
+                .map_err(|e| Error::Internal(format!("hashing thread: {e}")))?;
+        }
         Ok(Self {
-            inner: Arc::new(Inner {
-                hashers: Semaphore::new(permits),
-                areas,
-                dummy_hash,
-                failures: Mutex::new(HashMap::new()),
-            }),
+            inner: Arc::new(Inner { jobs, dummy_hash, failures: Mutex::new(HashMap::new()) }),
             max_failures: MAX_FAILURES,
             failure_window: FAILURE_WINDOW,
             metrics: None,
@@ -88,17 +99,13 @@ impl Auth {
         self
     }
 
-    /// Hashes a password with argon2id (m=19 MiB, t=2, p=1) on the blocking pool.
+    /// Hashes a password with argon2id (m=19 MiB, t=2, p=1) on a hashing thread.
     ///
     /// # Errors
     /// Internal errors only.
     pub(crate) async fn hash(&self, password: &str) -> Result<String> {
-        let _permit = self.permit().await?;
         let password = password.to_owned();
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(&inner.areas, &password))
-            .await
-            .map_err(|e| Error::Internal(format!("hash task: {e}")))?
+        self.run(move |areas| hash_blocking(areas, &password)).await?
     }
 
     /// Checks `password` against `hash`; with `None` (no such user) it still
@@ -107,22 +114,26 @@ impl Auth {
     /// # Errors
     /// Internal errors only.
     pub(crate) async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
-        let _permit = self.permit().await?;
         let password = password.to_owned();
         let (hash, real) = match hash {
             Some(h) => (h.to_owned(), true),
             None => (self.inner.dummy_hash.clone(), false),
         };
-        let inner = self.inner.clone();
-        let ok =
-            tokio::task::spawn_blocking(move || verify_blocking(&inner.areas, &password, &hash))
-                .await
-                .map_err(|e| Error::Internal(format!("verify task: {e}")))?;
+        let ok = self.run(move |areas| verify_blocking(areas, &password, &hash)).await?;
         Ok(ok && real)
     }
 
-    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        self.inner.hashers.acquire().await.map_err(|_| Error::Internal("hasher closed".into()))
+    /// Runs `f` on a hashing thread (in queue order) and waits for its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Mutex<Vec<Vec<Block>>>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |areas| {
+            let _ = tx.send(f(areas));
+        });
+        self.inner.jobs.send(job).map_err(|_| Error::Internal("hashing threads gone".into()))?;
+        rx.await.map_err(|_| Error::Internal("hashing job lost".into()))
     }
 
     /// Whether `addr` may try another login now.
@@ -151,6 +162,25 @@ impl Auth {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
+    }
+}
+
+/// A hashing thread: lowers its own priority, then runs jobs until the
+/// sender (the [`Auth`] state) is dropped.
+fn hasher_thread(rx: &Mutex<mpsc::Receiver<Job>>, areas: &Mutex<Vec<Vec<Block>>>) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHER_NICE)
+    {
+        tracing::warn!(cause = %e, "could not lower the hashing thread's priority");
+    }
+    loop {
+        // The lock is held only while waiting for the next job.
+        let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+        match job {
+            Ok(job) => job(areas),
+            Err(mpsc::RecvError) => return,
+        }
     }
 }
 
