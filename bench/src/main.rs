@@ -11,6 +11,7 @@
 mod baseline;
 mod report;
 mod scenario;
+mod worker;
 
 use std::path::PathBuf;
 

@@ -13,18 +13,17 @@
 
 pub(crate) mod clients;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::Command;
 use tokio::time::Instant;
 
 use crate::report::Report;
 use crate::scenario::fanout::{self, link};
+use crate::worker::WorkerProcess;
 
 /// Bound on the idle clients all logging in.
 const READY_WITHIN: Duration = Duration::from_secs(600);
@@ -103,7 +102,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     for (w, tokens) in per_worker.iter().enumerate() {
         let path = dir.path().join(format!("tokens-{w}"));
         std::fs::write(&path, tokens)?;
-        workers.push(Worker::spawn(&qchatd, &path, args.per_socket, &marker)?);
+        workers.push(spawn_worker(&qchatd, &path, args.per_socket, &marker)?);
     }
     let mut connected = 0;
     for w in &mut workers {
@@ -149,7 +148,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     let (rss_end, hwm_end) = link::memory_kib(pid)?;
     sender.conn.close(0u32.into(), b"done");
     for w in workers {
-        w.stop().await;
+        w.stop(Duration::from_secs(15)).await;
     }
     eps.close();
 
@@ -206,51 +205,18 @@ fn kib_to_mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// One client process.
-struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Worker {
-    fn spawn(
-        qchatd: &qchat_tests::TestServer,
-        tokens: &std::path::Path,
-        per_socket: usize,
-        marker: &str,
-    ) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["worker", "idle-clients", "--server", &qchatd.addr.to_string(), "--data-dir"])
-            .arg(qchatd.data_dir())
-            .arg("--tokens")
-            .arg(tokens)
-            .args(["--per-socket", &per_socket.to_string(), "--marker", marker])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning an idle-clients worker")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("worker stdout")?;
-        Ok(Self { child, stdin, lines: BufReader::new(stdout).lines() })
-    }
-
-    async fn line(&mut self) -> anyhow::Result<String> {
-        self.lines.next_line().await?.context("worker exited")
-    }
-
-    async fn send(&mut self, line: &str) -> anyhow::Result<()> {
-        let stdin = self.stdin.as_mut().context("worker stdin closed")?;
-        stdin.write_all(format!("{line}\n").as_bytes()).await?;
-        stdin.flush().await?;
-        Ok(())
-    }
-
-    async fn stop(mut self) {
-        drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-    }
+/// Starts one idle-clients process.
+fn spawn_worker(
+    qchatd: &qchat_tests::TestServer,
+    tokens: &std::path::Path,
+    per_socket: usize,
+    marker: &str,
+) -> anyhow::Result<WorkerProcess> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["worker", "idle-clients", "--server", &qchatd.addr.to_string(), "--data-dir"])
+        .arg(qchatd.data_dir())
+        .arg("--tokens")
+        .arg(tokens)
+        .args(["--per-socket", &per_socket.to_string(), "--marker", marker]);
+    WorkerProcess::spawn(&mut cmd, "idle-clients worker")
 }

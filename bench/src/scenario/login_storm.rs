@@ -18,20 +18,19 @@
 
 pub(crate) mod clients;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use qchat_client::{Auth, Client, ClientConfig, ClientEvent, Trust};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::Command;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::report::{Percentiles, Report, ms, ratio};
 use crate::scenario::fanout::{self, TENANT, link};
+use crate::worker::WorkerProcess;
 use clients::STORM_WITHIN;
 
 const ROOM: &str = "chat";
@@ -104,7 +103,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     } else {
         let path = token_dir.path().join("storm-tokens");
         std::fs::write(&path, storm_tokens.join("\n"))?;
-        let mut w = StormWorker::spawn(&qchatd, &path, args.storm_tokens, args.storm_nice)?;
+        let mut w = spawn_storm_worker(&qchatd, &path, args.storm_tokens, args.storm_nice)?;
         let line = tokio::time::timeout(Duration::from_secs(30), w.line()).await??;
         ensure!(line == "ready", "unexpected storm worker line {line:?}");
         Some(w)
@@ -217,7 +216,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     .await;
     tasks.abort_all();
     if let Some(w) = worker {
-        w.stop().await;
+        w.stop(Duration::from_secs(15)).await;
     }
 
     let all = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
@@ -301,56 +300,22 @@ fn micros(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The storm-clients process (see [`clients`]).
-struct StormWorker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl StormWorker {
-    fn spawn(
-        qchatd: &qchat_tests::TestServer,
-        tokens: &std::path::Path,
-        with_tokens: bool,
-        nice: u8,
-    ) -> anyhow::Result<Self> {
-        let mut cmd = Command::new("nice");
-        cmd.args(["-n", &nice.to_string()])
-            .arg(std::env::current_exe()?)
-            .args(["worker", "storm-clients", "--server", &qchatd.addr.to_string()])
-            .args(["--fingerprint", &qchatd.fingerprint])
-            .arg("--tokens")
-            .arg(tokens);
-        if with_tokens {
-            cmd.arg("--with-tokens");
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning the storm-clients worker (with `nice`)")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("worker stdout")?;
-        Ok(Self { child, stdin, lines: BufReader::new(stdout).lines() })
+/// Starts the storm-clients process (see [`clients`]) under `nice`.
+fn spawn_storm_worker(
+    qchatd: &qchat_tests::TestServer,
+    tokens: &std::path::Path,
+    with_tokens: bool,
+    nice: u8,
+) -> anyhow::Result<WorkerProcess> {
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", &nice.to_string()])
+        .arg(std::env::current_exe()?)
+        .args(["worker", "storm-clients", "--server", &qchatd.addr.to_string()])
+        .args(["--fingerprint", &qchatd.fingerprint])
+        .arg("--tokens")
+        .arg(tokens);
+    if with_tokens {
+        cmd.arg("--with-tokens");
     }
-
-    async fn line(&mut self) -> anyhow::Result<String> {
-        self.lines.next_line().await?.context("storm worker exited")
-    }
-
-    async fn send(&mut self, line: &str) -> anyhow::Result<()> {
-        let stdin = self.stdin.as_mut().context("worker stdin closed")?;
-        stdin.write_all(format!("{line}\n").as_bytes()).await?;
-        stdin.flush().await?;
-        Ok(())
-    }
-
-    async fn stop(mut self) {
-        drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-    }
+    WorkerProcess::spawn(&mut cmd, "storm-clients worker (with `nice`)")
 }

@@ -19,12 +19,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::io::AsyncReadExt as _;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use super::link::FrameReader;
 use crate::baseline;
+use crate::worker::WorkerProcess;
 
 /// Frames queued per connection, as `qchatd`'s default `outbound_queue`.
 const QUEUE: usize = 1024;
@@ -120,7 +121,7 @@ async fn serve(incoming: quinn::Incoming, hub: Arc<Hub>, id: u64) {
 
 /// The baseline server process, killed on drop.
 pub(crate) struct BaselineServer {
-    child: Child,
+    process: WorkerProcess,
     /// Where it listens.
     pub(crate) addr: SocketAddr,
     /// Its certificate.
@@ -131,41 +132,29 @@ pub(crate) struct BaselineServer {
 impl BaselineServer {
     /// Starts `qchat-bench worker fanout-server` and waits for its address.
     pub(crate) async fn start() -> anyhow::Result<Self> {
-        use tokio::io::AsyncBufReadExt as _;
         let dir = tempfile::tempdir()?;
         let cert_path = dir.path().join("cert.der");
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["worker", "fanout-server", "--cert-out"])
-            .arg(&cert_path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning the baseline server")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["worker", "fanout-server", "--cert-out"]).arg(&cert_path);
+        let mut process = WorkerProcess::spawn(&mut cmd, "baseline server")?;
+        let line = tokio::time::timeout(Duration::from_secs(20), process.line())
             .await
-            .context("baseline server start timed out")??
-            .context("baseline server exited")?;
+            .context("baseline server start timed out")??;
         let addr: SocketAddr = line
             .strip_prefix("listening on ")
             .context("unexpected first line from the baseline server")?
             .parse()?;
         let cert = rustls::pki_types::CertificateDer::from(std::fs::read(&cert_path)?);
-        Ok(Self { child, addr, cert, _dir: dir })
+        Ok(Self { process, addr, cert, _dir: dir })
     }
 
     /// The process id.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Closes its standard input and waits (bounded) for it to exit.
-    pub(crate) async fn stop(mut self) {
-        drop(self.child.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
+    pub(crate) async fn stop(self) {
+        self.process.stop(Duration::from_secs(10)).await;
     }
 }
