@@ -107,15 +107,7 @@ impl RawConn {
     ) -> anyhow::Result<Self> {
         let (endpoint, conn) = handshake(addr, data_dir, opts).await?;
         let (send, recv) = conn.open_bi().await?;
-        Ok(Self {
-            conn,
-            _endpoint: endpoint,
-            send,
-            recv,
-            buf: BytesMut::new(),
-            next_id: 1,
-            events: Vec::new(),
-        })
+        Ok(Self::from_parts(endpoint, conn, send, recv))
     }
 
     /// Wraps a control stream opened on a connection made with [`handshake`].
