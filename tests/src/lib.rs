@@ -8,9 +8,11 @@
 //! cargo build their binaries). `QCHATD_BIN` / `QCHAT_BIN` override the paths.
 
 mod raw;
+mod rng;
 mod server;
 
 pub use raw::{RawConn, RawOpts, handshake};
+pub use rng::Rng;
 pub use server::{TestServer, bin_path};
 
 /// Bound on any single wait in a test.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bytes::BytesMut;
-use qchat_tests::{RawConn, TestServer, within};
+use qchat_tests::{RawConn, Rng, TestServer, within};
 use serde_json::json;
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -38,22 +38,6 @@ const CHUNK: usize = 16 * 1024;
 /// ... with this pause between chunks (about 8 MiB/s), so kills land in
 /// the middle of uploads.
 const CHUNK_PAUSE: Duration = Duration::from_millis(2);
-
-/// xorshift64: a small deterministic generator, so a schedule replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -139,10 +123,10 @@ async fn sender_round(
 }
 
 fn xorshift_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        out.extend_from_slice(&rng.next().to_le_bytes());
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     out.truncate(len);
     out
@@ -403,7 +387,7 @@ async fn crash_rounds(kills: usize) -> anyhow::Result<()> {
         t.map(|d| d.as_nanos() as u64).unwrap_or(7) | 1
     });
     println!("crash: {kills} kills, seed {seed} (QCHAT_CRASH_SEED={seed} replays the schedule)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut s = TestServer::start_with(&["--idle-timeout-secs", "4"]).await?;
     s.tenant("acme", false).await?;
     s.room("acme", "general").await?;
@@ -436,7 +420,7 @@ async fn crash_rounds(kills: usize) -> anyhow::Result<()> {
             tasks.spawn(sender_round(addr, data, token, i, st.clone(), last));
         }
         let (addr, data, token) = (s.addr, s.data_dir(), tokens[SENDERS].clone());
-        tasks.spawn(upload_round(addr, data, token, rng.next(), uploader.clone(), last));
+        tasks.spawn(upload_round(addr, data, token, rng.next_u64(), uploader.clone(), last));
         if last {
             while let Some(done) = within("the last sends and upload", tasks.join_next()).await {
                 done?.context("a client failed against a live server")?;

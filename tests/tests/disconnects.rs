@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use qchat_client::{Auth, Client, ClientConfig, ClientEvent, ConnState, Events, Message, Trust};
-use qchat_tests::{TestServer, bin_path, within};
+use qchat_tests::{Rng, TestServer, bin_path, within};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::UdpSocket;
 use tokio::process::Child;
@@ -57,34 +57,15 @@ fn config(server: SocketAddr, fingerprint: &str, user: &str) -> ClientConfig {
     )
 }
 
-/// Tiny deterministic PRNG (xorshift), seeded per run and printed, so a
-/// failing schedule can be replayed with `QCHAT_STORM_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> (Self, u64) {
-        let seed = std::env::var("QCHAT_STORM_SEED").ok().and_then(|s| s.parse().ok());
-        let seed = seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            t.map(|d| d.as_nanos() as u64).unwrap_or(7) | 1
-        });
-        (Self(seed), seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// A generator seeded per run and printed, so a failing schedule can be
+/// replayed with `QCHAT_STORM_SEED`.
+fn seeded_rng() -> (Rng, u64) {
+    let seed = std::env::var("QCHAT_STORM_SEED").ok().and_then(|s| s.parse().ok());
+    let seed = seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        t.map(|d| d.as_nanos() as u64).unwrap_or(7) | 1
+    });
+    (Rng::new(seed), seed)
 }
 
 // ---------------------------------------------------------------------------
@@ -135,7 +116,7 @@ impl Relay {
             // Everything below lives in this task's own set, aborted with it.
             let mut inner = JoinSet::new();
             let to_clients = delay_line(&mut inner, front.clone(), delay);
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
             let mut uplinks = HashMap::new();
             let mut buf = vec![0u8; 65_536];
             loop {
@@ -149,7 +130,7 @@ impl Relay {
                     let sock = Arc::new(sock);
                     slot.insert(delay_line(&mut inner, sock.clone(), delay));
                     let (back, d, p) = (to_clients.clone(), d.clone(), p.clone());
-                    let mut down_rng = Rng(rng.next() | 1);
+                    let mut down_rng = Rng::new(rng.next_u64() | 1);
                     inner.spawn(async move {
                         let mut buf = vec![0u8; 65_536];
                         while let Ok(n) = sock.recv(&mut buf).await {
@@ -307,7 +288,7 @@ async fn disrupt(
     seed: u64,
     tally: Arc<Tally>,
 ) -> anyhow::Result<()> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     for _ in 0..count {
         tokio::time::sleep(Duration::from_millis(150 + rng.below(350))).await;
         let before = client.reconnects();
@@ -359,7 +340,7 @@ async fn freeze(tail: Arc<Tail>, times: usize, tally: Arc<Tally>) -> anyhow::Res
 /// reconnect brings them back).
 async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::seeded();
+    let (mut rng, seed) = seeded_rng();
     println!("[{label}] seed {seed} (QCHAT_STORM_SEED={seed} replays the schedule)");
     let fp = s.fingerprint.as_str();
 
@@ -431,7 +412,7 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     let mut storm = JoinSet::new();
     for (i, c) in clients.iter().enumerate() {
         let count = per_client + usize::from(i < extra);
-        storm.spawn(disrupt(c.clone(), count, 40, rng.next(), tally.clone()));
+        storm.spawn(disrupt(c.clone(), count, 40, rng.next_u64(), tally.clone()));
     }
     for t in &tails {
         storm.spawn(freeze(t.clone(), PAUSES_PER_TAIL, tally.clone()));
