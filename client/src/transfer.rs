@@ -554,9 +554,14 @@ pub(crate) fn place_file(part: &Path, dir: &Path, name: &str) -> std::io::Result
     Err(std::io::Error::other("no free file name"))
 }
 
-/// BLAKE3 of the first `len` bytes of `path` (all of it when `len` is
-/// `None`), reporting bytes hashed to `progress` and stopping when `cancel`
-/// fires. Runs on the calling thread: call it on the blocking pool.
+/// Bytes read and hashed at once by [`hash_file`]: large enough that
+/// BLAKE3 spreads each piece over every core.
+const HASH_CHUNK: usize = 4 * 1024 * 1024;
+
+/// BLAKE3 and length of the file at `path`, reporting bytes hashed to
+/// `progress` and stopping when `cancel` fires. Runs on the calling thread
+/// (and rayon's pool): call it on the blocking pool.
+
 pub(crate) fn hash_file(
     path: &Path,
     progress: &dyn Fn(u64),
@@ -566,7 +571,7 @@ pub(crate) fn hash_file(
     let context = || format!("reading {}", path.display());
     let mut file = std::fs::File::open(path).map_err(|e| TransferError::io(context(), &e))?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; HASH_CHUNK];
     let mut total = 0u64;
     loop {
         if cancel.is_cancelled() {
@@ -578,7 +583,9 @@ pub(crate) fn hash_file(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(TransferError::io(context(), &e)),
         };
-        hasher.update(&buf[..n]);
+        // Both cores: the upload cannot start before the hash is known
+        // (the server must be able to refuse content it already holds).
+        hasher.update_rayon(&buf[..n]);
         total += n as u64;
         progress(total);
     }

@@ -1,6 +1,7 @@
 //! File transfer: limits and live state shared by every connection. The
 //! stream handlers are in [`upload`] and [`download`]; an upload's bytes are
-//! hashed and written beside the network by [`writer`].
+//! hashed and written beside the network by [`writer`], past the page cache
+//! where the file system allows ([`direct`]).
 //!
 //! Bounds: uploads per connection are capped by QUIC's stream limit (the
 //! server grants `max_uploads_per_connection` unidirectional streams), bytes
@@ -8,6 +9,7 @@
 //! connection by a semaphore, and stored bytes by the per-tenant quota, which
 //! counts bytes still arriving so concurrent uploads cannot overshoot it.
 
+mod direct;
 pub(crate) mod download;
 pub(crate) mod upload;
 mod writer;
@@ -48,9 +50,10 @@ struct State {
     active: HashMap<String, Active>,
     /// Bytes received but not yet stored, per tenant.
     in_flight: HashMap<TenantId, u64>,
-    /// Per tenant, bumped whenever an upload's bytes move from in flight to
-    /// stored, so a stream knows its reading of the stored bytes is stale.
-    stored_gen: HashMap<TenantId, u64>,
+    /// Per tenant, the bytes of every upload stored since start (only ever
+    /// grows): a stream that read the stored bytes when this stood at `x`
+    /// adds what it grew by since, instead of asking the database again.
+    stored_added: HashMap<TenantId, u64>,
     /// Tells claims apart (an entry is only removed by its own claim).
     next_claim: u64,
 }
@@ -72,9 +75,6 @@ pub(crate) enum Reserve {
     Granted,
     /// The tenant's quota would be exceeded; nothing counted.
     OverQuota,
-    /// Another upload was stored since the stored bytes were read: read them
-    /// again ([`Claim::stored_gen`], then [`Claim::set_stored`]) and retry.
-    Stale,
 }
 
 impl Transfers {
@@ -120,7 +120,7 @@ impl Transfers {
             upload_id.to_owned(),
             Active { claim, stop: stop.clone(), released: released.clone() },
         );
-        let stored_gen = st.stored_gen.get(&tenant).copied().unwrap_or(0);
+        let added_seen = st.stored_added.get(&tenant).copied().unwrap_or(0);
         Some(Claim {
             transfers: self.clone(),
             upload_id: upload_id.to_owned(),
@@ -128,7 +128,7 @@ impl Transfers {
             claim,
             bytes: 0,
             stored: 0,
-            stored_gen,
+            added_seen,
             stop,
             _released: released.drop_guard(),
         })
@@ -165,9 +165,10 @@ pub(crate) struct Claim {
     claim: u64,
     /// Bytes counted in flight for this upload.
     bytes: u64,
-    /// The tenant's stored bytes as last read, and the generation read then.
+    /// The tenant's stored bytes as this claim counts them: as last read,
+    /// plus the uploads stored since ([`State::stored_added`] then).
     stored: u64,
-    stored_gen: u64,
+    added_seen: u64,
     stop: CancellationToken,
     /// Tells a waiting take-over that this claim is gone (on drop, after the
     /// entry is removed).
@@ -185,16 +186,18 @@ impl Claim {
         self.stop.clone()
     }
 
-    /// The tenant's store generation; read it before reading the stored
-    /// bytes, and pass both to [`Claim::set_stored`].
-    pub(crate) fn stored_gen(&self) -> u64 {
-        self.transfers.lock().stored_gen.get(&self.tenant).copied().unwrap_or(0)
+    /// A mark to take before reading the tenant's stored bytes from the
+    /// database; pass both to [`Claim::set_stored`]. An upload stored while
+    /// the read runs is then counted even if the read missed it (and twice
+    /// if it did not: the quota errs on the safe side until the next read).
+    pub(crate) fn stored_mark(&self) -> u64 {
+        self.transfers.lock().stored_added.get(&self.tenant).copied().unwrap_or(0)
     }
 
-    /// Records the tenant's stored bytes, read after `stored_gen`.
-    pub(crate) fn set_stored(&mut self, stored: u64, stored_gen: u64) {
+    /// Records the tenant's stored bytes, read after `mark` was taken.
+    pub(crate) fn set_stored(&mut self, stored: u64, mark: u64) {
         self.stored = stored;
-        self.stored_gen = stored_gen;
+        self.added_seen = mark;
     }
 
     /// Counts `n` more bytes against the tenant's quota: stored bytes plus
@@ -203,9 +206,11 @@ impl Claim {
     /// uploads that reach the quota together, exactly one is refused.
     pub(crate) fn reserve(&mut self, n: u64) -> Reserve {
         let mut st = self.transfers.lock();
-        if st.stored_gen.get(&self.tenant).copied().unwrap_or(0) != self.stored_gen {
-            return Reserve::Stale;
-        }
+        // Uploads stored since the last look move from in flight (where
+        // they no longer count) to this claim's stored bytes.
+        let added = st.stored_added.get(&self.tenant).copied().unwrap_or(0);
+        self.stored = self.stored.saturating_add(added.saturating_sub(self.added_seen));
+        self.added_seen = added;
         let flying = st.in_flight.entry(self.tenant).or_default();
         if self.stored.saturating_add(*flying).saturating_add(n)
             > self.transfers.limits.tenant_quota
@@ -227,12 +232,13 @@ impl Claim {
         self.bytes = 0;
     }
 
-    /// The upload is recorded as a stored file: its bytes leave the in-flight
-    /// count and other streams learn to read the stored bytes again, in one
+    /// The upload is recorded as a stored file of `size` bytes: its bytes
+    /// leave the in-flight count and join every stream's stored bytes in one
     /// step, so no stream counts them nowhere (or twice).
-    pub(crate) fn stored(mut self) {
+    pub(crate) fn stored(mut self, size: u64) {
         let mut st = self.transfers.lock();
-        *st.stored_gen.entry(self.tenant).or_default() += 1;
+        let added = st.stored_added.entry(self.tenant).or_default();
+        *added = added.saturating_add(size);
         release_in_flight(&mut st, self.tenant, self.bytes);
         self.bytes = 0;
     }
@@ -340,21 +346,19 @@ mod tests {
     }
 
     #[test]
-    fn storing_an_upload_makes_other_streams_read_the_usage_again() {
+    fn an_upload_stored_meanwhile_counts_against_the_others_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = transfers(&dir, 100);
         let mut a = t.try_claim("a", T).expect("a");
         let mut b = t.try_claim("b", T).expect("b");
         // Both read the stored bytes (0) before a is stored.
-        a.set_stored(0, a.stored_gen());
-        b.set_stored(0, b.stored_gen());
+        a.set_stored(0, a.stored_mark());
+        b.set_stored(0, b.stored_mark());
         assert_eq!(a.reserve(60), Reserve::Granted);
         assert_eq!(b.reserve(30), Reserve::Granted);
-        a.stored();
-        // b's reading of the usage is stale now: without a fresh one it
-        // would count a's 60 bytes nowhere.
-        assert_eq!(b.reserve(20), Reserve::Stale);
-        b.set_stored(60, b.stored_gen());
+        a.stored(60);
+        // a's 60 bytes left the in-flight count and are stored now: b counts
+        // them without reading the database again.
         assert_eq!(b.reserve(10), Reserve::Granted, "60 stored + 30 + 10");
         assert_eq!(b.reserve(1), Reserve::OverQuota);
         assert!(t.lock().in_flight.is_empty(), "the refused upload's bytes are given back");
@@ -362,6 +366,11 @@ mod tests {
         drop(b);
         assert!(t.lock().in_flight.is_empty());
         assert!(t.lock().active.is_empty());
+        // A read that raced the store (mark taken before it) counts it too.
+        let mut c = t.try_claim("c", T).expect("c");
+        c.set_stored(0, 0);
+        assert_eq!(c.reserve(40), Reserve::Granted);
+        assert_eq!(c.reserve(1), Reserve::OverQuota, "the 60 stored bytes count");
     }
 
     #[test]

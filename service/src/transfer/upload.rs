@@ -141,7 +141,7 @@ async fn run(
 
     let started = Instant::now();
     let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let (hasher, synced) = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
+    let (hasher, synced, direct) = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
     let received = started.elapsed();
     let got = hasher.finalize().to_hex().to_string();
     if got != up.hash {
@@ -177,7 +177,7 @@ async fn run(
         .await
         .map_err(|e| internal("recording file message", e))?;
     if let Some(claim) = slot.take() {
-        claim.stored();
+        claim.stored(up.size);
     }
     tracing::info!(
         upload_id = %up.id,
@@ -185,6 +185,7 @@ async fn run(
         seq = committed.seq,
         receive_ms = (received - synced).as_millis(),
         fsync_ms = synced.as_millis(),
+        direct,
         store_ms = (started.elapsed() - received).as_millis(),
         "upload stored"
     );
@@ -226,16 +227,17 @@ async fn hash_prefix(path: std::path::PathBuf, held: u64) -> Result<blake3::Hash
 
 /// Reads the tenant's stored bytes into the claim (for its quota checks).
 async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> {
-    let generation = claim.stored_gen();
+    let mark = claim.stored_mark();
     let stored = db::tenant_usage(&shared.pool, claim.tenant())
         .await
         .map_err(|e| internal("reading usage", e))?;
-    claim.set_stored(stored, generation);
+    claim.set_stored(stored, mark);
     Ok(())
 }
 
 /// Receives the bytes after `held` into the partial file, hashing them, and
-/// fsyncs it; returns the hasher and how long the fsync took.
+/// fsyncs it; returns the hasher, how long the fsync took and whether the
+/// bytes went past the page cache.
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
@@ -243,12 +245,17 @@ async fn receive_bytes(
     claim: &mut Claim,
     hasher: blake3::Hasher,
     recv: &mut RecvStream,
-) -> Result<(blake3::Hasher, Duration), Failure> {
+) -> Result<(blake3::Hasher, Duration, bool), Failure> {
     let path = shared.transfers.store.part_path(&up.id);
     let mut writer =
         PartWriter::open(path, hasher).await.map_err(|e| internal("opening partial upload", e))?;
-    match receive_into(shared, up, held, claim, &mut writer, recv).await {
-        Ok(()) => writer.finish().await.map_err(|e| internal("writing partial upload", e)),
+    match receive_into(up, held, claim, &mut writer, recv).await {
+        Ok(()) => {
+            let direct = writer.direct();
+            let (hasher, synced) =
+                writer.finish().await.map_err(|e| internal("writing partial upload", e))?;
+            Ok((hasher, synced, direct))
+        }
         Err(f) => {
             // Other uploads may use the quota at once; whatever arrived is
             // in the file before the claim is let go, so a resume (or the
@@ -265,7 +272,6 @@ async fn receive_bytes(
 /// The receive loop: bytes from the stream to the writer, within the
 /// declared size and the tenant's quota.
 async fn receive_into(
-    shared: &Shared,
     up: &Upload,
     held: u64,
     claim: &mut Claim,
@@ -309,27 +315,12 @@ async fn receive_into(
                 true,
             ));
         }
-        let mut reserved = claim.reserve(n);
-        // Another upload was stored meanwhile: count it, once.
-        for _ in 0..3 {
-            if reserved != Reserve::Stale {
-                break;
-            }
-            read_stored(shared, claim).await?;
-            reserved = claim.reserve(n);
-        }
-        match reserved {
-            Reserve::Granted => {}
-            Reserve::OverQuota => {
-                return Err(fail(
-                    StreamCode::QuotaExceeded,
-                    "the tenant's storage quota is used up",
-                    true,
-                ));
-            }
-            Reserve::Stale => {
-                return Err(fail(StreamCode::Unavailable, "store busy; resume", false));
-            }
+        if claim.reserve(n) == Reserve::OverQuota {
+            return Err(fail(
+                StreamCode::QuotaExceeded,
+                "the tenant's storage quota is used up",
+                true,
+            ));
         }
         writer.write(chunk).await.map_err(|e| internal("writing partial upload", e))?;
         total += n;

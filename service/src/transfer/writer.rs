@@ -3,27 +3,33 @@
 //! QUIC hands the upload task its bytes a packet at a time (about 1.2 KB).
 //! BLAKE3 hashes such pieces one 64-byte block after another; it is only fast
 //! (SIMD across many 1 KiB chunks at once) on long contiguous input. So the
-//! pieces are gathered into batches of [`BATCH`] bytes, and each batch is
-//! copied into one buffer, hashed and written to the partial file on the
-//! blocking pool while the task goes on receiving the next batch. At most
-//! two batches per upload are held: one being written, one being gathered.
+//! pieces are gathered into batches of about [`BATCH`] bytes, and each batch
+//! is copied into one aligned buffer, hashed and written to the partial file
+//! on the blocking pool while the task goes on receiving the next batch. At
+//! most two batches per upload are held: one being written, one being
+//! gathered. Batches end on [`ALIGN`] boundaries of the file, so that every
+//! batch but a resumed upload's first and the file's last is written
+//! without the page cache ([`super::direct`]).
 //!
-//! The page cache holds what was written until the final fsync, which then
-//! has the whole file to write out while the client waits. So every
-//! [`SYNC_EVERY`] bytes a background `fdatasync` (on a clone of the file
-//! handle, at most one at a time) pushes what is there to the disk while
-//! more arrives, and the final fsync only has the tail left.
+//! Where the file system refuses direct writes, the page cache holds what
+//! was written until the final fsync, which then has the whole file to
+//! write out while the client waits. So then every [`SYNC_EVERY`] bytes a
+//! background `fdatasync` (on a clone of the file handle, at most one at a
+//! time) pushes what is there to the disk while more arrives, and the final
+//! fsync only has the tail left.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-/// Bytes gathered before a batch goes to the disk.
+use super::direct::{ALIGN, AlignedBuf, PartFile};
+
+/// Bytes gathered before a batch goes to the disk (a multiple of [`ALIGN`]).
 const BATCH: usize = 1024 * 1024;
-/// Bytes written between background syncs.
+/// Bytes written between background syncs, when writes are buffered.
 const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The partial file, its running hash and the batch buffer: with the writer
@@ -31,8 +37,8 @@ const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 #[derive(Debug)]
 struct Sink {
     hasher: blake3::Hasher,
-    file: std::fs::File,
-    buf: Vec<u8>,
+    file: PartFile,
+    buf: AlignedBuf,
 }
 
 /// Writes an upload's bytes to its partial file, hashing them on the way.
@@ -42,6 +48,12 @@ pub(crate) struct PartWriter {
     busy: Option<JoinHandle<io::Result<Sink>>>,
     batch: Vec<Bytes>,
     batch_len: usize,
+    /// Bytes the current batch takes before it goes out (see [`target`]).
+    batch_target: usize,
+    /// File offset after every batch submitted so far.
+    submitted: u64,
+    /// Whether the file still takes direct writes (as of the last batch back).
+    direct: bool,
     /// Bytes submitted since the last background sync started.
     unsynced: u64,
     /// The background sync in progress, if any.
@@ -51,16 +63,18 @@ pub(crate) struct PartWriter {
 impl PartWriter {
     /// Opens `path` for appending; `hasher` has seen the bytes already in it.
     pub(crate) async fn open(path: PathBuf, hasher: blake3::Hasher) -> io::Result<Self> {
-        let file = tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new().create(true).append(true).open(path)
-        })
-        .await
-        .map_err(io::Error::other)??;
+        let file = tokio::task::spawn_blocking(move || PartFile::open(&path))
+            .await
+            .map_err(io::Error::other)??;
+        let submitted = file.pos();
         Ok(Self {
-            idle: Some(Sink { hasher, file, buf: Vec::with_capacity(BATCH) }),
+            direct: file.direct(),
+            idle: Some(Sink { hasher, file, buf: AlignedBuf::new(BATCH) }),
             busy: None,
             batch: Vec::new(),
             batch_len: 0,
+            batch_target: target(submitted),
+            submitted,
             unsynced: 0,
             syncing: None,
         })
@@ -68,10 +82,17 @@ impl PartWriter {
 
     /// Takes the next bytes of the upload; waits only when a full batch must
     /// go to the disk and the one before it is still being written.
-    pub(crate) async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.batch_len += chunk.len();
-        self.batch.push(chunk);
-        if self.batch_len >= BATCH {
+    pub(crate) async fn write(&mut self, mut chunk: Bytes) -> io::Result<()> {
+        while !chunk.is_empty() {
+            let room = self.batch_target - self.batch_len;
+            if chunk.len() < room {
+                self.batch_len += chunk.len();
+                self.batch.push(chunk);
+                return Ok(());
+            }
+            // Cut the piece where the batch ends (no copy: `Bytes` shares).
+            self.batch.push(chunk.split_to(room));
+            self.batch_len += room;
             self.submit().await?;
         }
         Ok(())
@@ -81,22 +102,22 @@ impl PartWriter {
     async fn submit(&mut self) -> io::Result<()> {
         let mut sink = self.settle().await?;
         self.unsynced += self.batch_len as u64;
-        if self.unsynced >= SYNC_EVERY && self.syncing.as_ref().is_none_or(JoinHandle::is_finished)
+        if !self.direct
+            && self.unsynced >= SYNC_EVERY
+            && self.syncing.as_ref().is_none_or(JoinHandle::is_finished)
         {
             self.wait_sync().await?;
-            let file = sink.file.try_clone()?;
+            let file = sink.file.file().try_clone()?;
             self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
             self.unsynced = 0;
         }
         let batch = std::mem::take(&mut self.batch);
+        self.submitted += self.batch_len as u64;
         self.batch_len = 0;
+        self.batch_target = target(self.submitted);
         self.busy = Some(tokio::task::spawn_blocking(move || {
-            sink.buf.clear();
-            for piece in &batch {
-                sink.buf.extend_from_slice(piece);
-            }
-            sink.hasher.update(&sink.buf);
-            sink.file.write_all(&sink.buf)?;
+            let data = sink.file.write(&mut sink.buf, &batch)?;
+            sink.hasher.update(data);
             Ok(sink)
         }));
         Ok(())
@@ -105,7 +126,9 @@ impl PartWriter {
     /// Waits for the batch being written, if any; the sink back.
     async fn settle(&mut self) -> io::Result<Sink> {
         if let Some(task) = self.busy.take() {
-            return task.await.map_err(io::Error::other)?;
+            let sink = task.await.map_err(io::Error::other)??;
+            self.direct = sink.file.direct();
+            return Ok(sink);
         }
         self.idle.take().ok_or_else(|| io::Error::other("an earlier write failed"))
     }
@@ -130,6 +153,11 @@ impl PartWriter {
         written
     }
 
+    /// Whether the bytes so far went past the page cache (for the log).
+    pub(crate) fn direct(&self) -> bool {
+        self.direct
+    }
+
     /// Writes out everything and fsyncs the file; the hasher (over the whole
     /// file) and how long the fsyncs took after the last byte was written.
     pub(crate) async fn finish(mut self) -> io::Result<(blake3::Hasher, Duration)> {
@@ -140,13 +168,20 @@ impl PartWriter {
         let started = Instant::now();
         self.wait_sync().await?;
         let hasher = tokio::task::spawn_blocking(move || {
-            sink.file.sync_all()?;
+            sink.file.file().sync_all()?;
             Ok::<_, io::Error>(sink.hasher)
         })
         .await
         .map_err(io::Error::other)??;
         Ok((hasher, started.elapsed()))
     }
+}
+
+/// Size of the batch starting at file offset `pos`: it ends where the
+/// file reaches a multiple of [`ALIGN`] again, so the next batch starts
+/// aligned (only a resumed upload's first batch is shorter than [`BATCH`]).
+fn target(pos: u64) -> usize {
+    BATCH - (pos % ALIGN as u64) as usize
 }
 
 #[cfg(test)]
