@@ -561,7 +561,6 @@ const HASH_CHUNK: usize = 4 * 1024 * 1024;
 /// BLAKE3 and length of the file at `path`, reporting bytes hashed to
 /// `progress` and stopping when `cancel` fires. Runs on the calling thread
 /// (and rayon's pool): call it on the blocking pool.
-
 pub(crate) fn hash_file(
     path: &Path,
     progress: &dyn Fn(u64),
