@@ -14,6 +14,8 @@ pub(crate) mod download;
 pub(crate) mod upload;
 mod writer;
 
+pub(crate) use writer::WriteBudget;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -36,11 +38,18 @@ pub(crate) struct TransferLimits {
     pub(crate) max_downloads_per_connection: usize,
 }
 
+/// Bytes received but not yet written to partial files, across every upload
+/// on the server, in MiB: received bytes beyond it wait in QUIC's receive
+/// windows (so the senders wait) until the disk catches up.
+const WRITE_BEHIND_MIB: usize = 64;
+
 /// Shared transfer state.
 #[derive(Debug)]
 pub(crate) struct Transfers {
     pub(crate) store: Store,
     pub(crate) limits: TransferLimits,
+    /// Bounds the bytes queued for writing ([`WRITE_BEHIND_MIB`]).
+    pub(crate) write_budget: WriteBudget,
     state: Mutex<State>,
 }
 
@@ -79,7 +88,12 @@ pub(crate) enum Reserve {
 
 impl Transfers {
     pub(crate) fn new(store: Store, limits: TransferLimits) -> Self {
-        Self { store, limits, state: Mutex::default() }
+        Self {
+            store,
+            limits,
+            write_budget: WriteBudget::new(WRITE_BEHIND_MIB),
+            state: Mutex::default(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

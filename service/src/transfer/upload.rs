@@ -141,7 +141,8 @@ async fn run(
 
     let started = Instant::now();
     let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let (hasher, synced, direct) = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
+    let written = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
+    let (hasher, synced) = (written.hasher, written.synced);
     let received = started.elapsed();
     let got = hasher.finalize().to_hex().to_string();
     if got != up.hash {
@@ -185,7 +186,8 @@ async fn run(
         seq = committed.seq,
         receive_ms = (received - synced).as_millis(),
         fsync_ms = synced.as_millis(),
-        direct,
+        direct = written.direct,
+        waited_ms = written.waited.as_millis(),
         store_ms = (started.elapsed() - received).as_millis(),
         "upload stored"
     );
@@ -235,9 +237,19 @@ async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> 
     Ok(())
 }
 
+/// What [`receive_bytes`] reports.
+struct Written {
+    hasher: blake3::Hasher,
+    /// How long the final fsync took.
+    synced: Duration,
+    /// Whether the bytes went past the page cache.
+    direct: bool,
+    /// How long receiving waited for the disk.
+    waited: Duration,
+}
+
 /// Receives the bytes after `held` into the partial file, hashing them, and
-/// fsyncs it; returns the hasher, how long the fsync took and whether the
-/// bytes went past the page cache.
+/// fsyncs it.
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
@@ -245,16 +257,16 @@ async fn receive_bytes(
     claim: &mut Claim,
     hasher: blake3::Hasher,
     recv: &mut RecvStream,
-) -> Result<(blake3::Hasher, Duration, bool), Failure> {
+) -> Result<Written, Failure> {
     let path = shared.transfers.store.part_path(&up.id);
-    let mut writer =
-        PartWriter::open(path, hasher).await.map_err(|e| internal("opening partial upload", e))?;
+    let mut writer = PartWriter::open(path, hasher, shared.transfers.write_budget.clone())
+        .await
+        .map_err(|e| internal("opening partial upload", e))?;
     match receive_into(up, held, claim, &mut writer, recv).await {
         Ok(()) => {
             let direct = writer.direct();
-            let (hasher, synced) =
-                writer.finish().await.map_err(|e| internal("writing partial upload", e))?;
-            Ok((hasher, synced, direct))
+            let done = writer.finish().await.map_err(|e| internal("writing partial upload", e))?;
+            Ok(Written { hasher: done.hasher, synced: done.synced, direct, waited: done.waited })
         }
         Err(f) => {
             // Other uploads may use the quota at once; whatever arrived is

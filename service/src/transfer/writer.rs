@@ -4,12 +4,18 @@
 //! BLAKE3 hashes such pieces one 64-byte block after another; it is only fast
 //! (SIMD across many 1 KiB chunks at once) on long contiguous input. So the
 //! pieces are gathered into batches of about [`BATCH`] bytes, and each batch
-//! is copied into one aligned buffer, hashed and written to the partial file
-//! on the blocking pool while the task goes on receiving the next batch. At
-//! most two batches per upload are held: one being written, one being
-//! gathered. Batches end on [`ALIGN`] boundaries of the file, so that every
-//! batch but a resumed upload's first and the file's last is written
-//! without the page cache ([`super::direct`]).
+//! goes to the upload's write lane: a task that, one batch after another and
+//! each on the blocking pool, copies the batch into one aligned buffer,
+//! hashes it and writes it to the partial file. Batches end on [`ALIGN`]
+//! boundaries of the file, so every batch but a resumed upload's first and
+//! the file's last is written without the page cache ([`super::direct`]).
+//!
+//! The receive loop waits only when [`DEPTH`] batches of its upload are
+//! queued, or when the server-wide write-behind budget ([`WriteBudget`]) is
+//! spent: a direct write's time varies with the disk (0.4 to several ms per
+//! MiB here), and with one batch of slack the loop stopped reading at every
+//! slow write, which stalled the sender once the 2 MiB stream window was
+//! full (a third of a 1 GiB upload's time was spent so).
 //!
 //! Where the file system refuses direct writes, the page cache holds what
 //! was written until the final fsync, which then has the whole file to
@@ -20,20 +26,36 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::direct::{ALIGN, AlignedBuf, PartFile};
 
 /// Bytes gathered before a batch goes to the disk (a multiple of [`ALIGN`]).
 const BATCH: usize = 1024 * 1024;
+/// Batches of one upload queued for its write lane at most.
+const DEPTH: usize = 4;
 /// Bytes written between background syncs, when writes are buffered.
 const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
-/// The partial file, its running hash and the batch buffer: with the writer
-/// while idle, on the blocking pool while a batch is written.
+/// Server-wide bound on the bytes received but not yet written, across all
+/// uploads: each queued batch holds a permit for its size.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteBudget(Arc<Semaphore>);
+
+impl WriteBudget {
+    /// A budget of `mib` MiB (at least one batch).
+    pub(crate) fn new(mib: usize) -> Self {
+        Self(Arc::new(Semaphore::new(mib.max(1))))
+    }
+}
+
+/// The partial file, its running hash and the batch buffer: owned by the
+/// write lane, lent to the blocking pool one batch at a time.
 #[derive(Debug)]
 struct Sink {
     hasher: blake3::Hasher,
@@ -41,47 +63,62 @@ struct Sink {
     buf: AlignedBuf,
 }
 
+/// A gathered batch on its way to the lane, with its share of the budget.
+struct Batch {
+    pieces: Vec<Bytes>,
+    len: usize,
+    _permit: OwnedSemaphorePermit,
+}
+
 /// Writes an upload's bytes to its partial file, hashing them on the way.
 #[derive(Debug)]
 pub(crate) struct PartWriter {
-    idle: Option<Sink>,
-    busy: Option<JoinHandle<io::Result<Sink>>>,
+    /// To the write lane; `None` once the lane has stopped.
+    tx: Option<mpsc::Sender<Batch>>,
+    /// The write lane: gives the sink back when `tx` is dropped.
+    lane: JoinHandle<io::Result<Sink>>,
+    budget: WriteBudget,
     batch: Vec<Bytes>,
     batch_len: usize,
     /// Bytes the current batch takes before it goes out (see [`target`]).
     batch_target: usize,
     /// File offset after every batch submitted so far.
     submitted: u64,
-    /// Whether the file still takes direct writes (as of the last batch back).
+    /// Whether the file took direct writes when it was opened.
     direct: bool,
-    /// Bytes submitted since the last background sync started.
-    unsynced: u64,
-    /// The background sync in progress, if any.
-    syncing: Option<JoinHandle<io::Result<()>>>,
+    /// Time the receive loop spent waiting for room in the lane or budget.
+    waited: Duration,
 }
 
 impl PartWriter {
     /// Opens `path` for appending; `hasher` has seen the bytes already in it.
-    pub(crate) async fn open(path: PathBuf, hasher: blake3::Hasher) -> io::Result<Self> {
+    pub(crate) async fn open(
+        path: PathBuf,
+        hasher: blake3::Hasher,
+        budget: WriteBudget,
+    ) -> io::Result<Self> {
         let file = tokio::task::spawn_blocking(move || PartFile::open(&path))
             .await
             .map_err(io::Error::other)??;
         let submitted = file.pos();
+        let direct = file.direct();
+        let (tx, rx) = mpsc::channel(DEPTH);
+        let sink = Sink { hasher, file, buf: AlignedBuf::new(BATCH) };
         Ok(Self {
-            direct: file.direct(),
-            idle: Some(Sink { hasher, file, buf: AlignedBuf::new(BATCH) }),
-            busy: None,
+            tx: Some(tx),
+            lane: tokio::spawn(lane(sink, rx)),
+            budget,
             batch: Vec::new(),
             batch_len: 0,
             batch_target: target(submitted),
             submitted,
-            unsynced: 0,
-            syncing: None,
+            direct,
+            waited: Duration::ZERO,
         })
     }
 
-    /// Takes the next bytes of the upload; waits only when a full batch must
-    /// go to the disk and the one before it is still being written.
+    /// Takes the next bytes of the upload; waits only when its lane is full
+    /// or the server's write-behind budget is spent.
     pub(crate) async fn write(&mut self, mut chunk: Bytes) -> io::Result<()> {
         while !chunk.is_empty() {
             let room = self.batch_target - self.batch_len;
@@ -98,83 +135,110 @@ impl PartWriter {
         Ok(())
     }
 
-    /// Sends the gathered batch to the blocking pool.
+    /// Queues the gathered batch for the lane.
     async fn submit(&mut self) -> io::Result<()> {
-        let mut sink = self.settle().await?;
-        self.unsynced += self.batch_len as u64;
-        if !self.direct
-            && self.unsynced >= SYNC_EVERY
-            && self.syncing.as_ref().is_none_or(JoinHandle::is_finished)
-        {
-            self.wait_sync().await?;
-            let file = sink.file.file().try_clone()?;
-            self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
-            self.unsynced = 0;
-        }
-        let batch = std::mem::take(&mut self.batch);
+        let started = Instant::now();
+        let permit = self.budget.0.clone().acquire_owned().await.map_err(io::Error::other)?;
+        let batch =
+            Batch { pieces: std::mem::take(&mut self.batch), len: self.batch_len, _permit: permit };
         self.submitted += self.batch_len as u64;
         self.batch_len = 0;
         self.batch_target = target(self.submitted);
-        self.busy = Some(tokio::task::spawn_blocking(move || {
-            let data = sink.file.write(&mut sink.buf, &batch)?;
-            sink.hasher.update(data);
-            Ok(sink)
-        }));
+        let sent = match &self.tx {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        };
+        self.waited += started.elapsed();
+        if !sent {
+            // The lane stopped on an error: `finish` or `close` returns it.
+            self.tx = None;
+            return Err(io::Error::other("writing the partial file failed"));
+        }
         Ok(())
     }
 
-    /// Waits for the batch being written, if any; the sink back.
-    async fn settle(&mut self) -> io::Result<Sink> {
-        if let Some(task) = self.busy.take() {
-            let sink = task.await.map_err(io::Error::other)??;
-            self.direct = sink.file.direct();
-            return Ok(sink);
+    /// Queues what is gathered and waits for the lane to write everything.
+    async fn drain(mut self) -> io::Result<(Sink, Duration)> {
+        if !self.batch.is_empty() && self.tx.is_some() {
+            // An error here is the lane's, returned just below.
+            let _ = self.submit().await;
         }
-        self.idle.take().ok_or_else(|| io::Error::other("an earlier write failed"))
+        drop(self.tx.take());
+        let sink = self.lane.await.map_err(io::Error::other)??;
+        Ok((sink, self.waited))
     }
 
-    /// Waits for the background sync, if one is running.
-    async fn wait_sync(&mut self) -> io::Result<()> {
-        match self.syncing.take() {
-            Some(task) => task.await.map_err(io::Error::other)?,
-            None => Ok(()),
-        }
+    /// Whether the bytes go past the page cache (for the log).
+    pub(crate) fn direct(&self) -> bool {
+        self.direct
     }
 
     /// Writes out everything taken so far, without a final fsync: for an
     /// upload that stops here and may resume (its partial file then holds
     /// every byte).
-    pub(crate) async fn close(mut self) -> io::Result<()> {
-        if !self.batch.is_empty() {
-            self.submit().await?;
-        }
-        let written = self.settle().await.map(drop);
-        self.wait_sync().await?;
-        written
-    }
-
-    /// Whether the bytes so far went past the page cache (for the log).
-    pub(crate) fn direct(&self) -> bool {
-        self.direct
+    pub(crate) async fn close(self) -> io::Result<()> {
+        self.drain().await.map(drop)
     }
 
     /// Writes out everything and fsyncs the file; the hasher (over the whole
-    /// file) and how long the fsyncs took after the last byte was written.
-    pub(crate) async fn finish(mut self) -> io::Result<(blake3::Hasher, Duration)> {
-        if !self.batch.is_empty() {
-            self.submit().await?;
-        }
-        let sink = self.settle().await?;
+    /// file), how long the fsync took after the last byte was written, and
+    /// how long the receive loop waited for the lane.
+    pub(crate) async fn finish(self) -> io::Result<Finished> {
+        let (sink, waited) = self.drain().await?;
         let started = Instant::now();
-        self.wait_sync().await?;
         let hasher = tokio::task::spawn_blocking(move || {
             sink.file.file().sync_all()?;
             Ok::<_, io::Error>(sink.hasher)
         })
         .await
         .map_err(io::Error::other)??;
-        Ok((hasher, started.elapsed()))
+        Ok(Finished { hasher, synced: started.elapsed(), waited })
     }
+}
+
+/// What [`PartWriter::finish`] gives back.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// The hasher over the whole file.
+    pub(crate) hasher: blake3::Hasher,
+    /// How long the final fsync took.
+    pub(crate) synced: Duration,
+    /// How long the receive loop waited for room in the lane or the budget.
+    pub(crate) waited: Duration,
+}
+
+/// The write lane: each batch in order, on the blocking pool, then the
+/// sink back once the writer hangs up (or the first error).
+async fn lane(mut sink: Sink, mut rx: mpsc::Receiver<Batch>) -> io::Result<Sink> {
+    let mut unsynced = 0u64;
+    let mut syncing: Option<JoinHandle<io::Result<()>>> = None;
+    while let Some(batch) = rx.recv().await {
+        unsynced += batch.len as u64;
+        sink = tokio::task::spawn_blocking(move || {
+            let data = sink.file.write(&mut sink.buf, &batch.pieces)?;
+            sink.hasher.update(data);
+            // The permit goes back once the bytes are written.
+            drop(batch);
+            Ok::<_, io::Error>(sink)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if !sink.file.direct()
+            && unsynced >= SYNC_EVERY
+            && syncing.as_ref().is_none_or(JoinHandle::is_finished)
+        {
+            if let Some(task) = syncing.take() {
+                task.await.map_err(io::Error::other)??;
+            }
+            let file = sink.file.file().try_clone()?;
+            syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+            unsynced = 0;
+        }
+    }
+    if let Some(task) = syncing {
+        task.await.map_err(io::Error::other)??;
+    }
+    Ok(sink)
 }
 
 /// Size of the batch starting at file offset `pos`: it ends where the
@@ -195,7 +259,7 @@ mod tests {
         std::fs::write(&path, b"held:")?;
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"held:");
-        let mut writer = PartWriter::open(path.clone(), hasher).await?;
+        let mut writer = PartWriter::open(path.clone(), hasher, WriteBudget::new(2)).await?;
         let mut expected = b"held:".to_vec();
         // Packet-sized pieces, past a few batches and a background sync.
         for i in 0..30_000u32 {
@@ -203,7 +267,7 @@ mod tests {
             expected.extend_from_slice(&piece);
             writer.write(Bytes::from(piece)).await?;
         }
-        let (hasher, _) = writer.finish().await?;
+        let hasher = writer.finish().await?.hasher;
         assert_eq!(std::fs::read(&path)?, expected);
         assert_eq!(hasher.finalize(), blake3::hash(&expected));
         Ok(())
@@ -213,7 +277,8 @@ mod tests {
     async fn close_writes_everything_taken() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("u.part");
-        let mut writer = PartWriter::open(path.clone(), blake3::Hasher::new()).await?;
+        let mut writer =
+            PartWriter::open(path.clone(), blake3::Hasher::new(), WriteBudget::new(1)).await?;
         writer.write(Bytes::from_static(b"abc")).await?;
         writer.close().await?;
         assert_eq!(std::fs::read(&path)?, b"abc");
