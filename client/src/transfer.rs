@@ -25,8 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qchat_protocol::{
-    DownloadHeader, ErrorBody, ErrorCode, Event, FileInfo, MAX_STREAM_HEADER_LEN, Message,
-    MessageKind, StreamCode,
+    DownloadHeader, ErrorBody, ErrorCode, Event, FileInfo, Message, MessageKind, StreamCode,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -509,15 +508,12 @@ impl Router {
 }
 
 async fn read_header(stream: &mut quinn::RecvStream) -> Result<DownloadHeader, String> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_STREAM_HEADER_LEN {
-        return Err(format!("header of {len} bytes"));
-    }
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).await.map_err(|e| e.to_string())?;
+    let len = qchat_protocol::stream_header_len(prefix).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; len];
     stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&buf).map_err(|e| e.to_string())
+    qchat_protocol::decode_stream_header(&buf).map_err(|e| e.to_string())
 }
 
 /// `name`, or `stem (1).ext`, `stem (2).ext`, ... : the `n`th candidate for a

@@ -18,6 +18,43 @@ pub const MAX_FILE_NAME_LEN: usize = 255;
 /// Length of a hex BLAKE3 hash.
 pub const HASH_HEX_LEN: usize = 64;
 
+/// Why a file stream's header frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The length prefix announced more than [`MAX_STREAM_HEADER_LEN`] bytes.
+    #[error("header of {0} bytes (at most {MAX_STREAM_HEADER_LEN})")]
+    TooLarge(usize),
+    /// The payload is not the header's JSON object.
+    #[error("invalid header: {0}")]
+    Invalid(String),
+}
+
+/// Length of a file stream's header payload from its 4-byte big-endian
+/// prefix. Both sides read the prefix, call this, read that many bytes and
+/// pass them to [`decode_stream_header`].
+///
+/// # Errors
+/// [`HeaderError::TooLarge`] past [`MAX_STREAM_HEADER_LEN`]: nothing more
+/// should be read from the stream.
+pub fn stream_header_len(prefix: [u8; 4]) -> Result<usize, HeaderError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_STREAM_HEADER_LEN {
+        return Err(HeaderError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Parses a file stream's header payload ([`UploadHeader`] or
+/// [`DownloadHeader`]).
+///
+/// # Errors
+/// [`HeaderError::Invalid`] when the payload is not that header's JSON.
+pub fn decode_stream_header<T: serde::de::DeserializeOwned>(
+    payload: &[u8],
+) -> Result<T, HeaderError> {
+    serde_json::from_slice(payload).map_err(|e| HeaderError::Invalid(e.to_string()))
+}
+
 /// A stored file, as carried by file messages and replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
@@ -301,12 +338,20 @@ mod tests {
             let up = UploadHeader { upload_id, offset };
             let bytes = serde_json::to_vec(&up).expect("serializes");
             prop_assert!(bytes.len() <= MAX_STREAM_HEADER_LEN);
-            prop_assert_eq!(serde_json::from_slice::<UploadHeader>(&bytes).expect("parses"), up);
+            prop_assert_eq!(decode_stream_header::<UploadHeader>(&bytes).expect("parses"), up);
             let down = DownloadHeader { file_id: offset, offset, size, hash: "ab".repeat(32) };
             let bytes = serde_json::to_vec(&down).expect("serializes");
-            prop_assert_eq!(serde_json::from_slice::<DownloadHeader>(&bytes).expect("parses"), down);
-            let _ = serde_json::from_slice::<UploadHeader>(&junk);
-            let _ = serde_json::from_slice::<DownloadHeader>(&junk);
+            prop_assert_eq!(decode_stream_header::<DownloadHeader>(&bytes).expect("parses"), down);
+            let _ = decode_stream_header::<UploadHeader>(&junk);
+            let _ = decode_stream_header::<DownloadHeader>(&junk);
+            if junk.len() >= 4 {
+                let prefix = [junk[0], junk[1], junk[2], junk[3]];
+                match stream_header_len(prefix) {
+                    Ok(len) => prop_assert!(len <= MAX_STREAM_HEADER_LEN),
+                    Err(HeaderError::TooLarge(len)) => prop_assert!(len > MAX_STREAM_HEADER_LEN),
+                    Err(e) => prop_assert!(false, "unexpected {e}"),
+                }
+            }
         }
 
         #[test]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use qchat_protocol::{
-    Event, FileInfo, MAX_STREAM_HEADER_LEN, MessageKind, StreamCode, UploadDone, UploadFailed,
-    UploadHeader, encode_json,
+    Event, FileInfo, MessageKind, StreamCode, UploadDone, UploadFailed, UploadHeader,
+    decode_stream_header, encode_json, stream_header_len,
 };
 use quinn::{RecvStream, VarInt};
 
@@ -97,15 +97,12 @@ pub(crate) async fn receive(
 
 async fn read_header(recv: &mut RecvStream) -> Result<UploadHeader, Failure> {
     let bad = |m: &str| fail(StreamCode::BadHeader, m.to_owned(), false);
-    let mut len = [0u8; 4];
-    recv.read_exact(&mut len).await.map_err(|_| bad("missing header"))?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_STREAM_HEADER_LEN {
-        return Err(bad("header too large"));
-    }
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await.map_err(|_| bad("missing header"))?;
+    let len = stream_header_len(prefix).map_err(|e| bad(&e.to_string()))?;
     let mut buf = vec![0u8; len];
     recv.read_exact(&mut buf).await.map_err(|_| bad("truncated header"))?;
-    serde_json::from_slice(&buf).map_err(|e| bad(&format!("invalid header: {e}")))
+    decode_stream_header(&buf).map_err(|e| bad(&e.to_string()))
 }
 
 async fn run(
