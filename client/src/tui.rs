@@ -51,7 +51,7 @@ use crate::Trust;
 use app::{FormMsg, Msg};
 use event_loop::Ui;
 use model::Chat;
-use session::TokenStore;
+use session::{LastLogin, TokenStore};
 
 /// What the terminal UI starts with (the command line's shared options).
 #[derive(Debug, Clone)]
@@ -121,7 +121,8 @@ impl TuiError {
 /// Runs the terminal UI until the user quits (Ctrl-C or `/quit`), then
 /// restores the terminal. Logs go to `qchat.log` in the state directory
 /// (`QCHAT_STATE_DIR`, else the platform's), never to the terminal; saved
-/// session tokens live beside it.
+/// session tokens (`sessions`, mode 0600) and the last identity logged in
+/// with (`last_login`, which prefills the form) live beside it.
 ///
 /// Call it on a multi-threaded tokio runtime: the UI loop blocks its thread
 /// (handed off with [`tokio::task::block_in_place`]) while the network side
@@ -138,17 +139,19 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     })?;
     init_logging(&state.join("qchat.log"), opts.verbose)?;
     let tokens = TokenStore::new(state.join("sessions"));
+    let last = LastLogin::new(state.join("last_login"));
 
-    let field = |v: &Option<String>| v.clone().unwrap_or_default();
-    let fields =
-        [field(&opts.server), field(&opts.tenant), field(&opts.user), opts.password.clone()];
+    let given = [opts.server.clone(), opts.tenant.clone(), opts.user.clone()];
+    let from_options = given.iter().all(Option::is_some);
+    let [server, tenant, user] = session::prefill(given, last.load());
+    let fields = [server, tenant, user, opts.password.clone()];
     let have_token = tokens.load(&fields[0], &fields[1], &fields[2]).is_some();
     let mut chat = Chat::new(fields, opts.register, have_token, clock::Zone::system());
-    // A saved session and nothing to type: log straight in.
-    if have_token
-        && chat.login.fields.iter().take(3).all(|f| !f.is_empty())
-        && chat.login.fields[3].is_empty()
-    {
+    chat.sessions = tokens.identities();
+    // A saved session for the identity given on the command line and no
+    // password: log straight in. One prefilled from the last log-in waits
+    // for Enter instead, so the user can still switch account.
+    if from_options && chat.have_token() && chat.login.fields[3].is_empty() {
         chat.update(Msg::Login(FormMsg::Submit));
     }
 
@@ -159,7 +162,7 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     ui.terminal.enable_raw_mode().map_err(TuiError::terminal("raw mode"))?;
     ui.terminal.enter_alternate_screen().map_err(TuiError::terminal("alternate screen"))?;
 
-    let mut runner = ports::Runner::new(tx, opts.trust.clone(), tokens);
+    let mut runner = ports::Runner::new(tx, opts.trust.clone(), tokens, last);
     // The loop blocks between events; hand this worker's other tasks to
     // the rest of the runtime meanwhile, or tasks the UI just spawned could
     // wait in this worker's queue until the next key.

@@ -211,8 +211,9 @@ pub(crate) struct Chat {
     pub(crate) screen: Screen,
     /// The log-in form.
     pub(crate) login: LoginForm,
-    /// A saved session token exists for the form's server/tenant/user.
-    pub(crate) have_token: bool,
+    /// The identities (server, tenant, user) with a saved session token,
+    /// so the form knows whether an empty password means "resume".
+    pub(crate) sessions: Vec<[String; 3]>,
     /// The user logged in as.
     pub(crate) me: String,
     /// Connection state for the status line.
@@ -253,13 +254,19 @@ pub(crate) struct Chat {
 
 impl Chat {
     /// A fresh UI on the log-in screen with the form prefilled, showing
-    /// times in `zone`.
+    /// times in `zone`; `have_token` says a session token is saved for the
+    /// prefilled identity.
     pub(crate) fn new(fields: [String; 4], register: bool, have_token: bool, zone: Zone) -> Self {
         let focus = fields.iter().position(String::is_empty).unwrap_or(PASSWORD);
+        let sessions = if have_token {
+            vec![[0, 1, 2].map(|i| fields[i].trim().to_owned())]
+        } else {
+            Vec::new()
+        };
         Self {
             screen: Screen::Login,
             login: LoginForm { fields, focus, register, status: FormStatus::Idle },
-            have_token,
+            sessions,
             me: String::new(),
             conn: ConnState::Closed { reason: "not connected".into() },
             rooms: Vec::new(),
@@ -279,6 +286,17 @@ impl Chat {
             now: Instant::now,
             zone,
         }
+    }
+
+    /// The identity the form names (trimmed server, tenant, user).
+    pub(crate) fn identity(&self) -> [String; 3] {
+        [0, 1, 2].map(|i| self.login.fields[i].trim().to_owned())
+    }
+
+    /// Whether a session token is saved for the identity the form names.
+    pub(crate) fn have_token(&self) -> bool {
+        let id = self.identity();
+        self.sessions.contains(&id)
     }
 
     /// The room shown.

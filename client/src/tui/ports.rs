@@ -14,7 +14,7 @@ use tuirealm::event::Event;
 use tuirealm::listener::{PollAsync, PortResult};
 
 use super::app::{ConnectError, Effect, Login, NetEvent, UserEvent};
-use super::session::TokenStore;
+use super::session::{LastLogin, TokenStore};
 use super::transfer::{self, FileTransfers, TransferUpdate, UpdateKind};
 
 /// Network events into tuirealm's listener.
@@ -49,6 +49,7 @@ pub(crate) struct Runner {
     cancel: CancellationToken,
     trust: Trust,
     tokens: TokenStore,
+    last: LastLogin,
     files: Arc<dyn FileTransfers>,
 }
 
@@ -57,11 +58,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Runner {
-    /// A runner reporting to `tx`, trusting servers by `trust`.
+    /// A runner reporting to `tx`, trusting servers by `trust`, keeping
+    /// session tokens in `tokens` and the last identity in `last`.
     pub(crate) fn new(
         tx: mpsc::UnboundedSender<NetEvent>,
         trust: Trust,
         tokens: TokenStore,
+        last: LastLogin,
     ) -> Self {
         let client: Arc<Mutex<Option<Client>>> = Arc::default();
         let files = Arc::new(transfer::ClientTransfers { client: client.clone() });
@@ -72,6 +75,7 @@ impl Runner {
             cancel: CancellationToken::new(),
             trust,
             tokens,
+            last,
             files,
         }
     }
@@ -95,8 +99,8 @@ impl Runner {
     pub(crate) fn run(&mut self, effect: Effect) {
         let tx = self.tx.clone();
         if let Effect::Connect(login) = effect {
-            let task =
-                connect(login, self.trust.clone(), self.tokens.clone(), self.client.clone(), tx);
+            let files = (self.tokens.clone(), self.last.clone());
+            let task = connect(login, self.trust.clone(), files, self.client.clone(), tx);
             self.spawn(task);
             return;
         }
@@ -228,7 +232,7 @@ fn config(login: &Login, trust: &Trust, token: Option<String>) -> Result<ClientC
 async fn connect(
     login: Login,
     trust: Trust,
-    tokens: TokenStore,
+    (tokens, last): (TokenStore, LastLogin),
     slot: Arc<Mutex<Option<Client>>>,
     tx: mpsc::UnboundedSender<NetEvent>,
 ) {
@@ -248,6 +252,9 @@ async fn connect(
                 tokens.store(&login.server, &login.tenant, &login.user, Some(&client.token()))
             {
                 tracing::warn!(cause = %e, "could not save the session token");
+            }
+            if let Err(e) = last.store(&login.server, &login.tenant, &login.user) {
+                tracing::warn!(cause = %e, "could not record the last log-in");
             }
             let rooms = client.rooms().await.unwrap_or_default();
             *lock(&slot) = Some(client.clone());

@@ -1,5 +1,6 @@
-//! Files in the state directory: the saved session tokens (mode 0600) and
-//! the log file. `QCHAT_STATE_DIR` overrides the platform directory (tests).
+//! Files in the state directory: the saved session tokens (mode 0600), the
+//! last identity logged in with (to prefill the form), and the log file.
+//! `QCHAT_STATE_DIR` overrides the platform directory (tests).
 
 use std::fs;
 use std::io::Write as _;
@@ -50,6 +51,12 @@ impl TokenStore {
             .map(|[_, _, _, t]| t)
     }
 
+    /// The identities (server, tenant, user) a token is saved for; not the
+    /// tokens, so the UI state never holds a secret it does not need.
+    pub(crate) fn identities(&self) -> Vec<[String; 3]> {
+        self.lines().into_iter().map(|[s, t, u, _]| [s, t, u]).collect()
+    }
+
     /// Saves (replaces) the token for this identity; `None` forgets it.
     ///
     /// # Errors
@@ -80,6 +87,62 @@ impl TokenStore {
         f.sync_all()?;
         fs::rename(&tmp, &self.path)
     }
+}
+
+/// The last identity a log-in succeeded with: one `server TAB tenant TAB
+/// user` line, so a start without options can prefill the form.
+#[derive(Debug, Clone)]
+pub(crate) struct LastLogin {
+    path: PathBuf,
+}
+
+impl LastLogin {
+    /// The record in `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    /// Server, tenant and user of the last log-in, if recorded (and whole).
+    pub(crate) fn load(&self) -> Option<[String; 3]> {
+        let text = fs::read_to_string(&self.path).ok()?;
+        let mut it = text.lines().next()?.split('\t').map(str::to_owned);
+        let id = [it.next()?, it.next()?, it.next()?];
+        id.iter().all(|f| !f.is_empty()).then_some(id)
+    }
+
+    /// Records this identity as the last one logged in with.
+    ///
+    /// # Errors
+    /// Creating the directory or writing the file.
+    pub(crate) fn store(&self, server: &str, tenant: &str, user: &str) -> std::io::Result<()> {
+        if [server, tenant, user].iter().any(|f| f.contains(['\t', '\n', '\r'])) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a tab or newline in the server, tenant or user",
+            ));
+        }
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let mut f = private_file(&tmp)?;
+        writeln!(f, "{server}\t{tenant}\t{user}")?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)
+    }
+}
+
+/// The form's first three fields: each given option, and where none
+/// contradicts the last log-in, the rest from it (a `--server` of another
+/// host does not pick up the last tenant and user).
+pub(crate) fn prefill(given: [Option<String>; 3], last: Option<[String; 3]>) -> [String; 3] {
+    let agrees = last
+        .as_ref()
+        .is_some_and(|l| given.iter().zip(l).all(|(g, l)| g.as_deref().is_none_or(|g| g == l)));
+    let last = last.filter(|_| agrees).unwrap_or_default();
+    let [a, b, c] = given;
+    let [la, lb, lc] = last;
+    [a.unwrap_or(la), b.unwrap_or(lb), c.unwrap_or(lc)]
 }
 
 /// Creates (truncates) a file only the owner can read.
@@ -119,7 +182,36 @@ mod tests {
                 fs::metadata(dir.path().join("sub/sessions")).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        assert_eq!(
+            store.identities(),
+            [["h:1", "t", "v"].map(String::from), ["h:1", "t", "u"].map(String::from)]
+        );
         store.store("h:1", "t", "u", None).expect("forget");
         assert_eq!(store.load("h:1", "t", "u"), None);
+    }
+
+    #[test]
+    fn last_login_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let last = LastLogin::new(dir.path().join("s/last_login"));
+        assert_eq!(last.load(), None);
+        last.store("h:1", "acme", "ann").expect("save");
+        last.store("h:2", "acme", "bob").expect("save");
+        assert_eq!(last.load(), Some(["h:2", "acme", "bob"].map(String::from)));
+        assert!(last.store("h:1", "a\tb", "ann").is_err(), "a tab would split the record");
+        fs::write(dir.path().join("s/last_login"), "h:1\tacme\n").expect("write");
+        assert_eq!(last.load(), None, "a torn record is ignored");
+    }
+
+    #[test]
+    fn prefill_takes_the_last_login_unless_contradicted() {
+        let last = Some(["h:1", "acme", "ann"].map(String::from));
+        let none = [None, None, None];
+        assert_eq!(prefill(none.clone(), last.clone()), ["h:1", "acme", "ann"]);
+        let same_server = [Some("h:1".to_owned()), None, None];
+        assert_eq!(prefill(same_server, last.clone()), ["h:1", "acme", "ann"]);
+        let other_user = [None, None, Some("bob".to_owned())];
+        assert_eq!(prefill(other_user, last.clone()), ["", "", "bob"]);
+        assert_eq!(prefill(none, None), ["", "", ""]);
     }
 }

@@ -377,8 +377,72 @@ fn saved_token_logs_in_without_password_and_expiry_asks_for_it() {
     chat.update(Msg::Login(FormMsg::Submit));
     assert!(matches!(&chat.effects[..], [Effect::Connect(Login { password: None, .. })]));
     chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::TokenRefused)));
-    assert!(!chat.have_token);
+    assert!(!chat.have_token());
     assert_eq!(chat.login.focus, 3);
+    assert!(
+        matches!(&chat.login.status, FormStatus::Error(e) if e.contains("refused") && e.contains("enter the password")),
+        "{:?}",
+        chat.login.status
+    );
+    chat.effects.clear();
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert!(chat.effects.is_empty(), "no second try with the deleted token");
+}
+
+#[test]
+fn a_saved_token_is_used_for_whichever_identity_the_form_names() {
+    // Prefilled from the last log-in (bob), with tokens saved for ann and bob.
+    let mut chat = Chat::new(
+        ["127.0.0.1:4433".into(), "acme".into(), "bob".into(), String::new()],
+        false,
+        false,
+        Zone::utc(),
+    );
+    chat.sessions = vec![
+        ["127.0.0.1:4433", "acme", "ann"].map(String::from),
+        ["127.0.0.1:4433", "acme", "bob"].map(String::from),
+    ];
+    assert_eq!(chat.login.focus, 3, "the cursor waits on the password");
+    let screen = render(&mut chat, 80, 24);
+    assert!(screen.contains("(saved session)"), "{screen}");
+    // Switch to carl, who has no token: the password is needed.
+    chat.login.focus = 2;
+    for _ in 0..3 {
+        chat.update(Msg::Login(FormMsg::Backspace));
+    }
+    for c in "carl".chars() {
+        chat.update(Msg::Login(FormMsg::Char(c)));
+    }
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert_eq!(chat.login.status, FormStatus::Error("enter the password".into()));
+    assert!(chat.effects.is_empty());
+    // Back to ann: Enter resumes her session.
+    assert_eq!(chat.login.focus, 3, "the error put the cursor on the password");
+    chat.update(Msg::Login(FormMsg::Prev));
+    for _ in 0..4 {
+        chat.update(Msg::Login(FormMsg::Backspace));
+    }
+    for c in "ann".chars() {
+        chat.update(Msg::Login(FormMsg::Char(c)));
+    }
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert!(
+        matches!(&chat.effects[..], [Effect::Connect(Login { user, password: None, .. })] if user == "ann"),
+        "{:?}",
+        chat.effects
+    );
+    // A refusal forgets only ann's.
+    chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::TokenRefused)));
+    assert_eq!(chat.sessions, [["127.0.0.1:4433", "acme", "bob"].map(String::from)]);
+}
+
+#[test]
+fn a_password_log_in_remembers_the_session() {
+    let mut chat = Chat::new(form(), false, false, Zone::utc());
+    chat.login.fields[3] = "pw".into();
+    chat.update(Msg::Login(FormMsg::Submit));
+    chat.update(Msg::Net(NetEvent::Connected { user: "ann".into(), rooms: Vec::new() }));
+    assert!(chat.have_token(), "the network side saved the token");
 }
 
 #[test]

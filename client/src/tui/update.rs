@@ -58,6 +58,11 @@ impl Chat {
     fn on_net(&mut self, ev: NetEvent) {
         match ev {
             NetEvent::Connected { user, rooms } => {
+                // The network side saved this identity's token.
+                let id = self.identity();
+                if !self.sessions.contains(&id) {
+                    self.sessions.push(id);
+                }
                 self.screen = Screen::Main;
                 self.me = user;
                 self.conn = ConnState::Connected;
@@ -80,10 +85,13 @@ impl Chat {
                     ConnectError::UnknownHost { fingerprint } => FormStatus::Trust(fingerprint),
                     ConnectError::HostChanged { message } => FormStatus::HostChanged(message),
                     ConnectError::TokenRefused => {
-                        self.have_token = false;
+                        let id = self.identity();
+                        self.sessions.retain(|s| *s != id);
                         self.login.focus = PASSWORD;
                         FormStatus::Error(
-                            "the saved session has expired: enter the password".into(),
+                            "the saved session was refused (expired or revoked) and is deleted: \
+                             enter the password"
+                                .into(),
                         )
                     }
                     ConnectError::Other(s) => FormStatus::Error(s),
@@ -244,8 +252,10 @@ impl Chat {
             f.focus = i;
             return None;
         }
+        let have_token = self.have_token();
+        let f = &mut self.login;
         let password = if f.fields[PASSWORD].is_empty() {
-            if !self.have_token || f.register {
+            if !have_token || f.register {
                 f.status = FormStatus::Error("enter the password".into());
                 f.focus = PASSWORD;
                 return None;

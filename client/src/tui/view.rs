@@ -72,7 +72,7 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     let area = f.area();
     if chat.screen == Screen::Login {
         let form = centered(area, 72, 22);
-        with::<LoginView>(app, Id::Login, |c| c.set(&chat.login, chat.have_token));
+        with::<LoginView>(app, Id::Login, |c| c.set(&chat.login, chat.have_token()));
         app.view(&Id::Login, f, form);
         return;
     }
