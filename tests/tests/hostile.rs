@@ -493,7 +493,10 @@ async fn unauthenticated(s: &TestServer) -> anyhow::Result<()> {
 
 /// `upload.begin` declaring 1 TiB (and other impossible sizes) is refused;
 /// 4 GiB is accepted, and a stream that sends 8 MiB of it and finishes is
-/// failed as too short with its bytes discarded.
+/// failed as too short with its bytes discarded. That stream gets no stream
+/// code: the server learns it is short only from the FIN, when every byte
+/// has arrived and QUIC has nothing left to stop, so the stream ends
+/// normally (`stopped()` is `None`) and `upload.failed` is the only answer.
 async fn huge_upload(s: &TestServer) -> anyhow::Result<()> {
     let mut m = evil_login(s, &from(2)).await?;
     m.ok("room.join", json!({"room": "lair"})).await?;
@@ -536,6 +539,8 @@ async fn huge_upload(s: &TestServer) -> anyhow::Result<()> {
         st.write_all(&chunk).await?;
     }
     st.finish()?;
+    let stop = within("the short stream ends", st.stopped()).await;
+    ensure!(matches!(stop, Ok(None)), "a stream read to its FIN cannot be stopped: {stop:?}");
     let ev = within("upload.failed", async {
         loop {
             let ev = m.event().await?;
@@ -546,6 +551,7 @@ async fn huge_upload(s: &TestServer) -> anyhow::Result<()> {
     })
     .await?;
     ensure!(ev["ev"] == "upload.failed" && ev["code"] == "bad_request", "{ev}");
+    println!("4 GiB upload cut short at 8 MiB: stream ended without a code, {ev}");
     let r = m.call("upload.status", json!({"upload_id": id})).await?;
     ensure!(code(&r) == "not_found", "a too-short upload is discarded: {r}");
     let parts = s.data_dir().join("uploads");
