@@ -25,6 +25,10 @@ use crate::outbound::{self, Next, Outbound, OutboundRx};
 use crate::server::Shared;
 use crate::transfer::upload;
 
+/// How long a closing session waits for its upload streams to write out
+/// what they took; what is still running then is aborted.
+const UPLOADS_STOP: Duration = Duration::from_secs(5);
+
 /// Who a connection is logged in as.
 #[derive(Debug, Clone)]
 pub(crate) struct Login {
@@ -44,9 +48,14 @@ pub(crate) struct Session {
     pub(crate) login: Option<Login>,
     /// The QUIC connection (downloads open streams on it).
     pub(crate) conn: Connection,
-    /// Upload and download tasks of this connection; aborted when it ends
-    /// (an interrupted upload keeps its bytes for a resume).
+    /// Download tasks of this connection; aborted when it ends.
     pub(crate) tasks: JoinSet<()>,
+    /// Upload tasks of this connection: told to stop ([`Session::closing`])
+    /// when it ends, and waited for, so each writes out what it took (kept
+    /// for a resume) before its upload can be claimed again.
+    uploads: JoinSet<()>,
+    /// Cancelled when the session ends.
+    closing: CancellationToken,
     /// Download slots of this connection.
     pub(crate) downloads: Arc<Semaphore>,
     /// When a connection that has not logged in is closed.
@@ -106,11 +115,22 @@ pub(crate) async fn run(
         login: None,
         conn: conn.clone(),
         tasks: JoinSet::new(),
+        uploads: JoinSet::new(),
+        closing: CancellationToken::new(),
         downloads,
         login_deadline: deadline,
     };
     let end = session.read_loop(recv, deadline, &cancel).await;
     session.tasks.abort_all();
+    session.closing.cancel();
+    let uploads_done = tokio::time::timeout(UPLOADS_STOP, async {
+        while session.uploads.join_next().await.is_some() {}
+    });
+    if uploads_done.await.is_err() {
+        tracing::warn!("upload streams did not stop in time; aborting them");
+        session.uploads.abort_all();
+    }
+    while session.uploads.join_next().await.is_some() {}
     while session.tasks.join_next().await.is_some() {}
 
     // Detach first so no new events are queued, then let the writer drain what
@@ -169,7 +189,14 @@ impl Session {
                             Some(Err(e)) => {
                                 let mut end = End::new(CloseCode::ProtocolError, "control stream failed");
                                 end.presence = Some("connection lost".into());
-                                tracing::debug!(cause = %e, "control stream read");
+                                // The read error only says "connection lost";
+                                // the connection says how (timed out, closed by
+                                // the peer, reset), which operators want.
+                                let cause = match self.conn.close_reason() {
+                                    Some(how) => format!("{e}: {how}"),
+                                    None => e.to_string(),
+                                };
+                                tracing::debug!(%cause, "control stream read");
                                 return end;
                             }
                         },
@@ -185,12 +212,14 @@ impl Session {
                                     self.login.clone(),
                                     self.out.clone(),
                                     recv,
+                                    self.closing.clone(),
                                 );
-                                self.tasks.spawn(upload.in_current_span());
+                                self.uploads.spawn(upload.in_current_span());
                             }
                             continue;
                         }
                         Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => continue,
+                        Some(_) = self.uploads.join_next(), if !self.uploads.is_empty() => continue,
                     }
                 }
             };

@@ -12,6 +12,7 @@ use qchat_protocol::{
     decode_stream_header, encode_json, stream_header_len,
 };
 use quinn::{RecvStream, VarInt};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, FileAttach, NewMessage, Upload};
 use crate::outbound::Outbound;
@@ -41,12 +42,16 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Failure {
     fail(StreamCode::Internal, "internal error", false)
 }
 
-/// Serves one upload stream to completion or failure.
+/// Serves one upload stream to completion or failure. `closing` is
+/// cancelled when the connection's session ends: the stream then stops at
+/// its next read and writes out what it took before letting the upload go,
+/// so a resume never meets a partial file that is still growing.
 pub(crate) async fn receive(
     shared: Arc<Shared>,
     login: Option<Login>,
     out: Outbound,
     mut recv: RecvStream,
+    closing: CancellationToken,
 ) {
     let _active = shared.metrics.transfer();
     let header = match read_header(&mut recv).await {
@@ -61,7 +66,7 @@ pub(crate) async fn receive(
     // the upload over never meets them half gone.
     let mut claim = None;
     let result = match login {
-        Some(login) => run(&shared, &login, header, &mut recv, &mut claim).await,
+        Some(login) => run(&shared, &login, header, &mut recv, &mut claim, &closing).await,
         None => Err(fail(StreamCode::NotFound, "log in before uploading", false)),
     };
     let event = match result {
@@ -111,6 +116,7 @@ async fn run(
     header: UploadHeader,
     recv: &mut RecvStream,
     slot: &mut Option<Claim>,
+    closing: &CancellationToken,
 ) -> Result<UploadDone, Failure> {
     let transfers = &shared.transfers;
     if !valid_upload_id(&header.upload_id) {
@@ -138,7 +144,7 @@ async fn run(
 
     let started = Instant::now();
     let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let written = receive_bytes(shared, &up, held, claim, hasher, recv).await?;
+    let written = receive_bytes(shared, &up, held, claim, hasher, recv, closing).await?;
     let (hasher, synced) = (written.hasher, written.synced);
     let received = started.elapsed();
     let got = hasher.finalize().to_hex().to_string();
@@ -254,12 +260,13 @@ async fn receive_bytes(
     claim: &mut Claim,
     hasher: blake3::Hasher,
     recv: &mut RecvStream,
+    closing: &CancellationToken,
 ) -> Result<Written, Failure> {
     let path = shared.transfers.store.part_path(&up.id);
     let mut writer = PartWriter::open(path, hasher, shared.transfers.write_budget.clone())
         .await
         .map_err(|e| internal("opening partial upload", e))?;
-    match receive_into(up, held, claim, &mut writer, recv).await {
+    match receive_into(up, held, claim, &mut writer, recv, closing).await {
         Ok(()) => {
             let direct = writer.direct();
             let done = writer.finish().await.map_err(|e| internal("writing partial upload", e))?;
@@ -286,6 +293,7 @@ async fn receive_into(
     claim: &mut Claim,
     writer: &mut PartWriter,
     recv: &mut RecvStream,
+    closing: &CancellationToken,
 ) -> Result<(), Failure> {
     let mut total = held;
     // One waiter for the whole loop, not one registered per packet.
@@ -302,6 +310,10 @@ async fn receive_into(
                     "taken over by a newer stream of the same upload",
                     false,
                 ));
+            }
+            () = closing.cancelled() => {
+                // The connection ends: keep what arrived for a resume.
+                return Err(fail(StreamCode::Unavailable, "the connection is closing", false));
             }
         };
         let chunk: Bytes = match read {

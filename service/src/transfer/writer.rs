@@ -75,8 +75,10 @@ struct Batch {
 pub(crate) struct PartWriter {
     /// To the write lane; `None` once the lane has stopped.
     tx: Option<mpsc::Sender<Batch>>,
-    /// The write lane: gives the sink back when `tx` is dropped.
-    lane: JoinHandle<io::Result<Sink>>,
+    /// The write lane: gives the sink back when `tx` is dropped; aborted
+    /// if the writer is dropped without [`PartWriter::close`] or
+    /// [`PartWriter::finish`] (at most the batch being written goes on).
+    lane: Option<JoinHandle<io::Result<Sink>>>,
     budget: WriteBudget,
     batch: Vec<Bytes>,
     batch_len: usize,
@@ -106,7 +108,7 @@ impl PartWriter {
         let sink = Sink { hasher, file, buf: AlignedBuf::new(BATCH) };
         Ok(Self {
             tx: Some(tx),
-            lane: tokio::spawn(lane(sink, rx)),
+            lane: Some(tokio::spawn(lane(sink, rx))),
             budget,
             batch: Vec::new(),
             batch_len: 0,
@@ -164,7 +166,8 @@ impl PartWriter {
             let _ = self.submit().await;
         }
         drop(self.tx.take());
-        let sink = self.lane.await.map_err(io::Error::other)??;
+        let lane = self.lane.take().ok_or_else(|| io::Error::other("write lane gone"))?;
+        let sink = lane.await.map_err(io::Error::other)??;
         Ok((sink, self.waited))
     }
 
@@ -193,6 +196,14 @@ impl PartWriter {
         .await
         .map_err(io::Error::other)??;
         Ok(Finished { hasher, synced: started.elapsed(), waited })
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        if let Some(lane) = self.lane.take() {
+            lane.abort();
+        }
     }
 }
 
