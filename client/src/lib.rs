@@ -34,6 +34,8 @@
 //!   router that hands server-opened streams and upload events to them.
 //! - `client`: the public handles [`Client`] and [`Events`], [`ClientEvent`],
 //!   [`ConnState`]; [`Client::upload`] and [`Client::download`] start transfers.
+//! - `probe`: [`probe`] — `hello` before logging in ([`ServerInfo`]: is
+//!   registration open in a tenant?).
 //! - `error`: [`ClientError`].
 //! - [`tui`] (feature `tui`): the terminal UI `qchat` starts without a
 //!   subcommand, a thin layer over [`Client`]; [`tui::HeadlessUi`] runs it
@@ -44,6 +46,7 @@ mod config;
 mod connection;
 mod error;
 mod outbox;
+mod probe;
 mod sequencer;
 mod supervisor;
 mod transfer;
@@ -54,6 +57,7 @@ pub mod tui;
 pub use client::{Client, ClientEvent, ConnState, Events};
 pub use config::{Auth, ClientConfig, Trust, default_known_hosts_path};
 pub use error::ClientError;
+pub use probe::{ServerInfo, probe};
 pub use transfer::{
     DownloadHandle, DownloadProgress, DownloadState, Downloaded, TransferError, UploadHandle,
     UploadProgress, UploadState, Uploaded,

@@ -148,6 +148,8 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     let have_token = tokens.load(&fields[0], &fields[1], &fields[2]).is_some();
     let mut chat = Chat::new(fields, opts.register, have_token, clock::Zone::system());
     chat.sessions = tokens.identities();
+    // Whether to offer registration: ask about a prefilled tenant now.
+    chat.probe_registration();
     // A saved session for the identity given on the command line and no
     // password: log straight in. One prefilled from the last log-in waits
     // for Enter instead, so the user can still switch account.

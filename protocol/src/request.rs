@@ -118,6 +118,10 @@ pub struct Hello {
     /// Free-form client name and version, for the server log.
     #[serde(default)]
     pub client: String,
+    /// A tenant to ask about before logging in: the reply then says
+    /// whether it allows self-registration (`open_registration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// `register` / `login` fields.

@@ -137,6 +137,11 @@ pub struct HelloOk {
     pub version: u32,
     /// Largest frame payload the server accepts.
     pub max_frame: u64,
+    /// Only when `hello` named a `tenant`: whether `register` is open in
+    /// it. `false` also when no such tenant exists (as `register` would be
+    /// refused). Absent from servers that predate it: then unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_registration: Option<bool>,
 }
 
 /// `register`, `login` and `resume` reply.

@@ -17,7 +17,8 @@ fn every_op_round_trips() {
     let creds = Credentials { tenant: "acme".into(), user: "ann".into(), password: "pw".into() };
     let room = RoomReq { room: "general".into() };
     for op in [
-        Op::Hello(Hello { version: 1, client: "qchat/0.1".into() }),
+        Op::Hello(Hello { version: 1, client: "qchat/0.1".into(), tenant: None }),
+        Op::Hello(Hello { version: 1, client: String::new(), tenant: Some("acme".into()) }),
         Op::Register(creds.clone()),
         Op::Login(creds),
         Op::Resume(Resume { token: "t".into() }),
@@ -73,6 +74,27 @@ fn wire_shapes_match_the_spec() {
         serde_json::to_value(&ok).expect("json"),
         json!({"re": 1, "ok": {"seq": 5, "ts": 10, "duplicate": false}})
     );
+    // `hello`: `tenant` and `open_registration` are optional both ways, so
+    // old clients and old servers keep working.
+    let old = Request::parse(br#"{"id":3,"op":"hello","version":1}"#).expect("parses");
+    assert_eq!(old.op, Op::Hello(Hello { version: 1, client: String::new(), tenant: None }));
+    let hello = HelloOk {
+        server: "qchatd/0.1.0".into(),
+        version: 1,
+        max_frame: 1_048_576,
+        open_registration: None,
+    };
+    assert_eq!(
+        serde_json::to_value(&hello).expect("json"),
+        json!({"server": "qchatd/0.1.0", "version": 1, "max_frame": 1_048_576})
+    );
+    let asked = HelloOk { open_registration: Some(false), ..hello.clone() };
+    assert_eq!(serde_json::to_value(&asked).expect("json")["open_registration"], json!(false));
+    let from_old: HelloOk =
+        serde_json::from_value(json!({"server": "qchatd/0.1.0", "version": 1, "max_frame": 1}))
+            .expect("an old server's reply");
+    assert_eq!(from_old.open_registration, None);
+
     let err = Response::err(Some(2), ErrorCode::NotFound, "no such room");
     assert_eq!(
         serde_json::to_value(&err).expect("json"),

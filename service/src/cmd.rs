@@ -22,7 +22,7 @@ use crate::session::{Login, Session};
 /// The request's failure, mapped to a wire code by the caller.
 pub(crate) async fn dispatch(s: &mut Session, op: Op) -> Result<Value> {
     match op {
-        Op::Hello(h) => account::hello(&h),
+        Op::Hello(h) => account::hello(s, &h).await,
         Op::Register(c) => account::register(s, c).await,
         Op::Login(c) => account::login(s, c).await,
         Op::Resume(r) => account::resume(s, r).await,

@@ -291,3 +291,34 @@ async fn history_survives_restart_and_pages_back_through_1000_exactly_once() -> 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn hello_with_a_tenant_says_whether_registration_is_open() -> anyhow::Result<()> {
+    let s = acme(&["ann"]).await?;
+    s.tenant("open", true).await?;
+    let mut c = RawConn::connect(s.addr, &s.data_dir()).await?;
+    let r = c.ok("hello", json!({"version": 1})).await?;
+    assert!(r.get("open_registration").is_none(), "only when asked: {r}");
+    let r = c.ok("hello", json!({"version": 1, "tenant": "open"})).await?;
+    assert_eq!(r["open_registration"], true);
+    let r = c.ok("hello", json!({"version": 1, "tenant": "acme"})).await?;
+    assert_eq!(r["open_registration"], false);
+    for unknown in ["nope", "not a name"] {
+        let r = c.ok("hello", json!({"version": 1, "tenant": unknown})).await?;
+        assert_eq!(r["open_registration"], false, "{unknown}");
+    }
+    // And register agrees.
+    let r = c.call("register", json!({"tenant": "acme", "user": "carl", "password": PW})).await?;
+    assert_eq!(code(&r), "forbidden");
+    c.ok("register", json!({"tenant": "open", "user": "carl", "password": PW})).await?;
+
+    // The client library's probe asks the same before logging in.
+    let trust = qchat_client::Trust::Fingerprint(s.fingerprint.clone());
+    let addr = s.addr.to_string();
+    for (tenant, open) in [(Some("open"), Some(true)), (Some("acme"), Some(false)), (None, None)] {
+        let info = within("probe", qchat_client::probe(&addr, tenant, &trust)).await?;
+        assert_eq!(info.open_registration, open, "{tenant:?}");
+        assert!(info.server.starts_with("qchatd/"), "{info:?}");
+    }
+    Ok(())
+}

@@ -154,6 +154,16 @@ pub(crate) enum NetEvent {
         /// The page.
         page: MessagesOk,
     },
+    /// What the server said about registration in a tenant (`None`: it
+    /// could not be asked, or did not say).
+    Registration {
+        /// Server asked.
+        server: String,
+        /// Tenant asked about.
+        tenant: String,
+        /// Whether `register` is open there.
+        open: Option<bool>,
+    },
     /// A request failed or something is worth saying: shown in the status line.
     Notice(String),
     /// A transfer moved on.
@@ -177,6 +187,8 @@ pub(crate) enum ConnectError {
     },
     /// The saved token was refused: ask for the password.
     TokenRefused,
+    /// `register` was refused: the tenant does not allow self-registration.
+    RegistrationClosed,
     /// Anything else, as a sentence.
     Other(String),
 }
@@ -214,6 +226,13 @@ pub(crate) struct Login {
 pub(crate) enum Effect {
     /// Connect and log in.
     Connect(Login),
+    /// Ask the server (`hello`) whether the tenant allows registration.
+    Probe {
+        /// `host:port`.
+        server: String,
+        /// Tenant.
+        tenant: String,
+    },
     /// Fetch the room list.
     Rooms,
     /// Join a room.

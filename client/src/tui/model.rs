@@ -38,6 +38,38 @@ pub(crate) struct LoginForm {
     pub(crate) register: bool,
     /// What the form says under the fields.
     pub(crate) status: FormStatus,
+    /// Whether the tenant allows registration, as the server last said.
+    pub(crate) open_registration: Registration,
+    /// The server and tenant that answer is for (and that were asked about).
+    pub(crate) probed: Option<[String; 2]>,
+}
+
+/// Whether the form's tenant lets users create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// Not known (not asked yet, unreachable, or an older server): offered.
+    Unknown,
+    /// The tenant allows `register`.
+    Open,
+    /// It does not: the option is greyed out and Ctrl-R refuses.
+    Closed,
+}
+
+impl LoginForm {
+    /// The server and tenant the form names (trimmed).
+    pub(crate) fn server_tenant(&self) -> [String; 2] {
+        [self.fields[0].trim().to_owned(), self.fields[1].trim().to_owned()]
+    }
+
+    /// Whether registration is open for the server and tenant the form
+    /// names now (what the server said about other ones does not count).
+    pub(crate) fn registration(&self) -> Registration {
+        if self.probed.as_ref() == Some(&self.server_tenant()) {
+            self.open_registration
+        } else {
+            Registration::Unknown
+        }
+    }
 }
 
 /// The line under the form.
@@ -265,7 +297,14 @@ impl Chat {
         };
         Self {
             screen: Screen::Login,
-            login: LoginForm { fields, focus, register, status: FormStatus::Idle },
+            login: LoginForm {
+                fields,
+                focus,
+                register,
+                status: FormStatus::Idle,
+                open_registration: Registration::Unknown,
+                probed: None,
+            },
             sessions,
             me: String::new(),
             conn: ConnState::Closed { reason: "not connected".into() },

@@ -104,6 +104,20 @@ impl Runner {
             self.spawn(task);
             return;
         }
+        if let Effect::Probe { server, tenant } = effect {
+            let trust = self.trust.clone();
+            self.spawn(async move {
+                let open = match crate::probe(&server, Some(&tenant), &trust).await {
+                    Ok(info) => info.open_registration,
+                    Err(e) => {
+                        tracing::debug!(cause = %e, "could not ask about registration");
+                        None
+                    }
+                };
+                let _ = tx.send(NetEvent::Registration { server, tenant, open });
+            });
+            return;
+        }
         let Some(client) = lock(&self.client).clone() else {
             let _ = tx.send(if effect == Effect::Quit {
                 NetEvent::QuitDone
@@ -116,7 +130,7 @@ impl Runner {
             let _ = tx.send(NetEvent::Notice(format!("{what}: {e}")));
         };
         match effect {
-            Effect::Connect(_) => {}
+            Effect::Connect(_) | Effect::Probe { .. } => {}
             Effect::Rooms => self.spawn(async move {
                 match client.rooms().await {
                     Ok(r) => drop(tx.send(NetEvent::Rooms(r))),
@@ -273,6 +287,9 @@ async fn connect(
                 }
                 ClientError::HostChanged { expected, got } => {
                     ConnectError::HostChanged { message: host_changed(&cfg, &expected, &got) }
+                }
+                e if login.register && e.code() == Some(ErrorCode::Forbidden) => {
+                    ConnectError::RegistrationClosed
                 }
                 e if with_token && e.code() == Some(ErrorCode::Unauthorized) => {
                     let _ = tokens.store(&login.server, &login.tenant, &login.user, None);

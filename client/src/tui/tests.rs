@@ -341,6 +341,12 @@ fn login_flow_with_trust_on_first_use() {
         chat.update(Msg::Login(FormMsg::Char(c)));
     }
     chat.update(Msg::Login(FormMsg::Next));
+    assert_eq!(
+        chat.effects,
+        [Effect::Probe { server: "h:1".into(), tenant: "acme".into() }],
+        "leaving the fields asks whether acme takes registrations"
+    );
+    chat.effects.clear();
     chat.update(Msg::Login(FormMsg::Submit));
     assert_eq!(chat.login.status, FormStatus::Error("enter the password".into()));
     for c in "pw".chars() {
@@ -375,7 +381,10 @@ fn login_flow_with_trust_on_first_use() {
 fn saved_token_logs_in_without_password_and_expiry_asks_for_it() {
     let mut chat = Chat::new(form(), false, true, Zone::utc());
     chat.update(Msg::Login(FormMsg::Submit));
-    assert!(matches!(&chat.effects[..], [Effect::Connect(Login { password: None, .. })]));
+    assert!(matches!(
+        &chat.effects[..],
+        [Effect::Connect(Login { password: None, .. }), Effect::Probe { .. }]
+    ));
     chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::TokenRefused)));
     assert!(!chat.have_token());
     assert_eq!(chat.login.focus, 3);
@@ -415,7 +424,11 @@ fn a_saved_token_is_used_for_whichever_identity_the_form_names() {
     }
     chat.update(Msg::Login(FormMsg::Submit));
     assert_eq!(chat.login.status, FormStatus::Error("enter the password".into()));
-    assert!(chat.effects.is_empty());
+    assert_eq!(
+        chat.effects,
+        [Effect::Probe { server: "127.0.0.1:4433".into(), tenant: "acme".into() }]
+    );
+    chat.effects.clear();
     // Back to ann: Enter resumes her session.
     assert_eq!(chat.login.focus, 3, "the error put the cursor on the password");
     chat.update(Msg::Login(FormMsg::Prev));
@@ -443,6 +456,80 @@ fn a_password_log_in_remembers_the_session() {
     chat.update(Msg::Login(FormMsg::Submit));
     chat.update(Msg::Net(NetEvent::Connected { user: "ann".into(), rooms: Vec::new() }));
     assert!(chat.have_token(), "the network side saved the token");
+}
+
+#[test]
+fn registration_is_offered_only_where_the_tenant_allows_it() {
+    let mut chat = Chat::new(form(), false, false, Zone::utc());
+    chat.probe_registration();
+    let probe = Effect::Probe { server: "127.0.0.1:4433".into(), tenant: "acme".into() };
+    assert_eq!(chat.effects, [probe]);
+    chat.effects.clear();
+    chat.probe_registration();
+    assert!(chat.effects.is_empty(), "asked once per server and tenant");
+    // Unknown (e.g. an older server): offered.
+    chat.update(Msg::Login(FormMsg::ToggleRegister));
+    assert!(chat.login.register);
+    // The answer comes: closed. The switch goes off and says why.
+    let answer = |open| {
+        Msg::Net(NetEvent::Registration {
+            server: "127.0.0.1:4433".into(),
+            tenant: "acme".into(),
+            open,
+        })
+    };
+    chat.update(answer(Some(false)));
+    assert!(!chat.login.register);
+    let closed = FormStatus::Error(
+        "tenant acme does not allow self-registration: log in, or ask an operator for an account"
+            .into(),
+    );
+    assert_eq!(chat.login.status, closed);
+    let screen = render(&mut chat, 80, 24);
+    assert!(
+        screen.contains("not offered by this tenant") && !screen.contains("Ctrl-R"),
+        "{screen}"
+    );
+    chat.login.status = FormStatus::Idle;
+    chat.update(Msg::Login(FormMsg::ToggleRegister));
+    assert!(!chat.login.register, "Ctrl-R refuses");
+    assert_eq!(chat.login.status, closed);
+    // Another tenant: unknown again until asked, and asked on leaving the field.
+    chat.login.focus = 1;
+    chat.update(Msg::Login(FormMsg::Char('2')));
+    assert!(chat.effects.is_empty(), "not while typing the tenant");
+    let screen = render(&mut chat, 80, 24);
+    assert!(screen.contains("[ ] create the account (Ctrl-R)"), "{screen}");
+    chat.update(Msg::Login(FormMsg::Next));
+    assert_eq!(
+        chat.effects,
+        [Effect::Probe { server: "127.0.0.1:4433".into(), tenant: "acme2".into() }]
+    );
+    // A late answer about acme is ignored.
+    chat.update(answer(Some(false)));
+    assert_eq!(chat.login.registration(), super::model::Registration::Unknown);
+    chat.update(Msg::Net(NetEvent::Registration {
+        server: "127.0.0.1:4433".into(),
+        tenant: "acme2".into(),
+        open: Some(true),
+    }));
+    assert_eq!(chat.login.registration(), super::model::Registration::Open);
+}
+
+#[test]
+fn a_refused_register_says_the_tenant_does_not_allow_it() {
+    let mut chat = Chat::new(form(), true, false, Zone::utc());
+    chat.login.fields[3] = "long enough".into();
+    chat.update(Msg::Login(FormMsg::Submit));
+    assert!(matches!(&chat.effects[0], Effect::Connect(Login { register: true, .. })));
+    chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::RegistrationClosed)));
+    assert!(!chat.login.register);
+    assert_eq!(chat.login.registration(), super::model::Registration::Closed);
+    assert!(
+        matches!(&chat.login.status, FormStatus::Error(e) if e.starts_with("tenant acme does not allow self-registration")),
+        "{:?}",
+        chat.login.status
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::{ClientEvent, ConnState, MemberInfo};
 use super::app::{ConnectError, Effect, FormMsg, InputMsg, Login, Msg, NetEvent, ViewMsg};
 use super::commands::{self, COMMANDS, Command, CompletionCtx};
 use super::layout::{self, Anchor};
-use super::model::{Chat, FIELDS, FormStatus, PASSWORD, Popup, Screen};
+use super::model::{Chat, FIELDS, FormStatus, PASSWORD, Popup, Registration, Screen};
 use super::transfer::{self, Direction, Transfer};
 
 impl Chat {
@@ -80,6 +80,9 @@ impl Chat {
                 }
             }
             NetEvent::ConnectFailed(e) => {
+                // A probe that met a certificate not pinned yet may work
+                // now; one refused for the certificate would fail again.
+                let retry_probe = matches!(e, ConnectError::TokenRefused | ConnectError::Other(_));
                 self.screen = Screen::Login;
                 self.login.status = match e {
                     ConnectError::UnknownHost { fingerprint } => FormStatus::Trust(fingerprint),
@@ -94,8 +97,22 @@ impl Chat {
                                 .into(),
                         )
                     }
+                    ConnectError::RegistrationClosed => {
+                        let key = self.login.server_tenant();
+                        self.login.probed = Some(key);
+                        self.login.open_registration = Registration::Closed;
+                        self.login.register = false;
+                        FormStatus::Error(registration_closed(&self.login.fields[1]))
+                    }
                     ConnectError::Other(s) => FormStatus::Error(s),
                 };
+                if retry_probe && self.login.registration() == Registration::Unknown {
+                    self.login.probed = None;
+                    self.probe_registration();
+                }
+            }
+            NetEvent::Registration { server, tenant, open } => {
+                self.on_registration(server, tenant, open);
             }
             NetEvent::Client(ev) => self.on_client(ev),
             NetEvent::Rooms(list) => {
@@ -233,13 +250,56 @@ impl Chat {
             }
             (_, FormMsg::Next) => f.focus = (f.focus + 1) % FIELDS.len(),
             (_, FormMsg::Prev) => f.focus = (f.focus + FIELDS.len() - 1) % FIELDS.len(),
-            (_, FormMsg::ToggleRegister) => f.register = !f.register,
+            (_, FormMsg::ToggleRegister) => {
+                if !f.register && f.registration() == Registration::Closed {
+                    f.status = FormStatus::Error(registration_closed(&f.fields[1]));
+                } else {
+                    f.register = !f.register;
+                }
+            }
             (_, FormMsg::Cancel) => {}
             (_, FormMsg::Submit) => {
                 if let Some(login) = self.login_request(false) {
                     self.login.status = FormStatus::Connecting;
                     self.effects.push(Effect::Connect(login));
                 }
+            }
+        }
+        // Leaving the server or tenant field (Tab, Enter): ask the server
+        // whether that tenant takes registrations, once per pair.
+        if self.login.focus > 1 {
+            self.probe_registration();
+        }
+    }
+
+    /// Queues a `hello` about the form's tenant unless this server and
+    /// tenant were asked about already (or are not filled in).
+    pub(crate) fn probe_registration(&mut self) {
+        let f = &mut self.login;
+        let key = f.server_tenant();
+        if key.iter().any(String::is_empty) || f.probed.as_ref() == Some(&key) {
+            return;
+        }
+        f.probed = Some(key.clone());
+        f.open_registration = Registration::Unknown;
+        let [server, tenant] = key;
+        self.effects.push(Effect::Probe { server, tenant });
+    }
+
+    fn on_registration(&mut self, server: String, tenant: String, open: Option<bool>) {
+        let f = &mut self.login;
+        if f.probed.as_ref() != Some(&[server, tenant]) {
+            return; // an answer about fields since changed
+        }
+        f.open_registration = match open {
+            Some(true) => Registration::Open,
+            Some(false) => Registration::Closed,
+            None => Registration::Unknown,
+        };
+        if f.register && f.open_registration == Registration::Closed {
+            f.register = false;
+            if f.status != FormStatus::Connecting {
+                f.status = FormStatus::Error(registration_closed(&f.fields[1]));
             }
         }
     }
@@ -477,6 +537,14 @@ impl Chat {
         }
         self.maybe_load_older();
     }
+}
+
+/// What the form says when the tenant takes no registrations.
+fn registration_closed(tenant: &str) -> String {
+    format!(
+        "tenant {} does not allow self-registration: log in, or ask an operator for an account",
+        tenant.trim()
+    )
 }
 
 fn help_popup() -> Popup {

@@ -12,12 +12,24 @@ use crate::db::{self, TenantId, UserId};
 use crate::error::{Result, refuse};
 use crate::session::{Login, Session};
 
-pub(super) fn hello(h: &Hello) -> Result<Value> {
+/// `hello`; with a `tenant`, also whether `register` is open there, so a
+/// client can offer registration only where it would work. An unknown or
+/// invalid tenant reads as closed (`register` would be refused too), which
+/// tells no more than `register`'s own `not_found` does.
+pub(super) async fn hello(s: &Session, h: &Hello) -> Result<Value> {
     tracing::debug!(client = %h.client.chars().take(64).collect::<String>(), version = h.version, "hello");
+    let open_registration = match h.tenant.as_deref() {
+        None => None,
+        Some(t) if !qchat_protocol::valid_name(t) => Some(false),
+        Some(t) => {
+            Some(db::tenant_by_name(&s.shared.pool, t).await?.is_some_and(|t| t.open_registration))
+        }
+    };
     ok(&HelloOk {
         server: concat!("qchatd/", env!("CARGO_PKG_VERSION")).into(),
         version: PROTOCOL_VERSION,
         max_frame: MAX_FRAME_LEN as u64,
+        open_registration,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The log-in form: server, tenant, user, password (masked), the register
-//! switch, and the line under it (errors, the trust question, a refused
+//! switch (greyed out where the tenant takes no registrations), and the
+//! line under it (errors, the trust question, a refused
 //! certificate).
 
 use tuirealm::component::{AppComponent, Component};
@@ -13,7 +14,7 @@ use tuirealm::ratatui::widgets::{Paragraph, Wrap};
 
 use super::{block, global, props_boilerplate};
 use crate::tui::app::{FormMsg, Msg, UserEvent};
-use crate::tui::model::{FIELDS, FormStatus, LoginForm, PASSWORD};
+use crate::tui::model::{FIELDS, FormStatus, LoginForm, PASSWORD, Registration};
 use crate::tui::wrap;
 
 /// The log-in screen.
@@ -68,12 +69,15 @@ impl Component for LoginView {
             ]));
         }
         lines.push(Line::from(""));
-        let mode = if form.register {
-            "[x] create the account (Ctrl-R)"
+        if form.registration() == Registration::Closed {
+            lines.push(Line::from(Span::styled(
+                "  [-] create the account: not offered by this tenant",
+                Style::default().fg(Color::DarkGray),
+            )));
         } else {
-            "[ ] create the account (Ctrl-R)"
-        };
-        lines.push(Line::from(format!("  {mode}")));
+            let mark = if form.register { 'x' } else { ' ' };
+            lines.push(Line::from(format!("  [{mark}] create the account (Ctrl-R)")));
+        }
         lines.push(Line::from("  Enter log in · Tab next field · Ctrl-C quit"));
         lines.push(Line::from(""));
         match &form.status {
