@@ -42,6 +42,8 @@ pub use headless::{HeadlessUi, Scroll, UiEvents};
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::ThreadId;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::mpsc;
@@ -201,11 +203,40 @@ fn init_logging(path: &std::path::Path, verbose: u8) -> Result<(), TuiError> {
     Ok(())
 }
 
-/// On a panic: restore the terminal first (tuirealm's adapter does that in
-/// its own hook, which this one calls), show the cursor, log the panic.
+/// Panics on threads other than the UI's since the hook went in: tasks the
+/// UI survives (tokio catches them), which the loop reports on the status
+/// line.
+static BACKGROUND_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many background panics happened so far (see [`BACKGROUND_PANICS`]).
+pub(crate) fn background_panics() -> usize {
+    BACKGROUND_PANICS.load(Ordering::Relaxed)
+}
+
+/// Whether a panic on `thread` is the UI's own, which ends the UI: only
+/// then is the terminal restored. A network task's panic leaves the screen
+/// to the UI, which carries on.
+fn is_ui_panic(ui: ThreadId, thread: ThreadId) -> bool {
+    ui == thread
+}
+
+/// Installs the panic hook, for panics on the calling thread (the one that
+/// runs the UI loop): restore the terminal first (tuirealm's adapter does
+/// that in its own hook, which this one calls), show the cursor, log the
+/// panic. A panic on any other thread is only logged and counted: the UI
+/// survives it, and restoring the terminal under a running UI would leave
+/// it drawing garbage in cooked mode.
 fn install_panic_hook() {
+    let ui = std::thread::current().id();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        let here = std::thread::current();
+        if !is_ui_panic(ui, here.id()) {
+            BACKGROUND_PANICS.fetch_add(1, Ordering::Relaxed);
+            let thread = here.name().unwrap_or("unnamed");
+            tracing::error!(%info, thread, "panic in a background task; the UI carries on");
+            return;
+        }
         let _ = crossterm::terminal::disable_raw_mode();
         let _ = crossterm::execute!(
             std::io::stdout(),
@@ -215,4 +246,17 @@ fn install_panic_hook() {
         tracing::error!(%info, "panic");
         previous(info);
     }));
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_ui_threads_panic_restores_the_terminal() {
+        let ui = std::thread::current().id();
+        let other = std::thread::spawn(|| std::thread::current().id()).join().expect("join");
+        assert!(is_ui_panic(ui, ui));
+        assert!(!is_ui_panic(ui, other));
+    }
 }

@@ -13,7 +13,7 @@ use tuirealm::listener::EventListenerCfg;
 use tuirealm::terminal::TerminalAdapter;
 
 use super::TuiError;
-use super::app::NetEvent;
+use super::app::{Msg, NetEvent};
 use super::model::Chat;
 use super::ports::{NetPort, Runner};
 use super::view;
@@ -32,6 +32,8 @@ pub(crate) struct Ui<T: TerminalAdapter> {
     pub(crate) terminal: T,
     /// The state.
     pub(crate) chat: Chat,
+    /// Background panics already reported on the status line.
+    panics_seen: usize,
 }
 
 impl<T: TerminalAdapter> Ui<T> {
@@ -56,7 +58,7 @@ impl<T: TerminalAdapter> Ui<T> {
             .tick_interval(Duration::from_secs(1));
         let mut app = view::App::init(listener);
         view::mount(&mut app, &chat)?;
-        Ok(Self { app, terminal, chat })
+        Ok(Self { app, terminal, chat, panics_seen: super::background_panics() })
     }
 
     /// Turns until the user quits, handing effects to `runner`.
@@ -86,7 +88,7 @@ impl<T: TerminalAdapter> Ui<T> {
         if !self.chat.redraw {
             return Ok(false);
         }
-        let Self { app, terminal, chat } = self;
+        let Self { app, terminal, chat, .. } = self;
         terminal.draw(|f| view::draw(f, app, chat)).map_err(TuiError::terminal("drawing"))?;
         chat.redraw = false;
         Ok(true)
@@ -101,6 +103,47 @@ impl<T: TerminalAdapter> Ui<T> {
         for msg in self.app.tick(PollStrategy::UpTo(BATCH, wait))? {
             self.chat.update(msg);
         }
+        self.report_panics(super::background_panics());
         Ok(())
+    }
+
+    /// Says on the status line that a background task panicked (the hook
+    /// logged it and left the terminal alone), once per new count.
+    fn report_panics(&mut self, count: usize) {
+        if count > self.panics_seen {
+            self.panics_seen = count;
+            let notice = "internal error in a background task (details in qchat.log); \
+                          if something stops working, restart qchat";
+            self.chat.update(Msg::Net(NetEvent::Notice(notice.to_owned())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tuirealm::ratatui::layout::Size;
+    use tuirealm::terminal::TestTerminalAdapter;
+
+    use super::*;
+    use crate::tui::clock::Zone;
+
+    #[tokio::test]
+    async fn a_background_panic_is_reported_once_on_the_status_line() {
+        let terminal = TestTerminalAdapter::new(Size::new(80, 24)).expect("test terminal");
+        let chat = Chat::new(Default::default(), false, false, Zone::utc());
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let mut ui = Ui::new(terminal, chat, rx, false).expect("ui");
+        let seen = ui.panics_seen;
+        ui.report_panics(seen);
+        assert_eq!(ui.chat.notice, None);
+        ui.report_panics(seen + 1);
+        assert!(
+            ui.chat.notice.as_deref().is_some_and(|n| n.contains("background task")),
+            "{:?}",
+            ui.chat.notice
+        );
+        ui.chat.notice = None;
+        ui.report_panics(seen + 1);
+        assert_eq!(ui.chat.notice, None, "the same panic is not reported twice");
     }
 }
