@@ -1,12 +1,18 @@
 //! End to end: the real `qchat` terminal UI, driven in tmux against a real
-//! `qchatd`: log in, a message from a CLI client, resize, scroll back to the
-//! first of 500 messages, two uploads at once, `/quit` with the terminal
-//! restored and the log in the state directory. Skipped (with a note) when
-//! tmux is not installed.
+//! `qchatd` on 127.0.0.1: trust on first use with a fresh known-hosts file,
+//! log in, a message from a CLI client, resize, scroll back to the first of
+//! 500 messages, two uploads at once, `/quit` with the terminal restored
+//! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
+//! state directory; then a restart with no password and no identity options
+//! that reaches the main screen on the saved session token (file mode 0600).
+//! The password never shows in the pane. Fails when tmux is missing unless
+//! `QCHAT_SKIP_TMUX=1` says to skip.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Ann's password: must never be shown.
+const PASSWORD: &str = "ann-password";
 
 use qchat_client::{Auth, Client, ClientConfig, Trust};
 use qchat_tests::{TestServer, bin_path};
@@ -17,8 +23,12 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The pane's text (wrapped lines joined, some scroll-back); asserts the
+/// password is nowhere on it.
 fn pane(session: &str) -> String {
-    tmux(&["capture-pane", "-p", "-t", session])
+    let text = tmux(&["capture-pane", "-p", "-J", "-S", "-60", "-t", session]);
+    assert!(!text.contains(PASSWORD), "the password is on the screen:\n{text}");
+    text
 }
 
 /// Polls the pane until `pred` holds (tmux has no notification to await).
@@ -48,15 +58,46 @@ impl Drop for Session {
     }
 }
 
+impl Session {
+    /// Starts `cmd` in a new detached 100x30 session named `name`; after it
+    /// exits the pane prints `QCHAT-EXIT <status>` and the terminal's
+    /// settings (`stty -a`), then idles so they can be read.
+    fn start(name: String, cmd: &str) -> Self {
+        let cmd = format!("{cmd}; echo QCHAT-EXIT $?; stty -a; echo STTY-END; sleep 600");
+        tmux(&["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", &cmd]);
+        Self(name)
+    }
+
+    /// Sends `/quit`, waits for the exit, and checks it was clean and the
+    /// terminal was restored: the alternate screen left, and canonical mode
+    /// and echo back on (raw mode turns both off).
+    fn quit_and_check_restored(&self) {
+        keys(&self.0, &["/quit", "Enter"]);
+        let s = wait_for(&self.0, "the exit", |s| s.contains("STTY-END"));
+        assert!(s.contains("QCHAT-EXIT 0"), "{s}");
+        assert!(!s.contains("Rooms"), "the alternate screen was left:\n{s}");
+        assert_eq!(tmux(&["display-message", "-p", "-t", &self.0, "#{alternate_on}"]).trim(), "0");
+        let stty = s.split("QCHAT-EXIT").last().unwrap_or_default();
+        let flags: Vec<&str> = stty.split([' ', ';', '\n']).collect();
+        for flag in ["icanon", "echo"] {
+            assert!(flags.contains(&flag), "{flag} is not back on after the UI:\n{stty}");
+            assert!(!flags.contains(&format!("-{flag}").as_str()), "{flag} still off:\n{stty}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> {
     if Command::new("tmux").arg("-V").output().is_err() {
-        println!("skipped: tmux is not installed");
-        return Ok(());
+        if std::env::var("QCHAT_SKIP_TMUX").as_deref() == Ok("1") {
+            println!("skipped: tmux is not installed (QCHAT_SKIP_TMUX=1)");
+            return Ok(());
+        }
+        panic!("tmux is not installed: install it, or set QCHAT_SKIP_TMUX=1 to skip this test");
     }
     let server = TestServer::start().await?;
     server.tenant("acme", false).await?;
-    server.user("acme", "ann", "ann-password").await?;
+    server.user("acme", "ann", PASSWORD).await?;
     server.user("acme", "bob", "bob-password").await?;
     server.room("acme", "general").await?;
     let addr = server.addr.to_string();
@@ -77,20 +118,32 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
 
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("state");
+    let known_hosts = dir.path().join("known_hosts");
     let qchat = bin_path("qchat");
-    let session = Session(format!("qchat-e2e-{}", std::process::id()));
-    let cmd = format!(
-        "env QCHAT_STATE_DIR='{}' QCHAT_PASSWORD=ann-password '{}' --server {addr} --tenant acme --user ann --fingerprint {}; echo QCHAT-EXIT $?; sleep 600",
-        state.display(),
-        qchat.display(),
-        server.fingerprint
+    let base = format!(
+        "env -u QCHAT_PASSWORD -u QCHAT_SERVER -u QCHAT_TENANT -u QCHAT_USER QCHAT_STATE_DIR='{}'",
+        state.display()
     );
-    tmux(&["new-session", "-d", "-s", &session.0, "-x", "100", "-y", "30", &cmd]);
+    let session = Session::start(
+        format!("qchat-e2e-{}", std::process::id()),
+        &format!(
+            "{base} QCHAT_PASSWORD={PASSWORD} '{}' --server {addr} --tenant acme --user ann \
+             --known-hosts '{}'",
+            qchat.display(),
+            known_hosts.display()
+        ),
+    );
 
-    // Log in.
+    // Log in: the first contact asks to trust the certificate, showing it.
     wait_for(&session.0, "the log-in form", |s| s.contains("Password:"));
     keys(&session.0, &["Enter"]);
+    let s = wait_for(&session.0, "the trust prompt", |s| s.contains("Trust it? (y/n)"));
+    assert!(s.contains(&server.fingerprint[..32]), "the fingerprint is shown:\n{s}");
+    assert!(!known_hosts.exists(), "nothing pinned before the user says yes");
+    keys(&session.0, &["y"]);
     wait_for(&session.0, "the main screen", |s| s.contains("connected"));
+    let pinned = std::fs::read_to_string(&known_hosts)?;
+    assert!(pinned.contains(&server.fingerprint), "pinned in known_hosts:\n{pinned}");
     keys(&session.0, &["/join general", "Enter"]);
     wait_for(&session.0, "the newest message", |s| s.contains("msg 500 "));
 
@@ -149,14 +202,37 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     });
 
     // Quit, and the terminal is back to normal.
-    keys(&session.0, &["/quit", "Enter"]);
-    let s = wait_for(&session.0, "the exit", |s| s.contains("QCHAT-EXIT"));
-    assert!(s.contains("QCHAT-EXIT 0"), "{s}");
-    assert!(!s.contains("Rooms"), "the alternate screen was left:\n{s}");
-    assert_eq!(tmux(&["display-message", "-p", "-t", &session.0, "#{alternate_on}"]).trim(), "0");
-    assert!(Path::new(&state.join("sessions")).exists(), "the session token was saved");
+    session.quit_and_check_restored();
+    drop(session);
+    let tokens = state.join("sessions");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&tokens)?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the session token file is private");
+    }
     let log = std::fs::read_to_string(state.join("qchat.log"))?;
     assert!(log.contains("terminal UI closed"), "the log file in the state directory:\n{log}");
+    for entry in std::fs::read_dir(&state)? {
+        let path = entry?.path();
+        let text = std::fs::read(&path)?;
+        let found = text.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes());
+        assert!(!found, "the password is in {}", path.display());
+    }
+
+    // Start again with no password and no identity: the form is prefilled
+    // from the last log-in, and Enter resumes the saved session.
+    let again = Session::start(
+        format!("qchat-e2e-again-{}", std::process::id()),
+        &format!("{base} '{}' --known-hosts '{}'", qchat.display(), known_hosts.display()),
+    );
+    let s = wait_for(&again.0, "the prefilled form", |s| s.contains("(saved session)"));
+    assert!(s.contains(&addr) && s.contains("acme") && s.contains("ann"), "prefilled:\n{s}");
+    keys(&again.0, &["Enter"]);
+    wait_for(&again.0, "the main screen on the saved token", |s| {
+        s.contains("connected") && s.contains("general")
+    });
+    again.quit_and_check_restored();
     bob.quit(None).await?;
     Ok(())
 }
