@@ -185,7 +185,7 @@ fn with_transfers(chat: &mut Chat) {
     );
     b.apply(UpdateKind::Done("file 13".into()), t0 + Duration::from_secs(1));
     let mut c = Transfer::new(3, Direction::Down, "report.pdf".into(), 0, t0);
-    c.apply(UpdateKind::Failed("file transfer not available yet".into()), t0);
+    c.apply(UpdateKind::Failed("server: no such file".into()), t0);
     chat.transfers = vec![a, b, c];
 }
 
@@ -291,9 +291,12 @@ fn send_starts_every_upload_at_once_and_reports_failures() {
     assert_eq!(chat.transfers[0].percent(), 50);
     chat.update(Msg::Net(NetEvent::Transfer(TransferUpdate {
         id: 2,
-        kind: UpdateKind::Failed("file transfer not available yet".into()),
+        kind: UpdateKind::Failed("reading b c.bin: No such file or directory (os error 2)".into()),
     })));
-    assert_eq!(chat.notice.as_deref(), Some("b c.bin: file transfer not available yet"));
+    assert_eq!(
+        chat.notice.as_deref(),
+        Some("b c.bin: reading b c.bin: No such file or directory (os error 2)")
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Transfers as the panel shows them: per-file progress, speed and ETA
 //! (pure), and the small adapter trait [`FileTransfers`] the network side
-//! starts uploads and downloads through, so the panel can be tested without
-//! a server and wired to the client library's transfer API when it lands.
+//! starts uploads and downloads through ([`ClientTransfers`] over the
+//! client library's `Client::upload` / `download`).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -259,24 +259,6 @@ impl FileTransfers for ClientTransfers {
     }
 }
 
-/// An adapter for when no transfer API is at hand (tests).
-#[cfg(test)]
-pub(crate) struct Unavailable;
-
-/// What `/send` and `/get` say then.
-#[cfg(test)]
-pub(crate) const NOT_AVAILABLE: &str = "file transfer not available yet";
-
-#[cfg(test)]
-impl FileTransfers for Unavailable {
-    fn upload(&self, _room: &str, _path: &Path) -> Starting {
-        Box::pin(async { Err(NOT_AVAILABLE.to_owned()) })
-    }
-    fn download(&self, _file_id: u64, _out_dir: &Path) -> Starting {
-        Box::pin(async { Err(NOT_AVAILABLE.to_owned()) })
-    }
-}
-
 /// Forwards a running transfer's progress and its end as updates, at most
 /// every 100 ms (progress) so a fast transfer cannot flood the UI.
 pub(crate) async fn forward(id: TransferId, running: Running, send: impl Fn(TransferUpdate)) {
@@ -364,11 +346,5 @@ mod tests {
             id: 3,
             kind: UpdateKind::Progress(Progress { done: 10, total: 10 })
         }));
-    }
-
-    #[tokio::test]
-    async fn unavailable_says_so() {
-        let r = Unavailable.upload("r", Path::new("x")).await;
-        assert_eq!(r.err().as_deref(), Some(NOT_AVAILABLE));
     }
 }
