@@ -466,6 +466,26 @@ impl Client {
         }
     }
 
+    /// Test hook: loses the current connection silently, as a network that
+    /// vanishes would. Unlike [`Client::force_disconnect`] no
+    /// CONNECTION_CLOSE reaches the server: the connection's endpoint is
+    /// switched to a socket that swallows every datagram, then closed
+    /// locally, so the server notices only at its idle timeout. The
+    /// supervisor reconnects on a fresh endpoint (new UDP socket), syncs and
+    /// resends as usual. Does nothing when there is no connection.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] when the connection's socket address cannot be read
+    /// (the connection is left as it was).
+    pub fn abandon_connection(&self) -> Result<(), ClientError> {
+        let Some(conn) = lock(&self.shared.current).clone() else { return Ok(()) };
+        debug!("abandoning the connection without a close");
+        conn.abandon().map_err(|e| ClientError::Io {
+            context: "abandoning the connection".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
     /// Diagnostics and test hook: moves the current connection to a new UDP
     /// socket (new local port), as a NAT rebinding or a network switch
     /// would. QUIC migrates the connection: no reconnect, no new log-in.

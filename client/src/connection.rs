@@ -156,6 +156,27 @@ impl Connection {
         Ok(())
     }
 
+    /// Ends the connection here without telling the server, as a network
+    /// that vanishes would: the endpoint moves to a [`BlackHole`] socket
+    /// that swallows every datagram (the CONNECTION_CLOSE of the local close
+    /// among them) and receives nothing, so the server only learns of it at
+    /// its idle timeout. The supervisor reconnects on a fresh endpoint.
+    ///
+    /// # Errors
+    /// When the old socket's address cannot be read.
+    pub(crate) fn abandon(&self) -> std::io::Result<()> {
+        let addr = self.endpoint.local_addr()?;
+        // Twice: quinn keeps reading the previous socket after a rebind and
+        // answers what arrives there through it — a stateless reset that
+        // would tell the server at once. The second rebind drops the real
+        // socket; the server's datagrams then meet a closed port.
+        self.endpoint.rebind_abstract(Arc::new(BlackHole { addr }))?;
+        self.endpoint.rebind_abstract(Arc::new(BlackHole { addr }))?;
+        self.quic.close(CloseCode::Normal.code().into(), b"abandoned");
+        debug!(%addr, "abandoned the connection without a close");
+        Ok(())
+    }
+
     /// The local address of the connection's UDP socket.
     pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
@@ -236,6 +257,52 @@ impl Drop for Connection {
 /// mutex is right; a poisoned one still holds a consistent map.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A socket that is no socket: every datagram sent into it disappears and
+/// nothing ever arrives (see [`Connection::abandon`]). It reports the address
+/// of the socket it replaced.
+#[derive(Debug)]
+struct BlackHole {
+    addr: SocketAddr,
+}
+
+/// Writing into a [`BlackHole`] never has to wait.
+#[derive(Debug)]
+struct AlwaysWritable;
+
+impl quinn::UdpPoller for AlwaysWritable {
+    fn poll_writable(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl quinn::AsyncUdpSocket for BlackHole {
+    fn create_io_poller(self: Arc<Self>) -> std::pin::Pin<Box<dyn quinn::UdpPoller>> {
+        Box::pin(AlwaysWritable)
+    }
+
+    fn try_send(&self, _transmit: &quinn::udp::Transmit) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn poll_recv(
+        &self,
+        _cx: &mut std::task::Context,
+        _bufs: &mut [std::io::IoSliceMut<'_>],
+        _meta: &mut [quinn::udp::RecvMeta],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        // Never ready: the endpoint's driver is woken by its connections'
+        // own events until they are gone.
+        std::task::Poll::Pending
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
 }
 
 /// A UDP socket on an ephemeral port with [`SOCKET_BUFFER`] asked for
@@ -382,6 +449,12 @@ mod tests {
     }
 
     fn fake_server() -> FakeServer {
+        fake_server_with_idle(None)
+    }
+
+    /// A fake server whose connections time out after `idle` without a
+    /// datagram (quinn's default when `None`).
+    fn fake_server_with_idle(idle: Option<Duration>) -> FakeServer {
         let cert =
             rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
         let der: CertificateDer<'static> = cert.cert.der().clone();
@@ -395,7 +468,12 @@ mod tests {
             .expect("server cert");
         tls.alpn_protocols = vec![qchat_protocol::ALPN.to_vec()];
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("quic tls");
-        let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        if let Some(idle) = idle {
+            let mut transport = quinn::TransportConfig::default();
+            transport.max_idle_timeout(Some(idle.try_into().expect("idle timeout")));
+            config.transport_config(Arc::new(transport));
+        }
         let endpoint =
             quinn::Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into()).expect("bind");
         FakeServer { endpoint, fingerprint: trust::fingerprint(&der) }
@@ -465,6 +543,55 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), script).await.expect("ends").expect("ok");
         tracker.close();
         tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("tasks end");
+    }
+
+    /// How the fake server saw its next connection end.
+    async fn next_end(endpoint: &quinn::Endpoint) -> quinn::ConnectionError {
+        let incoming = endpoint.accept().await.expect("a connection");
+        incoming.await.expect("handshake").closed().await
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_connection_ends_at_the_servers_idle_timeout() {
+        let idle = Duration::from_millis(600);
+        let server = fake_server_with_idle(Some(idle));
+        let cfg = cfg(&server);
+        let anchor = trust::initial_anchor(&cfg).expect("anchor");
+        let tracker = TaskTracker::new();
+        let wait = Duration::from_secs(5);
+
+        // A close reaches the server at once.
+        let end = tokio::spawn({
+            let endpoint = server.endpoint.clone();
+            async move { next_end(&endpoint).await }
+        });
+        let (tx, _rx) = mpsc::channel(1);
+        let conn = Connection::open(&cfg, &anchor, tx, &tracker).await.expect("connects");
+        conn.close(CloseCode::Normal, "bye");
+        let seen = tokio::time::timeout(wait, end).await.expect("in time").expect("task");
+        assert!(matches!(seen, quinn::ConnectionError::ApplicationClosed(_)), "{seen:?}");
+
+        // An abandoned one ends here at once, and there only by timing out.
+        let end = tokio::spawn({
+            let endpoint = server.endpoint.clone();
+            async move {
+                let seen = next_end(&endpoint).await;
+                (seen, std::time::Instant::now())
+            }
+        });
+        let (tx, _rx) = mpsc::channel(1);
+        let conn = Connection::open(&cfg, &anchor, tx, &tracker).await.expect("connects");
+        let old = conn.local_addr().expect("address");
+        let abandoned_at = std::time::Instant::now();
+        conn.abandon().expect("abandons");
+        tokio::time::timeout(wait, conn.closed()).await.expect("closed locally at once");
+        assert!(conn.is_closed());
+        assert_eq!(conn.local_addr().expect("address"), old);
+        drop(conn);
+        let (seen, at) = tokio::time::timeout(wait, end).await.expect("in time").expect("task");
+        assert!(matches!(seen, quinn::ConnectionError::TimedOut), "{seen:?}");
+        assert!(at - abandoned_at >= idle / 2, "noticed after {:?}", at - abandoned_at);
+        server.endpoint.close(0u32.into(), b"done");
     }
 
     #[tokio::test]

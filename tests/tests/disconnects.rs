@@ -1,6 +1,8 @@
 //! Disconnect storm: while 20 library clients send steadily into one room and
 //! five `qchat tail` processes follow it, 200 connection losses are forced —
-//! dropped connections (`Client::force_disconnect`), UDP rebinds that QUIC
+//! dropped connections (`Client::force_disconnect`, which sends
+//! CONNECTION_CLOSE), silently lost ones (`Client::abandon_connection`: no
+//! close, the server finds out at its idle timeout), UDP rebinds that QUIC
 //! must migrate without a reconnect (`Client::rebind`), and CLI processes
 //! frozen with SIGSTOP past the server's idle timeout. Afterwards every
 //! acknowledged message is in the room exactly once, in seq order, in every
@@ -274,17 +276,23 @@ impl Tail {
 #[derive(Default)]
 struct Tally {
     forced: AtomicU64,
+    abandoned: AtomicU64,
     rebinds: AtomicU64,
     pauses: AtomicU64,
 }
 
-/// Disrupts one library client `count` times: a forced disconnect (waits for
-/// the reconnect) or a rebind (asserts the connection migrates: a request
-/// goes through on the new socket and no reconnect happens).
+/// Disrupts one library client `count` times: a rebind (asserts the
+/// connection migrates: a request goes through on the new socket and no
+/// reconnect happens), or else a lost connection — silent (no close) for a
+/// `silent` client, a forced disconnect for the others — and waits for the
+/// reconnect. One kind per client: a silently lost session lingers on the
+/// server until the idle timeout, so that user would not be seen going
+/// offline at a forced disconnect meanwhile.
 async fn disrupt(
     client: Client,
     count: usize,
     rebind_percent: u64,
+    silent: bool,
     seed: u64,
     tally: Arc<Tally>,
 ) -> anyhow::Result<()> {
@@ -300,14 +308,19 @@ async fn disrupt(
             assert_eq!(client.reconnects(), before, "a rebind migrates; it never reconnects");
             tally.rebinds.fetch_add(1, Ordering::Relaxed);
         } else {
-            client.force_disconnect();
-            within("the reconnect after a forced disconnect", async {
+            if silent {
+                client.abandon_connection()?;
+            } else {
+                client.force_disconnect();
+            }
+            within("the reconnect after a lost connection", async {
                 while client.reconnects() == before {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })
             .await;
-            tally.forced.fetch_add(1, Ordering::Relaxed);
+            let kind = if silent { &tally.abandoned } else { &tally.forced };
+            kind.fetch_add(1, Ordering::Relaxed);
         }
     }
     Ok(())
@@ -412,7 +425,9 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     let mut storm = JoinSet::new();
     for (i, c) in clients.iter().enumerate() {
         let count = per_client + usize::from(i < extra);
-        storm.spawn(disrupt(c.clone(), count, 40, rng.next_u64(), tally.clone()));
+        // Every other client loses its connections silently.
+        let silent = i % 2 == 1;
+        storm.spawn(disrupt(c.clone(), count, 40, silent, rng.next_u64(), tally.clone()));
     }
     for t in &tails {
         storm.spawn(freeze(t.clone(), PAUSES_PER_TAIL, tally.clone()));
@@ -495,14 +510,16 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
         (offline('t'), offline('u'))
     };
     let forced = tally.forced.load(Ordering::Relaxed);
+    let abandoned = tally.abandoned.load(Ordering::Relaxed);
     let rebinds = tally.rebinds.load(Ordering::Relaxed);
     let paused = tally.pauses.load(Ordering::Relaxed);
     let reconnects: u64 = clients.iter().map(Client::reconnects).sum();
     let tail_reconnects: u64 = tails.iter().map(|t| t.reconnects.load(Ordering::Relaxed)).sum();
     println!(
-        "[{label}] {} losses in {:.1}s: {forced} forced disconnects, {rebinds} rebinds \
-         (migrated, 0 reconnects), {paused} SIGSTOP freezes past the {IDLE_SECS}s idle timeout",
-        forced + rebinds + paused,
+        "[{label}] {} losses in {:.1}s: {forced} forced disconnects, {abandoned} silent losses, \
+         {rebinds} rebinds (migrated, 0 reconnects), {paused} SIGSTOP freezes past the \
+         {IDLE_SECS}s idle timeout",
+        forced + abandoned + rebinds + paused,
         storm_time.as_secs_f64()
     );
     println!(
@@ -512,11 +529,32 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
         acked.len(),
         SENDERS + 1 + TAILS
     );
-    assert_eq!(forced + rebinds + paused, LOSSES as u64);
-    assert_eq!(reconnects, forced, "only forced disconnects reconnect library clients");
+    assert_eq!(forced + abandoned + rebinds + paused, LOSSES as u64);
+    assert!(forced > 0 && abandoned > 0, "both kinds of loss happened");
+    assert_eq!(reconnects, forced + abandoned, "only lost connections reconnect library clients");
     assert!(tail_offline >= paused, "each freeze outlasted the server's idle timeout");
     if lossless {
         assert!(client_offline >= forced, "the server noticed every forced close at once");
+    }
+    // A silent loss sends nothing, so the server can only time it out (as it
+    // does each frozen tail): wait for that many idle timeouts in its log.
+    // Over loopback nothing else times out; through the relay a forced close
+    // may be lost too, so there it is a lower bound.
+    let timeouts = within("the server times out every silent loss", async {
+        loop {
+            let n = s.log_text().matches("connection lost: timed out").count() as u64;
+            if n >= abandoned + paused {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    println!(
+        "[{label}] server idle timeouts: {timeouts} (silent losses {abandoned} + freezes {paused})"
+    );
+    if lossless {
+        assert_eq!(timeouts, abandoned + paused, "only silent losses and freezes time out");
     }
 
     for c in clients.iter().chain([&watcher]) {
