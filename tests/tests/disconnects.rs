@@ -616,6 +616,8 @@ async fn storm_through_a_lossy_relay() -> anyhow::Result<()> {
 /// full 208 KiB socket buffer; qchatd now asks for 4 MiB.
 #[tokio::test]
 async fn a_closed_connection_goes_offline_at_once_even_mid_upload() -> anyhow::Result<()> {
+    // A 64 MiB upload at full speed on 2 cores: not beside a storm.
+    let _one = ONE_STORM.lock().await;
     let idle = 10;
     let s = TestServer::start_with(&["--idle-timeout-secs", &idle.to_string()]).await?;
     s.tenant("acme", false).await?;
