@@ -1,14 +1,16 @@
 //! Tenant isolation as a property (issue 8, item 4): random sequences of
-//! every operation — register, login, rooms, room.create, room.join,
-//! room.leave, members, send, history, sync, read, upload.begin with its
-//! upload stream, upload.status, file.get with its download stream — by
-//! three users in each of two tenants, including probes that name the other
-//! tenant's rooms, files and uploads. Every name, body and file a tenant
-//! creates carries that tenant's marker; the property is that no reply,
-//! event or downloaded byte a client receives ever carries the other
-//! tenant's marker, that every probe gets `not_found` (indistinguishable
-//! from a missing thing), and that content stored by one tenant is never
-//! deduplicated for the other. One qchatd serves every case; each case gets
+//! every operation — hello, register, login, resume, logout, rooms,
+//! room.create, room.join, room.leave, members, send, history, sync, read,
+//! upload.begin with its upload stream, upload.status, file.get with its
+//! download stream — by three users in each of two tenants, including
+//! probes that name the other tenant's rooms, files and uploads (an upload
+//! stream whose header names the other tenant's upload among them). Every
+//! name, body and file a tenant creates carries that tenant's marker; the
+//! property is that no reply, event or downloaded byte a client receives
+//! ever carries the other tenant's marker (in a probe's reply, once the
+//! names the client sent itself are taken out), that every probe gets
+//! `not_found` (indistinguishable from a missing thing), and that content
+//! stored by one tenant is never deduplicated for the other. One qchatd serves every case; each case gets
 //! two fresh tenants.
 
 use std::collections::HashMap;
@@ -52,6 +54,18 @@ enum Act {
     Upload(u8, u8, bool),
     FileGet(usize, bool),
     UploadStatus(usize, bool),
+    /// `upload.begin` without sending anything: an upload left unfinished,
+    /// for the status and stream probes to aim at.
+    BeginOnly(u8, u8),
+    /// An upload stream whose header names an upload of the own tenant (its
+    /// bytes follow) or, as a probe, of the other one (nothing follows).
+    UploadStream(usize, bool),
+    /// `hello` naming the own tenant or the other one.
+    Hello(bool),
+    /// `resume` with the actor's token on a fresh connection.
+    Resume,
+    /// `logout`; the token must then be refused, and the actor logs in again.
+    Logout,
     Relogin,
     /// Log in to the own tenant with a user name of the other one.
     CrossLogin,
@@ -74,6 +88,11 @@ fn act() -> impl Strategy<Value = Act> {
             .prop_map(|(r, f, c)| Act::Upload(r, f, c)),
         2 => (0..8usize, cross).prop_map(|(f, c)| Act::FileGet(f, c)),
         1 => (0..8usize, cross).prop_map(|(u, c)| Act::UploadStatus(u, c)),
+        2 => (room.clone(), 0..4u8).prop_map(|(r, f)| Act::BeginOnly(r, f)),
+        3 => (0..8usize, prop::bool::weighted(0.7)).prop_map(|(u, c)| Act::UploadStream(u, c)),
+        1 => cross.prop_map(Act::Hello),
+        1 => Just(Act::Resume),
+        1 => Just(Act::Logout),
         1 => Just(Act::Relogin),
         1 => Just(Act::CrossLogin),
     ]
@@ -113,18 +132,29 @@ struct Known {
     uploads: [Vec<String>; 2],
     /// Content hashes each tenant stores.
     stored: [Vec<String>; 2],
+    /// Uploads begun and never sent: id, content number, owner.
+    open: [Vec<(String, u8, usize)>; 2],
     /// Operations run and frames checked, for the report.
     ops: usize,
     frames: usize,
     probes: usize,
     /// Uploads of content only the other tenant stored (must not dedupe).
     dedupe_probes: usize,
+    /// Upload streams naming the other tenant's upload, and how many of
+    /// those named one still unfinished.
+    stream_probes: usize,
+    stream_probes_open: usize,
+    /// Session steps: resumes and logouts.
+    resumes: usize,
+    logouts: usize,
 }
 
 struct Case<'a> {
     s: &'a TestServer,
     tenants: [Tenant; 2],
     conns: Vec<RawConn>,
+    /// Each actor's current session token.
+    tokens: Vec<String>,
     known: Known,
     sent: u32,
 }
@@ -136,9 +166,21 @@ impl Case<'_> {
 
     /// Fails when `v` carries the other tenant's marker.
     fn scan(&mut self, actor: usize, v: &Value) -> anyhow::Result<()> {
+        self.scan_except(actor, v, &json!({}))
+    }
+
+    /// Like [`Self::scan`], after taking out every string the client itself
+    /// sent in `fields` (a probe's reply may echo the name it was asked
+    /// about; anything else of the other tenant's in it is a leak).
+    fn scan_except(&mut self, actor: usize, v: &Value, fields: &Value) -> anyhow::Result<()> {
         let foreign = &self.tenants[1 - Self::tenant_of(actor)].marker;
         self.known.frames += 1;
-        let text = v.to_string();
+        let mut text = v.to_string();
+        for sent in fields.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(sent) = sent.as_str().filter(|s| !s.is_empty()) {
+                text = text.replace(sent, "");
+            }
+        }
         ensure!(!text.contains(foreign.as_str()), "{} saw {foreign}: {text}", self.who(actor));
         Ok(())
     }
@@ -165,10 +207,11 @@ impl Case<'_> {
         Ok(r)
     }
 
-    /// A probe naming the other tenant's thing: it must be `not_found` (its
-    /// error message may echo the name the client sent, so it is not scanned).
+    /// A probe naming the other tenant's thing: it must be `not_found`, and
+    /// carry nothing of the other tenant's but the names the client sent.
     async fn probe(&mut self, actor: usize, op: &str, fields: Value) -> anyhow::Result<()> {
         let r = within("isolation probe", self.conns[actor].call(op, fields.clone())).await?;
+        self.scan_except(actor, &r, &fields)?;
         self.drain(actor)?;
         self.known.probes += 1;
         let code = r["err"]["code"].as_str().unwrap_or("<ok>");
@@ -176,14 +219,43 @@ impl Case<'_> {
         Ok(())
     }
 
-    async fn login(&mut self, actor: usize, register: bool) -> anyhow::Result<RawConn> {
+    /// A fresh connection logged in as `actor` (by password, or with
+    /// `token`); the actor's token is updated.
+    async fn login_with(&mut self, actor: usize, how: Login) -> anyhow::Result<RawConn> {
         let t = &self.tenants[Self::tenant_of(actor)];
         let (tenant, user) = (t.name.clone(), t.user(actor % USERS));
         let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
-        let op = if register { "register" } else { "login" };
-        let r = c.ok(op, json!({"tenant": tenant, "user": user, "password": PW})).await?;
-        ensure!(r["user"] == user && r["tenant"] == tenant, "{r}");
+        let (op, fields) = match how {
+            Login::Register => {
+                ("register", json!({"tenant": tenant, "user": user, "password": PW}))
+            }
+            Login::Password => ("login", json!({"tenant": tenant, "user": user, "password": PW})),
+            Login::Resume => ("resume", json!({"token": self.tokens[actor]})),
+        };
+        let r = within("log-in", c.call(op, fields)).await?;
+        self.scan(actor, &r)?;
+        let ok = r.get("ok").with_context(|| format!("{op}: {r}"))?;
+        ensure!(ok["user"] == user && ok["tenant"] == tenant, "{op}: {r}");
+        self.tokens[actor] = ok["token"].as_str().context("token")?.to_owned();
         Ok(c)
+    }
+
+    async fn login(&mut self, actor: usize, register: bool) -> anyhow::Result<RawConn> {
+        let how = if register { Login::Register } else { Login::Password };
+        self.login_with(actor, how).await
+    }
+
+    /// Puts `fresh` in place of the actor's connection; the old one quits
+    /// (if it is still open) and its kept events are scanned.
+    async fn replace_conn(&mut self, actor: usize, fresh: RawConn) -> anyhow::Result<()> {
+        let mut prev = std::mem::replace(&mut self.conns[actor], fresh);
+        if prev.conn.close_reason().is_none() {
+            let _ = within("quit", prev.call("quit", json!({}))).await;
+        }
+        for e in std::mem::take(&mut prev.events) {
+            self.scan(actor, &e)?;
+        }
+        Ok(())
     }
 
     async fn step(&mut self, Step { actor, op }: Step) -> anyhow::Result<()> {
@@ -262,10 +334,66 @@ impl Case<'_> {
             }
             Act::Relogin => {
                 let fresh = self.login(actor, false).await?;
-                let mut prev = std::mem::replace(&mut self.conns[actor], fresh);
-                let _ = prev.call("quit", json!({})).await;
-                for e in std::mem::take(&mut prev.events) {
-                    self.scan(actor, &e)?;
+                self.replace_conn(actor, fresh).await?;
+            }
+            Act::Resume => {
+                self.known.resumes += 1;
+                let fresh = self.login_with(actor, Login::Resume).await?;
+                self.replace_conn(actor, fresh).await?;
+            }
+            Act::Logout => {
+                self.known.logouts += 1;
+                let token = self.tokens[actor].clone();
+                let r = self.call(actor, "logout", json!({})).await?;
+                ensure!(r.get("ok").is_some(), "logout: {r}");
+                let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
+                let r = within("resume after logout", c.call("resume", json!({"token": token})))
+                    .await?;
+                self.scan(actor, &r)?;
+                ensure!(r["err"]["code"] == "unauthorized", "a revoked token resumed: {r}");
+                c.conn.close(0u32.into(), b"done");
+                let fresh = self.login(actor, false).await?;
+                self.replace_conn(actor, fresh).await?;
+            }
+            Act::Hello(cross) => {
+                let tenant = self.tenants[if cross { other } else { own }].name.clone();
+                let client = format!("{} isolation client", self.tenants[own].marker);
+                let fields = json!({"version": 1, "client": client, "tenant": tenant});
+                let r = within("hello", self.conns[actor].call("hello", fields.clone())).await?;
+                self.scan_except(actor, &r, &fields)?;
+                self.drain(actor)?;
+                ensure!(r.get("ok").is_some(), "hello: {r}");
+            }
+            Act::BeginOnly(n, k) => {
+                let content = self.tenants[own].content(k);
+                let hash = blake3::hash(&content).to_hex().to_string();
+                let name = format!("{}-open{k}.txt", self.tenants[own].marker);
+                let fields = json!({"room": room(n, false), "name": name, "size": content.len(), "hash": hash});
+                let r = self.call(actor, "upload.begin", fields).await?;
+                if let Some(ok) = r.get("ok").filter(|ok| ok["complete"] == false) {
+                    let id = ok["upload_id"].as_str().context("upload_id")?.to_owned();
+                    self.known.uploads[own].push(id.clone());
+                    if !self.known.open[own].iter().any(|o| o.0 == id) {
+                        self.known.open[own].push((id, k, actor));
+                    }
+                }
+            }
+            Act::UploadStream(pick, cross) => {
+                let t = if cross { other } else { own };
+                // Prefer an unfinished upload: the probe then names one that
+                // exists.
+                let list: Vec<String> = if self.known.open[t].is_empty() {
+                    self.known.uploads[t].clone()
+                } else {
+                    self.known.open[t].iter().map(|o| o.0.clone()).collect()
+                };
+                let Some(id) = list.get(pick % list.len().max(1)).cloned() else {
+                    return Ok(());
+                };
+                if cross {
+                    self.stream_probe(actor, &id).await?;
+                } else {
+                    self.own_stream(actor, &id).await?;
                 }
             }
             Act::CrossLogin => {
@@ -351,9 +479,101 @@ impl Case<'_> {
             done["file"]["id"].as_u64().context("file id")?
         };
         self.known.stored[own].push(hash);
+        self.known.open[own].retain(|o| o.0 != upload_id);
         if !self.known.files[own].contains(&file_id) {
             ensure!(!self.known.files[1 - own].contains(&file_id), "file id {file_id} shared");
             self.known.files[own].push(file_id);
+        }
+        Ok(())
+    }
+
+    /// An upload stream from `actor` naming the other tenant's `upload_id`:
+    /// it must be stopped with stream code 2 `not_found`, answered by an
+    /// `upload.failed` `not_found` that says nothing of the other tenant, and
+    /// the upload must be left as it was for its owner.
+    async fn stream_probe(&mut self, actor: usize, upload_id: &str) -> anyhow::Result<()> {
+        self.known.probes += 1;
+        self.known.stream_probes += 1;
+        let conn = &mut self.conns[actor];
+        let mut st = conn.conn.open_uni().await?;
+        let header = format!(r#"{{"upload_id":"{upload_id}","offset":0}}"#);
+        // The stream may be stopped before the write completes.
+        let _ = st.write_all(&RawConn::frame(header.as_bytes())).await;
+        let stopped = within("stream probe stopped", st.stopped()).await;
+        let code = match stopped {
+            Ok(Some(code)) => code.into_inner(),
+            other => bail!("{upload_id}: stream not stopped: {other:?}"),
+        };
+        let ev = within("stream probe outcome", async {
+            loop {
+                let v = conn.read().await?;
+                if v["upload_id"] == upload_id && v.get("ev").is_some() {
+                    return anyhow::Ok(v);
+                }
+                conn.events.push(v);
+            }
+        })
+        .await?;
+        self.scan(actor, &ev)?;
+        self.drain(actor)?;
+        ensure!(code == 2, "{}: stream code {code} for a foreign upload", self.who(actor));
+        ensure!(ev["ev"] == "upload.failed" && ev["code"] == "not_found", "{ev}");
+        // Still there, untouched, for its owner.
+        let other = 1 - Self::tenant_of(actor);
+        if let Some(&(_, _, owner)) = self.known.open[other].iter().find(|o| o.0 == upload_id) {
+            self.known.stream_probes_open += 1;
+            let r = self.call(owner, "upload.status", json!({"upload_id": upload_id})).await?;
+            ensure!(r["ok"]["offset"] == 0, "after a foreign stream probe: {r}");
+        }
+        Ok(())
+    }
+
+    /// An upload stream from `actor` for an upload of the own tenant: the
+    /// owner's unfinished upload gets its bytes; anything else (another
+    /// user's, a finished one) is `not_found`. The outcome is scanned.
+    async fn own_stream(&mut self, actor: usize, upload_id: &str) -> anyhow::Result<()> {
+        let own = Self::tenant_of(actor);
+        let content = match self.known.open[own].iter().find(|o| o.0 == upload_id) {
+            Some(&(_, k, _)) => self.tenants[own].content(k),
+            None => Vec::new(),
+        };
+        let conn = &mut self.conns[actor];
+        let mut st = conn.conn.open_uni().await?;
+        let header = format!(r#"{{"upload_id":"{upload_id}","offset":0}}"#);
+        let _ = st.write_all(&RawConn::frame(header.as_bytes())).await;
+        let _ = st.write_all(&content).await;
+        let _ = st.finish();
+        let ev = within("own upload stream outcome", async {
+            loop {
+                let v = conn.read().await?;
+                if v["upload_id"] == upload_id
+                    && (v["ev"] == "upload.done" || v["ev"] == "upload.failed")
+                {
+                    return anyhow::Ok(v);
+                }
+                conn.events.push(v);
+            }
+        })
+        .await?;
+        self.scan(actor, &ev)?;
+        self.drain(actor)?;
+        if ev["ev"] == "upload.done" {
+            self.known.open[own].retain(|o| o.0 != upload_id);
+            let hash = blake3::hash(&content).to_hex().to_string();
+            self.known.stored[own].push(hash);
+            let file_id = ev["file"]["id"].as_u64().context("file id")?;
+            ensure!(!self.known.files[1 - own].contains(&file_id), "file id {file_id} shared");
+            if !self.known.files[own].contains(&file_id) {
+                self.known.files[own].push(file_id);
+            }
+        } else {
+            // Bytes for an upload that is not the actor's (or empty ones for
+            // a finished upload): refused, never stored.
+            let code = ev["code"].as_str().unwrap_or("");
+            ensure!(
+                ["not_found", "bad_request", "conflict"].contains(&code),
+                "own upload stream: {ev}"
+            );
         }
         Ok(())
     }
@@ -380,6 +600,14 @@ impl Case<'_> {
     }
 }
 
+/// How [`Case::login_with`] logs in.
+#[derive(Clone, Copy)]
+enum Login {
+    Register,
+    Password,
+    Resume,
+}
+
 static CASE: AtomicU32 = AtomicU32::new(0);
 
 async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
@@ -391,7 +619,14 @@ async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
     for t in &tenants {
         s.tenant(&t.name, true).await?;
     }
-    let mut case = Case { s, tenants, conns: Vec::new(), known: Known::default(), sent: 0 };
+    let mut case = Case {
+        s,
+        tenants,
+        conns: Vec::new(),
+        tokens: vec![String::new(); 2 * USERS],
+        known: Known::default(),
+        sent: 0,
+    };
     for actor in 0..2 * USERS {
         let c = case.login(actor, true).await?;
         case.conns.push(c);
@@ -445,6 +680,11 @@ async fn no_tenant_ever_sees_another_tenants_data() -> anyhow::Result<()> {
         *t.entry("files").or_default() += known.files[0].len() + known.files[1].len();
         *t.entry("uploads of content only the other tenant had").or_default() +=
             known.dedupe_probes;
+        *t.entry("foreign upload streams").or_default() += known.stream_probes;
+        *t.entry("foreign upload streams naming an unfinished upload").or_default() +=
+            known.stream_probes_open;
+        *t.entry("resumes").or_default() += known.resumes;
+        *t.entry("logouts").or_default() += known.logouts;
         Ok(())
     });
     let t = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
