@@ -118,6 +118,8 @@ pub(crate) enum ViewMsg {
     Close,
     /// Ctrl-G: download the newest file offered in this room.
     GetLatestFile,
+    /// Ctrl-K: take finished (done or failed) transfers off the panel.
+    ClearTransfers,
 }
 
 /// What the network side reports.

@@ -198,6 +198,48 @@ fn snapshot_transfers_panel() {
 }
 
 #[test]
+fn finished_transfers_leave_the_panel_and_hidden_ones_are_counted() {
+    let mut chat = main_chat(conversation());
+    let t0 = Instant::now();
+    let long_ago = t0.checked_sub(super::transfer::KEEP_DONE * 2).unwrap_or(t0);
+    for id in 1..=8 {
+        let mut t = Transfer::new(id, Direction::Up, format!("f{id}.bin"), 100, long_ago);
+        match id {
+            1 | 2 => t.apply(UpdateKind::Done(format!("file {id}")), long_ago),
+            3 => t.apply(UpdateKind::Failed("server: quota exceeded".into()), long_ago),
+            4 => t.apply(UpdateKind::Done("file 4".into()), t0),
+            _ => t.apply(UpdateKind::Progress(Progress { done: 50, total: 100 }), t0),
+        }
+        chat.transfers.push(t);
+    }
+    // 8 rows, 5 lines: the 4 active ones and the newest finished one.
+    let screen = render(&mut chat, 100, 30);
+    assert!(
+        screen.contains("Transfers 4 active / 8 · 3 not shown · Ctrl-K clears finished"),
+        "{screen}"
+    );
+    assert!(screen.contains("f4.bin") && !screen.contains("f1.bin"), "{screen}");
+    // A tick drops the long-done ones; the failure and the fresh one stay.
+    chat.update(Msg::Tick);
+    let names: Vec<&str> = chat.transfers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["f3.bin", "f4.bin", "f5.bin", "f6.bin", "f7.bin", "f8.bin"]);
+    assert!(chat.redraw);
+    // Ctrl-K clears every finished one, failed included.
+    assert_eq!(
+        key_to_msg(key(Key::Char('k'), KeyModifiers::CONTROL)),
+        Some(Msg::View(ViewMsg::ClearTransfers))
+    );
+    chat.update(Msg::View(ViewMsg::ClearTransfers));
+    assert_eq!(chat.transfers.len(), 4);
+    assert_eq!(chat.notice.as_deref(), Some("cleared 2 finished transfers"));
+    let screen = render(&mut chat, 100, 30);
+    assert!(
+        screen.contains("Transfers 4 active / 4 ") && !screen.contains("not shown"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn snapshot_help() {
     let mut chat = main_chat(conversation());
     chat.update(Msg::Input(InputMsg::Char('/')));

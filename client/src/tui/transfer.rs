@@ -78,10 +78,15 @@ pub(crate) struct Transfer {
     pub(crate) status: Status,
     /// Recent (time, bytes done) samples for the speed.
     samples: VecDeque<(Instant, u64)>,
+    /// When it finished (done or failed).
+    pub(crate) finished: Option<Instant>,
 }
 
 /// The window the speed is averaged over.
 const SPEED_WINDOW: Duration = Duration::from_secs(5);
+/// How long a finished transfer stays in the panel (failed ones stay
+/// until cleared with Ctrl-K: they need reading).
+pub(crate) const KEEP_DONE: Duration = Duration::from_secs(10);
 
 impl Transfer {
     /// A transfer that just started.
@@ -101,6 +106,35 @@ impl Transfer {
             progress: Progress { done: 0, total },
             status: Status::Active,
             samples,
+            finished: None,
+        }
+    }
+
+    /// Records `done` bytes at `now` and forgets samples older than the
+    /// speed window (keeping two, so there is always a span).
+    fn sample(&mut self, now: Instant, done: u64) {
+        self.samples.push_back((now, done));
+        while self.samples.len() > 2
+            && self.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > SPEED_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The clock moved on (once a second): a sample of where it stands, so
+    /// a stalled transfer's speed falls to zero and its ETA to `--:--`
+    /// instead of freezing at the last values.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        if self.status == Status::Active {
+            self.sample(now, self.progress.done);
+        }
+    }
+
+    /// Whether the panel should still show it at `now`.
+    pub(crate) fn keep(&self, now: Instant) -> bool {
+        match (&self.status, self.finished) {
+            (Status::Done(_), Some(at)) => now.saturating_duration_since(at) < KEEP_DONE,
+            _ => true,
         }
     }
 
@@ -109,21 +143,17 @@ impl Transfer {
         match kind {
             UpdateKind::Progress(p) => {
                 self.progress = p;
-                self.samples.push_back((now, p.done));
-                while self.samples.len() > 2
-                    && self
-                        .samples
-                        .front()
-                        .is_some_and(|(t, _)| now.duration_since(*t) > SPEED_WINDOW)
-                {
-                    self.samples.pop_front();
-                }
+                self.sample(now, p.done);
             }
             UpdateKind::Done(detail) => {
                 self.progress.done = self.progress.total.max(self.progress.done);
                 self.status = Status::Done(detail);
+                self.finished = Some(now);
             }
-            UpdateKind::Failed(why) => self.status = Status::Failed(why),
+            UpdateKind::Failed(why) => {
+                self.status = Status::Failed(why);
+                self.finished = Some(now);
+            }
         }
     }
 
@@ -320,6 +350,47 @@ mod tests {
         t.apply(UpdateKind::Done("file 7".into()), t0 + Duration::from_secs(2));
         assert_eq!(t.percent(), 100);
         assert_eq!(t.eta(), None);
+    }
+
+    #[test]
+    fn a_stalled_transfer_slows_to_zero_on_ticks() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut t = Transfer::new(1, Direction::Up, "a.bin".into(), 1000, t0);
+        t.apply(UpdateKind::Progress(Progress { done: 400, total: 1000 }), t0 + s(2));
+        assert!((t.speed() - 200.0).abs() < 1e-6);
+        // No progress reports while it stalls; only ticks.
+        for i in 3..=5 {
+            t.tick(t0 + s(i));
+        }
+        assert!((t.speed() - 80.0).abs() < 1e-6, "400 B over 5 s: {}", t.speed());
+        for i in 6..=9 {
+            t.tick(t0 + s(i));
+        }
+        assert_eq!(t.speed(), 0.0, "nothing moved in the last 5 s");
+        assert_eq!(fmt_eta(t.eta()), "--:--");
+        // It picks up again.
+        t.apply(UpdateKind::Progress(Progress { done: 600, total: 1000 }), t0 + s(10));
+        assert!(t.speed() > 0.0);
+        // Ticks leave finished transfers alone.
+        t.apply(UpdateKind::Done("file 1".into()), t0 + s(11));
+        let before = t.speed();
+        t.tick(t0 + s(12));
+        assert_eq!(t.speed(), before);
+    }
+
+    #[test]
+    fn done_transfers_go_after_a_while_failed_ones_stay() {
+        let t0 = Instant::now();
+        let mut done = Transfer::new(1, Direction::Up, "a".into(), 10, t0);
+        done.apply(UpdateKind::Done("file 1".into()), t0);
+        let mut failed = Transfer::new(2, Direction::Up, "b".into(), 10, t0);
+        failed.apply(UpdateKind::Failed("no".into()), t0);
+        let active = Transfer::new(3, Direction::Up, "c".into(), 10, t0);
+        assert!(done.keep(t0 + KEEP_DONE - Duration::from_millis(1)));
+        assert!(!done.keep(t0 + KEEP_DONE));
+        assert!(failed.keep(t0 + KEEP_DONE * 100));
+        assert!(active.keep(t0 + KEEP_DONE * 100));
     }
 
     #[tokio::test]

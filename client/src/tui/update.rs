@@ -39,7 +39,14 @@ impl Chat {
     }
 
     fn on_tick(&mut self) {
-        self.redraw = self.transfers.iter().any(|t| t.status == transfer::Status::Active);
+        let now = (self.now)();
+        for t in &mut self.transfers {
+            t.tick(now);
+        }
+        let before = self.transfers.len();
+        self.transfers.retain(|t| t.keep(now));
+        self.redraw = self.transfers.len() != before
+            || self.transfers.iter().any(|t| t.status == transfer::Status::Active);
         if self.screen != Screen::Main || !self.at_bottom() || self.popup.is_some() {
             return;
         }
@@ -525,6 +532,16 @@ impl Chat {
                 self.popup = None;
                 self.candidates.clear();
             }
+            ViewMsg::ClearTransfers => {
+                let before = self.transfers.len();
+                self.transfers.retain(|t| t.status == transfer::Status::Active);
+                let cleared = before - self.transfers.len();
+                self.notice = Some(match cleared {
+                    0 => "no finished transfers to clear".to_owned(),
+                    1 => "cleared 1 finished transfer".to_owned(),
+                    n => format!("cleared {n} finished transfers"),
+                });
+            }
             ViewMsg::GetLatestFile => {
                 let latest = self.room().and_then(|r| {
                     r.messages.iter().rev().find_map(|m| m.file.as_ref().map(|f| f.id))
@@ -555,7 +572,7 @@ fn help_popup() -> Popup {
             "Enter send · Alt-Enter new line · Tab complete · :tada: emoji",
             "PgUp/PgDn/Home/End scroll · Up/Down one line",
             "Ctrl-N/Ctrl-P next/previous room · Ctrl-G fetch the latest file",
-            "Esc close · Ctrl-C quit",
+            "Ctrl-K clear finished transfers · Esc close · Ctrl-C quit",
         ]
         .map(str::to_owned),
     );

@@ -114,6 +114,7 @@ pub(crate) fn key_to_msg(KeyEvent { code, modifiers }: KeyEvent) -> Option<Msg> 
         Key::Char('n') if ctrl => view(ViewMsg::NextRoom),
         Key::Char('p') if ctrl => view(ViewMsg::PrevRoom),
         Key::Char('g') if ctrl => view(ViewMsg::GetLatestFile),
+        Key::Char('k') if ctrl => view(ViewMsg::ClearTransfers),
         Key::Char('j') if ctrl => input(InputMsg::Newline),
         Key::Char(c) if !ctrl && !alt => input(InputMsg::Char(c)),
         Key::Backspace => input(InputMsg::Backspace),

@@ -54,6 +54,22 @@ impl TransferRow {
     }
 }
 
+/// The rows that fit in `visible` lines, in their order: every active
+/// transfer first (they are what the user waits for), then the newest
+/// finished ones in what room is left.
+pub(crate) fn shown(rows: &[TransferRow], visible: usize) -> Vec<&TransferRow> {
+    if rows.len() <= visible {
+        return rows.iter().collect();
+    }
+    let mut keep = vec![false; rows.len()];
+    let active = rows.iter().enumerate().filter(|(_, r)| r.status == Status::Active);
+    let finished = rows.iter().enumerate().rev().filter(|(_, r)| r.status != Status::Active);
+    for (i, _) in active.chain(finished).take(visible) {
+        keep[i] = true;
+    }
+    rows.iter().zip(keep).filter_map(|(r, k)| k.then_some(r)).collect()
+}
+
 /// The panel.
 #[derive(Default)]
 pub(crate) struct TransferPanel {
@@ -73,11 +89,10 @@ impl Component for TransferPanel {
         let width = usize::from(area.width.saturating_sub(2));
         let name_w = (width / 4).clamp(8, 30);
         let visible = usize::from(area.height.saturating_sub(2));
-        let skip = self.rows.len().saturating_sub(visible);
-        let lines: Vec<Line> = self
-            .rows
-            .iter()
-            .skip(skip)
+        let shown = shown(&self.rows, visible);
+        let hidden = self.rows.len() - shown.len();
+        let lines: Vec<Line> = shown
+            .into_iter()
             .map(|r| {
                 let arrow = if r.dir == Direction::Up { "↑" } else { "↓" };
                 let fixed = 2 + name_w + 1 + 2 + 5 + 12;
@@ -103,7 +118,10 @@ impl Component for TransferPanel {
             })
             .collect();
         let active = self.rows.iter().filter(|r| r.status == Status::Active).count();
-        let title = format!(" Transfers {active} active / {} ", self.rows.len());
+        let mut title = format!(" Transfers {active} active / {} ", self.rows.len());
+        if hidden > 0 {
+            title.push_str(&format!("· {hidden} not shown · Ctrl-K clears finished "));
+        }
         frame.render_widget(Paragraph::new(lines).block(block(&title, false)), area);
     }
 
@@ -113,5 +131,40 @@ impl Component for TransferPanel {
 impl AppComponent<Msg, UserEvent> for TransferPanel {
     fn on(&mut self, ev: &Event<UserEvent>) -> Option<Msg> {
         global(ev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, status: Status) -> TransferRow {
+        TransferRow {
+            dir: Direction::Up,
+            name: name.into(),
+            percent: 0,
+            speed: String::new(),
+            tail: String::new(),
+            status,
+        }
+    }
+
+    #[test]
+    fn active_transfers_are_shown_first_then_the_newest_finished() {
+        let done = || Status::Done("file".into());
+        let rows = vec![
+            row("a", Status::Active),
+            row("b", done()),
+            row("c", Status::Failed("x".into())),
+            row("d", done()),
+            row("e", Status::Active),
+            row("f", done()),
+        ];
+        let names = |v: Vec<&TransferRow>| v.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(shown(&rows, 10)), ["a", "b", "c", "d", "e", "f"]);
+        assert_eq!(names(shown(&rows, 4)), ["a", "d", "e", "f"]);
+        assert_eq!(names(shown(&rows, 2)), ["a", "e"]);
+        assert_eq!(names(shown(&rows, 1)), ["a"]);
+        assert!(shown(&rows, 0).is_empty());
     }
 }
