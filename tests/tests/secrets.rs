@@ -1,6 +1,8 @@
 //! Secrets never reach the server log, at any level: after a full session
 //! (register, login, a wrong password, send, reconnect with the token, logout)
-//! the log holds no password, no token and no message body.
+//! the log holds no password, no token and no message body. Nor the client's:
+//! the real `qchat` CLI at `RUST_LOG=trace` prints none of them to stderr and
+//! writes none into any file under its home and state directories.
 //! Session tokens end: an expired token (lifetime set to seconds with
 //! `--session-ttl-secs`) and a revoked one (logout from another connection,
 //! `qchatd user passwd`, `qchatd user disable`) cannot resume.
@@ -79,6 +81,88 @@ async fn no_password_token_or_body_in_trace_logs() -> anyhow::Result<()> {
             "password stored in clear"
         );
     }
+    Ok(())
+}
+
+/// The real `qchat` CLI sends one message at `RUST_LOG=trace` (every crate:
+/// quinn and rustls included). Its stderr and every file it leaves under its
+/// home and state directories hold neither the password nor the body, nor
+/// any session token: the CLI's own token is never shown to the test, so
+/// every 43-character base64url run in that text is hashed and looked up
+/// among the server's stored token hashes.
+#[tokio::test]
+async fn the_cli_logs_no_password_token_or_body_at_trace() -> anyhow::Result<()> {
+    use sha2::{Digest as _, Sha256};
+    use sqlx::ConnectOptions as _;
+
+    let password = "pw-cli-5e3d1a-secret";
+    let body = "body-cli-2f6e0b-private";
+    let s = TestServer::start().await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "cli", password).await?;
+    s.room("acme", "general").await?;
+    let home = tempfile::tempdir()?;
+    let cmd = tokio::process::Command::new(qchat_tests::bin_path("qchat"))
+        .args(["--server", &s.addr.to_string(), "--tenant", "acme", "--user", "cli"])
+        .args(["--fingerprint", &s.fingerprint, "send", "general", body])
+        .env("QCHAT_PASSWORD", password)
+        .env("RUST_LOG", "trace")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("QCHAT_STATE_DIR", home.path().join("qchat-state"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = within("qchat send", cmd).await?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "qchat send failed: {}", stderr.lines().last().unwrap_or(""));
+    assert!(stderr.len() > 10_000, "trace logging was on ({} bytes)", stderr.len());
+
+    // Everything the CLI wrote: stderr and every file under its directories.
+    let mut texts = vec![("stderr".to_owned(), stderr)];
+    let mut dirs = vec![home.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
+                texts.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    // A token the test does know, to check the lookup finds tokens.
+    let known = login(&s, "cli", password).await?;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(s.data_dir().join("qchat.db"))
+        .create_if_missing(false);
+    let mut db = opts.connect().await?;
+    let hashes: Vec<Vec<u8>> =
+        sqlx::query_scalar("select token_hash from sessions").fetch_all(&mut db).await?;
+    assert!(hashes.len() >= 2, "the CLI's log-in made a session");
+    assert!(hashes.contains(&Sha256::digest(known.as_bytes()).to_vec()), "hashes as the server");
+    let token_char = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    let mut candidates = 0usize;
+    for (place, text) in &texts {
+        assert!(!text.contains(password), "{place} contains the password");
+        assert!(!text.contains(body), "{place} contains the message body");
+        for w in text.as_bytes().windows(43) {
+            if w.iter().all(token_char) {
+                candidates += 1;
+                let hash = Sha256::digest(w).to_vec();
+                assert!(!hashes.contains(&hash), "{place} contains a session token");
+            }
+        }
+    }
+    println!(
+        "qchat send at trace: {} bytes of stderr, {} files, {candidates} token-shaped runs \
+         hashed, none a session token; no password or body",
+        texts[0].1.len(),
+        texts.len() - 1
+    );
     Ok(())
 }
 
