@@ -64,6 +64,10 @@ struct Offer {
     name: String,
     bytes: Arc<Vec<u8>>,
     hash: String,
+    /// The upload id the first `upload.begin` of this offer returned: every
+    /// later begin with the same `client_key` must return it again
+    /// (PROTOCOL.md 9.4, *Repeating a begin*), across kills too.
+    upload_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -72,6 +76,9 @@ struct Uploader {
     made: u64,
     /// Streams started from a non-zero offset (resumes after a kill).
     resumed: u64,
+    /// Begins repeated (after a kill) that returned the offer's first
+    /// upload id.
+    same_id: u64,
     /// Offers stored: hash -> (file id, seq of the file message).
     stored: HashMap<String, (i64, u64)>,
 }
@@ -159,6 +166,7 @@ async fn upload_round(
                     name: format!("f{}.bin", st.made),
                     bytes: Arc::new(bytes),
                     hash,
+                    upload_id: None,
                 });
             }
             let o = st.current.as_ref().context("offer")?;
@@ -171,6 +179,21 @@ async fn upload_round(
                        "hash": hash, "client_key": key}),
             )
             .await?;
+        if let Some(id) = begin["upload_id"].as_str() {
+            let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let offer = st.current.as_mut().context("offer")?;
+            let repeat = match offer.upload_id.as_deref() {
+                None => {
+                    offer.upload_id = Some(id.to_owned());
+                    false
+                }
+                Some(first) => {
+                    ensure!(first == id, "{key}: begun as upload {first}, begun again as {id}");
+                    true
+                }
+            };
+            st.same_id += u64::from(repeat);
+        }
         let done = if begin["complete"] == true {
             (
                 begin["file"]["id"].as_i64().context("file id")?,
@@ -487,13 +510,16 @@ async fn crash_rounds(kills: usize) -> anyhow::Result<()> {
     );
     println!(
         "crash: {} files offered, {} stored with the right BLAKE3, {} resumed streams, \
-         {swept_orphans} orphan files swept at start-up, {} partial uploads held at the end",
+         {} repeated begins (each kept its upload id), {swept_orphans} orphan files swept at \
+         start-up, {} partial uploads held at the end",
         up.made,
         up.stored.len(),
         up.resumed,
+        up.same_id,
         checked.partials
     );
     ensure!(up.resumed > 0 || kills < 10, "no upload was ever interrupted and resumed");
+    ensure!(up.same_id >= up.resumed, "every resumed stream followed a repeated begin");
     Ok(())
 }
 
