@@ -11,14 +11,15 @@ use qchat_protocol::{
     ErrorCode, Op, StreamCode, UploadBeginOk, UploadBeginReq, UploadHeader, UploadStatusOk,
     UploadStatusReq, encode_json,
 };
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use std::io::Seek as _;
+
+use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{
-    CHUNK, TransferError, UploadOutcome, UploadProgress, UploadState, UploadWaiter, Uploaded,
-    hash_file,
+    TransferError, UploadOutcome, UploadProgress, UploadState, UploadWaiter, Uploaded, hash_file,
 };
 use crate::connection::Connection;
 use crate::error::ClientError;
@@ -247,12 +248,15 @@ impl Job {
         probe: bool,
     ) -> Result<(), Result<StreamEnd, TransferError>> {
         let context = || format!("reading {}", self.path.display());
-        let mut file = tokio::fs::File::open(&self.path)
-            .await
-            .map_err(|e| Err(TransferError::io(context(), &e)))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| Err(TransferError::io(context(), &e)))?;
+        let path = self.path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(path)?;
+            file.seek(std::io::SeekFrom::Start(offset))?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| Err(TransferError::Protocol(format!("reading task: {e}"))))?
+        .map_err(|e| Err(TransferError::io(context(), &e)))?;
         let stream = conn.open_uni().await.map_err(|_| Ok(StreamEnd::Lost))?;
         let mut stream = ResetOnDrop { stream, finished: false };
         let header = encode_json(&UploadHeader { upload_id: id.to_owned(), offset })
@@ -278,28 +282,53 @@ impl Job {
             p.state = UploadState::Sending;
         });
         let mut remaining = size - offset.min(size);
-        let mut buf = vec![0u8; CHUNK];
+        let mut file = Some(file);
         while remaining > 0 {
-            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
-            let n = file
-                .read(&mut buf[..want])
+            let want = usize::try_from(remaining).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
+            let (back, chunk) = read_chunk(file.take(), want)
                 .await
                 .map_err(|e| Err(TransferError::io(context(), &e)))?;
-            if n == 0 {
+            file = Some(back);
+            if chunk.is_empty() {
                 return Err(Err(TransferError::Io {
                     context: context(),
                     message: "the file shrank while uploading".to_owned(),
                 }));
             }
-            stream.stream.write_all(&buf[..n]).await.map_err(write_end)?;
-            remaining -= n as u64;
+            let n = chunk.len() as u64;
+            // The chunk itself goes into quinn's send buffer: no copy.
+            stream.stream.write_chunk(chunk).await.map_err(write_end)?;
+            remaining -= n;
             self.set(|p| {
-                p.done += n as u64;
-                p.sent += n as u64;
+                p.done += n;
+                p.sent += n;
             });
         }
         stream.finish().map_err(|_| Ok(StreamEnd::Lost))
     }
+}
+
+/// Bytes read from the file and handed to the stream at once.
+const SEND_CHUNK: usize = 1024 * 1024;
+
+/// Reads up to `want` bytes of `file` on the blocking pool, straight into
+/// the buffer that becomes the stream's chunk; the file comes back with
+/// them (an empty chunk at the end of the file).
+async fn read_chunk(
+    file: Option<std::fs::File>,
+    want: usize,
+) -> std::io::Result<(std::fs::File, Bytes)> {
+    let file = file.ok_or_else(|| std::io::Error::other("file handle lost"))?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut buf = Vec::with_capacity(want);
+        // `take` + `read_to_end` reads into the spare capacity without
+        // zeroing it first, and retries short reads.
+        (&file).take(want as u64).read_to_end(&mut buf)?;
+        Ok((file, Bytes::from(buf)))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Codes after which the upload is tried again from `upload.status`.

@@ -24,6 +24,32 @@ use crate::transfer::{Claim, Reserve, valid_upload_id};
 /// Largest chunk taken off the stream at once.
 const CHUNK: usize = 256 * 1024;
 
+/// Quota counted ahead of the bytes at once (see `receive_into`).
+const GRANT: u64 = 1024 * 1024;
+/// Reads between looks at the stop signals while bytes keep coming.
+const STOP_CHECK_EVERY: u32 = 64;
+
+/// Why the receive loop was told to stop.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Another stream of the upload's owner takes it over.
+    TakenOver,
+    /// The connection's session ends.
+    Closing,
+}
+
+impl Stop {
+    /// Both keep what arrived for a resume.
+    fn failure(self) -> Failure {
+        match self {
+            Self::TakenOver => {
+                fail(StreamCode::Conflict, "taken over by a newer stream of the same upload", false)
+            }
+            Self::Closing => fail(StreamCode::Unavailable, "the connection is closing", false),
+        }
+    }
+}
+
 /// Why an upload stream failed.
 struct Failure {
     code: StreamCode,
@@ -296,25 +322,33 @@ async fn receive_into(
     closing: &CancellationToken,
 ) -> Result<(), Failure> {
     let mut total = held;
+    // Quota counted ahead, up to `GRANT` at a time, so the tenant-wide
+    // lock is taken once per grant rather than once per packet; never past
+    // the declared size, and given back with the claim.
+    let mut granted = 0u64;
     // One waiter for the whole loop, not one registered per packet.
     let stop = claim.stop_token();
-    let stopped = stop.cancelled();
+    let stopped = async {
+        tokio::select! {
+            () = stop.cancelled() => Stop::TakenOver,
+            () = closing.cancelled() => Stop::Closing,
+        }
+    };
     tokio::pin!(stopped);
+    let mut reads = 0u32;
     loop {
+        reads = reads.wrapping_add(1);
+        // Reads come first below, so a stream that always has bytes ready
+        // would never let the select see a stop: look every so often.
+        if reads.is_multiple_of(STOP_CHECK_EVERY) && (stop.is_cancelled() || closing.is_cancelled())
+        {
+            let why = if stop.is_cancelled() { Stop::TakenOver } else { Stop::Closing };
+            return Err(why.failure());
+        }
         let read = tokio::select! {
+            biased;
             r = recv.read_chunk(CHUNK, true) => r,
-            () = &mut stopped => {
-                // Another stream of the owner takes over: keep what arrived.
-                return Err(fail(
-                    StreamCode::Conflict,
-                    "taken over by a newer stream of the same upload",
-                    false,
-                ));
-            }
-            () = closing.cancelled() => {
-                // The connection ends: keep what arrived for a resume.
-                return Err(fail(StreamCode::Unavailable, "the connection is closing", false));
-            }
+            why = &mut stopped => return Err(why.failure()),
         };
         let chunk: Bytes = match read {
             Ok(Some(c)) => c.bytes,
@@ -336,13 +370,19 @@ async fn receive_into(
                 true,
             ));
         }
-        if claim.reserve(n) == Reserve::OverQuota {
-            return Err(fail(
-                StreamCode::QuotaExceeded,
-                "the tenant's storage quota is used up",
-                true,
-            ));
+        if n > granted {
+            // `total + n <= up.size`, so this never reaches past the size.
+            let want = (n - granted).max(GRANT.min(up.size - total - granted));
+            if claim.reserve(want) == Reserve::OverQuota {
+                return Err(fail(
+                    StreamCode::QuotaExceeded,
+                    "the tenant's storage quota is used up",
+                    true,
+                ));
+            }
+            granted += want;
         }
+        granted -= n;
         writer.write(chunk).await.map_err(|e| internal("writing partial upload", e))?;
         total += n;
     }

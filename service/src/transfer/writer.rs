@@ -37,8 +37,9 @@ use super::direct::{ALIGN, AlignedBuf, PartFile};
 
 /// Bytes gathered before a batch goes to the disk (a multiple of [`ALIGN`]).
 const BATCH: usize = 1024 * 1024;
-/// Batches of one upload queued for its write lane at most.
-const DEPTH: usize = 4;
+/// Batches of one upload queued for its write lane at most (the server-wide
+/// [`WriteBudget`] bounds them all together).
+const DEPTH: usize = 8;
 /// Bytes written between background syncs, when writes are buffered.
 const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
