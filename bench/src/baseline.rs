@@ -1,6 +1,7 @@
 //! Bare quinn endpoints for the baselines: the same transport settings as
 //! `qchatd` (taken from [`qchat_service::transport_config`] with the default
-//! configuration) and a self-signed certificate, with no qchat logic at all.
+//! configuration), the same 4 MiB UDP socket buffers and a self-signed
+//! certificate, with no qchat logic at all.
 //! Each scenario's baseline server lives in its own scenario module.
 
 use std::net::SocketAddr;
@@ -31,13 +32,37 @@ pub(crate) fn server(
     let transport = qchat_service::transport_config(&qchat_service::Config::default())
         .context("qchatd transport settings")?;
     config.transport_config(Arc::new(transport));
-    let endpoint = quinn::Endpoint::server(config, addr)?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        udp_socket(addr)?,
+        runtime,
+    )?;
     Ok((endpoint, cert))
 }
 
-/// A client endpoint on an ephemeral loopback port that trusts `cert` only.
+/// Socket buffer asked for in each direction: what qchatd and the client
+/// library ask for their own sockets (Linux caps the request at
+/// `net.core.rmem_max`/`wmem_max`).
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A UDP socket on `addr` with [`SOCKET_BUFFER`] each way.
+pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER)?;
+    state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER)?;
+    Ok(socket)
+}
+
+/// A client endpoint on an ephemeral loopback port with [`SOCKET_BUFFER`]
+/// that trusts `cert` only.
 pub(crate) fn client(cert: &CertificateDer<'static>) -> anyhow::Result<quinn::Endpoint> {
-    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let socket = udp_socket(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    let mut endpoint =
+        quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
     endpoint.set_default_client_config(client_config(cert, ALPN)?);
     Ok(endpoint)
 }

@@ -78,24 +78,11 @@ impl Endpoints {
     }
 }
 
-/// Socket buffer asked for in each direction on client sockets: a fan-out
-/// burst to the connections sharing a socket must not overflow the kernel's
-/// 208 KiB default (Linux caps the request at `net.core.rmem_max`).
-const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
-
-/// A UDP socket on `addr` with [`SOCKET_BUFFER`] each way (what qchatd asks
-/// for its own socket).
-pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
-    let socket = std::net::UdpSocket::bind(addr)?;
-    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
-    state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER)?;
-    state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER)?;
-    Ok(socket)
-}
-
-/// A client endpoint on an ephemeral loopback port with [`SOCKET_BUFFER`].
+/// A client endpoint on an ephemeral loopback port with qchatd's socket
+/// buffers: a fan-out burst to the connections sharing a socket must not
+/// overflow the kernel's 208 KiB default.
 fn endpoint(config: &quinn::ClientConfig) -> anyhow::Result<quinn::Endpoint> {
-    let socket = udp_socket(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let socket = baseline::udp_socket(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let runtime = quinn::default_runtime().context("no async runtime")?;
     let mut ep = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
     ep.set_default_client_config(config.clone());

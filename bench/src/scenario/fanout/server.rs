@@ -48,10 +48,9 @@ struct Hub {
 /// Serves until standard input closes.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let (endpoint, cert) = baseline::server(addr)?;
-    // The socket buffers qchatd asks for (its server.rs), so bursts of
+    // With the socket buffers qchatd asks for (its server.rs), so bursts of
     // acknowledgements from hundreds of clients are not dropped here alone.
-    endpoint.rebind(super::link::udp_socket(addr)?)?;
+    let (endpoint, cert) = baseline::server(addr)?;
     std::fs::write(&args.cert_out, cert.as_ref())
         .with_context(|| format!("writing {}", args.cert_out.display()))?;
     println!("listening on {}", endpoint.local_addr()?);

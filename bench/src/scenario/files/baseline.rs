@@ -1,7 +1,7 @@
 //! The baseline for `files`: a bare quinn sender and sink with qchatd's
 //! transport settings ([`crate::baseline`]) and no qchat logic. The sender
 //! opens one unidirectional stream per file, writes a 4-byte file index and
-//! the file's bytes (read from disk in the client library's chunk size), and
+//! the file's bytes (read from disk as the client library reads them), and
 //! finishes it; the sink reads and discards the bytes and, at each stream's
 //! end, acknowledges `(index, bytes)` on the one bidirectional stream the
 //! sender opened first — as qchatd reports `upload.done` on the control
@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use quinn::{Connection, Endpoint, RecvStream};
 use rustls::pki_types::CertificateDer;
-use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Bytes per read and write: the client library's transfer chunk.
-const CHUNK: usize = 256 * 1024;
+/// Bytes per read and write: the client library's upload chunk.
+const CHUNK: usize = 1024 * 1024;
 /// Bound on the whole transfer of one round.
 const ROUND_LIMIT: Duration = Duration::from_secs(600);
 
@@ -174,7 +173,7 @@ impl Sender {
             let conn = self.conn.clone();
             let path = path.clone();
             let index = u32::try_from(index)?;
-            senders.spawn(async move { send_file(&conn, index, &path).await });
+            senders.spawn(async move { send_file(&conn, index, path).await });
         }
         let acks = async {
             let mut got = vec![None; files.len()];
@@ -212,18 +211,28 @@ impl Sender {
     }
 }
 
-/// One file on one unidirectional stream.
-async fn send_file(conn: &Connection, index: u32, path: &PathBuf) -> anyhow::Result<()> {
-    let mut file = tokio::fs::File::open(path).await?;
+/// One file on one unidirectional stream, read as the client library reads
+/// it (1 MiB at a time on the blocking pool, straight into the `Bytes`
+/// handed to quinn with `write_chunk`), so both sides pay the same for the
+/// file.
+async fn send_file(conn: &Connection, index: u32, path: PathBuf) -> anyhow::Result<()> {
+    let mut file = Some(tokio::task::spawn_blocking(move || std::fs::File::open(path)).await??);
     let mut stream = conn.open_uni().await?;
     stream.write_all(&index.to_be_bytes()).await?;
-    let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
+        let f = file.take().context("file handle")?;
+        let (f, chunk) = tokio::task::spawn_blocking(move || {
+            use std::io::Read as _;
+            let mut buf = Vec::with_capacity(CHUNK);
+            (&f).take(CHUNK as u64).read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>((f, bytes::Bytes::from(buf)))
+        })
+        .await??;
+        file = Some(f);
+        if chunk.is_empty() {
             break;
         }
-        stream.write_all(&buf[..n]).await?;
+        stream.write_chunk(chunk).await?;
     }
     stream.finish()?;
     Ok(())
