@@ -294,9 +294,13 @@ async fn receive_bytes(
         .map_err(|e| internal("opening partial upload", e))?;
     match receive_into(up, held, claim, &mut writer, recv, closing).await {
         Ok(()) => {
-            let direct = writer.direct();
             let done = writer.finish().await.map_err(|e| internal("writing partial upload", e))?;
-            Ok(Written { hasher: done.hasher, synced: done.synced, direct, waited: done.waited })
+            Ok(Written {
+                hasher: done.hasher,
+                synced: done.synced,
+                direct: done.direct,
+                waited: done.waited,
+            })
         }
         Err(f) => {
             // Other uploads may use the quota at once; whatever arrived is

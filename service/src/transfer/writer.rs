@@ -87,8 +87,6 @@ pub(crate) struct PartWriter {
     batch_target: usize,
     /// File offset after every batch submitted so far.
     submitted: u64,
-    /// Whether the file took direct writes when it was opened.
-    direct: bool,
     /// Time the receive loop spent waiting for room in the lane or budget.
     waited: Duration,
 }
@@ -104,7 +102,6 @@ impl PartWriter {
             .await
             .map_err(io::Error::other)??;
         let submitted = file.pos();
-        let direct = file.direct();
         let (tx, rx) = mpsc::channel(DEPTH);
         let sink = Sink { hasher, file, buf: AlignedBuf::new(BATCH) };
         Ok(Self {
@@ -115,7 +112,6 @@ impl PartWriter {
             batch_len: 0,
             batch_target: target(submitted),
             submitted,
-            direct,
             waited: Duration::ZERO,
         })
     }
@@ -172,11 +168,6 @@ impl PartWriter {
         Ok((sink, self.waited))
     }
 
-    /// Whether the bytes go past the page cache (for the log).
-    pub(crate) fn direct(&self) -> bool {
-        self.direct
-    }
-
     /// Writes out everything taken so far, without a final fsync: for an
     /// upload that stops here and may resume (its partial file then holds
     /// every byte).
@@ -189,6 +180,7 @@ impl PartWriter {
     /// how long the receive loop waited for the lane.
     pub(crate) async fn finish(self) -> io::Result<Finished> {
         let (sink, waited) = self.drain().await?;
+        let direct = sink.file.direct();
         let started = Instant::now();
         let hasher = tokio::task::spawn_blocking(move || {
             sink.file.file().sync_all()?;
@@ -196,7 +188,7 @@ impl PartWriter {
         })
         .await
         .map_err(io::Error::other)??;
-        Ok(Finished { hasher, synced: started.elapsed(), waited })
+        Ok(Finished { hasher, synced: started.elapsed(), waited, direct })
     }
 }
 
@@ -217,6 +209,9 @@ pub(crate) struct Finished {
     pub(crate) synced: Duration,
     /// How long the receive loop waited for room in the lane or the budget.
     pub(crate) waited: Duration,
+    /// Whether direct writes stayed on (the file system never refused one;
+    /// a file smaller than a block is written buffered all the same).
+    pub(crate) direct: bool,
 }
 
 /// The write lane: each batch in order, on the blocking pool, then the
