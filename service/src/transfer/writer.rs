@@ -44,12 +44,12 @@ const DEPTH: usize = 8;
 const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// Server-wide bound on the bytes received but not yet written, across all
-/// uploads: each queued batch holds a permit for its size.
+/// uploads: each queued batch (at most [`BATCH`], 1 MiB) holds one permit.
 #[derive(Debug, Clone)]
 pub(crate) struct WriteBudget(Arc<Semaphore>);
 
 impl WriteBudget {
-    /// A budget of `mib` MiB (at least one batch).
+    /// A budget of `mib` batches of at most 1 MiB (at least one).
     pub(crate) fn new(mib: usize) -> Self {
         Self(Arc::new(Semaphore::new(mib.max(1))))
     }
