@@ -461,18 +461,7 @@ impl Case<'_> {
             let offset = usize::try_from(ok["offset"].as_u64().unwrap_or(0))?;
             st.write_all(&content[offset.min(content.len())..]).await?;
             st.finish()?;
-            let done = within("upload outcome", async {
-                loop {
-                    let v = conn.read().await?;
-                    if v["upload_id"] == upload_id.as_str()
-                        && (v["ev"] == "upload.done" || v["ev"] == "upload.failed")
-                    {
-                        return anyhow::Ok(v);
-                    }
-                    conn.events.push(v);
-                }
-            })
-            .await?;
+            let done = within("upload outcome", upload_outcome(conn, &upload_id)).await?;
             self.scan(actor, &done)?;
             self.drain(actor)?;
             ensure!(done["ev"] == "upload.done", "{done}");
@@ -543,18 +532,7 @@ impl Case<'_> {
         let _ = st.write_all(&RawConn::frame(header.as_bytes())).await;
         let _ = st.write_all(&content).await;
         let _ = st.finish();
-        let ev = within("own upload stream outcome", async {
-            loop {
-                let v = conn.read().await?;
-                if v["upload_id"] == upload_id
-                    && (v["ev"] == "upload.done" || v["ev"] == "upload.failed")
-                {
-                    return anyhow::Ok(v);
-                }
-                conn.events.push(v);
-            }
-        })
-        .await?;
+        let ev = within("own upload stream outcome", upload_outcome(conn, upload_id)).await?;
         self.scan(actor, &ev)?;
         self.drain(actor)?;
         if ev["ev"] == "upload.done" {
@@ -609,6 +587,18 @@ enum Login {
 }
 
 static CASE: AtomicU32 = AtomicU32::new(0);
+
+/// The `upload.done` or `upload.failed` event of `upload_id`; every other
+/// frame read meanwhile is kept in `conn.events` for the scan.
+async fn upload_outcome(conn: &mut RawConn, upload_id: &str) -> anyhow::Result<Value> {
+    loop {
+        let v = conn.read().await?;
+        if v["upload_id"] == upload_id && (v["ev"] == "upload.done" || v["ev"] == "upload.failed") {
+            return Ok(v);
+        }
+        conn.events.push(v);
+    }
+}
 
 async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
     let n = CASE.fetch_add(1, Relaxed);

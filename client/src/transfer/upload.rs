@@ -249,7 +249,7 @@ impl Job {
     ) -> Result<(), Result<StreamEnd, TransferError>> {
         let context = || format!("reading {}", self.path.display());
         let path = self.path.clone();
-        let file = tokio::task::spawn_blocking(move || {
+        let mut file = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
             file.seek(std::io::SeekFrom::Start(offset))?;
             Ok::<_, std::io::Error>(file)
@@ -282,13 +282,11 @@ impl Job {
             p.state = UploadState::Sending;
         });
         let mut remaining = size - offset.min(size);
-        let mut file = Some(file);
         while remaining > 0 {
             let want = usize::try_from(remaining).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
-            let (back, chunk) = read_chunk(file.take(), want)
-                .await
-                .map_err(|e| Err(TransferError::io(context(), &e)))?;
-            file = Some(back);
+            let chunk;
+            (file, chunk) =
+                read_chunk(file, want).await.map_err(|e| Err(TransferError::io(context(), &e)))?;
             if chunk.is_empty() {
                 return Err(Err(TransferError::Io {
                     context: context(),
@@ -314,11 +312,7 @@ const SEND_CHUNK: usize = 1024 * 1024;
 /// Reads up to `want` bytes of `file` on the blocking pool, straight into
 /// the buffer that becomes the stream's chunk; the file comes back with
 /// them (an empty chunk at the end of the file).
-async fn read_chunk(
-    file: Option<std::fs::File>,
-    want: usize,
-) -> std::io::Result<(std::fs::File, Bytes)> {
-    let file = file.ok_or_else(|| std::io::Error::other("file handle lost"))?;
+async fn read_chunk(file: std::fs::File, want: usize) -> std::io::Result<(std::fs::File, Bytes)> {
     tokio::task::spawn_blocking(move || {
         use std::io::Read as _;
         let mut buf = Vec::with_capacity(want);

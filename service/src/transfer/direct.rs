@@ -116,60 +116,42 @@ impl PartFile {
         let body_end = head_end + (region.len() - head_end) / ALIGN * ALIGN;
         let data = &region[lead..];
         if head_end > lead {
-            write_at(
-                &mut self.file,
-                &mut self.pos,
-                &mut self.direct_on,
-                false,
-                &region[lead..head_end],
-            )?;
+            self.write_at(false, &region[lead..head_end])?;
         }
         if body_end > head_end {
             let body = &region[head_end..body_end];
-            if self.direct_ok {
-                match write_at(&mut self.file, &mut self.pos, &mut self.direct_on, true, body) {
-                    Ok(()) => {}
-                    // The file system takes no direct writes (EINVAL, or no
-                    // such flag here): the same bytes, buffered, from now on.
-                    Err(e) if refused(&e) => {
-                        tracing::debug!(cause = %e, "direct writes refused; writing buffered");
-                        self.direct_ok = false;
-                        write_at(&mut self.file, &mut self.pos, &mut self.direct_on, false, body)?;
-                    }
-                    Err(e) => return Err(e),
+            match self.write_at(self.direct_ok, body) {
+                // The file system takes no direct writes (EINVAL, or no such
+                // flag here): the same bytes, buffered, from now on.
+                Err(e) if self.direct_ok && refused(&e) => {
+                    tracing::debug!(cause = %e, "direct writes refused; writing buffered");
+                    self.direct_ok = false;
+                    self.write_at(false, body)?;
                 }
-            } else {
-                write_at(&mut self.file, &mut self.pos, &mut self.direct_on, false, body)?;
+                result => result?,
             }
         }
         if region.len() > body_end {
-            let tail = &region[body_end.max(lead)..];
-            write_at(&mut self.file, &mut self.pos, &mut self.direct_on, false, tail)?;
+            self.write_at(false, &region[body_end..])?;
         }
         Ok(data)
     }
-}
 
-/// Writes `bytes` at the file's position with `O_DIRECT` on or off.
-fn write_at(
-    file: &mut File,
-    pos: &mut u64,
-    direct_on: &mut bool,
-    direct: bool,
-    bytes: &[u8],
-) -> io::Result<()> {
-    if *direct_on != direct {
-        set_direct(file, direct)?;
-        *direct_on = direct;
+    /// Writes `bytes` at the file's position with `O_DIRECT` on or off.
+    fn write_at(&mut self, direct: bool, bytes: &[u8]) -> io::Result<()> {
+        if self.direct_on != direct {
+            set_direct(&self.file, direct)?;
+            self.direct_on = direct;
+        }
+        // A failed write may have moved the position part of the way: go back
+        // to where this write started, so a buffered retry lands in place.
+        if let Err(e) = self.file.write_all(bytes) {
+            self.file.seek(SeekFrom::Start(self.pos))?;
+            return Err(e);
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
     }
-    // A failed write may have moved the position part of the way: go back
-    // to where this write started, so a buffered retry lands in place.
-    if let Err(e) = file.write_all(bytes) {
-        file.seek(SeekFrom::Start(*pos))?;
-        return Err(e);
-    }
-    *pos += bytes.len() as u64;
-    Ok(())
 }
 
 /// Whether an error says the file (system) does not do direct writes.
@@ -245,12 +227,11 @@ mod tests {
         let mut buf = AlignedBuf::new(2 * ALIGN);
         let (region, _) = buf.fill(0, &[Bytes::from(vec![9u8; ALIGN + 1])]);
         let misaligned = &region[1..=ALIGN];
-        let (mut pos, mut on) = (0, false);
-        match write_at(&mut file.file, &mut pos, &mut on, true, misaligned) {
-            Ok(()) => assert_eq!(pos, ALIGN as u64),
+        match file.write_at(true, misaligned) {
+            Ok(()) => assert_eq!(file.pos(), ALIGN as u64),
             Err(e) => {
                 assert!(refused(&e), "{e}");
-                assert_eq!(pos, 0);
+                assert_eq!(file.pos(), 0);
                 assert_eq!(file.file.stream_position()?, 0);
             }
         }

@@ -4,7 +4,7 @@
 //! records file row and file message in one transaction (via the committer).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use qchat_protocol::{
@@ -18,7 +18,7 @@ use crate::db::{self, FileAttach, NewMessage, Upload};
 use crate::outbound::Outbound;
 use crate::server::Shared;
 use crate::session::Login;
-use crate::transfer::writer::PartWriter;
+use crate::transfer::writer::{Finished, PartWriter};
 use crate::transfer::{Claim, Reserve, valid_upload_id};
 
 /// Largest chunk taken off the stream at once.
@@ -266,19 +266,8 @@ async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> 
     Ok(())
 }
 
-/// What [`receive_bytes`] reports.
-struct Written {
-    hasher: blake3::Hasher,
-    /// How long the final fsync took.
-    synced: Duration,
-    /// Whether the bytes went past the page cache.
-    direct: bool,
-    /// How long receiving waited for the disk.
-    waited: Duration,
-}
-
 /// Receives the bytes after `held` into the partial file, hashing them, and
-/// fsyncs it.
+/// fsyncs it; the hasher, the fsync time and how the writes went.
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
@@ -287,21 +276,13 @@ async fn receive_bytes(
     hasher: blake3::Hasher,
     recv: &mut RecvStream,
     closing: &CancellationToken,
-) -> Result<Written, Failure> {
+) -> Result<Finished, Failure> {
     let path = shared.transfers.store.part_path(&up.id);
     let mut writer = PartWriter::open(path, hasher, shared.transfers.write_budget.clone())
         .await
         .map_err(|e| internal("opening partial upload", e))?;
     match receive_into(up, held, claim, &mut writer, recv, closing).await {
-        Ok(()) => {
-            let done = writer.finish().await.map_err(|e| internal("writing partial upload", e))?;
-            Ok(Written {
-                hasher: done.hasher,
-                synced: done.synced,
-                direct: done.direct,
-                waited: done.waited,
-            })
-        }
+        Ok(()) => writer.finish().await.map_err(|e| internal("writing partial upload", e)),
         Err(f) => {
             // Other uploads may use the quota at once; whatever arrived is
             // in the file before the claim is let go, so a resume (or the

@@ -216,19 +216,18 @@ impl Sender {
 /// handed to quinn with `write_chunk`), so both sides pay the same for the
 /// file.
 async fn send_file(conn: &Connection, index: u32, path: PathBuf) -> anyhow::Result<()> {
-    let mut file = Some(tokio::task::spawn_blocking(move || std::fs::File::open(path)).await??);
+    let mut file = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await??;
     let mut stream = conn.open_uni().await?;
     stream.write_all(&index.to_be_bytes()).await?;
     loop {
-        let f = file.take().context("file handle")?;
-        let (f, chunk) = tokio::task::spawn_blocking(move || {
+        let chunk;
+        (file, chunk) = tokio::task::spawn_blocking(move || {
             use std::io::Read as _;
             let mut buf = Vec::with_capacity(CHUNK);
-            (&f).take(CHUNK as u64).read_to_end(&mut buf)?;
-            Ok::<_, std::io::Error>((f, bytes::Bytes::from(buf)))
+            (&file).take(CHUNK as u64).read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>((file, bytes::Bytes::from(buf)))
         })
         .await??;
-        file = Some(f);
         if chunk.is_empty() {
             break;
         }
