@@ -110,7 +110,9 @@ impl From<ClientError> for TransferError {
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UploadState {
-    /// Computing the file's BLAKE3 (`done` counts bytes hashed).
+    /// Reading the start of the file for `upload.begin`, or, when the
+    /// server says the tenant may hold the content already, computing the
+    /// whole file's BLAKE3 first (`done` counts bytes hashed).
     Hashing,
     /// Waiting for the connection (reconnecting) or a stream.
     Waiting,

@@ -18,6 +18,14 @@ pub const MAX_FILE_NAME_LEN: usize = 255;
 /// Length of a hex BLAKE3 hash.
 pub const HASH_HEX_LEN: usize = 64;
 
+/// Bytes covered by the `head` of a hash-later `upload.begin`: the BLAKE3
+/// of a file's first `HEAD_LEN` bytes (of all of it when it is shorter).
+pub const HEAD_LEN: u64 = 1024 * 1024;
+
+/// Bytes of the trailer that ends a hash-later upload stream: the raw
+/// 32-byte BLAKE3 digest of the whole file.
+pub const TRAILER_LEN: usize = 32;
+
 /// Why a file stream's header frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
@@ -75,6 +83,11 @@ pub struct UploadHeader {
     pub upload_id: String,
     /// Where the following bytes start; must equal the bytes the server holds.
     pub offset: u64,
+    /// `true` exactly when the upload was begun without a hash (with
+    /// `head`): the bytes are then followed by a [`TRAILER_LEN`]-byte
+    /// trailer, the BLAKE3 digest of the whole file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trailer: bool,
 }
 
 /// First frame of a download stream (server → client).
@@ -105,7 +118,8 @@ pub enum StreamCode {
     Conflict = 3,
     /// More bytes than declared, or fewer before the stream finished.
     SizeMismatch = 4,
-    /// The content's BLAKE3 differs from the declared hash.
+    /// The content's BLAKE3 differs from the declared hash or from the
+    /// trailer's digest, or a hash-later stream ended inside its trailer.
     HashMismatch = 5,
     /// The tenant's storage quota would be exceeded.
     QuotaExceeded = 6,
@@ -335,7 +349,7 @@ mod tests {
             size in any::<u64>(),
             junk in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
-            let up = UploadHeader { upload_id, offset };
+            let up = UploadHeader { upload_id, offset, trailer: offset % 2 == 0 };
             let bytes = serde_json::to_vec(&up).expect("serializes");
             prop_assert!(bytes.len() <= MAX_STREAM_HEADER_LEN);
             prop_assert_eq!(decode_stream_header::<UploadHeader>(&bytes).expect("parses"), up);

@@ -24,9 +24,9 @@ mod types;
 
 pub use error::{CloseCode, ErrorBody, ErrorCode};
 pub use files::{
-    DownloadHeader, FileInfo, HASH_HEX_LEN, HeaderError, MAX_FILE_NAME_LEN, MAX_STREAM_HEADER_LEN,
-    StreamCode, UploadHeader, decode_stream_header, sanitize_file_name, stream_header_len,
-    valid_hash,
+    DownloadHeader, FileInfo, HASH_HEX_LEN, HEAD_LEN, HeaderError, MAX_FILE_NAME_LEN,
+    MAX_STREAM_HEADER_LEN, StreamCode, TRAILER_LEN, UploadHeader, decode_stream_header,
+    sanitize_file_name, stream_header_len, valid_hash,
 };
 pub use frame::{DecodeError, EncodeError, FrameCodec, decode_frame, encode_frame, encode_json};
 pub use limits::*;

@@ -228,11 +228,21 @@ pub struct UploadBeginReq {
     pub name: String,
     /// Exact size in bytes.
     pub size: u64,
-    /// BLAKE3 of the content, lower-case hex.
-    pub hash: String,
+    /// BLAKE3 of the content, lower-case hex. Exactly one of `hash` and
+    /// `head` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Instead of `hash` ("hash later"): BLAKE3 of the first
+    /// [`crate::HEAD_LEN`] bytes (of all of them when the file is shorter),
+    /// lower-case hex. The client may then send without hashing the whole
+    /// file first, and ends the stream with the file's digest; unless the
+    /// tenant might hold the content already, which the server answers
+    /// with `hash_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
     /// Idempotency key naming this share (1 to [`crate::MAX_CLIENT_MSG_ID_LEN`]
     /// bytes, unique per share like `client_msg_id`): a repeat of the same
-    /// begin (same key, room and content) returns the same upload, or the
+    /// begin (same key, room, size and `hash` or `head`) returns the same upload, or the
     /// same file and seq once it is stored, and posts nothing new. Absent:
     /// every begin that finds the content stored posts a new file message.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -227,6 +227,12 @@ pub struct UploadBeginOk {
     /// Seq of the file message, when `complete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// `true` for a hash-later begin whose size and head match content the
+    /// tenant stores: no upload was created (`upload_id` is empty); begin
+    /// again with the whole file's `hash`, so content already stored is
+    /// not sent again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hash_required: bool,
 }
 
 /// `upload.status` reply.

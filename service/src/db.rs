@@ -19,7 +19,7 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub(crate) use files::{FileAccess, NewUpload, Upload};
+pub(crate) use files::{Content, FileAccess, NewUpload, Upload};
 pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
 pub use messages::{HISTORY_SQL, INSERT_MESSAGE_SQL};
 pub(crate) use rooms::Room;
@@ -107,7 +107,8 @@ pub(crate) fn now_ms() -> i64 {
 
 pub(crate) use files::{
     access as file_access, all as all_files, all_uploads, by_hash as file_by_hash, create_upload,
-    delete_upload, find_upload, stale_uploads, touch_upload, upload, usage as tenant_usage,
+    delete_upload, find_upload, may_hold as tenant_may_hold, shared as shared_file, stale_uploads,
+    touch_upload, upload, usage as tenant_usage,
 };
 pub(crate) use messages::{
     after as messages_after, append as append_message, append_all as append_messages,

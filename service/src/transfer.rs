@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::db::{RoomId, TenantId, UserId};
+use crate::db::{Content, RoomId, TenantId, UserId};
 use crate::store::Store;
 
 /// How long a take-over waits for the stream holding an upload to let go.
@@ -287,7 +287,7 @@ pub(crate) fn keyed_upload_id(
     user: UserId,
     room: RoomId,
     key: &str,
-    hash: &str,
+    content: Content<'_>,
     size: u64,
 ) -> String {
     let mut h = blake3::Hasher::new_derive_key("qchat 2026-11 upload id from client key");
@@ -295,7 +295,11 @@ pub(crate) fn keyed_upload_id(
         h.update(&n.to_le_bytes());
     }
     h.update(&size.to_le_bytes());
-    h.update(hash.as_bytes());
+    // A head is marked as one, so it never names the upload a hash would.
+    match content {
+        Content::Hash(hash) => h.update(hash.as_bytes()),
+        Content::Head(head) => h.update(b"head:").update(head.as_bytes()),
+    };
     h.update(&(key.len() as u64).to_le_bytes());
     h.update(key.as_bytes());
     hex::encode(&h.finalize().as_bytes()[..16])
@@ -403,7 +407,7 @@ mod tests {
     #[test]
     fn keyed_ids_name_one_share() {
         let id = |k: &str, hash: &str, room: i64| {
-            keyed_upload_id(T, UserId(2), RoomId(room), k, hash, 10)
+            keyed_upload_id(T, UserId(2), RoomId(room), k, Content::Hash(hash), 10)
         };
         let h = "a".repeat(64);
         assert_eq!(id("k", &h, 3), id("k", &h, 3));
@@ -411,5 +415,7 @@ mod tests {
         assert_ne!(id("k", &h, 3), id("k2", &h, 3));
         assert_ne!(id("k", &h, 3), id("k", &"b".repeat(64), 3));
         assert_ne!(id("k", &h, 3), id("k", &h, 4));
+        let head = keyed_upload_id(T, UserId(2), RoomId(3), "k", Content::Head(&h), 10);
+        assert_ne!(head, id("k", &h, 3), "a head never names a hash's upload");
     }
 }

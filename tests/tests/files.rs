@@ -109,8 +109,19 @@ async fn send_upload(
     bytes: Vec<u8>,
     finish: bool,
 ) -> anyhow::Result<Option<u64>> {
+    let header = json!({"upload_id": id, "offset": offset});
+    send_stream(conn, header, bytes, finish).await
+}
+
+/// [`send_upload`] with any header (a hash-later one: `"trailer": true`).
+async fn send_stream(
+    conn: quinn::Connection,
+    header: serde_json::Value,
+    bytes: Vec<u8>,
+    finish: bool,
+) -> anyhow::Result<Option<u64>> {
     let mut s = conn.open_uni().await?;
-    let header = serde_json::to_vec(&json!({"upload_id": id, "offset": offset}))?;
+    let header = serde_json::to_vec(&header)?;
     s.write_all(&RawConn::frame(&header)).await?;
     if let Err(e) = s.write_all(&bytes).await {
         return match e {
@@ -649,5 +660,148 @@ async fn a_repeated_begin_posts_one_message_a_new_share_another() -> anyhow::Res
         .map(|m| m["seq"].clone())
         .collect();
     assert_eq!(file_seqs, [seq, second["seq"].clone(), third["seq"].clone()], "three shares");
+    Ok(())
+}
+
+/// Hash-later uploads (PROTOCOL.md §9): begun by size and head, their stream
+/// ends with the digest; a wrong, short or long trailer fails the upload and
+/// leaves nothing; a begin that might duplicate stored content must give the
+/// hash first; exactly one of hash and head.
+#[tokio::test]
+async fn hash_later_streams_end_with_the_digest_checked() -> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let mut bytes = vec![0u8; MIB + MIB / 2];
+    blake3::Hasher::new().update(b"later").finalize_xof().fill(&mut bytes);
+    let hash = blake3::hash(&bytes);
+    let head = blake3::hash(&bytes[..MIB]).to_hex().to_string();
+    let begin = json!({"room": "general", "name": "later.bin", "size": bytes.len(), "head": head});
+    let with_trailer = |trailer: &[u8]| [bytes.as_slice(), trailer].concat();
+    let uploads = s.data_dir().join("uploads");
+    let parts =
+        || walk(&uploads).into_iter().filter(|p| p.extension().is_some_and(|e| e == "part"));
+
+    // Wrong digest, a short trailer, a long one: each fails and leaves nothing.
+    let wrong = [0u8; 32];
+    for (trailer, says) in [
+        (&wrong[..], "differs"),
+        (&hash.as_bytes()[..31], "trailer"),
+        (&[7u8; 33][..], "more than"),
+    ] {
+        let r = ann.ok("upload.begin", begin.clone()).await?;
+        assert_eq!(r["complete"], false, "{r}");
+        assert!(r.get("hash_required").is_none(), "{r}");
+        let id = r["upload_id"].as_str().unwrap_or_default().to_owned();
+        let header = json!({"upload_id": id, "offset": 0, "trailer": true});
+        within("stream", send_stream(ann.conn.clone(), header, with_trailer(trailer), true))
+            .await?;
+        let ev = within("upload.failed", upload_event(&mut ann)).await?;
+        assert_eq!(ev["ev"], "upload.failed", "{ev}");
+        assert_eq!(ev["code"], "bad_request", "{ev}");
+        assert!(ev["message"].as_str().is_some_and(|m| m.contains(says)), "{says}: {ev}");
+        assert_eq!(parts().count(), 0, "no partial file after {ev}");
+    }
+    // A head upload's stream must announce the trailer: stopped, kept.
+    let r = ann.ok("upload.begin", begin.clone()).await?;
+    let id = r["upload_id"].as_str().unwrap_or_default().to_owned();
+    let plain = json!({"upload_id": id, "offset": 0});
+    let stopped = within("stream", send_stream(ann.conn.clone(), plain, bytes.clone(), false));
+    assert_eq!(stopped.await?, Some(1), "bad_header");
+    // The right digest stores the file under the hash it names.
+    let header = json!({"upload_id": id, "offset": 0, "trailer": true});
+    let ok = send_stream(ann.conn.clone(), header, with_trailer(hash.as_bytes()), true);
+    within("stream", ok).await?;
+    let done = loop {
+        let ev = within("upload.done", upload_event(&mut ann)).await?;
+        if ev["ev"] == "upload.done" {
+            break ev;
+        }
+    };
+    assert_eq!(done["file"]["hash"], hash.to_hex().as_str(), "{done}");
+    assert_eq!(done["file"]["size"], bytes.len());
+    assert_eq!(parts().count(), 0);
+
+    // Bob's hash-later begin of the same content must give the hash first,
+    // and then moves nothing.
+    let mut bob = RawConn::connect(s.addr, &s.data_dir()).await?;
+    bob.login("acme", "bob", PW).await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    let r = bob.ok("upload.begin", begin.clone()).await?;
+    assert_eq!(r["hash_required"], true, "{r}");
+    assert_eq!(r["upload_id"], "", "{r}");
+    let by_hash = json!({"room": "general", "name": "later.bin", "size": bytes.len(), "hash": hash.to_hex().as_str()});
+    let r = bob.ok("upload.begin", by_hash).await?;
+    assert_eq!(r["complete"], true, "{r}");
+    // Same size and head, another tail: also asked for the hash, and sent.
+    let mut edited = bytes.clone();
+    edited[MIB + 5] ^= 1;
+    let r = bob.ok("upload.begin", begin.clone()).await?;
+    assert_eq!(r["hash_required"], true, "{r}");
+    let edited_hash = blake3::hash(&edited).to_hex().to_string();
+    let r = bob.ok("upload.begin", json!({"room": "general", "name": "edited.bin", "size": edited.len(), "hash": edited_hash})).await?;
+    assert_eq!(r["complete"], false, "{r}");
+    let id = r["upload_id"].as_str().unwrap_or_default().to_owned();
+    within("stream", send_upload(bob.conn.clone(), id, 0, edited, true)).await?;
+    let done = within("upload.done", upload_event(&mut bob)).await?;
+    assert_eq!(done["file"]["hash"], edited_hash.as_str(), "{done}");
+
+    // A keyed hash-later begin repeated finds its upload, and once that is
+    // stored, its message: not `hash_required`, not a second message.
+    let mut keyed_bytes = vec![0u8; 3 * MIB / 2];
+    blake3::Hasher::new().update(b"keyed later").finalize_xof().fill(&mut keyed_bytes);
+    let keyed_head = blake3::hash(&keyed_bytes[..MIB]).to_hex().to_string();
+    let keyed = json!({"room": "general", "name": "k.bin", "size": keyed_bytes.len(), "head": keyed_head, "client_key": "later-1"});
+    let first = bob.ok("upload.begin", keyed.clone()).await?;
+    let again = bob.ok("upload.begin", keyed.clone()).await?;
+    assert_eq!(again["upload_id"], first["upload_id"], "{again}");
+    let id = first["upload_id"].as_str().unwrap_or_default().to_owned();
+    let digest = blake3::hash(&keyed_bytes);
+    let header = json!({"upload_id": id, "offset": 0, "trailer": true});
+    let stream = [keyed_bytes.as_slice(), digest.as_bytes()].concat();
+    within("stream", send_stream(bob.conn.clone(), header, stream, true)).await?;
+    let done = within("upload.done", upload_event(&mut bob)).await?;
+    assert_eq!(done["ev"], "upload.done", "{done}");
+    let repeat = bob.ok("upload.begin", keyed).await?;
+    assert_eq!(repeat["complete"], true, "{repeat}");
+    assert_eq!(repeat["seq"], done["seq"], "the original message: {repeat}");
+    assert_eq!(repeat["file"]["hash"], digest.to_hex().as_str());
+
+    // Exactly one of hash and head.
+    let both =
+        json!({"room": "general", "name": "x", "size": 1, "head": head, "hash": edited_hash});
+    let neither = json!({"room": "general", "name": "x", "size": 1});
+    let bad_head = json!({"room": "general", "name": "x", "size": 1, "head": "00"});
+    for req in [both, neither, bad_head] {
+        let r = bob.call("upload.begin", req.clone()).await?;
+        assert_eq!(r["err"]["code"], "bad_request", "{req}: {r}");
+    }
+    Ok(())
+}
+
+/// The client begins hash-later; a file that only looks like a stored one
+/// (same size and first MiB) is hashed whole first and then sent in full.
+#[tokio::test]
+async fn a_file_like_a_stored_one_is_hashed_then_sent() -> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let (bob, _b) = client(&s, "bob").await?;
+    let dir = tempfile::tempdir()?;
+    let first = dir.path().join("disk.img");
+    random_file(&first, 2 * MIB, "image")?;
+    let mut edited = std::fs::read(&first)?;
+    edited[2 * MIB - 1] ^= 0xff;
+    let second = dir.path().join("disk-edited.img");
+    std::fs::write(&second, &edited)?;
+    let second_hash = hash_of(&second)?;
+
+    let a = bounded("first upload", ann.upload("general", &first)?.wait()).await?;
+    assert_eq!(a.sent, 2 * MIB as u64);
+    let b = bounded("look-alike upload", bob.upload("general", &second)?.wait()).await?;
+    assert!(!b.deduplicated);
+    assert_eq!(b.sent, 2 * MIB as u64, "every byte sent");
+    assert_eq!(b.file.hash, second_hash);
+    assert_ne!(b.file.id, a.file.id);
     Ok(())
 }

@@ -1,15 +1,22 @@
-//! One upload: hash, `upload.begin`, one stream per attempt from the offset
-//! the server holds, then wait for the server's verdict. A lost connection
-//! or a stream the server stopped as `unavailable`/`conflict` is retried
-//! from `upload.status`; every other refusal is final.
+//! One upload: `upload.begin`, one stream per attempt from the offset the
+//! server holds, then wait for the server's verdict. A lost connection or a
+//! stream the server stopped as `unavailable`/`conflict` is retried from
+//! `upload.status`; every other refusal is final.
+//!
+//! The begin is hash-later (PROTOCOL.md §9.2): it names the file by its size
+//! and the BLAKE3 of its first MiB, so a new file is read once, hashed as
+//! its bytes go out, and its digest ends the stream. Only when the server
+//! says the tenant may hold the content already (`hash_required`) is the
+//! whole file hashed first and begun again by its hash, so content already
+//! stored is never sent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use qchat_protocol::{
-    ErrorCode, Op, StreamCode, UploadBeginOk, UploadBeginReq, UploadHeader, UploadStatusOk,
-    UploadStatusReq, encode_json,
+    ErrorCode, HEAD_LEN, Op, StreamCode, UploadBeginOk, UploadBeginReq, UploadHeader,
+    UploadStatusOk, UploadStatusReq, encode_json,
 };
 use std::io::Seek as _;
 
@@ -75,22 +82,27 @@ impl Job {
     }
 
     async fn upload(&self) -> Result<Uploaded, TransferError> {
-        let (hash, size) = self.hash().await?;
+        let size = self.size().await?;
+        // One key per share: a begin repeated after a lost reply (the call
+        // retries on a new connection) is recognised and posts nothing twice.
+        let key = crate::outbox::new_client_msg_id();
+        let head = self.head(size).await?;
+        let mut begin = self.begin(size, None, Some(head), &key).await?;
+        // Whether the stream ends with the digest (the begin was hash-later).
+        let mut trailer = true;
+        if begin.hash_required {
+            let (hash, hashed) = self.hash().await?;
+            if hashed != size {
+                return Err(self.changed());
+            }
+            begin = self.begin(size, Some(hash), None, &key).await?;
+            trailer = false;
+        }
         self.set(|p| {
             p.total = size;
             p.done = 0;
             p.state = UploadState::Waiting;
         });
-        // One key per share: a begin repeated after a lost reply (the call
-        // retries on a new connection) is recognised and posts nothing twice.
-        let op = Op::UploadBegin(UploadBeginReq {
-            room: self.room.clone(),
-            name: self.name.clone(),
-            size,
-            hash,
-            client_key: Some(crate::outbox::new_client_msg_id()),
-        });
-        let begin: UploadBeginOk = self.shared.call(op, true).await?;
         if begin.complete {
             let (Some(file), Some(seq)) = (begin.file, begin.seq) else {
                 return Err(TransferError::Protocol("complete upload without file".to_owned()));
@@ -105,7 +117,8 @@ impl Job {
         loop {
             let conn = self.shared.ready_conn().await?;
             let resumed_from = offset;
-            let end = match self.send_once(&conn, &id, offset, size, attempt > 0).await {
+            let send = Send { id: &id, offset, size, probe: attempt > 0, trailer };
+            let end = match self.send_once(&conn, send).await {
                 Ok(()) => {
                     self.set(|p| p.state = UploadState::Verifying);
                     tokio::select! {
@@ -163,22 +176,65 @@ impl Job {
         Uploaded { file, seq, sent, resumed_from, deduplicated: false }
     }
 
-    /// BLAKE3 and size of the file, on the blocking pool.
-    async fn hash(&self) -> Result<(String, u64), TransferError> {
-        let path = self.path.clone();
-        let meta = tokio::fs::metadata(&path)
-            .await
-            .map_err(|e| TransferError::io(format!("reading {}", path.display()), &e))?;
+    /// Sends `upload.begin` with the file's `hash` or, hash-later, its `head`.
+    async fn begin(
+        &self,
+        size: u64,
+        hash: Option<String>,
+        head: Option<String>,
+        key: &str,
+    ) -> Result<UploadBeginOk, TransferError> {
+        let op = Op::UploadBegin(UploadBeginReq {
+            room: self.room.clone(),
+            name: self.name.clone(),
+            size,
+            hash,
+            head,
+            client_key: Some(key.to_owned()),
+        });
+        Ok(self.shared.call(op, true).await?)
+    }
+
+    /// The size of the file, which must be a regular file.
+    async fn size(&self) -> Result<u64, TransferError> {
+        let meta = tokio::fs::metadata(&self.path).await.map_err(|e| self.io(&e))?;
         if !meta.is_file() {
             return Err(TransferError::Io {
-                context: format!("reading {}", path.display()),
+                context: self.context(),
                 message: "not a regular file".to_owned(),
             });
         }
-        self.set(|p| {
-            p.total = meta.len();
-            p.state = UploadState::Hashing;
-        });
+        self.set(|p| p.total = meta.len());
+        Ok(meta.len())
+    }
+
+    /// BLAKE3 of the first [`HEAD_LEN`] bytes (all of a shorter file).
+    async fn head(&self, size: u64) -> Result<String, TransferError> {
+        let want = size.min(HEAD_LEN);
+        let hasher = hash_range(self.path.clone(), want).await.map_err(|e| self.io(&e))?;
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+
+    fn context(&self) -> String {
+        format!("reading {}", self.path.display())
+    }
+
+    fn io(&self, e: &std::io::Error) -> TransferError {
+        TransferError::io(self.context(), e)
+    }
+
+    fn changed(&self) -> TransferError {
+        TransferError::Io {
+            context: self.context(),
+            message: "the file changed size while uploading".to_owned(),
+        }
+    }
+
+    /// BLAKE3 and size of the whole file (on the blocking pool and both
+    /// cores), before a begin by hash.
+    async fn hash(&self) -> Result<(String, u64), TransferError> {
+        let path = self.path.clone();
+        self.set(|p| p.state = UploadState::Hashing);
         let progress = self.progress.clone();
         let cancel = self.cancel.clone();
         tokio::task::spawn_blocking(move || {
@@ -237,17 +293,15 @@ impl Job {
         Err(TransferError::stream_code(code))
     }
 
-    /// Sends the bytes from `offset` on a new stream and finishes it.
+    /// Sends the bytes from `offset` on a new stream (hash-later: hashing
+    /// them and ending with the digest) and finishes it.
     /// `Err(Ok(_))` for an end worth retrying, `Err(Err(_))` for a final one.
     async fn send_once(
         &self,
         conn: &Connection,
-        id: &str,
-        offset: u64,
-        size: u64,
-        probe: bool,
+        send: Send<'_>,
     ) -> Result<(), Result<StreamEnd, TransferError>> {
-        let context = || format!("reading {}", self.path.display());
+        let Send { id, offset, size, probe, trailer } = send;
         let path = self.path.clone();
         let mut file = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
@@ -256,10 +310,18 @@ impl Job {
         })
         .await
         .map_err(|e| Err(TransferError::Protocol(format!("reading task: {e}"))))?
-        .map_err(|e| Err(TransferError::io(context(), &e)))?;
+        .map_err(|e| Err(self.io(&e)))?;
+        // The digest covers the whole file: a resumed stream hashes the
+        // bytes the server holds again first (read from the file here).
+        let mut hasher = match trailer {
+            true => {
+                Some(hash_range(self.path.clone(), offset).await.map_err(|e| Err(self.io(&e)))?)
+            }
+            false => None,
+        };
         let stream = conn.open_uni().await.map_err(|_| Ok(StreamEnd::Lost))?;
         let mut stream = ResetOnDrop { stream, finished: false };
-        let header = encode_json(&UploadHeader { upload_id: id.to_owned(), offset })
+        let header = encode_json(&UploadHeader { upload_id: id.to_owned(), offset, trailer })
             .map_err(|e| Err(TransferError::Protocol(format!("encoding header: {e}"))))?;
         stream.stream.write_all(&header).await.map_err(write_end)?;
         if probe {
@@ -285,13 +347,10 @@ impl Job {
         while remaining > 0 {
             let want = usize::try_from(remaining).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
             let chunk;
-            (file, chunk) =
-                read_chunk(file, want).await.map_err(|e| Err(TransferError::io(context(), &e)))?;
+            (file, chunk, hasher) =
+                read_chunk(file, want, hasher).await.map_err(|e| Err(self.io(&e)))?;
             if chunk.is_empty() {
-                return Err(Err(TransferError::Io {
-                    context: context(),
-                    message: "the file shrank while uploading".to_owned(),
-                }));
+                return Err(Err(self.changed()));
             }
             let n = chunk.len() as u64;
             // The chunk itself goes into quinn's send buffer: no copy.
@@ -302,24 +361,66 @@ impl Job {
                 p.sent += n;
             });
         }
+        if let Some(hasher) = hasher {
+            stream.stream.write_all(hasher.finalize().as_bytes()).await.map_err(write_end)?;
+        }
         stream.finish().map_err(|_| Ok(StreamEnd::Lost))
     }
+}
+
+/// One stream attempt of [`Job::send_once`].
+#[derive(Debug, Clone, Copy)]
+struct Send<'a> {
+    id: &'a str,
+    /// Where the bytes start: what the server holds.
+    offset: u64,
+    size: u64,
+    /// Whether to wait briefly for a refusal after the header (a resume).
+    probe: bool,
+    /// Whether the stream ends with the digest (hash-later).
+    trailer: bool,
+}
+
+/// BLAKE3 over the first `len` bytes of the file at `path`, on the blocking
+/// pool.
+async fn hash_range(path: PathBuf, len: u64) -> std::io::Result<blake3::Hasher> {
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        if len > 0 {
+            let file = std::fs::File::open(path)?;
+            let n = hasher.update_reader(std::io::Read::take(file, len))?.count();
+            if n != len {
+                return Err(std::io::Error::other("the file shrank while uploading"));
+            }
+        }
+        Ok(hasher)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Bytes read from the file and handed to the stream at once.
 const SEND_CHUNK: usize = 1024 * 1024;
 
 /// Reads up to `want` bytes of `file` on the blocking pool, straight into
-/// the buffer that becomes the stream's chunk; the file comes back with
-/// them (an empty chunk at the end of the file).
-async fn read_chunk(file: std::fs::File, want: usize) -> std::io::Result<(std::fs::File, Bytes)> {
+/// the buffer that becomes the stream's chunk, and hashes them into
+/// `hasher` (hash-later) while they are in the cache; the file and the
+/// hasher come back with them (an empty chunk at the end of the file).
+async fn read_chunk(
+    file: std::fs::File,
+    want: usize,
+    mut hasher: Option<blake3::Hasher>,
+) -> std::io::Result<(std::fs::File, Bytes, Option<blake3::Hasher>)> {
     tokio::task::spawn_blocking(move || {
         use std::io::Read as _;
         let mut buf = Vec::with_capacity(want);
         // `take` + `read_to_end` reads into the spare capacity without
         // zeroing it first, and retries short reads.
         (&file).take(want as u64).read_to_end(&mut buf)?;
-        Ok((file, Bytes::from(buf)))
+        if let Some(h) = &mut hasher {
+            h.update(&buf);
+        }
+        Ok((file, Bytes::from(buf), hasher))
     })
     .await
     .map_err(std::io::Error::other)?

@@ -9,18 +9,23 @@ use qchat_protocol::{
 use serde_json::Value;
 
 use super::{member_room, ok};
-use crate::db::{self, FileAccess, FileAttach, NewMessage, NewUpload};
+use crate::db::{self, Content, FileAccess, FileAttach, NewMessage, NewUpload};
 use crate::error::{Result, refuse};
 use crate::session::{Login, Session};
 use crate::transfer::{download, keyed_upload_id, new_upload_id, valid_upload_id};
 
 pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Result<Value> {
-    if !valid_hash(&r.hash) {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            "hash must be 64 lower-case hex digits (BLAKE3)",
-        ));
-    }
+    let content = match (r.hash.as_deref(), r.head.as_deref()) {
+        (Some(hash), None) if valid_hash(hash) => Content::Hash(hash),
+        (None, Some(head)) if valid_hash(head) => Content::Head(head),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "hash and head must be 64 lower-case hex digits (BLAKE3)",
+            ));
+        }
+        _ => return Err(refuse(ErrorCode::BadRequest, "give either hash or head")),
+    };
     let limits = s.shared.transfers.limits;
     if r.size > limits.max_file_size {
         return Err(refuse(
@@ -44,38 +49,42 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
     let keyed = r
         .client_key
         .as_deref()
-        .map(|k| keyed_upload_id(login.tenant, login.user, room.id, k, &r.hash, r.size));
+        .map(|k| keyed_upload_id(login.tenant, login.user, room.id, k, content, r.size));
 
-    // Content the tenant already stores is not sent again.
-    if let Some((file_id, size)) = db::file_by_hash(pool, login.tenant, &r.hash).await? {
-        if size != r.size {
-            return Err(refuse(
-                ErrorCode::BadRequest,
-                "a stored file has this hash with another size",
-            ));
+    match content {
+        // Content the tenant already stores is not sent again.
+        Content::Hash(hash) => {
+            if let Some(stored) = db::file_by_hash(pool, login.tenant, hash).await? {
+                let share = Share { room, name, size: r.size, keyed };
+                return offer_stored(s, login, share, hash, stored).await;
+            }
         }
-        // Keyed: a repeat (or the upload that stored this share) already
-        // recorded the message under this id, and the committer returns it.
-        let upload_id = keyed.clone().unwrap_or_else(new_upload_id);
-        let msg = NewMessage {
-            tenant: login.tenant,
-            room: room.id,
-            sender: Some(login.user),
-            sender_name: login.user_name.clone(),
-            client_msg_id: Some(format!("upload:{upload_id}")),
-            kind: MessageKind::File,
-            body: name.clone(),
-            ts: db::now_ms(),
-            file: Some(FileAttach { hash: r.hash.clone(), size, upload_id: None }),
-        };
-        let c = s.shared.committer.submit(msg, room.name).await?;
-        return ok(&UploadBeginOk {
-            upload_id,
-            offset: size,
-            complete: true,
-            file: Some(FileInfo { id: c.file_id.unwrap_or(file_id), name, size, hash: r.hash }),
-            seq: Some(c.seq),
-        });
+        Content::Head(head) => {
+            // A keyed repeat finds the file its upload stored, or the upload
+            // itself, before any look at what else the tenant stores.
+            let mut pending = false;
+            if let Some(id) = &keyed {
+                let cmid = format!("upload:{id}");
+                let shared =
+                    db::shared_file(pool, login.tenant, room.id, login.user, &cmid).await?;
+                if let Some((hash, stored)) = shared {
+                    let share = Share { room, name, size: r.size, keyed };
+                    return offer_stored(s, login, share, &hash, stored).await;
+                }
+                pending = db::upload(pool, login.tenant, login.user, id).await?.is_some();
+            }
+            // It might be stored: the client must say which content it is first.
+            if !pending && db::tenant_may_hold(pool, login.tenant, r.size, head).await? {
+                return ok(&UploadBeginOk {
+                    upload_id: String::new(),
+                    offset: 0,
+                    complete: false,
+                    file: None,
+                    seq: None,
+                    hash_required: true,
+                });
+            }
+        }
     }
     if db::tenant_usage(pool, login.tenant).await?.saturating_add(r.size) > limits.tenant_quota {
         return Err(refuse(
@@ -84,14 +93,21 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         ));
     }
     // Resume: the same share again (keyed), or, without a key, the same
-    // content to the same room.
+    // content (or, hash later, the same size and head) to the same room.
     let resume = match &keyed {
         Some(id) => db::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
-        None => db::find_upload(pool, login.tenant, login.user, room.id, &r.hash, r.size).await?,
+        None => db::find_upload(pool, login.tenant, login.user, room.id, content, r.size).await?,
     };
     if let Some(upload_id) = resume {
         let offset = held_now(s, &upload_id).await?;
-        return ok(&UploadBeginOk { upload_id, offset, complete: false, file: None, seq: None });
+        return ok(&UploadBeginOk {
+            upload_id,
+            offset,
+            complete: false,
+            file: None,
+            seq: None,
+            hash_required: false,
+        });
     }
     let upload_id = keyed.unwrap_or_else(new_upload_id);
     let row = NewUpload {
@@ -101,10 +117,71 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         room: room.id,
         name: &name,
         size: r.size,
-        hash: &r.hash,
+        content,
     };
     db::create_upload(pool, &row).await?;
-    ok(&UploadBeginOk { upload_id, offset: 0, complete: false, file: None, seq: None })
+    ok(&UploadBeginOk {
+        upload_id,
+        offset: 0,
+        complete: false,
+        file: None,
+        seq: None,
+        hash_required: false,
+    })
+}
+
+/// What an `upload.begin` offers: to which room, under which name.
+struct Share {
+    room: db::Room,
+    /// Sanitized display name.
+    name: String,
+    size: u64,
+    /// The upload id the client key names, if the begin has one.
+    keyed: Option<String>,
+}
+
+/// Offers content the tenant already stores (`stored`: its file id and
+/// size) as a new file message: nothing is sent.
+async fn offer_stored(
+    s: &Session,
+    login: &Login,
+    share: Share,
+    hash: &str,
+    stored: (u64, u64),
+) -> Result<Value> {
+    let Share { room, name, size, keyed } = share;
+    let (file_id, stored_size) = stored;
+    if stored_size != size {
+        return Err(refuse(ErrorCode::BadRequest, "a stored file has this hash with another size"));
+    }
+    // Keyed: a repeat (or the upload that stored this share) already
+    // recorded the message under this id, and the committer returns it.
+    let upload_id = keyed.unwrap_or_else(new_upload_id);
+    let msg = NewMessage {
+        tenant: login.tenant,
+        room: room.id,
+        sender: Some(login.user),
+        sender_name: login.user_name.clone(),
+        client_msg_id: Some(format!("upload:{upload_id}")),
+        kind: MessageKind::File,
+        body: name.clone(),
+        ts: db::now_ms(),
+        file: Some(FileAttach { hash: hash.to_owned(), size, head: None, upload_id: None }),
+    };
+    let c = s.shared.committer.submit(msg, room.name).await?;
+    ok(&UploadBeginOk {
+        upload_id,
+        offset: size,
+        complete: true,
+        file: Some(FileInfo {
+            id: c.file_id.unwrap_or(file_id),
+            name,
+            size,
+            hash: hash.to_owned(),
+        }),
+        seq: Some(c.seq),
+        hash_required: false,
+    })
 }
 
 pub(super) async fn status(s: &Session, login: &Login, r: UploadStatusReq) -> Result<Value> {

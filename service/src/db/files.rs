@@ -78,20 +78,66 @@ pub(crate) async fn by_hash(
     Ok(row.map(|(id, size)| (to_u64(id), to_u64(size))))
 }
 
-/// Inserts the file row if the tenant does not have it yet; returns its id.
+/// Whether the tenant stores a file that a hash-later upload of `size`
+/// bytes starting with `head` might duplicate: same size and the same head
+/// (or no head on record, for files stored before heads were kept).
+pub(crate) async fn may_hold(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    size: u64,
+    head: &str,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<i64> = sqlx::query_scalar(
+        "select 1 from files where tenant_id = ? and size = ? and (head = ? or head is null)
+         limit 1",
+    )
+    .bind(tenant.0)
+    .bind(i(size))
+    .bind(head)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// The file that `sender`'s file message with this `client_msg_id` offers
+/// in the room: `(hash, (file id, size))`.
+pub(crate) async fn shared(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    room: RoomId,
+    sender: UserId,
+    client_msg_id: &str,
+) -> Result<Option<(String, (u64, u64))>, sqlx::Error> {
+    let row: Option<(String, i64, i64)> = sqlx::query_as(
+        "select f.hash, f.id, f.size from messages m join files f on f.id = m.file_id
+         where m.tenant_id = ? and m.room_id = ? and m.sender_id = ? and m.client_msg_id = ?",
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(sender.0)
+    .bind(client_msg_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(hash, id, size)| (hash, (to_u64(id), to_u64(size)))))
+}
+
+/// Inserts the file row if the tenant does not have it yet (recording
+/// `head` where the row has none); returns its id.
 pub(crate) async fn insert_or_get(
     conn: &mut sqlx::SqliteConnection,
     tenant: TenantId,
     hash: &str,
     size: u64,
+    head: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
     sqlx::query(
-        "insert into files (tenant_id, hash, size, created_at) values (?, ?, ?, ?)
-         on conflict (tenant_id, hash) do nothing",
+        "insert into files (tenant_id, hash, size, head, created_at) values (?, ?, ?, ?, ?)
+         on conflict (tenant_id, hash) do update set head = coalesce(files.head, excluded.head)",
     )
     .bind(tenant.0)
     .bind(hash)
     .bind(i(size))
+    .bind(head)
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
@@ -131,7 +177,9 @@ pub(crate) struct Upload {
     pub(crate) user_name: String,
     pub(crate) name: String,
     pub(crate) size: u64,
-    pub(crate) hash: String,
+    /// The declared content hash; `None` for a hash-later upload (its
+    /// stream's trailer brings it).
+    pub(crate) hash: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -144,7 +192,7 @@ struct UploadRow {
     user_name: String,
     name: String,
     size: i64,
-    hash: String,
+    hash: Option<String>,
 }
 
 impl From<UploadRow> for Upload {
@@ -178,7 +226,17 @@ pub(crate) struct NewUpload<'a> {
     pub(crate) room: RoomId,
     pub(crate) name: &'a str,
     pub(crate) size: u64,
-    pub(crate) hash: &'a str,
+    /// What the content is known by: its hash, or a hash-later upload's head.
+    pub(crate) content: Content<'a>,
+}
+
+/// What a new upload's content is known by when it begins.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Content<'a> {
+    /// The whole file's BLAKE3, declared in `upload.begin`.
+    Hash(&'a str),
+    /// Hash later: the BLAKE3 of the first MiB.
+    Head(&'a str),
 }
 
 pub(crate) async fn create_upload(
@@ -187,8 +245,8 @@ pub(crate) async fn create_upload(
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "insert into uploads (id, tenant_id, user_id, room_id, name, size, hash, created_at, updated_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into uploads (id, tenant_id, user_id, room_id, name, size, hash, head,
+         created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(u.id)
     .bind(u.tenant.0)
@@ -196,7 +254,14 @@ pub(crate) async fn create_upload(
     .bind(u.room.0)
     .bind(u.name)
     .bind(i(u.size))
-    .bind(u.hash)
+    .bind(match u.content {
+        Content::Hash(h) => Some(h),
+        Content::Head(_) => None,
+    })
+    .bind(match u.content {
+        Content::Head(h) => Some(h),
+        Content::Hash(_) => None,
+    })
     .bind(now)
     .bind(now)
     .execute(db)
@@ -219,26 +284,32 @@ pub(crate) async fn upload(
     Ok(row.map(Upload::from))
 }
 
-/// The caller's unfinished upload of the same content to the same room.
+/// The caller's unfinished upload of the same content to the same room
+/// (a hash-later one: of the same size and head).
 pub(crate) async fn find_upload(
     db: impl SqliteExecutor<'_>,
     tenant: TenantId,
     user: UserId,
     room: RoomId,
-    hash: &str,
+    content: Content<'_>,
     size: u64,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select id from uploads where tenant_id = ? and user_id = ? and room_id = ? and hash = ? and size = ?
-         order by updated_at desc limit 1",
-    )
-    .bind(tenant.0)
-    .bind(user.0)
-    .bind(room.0)
-    .bind(hash)
-    .bind(i(size))
-    .fetch_optional(db)
-    .await
+    let (column, value) = match content {
+        Content::Hash(h) => ("hash", h),
+        Content::Head(h) => ("head", h),
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "select id from uploads where tenant_id = ? and user_id = ? and room_id = ? and {column} = ?
+         and size = ? order by updated_at desc limit 1"
+    ));
+    sqlx::query_scalar(sql)
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(room.0)
+        .bind(value)
+        .bind(i(size))
+        .fetch_optional(db)
+        .await
 }
 
 /// Marks an upload as active now (so the stale sweep leaves it alone).
@@ -273,4 +344,53 @@ pub(crate) async fn stale_uploads(
 /// Ids of every upload.
 pub(crate) async fn all_uploads(db: impl SqliteExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("select id from uploads").fetch_all(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    #[tokio::test]
+    async fn hash_later_uploads_and_heads_are_matched() {
+        let (pool, _dir) = db::test_pool().await;
+        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
+        let other = db::create_tenant(&pool, "other", false).await.expect("tenant");
+        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
+        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let (head, hash) = ("a".repeat(64), "b".repeat(64));
+        let mut conn = pool.acquire().await.expect("conn");
+        insert_or_get(&mut conn, t, &hash, 10, Some(&head)).await.expect("file");
+        assert!(may_hold(&pool, t, 10, &head).await.expect("query"), "same size and head");
+        assert!(!may_hold(&pool, t, 11, &head).await.expect("query"), "another size");
+        assert!(!may_hold(&pool, t, 10, &"c".repeat(64)).await.expect("query"), "another head");
+        assert!(!may_hold(&pool, other, 10, &head).await.expect("query"), "another tenant");
+        // A file stored before heads were kept matches on size alone; a head
+        // recorded later fills it in and is kept from then on.
+        let old = "d".repeat(64);
+        insert_or_get(&mut conn, t, &old, 20, None).await.expect("file");
+        assert!(may_hold(&pool, t, 20, &"e".repeat(64)).await.expect("query"));
+        insert_or_get(&mut conn, t, &old, 20, Some(&head)).await.expect("again");
+        insert_or_get(&mut conn, t, &old, 20, Some(&"f".repeat(64))).await.expect("again");
+        assert!(!may_hold(&pool, t, 20, &"e".repeat(64)).await.expect("query"));
+        assert!(may_hold(&pool, t, 20, &head).await.expect("query"));
+
+        // A hash-later upload has a head and no hash, and is found by its head.
+        let row = NewUpload {
+            id: "u1",
+            tenant: t,
+            user: u,
+            room: r.id,
+            name: "a.bin",
+            size: 10,
+            content: Content::Head(&head),
+        };
+        create_upload(&pool, &row).await.expect("upload");
+        let found = find_upload(&pool, t, u, r.id, Content::Head(&head), 10).await.expect("find");
+        assert_eq!(found.as_deref(), Some("u1"));
+        let by_hash = find_upload(&pool, t, u, r.id, Content::Hash(&head), 10).await.expect("find");
+        assert_eq!(by_hash, None, "a head is not a hash");
+        let up = upload(&pool, t, u, "u1").await.expect("load").expect("row");
+        assert_eq!(up.hash, None);
+    }
 }

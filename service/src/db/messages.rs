@@ -50,6 +50,9 @@ pub(crate) struct NewMessage {
 pub(crate) struct FileAttach {
     pub(crate) hash: String,
     pub(crate) size: u64,
+    /// BLAKE3 of the first MiB, when the server just computed it (a new
+    /// upload); recorded where the file row has none.
+    pub(crate) head: Option<String>,
     /// The upload this message completes; its row is deleted in the same
     /// transaction.
     pub(crate) upload_id: Option<String>,
@@ -98,7 +101,14 @@ pub(crate) async fn append(
     };
     let file_id = match &m.file {
         Some(f) => {
-            let id = super::files::insert_or_get(&mut *conn, m.tenant, &f.hash, f.size).await?;
+            let id = super::files::insert_or_get(
+                &mut *conn,
+                m.tenant,
+                &f.hash,
+                f.size,
+                f.head.as_deref(),
+            )
+            .await?;
             if let Some(upload) = &f.upload_id {
                 super::files::delete_upload(&mut *conn, upload).await?;
             }

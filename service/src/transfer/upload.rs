@@ -1,15 +1,17 @@
 //! Receiving one file on a client-opened unidirectional stream: header frame,
-//! then exactly `size - offset` bytes. Hashes while writing to the partial
-//! file, verifies size and BLAKE3, fsyncs, moves the file into the store and
-//! records file row and file message in one transaction (via the committer).
+//! then exactly `size - offset` bytes, then (for an upload begun hash-later)
+//! the 32-byte BLAKE3 trailer. Hashes while writing to the partial file,
+//! verifies size and BLAKE3 (against the declared hash or the trailer),
+//! fsyncs, moves the file into the store and records file row and file
+//! message in one transaction (via the committer).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use qchat_protocol::{
-    Event, FileInfo, MessageKind, StreamCode, UploadDone, UploadFailed, UploadHeader,
-    decode_stream_header, encode_json, stream_header_len,
+    Event, FileInfo, HEAD_LEN, MessageKind, StreamCode, TRAILER_LEN, UploadDone, UploadFailed,
+    UploadHeader, decode_stream_header, encode_json, stream_header_len,
 };
 use quinn::{RecvStream, VarInt};
 use tokio_util::sync::CancellationToken;
@@ -152,6 +154,14 @@ async fn run(
         .await
         .map_err(|e| internal("loading upload", e))?
         .ok_or_else(|| fail(StreamCode::NotFound, "no such upload", false))?;
+    if header.trailer != up.hash.is_none() {
+        let why = if header.trailer {
+            "this upload declared its hash: no trailer"
+        } else {
+            "this upload was begun with a head: its stream ends with the hash trailer"
+        };
+        return Err(fail(StreamCode::BadHeader, why, false));
+    }
     // A stream of the same user takes the upload over from a stale one.
     let claim = slot.insert(transfers.claim(&up.id, login.tenant).await.ok_or_else(|| {
         fail(StreamCode::Conflict, "upload already in progress on another stream", false)
@@ -170,20 +180,27 @@ async fn run(
 
     let started = Instant::now();
     let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let written = receive_bytes(shared, &up, held, claim, hasher, recv, closing).await?;
+    let (written, trailer) = receive_bytes(shared, &up, held, claim, hasher, recv, closing).await?;
     let (hasher, synced) = (written.hasher, written.synced);
     let received = started.elapsed();
     let got = hasher.finalize().to_hex().to_string();
-    if got != up.hash {
+    let declared = match (&up.hash, trailer) {
+        (Some(hash), _) => hash.clone(),
+        (None, Some(digest)) => blake3::Hash::from_bytes(digest).to_hex().to_string(),
+        (None, None) => return Err(internal("upload stream", "no hash and no trailer")),
+    };
+    if got != declared {
         return Err(fail(
             StreamCode::HashMismatch,
             format!("content hash {got} differs from the declared one"),
             true,
         ));
     }
+    let hash = got;
+    let head = hash_head(transfers.store.part_path(&up.id), up.size).await?;
     transfers
         .store
-        .promote(&up.id, login.tenant, &up.hash)
+        .promote(&up.id, login.tenant, &hash)
         .await
         .map_err(|e| internal("moving upload into the store", e))?;
     let msg = NewMessage {
@@ -196,8 +213,9 @@ async fn run(
         body: up.name.clone(),
         ts: db::now_ms(),
         file: Some(FileAttach {
-            hash: up.hash.clone(),
+            hash: hash.clone(),
             size: up.size,
+            head: Some(head),
             upload_id: Some(up.id.clone()),
         }),
     };
@@ -227,14 +245,14 @@ async fn run(
                 Some(id) => id,
                 // Recorded before (the message was a duplicate): the file
                 // row is there all the same.
-                None => db::file_by_hash(&shared.pool, login.tenant, &up.hash)
+                None => db::file_by_hash(&shared.pool, login.tenant, &hash)
                     .await
                     .map_err(|e| internal("reading file row", e))?
                     .map_or(0, |(id, _)| id),
             },
             name: up.name,
             size: up.size,
-            hash: up.hash,
+            hash,
         },
         seq: committed.seq,
     })
@@ -256,6 +274,23 @@ async fn hash_prefix(path: std::path::PathBuf, held: u64) -> Result<blake3::Hash
     .map_err(|e| internal("hashing partial upload", e))
 }
 
+/// BLAKE3 of the first [`HEAD_LEN`] bytes of the complete partial file
+/// (what hash-later begins are matched by), on the blocking pool.
+async fn hash_head(path: std::path::PathBuf, size: u64) -> Result<String, Failure> {
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(&path)?;
+        let n = hasher.update_reader(std::io::Read::take(file, HEAD_LEN))?.count();
+        if n != size.min(HEAD_LEN) {
+            return Err(std::io::Error::other("partial file shorter than its upload"));
+        }
+        Ok::<_, std::io::Error>(hasher.finalize().to_hex().to_string())
+    })
+    .await
+    .map_err(|e| internal("hashing task", e))?
+    .map_err(|e| internal("hashing the head of an upload", e))
+}
+
 /// Reads the tenant's stored bytes into the claim (for its quota checks).
 async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> {
     let mark = claim.stored_mark();
@@ -266,8 +301,12 @@ async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> 
     Ok(())
 }
 
+/// The trailer of a hash-later upload stream: the file's BLAKE3 digest.
+type Trailer = [u8; TRAILER_LEN];
+
 /// Receives the bytes after `held` into the partial file, hashing them, and
-/// fsyncs it; the hasher, the fsync time and how the writes went.
+/// fsyncs it; the hasher, the fsync time and how the writes went, and the
+/// stream's trailer if the upload has one.
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
@@ -276,13 +315,16 @@ async fn receive_bytes(
     hasher: blake3::Hasher,
     recv: &mut RecvStream,
     closing: &CancellationToken,
-) -> Result<Finished, Failure> {
+) -> Result<(Finished, Option<Trailer>), Failure> {
     let path = shared.transfers.store.part_path(&up.id);
     let mut writer = PartWriter::open(path, hasher, shared.transfers.write_budget.clone())
         .await
         .map_err(|e| internal("opening partial upload", e))?;
     match receive_into(up, held, claim, &mut writer, recv, closing).await {
-        Ok(()) => writer.finish().await.map_err(|e| internal("writing partial upload", e)),
+        Ok(trailer) => match writer.finish().await {
+            Ok(finished) => Ok((finished, trailer)),
+            Err(e) => Err(internal("writing partial upload", e)),
+        },
         Err(f) => {
             // Other uploads may use the quota at once; whatever arrived is
             // in the file before the claim is let go, so a resume (or the
@@ -297,7 +339,7 @@ async fn receive_bytes(
 }
 
 /// The receive loop: bytes from the stream to the writer, within the
-/// declared size and the tenant's quota.
+/// declared size and the tenant's quota; then a hash-later upload's trailer.
 async fn receive_into(
     up: &Upload,
     held: u64,
@@ -305,8 +347,10 @@ async fn receive_into(
     writer: &mut PartWriter,
     recv: &mut RecvStream,
     closing: &CancellationToken,
-) -> Result<(), Failure> {
+) -> Result<Option<Trailer>, Failure> {
     let mut total = held;
+    // A hash-later upload's trailer, gathered once the file's bytes are in.
+    let mut trailer = up.hash.is_none().then(|| Vec::with_capacity(TRAILER_LEN));
     // Quota counted ahead, up to `GRANT` at a time, so the tenant-wide
     // lock is taken once per grant rather than once per packet; never past
     // the declared size, and given back with the claim.
@@ -335,7 +379,7 @@ async fn receive_into(
             r = recv.read_chunk(CHUNK, true) => r,
             why = &mut stopped => return Err(why.failure()),
         };
-        let chunk: Bytes = match read {
+        let mut chunk: Bytes = match read {
             Ok(Some(c)) => c.bytes,
             Ok(None) => break,
             Err(e) => {
@@ -347,6 +391,24 @@ async fn receive_into(
                 ));
             }
         };
+        if let Some(t) = &mut trailer
+            && total + chunk.len() as u64 > up.size
+        {
+            // `total <= up.size` here: the rest of the chunk is trailer.
+            let file_part = usize::try_from(up.size - total).unwrap_or(usize::MAX);
+            let rest = chunk.split_off(file_part.min(chunk.len()));
+            if t.len() + rest.len() > TRAILER_LEN {
+                return Err(fail(
+                    StreamCode::SizeMismatch,
+                    format!("more than the declared {} bytes and the trailer", up.size),
+                    true,
+                ));
+            }
+            t.extend_from_slice(&rest);
+            if chunk.is_empty() {
+                continue;
+            }
+        }
         let n = chunk.len() as u64;
         if total + n > up.size {
             return Err(fail(
@@ -378,5 +440,15 @@ async fn receive_into(
             true,
         ));
     }
-    Ok(())
+    match trailer {
+        None => Ok(None),
+        Some(t) => match Trailer::try_from(t.as_slice()) {
+            Ok(digest) => Ok(Some(digest)),
+            Err(_) => Err(fail(
+                StreamCode::HashMismatch,
+                format!("stream ended {} bytes into its {TRAILER_LEN}-byte trailer", t.len()),
+                true,
+            )),
+        },
+    }
 }
