@@ -8,10 +8,11 @@
 //! use flat), the client library logged in and joined to the room, then
 //! `Client::upload` for every file at once; the clock runs from the first
 //! `upload` call until every handle reports the file stored (`upload.done`).
-//! That covers everything an upload is: the client hashing the file (BLAKE3),
-//! `upload.begin`, the stream, and on the server hashing while writing to a
-//! partial file, verifying, fsync, rename into the store and the commit of
-//! file row and file message.
+//! That covers everything an upload is: the client's hash-later
+//! `upload.begin` (size and the BLAKE3 of the first MiB), the stream with the
+//! client hashing (BLAKE3) as it sends, and on the server hashing while
+//! writing to a partial file, verifying against the trailer, fsync, rename
+//! into the store and the commit of file row and file message.
 //!
 //! Every round writes fresh random files (and fsyncs them) before its clock
 //! starts, on both sides, so dedupe never applies and both read from a warm
