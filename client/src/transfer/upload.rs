@@ -313,11 +313,10 @@ impl Job {
         .map_err(|e| Err(self.io(&e)))?;
         // The digest covers the whole file: a resumed stream hashes the
         // bytes the server holds again first (read from the file here).
-        let mut hasher = match trailer {
-            true => {
-                Some(hash_range(self.path.clone(), offset).await.map_err(|e| Err(self.io(&e)))?)
-            }
-            false => None,
+        let mut hasher = if trailer {
+            Some(hash_range(self.path.clone(), offset).await.map_err(|e| Err(self.io(&e)))?)
+        } else {
+            None
         };
         let stream = conn.open_uni().await.map_err(|_| Ok(StreamEnd::Lost))?;
         let mut stream = ResetOnDrop { stream, finished: false };

@@ -395,7 +395,7 @@ async fn receive_into(
             && total + chunk.len() as u64 > up.size
         {
             // `total <= up.size` here: the rest of the chunk is trailer.
-            let file_part = usize::try_from(up.size - total).unwrap_or(usize::MAX);
+            let file_part = usize::try_from(up.size.saturating_sub(total)).unwrap_or(usize::MAX);
             let rest = chunk.split_off(file_part.min(chunk.len()));
             if t.len() + rest.len() > TRAILER_LEN {
                 return Err(fail(
