@@ -50,6 +50,11 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         .client_key
         .as_deref()
         .map(|k| keyed_upload_id(login.tenant, login.user, room.id, k, content, r.size));
+    // A keyed begin's own unfinished upload, if this is a repeat of it.
+    let own = match &keyed {
+        Some(id) => db::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
+        None => None,
+    };
 
     match content {
         // Content the tenant already stores is not sent again.
@@ -61,8 +66,7 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         }
         Content::Head(head) => {
             // A keyed repeat finds the file its upload stored, or the upload
-            // itself, before any look at what else the tenant stores.
-            let mut pending = false;
+            // itself (`own`), before any look at what else the tenant stores.
             if let Some(id) = &keyed {
                 let cmid = format!("upload:{id}");
                 let shared =
@@ -71,18 +75,10 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
                     let share = Share { room, name, size: r.size, keyed };
                     return offer_stored(s, login, share, &hash, stored).await;
                 }
-                pending = db::upload(pool, login.tenant, login.user, id).await?.is_some();
             }
             // It might be stored: the client must say which content it is first.
-            if !pending && db::tenant_may_hold(pool, login.tenant, r.size, head).await? {
-                return ok(&UploadBeginOk {
-                    upload_id: String::new(),
-                    offset: 0,
-                    complete: false,
-                    file: None,
-                    seq: None,
-                    hash_required: true,
-                });
+            if own.is_none() && db::tenant_may_hold(pool, login.tenant, r.size, head).await? {
+                return ok(&UploadBeginOk { hash_required: true, ..pending(String::new(), 0) });
             }
         }
     }
@@ -95,19 +91,12 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
     // Resume: the same share again (keyed), or, without a key, the same
     // content (or, hash later, the same size and head) to the same room.
     let resume = match &keyed {
-        Some(id) => db::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
+        Some(_) => own,
         None => db::find_upload(pool, login.tenant, login.user, room.id, content, r.size).await?,
     };
     if let Some(upload_id) = resume {
         let offset = held_now(s, &upload_id).await?;
-        return ok(&UploadBeginOk {
-            upload_id,
-            offset,
-            complete: false,
-            file: None,
-            seq: None,
-            hash_required: false,
-        });
+        return ok(&pending(upload_id, offset));
     }
     let upload_id = keyed.unwrap_or_else(new_upload_id);
     let row = NewUpload {
@@ -120,14 +109,19 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         content,
     };
     db::create_upload(pool, &row).await?;
-    ok(&UploadBeginOk {
+    ok(&pending(upload_id, 0))
+}
+
+/// The reply for an upload to send from `offset`.
+fn pending(upload_id: String, offset: u64) -> UploadBeginOk {
+    UploadBeginOk {
         upload_id,
-        offset: 0,
+        offset,
         complete: false,
         file: None,
         seq: None,
         hash_required: false,
-    })
+    }
 }
 
 /// What an `upload.begin` offers: to which room, under which name.

@@ -197,7 +197,12 @@ async fn run(
         ));
     }
     let hash = got;
-    let head = hash_head(transfers.store.part_path(&up.id), up.size).await?;
+    // What hash-later begins are matched by.
+    let head = hash_prefix(transfers.store.part_path(&up.id), up.size.min(HEAD_LEN))
+        .await?
+        .finalize()
+        .to_hex()
+        .to_string();
     transfers
         .store
         .promote(&up.id, login.tenant, &hash)
@@ -258,37 +263,23 @@ async fn run(
     })
 }
 
-/// Hashes the bytes already held (a resumed upload) on the blocking pool.
-async fn hash_prefix(path: std::path::PathBuf, held: u64) -> Result<blake3::Hasher, Failure> {
-    if held == 0 {
+/// Hashes the first `len` bytes of the partial file on the blocking pool:
+/// the bytes already held (a resumed upload), or the head of a complete one.
+async fn hash_prefix(path: std::path::PathBuf, len: u64) -> Result<blake3::Hasher, Failure> {
+    if len == 0 {
         return Ok(blake3::Hasher::new());
     }
     tokio::task::spawn_blocking(move || {
         let mut hasher = blake3::Hasher::new();
         let file = std::fs::File::open(&path)?;
-        hasher.update_reader(std::io::Read::take(file, held))?;
+        if hasher.update_reader(std::io::Read::take(file, len))?.count() != len {
+            return Err(std::io::Error::other("partial file shorter than expected"));
+        }
         Ok::<_, std::io::Error>(hasher)
     })
     .await
     .map_err(|e| internal("hashing task", e))?
     .map_err(|e| internal("hashing partial upload", e))
-}
-
-/// BLAKE3 of the first [`HEAD_LEN`] bytes of the complete partial file
-/// (what hash-later begins are matched by), on the blocking pool.
-async fn hash_head(path: std::path::PathBuf, size: u64) -> Result<String, Failure> {
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let file = std::fs::File::open(&path)?;
-        let n = hasher.update_reader(std::io::Read::take(file, HEAD_LEN))?.count();
-        if n != size.min(HEAD_LEN) {
-            return Err(std::io::Error::other("partial file shorter than its upload"));
-        }
-        Ok::<_, std::io::Error>(hasher.finalize().to_hex().to_string())
-    })
-    .await
-    .map_err(|e| internal("hashing task", e))?
-    .map_err(|e| internal("hashing the head of an upload", e))
 }
 
 /// Reads the tenant's stored bytes into the claim (for its quota checks).
