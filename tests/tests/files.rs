@@ -348,6 +348,15 @@ async fn cut_connections_resume_both_directions() -> anyhow::Result<()> {
     assert_eq!(hash_of(&got.path)?, hash);
     assert_eq!(got.received, up.file.size, "nothing received twice");
     eprintln!("download: size={} received={}", up.file.size, got.received);
+
+    // The head the server recorded for the resumed upload (its first MiB
+    // hashed from the partial file at the resume) matches the content: a
+    // copy begun hash-later is asked for its hash and moves no bytes.
+    let copy = dir.path().join("copy.bin");
+    std::fs::copy(&path, &copy)?;
+    let again = bounded("upload of a copy", bob.upload("general", &copy)?.wait()).await?;
+    assert!(again.deduplicated, "the copy was matched by size and head");
+    assert_eq!(again.sent, 0, "no file bytes moved");
     Ok(())
 }
 

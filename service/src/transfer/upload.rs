@@ -20,11 +20,13 @@ use crate::db::{self, FileAttach, NewMessage, Upload};
 use crate::outbound::Outbound;
 use crate::server::Shared;
 use crate::session::Login;
-use crate::transfer::writer::{Finished, PartWriter};
+use crate::transfer::writer::{Finished, HeadHasher, PartWriter};
 use crate::transfer::{Claim, Reserve, valid_upload_id};
 
 /// Largest chunk taken off the stream at once.
 const CHUNK: usize = 256 * 1024;
+/// Bytes read at a time when hashing what a resumed upload holds.
+const HASH_READ: usize = 1024 * 1024;
 
 /// Quota counted ahead of the bytes at once (see `receive_into`).
 const GRANT: u64 = 1024 * 1024;
@@ -179,8 +181,9 @@ async fn run(
     read_stored(shared, claim).await?;
 
     let started = Instant::now();
-    let hasher = hash_prefix(transfers.store.part_path(&up.id), held).await?;
-    let (written, trailer) = receive_bytes(shared, &up, held, claim, hasher, recv, closing).await?;
+    let hashers = hash_held(transfers.store.part_path(&up.id), held, up.size.min(HEAD_LEN)).await?;
+    let (written, trailer) =
+        receive_bytes(shared, &up, held, claim, hashers, recv, closing).await?;
     let (hasher, synced) = (written.hasher, written.synced);
     let received = started.elapsed();
     let got = hasher.finalize().to_hex().to_string();
@@ -197,10 +200,11 @@ async fn run(
         ));
     }
     let hash = got;
-    // What hash-later begins are matched by.
-    let head = hash_prefix(transfers.store.part_path(&up.id), up.size.min(HEAD_LEN))
-        .await?
-        .finalize()
+    // What hash-later begins are matched by: complete with every byte in.
+    let head = written
+        .head
+        .finish()
+        .ok_or_else(|| internal("hashing upload head", "head incomplete"))?
         .to_hex()
         .to_string();
     transfers
@@ -263,19 +267,38 @@ async fn run(
     })
 }
 
-/// Hashes the first `len` bytes of the partial file on the blocking pool:
-/// the bytes already held (a resumed upload), or the head of a complete one.
-async fn hash_prefix(path: std::path::PathBuf, len: u64) -> Result<blake3::Hasher, Failure> {
-    if len == 0 {
-        return Ok(blake3::Hasher::new());
+/// Hashes the `held` bytes already in the partial file (a resumed upload)
+/// on the blocking pool, into a hasher for the whole file and one for its
+/// head of `head_len` bytes, which go on with the bytes still to come.
+async fn hash_held(
+    path: std::path::PathBuf,
+    held: u64,
+    head_len: u64,
+) -> Result<(blake3::Hasher, HeadHasher), Failure> {
+    let (mut hasher, mut head) = (blake3::Hasher::new(), HeadHasher::new(head_len));
+    if held == 0 {
+        return Ok((hasher, head));
     }
     tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let file = std::fs::File::open(&path)?;
-        if hasher.update_reader(std::io::Read::take(file, len))?.count() != len {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(&path)?.take(held);
+        let mut buf = vec![0u8; HASH_READ];
+        let mut read = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            head.update(&buf[..n]);
+            read += n as u64;
+        }
+        if read != held {
             return Err(std::io::Error::other("partial file shorter than expected"));
         }
-        Ok::<_, std::io::Error>(hasher)
+        Ok::<_, std::io::Error>((hasher, head))
     })
     .await
     .map_err(|e| internal("hashing task", e))?
@@ -295,20 +318,21 @@ async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> 
 /// The trailer of a hash-later upload stream: the file's BLAKE3 digest.
 type Trailer = [u8; TRAILER_LEN];
 
-/// Receives the bytes after `held` into the partial file, hashing them, and
-/// fsyncs it; the hasher, the fsync time and how the writes went, and the
-/// stream's trailer if the upload has one.
+/// Receives the bytes after `held` into the partial file, hashing them on
+/// into `hashers` (whole file, head), and fsyncs it; the hashers, the fsync
+/// time and how the writes went, and the stream's trailer if the upload has
+/// one.
 async fn receive_bytes(
     shared: &Shared,
     up: &Upload,
     held: u64,
     claim: &mut Claim,
-    hasher: blake3::Hasher,
+    hashers: (blake3::Hasher, HeadHasher),
     recv: &mut RecvStream,
     closing: &CancellationToken,
 ) -> Result<(Finished, Option<Trailer>), Failure> {
     let path = shared.transfers.store.part_path(&up.id);
-    let mut writer = PartWriter::open(path, hasher, shared.transfers.write_budget.clone())
+    let mut writer = PartWriter::open(path, hashers, shared.transfers.write_budget.clone())
         .await
         .map_err(|e| internal("opening partial upload", e))?;
     match receive_into(up, held, claim, &mut writer, recv, closing).await {

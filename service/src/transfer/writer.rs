@@ -55,11 +55,42 @@ impl WriteBudget {
     }
 }
 
-/// The partial file, its running hash and the batch buffer: owned by the
+/// The BLAKE3 of a file's first bytes (its head, what hash-later begins are
+/// matched by), built as the bytes pass instead of read back afterwards.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadHasher {
+    hasher: blake3::Hasher,
+    /// Head bytes still to come.
+    left: u64,
+}
+
+impl HeadHasher {
+    /// A hasher for a head of `len` bytes (none seen yet).
+    pub(crate) fn new(len: u64) -> Self {
+        Self { hasher: blake3::Hasher::new(), left: len }
+    }
+
+    /// Takes the next bytes of the file; those past the head are ignored.
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        let n = usize::try_from(self.left).unwrap_or(usize::MAX).min(data.len());
+        if n > 0 {
+            self.hasher.update(&data[..n]);
+            self.left -= n as u64;
+        }
+    }
+
+    /// The head's hash, once every head byte has been seen.
+    pub(crate) fn finish(&self) -> Option<blake3::Hash> {
+        (self.left == 0).then(|| self.hasher.finalize())
+    }
+}
+
+/// The partial file, its running hashes and the batch buffer: owned by the
 /// write lane, lent to the blocking pool one batch at a time.
 #[derive(Debug)]
 struct Sink {
     hasher: blake3::Hasher,
+    head: HeadHasher,
     file: PartFile,
     buf: AlignedBuf,
 }
@@ -92,10 +123,11 @@ pub(crate) struct PartWriter {
 }
 
 impl PartWriter {
-    /// Opens `path` for appending; `hasher` has seen the bytes already in it.
+    /// Opens `path` for appending; `hasher` and `head` have seen the bytes
+    /// already in it.
     pub(crate) async fn open(
         path: PathBuf,
-        hasher: blake3::Hasher,
+        (hasher, head): (blake3::Hasher, HeadHasher),
         budget: WriteBudget,
     ) -> io::Result<Self> {
         let file = tokio::task::spawn_blocking(move || PartFile::open(&path))
@@ -103,7 +135,7 @@ impl PartWriter {
             .map_err(io::Error::other)??;
         let submitted = file.pos();
         let (tx, rx) = mpsc::channel(DEPTH);
-        let sink = Sink { hasher, file, buf: AlignedBuf::new(BATCH) };
+        let sink = Sink { hasher, head, file, buf: AlignedBuf::new(BATCH) };
         Ok(Self {
             tx: Some(tx),
             lane: Some(tokio::spawn(lane(sink, rx))),
@@ -175,20 +207,20 @@ impl PartWriter {
         self.drain().await.map(drop)
     }
 
-    /// Writes out everything and fsyncs the file; the hasher (over the whole
-    /// file), how long the fsync took after the last byte was written, and
-    /// how long the receive loop waited for the lane.
+    /// Writes out everything and fsyncs the file; the hashers (over the
+    /// whole file and its head), how long the fsync took after the last byte
+    /// was written, and how long the receive loop waited for the lane.
     pub(crate) async fn finish(self) -> io::Result<Finished> {
         let (sink, waited) = self.drain().await?;
         let direct = sink.file.direct();
         let started = Instant::now();
-        let hasher = tokio::task::spawn_blocking(move || {
+        let (hasher, head) = tokio::task::spawn_blocking(move || {
             sink.file.file().sync_all()?;
-            Ok::<_, io::Error>(sink.hasher)
+            Ok::<_, io::Error>((sink.hasher, sink.head))
         })
         .await
         .map_err(io::Error::other)??;
-        Ok(Finished { hasher, synced: started.elapsed(), waited, direct })
+        Ok(Finished { hasher, head, synced: started.elapsed(), waited, direct })
     }
 }
 
@@ -205,6 +237,8 @@ impl Drop for PartWriter {
 pub(crate) struct Finished {
     /// The hasher over the whole file.
     pub(crate) hasher: blake3::Hasher,
+    /// The hasher over the file's head.
+    pub(crate) head: HeadHasher,
     /// How long the final fsync took.
     pub(crate) synced: Duration,
     /// How long the receive loop waited for room in the lane or the budget.
@@ -224,6 +258,7 @@ async fn lane(mut sink: Sink, mut rx: mpsc::Receiver<Batch>) -> io::Result<Sink>
         sink = tokio::task::spawn_blocking(move || {
             let data = sink.file.write(&mut sink.buf, &batch.pieces)?;
             sink.hasher.update(data);
+            sink.head.update(data);
             // The permit goes back once the bytes are written.
             drop(batch);
             Ok::<_, io::Error>(sink)
@@ -266,7 +301,12 @@ mod tests {
         std::fs::write(&path, b"held:")?;
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"held:");
-        let mut writer = PartWriter::open(path.clone(), hasher, WriteBudget::new(2)).await?;
+        // A head that ends inside a batch, past the held bytes.
+        let head_len = 1_000_003;
+        let mut head = HeadHasher::new(head_len);
+        head.update(b"held:");
+        let mut writer =
+            PartWriter::open(path.clone(), (hasher, head), WriteBudget::new(2)).await?;
         let mut expected = b"held:".to_vec();
         // Packet-sized pieces, past a few batches and a background sync.
         for i in 0..30_000u32 {
@@ -274,18 +314,32 @@ mod tests {
             expected.extend_from_slice(&piece);
             writer.write(Bytes::from(piece)).await?;
         }
-        let hasher = writer.finish().await?.hasher;
+        let finished = writer.finish().await?;
         assert_eq!(std::fs::read(&path)?, expected);
-        assert_eq!(hasher.finalize(), blake3::hash(&expected));
+        assert_eq!(finished.hasher.finalize(), blake3::hash(&expected));
+        assert_eq!(finished.head.finish(), Some(blake3::hash(&expected[..head_len as usize])));
         Ok(())
+    }
+
+    #[test]
+    fn a_head_takes_its_bytes_and_no_more() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let mut head = HeadHasher::new(4_500);
+        for (i, piece) in data.chunks(1_000).enumerate() {
+            // Complete once the fifth piece (bytes 4,000..5,000) is in.
+            assert_eq!(head.finish().is_some(), i >= 5, "before piece {i}");
+            head.update(piece);
+        }
+        assert_eq!(head.finish(), Some(blake3::hash(&data[..4_500])));
+        assert_eq!(HeadHasher::new(0).finish(), Some(blake3::hash(b"")));
     }
 
     #[tokio::test]
     async fn close_writes_everything_taken() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("u.part");
-        let mut writer =
-            PartWriter::open(path.clone(), blake3::Hasher::new(), WriteBudget::new(1)).await?;
+        let hashers = (blake3::Hasher::new(), HeadHasher::new(3));
+        let mut writer = PartWriter::open(path.clone(), hashers, WriteBudget::new(1)).await?;
         writer.write(Bytes::from_static(b"abc")).await?;
         writer.close().await?;
         assert_eq!(std::fs::read(&path)?, b"abc");
