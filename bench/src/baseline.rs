@@ -2,14 +2,91 @@
 //! `qchatd` (taken from [`qchat_service::transport_config`] with the default
 //! configuration), the same 4 MiB UDP socket buffers and a self-signed
 //! certificate, with no qchat logic at all.
-//! Each scenario's baseline server lives in its own scenario module.
+//! Each scenario's baseline server lives in its own scenario module and runs
+//! in its own process, as `qchatd` does ([`BaselineProcess`]).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::AsyncReadExt as _;
+use tokio::process::Command;
+
+use crate::worker::WorkerProcess;
+
+/// Flags of a baseline server worker.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// Where to write the server certificate (DER).
+    #[arg(long)]
+    pub(crate) cert_out: PathBuf,
+}
+
+/// A baseline server in its own process (`qchat-bench worker NAME
+/// --cert-out PATH`), killed on drop.
+pub(crate) struct BaselineProcess {
+    process: WorkerProcess,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// Its certificate.
+    pub(crate) cert: CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+impl BaselineProcess {
+    /// Starts `qchat-bench worker <worker>` and waits for its address (the
+    /// first line it prints, from [`announce`]).
+    pub(crate) async fn start(worker: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let cert_path = dir.path().join("cert.der");
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["worker", worker, "--cert-out"]).arg(&cert_path);
+        let mut process = WorkerProcess::spawn(&mut cmd, "baseline server")?;
+        let line = tokio::time::timeout(Duration::from_secs(20), process.line())
+            .await
+            .context("baseline server start timed out")??;
+        let addr: SocketAddr = line
+            .strip_prefix("listening on ")
+            .context("unexpected first line from the baseline server")?
+            .parse()?;
+        let cert = CertificateDer::from(std::fs::read(&cert_path)?);
+        Ok(Self { process, addr, cert, _dir: dir })
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// Closes its standard input and waits (bounded) for it to exit.
+    pub(crate) async fn stop(self) {
+        self.process.stop(Duration::from_secs(10)).await;
+    }
+}
+
+/// In a baseline server worker: writes the certificate where the parent
+/// asked and prints the address the parent waits for.
+pub(crate) fn announce(
+    endpoint: &quinn::Endpoint,
+    cert: &CertificateDer<'_>,
+    cert_out: &Path,
+) -> anyhow::Result<()> {
+    std::fs::write(cert_out, cert.as_ref())
+        .with_context(|| format!("writing {}", cert_out.display()))?;
+    println!("listening on {}", endpoint.local_addr()?);
+    Ok(())
+}
+
+/// In a baseline server worker: resolves when the parent closes our
+/// standard input (the signal to stop).
+pub(crate) async fn stdin_closed() {
+    let mut sink = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+}
 
 /// ALPN for baseline connections (not qchat's, so nothing mistakes one for the other).
 pub(crate) const ALPN: &[u8] = b"qchat-bench";

@@ -9,6 +9,7 @@
 //! `docs/BENCHMARKS.md`.
 
 mod baseline;
+mod process;
 mod report;
 mod scenario;
 mod worker;
@@ -54,7 +55,9 @@ enum Scenario {
 #[derive(Subcommand)]
 enum Worker {
     /// The fan-out baseline server.
-    FanoutServer(scenario::fanout::server::Args),
+    FanoutServer(baseline::ServerArgs),
+    /// The file-upload baseline sink.
+    FilesSink(baseline::ServerArgs),
     /// A fleet of idle logged-in clients.
     IdleClients(scenario::idle::clients::Args),
     /// The login-storm clients.
@@ -73,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::LoginStorm(a) => scenario::login_storm::run(a).await?,
         Scenario::Tui(a) => scenario::tui::run(a).await?,
         Scenario::Worker(Worker::FanoutServer(a)) => return scenario::fanout::server::run(a).await,
+        Scenario::Worker(Worker::FilesSink(a)) => return scenario::files::baseline::run(a).await,
         Scenario::Worker(Worker::IdleClients(a)) => return scenario::idle::clients::run(a).await,
         Scenario::Worker(Worker::StormClients(a)) => {
             return scenario::login_storm::clients::run(a).await;

@@ -17,6 +17,12 @@
 //! Every round writes fresh random files (and fsyncs them) before its clock
 //! starts, on both sides, so dedupe never applies and both read from a warm
 //! page cache. Files live in a temporary directory removed after the round.
+//!
+//! Each round also reads the CPU time (user + system) spent while its clock
+//! ran, by each side: the baseline's sender (this process) and sink (its own
+//! process), or the qchat client (this process) and qchatd. Both sides are CPU-bound on two cores, so CPU seconds per GiB
+//! say where a ratio comes from, and they vary far less between rounds than
+//! throughput does (10 ms resolution).
 
 pub(crate) mod baseline;
 
@@ -30,6 +36,7 @@ use std::io::Write as _;
 use tokio::sync::watch;
 
 use self::baseline::{Sender, Sink};
+use crate::process::cpu_time;
 use crate::report::{Report, ratio};
 
 const TENANT: &str = "bench";
@@ -79,6 +86,37 @@ impl Case {
     fn bytes(&self) -> u64 {
         self.count as u64 * self.mib * MIB
     }
+
+    /// CPU seconds per GiB moved.
+    fn per_gib(&self, cpu: Duration) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let gib = self.bytes() as f64 / (1u64 << 30) as f64;
+        cpu.as_secs_f64() / gib
+    }
+}
+
+/// One side's figures in one case, a value per round.
+#[derive(Debug, Default)]
+struct Rounds {
+    /// MiB/s.
+    rate: Vec<f64>,
+    /// CPU seconds per GiB of the sending side (baseline sender or client).
+    cpu_sender: Vec<f64>,
+    /// CPU seconds per GiB of the receiving side (baseline sink or qchatd).
+    cpu_receiver: Vec<f64>,
+}
+
+impl Rounds {
+    /// Median CPU seconds per GiB: `total (sender + receiver)`.
+    fn cpu(&self) -> String {
+        let (s, r) = (median(&self.cpu_sender), median(&self.cpu_receiver));
+        format!("{:.2} ({s:.2} + {r:.2})", s + r)
+    }
+}
+
+/// CPU time of the baseline's sender (this process) and of its sink.
+fn baseline_cpu(sink: &Sink) -> anyhow::Result<(Duration, Duration)> {
+    Ok((cpu_time(std::process::id())?, cpu_time(sink.pid()?)?))
 }
 
 /// Runs the scenario.
@@ -93,35 +131,48 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         Case { count: args.parallel, mib: args.parallel_mib },
     ];
     let root = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let sink = Sink::start()?;
-    // MiB/s per case: (baseline rounds, qchat rounds).
-    let mut rates: Vec<(Vec<f64>, Vec<f64>)> = cases.iter().map(|_| Default::default()).collect();
+    let sink = Sink::start().await?;
+    // Per case: (baseline rounds, qchat rounds).
+    let mut rounds: Vec<(Rounds, Rounds)> = cases.iter().map(|_| Default::default()).collect();
     for round in 1..=args.rounds {
-        for (case, (base, qchat)) in cases.iter().zip(&mut rates) {
+        for (case, (base, qchat)) in cases.iter().zip(&mut rounds) {
             let files = Files::write(&root, case).await?;
-            let mut sender = Sender::connect(&sink).await?;
+            let mut sender = Sender::connect(sink.addr(), sink.cert()).await?;
+            let cpu = baseline_cpu(&sink)?;
             let took = sender.send(&files.sizes()).await?;
+            let (sender_cpu, sink_cpu) = baseline_cpu(&sink)?;
             sender.close().await;
             drop(files);
-            base.push(rate(case.bytes(), took));
+            base.rate.push(rate(case.bytes(), took));
+            base.cpu_sender.push(case.per_gib(sender_cpu.saturating_sub(cpu.0)));
+            base.cpu_receiver.push(case.per_gib(sink_cpu.saturating_sub(cpu.1)));
             eprintln!(
-                "round {round} {}: baseline {:.0} MiB/s ({took:.2?})",
+                "round {round} {}: baseline {:.0} MiB/s ({took:.2?}), CPU {:.2} + {:.2} s/GiB \
+                 (sender + sink)",
                 case.name(),
-                rate(case.bytes(), took)
+                rate(case.bytes(), took),
+                case.per_gib(sender_cpu.saturating_sub(cpu.0)),
+                case.per_gib(sink_cpu.saturating_sub(cpu.1))
             );
 
             let files = Files::write(&root, case).await?;
-            let took = qchat_round(&files, args.server_log.as_deref()).await?;
+            let out = qchat_round(&files, args.server_log.as_deref()).await?;
             drop(files);
-            qchat.push(rate(case.bytes(), took));
+            qchat.rate.push(rate(case.bytes(), out.took));
+            qchat.cpu_sender.push(case.per_gib(out.client_cpu));
+            qchat.cpu_receiver.push(case.per_gib(out.server_cpu));
             eprintln!(
-                "round {round} {}: qchat {:.0} MiB/s ({took:.2?})",
+                "round {round} {}: qchat {:.0} MiB/s ({:.2?}), CPU {:.2} + {:.2} s/GiB \
+                 (client + qchatd)",
                 case.name(),
-                rate(case.bytes(), took)
+                rate(case.bytes(), out.took),
+                out.took,
+                case.per_gib(out.client_cpu),
+                case.per_gib(out.server_cpu)
             );
         }
     }
-    drop(sink);
+    sink.stop().await;
 
     let mut report = Report::new(
         "files",
@@ -132,17 +183,21 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             "qchat / baseline",
             "baseline rounds",
             "qchat rounds",
+            "baseline CPU s/GiB (sender + sink)",
+            "qchat CPU s/GiB (client + qchatd)",
         ],
     );
-    for (case, (base, qchat)) in cases.iter().zip(&rates) {
-        let (b, q) = (median(base), median(qchat));
+    for (case, (base, qchat)) in cases.iter().zip(&rounds) {
+        let (b, q) = (median(&base.rate), median(&qchat.rate));
         report.row(vec![
             case.name(),
             format!("{b:.0}"),
             format!("{q:.0}"),
             ratio(q, b),
-            list(base),
-            list(qchat),
+            list(&base.rate),
+            list(&qchat.rate),
+            base.cpu(),
+            qchat.cpu(),
         ]);
     }
     report.note(format!(
@@ -150,7 +205,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
          round; loopback; qchat = release qchatd (fresh per round) + client library, from the \
          first upload call to the last upload.done (client hashing, server hashing, disk write, \
          fsync and commit included); baseline = bare quinn sender and sink with qchatd's \
-         transport settings, sink discards the bytes.",
+         transport settings, sink discards the bytes. CPU = user + system seconds per GiB \
+         while the clock ran (medians). Sink and qchatd each run in a process of their own.",
         args.rounds
     ));
     Ok(report)
@@ -176,8 +232,17 @@ fn list(v: &[f64]) -> String {
     v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
 }
 
+/// What one qchat round measured.
+struct QchatRound {
+    took: Duration,
+    /// CPU time of this process (the client) while the clock ran.
+    client_cpu: Duration,
+    /// CPU time of qchatd while the clock ran.
+    server_cpu: Duration,
+}
+
 /// One qchat round: fresh server, one client, every file uploaded at once.
-async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duration> {
+async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<QchatRound> {
     let server = TestServer::start_logging(&[], log.unwrap_or("warn")).await?;
     server.tenant(TENANT, false).await?;
     server.user(TENANT, USER, PASSWORD).await?;
@@ -192,6 +257,8 @@ async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duratio
     let (client, _events) = Client::connect(cfg).await?;
     client.join_room(ROOM).await?;
 
+    let (me, pid) = (std::process::id(), server.pid().context("qchatd pid")?);
+    let cpu = (cpu_time(me)?, cpu_time(pid)?);
     let started = Instant::now();
     let handles =
         files.list.iter().map(|f| client.upload(ROOM, &f.path)).collect::<Result<Vec<_>, _>>()?;
@@ -202,6 +269,8 @@ async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duratio
         done.push(up);
     }
     let took = started.elapsed();
+    let client_cpu = cpu_time(me)?.saturating_sub(cpu.0);
+    let server_cpu = cpu_time(pid)?.saturating_sub(cpu.1);
     let log_text = server.log_text();
     for (up, f) in done.iter().zip(&files.list) {
         ensure!(up.file.hash == f.hash, "stored hash differs");
@@ -223,7 +292,7 @@ async fn qchat_round(files: &Files, log: Option<&str>) -> anyhow::Result<Duratio
             eprintln!("  server: {line}");
         }
     }
-    Ok(took)
+    Ok(QchatRound { took, client_cpu, server_cpu })
 }
 
 /// When an upload stopped hashing, started sending (after `upload.begin`)

@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio::process::Command;
 use tokio::time::Instant;
 
+use crate::process;
 use crate::report::Report;
 use crate::scenario::fanout::{self, link};
 use crate::worker::WorkerProcess;
@@ -70,7 +71,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     qchatd.tenant(fanout::TENANT, true).await?;
     qchatd.room(fanout::TENANT, "big").await?;
     qchatd.room(fanout::TENANT, "other").await?;
-    let (rss_start, _) = link::memory_kib(pid)?;
+    let (rss_start, _) = process::memory_kib(pid)?;
 
     let eps = Arc::new(link::Endpoints::qchat(qchatd.addr, &qchatd.data_dir(), 4)?);
     let t = Instant::now();
@@ -94,7 +95,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         per_worker[c % args.workers].push('\n');
     }
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
-    let (rss_before, hwm_before) = link::memory_kib(pid)?;
+    let (rss_before, hwm_before) = process::memory_kib(pid)?;
 
     let marker = format!("idle-bench-{}", std::process::id());
     let t = Instant::now();
@@ -119,7 +120,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     let login_secs = t.elapsed().as_secs_f64();
     ensure!(connected == args.connections, "only {connected} connections logged in");
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
-    let (rss_after, hwm_after) = link::memory_kib(pid)?;
+    let (rss_after, hwm_after) = process::memory_kib(pid)?;
 
     // One message to the room; count it at every member.
     let mut sender = eps.connect().await?;
@@ -145,7 +146,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let deliver_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let (rss_end, hwm_end) = link::memory_kib(pid)?;
+    let (rss_end, hwm_end) = process::memory_kib(pid)?;
     sender.conn.close(0u32.into(), b"done");
     for w in workers {
         w.stop(Duration::from_secs(15)).await;

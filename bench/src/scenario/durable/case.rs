@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
+use crate::process::cpu_time;
+
 const TENANT: &str = "bench";
 const PASSWORD: &str = "bench password";
 /// Clients connecting (and registering) at once while setting up.
@@ -119,7 +121,7 @@ pub(super) async fn run(setup: Setup) -> anyhow::Result<Outcome> {
         });
     }
     let pid = server.pid().context("qchatd pid")?;
-    let cpu0 = (cpu_time(&pid.to_string())?, cpu_time("self")?);
+    let cpu0 = (cpu_time(pid)?, cpu_time(std::process::id())?);
     barrier.wait().await;
     // A profiler can attach now (see docs/BENCHMARKS.md).
     eprintln!("durable: {} batch {} sending, qchatd pid {pid}", setup.durability, setup.batch);
@@ -132,7 +134,7 @@ pub(super) async fn run(setup: Setup) -> anyhow::Result<Outcome> {
         end = Some(end.map_or(last, |e| e.max(last)));
         latencies.append(&mut l);
     }
-    let cpu1 = (cpu_time(&pid.to_string())?, cpu_time("self")?);
+    let cpu1 = (cpu_time(pid)?, cpu_time(std::process::id())?);
     let (commits1, time1) = commit_stats(metrics).await?;
     let status = server.stop().await?;
     ensure!(status.success(), "qchatd exited with {status}");
@@ -198,20 +200,6 @@ async fn metrics_addr(server: &TestServer) -> anyhow::Result<SocketAddr> {
         }
     })
     .await
-}
-
-/// User plus system CPU time of process `pid` (a number or `self`) so far,
-/// from `/proc/<pid>/stat` (fields 14 and 15, in USER_HZ = 100 ticks/s).
-fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; fields after it are plain.
-    let rest = stat.rsplit_once(')').context("/proc stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> {
-        Ok(fields.get(i).context("/proc stat fields")?.parse()?)
-    };
-    // rest starts at field 3 (state), so field n is at index n - 3.
-    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// `qchat_commit_seconds_count` and `_sum` from `/metrics`.

@@ -162,33 +162,3 @@ impl FrameReader {
         }
     }
 }
-
-/// Reads `VmRSS` and `VmHWM` (KiB) of process `pid` from `/proc`.
-pub(crate) fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .with_context(|| format!("{name} missing from /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// CPU time (user + system) process `pid` has used so far, in seconds, from
-/// `/proc/<pid>/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
-pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> {
-        fields.get(i).and_then(|f| f.parse().ok()).context("malformed stat")
-    };
-    #[allow(clippy::cast_precision_loss)]
-    Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
-}

@@ -11,32 +11,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use bytes::{BufMut as _, Bytes, BytesMut};
-use tokio::io::AsyncReadExt as _;
-use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use super::link::FrameReader;
-use crate::baseline;
-use crate::worker::WorkerProcess;
+use crate::baseline::{self, ServerArgs};
 
 /// Frames queued per connection, as `qchatd`'s default `outbound_queue`.
 const QUEUE: usize = 1024;
-
-/// Flags of the worker.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
-    /// Where to write the server certificate (DER).
-    #[arg(long)]
-    cert_out: PathBuf,
-}
 
 #[derive(Default)]
 struct Hub {
@@ -46,21 +33,16 @@ struct Hub {
 }
 
 /// Serves until standard input closes.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     // With the socket buffers qchatd asks for (its server.rs), so bursts of
     // acknowledgements from hundreds of clients are not dropped here alone.
     let (endpoint, cert) = baseline::server(addr)?;
-    std::fs::write(&args.cert_out, cert.as_ref())
-        .with_context(|| format!("writing {}", args.cert_out.display()))?;
-    println!("listening on {}", endpoint.local_addr()?);
+    baseline::announce(&endpoint, &cert, &args.cert_out)?;
     let hub = Arc::new(Hub::default());
     let tracker = TaskTracker::new();
     let mut ids = 0u64;
-    let stdin_closed = async {
-        let mut sink = Vec::new();
-        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
-    };
+    let stdin_closed = baseline::stdin_closed();
     tokio::pin!(stdin_closed);
     loop {
         let incoming = tokio::select! {
@@ -116,44 +98,4 @@ async fn serve(incoming: quinn::Incoming, hub: Arc<Hub>, id: u64) {
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     conn.close(0u32.into(), b"bye");
-}
-
-/// The baseline server process, killed on drop.
-pub(crate) struct BaselineServer {
-    process: WorkerProcess,
-    /// Where it listens.
-    pub(crate) addr: SocketAddr,
-    /// Its certificate.
-    pub(crate) cert: rustls::pki_types::CertificateDer<'static>,
-    _dir: tempfile::TempDir,
-}
-
-impl BaselineServer {
-    /// Starts `qchat-bench worker fanout-server` and waits for its address.
-    pub(crate) async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let cert_path = dir.path().join("cert.der");
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["worker", "fanout-server", "--cert-out"]).arg(&cert_path);
-        let mut process = WorkerProcess::spawn(&mut cmd, "baseline server")?;
-        let line = tokio::time::timeout(Duration::from_secs(20), process.line())
-            .await
-            .context("baseline server start timed out")??;
-        let addr: SocketAddr = line
-            .strip_prefix("listening on ")
-            .context("unexpected first line from the baseline server")?
-            .parse()?;
-        let cert = rustls::pki_types::CertificateDer::from(std::fs::read(&cert_path)?);
-        Ok(Self { process, addr, cert, _dir: dir })
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// Closes its standard input and waits (bounded) for it to exit.
-    pub(crate) async fn stop(self) {
-        self.process.stop(Duration::from_secs(10)).await;
-    }
 }

@@ -7,13 +7,14 @@
 //! sender opened first — as qchatd reports `upload.done` on the control
 //! stream. The sender's clock stops when every file is acknowledged.
 //!
-//! The sink runs on its own multi-threaded runtime on its own thread, as
-//! qchatd runs in its own process, so sender and receiver do not share a
-//! scheduler on either side.
+//! The sink runs in its own process (`qchat-bench worker files-sink`), as
+//! qchatd does, while the sender runs in this one, as the qchat client
+//! library does: each side pays the same for being a process of its own
+//! (scheduling between two processes on two cores), and each side's CPU
+//! time is read from its own process.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
@@ -23,59 +24,58 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::baseline::{self, BaselineProcess, ServerArgs};
+
 /// Bytes per read and write: the client library's upload chunk.
 const CHUNK: usize = 1024 * 1024;
 /// Bound on the whole transfer of one round.
 const ROUND_LIMIT: Duration = Duration::from_secs(600);
 
-/// The sink: a quinn server on its own runtime and thread; stopped on drop.
-pub(crate) struct Sink {
-    /// Where it listens.
-    pub(crate) addr: SocketAddr,
-    /// The certificate to trust.
-    pub(crate) cert: CertificateDer<'static>,
-    stop: CancellationToken,
-    thread: Option<JoinHandle<()>>,
-}
+/// The sink process (`worker files-sink`), stopped on drop.
+pub(crate) struct Sink(BaselineProcess);
 
 impl Sink {
-    /// Starts the sink on 127.0.0.1 with two worker threads.
-    pub(crate) fn start() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("baseline-sink")
-            .build()?;
-        let stop = CancellationToken::new();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let token = stop.clone();
-        let thread = std::thread::Builder::new().name("baseline-sink".into()).spawn(move || {
-            runtime.block_on(async move {
-                let started = crate::baseline::server(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .and_then(|(endpoint, cert)| Ok((endpoint.local_addr()?, cert, endpoint)));
-                match started {
-                    Ok((addr, cert, endpoint)) => {
-                        let _ = ready_tx.send(Ok((addr, cert)));
-                        serve(endpoint, token).await;
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                    }
-                }
-            });
-        })?;
-        let (addr, cert) = ready_rx.recv().context("sink thread ended")??;
-        Ok(Self { addr, cert, stop, thread: Some(thread) })
+    /// Starts the sink process on 127.0.0.1 and waits until it listens.
+    pub(crate) async fn start() -> anyhow::Result<Self> {
+        Ok(Self(BaselineProcess::start("files-sink").await?))
+    }
+
+    /// Where it listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// The certificate to trust.
+    pub(crate) fn cert(&self) -> &CertificateDer<'static> {
+        &self.0.cert
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> anyhow::Result<u32> {
+        self.0.pid().context("the baseline sink has exited")
+    }
+
+    /// Stops it (bounded).
+    pub(crate) async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+/// The sink worker's body: serves senders until standard input closes.
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let (endpoint, cert) = baseline::server(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    baseline::announce(&endpoint, &cert, &args.cert_out)?;
+    let stop = CancellationToken::new();
+    let serving = serve(endpoint, stop.clone());
+    tokio::pin!(serving);
+    tokio::select! {
+        () = &mut serving => {}
+        () = baseline::stdin_closed() => {
+            stop.cancel();
+            serving.await;
         }
     }
+    Ok(())
 }
 
 /// Accepts connections until stopped; each connection's tasks end with it.
@@ -155,10 +155,14 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    /// Connects to the sink (not timed, like the qchat client's login).
-    pub(crate) async fn connect(sink: &Sink) -> anyhow::Result<Self> {
-        let endpoint = crate::baseline::client(&sink.cert)?;
-        let conn = endpoint.connect(sink.addr, "localhost")?.await.context("baseline handshake")?;
+    /// Connects to the sink at `addr` that presents `cert` (not timed, like
+    /// the qchat client's login).
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        cert: &CertificateDer<'static>,
+    ) -> anyhow::Result<Self> {
+        let endpoint = baseline::client(cert)?;
+        let conn = endpoint.connect(addr, "localhost")?.await.context("baseline handshake")?;
         let (mut hello, acks) = conn.open_bi().await?;
         hello.write_all(&[0]).await?;
         Ok(Self { endpoint, conn, acks, _hello: hello })
@@ -251,13 +255,19 @@ mod tests {
             std::fs::write(&path, vec![7u8; len])?;
             files.push((path, len as u64));
         }
-        let sink = Sink::start()?;
-        let mut sender = Sender::connect(&sink).await?;
+        // The sink's serving loop in this process (the worker process is
+        // this loop behind `worker files-sink`, which a test binary lacks).
+        let (endpoint, cert) = baseline::server(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let addr = endpoint.local_addr()?;
+        let stop = CancellationToken::new();
+        let sink = tokio::spawn(serve(endpoint, stop.clone()));
+        let mut sender = Sender::connect(addr, &cert).await?;
         sender.send(&files).await?;
         // A second round on the same connection works the same way.
         sender.send(&files[2..]).await?;
         sender.close().await;
-        drop(sink);
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), sink).await??;
         Ok(())
     }
 }
