@@ -18,11 +18,12 @@
 //! starts, on both sides, so dedupe never applies and both read from a warm
 //! page cache. Files live in a temporary directory removed after the round.
 //!
-//! Each round also reads the CPU time (user + system) spent while its clock
-//! ran, by each side: the baseline's sender (this process) and sink (its own
-//! process), or the qchat client (this process) and qchatd. Both sides are CPU-bound on two cores, so CPU seconds per GiB
-//! say where a ratio comes from, and they vary far less between rounds than
-//! throughput does (10 ms resolution).
+//! Each round also reads the CPU time (user + system, 10 ms resolution)
+//! spent while its clock ran, by each side: the baseline's sender (this
+//! process) and sink (its own process), or the qchat client (this process)
+//! and qchatd. Both sides are CPU-bound on two cores, so CPU seconds per GiB
+//! say where a ratio comes from, and qchatd's over the sink's is steadier
+//! from run to run than the throughput ratio.
 
 pub(crate) mod baseline;
 
@@ -143,16 +144,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             let (sender_cpu, sink_cpu) = baseline_cpu(&sink)?;
             sender.close().await;
             drop(files);
+            let (sender_cpu, sink_cpu) = (
+                case.per_gib(sender_cpu.saturating_sub(cpu.0)),
+                case.per_gib(sink_cpu.saturating_sub(cpu.1)),
+            );
             base.rate.push(rate(case.bytes(), took));
-            base.cpu_sender.push(case.per_gib(sender_cpu.saturating_sub(cpu.0)));
-            base.cpu_receiver.push(case.per_gib(sink_cpu.saturating_sub(cpu.1)));
+            base.cpu_sender.push(sender_cpu);
+            base.cpu_receiver.push(sink_cpu);
             eprintln!(
-                "round {round} {}: baseline {:.0} MiB/s ({took:.2?}), CPU {:.2} + {:.2} s/GiB \
-                 (sender + sink)",
+                "round {round} {}: baseline {:.0} MiB/s ({took:.2?}), CPU {sender_cpu:.2} + \
+                 {sink_cpu:.2} s/GiB (sender + sink)",
                 case.name(),
                 rate(case.bytes(), took),
-                case.per_gib(sender_cpu.saturating_sub(cpu.0)),
-                case.per_gib(sink_cpu.saturating_sub(cpu.1))
             );
 
             let files = Files::write(&root, case).await?;

@@ -57,7 +57,7 @@ impl WriteBudget {
 
 /// The BLAKE3 of a file's first bytes (its head, what hash-later begins are
 /// matched by), built as the bytes pass instead of read back afterwards.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct HeadHasher {
     hasher: blake3::Hasher,
     /// Head bytes still to come.
