@@ -278,21 +278,30 @@ struct Tally {
     forced: AtomicU64,
     abandoned: AtomicU64,
     rebinds: AtomicU64,
+    /// Rebinds after which the connection was lost and the client
+    /// reconnected (allowed, and bounded, only through the lossy relay).
+    migrations_lost: AtomicU64,
     pauses: AtomicU64,
 }
 
-/// Disrupts one library client `count` times: a rebind (asserts the
-/// connection migrates: a request goes through on the new socket and no
-/// reconnect happens), or else a lost connection — silent (no close) for a
-/// `silent` client, a forced disconnect for the others — and waits for the
-/// reconnect. One kind per client: a silently lost session lingers on the
-/// server until the idle timeout, so that user would not be seen going
-/// offline at a forced disconnect meanwhile.
+/// Disrupts one library client `count` times: a rebind (a request goes
+/// through on the new socket; with `strict`, over loopback, no reconnect
+/// may happen: the connection migrates), or else a lost connection — silent
+/// (no close) for a `silent` client, a forced disconnect for the others —
+/// and waits for the reconnect. One kind per client: a silently lost session
+/// lingers on the server until the idle timeout, so that user would not be
+/// seen going offline at a forced disconnect meanwhile.
+///
+/// Through the lossy relay a migration can lose the race with the test's
+/// 2 s idle timeout (path validation packets are lost like any others; seen
+/// once in CI, 2026-12-02): the client then reconnects, which is counted as
+/// `migrations_lost` and bounded by the caller, never more than once per
+/// rebind.
 async fn disrupt(
     client: Client,
     count: usize,
     rebind_percent: u64,
-    silent: bool,
+    (silent, strict): (bool, bool),
     seed: u64,
     tally: Arc<Tally>,
 ) -> anyhow::Result<()> {
@@ -305,8 +314,12 @@ async fn disrupt(
             client.rebind()?;
             assert_ne!(client.local_addr(), old, "a new local port");
             within("a request over the migrated path", client.ping()).await?;
-            assert_eq!(client.reconnects(), before, "a rebind migrates; it never reconnects");
-            tally.rebinds.fetch_add(1, Ordering::Relaxed);
+            let reconnected = client.reconnects() - before;
+            if strict || reconnected > 1 {
+                assert_eq!(reconnected, 0, "a rebind migrates; it never reconnects");
+            }
+            let kind = if reconnected == 0 { &tally.rebinds } else { &tally.migrations_lost };
+            kind.fetch_add(1, Ordering::Relaxed);
         } else {
             if silent {
                 client.abandon_connection()?;
@@ -427,7 +440,8 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
         let count = per_client + usize::from(i < extra);
         // Every other client loses its connections silently.
         let silent = i % 2 == 1;
-        storm.spawn(disrupt(c.clone(), count, 40, silent, rng.next_u64(), tally.clone()));
+        let kinds = (silent, lossless);
+        storm.spawn(disrupt(c.clone(), count, 40, kinds, rng.next_u64(), tally.clone()));
     }
     for t in &tails {
         storm.spawn(freeze(t.clone(), PAUSES_PER_TAIL, tally.clone()));
@@ -512,14 +526,15 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     let forced = tally.forced.load(Ordering::Relaxed);
     let abandoned = tally.abandoned.load(Ordering::Relaxed);
     let rebinds = tally.rebinds.load(Ordering::Relaxed);
+    let migrations_lost = tally.migrations_lost.load(Ordering::Relaxed);
     let paused = tally.pauses.load(Ordering::Relaxed);
     let reconnects: u64 = clients.iter().map(Client::reconnects).sum();
     let tail_reconnects: u64 = tails.iter().map(|t| t.reconnects.load(Ordering::Relaxed)).sum();
     println!(
         "[{label}] {} losses in {:.1}s: {forced} forced disconnects, {abandoned} silent losses, \
-         {rebinds} rebinds (migrated, 0 reconnects), {paused} SIGSTOP freezes past the \
-         {IDLE_SECS}s idle timeout",
-        forced + abandoned + rebinds + paused,
+         {rebinds} rebinds (migrated, 0 reconnects), {migrations_lost} rebinds that reconnected, \
+         {paused} SIGSTOP freezes past the {IDLE_SECS}s idle timeout",
+        forced + abandoned + rebinds + migrations_lost + paused,
         storm_time.as_secs_f64()
     );
     println!(
@@ -529,9 +544,20 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
         acked.len(),
         SENDERS + 1 + TAILS
     );
-    assert_eq!(forced + abandoned + rebinds + paused, LOSSES as u64);
+    assert_eq!(forced + abandoned + rebinds + migrations_lost + paused, LOSSES as u64);
     assert!(forced > 0 && abandoned > 0, "both kinds of loss happened");
-    assert_eq!(reconnects, forced + abandoned, "only lost connections reconnect library clients");
+    assert_eq!(
+        reconnects,
+        forced + abandoned + migrations_lost,
+        "only lost connections reconnect library clients"
+    );
+    // Through the relay, a migration may lose to the idle timeout now and
+    // then, not as a rule.
+    assert!(
+        migrations_lost * 10 <= rebinds + migrations_lost,
+        "{migrations_lost} of {} rebinds ended in a reconnect",
+        rebinds + migrations_lost
+    );
     assert!(tail_offline >= paused, "each freeze outlasted the server's idle timeout");
     if lossless {
         assert!(client_offline >= forced, "the server noticed every forced close at once");
