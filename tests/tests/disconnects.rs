@@ -292,11 +292,11 @@ struct Tally {
 /// lingers on the server until the idle timeout, so that user would not be
 /// seen going offline at a forced disconnect meanwhile.
 ///
-/// Through the lossy relay a migration can lose the race with the test's
-/// 2 s idle timeout (path validation packets are lost like any others; seen
-/// once in CI, 2026-12-02): the client then reconnects, which is counted as
-/// `migrations_lost` and bounded by the caller, never more than once per
-/// rebind.
+/// Through the lossy relay a migration may end in a reconnect (seen once,
+/// 2026-12-02; most likely it lost the race with the test's 2 s idle
+/// timeout, path-validation packets being dropped like any others): that is
+/// counted as `migrations_lost`, bounded by the caller, and never allowed
+/// more than once per rebind.
 async fn disrupt(
     client: Client,
     count: usize,
