@@ -178,6 +178,14 @@ struct View {
     presence: HashMap<String, (u64, u64)>,
     /// The first thing that went wrong (checked at the end).
     problem: Option<String>,
+    /// Why each lost connection dropped (the first reconnect attempt's
+    /// reason), in order.
+    drops: Vec<String>,
+}
+
+/// Locks `m`, poisoned or not (a panicking task fails the test anyway).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Reads a client's events into its view until the stream ends, asserting
@@ -204,6 +212,9 @@ async fn follow(mut events: Events, view: Arc<std::sync::Mutex<View>>) {
             }
             ClientEvent::State(ConnState::Closed { reason }) if v.problem.is_none() => {
                 v.problem = Some(format!("closed: {reason}"));
+            }
+            ClientEvent::State(ConnState::Reconnecting { attempt: 1, last_error }) => {
+                v.drops.push(last_error);
             }
             _ => {}
         }
@@ -281,6 +292,8 @@ struct Tally {
     /// Rebinds after which the connection was lost and the client
     /// reconnected (allowed, and bounded, only through the lossy relay).
     migrations_lost: AtomicU64,
+    /// Why those connections dropped, as the clients reported it.
+    migration_drops: std::sync::Mutex<Vec<String>>,
     pauses: AtomicU64,
 }
 
@@ -299,6 +312,7 @@ struct Tally {
 /// more than once per rebind.
 async fn disrupt(
     client: Client,
+    view: Arc<std::sync::Mutex<View>>,
     count: usize,
     rebind_percent: u64,
     (silent, strict): (bool, bool),
@@ -318,8 +332,15 @@ async fn disrupt(
             if strict || reconnected > 1 {
                 assert_eq!(reconnected, 0, "a rebind migrates; it never reconnects");
             }
-            let kind = if reconnected == 0 { &tally.rebinds } else { &tally.migrations_lost };
-            kind.fetch_add(1, Ordering::Relaxed);
+            if reconnected == 0 {
+                tally.rebinds.fetch_add(1, Ordering::Relaxed);
+            } else {
+                tally.migrations_lost.fetch_add(1, Ordering::Relaxed);
+                // The state event may trail the reconnect a little.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let why = lock(&view).drops.last().cloned().unwrap_or_else(|| "unknown".into());
+                lock(&tally.migration_drops).push(format!("{}: {why}", client.user()));
+            }
         } else {
             if silent {
                 client.abandon_connection()?;
@@ -441,7 +462,8 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
         // Every other client loses its connections silently.
         let silent = i % 2 == 1;
         let kinds = (silent, lossless);
-        storm.spawn(disrupt(c.clone(), count, 40, kinds, rng.next_u64(), tally.clone()));
+        let (view, seed) = (views[i].clone(), rng.next_u64());
+        storm.spawn(disrupt(c.clone(), view, count, 40, kinds, seed, tally.clone()));
     }
     for t in &tails {
         storm.spawn(freeze(t.clone(), PAUSES_PER_TAIL, tally.clone()));
@@ -553,9 +575,13 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     );
     // Through the relay, a migration may lose to the idle timeout now and
     // then, not as a rule.
+    let drops = lock(&tally.migration_drops).join("; ");
+    if migrations_lost > 0 {
+        println!("[{label}] rebinds that reconnected dropped because: {drops}");
+    }
     assert!(
         migrations_lost * 10 <= rebinds + migrations_lost,
-        "{migrations_lost} of {} rebinds ended in a reconnect",
+        "{migrations_lost} of {} rebinds ended in a reconnect ({drops})",
         rebinds + migrations_lost
     );
     assert!(tail_offline >= paused, "each freeze outlasted the server's idle timeout");
