@@ -192,7 +192,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// seqs arrive once and in order.
 async fn follow(mut events: Events, view: Arc<std::sync::Mutex<View>>) {
     while let Some(ev) = events.recv().await {
-        let mut v = view.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v = lock(&view);
         match ev {
             ClientEvent::Message(m) => {
                 let last = v.messages.last().map_or(0, |l| l.seq);
@@ -257,7 +257,7 @@ impl Tail {
             let mut out = BufReader::new(out).lines();
             while let Ok(Some(line)) = out.next_line().await {
                 let m: Message = serde_json::from_str(&line).expect("tail prints JSON messages");
-                l.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(m);
+                lock(&l).push(m);
             }
         });
         let r = reconnects.clone();
@@ -508,9 +508,7 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
 
     // Every member's events hold the same, once and in order.
     let total = history.len();
-    let wanted = |v: &std::sync::Mutex<View>| {
-        v.lock().unwrap_or_else(std::sync::PoisonError::into_inner).messages.len() >= total
-    };
+    let wanted = |v: &std::sync::Mutex<View>| lock(v).messages.len() >= total;
     within("every library client caught up", async {
         while !views.iter().chain([&watcher_view]).all(|v| wanted(v)) {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -520,7 +518,7 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     let key = |m: &Message| (m.seq, m.sender.clone(), m.body.clone());
     let truth: Vec<_> = history.iter().map(key).collect();
     for v in views.iter().chain([&watcher_view]) {
-        let v = v.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let v = lock(v);
         assert_eq!(v.problem, None, "a member's events");
         assert_eq!(v.messages.iter().map(key).collect::<Vec<_>>(), truth, "a member's view");
     }
@@ -531,7 +529,7 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     })
     .await;
     for t in &tails {
-        let lines = t.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lines = lock(&t.lines);
         assert_eq!(lines.iter().map(key).collect::<Vec<_>>(), truth, "{}'s printed view", t.user);
     }
 
@@ -539,7 +537,7 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     // each forced disconnect at once: on loopback the user goes offline
     // before the reconnect (200 ms backoff) brings them back.
     let (tail_offline, client_offline) = {
-        let watched = watcher_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let watched = lock(&watcher_view);
         let offline = |prefix: char| -> u64 {
             watched.presence.iter().filter(|(u, _)| u.starts_with(prefix)).map(|(_, p)| p.0).sum()
         };
