@@ -239,6 +239,24 @@ pub(crate) enum Content<'a> {
     Head(&'a str),
 }
 
+impl<'a> Content<'a> {
+    /// The declared hash, if the content is known by it.
+    fn hash(self) -> Option<&'a str> {
+        match self {
+            Self::Hash(h) => Some(h),
+            Self::Head(_) => None,
+        }
+    }
+
+    /// The head, if the content is known by it (hash later).
+    fn head(self) -> Option<&'a str> {
+        match self {
+            Self::Head(h) => Some(h),
+            Self::Hash(_) => None,
+        }
+    }
+}
+
 pub(crate) async fn create_upload(
     db: impl SqliteExecutor<'_>,
     u: &NewUpload<'_>,
@@ -254,14 +272,8 @@ pub(crate) async fn create_upload(
     .bind(u.room.0)
     .bind(u.name)
     .bind(i(u.size))
-    .bind(match u.content {
-        Content::Hash(h) => Some(h),
-        Content::Head(_) => None,
-    })
-    .bind(match u.content {
-        Content::Head(h) => Some(h),
-        Content::Hash(_) => None,
-    })
+    .bind(u.content.hash())
+    .bind(u.content.head())
     .bind(now)
     .bind(now)
     .execute(db)

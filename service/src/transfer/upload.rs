@@ -25,8 +25,6 @@ use crate::transfer::{Claim, Reserve, valid_upload_id};
 
 /// Largest chunk taken off the stream at once.
 const CHUNK: usize = 256 * 1024;
-/// Bytes read at a time when hashing what a resumed upload holds.
-const HASH_READ: usize = 1024 * 1024;
 
 /// Quota counted ahead of the bytes at once (see `receive_into`).
 const GRANT: u64 = 1024 * 1024;
@@ -275,27 +273,19 @@ async fn hash_held(
     held: u64,
     head_len: u64,
 ) -> Result<(blake3::Hasher, HeadHasher), Failure> {
-    let (mut hasher, mut head) = (blake3::Hasher::new(), HeadHasher::new(head_len));
     if held == 0 {
-        return Ok((hasher, head));
+        return Ok((blake3::Hasher::new(), HeadHasher::new(head_len)));
     }
     tokio::task::spawn_blocking(move || {
         use std::io::Read as _;
         let mut file = std::fs::File::open(&path)?.take(held);
-        let mut buf = vec![0u8; HASH_READ];
-        let mut read = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            head.update(&buf[..n]);
-            read += n as u64;
-        }
-        if read != held {
+        let mut hasher = blake3::Hasher::new();
+        // The head's part of the held bytes, then the head hasher forks off.
+        let in_head = held.min(head_len);
+        hasher.update_reader((&mut file).take(in_head))?;
+        let head = HeadHasher::continuing(hasher.clone(), head_len - in_head);
+        hasher.update_reader(file)?;
+        if hasher.count() != held {
             return Err(std::io::Error::other("partial file shorter than expected"));
         }
         Ok::<_, std::io::Error>((hasher, head))

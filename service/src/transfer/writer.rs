@@ -67,7 +67,13 @@ pub(crate) struct HeadHasher {
 impl HeadHasher {
     /// A hasher for a head of `len` bytes (none seen yet).
     pub(crate) fn new(len: u64) -> Self {
-        Self { hasher: blake3::Hasher::new(), left: len }
+        Self::continuing(blake3::Hasher::new(), len)
+    }
+
+    /// A hasher that has seen the head's first bytes (`hasher`), with `left`
+    /// bytes of the head still to come.
+    pub(crate) fn continuing(hasher: blake3::Hasher, left: u64) -> Self {
+        Self { hasher, left }
     }
 
     /// Takes the next bytes of the file; those past the head are ignored.
