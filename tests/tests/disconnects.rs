@@ -590,16 +590,21 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     // does each frozen tail): wait for that many idle timeouts in its log.
     // Over loopback nothing else times out; through the relay a forced close
     // may be lost too, so there it is a lower bound.
-    let timeouts = within("the server times out every silent loss", async {
-        loop {
-            let n = s.log_text().matches("connection lost: timed out").count() as u64;
-            if n >= abandoned + paused {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let want = abandoned + paused;
+    let deadline = Instant::now() + qchat_tests::STEP;
+    let timeouts = loop {
+        let n = s.log_text().matches("connection lost: timed out").count() as u64;
+        if n >= want || Instant::now() >= deadline {
+            break n;
         }
-    })
-    .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        timeouts >= want,
+        "[{label}] the server timed out {timeouts} connections, not every silent loss and \
+         freeze ({abandoned} + {paused}); how its connections ended: {}",
+        end_causes(&s.log_text())
+    );
     println!(
         "[{label}] server idle timeouts: {timeouts} (silent losses {abandoned} + freezes {paused})"
     );
@@ -612,6 +617,17 @@ async fn storm(s: &TestServer, via: SocketAddr, label: &str, lossless: bool) -> 
     }
     followers.shutdown().await;
     Ok(())
+}
+
+/// How the server's sessions ended, from its log (`cause=` of its
+/// control-stream lines), counted: for a failure message.
+fn end_causes(log: &str) -> String {
+    let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains("control stream")) {
+        let cause = line.split_once("cause=").map_or("?", |(_, c)| c.trim());
+        *causes.entry(cause).or_default() += 1;
+    }
+    format!("{causes:?}")
 }
 
 async fn storm_server() -> anyhow::Result<TestServer> {
