@@ -3,54 +3,29 @@
 //! the 32-byte BLAKE3 trailer. Hashes while writing to the partial file,
 //! verifies size and BLAKE3 (against the declared hash or the trailer),
 //! fsyncs, moves the file into the store and records file row and file
-//! message in one transaction (via the committer).
+//! message in one transaction (via the committer). The receive loop and its
+//! checks on each chunk (size, quota, trailer) are in [`intake`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use qchat_protocol::{
-    Event, FileInfo, HEAD_LEN, MessageKind, StreamCode, TRAILER_LEN, UploadDone, UploadFailed,
-    UploadHeader, decode_stream_header, encode_json, stream_header_len,
+    Event, FileInfo, HEAD_LEN, MessageKind, StreamCode, UploadDone, UploadFailed, UploadHeader,
+    decode_stream_header, encode_json, stream_header_len,
 };
 use quinn::{RecvStream, VarInt};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, FileAttach, NewMessage, Upload};
+use crate::db::{self, FileAttach, NewMessage};
 use crate::outbound::Outbound;
 use crate::server::Shared;
 use crate::session::Login;
-use crate::transfer::writer::{Finished, HeadHasher, PartWriter};
-use crate::transfer::{Claim, Reserve, valid_upload_id};
+use crate::transfer::writer::HeadHasher;
+use crate::transfer::{Claim, valid_upload_id};
 
-/// Largest chunk taken off the stream at once.
-const CHUNK: usize = 256 * 1024;
+mod intake;
 
-/// Quota counted ahead of the bytes at once (see `receive_into`).
-const GRANT: u64 = 1024 * 1024;
-/// Reads between looks at the stop signals while bytes keep coming.
-const STOP_CHECK_EVERY: u32 = 64;
-
-/// Why the receive loop was told to stop.
-#[derive(Debug, Clone, Copy)]
-enum Stop {
-    /// Another stream of the upload's owner takes it over.
-    TakenOver,
-    /// The connection's session ends.
-    Closing,
-}
-
-impl Stop {
-    /// Both keep what arrived for a resume.
-    fn failure(self) -> Failure {
-        match self {
-            Self::TakenOver => {
-                fail(StreamCode::Conflict, "taken over by a newer stream of the same upload", false)
-            }
-            Self::Closing => fail(StreamCode::Unavailable, "the connection is closing", false),
-        }
-    }
-}
+use intake::receive_bytes;
 
 /// Why an upload stream failed.
 struct Failure {
@@ -303,157 +278,4 @@ async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> 
         .map_err(|e| internal("reading usage", e))?;
     claim.set_stored(stored, mark);
     Ok(())
-}
-
-/// The trailer of a hash-later upload stream: the file's BLAKE3 digest.
-type Trailer = [u8; TRAILER_LEN];
-
-/// Receives the bytes after `held` into the partial file, hashing them on
-/// into `hashers` (whole file, head), and fsyncs it; the hashers, the fsync
-/// time and how the writes went, and the stream's trailer if the upload has
-/// one.
-async fn receive_bytes(
-    shared: &Shared,
-    up: &Upload,
-    held: u64,
-    claim: &mut Claim,
-    hashers: (blake3::Hasher, HeadHasher),
-    recv: &mut RecvStream,
-    closing: &CancellationToken,
-) -> Result<(Finished, Option<Trailer>), Failure> {
-    let path = shared.transfers.store.part_path(&up.id);
-    let mut writer = PartWriter::open(path, hashers, shared.transfers.write_budget.clone())
-        .await
-        .map_err(|e| internal("opening partial upload", e))?;
-    match receive_into(up, held, claim, &mut writer, recv, closing).await {
-        Ok(trailer) => match writer.finish().await {
-            Ok(finished) => Ok((finished, trailer)),
-            Err(e) => Err(internal("writing partial upload", e)),
-        },
-        Err(f) => {
-            // Other uploads may use the quota at once; whatever arrived is
-            // in the file before the claim is let go, so a resume (or the
-            // stream taking over) sees every byte.
-            claim.release_in_flight();
-            if let Err(e) = writer.close().await {
-                tracing::warn!(upload_id = %up.id, cause = %e, "writing partial upload");
-            }
-            Err(f)
-        }
-    }
-}
-
-/// The receive loop: bytes from the stream to the writer, within the
-/// declared size and the tenant's quota; then a hash-later upload's trailer.
-async fn receive_into(
-    up: &Upload,
-    held: u64,
-    claim: &mut Claim,
-    writer: &mut PartWriter,
-    recv: &mut RecvStream,
-    closing: &CancellationToken,
-) -> Result<Option<Trailer>, Failure> {
-    let mut total = held;
-    // A hash-later upload's trailer, gathered once the file's bytes are in.
-    let mut trailer = up.hash.is_none().then(|| Vec::with_capacity(TRAILER_LEN));
-    // Quota counted ahead, up to `GRANT` at a time, so the tenant-wide
-    // lock is taken once per grant rather than once per packet; never past
-    // the declared size, and given back with the claim.
-    let mut granted = 0u64;
-    // One waiter for the whole loop, not one registered per packet.
-    let stop = claim.stop_token();
-    let stopped = async {
-        tokio::select! {
-            () = stop.cancelled() => Stop::TakenOver,
-            () = closing.cancelled() => Stop::Closing,
-        }
-    };
-    tokio::pin!(stopped);
-    let mut reads = 0u32;
-    loop {
-        reads = reads.wrapping_add(1);
-        // Reads come first below, so a stream that always has bytes ready
-        // would never let the select see a stop: look every so often.
-        if reads.is_multiple_of(STOP_CHECK_EVERY) && (stop.is_cancelled() || closing.is_cancelled())
-        {
-            let why = if stop.is_cancelled() { Stop::TakenOver } else { Stop::Closing };
-            return Err(why.failure());
-        }
-        let read = tokio::select! {
-            biased;
-            r = recv.read_chunk(CHUNK, true) => r,
-            why = &mut stopped => return Err(why.failure()),
-        };
-        let mut chunk: Bytes = match read {
-            Ok(Some(c)) => c.bytes,
-            Ok(None) => break,
-            Err(e) => {
-                // Connection lost or stream reset: keep what arrived for a resume.
-                return Err(fail(
-                    StreamCode::Unavailable,
-                    format!("stream interrupted: {e}"),
-                    false,
-                ));
-            }
-        };
-        if let Some(t) = &mut trailer
-            && total + chunk.len() as u64 > up.size
-        {
-            // `total <= up.size` here: the rest of the chunk is trailer.
-            let file_part = usize::try_from(up.size.saturating_sub(total)).unwrap_or(usize::MAX);
-            let rest = chunk.split_off(file_part.min(chunk.len()));
-            if t.len() + rest.len() > TRAILER_LEN {
-                return Err(fail(
-                    StreamCode::SizeMismatch,
-                    format!("more than the declared {} bytes and the trailer", up.size),
-                    true,
-                ));
-            }
-            t.extend_from_slice(&rest);
-            if chunk.is_empty() {
-                continue;
-            }
-        }
-        let n = chunk.len() as u64;
-        if total + n > up.size {
-            return Err(fail(
-                StreamCode::SizeMismatch,
-                format!("more than the declared {} bytes", up.size),
-                true,
-            ));
-        }
-        if n > granted {
-            // `total + n <= up.size`, so this never reaches past the size.
-            let want = (n - granted).max(GRANT.min(up.size - total - granted));
-            if claim.reserve(want) == Reserve::OverQuota {
-                return Err(fail(
-                    StreamCode::QuotaExceeded,
-                    "the tenant's storage quota is used up",
-                    true,
-                ));
-            }
-            granted += want;
-        }
-        granted -= n;
-        writer.write(chunk).await.map_err(|e| internal("writing partial upload", e))?;
-        total += n;
-    }
-    if total != up.size {
-        return Err(fail(
-            StreamCode::SizeMismatch,
-            format!("stream ended at {total} of {} bytes", up.size),
-            true,
-        ));
-    }
-    match trailer {
-        None => Ok(None),
-        Some(t) => match Trailer::try_from(t.as_slice()) {
-            Ok(digest) => Ok(Some(digest)),
-            Err(_) => Err(fail(
-                StreamCode::HashMismatch,
-                format!("stream ended {} bytes into its {TRAILER_LEN}-byte trailer", t.len()),
-                true,
-            )),
-        },
-    }
 }

@@ -2,7 +2,8 @@
 //! transport settings ([`crate::baseline`]) and no qchat logic. The sender
 //! opens one unidirectional stream per file, writes a 4-byte file index and
 //! the file's bytes (read from disk as the client library reads them), and
-//! finishes it; the sink reads and discards the bytes and, at each stream's
+//! finishes it; the sink reads and discards the bytes (32 chunks per read,
+//! as qchatd takes them) and, at each stream's
 //! end, acknowledges `(index, bytes)` on the one bidirectional stream the
 //! sender opened first — as qchatd reports `upload.done` on the control
 //! stream. The sender's clock stops when every file is acknowledged.
@@ -140,8 +141,12 @@ async fn drain(mut recv: RecvStream) -> anyhow::Result<(u32, u64)> {
     let mut index = [0u8; 4];
     recv.read_exact(&mut index).await?;
     let mut bytes = 0u64;
-    while let Some(chunk) = recv.read_chunk(CHUNK, true).await? {
-        bytes += chunk.bytes.len() as u64;
+    // As qchatd reads an upload: up to 32 chunks per lock of the connection.
+    let mut chunks: [bytes::Bytes; 32] = Default::default();
+    while let Some(n) = recv.read_chunks(&mut chunks).await? {
+        for slot in &mut chunks[..n] {
+            bytes += std::mem::take(slot).len() as u64;
+        }
     }
     Ok((u32::from_be_bytes(index), bytes))
 }
