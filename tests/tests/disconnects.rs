@@ -16,7 +16,7 @@
 //! Also here: the server notices a client's CONNECTION_CLOSE at once, even
 //! when it arrives in the middle of a fast upload.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -238,6 +238,10 @@ struct Tail {
     child: Child,
     lines: Arc<std::sync::Mutex<Vec<Message>>>,
     reconnects: Arc<AtomicU64>,
+    /// The last lines it logged, and whether its stderr has closed (the
+    /// process exited): so a tail that gives up says why.
+    log: Arc<std::sync::Mutex<VecDeque<String>>>,
+    exited: Arc<AtomicBool>,
 }
 
 impl Tail {
@@ -271,16 +275,31 @@ impl Tail {
                 lock(&l).push(m);
             }
         });
-        let r = reconnects.clone();
+        let log: Arc<std::sync::Mutex<VecDeque<String>>> = Arc::default();
+        let exited = Arc::new(AtomicBool::new(false));
+        let (r, g, x) = (reconnects.clone(), log.clone(), exited.clone());
         tokio::spawn(async move {
             let mut err = BufReader::new(err).lines();
             while let Ok(Some(line)) = err.next_line().await {
                 if line.contains("reconnected") {
                     r.fetch_add(1, Ordering::Relaxed);
                 }
+                let mut g = lock(&g);
+                if g.len() == 5 {
+                    g.pop_front();
+                }
+                g.push_back(line);
             }
+            x.store(true, Ordering::Relaxed);
         });
-        Ok(Self { user: user.to_owned(), child, lines, reconnects })
+        Ok(Self { user: user.to_owned(), child, lines, reconnects, log, exited })
+    }
+
+    /// Why the process exited, if it has: its last log lines.
+    fn exit_reason(&self) -> Option<String> {
+        self.exited
+            .load(Ordering::Relaxed)
+            .then(|| lock(&self.log).iter().cloned().collect::<Vec<_>>().join(" | "))
     }
 
     fn signal(&self, sig: &str) -> anyhow::Result<()> {
@@ -422,6 +441,9 @@ async fn storm(s: &TestServer, relay: Option<&Relay>, label: &str) -> anyhow::Re
     }
     within("tails joined and online", async {
         loop {
+            if let Some((t, why)) = tails.iter().find_map(|t| t.exit_reason().map(|w| (t, w))) {
+                anyhow::bail!("{} exited before it was online: {why}", t.user);
+            }
             let members = watcher.members("general").await?;
             let online = members.iter().filter(|m| m.user.starts_with('t') && m.online).count();
             if online == TAILS {
