@@ -321,7 +321,9 @@ pub(crate) fn valid_upload_id(id: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn transfers(dir: &tempfile::TempDir, quota: u64) -> Arc<Transfers> {
+    /// Transfers over a store in `dir` whose file size and tenant quota are
+    /// both `quota` (also for the upload modules' tests).
+    pub(super) fn transfers(dir: &tempfile::TempDir, quota: u64) -> Arc<Transfers> {
         let store = Store::open(dir.path()).expect("store");
         let limits = TransferLimits {
             max_file_size: quota,

@@ -230,12 +230,8 @@ impl<'a> Intake<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::db::{RoomId, TenantId, UserId};
-    use crate::store::Store;
-    use crate::transfer::{TransferLimits, Transfers};
 
     fn upload(size: u64, hash_later: bool) -> Upload {
         Upload {
@@ -253,13 +249,7 @@ mod tests {
 
     /// A claim on upload "u" with `quota` bytes for the tenant, none stored.
     fn claim(dir: &tempfile::TempDir, quota: u64) -> Claim {
-        let store = Store::open(dir.path()).expect("store");
-        let limits = TransferLimits {
-            max_file_size: quota,
-            tenant_quota: quota,
-            max_downloads_per_connection: 1,
-        };
-        let transfers = Arc::new(Transfers::new(store, limits));
+        let transfers = crate::transfer::tests::transfers(dir, quota);
         let mut claim = transfers.try_claim("u", TenantId(1)).expect("free");
         claim.set_stored(0, claim.stored_mark());
         claim
