@@ -59,8 +59,8 @@ pub use config::{Auth, ClientConfig, Trust, default_known_hosts_path};
 pub use error::ClientError;
 pub use probe::{ServerInfo, probe};
 pub use transfer::{
-    DownloadHandle, DownloadProgress, DownloadState, Downloaded, TransferError, UploadHandle,
-    UploadProgress, UploadState, Uploaded,
+    DownloadHandle, DownloadProgress, DownloadState, Downloaded, FileChunks, TransferError,
+    UploadHandle, UploadProgress, UploadState, Uploaded,
 };
 pub use trust::fingerprint;
 

@@ -16,8 +16,11 @@
 //! waiting for them. Tasks run on the client's task tracker and stop when the
 //! client does (or when their handle is cancelled).
 
+mod chunks;
 pub(crate) mod download;
 pub(crate) mod upload;
+
+pub use chunks::FileChunks;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

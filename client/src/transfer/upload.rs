@@ -20,13 +20,13 @@ use qchat_protocol::{
 };
 use std::io::Seek as _;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{
-    TransferError, UploadOutcome, UploadProgress, UploadState, UploadWaiter, Uploaded, hash_file,
+    FileChunks, TransferError, UploadOutcome, UploadProgress, UploadState, UploadWaiter, Uploaded,
+    hash_file,
 };
 use crate::connection::Connection;
 use crate::error::ClientError;
@@ -303,7 +303,7 @@ impl Job {
     ) -> Result<(), Result<StreamEnd, TransferError>> {
         let Send { id, offset, size, probe, trailer } = send;
         let path = self.path.clone();
-        let mut file = tokio::task::spawn_blocking(move || {
+        let file = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
             file.seek(std::io::SeekFrom::Start(offset))?;
             Ok::<_, std::io::Error>(file)
@@ -313,7 +313,7 @@ impl Job {
         .map_err(|e| Err(self.io(&e)))?;
         // The digest covers the whole file: a resumed stream hashes the
         // bytes the server holds again first (read from the file here).
-        let mut hasher = if trailer {
+        let hasher = if trailer {
             Some(hash_range(self.path.clone(), offset).await.map_err(|e| Err(self.io(&e)))?)
         } else {
             None
@@ -342,12 +342,11 @@ impl Job {
             p.done = offset;
             p.state = UploadState::Sending;
         });
+        let mut chunks = FileChunks::new(file, hasher);
         let mut remaining = size - offset.min(size);
         while remaining > 0 {
             let want = usize::try_from(remaining).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
-            let chunk;
-            (file, chunk, hasher) =
-                read_chunk(file, want, hasher).await.map_err(|e| Err(self.io(&e)))?;
+            let chunk = chunks.next(want).await.map_err(|e| Err(self.io(&e)))?;
             if chunk.is_empty() {
                 return Err(Err(self.changed()));
             }
@@ -360,7 +359,7 @@ impl Job {
                 p.sent += n;
             });
         }
-        if let Some(hasher) = hasher {
+        if let Some(hasher) = chunks.into_hasher() {
             stream.stream.write_all(hasher.finalize().as_bytes()).await.map_err(write_end)?;
         }
         stream.finish().map_err(|_| Ok(StreamEnd::Lost))
@@ -400,30 +399,6 @@ async fn hash_range(path: PathBuf, len: u64) -> std::io::Result<blake3::Hasher> 
 
 /// Bytes read from the file and handed to the stream at once.
 const SEND_CHUNK: usize = 1024 * 1024;
-
-/// Reads up to `want` bytes of `file` on the blocking pool, straight into
-/// the buffer that becomes the stream's chunk, and hashes them into
-/// `hasher` (hash-later) while they are in the cache; the file and the
-/// hasher come back with them (an empty chunk at the end of the file).
-async fn read_chunk(
-    file: std::fs::File,
-    want: usize,
-    mut hasher: Option<blake3::Hasher>,
-) -> std::io::Result<(std::fs::File, Bytes, Option<blake3::Hasher>)> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read as _;
-        let mut buf = Vec::with_capacity(want);
-        // `take` + `read_to_end` reads into the spare capacity without
-        // zeroing it first, and retries short reads.
-        (&file).take(want as u64).read_to_end(&mut buf)?;
-        if let Some(h) = &mut hasher {
-            h.update(&buf);
-        }
-        Ok((file, Bytes::from(buf), hasher))
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
 
 /// Codes after which the upload is tried again from `upload.status`.
 fn retryable(code: ErrorCode) -> bool {

@@ -1,7 +1,7 @@
 //! The baseline for `files`: a bare quinn sender and sink with qchatd's
 //! transport settings ([`crate::baseline`]) and no qchat logic. The sender
 //! opens one unidirectional stream per file, writes a 4-byte file index and
-//! the file's bytes (read from disk as the client library reads them), and
+//! the file's bytes (read from disk with the client library's reader), and
 //! finishes it; the sink reads and discards the bytes (32 chunks per read,
 //! as qchatd takes them) and, at each stream's
 //! end, acknowledges `(index, bytes)` on the one bidirectional stream the
@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
+use qchat_client::FileChunks;
 use quinn::{Connection, Endpoint, RecvStream};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
@@ -221,22 +222,16 @@ impl Sender {
 }
 
 /// One file on one unidirectional stream, read as the client library reads
-/// it (1 MiB at a time on the blocking pool, straight into the `Bytes`
-/// handed to quinn with `write_chunk`), so both sides pay the same for the
-/// file.
+/// it (with its [`FileChunks`]: 1 MiB at a time on the blocking pool,
+/// straight into the `Bytes` handed to quinn with `write_chunk`, buffers
+/// reused once quinn lets go), so both sides pay the same for the file.
 async fn send_file(conn: &Connection, index: u32, path: PathBuf) -> anyhow::Result<()> {
-    let mut file = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await??;
+    let file = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await??;
+    let mut chunks = FileChunks::new(file, None);
     let mut stream = conn.open_uni().await?;
     stream.write_all(&index.to_be_bytes()).await?;
     loop {
-        let chunk;
-        (file, chunk) = tokio::task::spawn_blocking(move || {
-            use std::io::Read as _;
-            let mut buf = Vec::with_capacity(CHUNK);
-            (&file).take(CHUNK as u64).read_to_end(&mut buf)?;
-            Ok::<_, std::io::Error>((file, bytes::Bytes::from(buf)))
-        })
-        .await??;
+        let chunk = chunks.next(CHUNK).await?;
         if chunk.is_empty() {
             break;
         }
