@@ -7,7 +7,8 @@
 //!   the server holds, wait for `upload.done`; after a lost connection ask
 //!   `upload.status` and continue from there.
 //! - [`download`]: `file.get`, receive into `.<name>.qchat-part` in the target
-//!   directory, verify BLAKE3, rename to a free name; after a lost connection
+//!   directory (hashing as it writes, [`part`]), verify BLAKE3, rename to a
+//!   free name; after a lost connection
 //!   ask again from the size of the partial file.
 //!
 //! This module holds the public handles ([`UploadHandle`], [`DownloadHandle`]),
@@ -18,6 +19,7 @@
 
 mod chunks;
 pub(crate) mod download;
+mod part;
 pub(crate) mod upload;
 
 pub use chunks::FileChunks;
@@ -37,8 +39,6 @@ use tracing::debug;
 use crate::error::ClientError;
 use crate::supervisor::lock;
 
-/// Bytes moved per read and write: bounds each transfer's memory.
-pub(crate) const CHUNK: usize = 256 * 1024;
 /// How long a server-opened stream may take to deliver its header frame.
 const HEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -621,7 +621,7 @@ mod tests {
     fn hashing_matches_blake3_and_reports_progress() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
-        let data: Vec<u8> = (0..(CHUNK * 2 + 7)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(HASH_CHUNK * 2 + 7)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).expect("write");
         let seen = std::sync::atomic::AtomicU64::new(0);
         let (hash, len) = hash_file(

@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use qchat_protocol::{
     ErrorCode, FileGetOk, FileGetReq, FileInfo, Op, StreamCode, sanitize_file_name,
 };
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::part::PartWriter;
 use super::{
-    CHUNK, DownloadProgress, DownloadState, Downloaded, Incoming, PartClaim, TransferError,
-    hash_file, place_file,
+    DownloadProgress, DownloadState, Downloaded, Incoming, PartClaim, TransferError, place_file,
 };
 use crate::error::ClientError;
 use crate::supervisor::Shared;
@@ -25,8 +25,11 @@ use crate::supervisor::Shared;
 const MAX_ATTEMPTS: u32 = 60;
 /// How long the server may take to open the stream after its reply.
 const STREAM_WAIT: Duration = Duration::from_secs(30);
-/// Write buffer in front of the partial file.
-const WRITE_BUF: usize = 1024 * 1024;
+/// Chunks (a packet's worth of stream data each) taken off the stream per
+/// read.
+const READ_CHUNKS: usize = 32;
+/// Bytes received between progress updates.
+const REPORT_EVERY: u64 = 1024 * 1024;
 
 /// Everything one download task needs.
 pub(crate) struct Job {
@@ -128,20 +131,16 @@ impl Job {
                 }
             };
             check_header(&incoming, &p.info)?;
-            match self.receive(incoming, &p.path, offset).await {
-                Ok(()) => {}
+            let got = match self.receive(incoming, &p.path, offset).await {
+                Ok(hash) => hash.to_hex().to_string(),
                 Err(Ok(held)) => {
                     offset = held;
                     continue;
                 }
                 Err(Err(e)) => return Err(e),
-            }
+            };
+            // Hashed as the bytes were written: nothing left to read back.
             self.set(|pr| pr.state = DownloadState::Verifying);
-            let path = p.path.clone();
-            let cancel = self.cancel.clone();
-            let (got, _) = tokio::task::spawn_blocking(move || hash_file(&path, &|_| {}, &cancel))
-                .await
-                .map_err(|e| TransferError::Protocol(format!("hashing task: {e}")))??;
             if got != p.info.hash {
                 let _ = tokio::fs::remove_file(&p.path).await;
                 if reused {
@@ -182,40 +181,43 @@ impl Job {
         Ok(Part { info, name, path, _claim: claim })
     }
 
-    /// Writes the stream's bytes at `offset`. `Err(Ok(held))` when the
-    /// stream broke off and a retry should ask from `held`.
+    /// Writes the stream's bytes at `offset`; the BLAKE3 of the whole file
+    /// once the stream has ended. `Err(Ok(held))` when the stream broke off
+    /// and a retry should ask from `held`.
     async fn receive(
         &self,
         mut incoming: Incoming,
         path: &Path,
         offset: u64,
-    ) -> Result<(), Result<u64, TransferError>> {
-        let context = || format!("writing {}", path.display());
-        let io = |e: std::io::Error| Err(TransferError::io(context(), &e));
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(path)
-            .await
-            .map_err(io)?;
-        // Anything beyond the offset is stale.
-        file.set_len(offset).await.map_err(io)?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
+    ) -> Result<blake3::Hash, Result<u64, TransferError>> {
+        let io =
+            |e: std::io::Error| Err(TransferError::io(format!("writing {}", path.display()), &e));
+        let mut part = PartWriter::open(path.to_owned(), offset).await.map_err(io)?;
         self.set(|p| {
             p.done = offset;
             p.state = DownloadState::Receiving;
         });
         let size = incoming.header.size;
         let mut at = offset;
+        // Progress is published about once per MiB, not per packet.
+        let mut reported = at;
+        let report = |at: u64, reported: &mut u64| {
+            let n = at - *reported;
+            *reported = at;
+            self.set(|p| {
+                p.done = at;
+                p.received += n;
+            });
+        };
+        let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
         loop {
-            let chunk = match incoming.stream.read_chunk(CHUNK, true).await {
-                Ok(Some(c)) => c.bytes,
+            let count = match incoming.stream.read_chunks(&mut chunks).await {
+                Ok(Some(count)) => count,
                 Ok(None) => break,
                 Err(e) => {
                     // Keep what arrived for the retry.
-                    file.flush().await.map_err(io)?;
+                    part.close().await.map_err(io)?;
+                    report(at, &mut reported);
                     if let quinn::ReadError::Reset(code) = e
                         && StreamCode::from_code(code.into_inner()) == Some(StreamCode::Internal)
                     {
@@ -224,28 +226,30 @@ impl Job {
                     return Err(Ok(at));
                 }
             };
-            if at + chunk.len() as u64 > size {
-                let _ = incoming.stream.stop(StreamCode::SizeMismatch.code().into());
-                return Err(Err(TransferError::Protocol(
-                    "more bytes than the file's size".to_owned(),
-                )));
+            for slot in &mut chunks[..count] {
+                let chunk = std::mem::take(slot);
+                if at + chunk.len() as u64 > size {
+                    let _ = incoming.stream.stop(StreamCode::SizeMismatch.code().into());
+                    return Err(Err(TransferError::Protocol(
+                        "more bytes than the file's size".to_owned(),
+                    )));
+                }
+                part.write(&chunk).await.map_err(io)?;
+                at += chunk.len() as u64;
             }
-            file.write_all(&chunk).await.map_err(io)?;
-            at += chunk.len() as u64;
-            let n = chunk.len() as u64;
-            self.set(|p| {
-                p.done = at;
-                p.received += n;
-            });
+            if at - reported >= REPORT_EVERY {
+                report(at, &mut reported);
+            }
         }
-        file.flush().await.map_err(io)?;
-        file.get_ref().sync_all().await.map_err(io)?;
+        report(at, &mut reported);
         if at != size {
+            // The bytes that came are the file's: keep them for a resume.
+            part.close().await.map_err(io)?;
             return Err(Err(TransferError::Protocol(format!(
                 "stream ended at {at} of {size} bytes"
             ))));
         }
-        Ok(())
+        part.finish().await.map_err(io)
     }
 }
 
