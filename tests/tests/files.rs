@@ -361,6 +361,41 @@ async fn cut_connections_resume_both_directions() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_download_resumes_from_a_left_partial_file_and_restarts_from_a_wrong_one()
+-> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let (bob, _b) = client(&s, "bob").await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("notes.bin");
+    let size = 3 * MIB + 17;
+    let hash = random_file(&path, size, "left partial")?;
+    let up = bounded("upload", ann.upload("general", &path)?.wait()).await?;
+    let content = std::fs::read(&path)?;
+    let size = size as u64;
+
+    // An earlier run left the file's first MiB (and stale bytes beyond it
+    // would be cut off): only the rest comes over the network.
+    let out = tempfile::tempdir()?;
+    let part = out.path().join(".notes.bin.qchat-part");
+    std::fs::write(&part, &content[..MIB])?;
+    let got = bounded("resumed download", bob.download(up.file.id, out.path())?.wait()).await?;
+    assert_eq!(hash_of(&got.path)?, hash);
+    assert_eq!(got.received, size - MIB as u64, "the held MiB was not fetched again");
+    assert!(!part.exists(), "the partial file became the download");
+
+    // A leftover that is not this file's prefix fails the hash once, then
+    // the download starts over from nothing.
+    let out = tempfile::tempdir()?;
+    let part = out.path().join(".notes.bin.qchat-part");
+    std::fs::write(&part, vec![0u8; MIB])?;
+    let got = bounded("restarted download", bob.download(up.file.id, out.path())?.wait()).await?;
+    assert_eq!(hash_of(&got.path)?, hash);
+    assert_eq!(got.received, (size - MIB as u64) + size, "the rest, then the whole file");
+    Ok(())
+}
+
+#[tokio::test]
 async fn content_the_tenant_holds_is_not_sent_again() -> anyhow::Result<()> {
     let s = server(&[], &["ann", "bob"]).await?;
     let (ann, _a) = client(&s, "ann").await?;
