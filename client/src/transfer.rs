@@ -559,6 +559,21 @@ pub(crate) fn place_file(part: &Path, dir: &Path, name: &str) -> std::io::Result
 /// BLAKE3 spreads each piece over every core.
 const HASH_CHUNK: usize = 4 * 1024 * 1024;
 
+/// BLAKE3 over the first `len` bytes read from `file` (an upload's bytes
+/// the server holds, a download's partial file); `short` is the error when
+/// there are fewer. Blocking: call it on the blocking pool.
+pub(crate) fn hash_prefix(
+    file: impl std::io::Read,
+    len: u64,
+    short: &str,
+) -> std::io::Result<blake3::Hasher> {
+    let mut hasher = blake3::Hasher::new();
+    if hasher.update_reader(file.take(len))?.count() != len {
+        return Err(std::io::Error::other(short.to_owned()));
+    }
+    Ok(hasher)
+}
+
 /// BLAKE3 and length of the file at `path`, reporting bytes hashed to
 /// `progress` and stopping when `cancel` fires. Runs on the calling thread
 /// (and rayon's pool): call it on the blocking pool.

@@ -5,10 +5,12 @@
 //! pass over the file, and the async task only copies the pieces once.
 
 use std::fs::File;
-use std::io::{self, Read as _, Seek as _, Write as _};
+use std::io::{self, Seek as _, Write as _};
 use std::path::PathBuf;
 
 use tokio::task::JoinHandle;
+
+use super::hash_prefix;
 
 /// Bytes gathered before a batch goes to the blocking pool.
 const BATCH: usize = 1024 * 1024;
@@ -42,15 +44,9 @@ impl PartWriter {
             let mut file =
                 File::options().create(true).truncate(false).read(true).write(true).open(&path)?;
             file.set_len(offset)?;
-            let mut hasher = blake3::Hasher::new();
-            if offset > 0 {
-                let held = hasher.update_reader((&file).take(offset))?.count();
-                if held != offset {
-                    return Err(io::Error::other("the partial file shrank"));
-                }
-            }
+            let hasher = hash_prefix(&file, offset, "the partial file shrank")?;
             file.seek(io::SeekFrom::Start(offset))?;
-            Ok(Disk { file, hasher, spare: Vec::with_capacity(BATCH) })
+            Ok::<_, io::Error>(Disk { file, hasher, spare: Vec::with_capacity(BATCH) })
         })
         .await
         .map_err(io::Error::other)??;

@@ -26,7 +26,7 @@ use tracing::debug;
 
 use super::{
     FileChunks, TransferError, UploadOutcome, UploadProgress, UploadState, UploadWaiter, Uploaded,
-    hash_file,
+    hash_file, hash_prefix,
 };
 use crate::connection::Connection;
 use crate::error::ClientError;
@@ -383,15 +383,10 @@ struct Send<'a> {
 /// pool.
 async fn hash_range(path: PathBuf, len: u64) -> std::io::Result<blake3::Hasher> {
     tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        if len > 0 {
-            let file = std::fs::File::open(path)?;
-            let n = hasher.update_reader(std::io::Read::take(file, len))?.count();
-            if n != len {
-                return Err(std::io::Error::other("the file shrank while uploading"));
-            }
+        if len == 0 {
+            return Ok(blake3::Hasher::new());
         }
-        Ok(hasher)
+        hash_prefix(std::fs::File::open(path)?, len, "the file shrank while uploading")
     })
     .await
     .map_err(std::io::Error::other)?
