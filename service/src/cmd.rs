@@ -3,35 +3,73 @@
 //! domain: [`account`] (hello, register, login, resume, logout), [`rooms`]
 //! (rooms, room.*, members, read), [`messages`] (send, history, sync) and
 //! [`files`] (upload.begin, upload.status, file.get).
+//!
+//! A handler gets only what it uses: the server's [`Shared`] state and the
+//! caller's [`Login`]; the account handlers also the [`Caller`] whose login
+//! they change, `file.get` also the connection's [`Downloads`].
 
 mod account;
 mod files;
 mod messages;
 mod rooms;
 
+use std::net::SocketAddr;
+
 use qchat_protocol::{ErrorCode, Op};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result, refuse};
-use crate::session::{Login, Session};
+use crate::hub::ConnId;
+use crate::outbound::Outbound;
+use crate::state::{Login, Shared};
+use crate::transfer::download::Downloads;
 
-/// Runs one operation for the session and returns the `ok` payload.
+/// What of its connection a request may use; the session lends it for one
+/// request at a time.
+pub(crate) struct Ctx<'a> {
+    /// The server's state.
+    pub(crate) shared: &'a Shared,
+    /// Who sent the request.
+    pub(crate) caller: Caller<'a>,
+    /// The connection's downloads (`file.get` starts one).
+    pub(crate) downloads: &'a mut Downloads,
+}
+
+/// The connection as the account handlers see it: who is on the other end,
+/// and the login they set.
+pub(crate) struct Caller<'a> {
+    /// The connection's id in the hub.
+    pub(crate) id: ConnId,
+    /// The peer's address (failed logins are limited per address).
+    pub(crate) remote: SocketAddr,
+    /// The connection's outbound queue (the hub queues its events there).
+    pub(crate) out: &'a Outbound,
+    /// Who the connection is logged in as; `register`, `login` and
+    /// `resume` set it.
+    pub(crate) login: &'a mut Option<Login>,
+}
+
+/// Runs one operation for the connection and returns the `ok` payload.
 ///
 /// # Errors
 /// The request's failure, mapped to a wire code by the caller.
-pub(crate) async fn dispatch(s: &mut Session, op: Op) -> Result<Value> {
+pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
+    let Ctx { shared, mut caller, downloads } = cx;
     match op {
-        Op::Hello(h) => account::hello(s, &h).await,
-        Op::Register(c) => account::register(s, c).await,
-        Op::Login(c) => account::login(s, c).await,
-        Op::Resume(r) => account::resume(s, r).await,
+        Op::Hello(h) => account::hello(shared, &h).await,
+        Op::Register(c) => account::register(shared, &mut caller, c).await,
+        Op::Login(c) => account::login(shared, &mut caller, c).await,
+        Op::Resume(r) => account::resume(shared, &mut caller, r).await,
         Op::Ping => empty(),
         // Handled by the session before dispatch; kept total for the compiler.
         Op::Quit(_) => empty(),
         op => {
-            let login =
-                s.login.clone().ok_or_else(|| refuse(ErrorCode::Unauthorized, "log in first"))?;
+            let login = caller
+                .login
+                .clone()
+                .ok_or_else(|| refuse(ErrorCode::Unauthorized, "log in first"))?;
+            let s = shared;
             match op {
                 Op::Logout => account::logout(s, &login).await,
                 Op::Rooms => rooms::list(s, &login).await,
@@ -45,7 +83,7 @@ pub(crate) async fn dispatch(s: &mut Session, op: Op) -> Result<Value> {
                 Op::Sync(r) => messages::sync(s, &login, r).await,
                 Op::UploadBegin(r) => files::begin(s, &login, r).await,
                 Op::UploadStatus(r) => files::status(s, &login, r).await,
-                Op::FileGet(r) => files::get(s, &login, r).await,
+                Op::FileGet(r) => files::get(s, &login, downloads, r).await,
                 Op::Hello(_)
                 | Op::Register(_)
                 | Op::Login(_)
@@ -77,9 +115,9 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 /// Looks up a room of the caller's tenant that the caller is a member of.
-async fn member_room(s: &Session, login: &Login, room: &str) -> Result<(crate::db::Room, u64)> {
+async fn member_room(s: &Shared, login: &Login, room: &str) -> Result<(crate::db::Room, u64)> {
     check_name("room", room)?;
-    let (r, read) = crate::db::room_with_membership(&s.shared.pool, login.tenant, login.user, room)
+    let (r, read) = crate::db::room_with_membership(&s.pool, login.tenant, login.user, room)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
     let read = read.ok_or_else(|| {

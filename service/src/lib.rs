@@ -2,9 +2,12 @@
 //!
 //! # Layout
 //! - [`server`]: endpoint, transport limits, accept loop, shutdown ([`Server`]).
+//! - `state`: what every connection shares (`Shared`) and who a connection
+//!   is logged in as (`Login`).
 //! - `session`: one task per connection — control stream, login deadline,
 //!   reader, writer, close codes.
-//! - `cmd`: one handler per operation, grouped by domain.
+//! - `cmd`: one handler per operation, grouped by domain; each gets the
+//!   shared state, the caller's login and only the connection parts it uses.
 //! - `hub`: room subscriptions, presence, fan-out of pre-serialized frames.
 //! - `outbound`: a connection's bounded queue (`lagged` instead of blocking).
 //! - `committer`: the single message writer with group commit.
@@ -17,7 +20,7 @@
 //! - [`healthcheck`]: the `qchatd healthcheck` QUIC ping.
 //! - `admission`: connection caps (overall, per address) and QUIC Retry.
 //! - `metrics`: Prometheus counters and the local `/metrics` + `/health` port.
-//! - [`Reloader`]: certificate reload on SIGHUP.
+//! - [`Reloader`]: certificate reload on SIGHUP ([`ReloadError`]).
 
 pub mod admin;
 mod admission;
@@ -34,11 +37,12 @@ mod outbound;
 mod reload;
 mod server;
 mod session;
+mod state;
 mod store;
 pub mod tls;
 mod transfer;
 
 pub use config::Config;
 pub use db::{DB_FILE, Durability, HISTORY_SQL, INSERT_MESSAGE_SQL, MIGRATOR};
-pub use reload::Reloader;
+pub use reload::{ReloadError, Reloader};
 pub use server::{Server, StartError, transport_config};

@@ -6,11 +6,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use quinn::crypto::rustls::QuicServerConfig;
+use quinn::crypto::rustls::{NoInitialCipherSuite, QuicServerConfig};
 use quinn::{Endpoint, TransportConfig};
 
-use crate::server::StartError;
-use crate::tls::{self, Identity};
+use crate::tls::{self, Identity, TlsError};
+
+/// Why a certificate could not be made into a QUIC server configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The certificate or key could not be read, made or used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The TLS configuration offers no cipher suite QUIC can start with.
+    #[error("QUIC TLS config: {0}")]
+    Quic(#[from] NoInitialCipherSuite),
+}
 
 /// Reloads the certificate of a running server; cheap to clone.
 #[derive(Clone)]
@@ -38,9 +48,9 @@ impl Reloader {
     /// connections. Returns the new fingerprint.
     ///
     /// # Errors
-    /// When the files cannot be read or rustls refuses them; the endpoint
-    /// then keeps the old certificate.
-    pub fn reload(&self) -> Result<String, StartError> {
+    /// [`ReloadError`] when the files cannot be read or rustls refuses
+    /// them; the endpoint then keeps the old certificate.
+    pub fn reload(&self) -> Result<String, ReloadError> {
         let files = self.files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
         let identity = tls::load_or_generate(&self.data_dir, files, &self.names)?;
         let config = server_config(&identity, self.transport.clone())?;
@@ -53,9 +63,8 @@ impl Reloader {
 pub(crate) fn server_config(
     identity: &Identity,
     transport: Arc<TransportConfig>,
-) -> Result<quinn::ServerConfig, StartError> {
-    let crypto = QuicServerConfig::try_from(tls::server_config(identity)?)
-        .map_err(|e| StartError::Other(format!("QUIC TLS config: {e}")))?;
+) -> Result<quinn::ServerConfig, ReloadError> {
+    let crypto = QuicServerConfig::try_from(tls::server_config(identity)?)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport);
     Ok(config)

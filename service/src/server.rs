@@ -21,21 +21,11 @@ use crate::committer::Committer;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::{self, Metrics};
-use crate::reload::{self, Reloader};
+use crate::reload::{self, ReloadError, Reloader};
+use crate::state::Shared;
 use crate::store::Store;
 use crate::transfer::{TransferLimits, Transfers};
 use crate::{db, session, tls};
-
-/// State shared by every connection.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) pool: SqlitePool,
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) auth: Auth,
-    pub(crate) committer: Committer,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) transfers: Arc<Transfers>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +44,9 @@ pub enum StartError {
     /// The certificate could not be loaded or made.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The certificate could not be made into a QUIC configuration.
+    #[error(transparent)]
+    Quic(#[from] ReloadError),
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -12,52 +12,40 @@ use bytes::{Bytes, BytesMut};
 use qchat_protocol::{CloseCode, Event, Lagged, Op, Request, Response, decode_frame, encode_json};
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::io::AsyncReadExt as _;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::cmd;
-use crate::db::{TenantId, UserId};
 use crate::hub::ConnId;
 use crate::outbound::{self, Next, Outbound, OutboundRx};
-use crate::server::Shared;
+use crate::state::{Login, Shared};
+use crate::transfer::download::Downloads;
 use crate::transfer::upload;
 
 /// How long a closing session waits for its upload streams to write out
 /// what they took; what is still running then is aborted.
 const UPLOADS_STOP: Duration = Duration::from_secs(5);
 
-/// Who a connection is logged in as.
-#[derive(Debug, Clone)]
-pub(crate) struct Login {
-    pub(crate) tenant: TenantId,
-    pub(crate) tenant_name: String,
-    pub(crate) user: UserId,
-    pub(crate) user_name: String,
-    pub(crate) token_hash: Vec<u8>,
-}
-
-/// A connection's state, handed to command handlers.
-pub(crate) struct Session {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) id: ConnId,
-    pub(crate) remote: SocketAddr,
-    pub(crate) out: Outbound,
-    pub(crate) login: Option<Login>,
-    /// The QUIC connection (downloads open streams on it).
-    pub(crate) conn: Connection,
-    /// Download tasks of this connection; aborted when it ends.
-    pub(crate) tasks: JoinSet<()>,
+/// A connection's state; request handlers see the part of it in
+/// [`cmd::Ctx`].
+struct Session {
+    shared: Arc<Shared>,
+    id: ConnId,
+    remote: SocketAddr,
+    out: Outbound,
+    login: Option<Login>,
+    /// The QUIC connection.
+    conn: Connection,
+    /// Download slots and tasks of this connection; aborted when it ends.
+    downloads: Downloads,
     /// Upload tasks of this connection: told to stop ([`Session::closing`])
     /// when it ends, and waited for, so each writes out what it took (kept
     /// for a resume) before its upload can be claimed again.
     uploads: JoinSet<()>,
     /// Cancelled when the session ends.
     closing: CancellationToken,
-    /// Download slots of this connection.
-    pub(crate) downloads: Arc<Semaphore>,
     /// When a connection that has not logged in is closed.
     login_deadline: Instant,
 }
@@ -106,7 +94,8 @@ pub(crate) async fn run(
     };
     let (out, out_rx) = outbound::channel(shared.config.limits.outbound_queue);
     let writer = tokio::spawn(write_loop(send, out_rx));
-    let downloads = Arc::new(Semaphore::new(shared.transfers.limits.max_downloads_per_connection));
+    let downloads =
+        Downloads::new(conn.clone(), shared.transfers.limits.max_downloads_per_connection);
     let mut session = Session {
         shared: shared.clone(),
         id,
@@ -114,14 +103,13 @@ pub(crate) async fn run(
         out,
         login: None,
         conn: conn.clone(),
-        tasks: JoinSet::new(),
+        downloads,
         uploads: JoinSet::new(),
         closing: CancellationToken::new(),
-        downloads,
         login_deadline: deadline,
     };
     let end = session.read_loop(recv, deadline, &cancel).await;
-    session.tasks.abort_all();
+    session.downloads.abort_all();
     session.closing.cancel();
     let uploads_done = tokio::time::timeout(UPLOADS_STOP, async {
         while session.uploads.join_next().await.is_some() {}
@@ -131,7 +119,7 @@ pub(crate) async fn run(
         session.uploads.abort_all();
     }
     while session.uploads.join_next().await.is_some() {}
-    while session.tasks.join_next().await.is_some() {}
+    while session.downloads.join_next().await.is_some() {}
 
     // Detach first so no new events are queued, then let the writer drain what
     // is queued (the quit reply among it) before closing.
@@ -218,7 +206,7 @@ impl Session {
                             }
                             continue;
                         }
-                        Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => continue,
+                        Some(()) = self.downloads.join_next(), if !self.downloads.is_empty() => continue,
                         Some(_) = self.uploads.join_next(), if !self.uploads.is_empty() => continue,
                     }
                 }
@@ -279,7 +267,17 @@ impl Session {
     async fn dispatch_watching_close(&mut self, op: Op) -> crate::error::Result<serde_json::Value> {
         let (hub, id, conn) = (self.shared.hub.clone(), self.id, self.conn.clone());
         let logged_in = self.login.is_some();
-        let work = cmd::dispatch(self, op);
+        let cx = cmd::Ctx {
+            shared: &self.shared,
+            caller: cmd::Caller {
+                id: self.id,
+                remote: self.remote,
+                out: &self.out,
+                login: &mut self.login,
+            },
+            downloads: &mut self.downloads,
+        };
+        let work = cmd::dispatch(cx, op);
         tokio::pin!(work);
         tokio::select! {
             biased;

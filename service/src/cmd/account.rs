@@ -6,24 +6,23 @@ use qchat_protocol::{
 };
 use serde_json::Value;
 
+use super::Caller;
 use super::{check_name, empty, ok};
 use crate::auth;
 use crate::db::{self, TenantId, UserId};
 use crate::error::{Result, refuse};
-use crate::session::{Login, Session};
+use crate::state::{Login, Shared};
 
 /// `hello`; with a `tenant`, also whether `register` is open there, so a
 /// client can offer registration only where it would work. An unknown or
 /// invalid tenant reads as closed (`register` would be refused too), which
 /// tells no more than `register`'s own `not_found` does.
-pub(super) async fn hello(s: &Session, h: &Hello) -> Result<Value> {
+pub(super) async fn hello(s: &Shared, h: &Hello) -> Result<Value> {
     tracing::debug!(client = %h.client.chars().take(64).collect::<String>(), version = h.version, "hello");
     let open_registration = match h.tenant.as_deref() {
         None => None,
         Some(t) if !qchat_protocol::valid_name(t) => Some(false),
-        Some(t) => {
-            Some(db::tenant_by_name(&s.shared.pool, t).await?.is_some_and(|t| t.open_registration))
-        }
+        Some(t) => Some(db::tenant_by_name(&s.pool, t).await?.is_some_and(|t| t.open_registration)),
     };
     ok(&HelloOk {
         server: concat!("qchatd/", env!("CARGO_PKG_VERSION")).into(),
@@ -33,8 +32,8 @@ pub(super) async fn hello(s: &Session, h: &Hello) -> Result<Value> {
     })
 }
 
-fn not_twice(s: &Session) -> Result<()> {
-    if s.login.is_some() {
+fn not_twice(caller: &Caller<'_>) -> Result<()> {
+    if caller.login.is_some() {
         return Err(refuse(ErrorCode::Conflict, "already logged in on this connection"));
     }
     Ok(())
@@ -44,8 +43,8 @@ fn unauthorized() -> crate::error::Error {
     refuse(ErrorCode::Unauthorized, "wrong tenant, user or password")
 }
 
-pub(super) async fn register(s: &mut Session, c: Credentials) -> Result<Value> {
-    not_twice(s)?;
+pub(super) async fn register(s: &Shared, caller: &mut Caller<'_>, c: Credentials) -> Result<Value> {
+    not_twice(caller)?;
     check_name("tenant", &c.tenant)?;
     check_name("user", &c.user)?;
     if c.password.len() < MIN_PASSWORD_LEN || c.password.len() > MAX_PASSWORD_LEN {
@@ -54,65 +53,65 @@ pub(super) async fn register(s: &mut Session, c: Credentials) -> Result<Value> {
             format!("password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"),
         ));
     }
-    let pool = &s.shared.pool;
+    let pool = &s.pool;
     let tenant = db::tenant_by_name(pool, &c.tenant)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no tenant named {}", c.tenant)))?;
     if !tenant.open_registration {
         return Err(refuse(ErrorCode::Forbidden, "this tenant does not allow self-registration"));
     }
-    let hash = s.shared.auth.hash(&c.password).await?;
+    let hash = s.auth.hash(&c.password).await?;
     let user = db::create_user(pool, tenant.id, &c.user, &hash).await.map_err(|e| match e {
         db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("user {} exists", c.user)),
         e => e.into(),
     })?;
     tracing::info!(tenant = %tenant.name, user = %c.user, "registered");
-    start_session(s, tenant.id, tenant.name, user, c.user).await
+    start_session(s, caller, tenant.id, tenant.name, user, c.user).await
 }
 
-pub(super) async fn login(s: &mut Session, c: Credentials) -> Result<Value> {
-    not_twice(s)?;
-    let ip = s.remote.ip();
-    if !s.shared.auth.allow_attempt(ip) {
+pub(super) async fn login(s: &Shared, caller: &mut Caller<'_>, c: Credentials) -> Result<Value> {
+    not_twice(caller)?;
+    let ip = caller.remote.ip();
+    if !s.auth.allow_attempt(ip) {
         return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
     }
     if !qchat_protocol::valid_name(&c.tenant)
         || !qchat_protocol::valid_name(&c.user)
         || c.password.len() > MAX_PASSWORD_LEN
     {
-        s.shared.auth.record_failure(ip);
+        s.auth.record_failure(ip);
         return Err(unauthorized());
     }
-    let pool = &s.shared.pool;
+    let pool = &s.pool;
     let tenant = db::tenant_by_name(pool, &c.tenant).await?;
     let user = match &tenant {
         Some(t) => db::user_by_name(pool, t.id, &c.user).await?,
         None => None,
     };
     let verified =
-        s.shared.auth.verify(&c.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        s.auth.verify(&c.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     match (tenant, user) {
         (Some(t), Some(u)) if verified && !u.disabled => {
             tracing::info!(tenant = %t.name, user = %u.name, "logged in");
-            start_session(s, t.id, t.name, u.id, u.name).await
+            start_session(s, caller, t.id, t.name, u.id, u.name).await
         }
         _ => {
-            s.shared.auth.record_failure(ip);
+            s.auth.record_failure(ip);
             tracing::info!(tenant = %c.tenant, user = %c.user, "failed login");
             Err(unauthorized())
         }
     }
 }
 
-pub(super) async fn resume(s: &mut Session, r: Resume) -> Result<Value> {
-    not_twice(s)?;
-    let ip = s.remote.ip();
-    if !s.shared.auth.allow_attempt(ip) {
+pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Result<Value> {
+    not_twice(caller)?;
+    let ip = caller.remote.ip();
+    if !s.auth.allow_attempt(ip) {
         return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
     }
     let hash = auth::token_hash(&r.token);
-    let Some(found) = db::lookup_session(&s.shared.pool, &hash).await? else {
-        s.shared.auth.record_failure(ip);
+    let Some(found) = db::lookup_session(&s.pool, &hash).await? else {
+        s.auth.record_failure(ip);
         return Err(refuse(ErrorCode::Unauthorized, "session expired or revoked; log in again"));
     };
     if found.disabled {
@@ -131,42 +130,42 @@ pub(super) async fn resume(s: &mut Session, r: Resume) -> Result<Value> {
         user: login.user_name.clone(),
         token: r.token,
     };
-    attach(s, login).await?;
+    attach(s, caller, login).await?;
     ok(&reply)
 }
 
 async fn start_session(
-    s: &mut Session,
+    s: &Shared,
+    caller: &mut Caller<'_>,
     tenant: TenantId,
     tenant_name: String,
     user: UserId,
     user_name: String,
 ) -> Result<Value> {
     let (token, hash) = auth::new_token();
-    let ttl = s.shared.config.limits.session_ttl();
+    let ttl = s.config.limits.session_ttl();
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    db::create_session(&s.shared.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms))
-        .await?;
+    db::create_session(&s.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms)).await?;
     let reply = LoginOk { tenant: tenant_name.clone(), user: user_name.clone(), token };
-    attach(s, Login { tenant, tenant_name, user, user_name, token_hash: hash }).await?;
+    attach(s, caller, Login { tenant, tenant_name, user, user_name, token_hash: hash }).await?;
     ok(&reply)
 }
 
 /// Subscribes the connection to the user's rooms and marks it online.
-async fn attach(s: &mut Session, login: Login) -> Result<()> {
-    let rooms: Vec<_> = db::user_rooms(&s.shared.pool, login.tenant, login.user)
+async fn attach(s: &Shared, caller: &mut Caller<'_>, login: Login) -> Result<()> {
+    let rooms: Vec<_> = db::user_rooms(&s.pool, login.tenant, login.user)
         .await?
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    s.shared.hub.attach(s.id, login.tenant, login.user, &login.user_name, s.out.clone(), &rooms);
-    s.shared.metrics.login_ok();
-    s.login = Some(login);
+    s.hub.attach(caller.id, login.tenant, login.user, &login.user_name, caller.out.clone(), &rooms);
+    s.metrics.login_ok();
+    *caller.login = Some(login);
     Ok(())
 }
 
-pub(super) async fn logout(s: &mut Session, login: &Login) -> Result<Value> {
-    db::delete_session(&s.shared.pool, login.tenant, &login.token_hash).await?;
+pub(super) async fn logout(s: &Shared, login: &Login) -> Result<Value> {
+    db::delete_session(&s.pool, login.tenant, &login.token_hash).await?;
     tracing::info!(tenant = %login.tenant_name, user = %login.user_name, "logged out");
     empty()
 }

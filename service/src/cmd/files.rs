@@ -1,7 +1,5 @@
 //! `upload.begin`, `upload.status`, `file.get`.
 
-use std::sync::Arc;
-
 use qchat_protocol::{
     DownloadHeader, ErrorCode, FileGetOk, FileGetReq, FileInfo, MAX_CLIENT_MSG_ID_LEN, MessageKind,
     UploadBeginOk, UploadBeginReq, UploadStatusOk, UploadStatusReq, sanitize_file_name, valid_hash,
@@ -11,10 +9,11 @@ use serde_json::Value;
 use super::{member_room, ok};
 use crate::db::{self, Content, FileAccess, FileAttach, NewMessage, NewUpload};
 use crate::error::{Result, refuse};
-use crate::session::{Login, Session};
-use crate::transfer::{download, keyed_upload_id, new_upload_id, valid_upload_id};
+use crate::state::{Login, Shared};
+use crate::transfer::download::Downloads;
+use crate::transfer::{keyed_upload_id, new_upload_id, valid_upload_id};
 
-pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Result<Value> {
+pub(super) async fn begin(s: &Shared, login: &Login, r: UploadBeginReq) -> Result<Value> {
     let content = match (r.hash.as_deref(), r.head.as_deref()) {
         (Some(hash), None) if valid_hash(hash) => Content::Hash(hash),
         (None, Some(head)) if valid_hash(head) => Content::Head(head),
@@ -26,7 +25,7 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
         }
         _ => return Err(refuse(ErrorCode::BadRequest, "give either hash or head")),
     };
-    let limits = s.shared.transfers.limits;
+    let limits = s.transfers.limits;
     if r.size > limits.max_file_size {
         return Err(refuse(
             ErrorCode::TooLarge,
@@ -43,7 +42,7 @@ pub(super) async fn begin(s: &Session, login: &Login, r: UploadBeginReq) -> Resu
     }
     let name = sanitize_file_name(&r.name);
     let (room, _) = member_room(s, login, &r.room).await?;
-    let pool = &s.shared.pool;
+    let pool = &s.pool;
     // A keyed begin names its share: repeating it finds the same upload id,
     // and through it the same upload or file message.
     let keyed = r
@@ -137,7 +136,7 @@ struct Share {
 /// Offers content the tenant already stores (`stored`: its file id and
 /// size) as a new file message: nothing is sent.
 async fn offer_stored(
-    s: &Session,
+    s: &Shared,
     login: &Login,
     share: Share,
     hash: &str,
@@ -162,7 +161,7 @@ async fn offer_stored(
         ts: db::now_ms(),
         file: Some(FileAttach { hash: hash.to_owned(), size, head: None, upload_id: None }),
     };
-    let c = s.shared.committer.submit(msg, room.name).await?;
+    let c = s.committer.submit(msg, room.name).await?;
     ok(&UploadBeginOk {
         upload_id,
         offset: size,
@@ -178,20 +177,24 @@ async fn offer_stored(
     })
 }
 
-pub(super) async fn status(s: &Session, login: &Login, r: UploadStatusReq) -> Result<Value> {
+pub(super) async fn status(s: &Shared, login: &Login, r: UploadStatusReq) -> Result<Value> {
     let not_found = || refuse(ErrorCode::NotFound, "no such upload (finished, failed or expired)");
     if !valid_upload_id(&r.upload_id) {
         return Err(not_found());
     }
-    let up = db::upload(&s.shared.pool, login.tenant, login.user, &r.upload_id)
-        .await?
-        .ok_or_else(not_found)?;
+    let up =
+        db::upload(&s.pool, login.tenant, login.user, &r.upload_id).await?.ok_or_else(not_found)?;
     let offset = held_now(s, &up.id).await?;
     ok(&UploadStatusOk { upload_id: up.id, offset, size: up.size })
 }
 
-pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result<Value> {
-    let file = match db::file_access(&s.shared.pool, login.tenant, login.user, r.file_id).await? {
+pub(super) async fn get(
+    s: &Shared,
+    login: &Login,
+    downloads: &mut Downloads,
+    r: FileGetReq,
+) -> Result<Value> {
+    let file = match db::file_access(&s.pool, login.tenant, login.user, r.file_id).await? {
         FileAccess::Visible(f) => f,
         FileAccess::NotMember => {
             return Err(refuse(ErrorCode::Forbidden, "join a room that offers this file first"));
@@ -204,10 +207,10 @@ pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result
             format!("offset beyond the file's {} bytes", file.size),
         ));
     }
-    let permit = Arc::clone(&s.downloads).try_acquire_owned().map_err(|_| {
+    let slot = downloads.slot().ok_or_else(|| {
         refuse(ErrorCode::RateLimited, "too many downloads in flight on this connection")
     })?;
-    let path = s.shared.transfers.store.file_path(login.tenant, &file.hash);
+    let path = s.transfers.store.file_path(login.tenant, &file.hash);
     // Refuse here rather than reset a stream the client cannot attribute.
     if tokio::fs::metadata(&path).await.is_err() {
         tracing::error!(path = %path.display(), "stored file missing");
@@ -219,8 +222,8 @@ pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result
         size: file.size,
         hash: file.hash.clone(),
     };
-    let active = s.shared.metrics.transfer();
-    s.tasks.spawn(download::send(s.conn.clone(), path, header, permit, active));
+    let active = s.metrics.transfer();
+    downloads.start(path, header, slot, active);
     ok(&FileGetOk {
         file: FileInfo { id: file.id, name: file.name, size: file.size, hash: file.hash },
         offset: r.offset,
@@ -231,8 +234,8 @@ pub(super) async fn get(s: &mut Session, login: &Login, r: FileGetReq) -> Result
 /// any stream still holding it (in practice one from a connection that died
 /// without the server noticing yet), so the answer is final and the caller's
 /// next stream is not refused as a conflict.
-async fn held_now(s: &Session, upload_id: &str) -> Result<u64> {
-    let transfers = &s.shared.transfers;
+async fn held_now(s: &Shared, upload_id: &str) -> Result<u64> {
+    let transfers = &s.transfers;
     if !transfers.take_over(upload_id).await {
         tracing::warn!(upload_id, "the stream holding an upload did not let go in time");
     }

@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::{member_room, ok};
 use crate::db::{self, NewMessage};
 use crate::error::{Result, refuse};
-use crate::session::{Login, Session};
+use crate::state::{Login, Shared};
 
-pub(super) async fn send(s: &Session, login: &Login, r: SendReq) -> Result<Value> {
+pub(super) async fn send(s: &Shared, login: &Login, r: SendReq) -> Result<Value> {
     if r.body.len() > MAX_BODY_LEN {
         return Err(refuse(ErrorCode::TooLarge, format!("message body over {MAX_BODY_LEN} bytes")));
     }
@@ -33,7 +33,7 @@ pub(super) async fn send(s: &Session, login: &Login, r: SendReq) -> Result<Value
         ts: db::now_ms(),
         file: None,
     };
-    let sent = s.shared.committer.submit(msg, room.name).await?;
+    let sent = s.committer.submit(msg, room.name).await?;
     ok(&SendOk::from(sent))
 }
 
@@ -45,21 +45,19 @@ fn page(limit: Option<u32>, default: u32) -> Result<u32> {
     }
 }
 
-pub(super) async fn history(s: &Session, login: &Login, r: HistoryReq) -> Result<Value> {
+pub(super) async fn history(s: &Shared, login: &Login, r: HistoryReq) -> Result<Value> {
     let limit = page(r.limit, DEFAULT_PAGE)?;
     let (room, _) = member_room(s, login, &r.room).await?;
     let before = r.before_seq.unwrap_or(u64::MAX);
     let (messages, more) =
-        db::messages_before(&s.shared.pool, login.tenant, room.id, &room.name, before, limit)
-            .await?;
+        db::messages_before(&s.pool, login.tenant, room.id, &room.name, before, limit).await?;
     ok(&MessagesOk { room: room.name, messages, more })
 }
 
-pub(super) async fn sync(s: &Session, login: &Login, r: SyncReq) -> Result<Value> {
+pub(super) async fn sync(s: &Shared, login: &Login, r: SyncReq) -> Result<Value> {
     let limit = page(r.limit, MAX_PAGE)?;
     let (room, _) = member_room(s, login, &r.room).await?;
     let (messages, more) =
-        db::messages_after(&s.shared.pool, login.tenant, room.id, &room.name, r.after_seq, limit)
-            .await?;
+        db::messages_after(&s.pool, login.tenant, room.id, &room.name, r.after_seq, limit).await?;
     ok(&MessagesOk { room: room.name, messages, more })
 }

@@ -6,16 +6,16 @@ use serde_json::Value;
 use super::{check_name, empty, member_room, ok};
 use crate::db::{self, room_info};
 use crate::error::{Result, refuse};
-use crate::session::{Login, Session};
+use crate::state::{Login, Shared};
 
-pub(super) async fn list(s: &Session, login: &Login) -> Result<Value> {
-    let rooms = db::rooms_for_user(&s.shared.pool, login.tenant, login.user).await?;
+pub(super) async fn list(s: &Shared, login: &Login) -> Result<Value> {
+    let rooms = db::rooms_for_user(&s.pool, login.tenant, login.user).await?;
     ok(&RoomsOk { rooms })
 }
 
-pub(super) async fn create(s: &Session, login: &Login, room: &str) -> Result<Value> {
+pub(super) async fn create(s: &Shared, login: &Login, room: &str) -> Result<Value> {
     check_name("room", room)?;
-    let pool = &s.shared.pool;
+    let pool = &s.pool;
     let mut tx = pool.begin().await?;
     let r = db::create_room(&mut *tx, login.tenant, room).await.map_err(|e| match e {
         db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
@@ -23,21 +23,21 @@ pub(super) async fn create(s: &Session, login: &Login, room: &str) -> Result<Val
     })?;
     db::join_room(&mut *tx, login.tenant, r.id, login.user).await?;
     tx.commit().await?;
-    s.shared.hub.subscribe_user(login.tenant, login.user, r.id);
+    s.hub.subscribe_user(login.tenant, login.user, r.id);
     tracing::info!(tenant = %login.tenant_name, room, "room created");
     ok(&RoomOk { room: room_info(r.name, 0, Some(0)) })
 }
 
-pub(super) async fn join(s: &Session, login: &Login, room: &str) -> Result<Value> {
+pub(super) async fn join(s: &Shared, login: &Login, room: &str) -> Result<Value> {
     check_name("room", room)?;
-    let pool = &s.shared.pool;
+    let pool = &s.pool;
     let r = db::room_by_name(pool, login.tenant, room)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
     let new = db::join_room(pool, login.tenant, r.id, login.user).await?;
-    s.shared.hub.subscribe_user(login.tenant, login.user, r.id);
+    s.hub.subscribe_user(login.tenant, login.user, r.id);
     if new {
-        s.shared.hub.member_event(
+        s.hub.member_event(
             r.id,
             MemberEvent { room: r.name.clone(), user: login.user_name.clone(), joined: true },
         );
@@ -46,35 +46,35 @@ pub(super) async fn join(s: &Session, login: &Login, room: &str) -> Result<Value
     ok(&RoomOk { room: room_info(r.name, r.last_seq, Some(read)) })
 }
 
-pub(super) async fn leave(s: &Session, login: &Login, room: &str) -> Result<Value> {
+pub(super) async fn leave(s: &Shared, login: &Login, room: &str) -> Result<Value> {
     check_name("room", room)?;
-    let pool = &s.shared.pool;
+    let pool = &s.pool;
     let r = db::room_by_name(pool, login.tenant, room)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
     if db::leave_room(pool, login.tenant, r.id, login.user).await? {
         // Sent before unsubscribing so the user's other connections hear it too.
-        s.shared.hub.member_event(
+        s.hub.member_event(
             r.id,
             MemberEvent { room: r.name.clone(), user: login.user_name.clone(), joined: false },
         );
     }
-    s.shared.hub.unsubscribe_user(login.tenant, login.user, r.id);
+    s.hub.unsubscribe_user(login.tenant, login.user, r.id);
     empty()
 }
 
-pub(super) async fn members(s: &Session, login: &Login, room: &str) -> Result<Value> {
+pub(super) async fn members(s: &Shared, login: &Login, room: &str) -> Result<Value> {
     let (r, _) = member_room(s, login, room).await?;
-    let members = db::room_members(&s.shared.pool, login.tenant, r.id)
+    let members = db::room_members(&s.pool, login.tenant, r.id)
         .await?
         .into_iter()
-        .map(|(id, user)| MemberInfo { online: s.shared.hub.is_online(login.tenant, id), user })
+        .map(|(id, user)| MemberInfo { online: s.hub.is_online(login.tenant, id), user })
         .collect();
     ok(&MembersOk { room: r.name, members })
 }
 
-pub(super) async fn read(s: &Session, login: &Login, room: &str, seq: u64) -> Result<Value> {
+pub(super) async fn read(s: &Shared, login: &Login, room: &str, seq: u64) -> Result<Value> {
     let (r, _) = member_room(s, login, room).await?;
-    db::set_read(&s.shared.pool, login.tenant, r.id, login.user, seq).await?;
+    db::set_read(&s.pool, login.tenant, r.id, login.user, seq).await?;
     empty()
 }

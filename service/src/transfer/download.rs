@@ -1,20 +1,72 @@
 //! Sending one file on a server-opened unidirectional stream: a header frame
-//! ([`DownloadHeader`]) then the bytes from the requested offset.
+//! ([`DownloadHeader`]) then the bytes from the requested offset; and a
+//! connection's [`Downloads`], the slots and tasks of its streams.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use qchat_protocol::{DownloadHeader, StreamCode, encode_json};
 use quinn::{Connection, VarInt};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::metrics::TransferGuard;
 
 const CHUNK: usize = 256 * 1024;
 
+/// A connection's downloads: a bounded number of slots, and a task per
+/// download stream, owned here and aborted when the connection ends.
+pub(crate) struct Downloads {
+    /// The connection the streams are opened on.
+    conn: Connection,
+    /// One task per download in progress.
+    tasks: JoinSet<()>,
+    /// Download slots of this connection.
+    slots: Arc<Semaphore>,
+}
+
+impl Downloads {
+    /// No downloads yet on `conn`, and `max` slots for them.
+    pub(crate) fn new(conn: Connection, max: usize) -> Self {
+        Self { conn, tasks: JoinSet::new(), slots: Arc::new(Semaphore::new(max)) }
+    }
+
+    /// A free download slot, or `None` when all are taken.
+    pub(crate) fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    /// Starts streaming `path` as [`send`] does, holding `slot` until done.
+    pub(crate) fn start(
+        &mut self,
+        path: PathBuf,
+        header: DownloadHeader,
+        slot: OwnedSemaphorePermit,
+        active: TransferGuard,
+    ) {
+        self.tasks.spawn(send(self.conn.clone(), path, header, slot, active));
+    }
+
+    /// Whether no download task is left to reap.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for the next download task to end; `None` when there is none.
+    pub(crate) async fn join_next(&mut self) -> Option<()> {
+        self.tasks.join_next().await.map(|_| ())
+    }
+
+    /// Aborts every download still running (the connection ends).
+    pub(crate) fn abort_all(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
 /// Streams `path` from `header.offset` to the client. Holds `permit` (the
 /// connection's download slot) and `_active` (the metrics gauge) until done.
-pub(crate) async fn send(
+async fn send(
     conn: Connection,
     path: PathBuf,
     header: DownloadHeader,

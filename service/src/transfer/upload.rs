@@ -18,8 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, FileAttach, NewMessage};
 use crate::outbound::Outbound;
-use crate::server::Shared;
-use crate::session::Login;
+use crate::state::{Login, Shared};
 use crate::transfer::writer::HeadHasher;
 use crate::transfer::{Claim, valid_upload_id};
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Failure, fail, internal};
 use crate::db::Upload;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::transfer::writer::{Finished, HeadHasher, PartWriter};
 use crate::transfer::{Claim, Reserve};
 
