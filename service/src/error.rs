@@ -39,6 +39,11 @@ impl From<DbError> for Error {
 }
 
 impl Error {
+    /// A file store fault (details logged, never sent).
+    pub(crate) fn store(e: std::io::Error) -> Self {
+        Self::Internal(format!("file store: {e}"))
+    }
+
     /// The body to put on the wire. Internal details stay in the log.
     pub(crate) fn to_body(&self) -> ErrorBody {
         match self {

@@ -1,4 +1,5 @@
-//! File transfer: limits and live state shared by every connection. The
+//! File transfer: limits and live state shared by every connection. What
+//! `upload.begin` decides (dedupe, resume, quota) is in [`begin`]; the
 //! stream handlers are in [`upload`] and [`download`]; an upload's bytes are
 //! hashed and written beside the network by [`writer`], past the page cache
 //! where the file system allows ([`direct`]).
@@ -9,11 +10,13 @@
 //! connection by a semaphore, and stored bytes by the per-tenant quota, which
 //! counts bytes still arriving so concurrent uploads cannot overshoot it.
 
+mod begin;
 mod direct;
 pub(crate) mod download;
 pub(crate) mod upload;
 mod writer;
 
+pub(crate) use begin::{Begin, begin};
 pub(crate) use writer::WriteBudget;
 
 use std::collections::HashMap;
@@ -154,6 +157,20 @@ impl Transfers {
     /// that the upload is the caller's own.
     pub(crate) async fn take_over(&self, upload_id: &str) -> bool {
         self.take_over_within(upload_id, TAKE_OVER_WAIT).await
+    }
+
+    /// The bytes held for one of the caller's uploads, after taking it over
+    /// from any stream still holding it (in practice one from a connection
+    /// that died without the server noticing yet), so the answer is final
+    /// and the caller's next stream is not refused as a conflict.
+    ///
+    /// # Errors
+    /// When the partial file cannot be read.
+    pub(crate) async fn held_now(&self, upload_id: &str) -> std::io::Result<u64> {
+        if !self.take_over(upload_id).await {
+            tracing::warn!(upload_id, "the stream holding an upload did not let go in time");
+        }
+        self.store.held(upload_id).await
     }
 
     async fn take_over_within(&self, upload_id: &str, wait: Duration) -> bool {

@@ -1,0 +1,171 @@
+//! What `upload.begin` decides once the request is checked and the caller
+//! is known to be a member of the room: dedupe (content the tenant already
+//! stores is offered again, not sent), a keyed repeat (the same share
+//! finds its upload or its file message), the tenant's quota, resume (an
+//! unfinished upload of the same share or content goes on from the bytes
+//! held) and otherwise a new upload row.
+
+use qchat_protocol::{ErrorCode, FileInfo, MessageKind, UploadBeginOk};
+
+use crate::db::{self, Content, FileAttach, NewMessage, NewUpload, Room};
+use crate::error::{Error, Result, refuse};
+use crate::state::{Login, Shared};
+use crate::transfer::{keyed_upload_id, new_upload_id};
+
+/// A checked `upload.begin`.
+pub(crate) struct Begin<'a> {
+    /// The room offered to; the caller is a member.
+    pub(crate) room: Room,
+    /// Sanitized display name.
+    pub(crate) name: String,
+    /// Declared size, within the file size limit.
+    pub(crate) size: u64,
+    /// What the content is known by: its hash, or (hash later) its head.
+    pub(crate) content: Content<'a>,
+    /// The client's key for this share, if it gave one.
+    pub(crate) client_key: Option<&'a str>,
+}
+
+/// Decides an `upload.begin`: an offer of stored content (complete), a
+/// request to begin by hash (`hash_required`), or the upload to send and
+/// the offset to send from.
+///
+/// # Errors
+/// `quota_exceeded` when the upload would not fit the tenant's quota,
+/// `bad_request` when a stored file has the hash with another size, and
+/// database, store and commit faults.
+pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<UploadBeginOk> {
+    let Begin { room, name, size, content, client_key } = b;
+    let pool = &s.pool;
+    // A keyed begin names its share: repeating it finds the same upload id,
+    // and through it the same upload or file message.
+    let keyed =
+        client_key.map(|k| keyed_upload_id(login.tenant, login.user, room.id, k, content, size));
+    // A keyed begin's own unfinished upload, if this is a repeat of it.
+    let own = match &keyed {
+        Some(id) => db::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
+        None => None,
+    };
+
+    match content {
+        // Content the tenant already stores is not sent again.
+        Content::Hash(hash) => {
+            if let Some(stored) = db::file_by_hash(pool, login.tenant, hash).await? {
+                let share = Share { room, name, size, keyed };
+                return offer_stored(s, login, share, hash, stored).await;
+            }
+        }
+        Content::Head(head) => {
+            // A keyed repeat finds the file its upload stored, or the upload
+            // itself (`own`), before any look at what else the tenant stores.
+            if let Some(id) = &keyed {
+                let cmid = format!("upload:{id}");
+                let shared =
+                    db::shared_file(pool, login.tenant, room.id, login.user, &cmid).await?;
+                if let Some((hash, stored)) = shared {
+                    let share = Share { room, name, size, keyed };
+                    return offer_stored(s, login, share, &hash, stored).await;
+                }
+            }
+            // It might be stored: the client must say which content it is first.
+            if own.is_none() && db::tenant_may_hold(pool, login.tenant, size, head).await? {
+                return Ok(UploadBeginOk { hash_required: true, ..pending(String::new(), 0) });
+            }
+        }
+    }
+    let quota = s.transfers.limits.tenant_quota;
+    if db::tenant_usage(pool, login.tenant).await?.saturating_add(size) > quota {
+        return Err(refuse(
+            ErrorCode::QuotaExceeded,
+            "the tenant's storage quota would be exceeded",
+        ));
+    }
+    // Resume: the same share again (keyed), or, without a key, the same
+    // content (or, hash later, the same size and head) to the same room.
+    let resume = match &keyed {
+        Some(_) => own,
+        None => db::find_upload(pool, login.tenant, login.user, room.id, content, size).await?,
+    };
+    if let Some(upload_id) = resume {
+        let offset = s.transfers.held_now(&upload_id).await.map_err(Error::store)?;
+        return Ok(pending(upload_id, offset));
+    }
+    let upload_id = keyed.unwrap_or_else(new_upload_id);
+    let row = NewUpload {
+        id: &upload_id,
+        tenant: login.tenant,
+        user: login.user,
+        room: room.id,
+        name: &name,
+        size,
+        content,
+    };
+    db::create_upload(pool, &row).await?;
+    Ok(pending(upload_id, 0))
+}
+
+/// The reply for an upload to send from `offset`.
+fn pending(upload_id: String, offset: u64) -> UploadBeginOk {
+    UploadBeginOk {
+        upload_id,
+        offset,
+        complete: false,
+        file: None,
+        seq: None,
+        hash_required: false,
+    }
+}
+
+/// What an `upload.begin` offers: to which room, under which name.
+struct Share {
+    room: Room,
+    /// Sanitized display name.
+    name: String,
+    size: u64,
+    /// The upload id the client key names, if the begin has one.
+    keyed: Option<String>,
+}
+
+/// Offers content the tenant already stores (`stored`: its file id and
+/// size) as a new file message: nothing is sent.
+async fn offer_stored(
+    s: &Shared,
+    login: &Login,
+    share: Share,
+    hash: &str,
+    stored: (u64, u64),
+) -> Result<UploadBeginOk> {
+    let Share { room, name, size, keyed } = share;
+    let (file_id, stored_size) = stored;
+    if stored_size != size {
+        return Err(refuse(ErrorCode::BadRequest, "a stored file has this hash with another size"));
+    }
+    // Keyed: a repeat (or the upload that stored this share) already
+    // recorded the message under this id, and the committer returns it.
+    let upload_id = keyed.unwrap_or_else(new_upload_id);
+    let msg = NewMessage {
+        tenant: login.tenant,
+        room: room.id,
+        sender: Some(login.user),
+        sender_name: login.user_name.clone(),
+        client_msg_id: Some(format!("upload:{upload_id}")),
+        kind: MessageKind::File,
+        body: name.clone(),
+        ts: db::now_ms(),
+        file: Some(FileAttach { hash: hash.to_owned(), size, head: None, upload_id: None }),
+    };
+    let c = s.committer.submit(msg, room.name).await?;
+    Ok(UploadBeginOk {
+        upload_id,
+        offset: size,
+        complete: true,
+        file: Some(FileInfo {
+            id: c.file_id.unwrap_or(file_id),
+            name,
+            size,
+            hash: hash.to_owned(),
+        }),
+        seq: Some(c.seq),
+        hash_required: false,
+    })
+}
