@@ -76,14 +76,14 @@ async fn user(
     tenant: &db::Tenant,
     u: &str,
 ) -> Result<db::UserId, AdminError> {
-    db::user_by_name(pool, tenant.id, u)
+    db::users::by_name(pool, tenant.id, u)
         .await?
         .map(|user| user.id)
         .ok_or_else(|| AdminError::NotFound(format!("no user named {u} in {}", tenant.name)))
 }
 
 async fn tenant(pool: &sqlx::SqlitePool, t: &str) -> Result<db::Tenant, AdminError> {
-    db::tenant_by_name(pool, t)
+    db::tenants::by_name(pool, t)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no tenant named {t}")))
 }
@@ -99,7 +99,7 @@ pub async fn create_tenant(
 ) -> Result<(), AdminError> {
     check_name("tenant", t)?;
     let pool = open(data_dir).await?;
-    db::create_tenant(&pool, t, open_registration)
+    db::tenants::create(&pool, t, open_registration)
         .await
         .map_err(|e| conflict(e, format!("tenant {t} exists")))?;
     pool.close().await;
@@ -127,7 +127,7 @@ pub async fn create_user(
     let tenant = tenant(&pool, t).await?;
     let auth = Auth::new().map_err(|e| AdminError::Invalid(e.to_string()))?;
     let hash = auth.hash(password).await.map_err(|e| AdminError::Invalid(e.to_string()))?;
-    db::create_user(&pool, tenant.id, user, &hash)
+    db::users::create(&pool, tenant.id, user, &hash)
         .await
         .map_err(|e| conflict(e, format!("user {user} exists in {t}")))?;
     pool.close().await;
@@ -142,7 +142,7 @@ pub async fn create_room(data_dir: &Path, t: &str, room: &str) -> Result<(), Adm
     check_name("room", room)?;
     let pool = open(data_dir).await?;
     let tenant = tenant(&pool, t).await?;
-    db::create_room(&pool, tenant.id, room)
+    db::rooms::create(&pool, tenant.id, room)
         .await
         .map_err(|e| conflict(e, format!("room {room} exists in {t}")))?;
     pool.close().await;

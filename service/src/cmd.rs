@@ -117,7 +117,7 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 /// Looks up a room of the caller's tenant that the caller is a member of.
 async fn member_room(s: &Shared, login: &Login, room: &str) -> Result<(crate::db::Room, u64)> {
     check_name("room", room)?;
-    let (r, read) = crate::db::room_with_membership(&s.pool, login.tenant, login.user, room)
+    let (r, read) = crate::db::rooms::with_membership(&s.pool, login.tenant, login.user, room)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
     let read = read.ok_or_else(|| {

@@ -127,7 +127,7 @@ async fn run(
 }
 
 /// Commits the batch in one transaction. Text messages go in with a few
-/// statements for the whole batch ([`db::append_messages`]); if that fails,
+/// statements for the whole batch ([`db::messages::append_all`]); if that fails,
 /// or the batch holds a file message, the batch is committed job by job
 /// instead ([`commit_each`]), which isolates a failing job.
 async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
@@ -154,7 +154,7 @@ async fn commit_grouped(
     // IMMEDIATE: see commit_each.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let msgs: Vec<&NewMessage> = jobs.iter().map(|j| &j.msg).collect();
-    let outcomes = db::append_messages(&mut tx, &msgs).await?;
+    let outcomes = db::messages::append_all(&mut tx, &msgs).await?;
     tx.commit().await?;
     tracing::trace!(
         batch = jobs.len(),
@@ -177,7 +177,7 @@ async fn commit_each(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<Appen
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             let mut sp = tx.begin().await?;
-            match db::append_message(sp.as_mut(), &job.msg).await {
+            match db::messages::append(sp.as_mut(), &job.msg).await {
                 Ok(o) => {
                     sp.commit().await?;
                     outcomes.push(Ok(o));
@@ -245,9 +245,9 @@ mod tests {
         again: usize,
     ) -> (Vec<Committed>, Vec<Committed>, u64) {
         let (pool, _dir) = db::test_pool().await;
-        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
-        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
-        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
+        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(&pool, t, "general").await.expect("room");
         let metrics = Arc::new(Metrics::default());
         let (committer, task) =
             Committer::spawn(pool.clone(), Arc::new(Hub::default()), metrics.clone(), max_batch);
@@ -324,9 +324,9 @@ mod tests {
     #[tokio::test]
     async fn a_failing_message_fails_alone_and_leaves_no_gap() {
         let (pool, _dir) = db::test_pool().await;
-        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
-        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
-        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
+        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(&pool, t, "general").await.expect("room");
         let (committer, task) = Committer::spawn(
             pool.clone(),
             Arc::new(Hub::default()),

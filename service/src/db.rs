@@ -2,14 +2,16 @@
 //! service sees sqlx-free domain types and functions that take the tenant first.
 //!
 //! Functions take `impl SqliteExecutor<'_>` so a caller can run them on the
-//! pool or inside a transaction.
+//! pool or inside a transaction. Each has one name, its table's module and
+//! its own: `db::rooms::join`, `db::files::usage`, `db::messages::before`;
+//! the domain types they take and return are re-exported here (`db::Room`).
 
-mod files;
-mod messages;
-mod rooms;
-mod sessions;
-mod tenants;
-mod users;
+pub(crate) mod files;
+pub(crate) mod messages;
+pub(crate) mod rooms;
+pub(crate) mod sessions;
+pub(crate) mod tenants;
+pub(crate) mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -104,27 +106,6 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
-
-pub(crate) use files::{
-    access as file_access, all as all_files, all_uploads, by_hash as file_by_hash, create_upload,
-    delete_upload, find_upload, may_hold as tenant_may_hold, shared as shared_file, stale_uploads,
-    touch_upload, upload, usage as tenant_usage,
-};
-pub(crate) use messages::{
-    after as messages_after, append as append_message, append_all as append_messages,
-    before as messages_before,
-};
-pub(crate) use rooms::{
-    by_name as room_by_name, create as create_room, join as join_room, leave as leave_room,
-    list_for_user as rooms_for_user, members as room_members, membership, room_info, set_read,
-    user_rooms, with_membership as room_with_membership,
-};
-pub(crate) use sessions::{
-    create as create_session, delete as delete_session, delete_expired as delete_expired_sessions,
-    lookup as lookup_session,
-};
-pub(crate) use tenants::{by_name as tenant_by_name, create as create_tenant};
-pub(crate) use users::{by_name as user_by_name, create as create_user};
 
 #[cfg(test)]
 pub(crate) async fn test_pool() -> (SqlitePool, tempfile::TempDir) {

@@ -73,7 +73,7 @@ impl Server {
             source,
         })?;
         let pool = db::open(&config.data_dir, config.durability).await?;
-        let expired = db::delete_expired_sessions(&pool).await?;
+        let expired = db::sessions::delete_expired(&pool).await?;
         tracing::debug!(expired, "removed expired sessions");
         let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let identity = tls::load_or_generate(&config.data_dir, files, &config.public_names)?;
@@ -319,8 +319,8 @@ async fn sweep_uploads(
     max_age_secs: u64,
 ) -> Result<(), StartError> {
     let expired = expire_stale(pool, store, max_age_secs).await?;
-    let rows = db::all_files(pool).await?;
-    let uploads = db::all_uploads(pool).await?;
+    let rows = db::files::all(pool).await?;
+    let uploads = db::files::all_uploads(pool).await?;
     let (orphans, partials) = store
         .sweep(&rows, &uploads)
         .map_err(|source| StartError::Io { what: "sweeping the file store".into(), source })?;
@@ -334,10 +334,10 @@ async fn expire_stale(
     max_age_secs: u64,
 ) -> Result<usize, sqlx::Error> {
     let age_ms = i64::try_from(max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let stale = db::stale_uploads(pool, db::now_ms().saturating_sub(age_ms)).await?;
+    let stale = db::files::stale_uploads(pool, db::now_ms().saturating_sub(age_ms)).await?;
     for id in &stale {
         store.discard(id).await;
-        db::delete_upload(pool, id).await?;
+        db::files::delete_upload(pool, id).await?;
     }
     Ok(stale.len())
 }

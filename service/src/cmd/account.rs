@@ -22,7 +22,9 @@ pub(super) async fn hello(s: &Shared, h: &Hello) -> Result<Value> {
     let open_registration = match h.tenant.as_deref() {
         None => None,
         Some(t) if !qchat_protocol::valid_name(t) => Some(false),
-        Some(t) => Some(db::tenant_by_name(&s.pool, t).await?.is_some_and(|t| t.open_registration)),
+        Some(t) => {
+            Some(db::tenants::by_name(&s.pool, t).await?.is_some_and(|t| t.open_registration))
+        }
     };
     ok(&HelloOk {
         server: concat!("qchatd/", env!("CARGO_PKG_VERSION")).into(),
@@ -54,14 +56,14 @@ pub(super) async fn register(s: &Shared, caller: &mut Caller<'_>, c: Credentials
         ));
     }
     let pool = &s.pool;
-    let tenant = db::tenant_by_name(pool, &c.tenant)
+    let tenant = db::tenants::by_name(pool, &c.tenant)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no tenant named {}", c.tenant)))?;
     if !tenant.open_registration {
         return Err(refuse(ErrorCode::Forbidden, "this tenant does not allow self-registration"));
     }
     let hash = s.auth.hash(&c.password).await?;
-    let user = db::create_user(pool, tenant.id, &c.user, &hash).await.map_err(|e| match e {
+    let user = db::users::create(pool, tenant.id, &c.user, &hash).await.map_err(|e| match e {
         db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("user {} exists", c.user)),
         e => e.into(),
     })?;
@@ -83,9 +85,9 @@ pub(super) async fn login(s: &Shared, caller: &mut Caller<'_>, c: Credentials) -
         return Err(unauthorized());
     }
     let pool = &s.pool;
-    let tenant = db::tenant_by_name(pool, &c.tenant).await?;
+    let tenant = db::tenants::by_name(pool, &c.tenant).await?;
     let user = match &tenant {
-        Some(t) => db::user_by_name(pool, t.id, &c.user).await?,
+        Some(t) => db::users::by_name(pool, t.id, &c.user).await?,
         None => None,
     };
     let verified =
@@ -110,7 +112,7 @@ pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Re
         return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
     }
     let hash = auth::token_hash(&r.token);
-    let Some(found) = db::lookup_session(&s.pool, &hash).await? else {
+    let Some(found) = db::sessions::lookup(&s.pool, &hash).await? else {
         s.auth.record_failure(ip);
         return Err(refuse(ErrorCode::Unauthorized, "session expired or revoked; log in again"));
     };
@@ -145,7 +147,7 @@ async fn start_session(
     let (token, hash) = auth::new_token();
     let ttl = s.config.limits.session_ttl();
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    db::create_session(&s.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms)).await?;
+    db::sessions::create(&s.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms)).await?;
     let reply = LoginOk { tenant: tenant_name.clone(), user: user_name.clone(), token };
     attach(s, caller, Login { tenant, tenant_name, user, user_name, token_hash: hash }).await?;
     ok(&reply)
@@ -153,7 +155,7 @@ async fn start_session(
 
 /// Subscribes the connection to the user's rooms and marks it online.
 async fn attach(s: &Shared, caller: &mut Caller<'_>, login: Login) -> Result<()> {
-    let rooms: Vec<_> = db::user_rooms(&s.pool, login.tenant, login.user)
+    let rooms: Vec<_> = db::rooms::user_rooms(&s.pool, login.tenant, login.user)
         .await?
         .into_iter()
         .map(|(id, _)| id)
@@ -165,7 +167,7 @@ async fn attach(s: &Shared, caller: &mut Caller<'_>, login: Login) -> Result<()>
 }
 
 pub(super) async fn logout(s: &Shared, login: &Login) -> Result<Value> {
-    db::delete_session(&s.pool, login.tenant, &login.token_hash).await?;
+    db::sessions::delete(&s.pool, login.tenant, &login.token_hash).await?;
     tracing::info!(tenant = %login.tenant_name, user = %login.user_name, "logged out");
     empty()
 }

@@ -51,8 +51,9 @@ pub(super) async fn status(s: &Shared, login: &Login, r: UploadStatusReq) -> Res
     if !valid_upload_id(&r.upload_id) {
         return Err(not_found());
     }
-    let up =
-        db::upload(&s.pool, login.tenant, login.user, &r.upload_id).await?.ok_or_else(not_found)?;
+    let up = db::files::upload(&s.pool, login.tenant, login.user, &r.upload_id)
+        .await?
+        .ok_or_else(not_found)?;
     let offset = s.transfers.held_now(&up.id).await.map_err(Error::store)?;
     ok(&UploadStatusOk { upload_id: up.id, offset, size: up.size })
 }
@@ -63,7 +64,7 @@ pub(super) async fn get(
     downloads: &mut Downloads,
     r: FileGetReq,
 ) -> Result<Value> {
-    let file = match db::file_access(&s.pool, login.tenant, login.user, r.file_id).await? {
+    let file = match db::files::access(&s.pool, login.tenant, login.user, r.file_id).await? {
         FileAccess::Visible(f) => f,
         FileAccess::NotMember => {
             return Err(refuse(ErrorCode::Forbidden, "join a room that offers this file first"));

@@ -50,7 +50,7 @@ pub(super) async fn history(s: &Shared, login: &Login, r: HistoryReq) -> Result<
     let (room, _) = member_room(s, login, &r.room).await?;
     let before = r.before_seq.unwrap_or(u64::MAX);
     let (messages, more) =
-        db::messages_before(&s.pool, login.tenant, room.id, &room.name, before, limit).await?;
+        db::messages::before(&s.pool, login.tenant, room.id, &room.name, before, limit).await?;
     ok(&MessagesOk { room: room.name, messages, more })
 }
 
@@ -58,6 +58,6 @@ pub(super) async fn sync(s: &Shared, login: &Login, r: SyncReq) -> Result<Value>
     let limit = page(r.limit, MAX_PAGE)?;
     let (room, _) = member_room(s, login, &r.room).await?;
     let (messages, more) =
-        db::messages_after(&s.pool, login.tenant, room.id, &room.name, r.after_seq, limit).await?;
+        db::messages::after(&s.pool, login.tenant, room.id, &room.name, r.after_seq, limit).await?;
     ok(&MessagesOk { room: room.name, messages, more })
 }

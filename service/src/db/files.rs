@@ -366,10 +366,10 @@ mod tests {
     #[tokio::test]
     async fn hash_later_uploads_and_heads_are_matched() {
         let (pool, _dir) = db::test_pool().await;
-        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
-        let other = db::create_tenant(&pool, "other", false).await.expect("tenant");
-        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
-        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
+        let other = db::tenants::create(&pool, "other", false).await.expect("tenant");
+        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(&pool, t, "general").await.expect("room");
         let (head, hash) = ("a".repeat(64), "b".repeat(64));
         let mut conn = pool.acquire().await.expect("conn");
         insert_or_get(&mut conn, t, &hash, 10, Some(&head)).await.expect("file");

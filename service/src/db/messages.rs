@@ -10,16 +10,35 @@ use sqlx::{AssertSqlSafe, SqliteConnection, SqliteExecutor};
 use super::rooms::to_u64;
 use super::{RoomId, TenantId, UserId};
 
+/// A keyset page query: the one column list and join that [`Row`] maps,
+/// with the seq comparison and order of one direction. A macro, so that
+/// the result is one literal ([`HISTORY_SQL`] is public).
+macro_rules! page_sql {
+    ($cmp:literal, $order:literal) => {
+        concat!(
+            "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
+                m.file_id, f.size as file_size, f.hash as file_hash
+         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
+         where m.tenant_id = ? and m.room_id = ? and m.seq ",
+            $cmp,
+            " ? order by m.seq ",
+            $order,
+            " limit ?"
+        )
+    };
+}
+
 /// The keyset query behind the `history` op, exactly as the server runs it.
 /// Parameters in order: tenant id, room id, `before_seq` (exclusive), limit
 /// (the server asks for one more row than the page to learn whether older
 /// ones exist). Columns: seq, sender_name, client_msg_id, kind, body, ts,
 /// file_id, file_size, file_hash. Public so the history benchmark can run the
 /// same statement directly on the database.
-pub const HISTORY_SQL: &str = "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
-                m.file_id, f.size as file_size, f.hash as file_hash
-         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
-         where m.tenant_id = ? and m.room_id = ? and m.seq < ? order by m.seq desc limit ?";
+pub const HISTORY_SQL: &str = page_sql!("<", "desc");
+
+/// The keyset query behind the `sync` op: [`HISTORY_SQL`]'s parameters and
+/// columns, with `after_seq` (exclusive) in ascending order.
+const SYNC_SQL: &str = page_sql!(">", "asc");
 
 /// The insert that stores a message, exactly as the writer runs it (after it
 /// has taken `seq` from `rooms.last_seq`). Parameters in order: tenant id,
@@ -361,17 +380,10 @@ pub(crate) async fn before(
     before: u64,
     limit: u32,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let mut rows: Vec<Row> = sqlx::query_as(HISTORY_SQL)
-        .bind(tenant.0)
-        .bind(room.0)
-        .bind(clamp(before))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(db)
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    rows.reverse();
-    Ok((rows.into_iter().map(|r| r.into_message(room_name)).collect(), more))
+    let (mut messages, more) =
+        page(db, HISTORY_SQL, tenant, room, room_name, before, limit).await?;
+    messages.reverse();
+    Ok((messages, more))
 }
 
 /// Up to `limit` messages with seq > `after` in ascending order, plus whether
@@ -384,18 +396,27 @@ pub(crate) async fn after(
     after: u64,
     limit: u32,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let mut rows: Vec<Row> = sqlx::query_as(
-        "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
-                m.file_id, f.size as file_size, f.hash as file_hash
-         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
-         where m.tenant_id = ? and m.room_id = ? and m.seq > ? order by m.seq asc limit ?",
-    )
-    .bind(tenant.0)
-    .bind(room.0)
-    .bind(clamp(after))
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db)
-    .await?;
+    page(db, SYNC_SQL, tenant, room, room_name, after, limit).await
+}
+
+/// Up to `limit` messages of one page query (`sql`, from [`page_sql`]) from
+/// `seq` on, in the query's order, plus whether the query had more.
+async fn page(
+    db: impl SqliteExecutor<'_>,
+    sql: &'static str,
+    tenant: TenantId,
+    room: RoomId,
+    room_name: &str,
+    seq: u64,
+    limit: u32,
+) -> Result<(Vec<Message>, bool), sqlx::Error> {
+    let mut rows: Vec<Row> = sqlx::query_as(sql)
+        .bind(tenant.0)
+        .bind(room.0)
+        .bind(clamp(seq))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(db)
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     Ok((rows.into_iter().map(|r| r.into_message(room_name)).collect(), more))
@@ -409,9 +430,9 @@ mod tests {
     #[tokio::test]
     async fn append_is_gap_free_idempotent_and_pages() {
         let (pool, _dir) = db::test_pool().await;
-        let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
-        let u = db::create_user(&pool, t, "ann", "x").await.expect("user");
-        let r = db::create_room(&pool, t, "general").await.expect("room");
+        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
+        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(&pool, t, "general").await.expect("room");
         let mut conn = pool.acquire().await.expect("conn");
         let mk = |cmid: &str| NewMessage {
             tenant: t,
@@ -442,7 +463,7 @@ mod tests {
         assert!(!more);
 
         // Another tenant's id for the same room sees nothing.
-        let other = db::create_tenant(&pool, "other", false).await.expect("tenant");
+        let other = db::tenants::create(&pool, "other", false).await.expect("tenant");
         let (page, _) = before(&pool, other, r.id, "general", u64::MAX, 50).await.expect("page");
         assert!(page.is_empty());
     }
@@ -476,11 +497,11 @@ mod tests {
         let mut setups = Vec::new();
         for _ in 0..2 {
             let (pool, dir) = db::test_pool().await;
-            let t = db::create_tenant(&pool, "acme", false).await.expect("tenant");
-            let ann = db::create_user(&pool, t, "ann", "x").await.expect("user");
-            let bob = db::create_user(&pool, t, "bob", "x").await.expect("user");
-            let a = db::create_room(&pool, t, "a").await.expect("room");
-            let b = db::create_room(&pool, t, "b").await.expect("room");
+            let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
+            let ann = db::users::create(&pool, t, "ann", "x").await.expect("user");
+            let bob = db::users::create(&pool, t, "bob", "x").await.expect("user");
+            let a = db::rooms::create(&pool, t, "a").await.expect("room");
+            let b = db::rooms::create(&pool, t, "b").await.expect("room");
             setups.push((pool, dir, t, ann, bob, a.id, b.id));
         }
         let (_, _, t, ann, bob, a, b) = setups[0];

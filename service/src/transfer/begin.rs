@@ -43,14 +43,14 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
         client_key.map(|k| keyed_upload_id(login.tenant, login.user, room.id, k, content, size));
     // A keyed begin's own unfinished upload, if this is a repeat of it.
     let own = match &keyed {
-        Some(id) => db::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
+        Some(id) => db::files::upload(pool, login.tenant, login.user, id).await?.map(|u| u.id),
         None => None,
     };
 
     match content {
         // Content the tenant already stores is not sent again.
         Content::Hash(hash) => {
-            if let Some(stored) = db::file_by_hash(pool, login.tenant, hash).await? {
+            if let Some(stored) = db::files::by_hash(pool, login.tenant, hash).await? {
                 let share = Share { room, name, size, keyed };
                 return offer_stored(s, login, share, hash, stored).await;
             }
@@ -61,20 +61,20 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
             if let Some(id) = &keyed {
                 let cmid = format!("upload:{id}");
                 let shared =
-                    db::shared_file(pool, login.tenant, room.id, login.user, &cmid).await?;
+                    db::files::shared(pool, login.tenant, room.id, login.user, &cmid).await?;
                 if let Some((hash, stored)) = shared {
                     let share = Share { room, name, size, keyed };
                     return offer_stored(s, login, share, &hash, stored).await;
                 }
             }
             // It might be stored: the client must say which content it is first.
-            if own.is_none() && db::tenant_may_hold(pool, login.tenant, size, head).await? {
+            if own.is_none() && db::files::may_hold(pool, login.tenant, size, head).await? {
                 return Ok(UploadBeginOk { hash_required: true, ..pending(String::new(), 0) });
             }
         }
     }
     let quota = s.transfers.limits.tenant_quota;
-    if db::tenant_usage(pool, login.tenant).await?.saturating_add(size) > quota {
+    if db::files::usage(pool, login.tenant).await?.saturating_add(size) > quota {
         return Err(refuse(
             ErrorCode::QuotaExceeded,
             "the tenant's storage quota would be exceeded",
@@ -84,7 +84,9 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
     // content (or, hash later, the same size and head) to the same room.
     let resume = match &keyed {
         Some(_) => own,
-        None => db::find_upload(pool, login.tenant, login.user, room.id, content, size).await?,
+        None => {
+            db::files::find_upload(pool, login.tenant, login.user, room.id, content, size).await?
+        }
     };
     if let Some(upload_id) = resume {
         let offset = s.transfers.held_now(&upload_id).await.map_err(Error::store)?;
@@ -100,7 +102,7 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
         size,
         content,
     };
-    db::create_upload(pool, &row).await?;
+    db::files::create_upload(pool, &row).await?;
     Ok(pending(upload_id, 0))
 }
 

@@ -81,7 +81,7 @@ pub(crate) async fn receive(
             }
             if f.discard && valid_upload_id(&id) {
                 shared.transfers.store.discard(&id).await;
-                if let Err(e) = db::delete_upload(&shared.pool, &id).await {
+                if let Err(e) = db::files::delete_upload(&shared.pool, &id).await {
                     tracing::error!(cause = %e, "deleting failed upload");
                 }
             }
@@ -124,7 +124,7 @@ async fn run(
     if !valid_upload_id(&header.upload_id) {
         return Err(fail(StreamCode::NotFound, "no such upload", false));
     }
-    let up = db::upload(&shared.pool, login.tenant, login.user, &header.upload_id)
+    let up = db::files::upload(&shared.pool, login.tenant, login.user, &header.upload_id)
         .await
         .map_err(|e| internal("loading upload", e))?
         .ok_or_else(|| fail(StreamCode::NotFound, "no such upload", false))?;
@@ -149,7 +149,9 @@ async fn run(
             false,
         ));
     }
-    db::touch_upload(&shared.pool, &up.id).await.map_err(|e| internal("touching upload", e))?;
+    db::files::touch_upload(&shared.pool, &up.id)
+        .await
+        .map_err(|e| internal("touching upload", e))?;
     read_stored(shared, claim).await?;
 
     let started = Instant::now();
@@ -226,7 +228,7 @@ async fn run(
                 Some(id) => id,
                 // Recorded before (the message was a duplicate): the file
                 // row is there all the same.
-                None => db::file_by_hash(&shared.pool, login.tenant, &hash)
+                None => db::files::by_hash(&shared.pool, login.tenant, &hash)
                     .await
                     .map_err(|e| internal("reading file row", e))?
                     .map_or(0, |(id, _)| id),
@@ -272,7 +274,7 @@ async fn hash_held(
 /// Reads the tenant's stored bytes into the claim (for its quota checks).
 async fn read_stored(shared: &Shared, claim: &mut Claim) -> Result<(), Failure> {
     let mark = claim.stored_mark();
-    let stored = db::tenant_usage(&shared.pool, claim.tenant())
+    let stored = db::files::usage(&shared.pool, claim.tenant())
         .await
         .map_err(|e| internal("reading usage", e))?;
     claim.set_stored(stored, mark);
