@@ -380,9 +380,11 @@ impl Client {
         Ok(transfer::upload_handle(rx, cancel))
     }
 
-    /// Downloads file `file_id` into `out_dir`: received into
-    /// `.<name>.qchat-part` there, verified against the file's BLAKE3, then
-    /// renamed to its (sanitized) name, or `name (1).ext`, ... when that is
+    /// Downloads file offer `file_id` (the `id` of a file message's `file`)
+    /// into `out_dir`: received into `.<name>.qchat-part` there, verified
+    /// against the file's BLAKE3, then renamed to the name this offer was
+    /// made under (sanitized) — two offers of the same content under two
+    /// names each download under their own — or `name (1).ext`, ... when that is
     /// taken — an existing file is never replaced. Returns at once; the
     /// download runs in the background on a server-opened stream and resumes
     /// from the partial file after a reconnect (or in a later run).

@@ -202,9 +202,10 @@ pub struct Downloaded {
 /// A snapshot of one download.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownloadProgress {
-    /// The file id asked for.
+    /// The file (offer) id asked for.
     pub file_id: u64,
-    /// Display name (sanitized), empty until the server's first reply.
+    /// The offer's display name (sanitized), empty until the server's first
+    /// reply.
     pub name: String,
     /// File size (0 until known).
     pub total: u64,

@@ -63,12 +63,15 @@ pub fn decode_stream_header<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(payload).map_err(|e| HeaderError::Invalid(e.to_string()))
 }
 
-/// A stored file, as carried by file messages and replies.
+/// A file offer — stored content offered to a room under a name by one file
+/// message — as carried by file messages and replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
-    /// File id within the tenant; use it with `file.get`.
+    /// The offer's id, unique within the tenant; use it with `file.get`.
+    /// Every offer has its own, also of content offered before: the hash
+    /// says when two offers carry the same bytes.
     pub id: u64,
-    /// Display name (sanitized; never a path).
+    /// The offer's display name (sanitized; never a path).
     pub name: String,
     /// Size in bytes.
     pub size: u64,
@@ -93,8 +96,12 @@ pub struct UploadHeader {
 /// First frame of a download stream (server → client).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownloadHeader {
-    /// The file.
+    /// The offer asked for (`file.get`'s `file_id`).
     pub file_id: u64,
+    /// The offer's display name, as in the `file.get` reply (sanitized).
+    /// Empty from servers that predate it.
+    #[serde(default)]
+    pub name: String,
     /// Where the following bytes start.
     pub offset: u64,
     /// Whole size of the file; `size - offset` bytes follow.
@@ -349,11 +356,17 @@ mod tests {
             size in any::<u64>(),
             junk in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
-            let up = UploadHeader { upload_id, offset, trailer: offset % 2 == 0 };
+            let up = UploadHeader { upload_id: upload_id.clone(), offset, trailer: offset % 2 == 0 };
             let bytes = serde_json::to_vec(&up).expect("serializes");
             prop_assert!(bytes.len() <= MAX_STREAM_HEADER_LEN);
             prop_assert_eq!(decode_stream_header::<UploadHeader>(&bytes).expect("parses"), up);
-            let down = DownloadHeader { file_id: offset, offset, size, hash: "ab".repeat(32) };
+            let down = DownloadHeader {
+                file_id: offset,
+                name: upload_id,
+                offset,
+                size,
+                hash: "ab".repeat(32),
+            };
             let bytes = serde_json::to_vec(&down).expect("serializes");
             prop_assert_eq!(decode_stream_header::<DownloadHeader>(&bytes).expect("parses"), down);
             let _ = decode_stream_header::<UploadHeader>(&junk);

@@ -38,8 +38,9 @@ pub(crate) struct Committed {
     pub(crate) ts: i64,
     /// `true` when the idempotency key had been committed before.
     pub(crate) duplicate: bool,
-    /// The file row of a file message.
-    pub(crate) file_id: Option<u64>,
+    /// For a file message: its offer's id (the wire's file id), also when
+    /// it was committed before (a duplicate).
+    pub(crate) offer: Option<u64>,
 }
 
 impl From<Committed> for SendOk {
@@ -108,12 +109,12 @@ async fn run(
         metrics.committed(new as u64, started.elapsed());
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             let reply = match outcome {
-                Ok(Some(AppendOutcome::New { seq, file_id })) => {
-                    publish(&hub, &job, seq, file_id);
-                    Ok(Committed { seq, ts: job.msg.ts, duplicate: false, file_id })
+                Ok(Some(AppendOutcome::New { seq, offer })) => {
+                    publish(&hub, &job, seq, offer);
+                    Ok(Committed { seq, ts: job.msg.ts, duplicate: false, offer })
                 }
-                Ok(Some(AppendOutcome::Duplicate { seq, ts })) => {
-                    Ok(Committed { seq, ts, duplicate: true, file_id: None })
+                Ok(Some(AppendOutcome::Duplicate { seq, ts, offer })) => {
+                    Ok(Committed { seq, ts, duplicate: true, offer })
                 }
                 Ok(None) => Err(refuse(ErrorCode::NotFound, "no such room")),
                 Err(e) => Err(e),
@@ -207,7 +208,7 @@ async fn commit_each(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<Appen
     }
 }
 
-fn publish(hub: &Hub, job: &Job, seq: u64, file_id: Option<u64>) {
+fn publish(hub: &Hub, job: &Job, seq: u64, offer: Option<u64>) {
     let m = &job.msg;
     let ev = Event::Message(Message {
         room: job.room_name.clone(),
@@ -217,7 +218,7 @@ fn publish(hub: &Hub, job: &Job, seq: u64, file_id: Option<u64>) {
         kind: m.kind,
         body: m.body.clone(),
         client_msg_id: m.client_msg_id.clone(),
-        file: m.file.as_ref().zip(file_id).map(|(f, id)| FileInfo {
+        file: m.file.as_ref().zip(offer).map(|(f, id)| FileInfo {
             id,
             name: m.body.clone(),
             size: f.size,

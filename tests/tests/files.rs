@@ -420,6 +420,84 @@ async fn content_the_tenant_holds_is_not_sent_again() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Three offers of the same content under three names (issue 16 §1.1):
+/// each has an id of its own and downloads under the name it was offered
+/// by — through the library, the `qchat download` CLI and the raw protocol
+/// (reply and stream header) — while the bytes are stored once. An offer in
+/// a room the caller is not in is refused although the same content is
+/// offered in the caller's room.
+#[tokio::test]
+async fn each_offer_downloads_under_its_own_name() -> anyhow::Result<()> {
+    let s = server(&[], &["ann", "bob"]).await?;
+    s.room("acme", "board").await?;
+    let (ann, _a) = client(&s, "ann").await?;
+    let (bob, _b) = client(&s, "bob").await?;
+    let dir = tempfile::tempdir()?;
+    let hash = random_file(&dir.path().join("report-v1.pdf"), 100_000, "offers")?;
+    for name in ["copy.pdf", "final.pdf"] {
+        std::fs::copy(dir.path().join("report-v1.pdf"), dir.path().join(name))?;
+    }
+    let mut offers = Vec::new();
+    for (who, name) in [(&ann, "report-v1.pdf"), (&bob, "copy.pdf"), (&ann, "final.pdf")] {
+        let up = bounded("upload", who.upload("general", &dir.path().join(name))?.wait()).await?;
+        assert_eq!((up.file.name.as_str(), up.file.hash.as_str()), (name, hash.as_str()));
+        offers.push(up.file);
+    }
+    let ids: std::collections::HashSet<u64> = offers.iter().map(|f| f.id).collect();
+    assert_eq!(ids.len(), 3, "one id per offer: {offers:?}");
+    let stored: Vec<_> =
+        walk(&s.data_dir().join("files")).into_iter().filter(|p| p.ends_with(&hash)).collect();
+    assert_eq!(stored.len(), 1, "the content is stored once");
+
+    // The library: oldest first (the oldest used to come down under the
+    // newest offer's name).
+    let out = tempfile::tempdir()?;
+    for f in &offers {
+        let got = bounded("download", bob.download(f.id, out.path())?.wait()).await?;
+        assert_eq!(got.path, out.path().join(&f.name));
+        assert_eq!(&got.file, f);
+    }
+    // The CLI.
+    let cli_out = tempfile::tempdir()?;
+    let run = tokio::process::Command::new(qchat_tests::bin_path("qchat"))
+        .args(["--server", &s.addr.to_string(), "--tenant", "acme", "--user", "bob"])
+        .args(["--fingerprint", &s.fingerprint, "download", &offers[0].id.to_string(), "--out"])
+        .arg(cli_out.path())
+        .env("QCHAT_PASSWORD", PW)
+        .env("HOME", cli_out.path())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let run = within("qchat download", run).await?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let printed = String::from_utf8_lossy(&run.stdout).trim().to_owned();
+    assert_eq!(Path::new(&printed), cli_out.path().join("report-v1.pdf"));
+    // The raw protocol: the reply and the stream header name the offer.
+    let mut raw = RawConn::connect(s.addr, &s.data_dir()).await?;
+    raw.login("acme", "bob", PW).await?;
+    let got = raw.ok("file.get", json!({"file_id": offers[1].id})).await?;
+    assert_eq!(got["file"]["name"], "copy.pdf", "{got}");
+    let mut stream = within("download stream", raw.conn.accept_uni()).await?;
+    let mut prefix = [0u8; 4];
+    within("header", stream.read_exact(&mut prefix)).await?;
+    let mut header = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    within("header", stream.read_exact(&mut header)).await?;
+    let header: serde_json::Value = serde_json::from_slice(&header)?;
+    assert_eq!(header["file_id"], offers[1].id);
+    assert_eq!(header["name"], "copy.pdf", "{header}");
+
+    // The same content offered in a room bob is not in: that offer is not
+    // his to fetch, whatever else offers the bytes.
+    within("join", ann.join_room("board")).await?;
+    let elsewhere = dir.path().join("board.pdf");
+    std::fs::copy(dir.path().join("report-v1.pdf"), &elsewhere)?;
+    let up = bounded("upload", ann.upload("board", &elsewhere)?.wait()).await?;
+    assert!(up.deduplicated);
+    let r = raw.call("file.get", json!({"file_id": up.file.id})).await?;
+    assert_eq!(r["err"]["code"], "forbidden", "{r}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn hostile_names_never_escape_the_store() -> anyhow::Result<()> {
     let s = server(&[], &["ann"]).await?;

@@ -61,6 +61,9 @@ async fn bad_input_gets_its_code_and_the_server_keeps_serving() -> anyhow::Resul
     assert_eq!(code(&r), "too_large");
     let r = c.call("send", json!({"room": "general", "client_msg_id": "x", "body": "hi"})).await?;
     assert_eq!(code(&r), "forbidden", "not a member yet");
+    let key = json!({"room": "general", "client_msg_id": "upload:0a1b", "body": "hi"});
+    let r = c.call("send", key).await?;
+    assert_eq!(code(&r), "bad_request", "upload: keys are the file messages' own");
     let r = c.call("room.join", json!({"room": "../etc"})).await?;
     assert_eq!(code(&r), "bad_request");
     let r = c.call("room.join", json!({"room": "nowhere"})).await?;

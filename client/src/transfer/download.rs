@@ -253,9 +253,12 @@ impl Job {
     }
 }
 
+/// The stream must carry the offer the reply described (its name is empty
+/// from servers that predate it in headers).
 fn check_header(incoming: &Incoming, info: &FileInfo) -> Result<(), TransferError> {
     let h = &incoming.header;
-    if h.size != info.size || h.hash != info.hash || h.offset > h.size {
+    let name_differs = !h.name.is_empty() && h.name != info.name;
+    if h.size != info.size || h.hash != info.hash || h.offset > h.size || name_differs {
         return Err(TransferError::Protocol(format!(
             "stream header {h:?} does not match file {}",
             info.id

@@ -458,6 +458,8 @@ impl Chat {
             Command::Get(file_id) => {
                 let id = self.next_transfer;
                 self.next_transfer += 1;
+                // A file id names one offer, so this is the name the file
+                // comes down under (the server's reply will say the same).
                 let name = self
                     .rooms
                     .iter()

@@ -88,6 +88,7 @@ pub(super) async fn get(
     }
     let header = DownloadHeader {
         file_id: file.id,
+        name: file.name.clone(),
         offset: r.offset,
         size: file.size,
         hash: file.hash.clone(),

@@ -11,6 +11,11 @@ use crate::db::{self, NewMessage};
 use crate::error::{Result, refuse};
 use crate::state::{Login, Shared};
 
+/// What the `client_msg_id` of every file message starts with (then its
+/// upload id): reserved, so that a text message can never take the key a
+/// file message is looked up by.
+pub(super) const FILE_MSG_PREFIX: &str = "upload:";
+
 pub(super) async fn send(s: &Shared, login: &Login, r: SendReq) -> Result<Value> {
     if r.body.len() > MAX_BODY_LEN {
         return Err(refuse(ErrorCode::TooLarge, format!("message body over {MAX_BODY_LEN} bytes")));
@@ -19,6 +24,12 @@ pub(super) async fn send(s: &Shared, login: &Login, r: SendReq) -> Result<Value>
         return Err(refuse(
             ErrorCode::BadRequest,
             format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_LEN} bytes"),
+        ));
+    }
+    if r.client_msg_id.starts_with(FILE_MSG_PREFIX) {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("client_msg_id values starting with {FILE_MSG_PREFIX} are for file messages"),
         ));
     }
     let (room, _) = member_room(s, login, &r.room).await?;

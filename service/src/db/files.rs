@@ -9,58 +9,76 @@ fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// A stored file as a member of one of its rooms sees it.
+/// An offer of a stored file as a member of its room sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VisibleFile {
+    /// The offer's id (the wire's file id).
     pub(crate) id: u64,
+    /// The offer's name (its file message's body).
     pub(crate) name: String,
     pub(crate) size: u64,
     pub(crate) hash: String,
 }
 
-/// Where a file id stands for a user.
+/// Where an offer id stands for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FileAccess {
     /// Offered in a room the user is in.
     Visible(VisibleFile),
-    /// The tenant stores it, but only in rooms the user is not in.
+    /// Offered in a room the user is not in.
     NotMember,
-    /// No such file in this tenant.
+    /// No such offer in this tenant.
     Missing,
 }
 
+/// What offer `offer` of the tenant is to `user`.
 pub(crate) async fn access(
-    db: impl SqliteExecutor<'_> + Copy,
+    db: impl SqliteExecutor<'_>,
     tenant: TenantId,
     user: UserId,
-    file: u64,
+    offer: u64,
 ) -> Result<FileAccess, sqlx::Error> {
-    let row: Option<(i64, String, i64, String)> = sqlx::query_as(
-        "select f.id, m.body, f.size, f.hash from files f
-         join messages m on m.file_id = f.id and m.tenant_id = f.tenant_id
-         join memberships mb on mb.room_id = m.room_id and mb.tenant_id = f.tenant_id and mb.user_id = ?
-         where f.tenant_id = ? and f.id = ? order by m.seq desc limit 1",
+    let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
+        "select o.id, m.body, f.size, f.hash, mb.user_id is not null from offers o
+         join messages m on m.room_id = o.room_id and m.seq = o.seq and m.tenant_id = o.tenant_id
+         join files f on f.id = o.file_id and f.tenant_id = o.tenant_id
+         left join memberships mb on mb.room_id = o.room_id and mb.tenant_id = o.tenant_id
+             and mb.user_id = ?
+         where o.tenant_id = ? and o.id = ?",
     )
     .bind(user.0)
     .bind(tenant.0)
-    .bind(i(file))
+    .bind(i(offer))
     .fetch_optional(db)
     .await?;
-    if let Some((id, name, size, hash)) = row {
-        return Ok(FileAccess::Visible(VisibleFile {
-            id: to_u64(id),
-            name,
-            size: to_u64(size),
-            hash,
-        }));
-    }
-    let exists: Option<i64> =
-        sqlx::query_scalar("select id from files where tenant_id = ? and id = ?")
-            .bind(tenant.0)
-            .bind(i(file))
-            .fetch_optional(db)
-            .await?;
-    Ok(if exists.is_some() { FileAccess::NotMember } else { FileAccess::Missing })
+    Ok(match row {
+        Some((id, name, size, hash, true)) => {
+            FileAccess::Visible(VisibleFile { id: to_u64(id), name, size: to_u64(size), hash })
+        }
+        Some(_) => FileAccess::NotMember,
+        None => FileAccess::Missing,
+    })
+}
+
+/// Records that the file message at `seq` in `room` offers stored file
+/// `file`; returns the offer's id. The message must be inserted first.
+pub(crate) async fn insert_offer(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: TenantId,
+    room: RoomId,
+    seq: i64,
+    file: u64,
+) -> Result<u64, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "insert into offers (tenant_id, room_id, seq, file_id) values (?, ?, ?, ?) returning id",
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .bind(i(file))
+    .fetch_one(conn)
+    .await?;
+    Ok(to_u64(id))
 }
 
 /// The tenant's stored file with this hash: `(id, size)`.
@@ -99,8 +117,9 @@ pub(crate) async fn may_hold(
     Ok(row.is_some())
 }
 
-/// The file that `sender`'s file message with this `client_msg_id` offers
-/// in the room: `(hash, (file id, size))`.
+/// The content that `sender`'s file message with this `client_msg_id`
+/// offers in the room: `(hash, (file id, size))` (the stored file's id, not
+/// the offer's).
 pub(crate) async fn shared(
     db: impl SqliteExecutor<'_>,
     tenant: TenantId,
@@ -404,5 +423,83 @@ mod tests {
         assert_eq!(by_hash, None, "a head is not a hash");
         let up = upload(&pool, t, u, "u1").await.expect("load").expect("row");
         assert_eq!(up.hash, None);
+    }
+
+    /// Migration 0005 gives every file message of an older database an
+    /// offer: the first offer of each file keeps the file's id (so ids
+    /// handed out before still work), the others are numbered above every
+    /// file id, in commit order, and so are new offers.
+    #[tokio::test]
+    async fn offers_migration_keeps_old_ids_for_first_offers() {
+        use std::str::FromStr as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
+            .expect("options")
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open");
+        db::MIGRATOR.run_to(4, &pool).await.expect("migrate to 0004");
+        let old = "insert into tenants (id, name, created_at) values (1, 'acme', 0);
+            insert into rooms (id, tenant_id, name, last_seq, created_at) values
+                (1, 1, 'general', 3, 0), (2, 1, 'board', 1, 0);
+            insert into files (id, tenant_id, hash, size, created_at) values
+                (1, 1, 'h1', 5, 0), (2, 1, 'h2', 5, 0), (3, 1, 'h3', 5, 0);
+            insert into messages (tenant_id, room_id, seq, sender_name, kind, body, ts, file_id)
+                values (1, 1, 1, 'ann', 'file', 'first.txt', 10, 1),
+                       (1, 1, 2, 'ann', 'file', 'later.txt', 30, 1),
+                       (1, 1, 3, 'ann', 'file', 'other.txt', 40, 2),
+                       (1, 2, 1, 'bob', 'file', 'board.txt', 20, 1);";
+        sqlx::raw_sql(old).execute(&pool).await.expect("old rows");
+        db::MIGRATOR.run(&pool).await.expect("migrate");
+        let offers: Vec<(i64, i64, i64, i64)> =
+            sqlx::query_as("select id, room_id, seq, file_id from offers order by id")
+                .fetch_all(&pool)
+                .await
+                .expect("offers");
+        // File 3 has no offer (its room was deleted, say): 1 and 2 keep
+        // their ids, the rest start above 3, oldest first.
+        assert_eq!(offers, [(1, 1, 1, 1), (2, 1, 3, 2), (4, 2, 1, 1), (5, 1, 2, 1)]);
+        let mut conn = pool.acquire().await.expect("conn");
+        sqlx::query(
+            "insert into messages (tenant_id, room_id, seq, sender_name, kind, body, ts, file_id)
+             values (1, 2, 2, 'bob', 'file', 'new.txt', 50, 3)",
+        )
+        .execute(&mut *conn)
+        .await
+        .expect("message");
+        let id = insert_offer(&mut conn, TenantId(1), RoomId(2), 2, 3).await.expect("offer");
+        assert_eq!(id, 6);
+        let named = |offer| access(&pool, TenantId(1), UserId(1), offer);
+        assert_eq!(named(4).await.expect("access"), FileAccess::NotMember, "no members here");
+        assert_eq!(named(3).await.expect("access"), FileAccess::Missing);
+        sqlx::query("insert into users (id, tenant_id, name, password_hash, created_at) values (1, 1, 'ann', 'x', 0)")
+            .execute(&pool)
+            .await
+            .expect("user");
+        sqlx::query(
+            "insert into memberships (tenant_id, room_id, user_id, joined_at) values (1, 1, 1, 0)",
+        )
+        .execute(&pool)
+        .await
+        .expect("member");
+        let FileAccess::Visible(f) = named(5).await.expect("access") else {
+            panic!("a member sees the offer");
+        };
+        assert_eq!((f.id, f.name.as_str(), f.hash.as_str()), (5, "later.txt", "h1"));
+        assert_eq!(
+            named(1).await.expect("access"),
+            FileAccess::Visible(VisibleFile {
+                id: 1,
+                name: "first.txt".into(),
+                size: 5,
+                hash: "h1".into(),
+            })
+        );
+        assert_eq!(named(6).await.expect("access"), FileAccess::NotMember);
+        assert_eq!(
+            access(&pool, TenantId(2), UserId(1), 1).await.expect("access"),
+            FileAccess::Missing
+        );
     }
 }

@@ -17,8 +17,10 @@ macro_rules! page_sql {
     ($cmp:literal, $order:literal) => {
         concat!(
             "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
-                m.file_id, f.size as file_size, f.hash as file_hash
-         from messages m left join files f on f.id = m.file_id and f.tenant_id = m.tenant_id
+                o.id as offer_id, f.size as file_size, f.hash as file_hash
+         from messages m
+         left join offers o on o.room_id = m.room_id and o.seq = m.seq
+         left join files f on f.id = o.file_id and f.tenant_id = m.tenant_id
          where m.tenant_id = ? and m.room_id = ? and m.seq ",
             $cmp,
             " ? order by m.seq ",
@@ -32,8 +34,8 @@ macro_rules! page_sql {
 /// Parameters in order: tenant id, room id, `before_seq` (exclusive), limit
 /// (the server asks for one more row than the page to learn whether older
 /// ones exist). Columns: seq, sender_name, client_msg_id, kind, body, ts,
-/// file_id, file_size, file_hash. Public so the history benchmark can run the
-/// same statement directly on the database.
+/// offer_id, file_size, file_hash. Public so the history benchmark can run
+/// the same statement directly on the database.
 pub const HISTORY_SQL: &str = page_sql!("<", "desc");
 
 /// The keyset query behind the `sync` op: [`HISTORY_SQL`]'s parameters and
@@ -64,7 +66,8 @@ pub(crate) struct NewMessage {
 }
 
 /// The file a file message offers; its row is inserted (once per tenant and
-/// hash) in the same transaction as the message.
+/// hash) in the same transaction as the message, and so is the offer (one per
+/// file message: its id is the wire's file id).
 #[derive(Debug, Clone)]
 pub(crate) struct FileAttach {
     pub(crate) hash: String,
@@ -80,10 +83,11 @@ pub(crate) struct FileAttach {
 /// What [`append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AppendOutcome {
-    /// Stored with this seq (and, for a file message, this file id).
-    New { seq: u64, file_id: Option<u64> },
-    /// The same sender had already stored this `client_msg_id` in this room.
-    Duplicate { seq: u64, ts: i64 },
+    /// Stored with this seq (and, for a file message, this offer id).
+    New { seq: u64, offer: Option<u64> },
+    /// The same sender had already stored this `client_msg_id` in this room
+    /// (with this offer id when that message was a file message).
+    Duplicate { seq: u64, ts: i64, offer: Option<u64> },
 }
 
 /// Appends `m` inside the caller's transaction: finds an earlier copy by
@@ -94,9 +98,10 @@ pub(crate) async fn append(
     m: &NewMessage,
 ) -> Result<Option<AppendOutcome>, sqlx::Error> {
     if let (Some(sender), Some(cmid)) = (m.sender, &m.client_msg_id) {
-        let prior: Option<(i64, i64)> = sqlx::query_as(
-            "select seq, ts from messages
-             where tenant_id = ? and room_id = ? and sender_id = ? and client_msg_id = ?",
+        let prior: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "select m.seq, m.ts, o.id from messages m
+             left join offers o on o.room_id = m.room_id and o.seq = m.seq
+             where m.tenant_id = ? and m.room_id = ? and m.sender_id = ? and m.client_msg_id = ?",
         )
         .bind(m.tenant.0)
         .bind(m.room.0)
@@ -104,8 +109,12 @@ pub(crate) async fn append(
         .bind(cmid)
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some((seq, ts)) = prior {
-            return Ok(Some(AppendOutcome::Duplicate { seq: to_u64(seq), ts }));
+        if let Some((seq, ts, offer)) = prior {
+            return Ok(Some(AppendOutcome::Duplicate {
+                seq: to_u64(seq),
+                ts,
+                offer: offer.map(to_u64),
+            }));
         }
     }
     let seq: Option<i64> = sqlx::query_scalar(
@@ -148,7 +157,13 @@ pub(crate) async fn append(
         .bind(file_id.map(|id| i64::try_from(id).unwrap_or(i64::MAX)))
         .execute(&mut *conn)
         .await?;
-    Ok(Some(AppendOutcome::New { seq: to_u64(seq), file_id }))
+    let offer = match file_id {
+        Some(file) => {
+            Some(super::files::insert_offer(&mut *conn, m.tenant, m.room, seq, file).await?)
+        }
+        None => None,
+    };
+    Ok(Some(AppendOutcome::New { seq: to_u64(seq), offer }))
 }
 
 /// Rows per multi-row statement in [`append_all`]: at 10 parameters a row
@@ -241,17 +256,19 @@ pub(crate) async fn append_all(
     let mut rows: Vec<(&NewMessage, i64)> = Vec::new();
     for (i, (m, plan)) in msgs.iter().zip(&plans).enumerate() {
         let outcome = match *plan {
-            Plan::Stored { seq, ts } => Some(AppendOutcome::Duplicate { seq, ts }),
+            // Text messages: no offers (a key of a file message found
+            // here would report none; `append` is what file messages use).
+            Plan::Stored { seq, ts } => Some(AppendOutcome::Duplicate { seq, ts, offer: None }),
             Plan::SameAs(j) => match outcomes[j] {
                 Some(AppendOutcome::New { seq, .. }) => {
-                    Some(AppendOutcome::Duplicate { seq, ts: msgs[j].ts })
+                    Some(AppendOutcome::Duplicate { seq, ts: msgs[j].ts, offer: None })
                 }
                 other => other,
             },
             Plan::New => next.get_mut(&m.room.0).map(|seq| {
                 rows.push((m, *seq));
                 *seq += 1;
-                AppendOutcome::New { seq: to_u64(*seq - 1), file_id: None }
+                AppendOutcome::New { seq: to_u64(*seq - 1), offer: None }
             }),
         };
         debug_assert_eq!(outcomes.len(), i);
@@ -340,14 +357,14 @@ struct Row {
     kind: String,
     body: String,
     ts: i64,
-    file_id: Option<i64>,
+    offer_id: Option<i64>,
     file_size: Option<i64>,
     file_hash: Option<String>,
 }
 
 impl Row {
     fn into_message(self, room: &str) -> Message {
-        let file = match (self.file_id, self.file_size, self.file_hash) {
+        let file = match (self.offer_id, self.file_size, self.file_hash) {
             (Some(id), Some(size), Some(hash)) => {
                 Some(FileInfo { id: to_u64(id), name: self.body.clone(), size: to_u64(size), hash })
             }
@@ -447,10 +464,10 @@ mod tests {
         };
         for i in 0..10 {
             let out = append(&mut conn, &mk(&i.to_string())).await.expect("append");
-            assert_eq!(out, Some(AppendOutcome::New { seq: i + 1, file_id: None }));
+            assert_eq!(out, Some(AppendOutcome::New { seq: i + 1, offer: None }));
         }
         let again = append(&mut conn, &mk("3")).await.expect("append");
-        assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1 }));
+        assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1, offer: None }));
 
         let (page, more) = before(&pool, t, r.id, "general", u64::MAX, 4).await.expect("page");
         assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
@@ -564,8 +581,8 @@ mod tests {
             out
         };
         assert_eq!(grouped, one_by_one);
-        assert_eq!(grouped[0], Some(AppendOutcome::Duplicate { seq: 1, ts: 1000 }));
-        assert_eq!(grouped[4], Some(AppendOutcome::Duplicate { seq: 2, ts: 1002 }));
+        assert_eq!(grouped[0], Some(AppendOutcome::Duplicate { seq: 1, ts: 1000, offer: None }));
+        assert_eq!(grouped[4], Some(AppendOutcome::Duplicate { seq: 2, ts: 1002, offer: None }));
         assert_eq!(grouped[6], None);
         assert_eq!(grouped[7], None);
         assert_eq!(all_rows(&setups[0].0).await, all_rows(&setups[1].0).await);

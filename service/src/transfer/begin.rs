@@ -138,7 +138,7 @@ async fn offer_stored(
     stored: (u64, u64),
 ) -> Result<UploadBeginOk> {
     let Share { room, name, size, keyed } = share;
-    let (file_id, stored_size) = stored;
+    let (_, stored_size) = stored;
     if stored_size != size {
         return Err(refuse(ErrorCode::BadRequest, "a stored file has this hash with another size"));
     }
@@ -162,7 +162,9 @@ async fn offer_stored(
         offset: size,
         complete: true,
         file: Some(FileInfo {
-            id: c.file_id.unwrap_or(file_id),
+            // `send` refuses `upload:` keys, so an earlier message under
+            // this key is this share's file message, with its offer.
+            id: c.offer.ok_or_else(|| Error::Internal("a file message without an offer".into()))?,
             name,
             size,
             hash: hash.to_owned(),

@@ -224,15 +224,10 @@ async fn run(
     Ok(UploadDone {
         upload_id: up.id,
         file: FileInfo {
-            id: match committed.file_id {
-                Some(id) => id,
-                // Recorded before (the message was a duplicate): the file
-                // row is there all the same.
-                None => db::files::by_hash(&shared.pool, login.tenant, &hash)
-                    .await
-                    .map_err(|e| internal("reading file row", e))?
-                    .map_or(0, |(id, _)| id),
-            },
+            // A file message always has an offer, a duplicate's included.
+            id: committed
+                .offer
+                .ok_or_else(|| internal("recording file message", "no offer recorded"))?,
             name: up.name,
             size: up.size,
             hash,
