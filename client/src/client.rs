@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qchat_protocol::{
-    CloseCode, HistoryReq, MemberEvent, MemberInfo, MembersOk, Message, MessagesOk, Op, Presence,
-    Quit, ReadReq, RoomInfo, RoomOk, RoomReq, RoomsOk, SendOk, SyncReq,
+    CloseCode, HistoryReq, MemberEvent, MemberInfo, MembersOk, MembersReq, Message, MessagesOk, Op,
+    Presence, Quit, ReadReq, RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk, SyncReq,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -137,7 +137,7 @@ impl Client {
             let conn = Connection::open(&cfg, &anchor, events_tx.clone(), &tracker).await?;
             trust::record_if_new(&cfg, &anchor, conn.fingerprint())?;
             let login = supervisor::log_in(&conn, &cfg, None, cfg.register).await?;
-            let rooms: RoomsOk = conn.request(Op::Rooms).await?;
+            let rooms = supervisor::all_rooms(&conn).await?;
             Ok::<_, ClientError>((conn, login, rooms))
         };
         let (conn, login, rooms) =
@@ -200,12 +200,27 @@ impl Client {
         lock(&self.shared.fingerprint).clone()
     }
 
-    /// Every room of the tenant, by name, with membership and unread counts.
+    /// Every room of the tenant, by name, with membership and unread counts
+    /// (asked for page by page while the server says `more`).
     ///
     /// # Errors
-    /// See [`ClientError`]; waits up to 30 s for a reconnect.
+    /// See [`ClientError`]; waits up to 30 s for a reconnect per page.
     pub async fn rooms(&self) -> Result<Vec<RoomInfo>, ClientError> {
-        Ok(self.call::<RoomsOk>(Op::Rooms, true).await?.rooms)
+        let mut rooms: Vec<RoomInfo> = Vec::new();
+        loop {
+            let after = rooms.last().map(|r| r.name.clone());
+            let page = self.call::<RoomsOk>(Op::Rooms(RoomsReq { after: after.clone() }), true);
+            let page = page.await?;
+            let advanced =
+                page.rooms.last().is_some_and(|r| after.as_ref().is_none_or(|a| *a < r.name));
+            rooms.extend(page.rooms);
+            if !page.more {
+                return Ok(rooms);
+            }
+            if !advanced {
+                return Err(ClientError::Protocol("a rooms page with more did not advance".into()));
+            }
+        }
     }
 
     /// Creates a room and joins it; new messages in it arrive as events.
@@ -247,8 +262,23 @@ impl Client {
     /// # Errors
     /// `forbidden` when not a member, `not_found` for no such room.
     pub async fn members(&self, room: &str) -> Result<Vec<MemberInfo>, ClientError> {
-        let op = Op::Members(RoomReq { room: room.to_owned() });
-        Ok(self.call::<MembersOk>(op, true).await?.members)
+        let mut members: Vec<MemberInfo> = Vec::new();
+        loop {
+            let after = members.last().map(|m| m.user.clone());
+            let op = Op::Members(MembersReq { room: room.to_owned(), after: after.clone() });
+            let page = self.call::<MembersOk>(op, true).await?;
+            let advanced =
+                page.members.last().is_some_and(|m| after.as_ref().is_none_or(|a| *a < m.user));
+            members.extend(page.members);
+            if !page.more {
+                return Ok(members);
+            }
+            if !advanced {
+                return Err(ClientError::Protocol(
+                    "a members page with more did not advance".into(),
+                ));
+            }
+        }
     }
 
     /// Sends a text message through the outbox and waits until the server

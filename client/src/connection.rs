@@ -534,7 +534,10 @@ mod tests {
         let (events_tx, mut events) = mpsc::channel(8);
         let conn = Connection::open(&cfg, &anchor, events_tx, &tracker).await.expect("connects");
         assert_eq!(conn.fingerprint(), server.fingerprint);
-        let (a, b) = tokio::join!(conn.request::<Echo>(Op::Ping), conn.request::<Echo>(Op::Rooms));
+        let (a, b) = tokio::join!(
+            conn.request::<Echo>(Op::Ping),
+            conn.request::<Echo>(Op::Rooms(Default::default()))
+        );
         assert_eq!(a.expect("ping reply").op, "ping");
         assert_eq!(b.expect("rooms reply").op, "rooms");
         let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use qchat_protocol::{
-    Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, Resume, RoomsOk, SendOk, SyncReq,
+    Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, Resume, RoomsOk, RoomsReq, SendOk,
+    SyncReq,
 };
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -181,6 +182,31 @@ pub(crate) async fn log_in(
     }
 }
 
+/// Every room of the tenant, asking page after page (`rooms` with `after`)
+/// while the server says `more`; one `RoomsOk` holding them all.
+///
+/// # Errors
+/// The first failed page's error; [`ClientError::Protocol`] when a page
+/// with `more` does not move past the previous one.
+pub(crate) async fn all_rooms(conn: &Connection) -> Result<RoomsOk, ClientError> {
+    let mut all = RoomsOk { rooms: Vec::new(), more: false };
+    let mut after: Option<String> = None;
+    loop {
+        let page: RoomsOk = conn.request(Op::Rooms(RoomsReq { after: after.clone() })).await?;
+        let last = page.rooms.last().map(|r| r.name.clone());
+        all.rooms.extend(page.rooms);
+        if !page.more {
+            return Ok(all);
+        }
+        match last {
+            Some(name) if after.as_ref().is_none_or(|a| *a < name) => after = Some(name),
+            _ => {
+                return Err(ClientError::Protocol("a rooms page with more did not advance".into()));
+            }
+        }
+    }
+}
+
 /// Makes the sequencer's tracked rooms match the server's list of joined
 /// rooms: newly joined rooms start at their `last_seq` (only new messages
 /// arrive as events), rooms left elsewhere are dropped.
@@ -305,7 +331,7 @@ async fn connect_again(
     let login = log_in(&conn, &shared.cfg, Some(&token), false).await?;
     *lock(&shared.token) = login.token;
     *lock(&shared.fingerprint) = conn.fingerprint().to_owned();
-    let rooms: RoomsOk = conn.request(Op::Rooms).await?;
+    let rooms = all_rooms(&conn).await?;
     reconcile_rooms(&mut lock(&shared.sequencer), &rooms);
     info!(server = %shared.cfg.server, "reconnected");
     Ok(conn)

@@ -31,8 +31,8 @@ pub use files::{
 pub use frame::{DecodeError, EncodeError, FrameCodec, decode_frame, encode_frame, encode_json};
 pub use limits::*;
 pub use request::{
-    Credentials, FileGetReq, Hello, HistoryReq, Op, ParseError, Quit, ReadReq, Request, Resume,
-    RoomReq, SendReq, SyncReq, UploadBeginReq, UploadStatusReq,
+    Credentials, FileGetReq, Hello, HistoryReq, MembersReq, Op, ParseError, Quit, ReadReq, Request,
+    Resume, RoomReq, RoomsReq, SendReq, SyncReq, UploadBeginReq, UploadStatusReq,
 };
 pub use response::{
     Event, FileGetOk, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response, RoomOk, RoomsOk,

@@ -36,9 +36,9 @@ pub enum Op {
     /// Revoke this connection's session token. Reply: `{}`.
     #[serde(rename = "logout")]
     Logout,
-    /// List the tenant's rooms. Reply: [`crate::RoomsOk`].
+    /// List the tenant's rooms, a page at a time. Reply: [`crate::RoomsOk`].
     #[serde(rename = "rooms")]
-    Rooms,
+    Rooms(RoomsReq),
     /// Create a room and join it. Reply: [`crate::RoomOk`].
     #[serde(rename = "room.create")]
     RoomCreate(RoomReq),
@@ -48,9 +48,10 @@ pub enum Op {
     /// Leave a room. Reply: `{}`.
     #[serde(rename = "room.leave")]
     RoomLeave(RoomReq),
-    /// List a room's members with their online flag. Reply: [`crate::MembersOk`].
+    /// List a room's members with their online flag, a page at a time.
+    /// Reply: [`crate::MembersOk`].
     #[serde(rename = "members")]
-    Members(RoomReq),
+    Members(MembersReq),
     /// Send a text message. Reply: [`crate::SendOk`] after the commit.
     #[serde(rename = "send")]
     Send(SendReq),
@@ -92,7 +93,7 @@ impl Op {
             Self::Login(_) => "login",
             Self::Resume(_) => "resume",
             Self::Logout => "logout",
-            Self::Rooms => "rooms",
+            Self::Rooms(_) => "rooms",
             Self::RoomCreate(_) => "room.create",
             Self::RoomJoin(_) => "room.join",
             Self::RoomLeave(_) => "room.leave",
@@ -163,6 +164,26 @@ impl std::fmt::Debug for Resume {
 pub struct RoomReq {
     /// Room name.
     pub room: String,
+}
+
+/// `rooms` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomsReq {
+    /// Only rooms whose name sorts after this one (the last name of the
+    /// previous page); absent = from the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `members` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersReq {
+    /// Room name.
+    pub room: String,
+    /// Only members whose user name sorts after this one (the last name of
+    /// the previous page); absent = from the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// `send` fields.

@@ -165,11 +165,16 @@ impl std::fmt::Debug for LoginOk {
     }
 }
 
-/// `rooms` reply.
+/// `rooms` reply: one page of the tenant's rooms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomsOk {
-    /// Every room of the tenant, by name.
+    /// Rooms sorted by name, from the first after the request's `after`.
     pub rooms: Vec<RoomInfo>,
+    /// `true` when more rooms follow: ask again with `after` = the last
+    /// name of this page. Absent from servers that sent every room at
+    /// once.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// `room.create` / `room.join` reply.
@@ -179,13 +184,18 @@ pub struct RoomOk {
     pub room: RoomInfo,
 }
 
-/// `members` reply.
+/// `members` reply: one page of a room's members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembersOk {
     /// Room name.
     pub room: String,
-    /// Members sorted by name.
+    /// Members sorted by name, from the first after the request's `after`.
     pub members: Vec<MemberInfo>,
+    /// `true` when more members follow: ask again with `after` = the last
+    /// user name of this page. Absent from servers that sent every member
+    /// at once.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// `send` reply, sent only after the message is committed.
@@ -207,7 +217,9 @@ pub struct MessagesOk {
     pub room: String,
     /// Messages in ascending seq order.
     pub messages: Vec<Message>,
-    /// `true` when more messages lie beyond this page in the direction asked.
+    /// `true` when more messages lie beyond this page in the direction
+    /// asked: there were more than `limit`, or the next one would not have
+    /// fit in the frame.
     pub more: bool,
 }
 

@@ -23,11 +23,13 @@ fn every_op_round_trips() {
         Op::Login(creds),
         Op::Resume(Resume { token: "t".into() }),
         Op::Logout,
-        Op::Rooms,
+        Op::Rooms(RoomsReq::default()),
+        Op::Rooms(RoomsReq { after: Some("general".into()) }),
         Op::RoomCreate(room.clone()),
         Op::RoomJoin(room.clone()),
         Op::RoomLeave(room.clone()),
-        Op::Members(room),
+        Op::Members(MembersReq { room: "general".into(), after: None }),
+        Op::Members(MembersReq { room: "general".into(), after: Some("ann".into()) }),
         Op::Send(SendReq { room: "r".into(), client_msg_id: "c1".into(), body: "hi 👋".into() }),
         Op::History(HistoryReq { room: "r".into(), before_seq: Some(9), limit: Some(2) }),
         Op::History(HistoryReq { room: "r".into(), before_seq: None, limit: None }),
@@ -96,6 +98,20 @@ fn wire_shapes_match_the_spec() {
         serde_json::from_value(json!({"server": "qchatd/0.1.0", "version": 1, "max_frame": 1}))
             .expect("an old server's reply");
     assert_eq!(from_old.open_registration, None);
+
+    // `rooms` and `members` page with `after`; a request without it, and a
+    // reply without `more` (an older server), still parse.
+    assert!(matches!(
+        Request::parse(br#"{"id":3,"op":"rooms"}"#),
+        Ok(Request { id: 3, op: Op::Rooms(RoomsReq { after: None }) })
+    ));
+    let req = Request::parse(br#"{"id":4,"op":"members","room":"g","after":"ann"}"#).expect("ok");
+    assert_eq!(req.op, Op::Members(MembersReq { room: "g".into(), after: Some("ann".into()) }));
+    let old: RoomsOk = serde_json::from_value(json!({"rooms": []})).expect("old reply");
+    assert!(!old.more);
+    let old: MembersOk =
+        serde_json::from_value(json!({"room": "g", "members": []})).expect("old reply");
+    assert!(!old.more);
 
     let err = Response::err(Some(2), ErrorCode::NotFound, "no such room");
     assert_eq!(

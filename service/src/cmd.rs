@@ -72,11 +72,11 @@ pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
             let s = shared;
             match op {
                 Op::Logout => account::logout(s, &login).await,
-                Op::Rooms => rooms::list(s, &login).await,
+                Op::Rooms(r) => rooms::list(s, &login, r).await,
                 Op::RoomCreate(r) => rooms::create(s, &login, &r.room).await,
                 Op::RoomJoin(r) => rooms::join(s, &login, &r.room).await,
                 Op::RoomLeave(r) => rooms::leave(s, &login, &r.room).await,
-                Op::Members(r) => rooms::members(s, &login, &r.room).await,
+                Op::Members(r) => rooms::members(s, &login, r).await,
                 Op::Read(r) => rooms::read(s, &login, &r.room, r.seq).await,
                 Op::Send(r) => messages::send(s, &login, r).await,
                 Op::History(r) => messages::history(s, &login, r).await,

@@ -10,6 +10,7 @@
 //!   shared state, the caller's login and only the connection parts it uses.
 //! - `hub`: room subscriptions, presence, fan-out of pre-serialized frames.
 //! - `outbound`: a connection's bounded queue (`lagged` instead of blocking).
+//! - `paging`: list replies bounded by encoded size (`more` and a cursor).
 //! - `committer`: the single message writer with group commit.
 //! - `transfer`: upload and download streams, quotas; `store`: files on disk.
 //! - `auth`: argon2id, session tokens, login rate limits.
@@ -34,6 +35,7 @@ pub mod healthcheck;
 mod hub;
 mod metrics;
 mod outbound;
+mod paging;
 mod reload;
 mod server;
 mod session;

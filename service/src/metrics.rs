@@ -32,6 +32,7 @@ pub(crate) struct Metrics {
     commit_buckets: [AtomicU64; COMMIT_BUCKETS.len()],
     commit_count: AtomicU64,
     commit_sum_us: AtomicU64,
+    pages_cut: AtomicU64,
 }
 
 /// Keeps one transfer counted in `qchat_transfers_active`.
@@ -83,6 +84,12 @@ impl Metrics {
     /// A login or resume failed.
     pub(crate) fn login_failed(&self) {
         self.logins_failed.fetch_add(1, Relaxed);
+    }
+
+    /// A list reply held fewer items than asked because the next one would
+    /// not have fit in the frame (`paging`).
+    pub(crate) fn page_cut_short(&self) {
+        self.pages_cut.fetch_add(1, Relaxed);
     }
 
     /// A group commit of `messages` new messages took `took`.
@@ -154,6 +161,12 @@ impl Metrics {
             "counter",
             "UDP bytes sent on closed connections.",
             self.get(&self.bytes_tx),
+        );
+        one(
+            "qchat_list_pages_cut_total",
+            "counter",
+            "List replies (history, sync, rooms, members) cut short to fit the frame.",
+            self.get(&self.pages_cut),
         );
         let name = "qchat_commit_seconds";
         let _ = writeln!(s, "# HELP {name} Group commit latency.\n# TYPE {name} histogram");

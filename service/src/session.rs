@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use qchat_protocol::{CloseCode, Event, Lagged, Op, Request, Response, decode_frame, encode_json};
+use qchat_protocol::{
+    CloseCode, ErrorCode, Event, Lagged, Op, Request, Response, decode_frame, encode_json,
+};
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::io::AsyncReadExt as _;
 use tokio::task::JoinSet;
@@ -295,8 +297,16 @@ impl Session {
         let frame = match encode_json(&response) {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(cause = %e, "encoding reply");
-                return Some(End::new(CloseCode::Internal, "internal error"));
+                // Cannot happen for list replies (`paging` keeps them within
+                // the frame) nor errors (their messages are bounded); should
+                // another reply outgrow the frame, the client gets `internal`
+                // for that request and keeps its connection.
+                tracing::error!(cause = %e, re = ?response.re, "encoding reply");
+                let fallback = Response::err(response.re, ErrorCode::Internal, "internal error");
+                match encode_json(&fallback) {
+                    Ok(f) => f,
+                    Err(_) => return Some(End::new(CloseCode::Internal, "internal error")),
+                }
             }
         };
         let send = self.out.send(frame);

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{member_room, ok};
 use crate::db::{self, NewMessage};
 use crate::error::{Result, refuse};
+use crate::paging;
 use crate::state::{Login, Shared};
 
 /// What the `client_msg_id` of every file message starts with (then its
@@ -56,19 +57,31 @@ fn page(limit: Option<u32>, default: u32) -> Result<u32> {
     }
 }
 
+/// The newest messages before `before_seq`, as many as `limit` allows and
+/// fit in one frame (newest first: a page cut short keeps the ones next to
+/// `before_seq`), sent in ascending order.
 pub(super) async fn history(s: &Shared, login: &Login, r: HistoryReq) -> Result<Value> {
     let limit = page(r.limit, DEFAULT_PAGE)?;
     let (room, _) = member_room(s, login, &r.room).await?;
     let before = r.before_seq.unwrap_or(u64::MAX);
-    let (messages, more) =
-        db::messages::before(&s.pool, login.tenant, room.id, &room.name, before, limit).await?;
+    let rows = db::messages::before(&s.pool, login.tenant, room.id, &room.name, before, limit);
+    let (mut messages, more) = paging::fill(rows, limit as usize).await?;
+    messages.reverse();
+    if more && messages.len() < limit as usize {
+        s.metrics.page_cut_short();
+    }
     ok(&MessagesOk { room: room.name, messages, more })
 }
 
+/// The oldest messages after `after_seq`, as many as `limit` allows and fit
+/// in one frame.
 pub(super) async fn sync(s: &Shared, login: &Login, r: SyncReq) -> Result<Value> {
     let limit = page(r.limit, MAX_PAGE)?;
     let (room, _) = member_room(s, login, &r.room).await?;
-    let (messages, more) =
-        db::messages::after(&s.pool, login.tenant, room.id, &room.name, r.after_seq, limit).await?;
+    let rows = db::messages::after(&s.pool, login.tenant, room.id, &room.name, r.after_seq, limit);
+    let (messages, more) = paging::fill(rows, limit as usize).await?;
+    if more && messages.len() < limit as usize {
+        s.metrics.page_cut_short();
+    }
     ok(&MessagesOk { room: room.name, messages, more })
 }

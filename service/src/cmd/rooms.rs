@@ -1,16 +1,29 @@
 //! `rooms`, `room.create`, `room.join`, `room.leave`, `members`, `read`.
 
-use qchat_protocol::{ErrorCode, MemberEvent, MemberInfo, MembersOk, RoomOk, RoomsOk};
+use futures_util::TryStreamExt as _;
+use qchat_protocol::{
+    ErrorCode, MemberEvent, MemberInfo, MembersOk, MembersReq, RoomOk, RoomsOk, RoomsReq,
+};
 use serde_json::Value;
 
 use super::{check_name, empty, member_room, ok};
 use crate::db;
 use crate::error::{Result, refuse};
+use crate::paging;
 use crate::state::{Login, Shared};
 
-pub(super) async fn list(s: &Shared, login: &Login) -> Result<Value> {
-    let rooms = db::rooms::list_for_user(&s.pool, login.tenant, login.user).await?;
-    ok(&RoomsOk { rooms })
+/// One page of the tenant's rooms, by name, after `after`: as many as fit
+/// in one frame.
+pub(super) async fn list(s: &Shared, login: &Login, r: RoomsReq) -> Result<Value> {
+    if let Some(after) = &r.after {
+        check_name("room", after)?;
+    }
+    let rows = db::rooms::list_for_user(&s.pool, login.tenant, login.user, r.after.as_deref());
+    let (rooms, more) = paging::fill(rows, usize::MAX).await?;
+    if more {
+        s.metrics.page_cut_short();
+    }
+    ok(&RoomsOk { rooms, more })
 }
 
 pub(super) async fn create(s: &Shared, login: &Login, room: &str) -> Result<Value> {
@@ -63,14 +76,21 @@ pub(super) async fn leave(s: &Shared, login: &Login, room: &str) -> Result<Value
     empty()
 }
 
-pub(super) async fn members(s: &Shared, login: &Login, room: &str) -> Result<Value> {
-    let (r, _) = member_room(s, login, room).await?;
-    let members = db::rooms::members(&s.pool, login.tenant, r.id)
-        .await?
-        .into_iter()
-        .map(|(id, user)| MemberInfo { online: s.hub.is_online(login.tenant, id), user })
-        .collect();
-    ok(&MembersOk { room: r.name, members })
+/// One page of a room's members, by name, after `after`: as many as fit in
+/// one frame.
+pub(super) async fn members(s: &Shared, login: &Login, req: MembersReq) -> Result<Value> {
+    let (r, _) = member_room(s, login, &req.room).await?;
+    if let Some(after) = &req.after {
+        check_name("user", after)?;
+    }
+    let hub = &s.hub;
+    let rows = db::rooms::members(&s.pool, login.tenant, r.id, req.after.as_deref())
+        .map_ok(|(id, user)| MemberInfo { online: hub.is_online(login.tenant, id), user });
+    let (members, more) = paging::fill(rows, usize::MAX).await?;
+    if more {
+        s.metrics.page_cut_short();
+    }
+    ok(&MembersOk { room: r.name, members, more })
 }
 
 pub(super) async fn read(s: &Shared, login: &Login, room: &str, seq: u64) -> Result<Value> {

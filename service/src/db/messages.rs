@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::{Stream, TryStreamExt as _};
 use qchat_protocol::{FileInfo, Message, MessageKind};
 // AssertSqlSafe: the dynamic statements below are built from constants and
 // `?` placeholders only; every value is bound.
@@ -387,56 +388,53 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Up to `limit` messages with seq < `before`, newest first from the database,
-/// returned in ascending order, plus whether older ones exist.
-pub(crate) async fn before(
-    db: impl SqliteExecutor<'_>,
+/// Messages with seq < `before`, newest first (the order a `history` page
+/// is taken in), at most `limit + 1` of them: one more than the page, so
+/// that whoever takes the page learns whether older ones exist.
+pub(crate) fn before<'e>(
+    db: impl SqliteExecutor<'e> + 'e,
     tenant: TenantId,
     room: RoomId,
     room_name: &str,
     before: u64,
     limit: u32,
-) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let (mut messages, more) =
-        page(db, HISTORY_SQL, tenant, room, room_name, before, limit).await?;
-    messages.reverse();
-    Ok((messages, more))
+) -> impl Stream<Item = Result<Message, sqlx::Error>> + 'e {
+    page(db, HISTORY_SQL, tenant, room, room_name, before, limit)
 }
 
-/// Up to `limit` messages with seq > `after` in ascending order, plus whether
-/// newer ones exist.
-pub(crate) async fn after(
-    db: impl SqliteExecutor<'_>,
+/// Messages with seq > `after`, oldest first (the order a `sync` page is
+/// taken in), at most `limit + 1` of them (see [`before`]).
+pub(crate) fn after<'e>(
+    db: impl SqliteExecutor<'e> + 'e,
     tenant: TenantId,
     room: RoomId,
     room_name: &str,
     after: u64,
     limit: u32,
-) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    page(db, SYNC_SQL, tenant, room, room_name, after, limit).await
+) -> impl Stream<Item = Result<Message, sqlx::Error>> + 'e {
+    page(db, SYNC_SQL, tenant, room, room_name, after, limit)
 }
 
-/// Up to `limit` messages of one page query (`sql`, from [`page_sql`]) from
-/// `seq` on, in the query's order, plus whether the query had more.
-async fn page(
-    db: impl SqliteExecutor<'_>,
+/// The rows of one page query (`sql`, from [`page_sql`]) from `seq` on, in
+/// the query's order, at most `limit + 1`; read lazily, so whoever takes
+/// the page (`paging::fill`) stops the query once the page is full.
+fn page<'e>(
+    db: impl SqliteExecutor<'e> + 'e,
     sql: &'static str,
     tenant: TenantId,
     room: RoomId,
     room_name: &str,
     seq: u64,
     limit: u32,
-) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let mut rows: Vec<Row> = sqlx::query_as(sql)
+) -> impl Stream<Item = Result<Message, sqlx::Error>> + 'e {
+    let room_name = room_name.to_owned();
+    sqlx::query_as::<_, Row>(sql)
         .bind(tenant.0)
         .bind(room.0)
         .bind(clamp(seq))
         .bind(i64::from(limit) + 1)
-        .fetch_all(db)
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    Ok((rows.into_iter().map(|r| r.into_message(room_name)).collect(), more))
+        .fetch(db)
+        .map_ok(move |r| r.into_message(&room_name))
 }
 
 #[cfg(test)]
@@ -469,20 +467,20 @@ mod tests {
         let again = append(&mut conn, &mk("3")).await.expect("append");
         assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1, offer: None }));
 
-        let (page, more) = before(&pool, t, r.id, "general", u64::MAX, 4).await.expect("page");
-        assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
-        assert!(more);
-        let (page, more) = before(&pool, t, r.id, "general", 3, 4).await.expect("page");
-        assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(!more);
-        let (page, more) = after(&pool, t, r.id, "general", 8, 5).await.expect("page");
-        assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![9, 10]);
-        assert!(!more);
+        let seqs = |rows: Vec<Message>| rows.iter().map(|m| m.seq).collect::<Vec<_>>();
+        let rows = before(&pool, t, r.id, "general", u64::MAX, 4);
+        assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![10, 9, 8, 7, 6]);
+        let rows = before(&pool, t, r.id, "general", 3, 4);
+        assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![2, 1]);
+        let rows = after(&pool, t, r.id, "general", 8, 5);
+        assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![9, 10]);
+        let rows = after(&pool, t, r.id, "general", 2, 3);
+        assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![3, 4, 5, 6]);
 
         // Another tenant's id for the same room sees nothing.
         let other = db::tenants::create(&pool, "other", false).await.expect("tenant");
-        let (page, _) = before(&pool, other, r.id, "general", u64::MAX, 50).await.expect("page");
-        assert!(page.is_empty());
+        let rows = before(&pool, other, r.id, "general", u64::MAX, 50);
+        assert!(seqs(rows.try_collect().await.expect("rows")).is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `rooms` and `memberships` tables.
 
+use futures_util::{Stream, TryStreamExt as _};
 use qchat_protocol::RoomInfo;
 use sqlx::SqliteExecutor;
 
@@ -163,25 +164,25 @@ pub(crate) async fn set_read(
     Ok(())
 }
 
-/// Every room of the tenant as seen by `user`, sorted by name.
-pub(crate) async fn list_for_user(
-    db: impl SqliteExecutor<'_>,
+/// The tenant's rooms as seen by `user`, by name, from the first whose
+/// name sorts after `after` (the `rooms` keyset; names are ASCII, so
+/// SQLite's binary order is the client's order too).
+pub(crate) fn list_for_user<'e>(
+    db: impl SqliteExecutor<'e> + 'e,
     tenant: TenantId,
     user: UserId,
-) -> Result<Vec<RoomInfo>, sqlx::Error> {
-    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+    after: Option<&str>,
+) -> impl Stream<Item = Result<RoomInfo, sqlx::Error>> + 'e {
+    sqlx::query_as::<_, (String, i64, Option<i64>)>(
         "select r.name, r.last_seq, m.read_seq from rooms r
          left join memberships m on m.room_id = r.id and m.user_id = ? and m.tenant_id = r.tenant_id
-         where r.tenant_id = ? and r.disabled = 0 order by r.name",
+         where r.tenant_id = ? and r.disabled = 0 and r.name > ? order by r.name",
     )
     .bind(user.0)
     .bind(tenant.0)
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, last, read)| room_info(name, to_u64(last), read.map(to_u64)))
-        .collect())
+    .bind(after.unwrap_or_default().to_owned())
+    .fetch(db)
+    .map_ok(|(name, last, read)| room_info(name, to_u64(last), read.map(to_u64)))
 }
 
 /// Builds the wire view of a room for a caller with read marker `read`
@@ -214,20 +215,23 @@ pub(crate) async fn user_rooms(
     Ok(rows.into_iter().map(|(id, name)| (RoomId(id), name)).collect())
 }
 
-/// Members of a room: `(user id, name)` sorted by name.
-pub(crate) async fn members(
-    db: impl SqliteExecutor<'_>,
+/// Members of a room, `(user id, name)` by name, from the first whose name
+/// sorts after `after` (the `members` keyset).
+pub(crate) fn members<'e>(
+    db: impl SqliteExecutor<'e> + 'e,
     tenant: TenantId,
     room: RoomId,
-) -> Result<Vec<(UserId, String)>, sqlx::Error> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
+    after: Option<&str>,
+) -> impl Stream<Item = Result<(UserId, String), sqlx::Error>> + 'e {
+    sqlx::query_as::<_, (i64, String)>(
         "select u.id, u.name from memberships m join users u on u.id = m.user_id
-         where m.tenant_id = ? and m.room_id = ? and u.tenant_id = ? order by u.name",
+         where m.tenant_id = ? and m.room_id = ? and u.tenant_id = ? and u.name > ?
+         order by u.name",
     )
     .bind(tenant.0)
     .bind(room.0)
     .bind(tenant.0)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|(id, name)| (UserId(id), name)).collect())
+    .bind(after.unwrap_or_default().to_owned())
+    .fetch(db)
+    .map_ok(|(id, name)| (UserId(id), name))
 }

@@ -1,0 +1,455 @@
+//! One ordinary member must not be able to cut a room, or a whole tenant,
+//! off from everyone else (issue 22). Each test sets up what a hostile
+//! member could store — messages whose escaped bodies outgrow a frame,
+//! more rooms or members than one frame lists — or sends what they could
+//! send, and checks that every other member is still served as
+//! docs/PROTOCOL.md says. On the server before the fix each of them failed:
+//! the replies were closed with code 6 (`internal`) instead.
+//!
+//! Every reply here is read by `RawConn`, whose frame decoder refuses a
+//! frame over 1 MiB, so a reply that is read at all was within the limit;
+//! the tests also re-encode each one and check its size.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+
+use anyhow::{Context as _, ensure};
+use qchat_protocol::{MAX_BODY_LEN, MAX_FRAME_LEN};
+use qchat_tests::{RawConn, TestServer, bin_path, within};
+use serde_json::{Value, json};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions as _, SqliteConnection};
+
+const PW: &str = "correct horse";
+
+/// Calls `op` and checks the reply's size: the payload, re-encoded, is
+/// within the frame limit (the read itself already refuses a larger frame).
+async fn call_fitting(c: &mut RawConn, op: &str, fields: Value) -> anyhow::Result<Value> {
+    let r = within(op, c.call(op, fields)).await.with_context(|| format!("{op} reply"))?;
+    let len = serde_json::to_vec(&r)?.len();
+    ensure!(len <= MAX_FRAME_LEN, "{op}: reply of {len} bytes");
+    ensure!(c.conn.close_reason().is_none(), "{op}: connection closed");
+    r.get("ok").cloned().with_context(|| format!("{op} failed: {r}"))
+}
+
+fn seqs(page: &Value) -> anyhow::Result<Vec<u64>> {
+    page["messages"]
+        .as_array()
+        .context("messages")?
+        .iter()
+        .map(|m| m["seq"].as_u64().context("seq"))
+        .collect()
+}
+
+/// Pages `history` back from the newest with `limit` (`None`: the server's
+/// default) until `more` is false; returns every seq, ascending, and the
+/// number of pages.
+async fn history_all(
+    c: &mut RawConn,
+    room: &str,
+    limit: Option<u64>,
+) -> anyhow::Result<(Vec<u64>, usize)> {
+    let mut pages: Vec<Vec<u64>> = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let mut fields = json!({"room": room});
+        if let Some(b) = before {
+            fields["before_seq"] = json!(b);
+        }
+        if let Some(l) = limit {
+            fields["limit"] = json!(l);
+        }
+        let page = call_fitting(c, "history", fields).await?;
+        let got = seqs(&page)?;
+        ensure!(got.windows(2).all(|w| w[0] < w[1]), "history page not ascending: {got:?}");
+        let more = page["more"] == true;
+        ensure!(!more || !got.is_empty(), "an empty history page with more");
+        before = got.first().copied();
+        pages.push(got);
+        if !more {
+            break;
+        }
+        ensure!(pages.len() <= 10_000, "history does not end");
+    }
+    let n = pages.len();
+    Ok((pages.into_iter().rev().flatten().collect(), n))
+}
+
+/// Pages `sync` forward from `after` with `limit` until `more` is false;
+/// returns every seq and the number of pages.
+async fn sync_all(
+    c: &mut RawConn,
+    room: &str,
+    mut after: u64,
+    limit: Option<u64>,
+) -> anyhow::Result<(Vec<u64>, usize)> {
+    let (mut all, mut pages) = (Vec::new(), 0);
+    loop {
+        let mut fields = json!({"room": room, "after_seq": after});
+        if let Some(l) = limit {
+            fields["limit"] = json!(l);
+        }
+        let page = call_fitting(c, "sync", fields).await?;
+        let got = seqs(&page)?;
+        let more = page["more"] == true;
+        ensure!(!more || !got.is_empty(), "an empty sync page with more");
+        pages += 1;
+        if let Some(&last) = got.last() {
+            after = last;
+        }
+        all.extend(got);
+        if !more {
+            break;
+        }
+        ensure!(pages <= 10_000, "sync does not end");
+    }
+    Ok((all, pages))
+}
+
+async fn open_db(s: &TestServer) -> anyhow::Result<SqliteConnection> {
+    let opts = SqliteConnectOptions::new()
+        .filename(s.data_dir().join("qchat.db"))
+        .create_if_missing(false)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    Ok(opts.connect().await?)
+}
+
+/// The `qchat` CLI as `user` against `s`, pinned to its certificate.
+fn qchat(s: &TestServer, home: &std::path::Path, user: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin_path("qchat"));
+    cmd.args(["--server", &s.addr.to_string(), "--tenant", "acme", "--user", user])
+        .args(["--fingerprint", &s.fingerprint])
+        .arg("--known-hosts")
+        .arg(home.join("known_hosts"))
+        .env("QCHAT_PASSWORD", PW)
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the CLI; returns its stdout, failing on a non-zero exit.
+async fn cli(
+    s: &TestServer,
+    home: &std::path::Path,
+    user: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let out = within("qchat", qchat(s, home, user).args(args).output()).await?;
+    ensure!(
+        out.status.success(),
+        "qchat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// 12 messages of 16 KiB of U+0001 (96 KiB each once escaped, 1.15 MiB
+/// together) and 70 messages of 16,000 ordinary bytes: every member's
+/// `history` and `sync` with the default limits, and the documented
+/// recovery after `lagged` (sync from the last seq held), are served in
+/// pages that fit the frame, and paging returns each message exactly once.
+#[tokio::test]
+async fn long_messages_are_paged_instead_of_closing_the_readers_connection() -> anyhow::Result<()> {
+    let s = TestServer::start().await?;
+    s.tenant("acme", false).await?;
+    let users = ["ann", "bob", "carol"];
+    for u in users {
+        s.user("acme", u, PW).await?;
+    }
+    s.room("acme", "ctl").await?;
+    s.room("acme", "long").await?;
+    let mut conns = Vec::new();
+    for u in users {
+        let mut c = RawConn::connect(s.addr, &s.data_dir()).await?;
+        c.login("acme", u, PW).await?;
+        for room in ["ctl", "long"] {
+            c.ok("room.join", json!({"room": room})).await?;
+        }
+        conns.push(c);
+    }
+    let ann = &mut conns[0];
+    let control = "\u{1}".repeat(MAX_BODY_LEN);
+    for i in 0..12 {
+        let r = ann
+            .ok("send", json!({"room": "ctl", "client_msg_id": format!("c{i}"), "body": control}))
+            .await?;
+        ensure!(r["seq"] == i + 1, "{r}");
+    }
+    let ordinary = "x".repeat(16_000);
+    for i in 0..70 {
+        ann.ok("send", json!({"room": "long", "client_msg_id": format!("l{i}"), "body": ordinary}))
+            .await?;
+    }
+    ann.events.clear();
+    let ctl: Vec<u64> = (1..=12).collect();
+    let long: Vec<u64> = (1..=70).collect();
+    for (c, user) in conns.iter_mut().zip(users) {
+        // The first page with default limits: cut short, with `more`.
+        let first = call_fitting(c, "history", json!({"room": "ctl"})).await?;
+        let n = seqs(&first)?.len();
+        ensure!(first["more"] == true && (1..12).contains(&n), "{user}: first page of {n}");
+        ensure!(
+            first["messages"][0]["body"].as_str() == Some(control.as_str()),
+            "{user}: bodies arrive whole"
+        );
+        let (all, pages) = history_all(c, "ctl", None).await?;
+        ensure!(all == ctl, "{user}: history of ctl {all:?}");
+        let (synced, sync_pages) = sync_all(c, "ctl", 0, None).await?;
+        ensure!(synced == ctl, "{user}: sync of ctl {synced:?}");
+        let (all_long, _) = history_all(c, "long", None).await?;
+        ensure!(all_long == long, "{user}: history of long");
+        let (synced_long, long_pages) = sync_all(c, "long", 0, None).await?;
+        ensure!(synced_long == long, "{user}: sync of long");
+        // After `lagged` a client syncs from the last seq it holds.
+        let (rest, _) = sync_all(c, "long", 33, None).await?;
+        ensure!(rest == (34..=70).collect::<Vec<_>>(), "{user}: sync after a lag");
+        println!(
+            "{user}: ctl in {pages} history pages (first {n}) and {sync_pages} sync pages; \
+             long synced in {long_pages} pages"
+        );
+        c.ok("ping", json!({})).await.context("the connection stays open")?;
+    }
+    // The CLI reads the same history (it used to reconnect for ever).
+    let home = tempfile::tempdir()?;
+    let out = cli(&s, home.path(), "bob", &["history", "ctl", "--json"]).await?;
+    ensure!(out.lines().count() == 12, "qchat history printed {} lines", out.lines().count());
+    Ok(())
+}
+
+/// A tenant with more rooms than one frame can list (9,000 names of 64
+/// bytes, stored directly) and a room with more members than one frame can
+/// list (12,000): `rooms` and `members` answer in pages with `more`, and
+/// `after` walks through all of them exactly once; the CLI's `rooms`,
+/// `who` and `send` work for the tenant's members.
+#[tokio::test]
+async fn rooms_and_members_beyond_a_frame_are_paged() -> anyhow::Result<()> {
+    const ROOMS: usize = 9_000;
+    const MEMBERS: usize = 12_000;
+    let s = TestServer::start().await?;
+    s.tenant("acme", false).await?;
+    for u in ["ann", "bob"] {
+        s.user("acme", u, PW).await?;
+    }
+    s.room("acme", "general").await?;
+    let mut db = open_db(&s).await?;
+    let tenant: i64 =
+        sqlx::query_scalar("select id from tenants where name = 'acme'").fetch_one(&mut db).await?;
+    let general: i64 = sqlx::query_scalar("select id from rooms where name = 'general'")
+        .fetch_one(&mut db)
+        .await?;
+    let room_name = |i: usize| format!("r{i:0>63}");
+    let user_name = |i: usize| format!("u{i:0>63}");
+    sqlx::query("begin").execute(&mut db).await?;
+    for i in 0..ROOMS {
+        sqlx::query("insert into rooms (tenant_id, name, created_at) values (?, ?, 0)")
+            .bind(tenant)
+            .bind(room_name(i))
+            .execute(&mut db)
+            .await?;
+    }
+    for i in 0..MEMBERS {
+        let id: i64 = sqlx::query_scalar(
+            "insert into users (tenant_id, name, password_hash, created_at) values (?, ?, 'x', 0)
+             returning id",
+        )
+        .bind(tenant)
+        .bind(user_name(i))
+        .fetch_one(&mut db)
+        .await?;
+        sqlx::query(
+            "insert into memberships (tenant_id, room_id, user_id, read_seq, joined_at)
+             values (?, ?, ?, 0, 0)",
+        )
+        .bind(tenant)
+        .bind(general)
+        .bind(id)
+        .execute(&mut db)
+        .await?;
+    }
+    sqlx::query("commit").execute(&mut db).await?;
+    drop(db);
+
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let mut rooms: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let mut fields = json!({});
+        if let Some(last) = rooms.last() {
+            fields["after"] = json!(last);
+        }
+        let page = call_fitting(&mut ann, "rooms", fields).await?;
+        pages += 1;
+        let names: Vec<String> = page["rooms"]
+            .as_array()
+            .context("rooms")?
+            .iter()
+            .map(|r| r["name"].as_str().map(str::to_owned).context("name"))
+            .collect::<anyhow::Result<_>>()?;
+        ensure!(page["more"] == false || !names.is_empty(), "an empty rooms page with more");
+        rooms.extend(names);
+        if page["more"] == false {
+            break;
+        }
+        ensure!(pages < 100, "rooms does not end");
+    }
+    let mut want: Vec<String> = (0..ROOMS).map(room_name).collect();
+    want.push("general".into());
+    want.sort();
+    ensure!(
+        rooms == want,
+        "rooms: {} listed, {} expected (or not in order)",
+        rooms.len(),
+        want.len()
+    );
+    ensure!(pages > 1, "9,000 rooms of 64 bytes do not fit one frame");
+
+    let mut members: Vec<String> = Vec::new();
+    let mut member_pages = 0;
+    loop {
+        let mut fields = json!({"room": "general"});
+        if let Some(last) = members.last() {
+            fields["after"] = json!(last);
+        }
+        let page = call_fitting(&mut ann, "members", fields).await?;
+        member_pages += 1;
+        let names: Vec<String> = page["members"]
+            .as_array()
+            .context("members")?
+            .iter()
+            .map(|m| m["user"].as_str().map(str::to_owned).context("user"))
+            .collect::<anyhow::Result<_>>()?;
+        ensure!(page["more"] == false || !names.is_empty(), "an empty members page with more");
+        members.extend(names);
+        if page["more"] == false {
+            break;
+        }
+        ensure!(member_pages < 100, "members does not end");
+    }
+    let mut want: Vec<String> = (0..MEMBERS).map(user_name).collect();
+    want.push("ann".into());
+    want.sort();
+    ensure!(members == want, "members: {} listed, {} expected", members.len(), want.len());
+    ensure!(member_pages > 1, "12,000 members do not fit one frame");
+    let distinct: BTreeSet<_> = members.iter().collect();
+    ensure!(distinct.len() == members.len(), "a member listed twice");
+    println!("{ROOMS} rooms in {pages} pages, {MEMBERS} members in {member_pages} pages");
+
+    // The tenant stays usable from the CLI.
+    let home = tempfile::tempdir()?;
+    let listed = cli(&s, home.path(), "bob", &["rooms"]).await?;
+    ensure!(listed.lines().count() == ROOMS + 1, "qchat rooms printed {}", listed.lines().count());
+    cli(&s, home.path(), "bob", &["send", "general", "still here"]).await?;
+    let who = cli(&s, home.path(), "bob", &["who", "general"]).await?;
+    ensure!(who.lines().count() == MEMBERS + 2, "qchat who printed {}", who.lines().count());
+    ensure!(who.contains("ann online"), "ann is online");
+    Ok(())
+}
+
+/// A message body for the paging property: `len` bytes of one kind.
+fn body(kind: u8, len: usize) -> String {
+    match kind {
+        // Six bytes each once escaped: the worst case.
+        0 => "\u{1}".repeat(len),
+        // A mix of everything JSON escapes, and plain letters.
+        1 => b"\x01\"\\a\n\x1f\t".iter().cycle().take(len).map(|&b| char::from(b)).collect(),
+        // Two-byte UTF-8, sent as is.
+        2 => "é".repeat(len / 2),
+        _ => "x".repeat(len),
+    }
+}
+
+/// Messages of one case: (kind, length in bytes), lengths up to the 16 KiB
+/// maximum and often exactly it.
+fn messages() -> impl proptest::strategy::Strategy<Value = Vec<(u8, usize)>> {
+    use proptest::prelude::*;
+    let len = prop_oneof![Just(MAX_BODY_LEN), 1..=MAX_BODY_LEN];
+    proptest::collection::vec((0u8..4, len), 1..40)
+}
+
+/// Paging as a property: rooms of random messages (bodies up to 16 KiB,
+/// often all escaped), read back by two members with `history` and `sync`
+/// at random limits (or the defaults) from random starting points. Every
+/// reply fits the frame, and the pages together hold every message exactly
+/// once, in order, with the body that was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_sync_pages_fit_and_cover_every_message_once() -> anyhow::Result<()> {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let s =
+        TestServer::start_with(&["--idle-timeout-secs", "10", "--durability", "normal"]).await?;
+    s.tenant("acme", false).await?;
+    for u in ["ann", "bob"] {
+        s.user("acme", u, PW).await?;
+    }
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    let mut bob = RawConn::connect(s.addr, &s.data_dir()).await?;
+    bob.login("acme", "bob", PW).await?;
+    let conns = tokio::sync::Mutex::new((ann, bob));
+    let handle = tokio::runtime::Handle::current();
+    let limit = || prop_oneof![Just(None), (1u64..=500).prop_map(Some), (1u64..=3).prop_map(Some)];
+    let strategy = (messages(), limit(), limit(), 0usize..40);
+    let mut runner = TestRunner::new(Config {
+        cases: 10,
+        max_shrink_iters: 16,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let stats = std::sync::Mutex::new((0usize, 0usize, 0usize));
+    let result = runner.run(&strategy, |(msgs, h_limit, s_limit, start)| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let run = async {
+            let (ann, bob) = &mut *conns.lock().await;
+            let room = format!("p{n}");
+            ann.ok("room.create", json!({"room": room})).await?;
+            bob.ok("room.join", json!({"room": room})).await?;
+            let bodies: Vec<String> = msgs.iter().map(|&(k, l)| body(k, l)).collect();
+            for (i, b) in bodies.iter().enumerate() {
+                let r = ann
+                    .ok("send", json!({"room": room, "client_msg_id": format!("m{i}"), "body": b}))
+                    .await?;
+                ensure!(r["seq"] == i as u64 + 1, "{r}");
+            }
+            ann.events.clear();
+            bob.events.clear();
+            let total = bodies.len() as u64;
+            let all: Vec<u64> = (1..=total).collect();
+            let start = (start as u64).min(total);
+            let mut pages = 0;
+            for c in [&mut *ann, &mut *bob] {
+                let (got, hp) = history_all(c, &room, h_limit).await?;
+                ensure!(got == all, "history {got:?}");
+                let (got, sp) = sync_all(c, &room, start, s_limit).await?;
+                ensure!(
+                    got == (start + 1..=total).collect::<Vec<_>>(),
+                    "sync from {start}: {got:?}"
+                );
+                pages += hp + sp;
+                // The bodies arrive whole and in place.
+                let page =
+                    call_fitting(c, "sync", json!({"room": room, "after_seq": 0, "limit": 1}))
+                        .await?;
+                ensure!(page["messages"][0]["body"].as_str() == Some(bodies[0].as_str()), "body");
+            }
+            let bytes: usize = bodies.iter().map(String::len).sum();
+            let mut st = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.0 += bodies.len();
+            st.1 += bytes;
+            st.2 += pages;
+            anyhow::Ok(())
+        };
+        tokio::task::block_in_place(|| handle.block_on(run))
+            .map_err(|e| TestCaseError::fail(format!("{e:#}")))
+    });
+    let (msgs, bytes, pages) =
+        stats.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    println!("paging: {msgs} messages ({bytes} bytes of bodies) read back in {pages} pages");
+    if let Err(e) = result {
+        anyhow::bail!("{e}");
+    }
+    Ok(())
+}
