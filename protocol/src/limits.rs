@@ -45,6 +45,15 @@ pub const DEFAULT_PAGE: u32 = 50;
 /// become some 20 MiB of parsed values).
 pub const MAX_REQUEST_VALUES: usize = 1024;
 
+/// Deepest nesting of objects and arrays in a request, the top-level object
+/// being level 1. Deeper is invalid JSON here (it is serde_json's recursion
+/// limit; a test keeps the two equal), answered with `re: null`.
+pub const MAX_REQUEST_DEPTH: usize = 127;
+
+/// Largest request `id`, 2^53 - 1: every JSON implementation holds integers
+/// up to it exactly.
+pub const MAX_REQUEST_ID: u64 = (1 << 53) - 1;
+
 /// Checks a tenant, user or room name: 1..=[`MAX_NAME_LEN`] bytes of ASCII
 /// letters, digits, `-`, `_` and `.`, not starting with `.` or `-`.
 ///

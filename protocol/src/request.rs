@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorBody, ErrorCode};
-use crate::limits::MAX_REQUEST_VALUES;
+use crate::limits::{MAX_REQUEST_DEPTH, MAX_REQUEST_ID, MAX_REQUEST_VALUES};
 
 /// One request frame: `{"id": n, "op": "...", ...fields}`. The server answers
 /// each with exactly one [`crate::Response`] whose `re` equals `id`.
@@ -325,21 +325,56 @@ impl Request {
     }
 }
 
-/// The `id` of a payload that is a JSON object with a numeric `id`, so an
-/// error can be addressed to it. Other fields are skipped without being
-/// built (serde_json skips nested values without a depth limit or
-/// allocation). Only objects: a derived struct would also read `[7]` as
-/// `{"id": 7}`, and the spec answers anything but an object with `null`.
+/// The `id` an error reply to `payload` carries in `re` (PROTOCOL.md §3):
+/// the payload must be well-formed JSON — UTF-8 throughout, RFC 8259
+/// syntax, nested at most [`MAX_REQUEST_DEPTH`] levels — whose top-level
+/// value is an object with one `id` member holding an integer in
+/// 0..=[`MAX_REQUEST_ID`]; otherwise `None` (`re: null`). Other members are
+/// checked for syntax and skipped without being built. Only objects: a
+/// derived struct would also read `[7]` as `{"id": 7}`.
 fn id_only(payload: &[u8]) -> Option<u64> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: Option<u64>,
     }
+    // Whole-text checks first: serde_json skips the strings and nesting of
+    // members it ignores without checking UTF-8 or depth.
+    let text = std::str::from_utf8(payload).ok()?;
+    if deeper_than(payload, MAX_REQUEST_DEPTH) {
+        return None;
+    }
     let first = payload.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
     if first != Some(&b'{') {
         return None;
     }
-    serde_json::from_slice::<IdOnly>(payload).ok().and_then(|r| r.id)
+    serde_json::from_str::<IdOnly>(text).ok()?.id.filter(|&id| id <= MAX_REQUEST_ID)
+}
+
+/// Whether objects and arrays in `payload` nest deeper than `max` levels,
+/// counted outside strings.
+fn deeper_than(payload: &[u8], max: usize) -> bool {
+    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
+    for &b in payload {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b'{' | b'[') {
+            depth += 1;
+            if depth > max {
+                return true;
+            }
+        } else if matches!(b, b'}' | b']') {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    false
 }
 
 /// Whether `payload` holds more than `max` JSON values, counted without

@@ -234,6 +234,42 @@ fn fuzz_regression_only_objects_carry_an_id() {
     assert_eq!(e.id, Some(5));
 }
 
+/// Issue 16 §1.2: one rule for `re` — the id exactly when the payload is
+/// well-formed JSON (UTF-8, at most [`MAX_REQUEST_DEPTH`] levels) with an
+/// object on top holding an integer `id` in range; else `null`. Invalid
+/// UTF-8 and deep nesting used to keep the id.
+#[test]
+fn re_is_the_id_only_for_well_formed_objects() {
+    let nested = |levels: usize| {
+        let inner = levels - 1;
+        format!(r#"{{"id":7,"op":"ping","x":{}{}}}"#, "[".repeat(inner), "]".repeat(inner))
+    };
+    // The limit is serde_json's own: the deepest allowed parses.
+    assert!(Request::parse(nested(MAX_REQUEST_DEPTH).as_bytes()).is_ok());
+    let e = Request::parse(nested(MAX_REQUEST_DEPTH + 1).as_bytes()).expect_err("too deep");
+    assert_eq!(e.id, None, "{}", e.error.message);
+    let too_deep = format!(r#"{{"id":7,"op":"nope","x":{}}}"#, "[".repeat(200));
+    assert_eq!(Request::parse(too_deep.as_bytes()).expect_err("broken").id, None);
+    let e = Request::parse(b"{\"id\":8,\"op\":\"ping\",\"x\":\"\xff\"}").expect_err("not UTF-8");
+    assert_eq!(e.id, None);
+    for (payload, id) in [
+        (&br#"{"id":9,"op":"nope"}"#[..], Some(9)),
+        (br#"{"id":10,"op":"send","room":"r"}"#, Some(10)),
+        (br#"{"id":11,"op":"ping","x":"\ud800"}"#, Some(11)),
+        (br#"{"id":9007199254740991,"op":"nope"}"#, Some(9_007_199_254_740_991)),
+        (br#"{"id":9007199254740992,"op":"nope"}"#, None),
+        (br#"{"id":12.0,"op":"ping"}"#, None),
+        (br#"{"id":-1,"op":"ping"}"#, None),
+        (br#"{"id":"13","op":"ping"}"#, None),
+        (br#"{"id":14,"id":15,"op":"ping"}"#, None),
+        (br#"{"id":16,"op":"ping""#, None),
+        (br#"{"op":"ping"}"#, None),
+    ] {
+        let e = Request::parse(payload).expect_err("refused");
+        assert_eq!(e.id, id, "{}", String::from_utf8_lossy(payload));
+    }
+}
+
 /// Requests past [`MAX_REQUEST_VALUES`] are refused before parsing (with
 /// their id), and commas, brackets and quotes inside strings do not count.
 #[test]
