@@ -325,3 +325,42 @@ async fn hello_with_a_tenant_says_whether_registration_is_open() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// Issue 16 §1.3: a join sends `member` to every connection of the room,
+/// the joining one included (before its reply); a repeated join sends
+/// nothing; a leave tells the leaving connection too; leaving again, or a
+/// room never joined, sends nothing.
+#[tokio::test]
+async fn join_and_leave_tell_the_asking_connection_once() -> anyhow::Result<()> {
+    let s = acme(&["ann", "bob"]).await?;
+    let mut bob = login(&s, "bob").await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    let _ = within("bob's own join", bob.event()).await?;
+    let mut ann = login(&s, "ann").await?;
+    // The frames in the order they arrive, events and replies alike.
+    let next = async |c: &mut RawConn| within("frame", c.read()).await;
+    let joined = json!({"ev": "member", "room": "general", "user": "ann", "joined": true});
+    let left = json!({"ev": "member", "room": "general", "user": "ann", "joined": false});
+
+    ann.write_frame(br#"{"id":1,"op":"room.join","room":"general"}"#).await?;
+    assert_eq!(next(&mut ann).await?, joined, "the joining connection hears it first");
+    assert_eq!(next(&mut ann).await?["re"], 1);
+    assert_eq!(next(&mut bob).await?, joined);
+    ann.write_frame(br#"{"id":2,"op":"room.join","room":"general"}"#).await?;
+    ann.write_frame(br#"{"id":3,"op":"ping"}"#).await?;
+    assert_eq!(next(&mut ann).await?["re"], 2, "a repeated join sends no event");
+    assert_eq!(next(&mut ann).await?["re"], 3);
+
+    ann.write_frame(br#"{"id":4,"op":"room.leave","room":"general"}"#).await?;
+    assert_eq!(next(&mut ann).await?, left, "the leaving connection hears it first");
+    assert_eq!(next(&mut ann).await?["re"], 4);
+    assert_eq!(next(&mut bob).await?, left);
+    ann.write_frame(br#"{"id":5,"op":"room.leave","room":"general"}"#).await?;
+    ann.write_frame(br#"{"id":6,"op":"ping"}"#).await?;
+    assert_eq!(next(&mut ann).await?, json!({"re": 5, "ok": {}}), "leaving again: nothing");
+    assert_eq!(next(&mut ann).await?["re"], 6);
+    // bob heard nothing more: his next frame is his own ping's reply.
+    bob.write_frame(br#"{"id":90,"op":"ping"}"#).await?;
+    assert_eq!(next(&mut bob).await?, json!({"re": 90, "ok": {}}));
+    Ok(())
+}
