@@ -114,7 +114,9 @@ impl Op {
 /// `hello` fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// Highest protocol version the client speaks.
+    /// Highest protocol version the client speaks; 1 when absent (the only
+    /// version there is).
+    #[serde(default = "first_version")]
     pub version: u32,
     /// Free-form client name and version, for the server log.
     #[serde(default)]
@@ -123,6 +125,11 @@ pub struct Hello {
     /// whether it allows self-registration (`open_registration`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+}
+
+/// The `version` a `hello` without one speaks.
+fn first_version() -> u32 {
+    1
 }
 
 /// `register` / `login` fields.

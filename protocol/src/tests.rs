@@ -82,6 +82,9 @@ fn wire_shapes_match_the_spec() {
     // old clients and old servers keep working.
     let old = Request::parse(br#"{"id":3,"op":"hello","version":1}"#).expect("parses");
     assert_eq!(old.op, Op::Hello(Hello { version: 1, client: String::new(), tenant: None }));
+    // Every field of `hello` is optional (issue 16 §1.6): no version is 1.
+    let bare = Request::parse(br#"{"id":4,"op":"hello"}"#).expect("parses");
+    assert_eq!(bare.op, Op::Hello(Hello { version: 1, client: String::new(), tenant: None }));
     let hello = HelloOk {
         server: "qchatd/0.1.0".into(),
         version: 1,
