@@ -61,9 +61,34 @@ struct End {
 }
 
 impl End {
+    /// An end the server decides, told to the rooms by its code's fixed
+    /// presence reason (PROTOCOL.md §5).
     fn new(code: CloseCode, reason: impl Into<String>) -> Self {
-        let reason = reason.into();
-        Self { code, presence: Some(reason.clone()), reason }
+        let presence = match code {
+            CloseCode::Shutdown => "server shutting down",
+            CloseCode::ProtocolError | CloseCode::FrameTooLarge => "protocol error",
+            CloseCode::Internal | CloseCode::ServerBusy => "internal error",
+            // Before log-in nobody is told anything; a normal end says why.
+            CloseCode::LoginTimeout | CloseCode::Normal => "closed",
+        };
+        Self { code, reason: reason.into(), presence: Some(presence.into()) }
+    }
+
+    /// A normal end (`quit`, `logout`) with the reason the rooms are told.
+    fn normal(reason: impl Into<String>, presence: impl Into<String>) -> Self {
+        Self { code: CloseCode::Normal, reason: reason.into(), presence: Some(presence.into()) }
+    }
+}
+
+/// The presence reason when the peer's side ended the connection without
+/// `quit`: `closed` when it closed it (QUIC CONNECTION_CLOSE, any code),
+/// `connection lost` when it went silent (idle timeout), reset or
+/// vanished.
+pub(crate) fn gone(e: &quinn::ConnectionError) -> &'static str {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(_)
+        | quinn::ConnectionError::ConnectionClosed(_) => "closed",
+        _ => "connection lost",
     }
 }
 
@@ -178,7 +203,11 @@ impl Session {
                             Some(Ok(_)) => continue,
                             Some(Err(e)) => {
                                 let mut end = End::new(CloseCode::ProtocolError, "control stream failed");
-                                end.presence = Some("connection lost".into());
+                                // A reset control stream is the client's
+                                // protocol error; a lost connection is not.
+                                if let Some(how) = self.conn.close_reason() {
+                                    end.presence = Some(gone(&how).into());
+                                }
                                 // The read error only says "connection lost";
                                 // the connection says how (timed out, closed by
                                 // the peer, reset), which operators want.
@@ -191,9 +220,7 @@ impl Session {
                             }
                         },
                         () = cancel.cancelled() => {
-                            let mut end = End::new(CloseCode::Shutdown, "server shutting down");
-                            end.presence = Some("server shutting down".into());
-                            return end;
+                            return End::new(CloseCode::Shutdown, "server shutting down");
                         }
                         uni = self.conn.accept_uni() => {
                             if let Ok(recv) = uni {
@@ -236,11 +263,7 @@ impl Session {
             let reason = q.reason.as_deref().unwrap_or("quit");
             let reason: String = reason.chars().filter(|c| !c.is_control()).take(256).collect();
             self.reply(Response::empty(id)).await;
-            return Some(End {
-                code: CloseCode::Normal,
-                reason: "quit".into(),
-                presence: Some(reason),
-            });
+            return Some(End::normal("quit", reason));
         }
         let logout = matches!(req.op, Op::Logout);
         let response = match self.dispatch_watching_close(req.op).await {
@@ -258,7 +281,7 @@ impl Session {
         if let Some(end) = self.reply(response).await {
             return Some(end);
         }
-        (logout && ok).then(|| End::new(CloseCode::Normal, "logged out"))
+        (logout && ok).then(|| End::normal("logged out", "logged out"))
     }
 
     /// Runs a request to its end (handlers are not cancel-safe), but when
@@ -284,9 +307,9 @@ impl Session {
         tokio::select! {
             biased;
             result = &mut work => result,
-            _ = conn.closed() => {
+            how = conn.closed() => {
                 if logged_in {
-                    hub.detach(id, Some("connection lost".into()));
+                    hub.detach(id, Some(gone(&how).into()));
                 }
                 work.await
             }

@@ -364,3 +364,43 @@ async fn join_and_leave_tell_the_asking_connection_once() -> anyhow::Result<()> 
     assert_eq!(next(&mut bob).await?, json!({"re": 90, "ok": {}}));
     Ok(())
 }
+
+/// Issue 16 §1.8: the `reason` of an offline `presence` says how the user's
+/// last connection ended: the `quit` reason (or `quit`), `logged out`,
+/// `closed` when the client closed the connection without `quit`, and
+/// `protocol error` when the server closed it for breaking the protocol.
+#[tokio::test]
+async fn presence_reasons_say_how_a_connection_ended() -> anyhow::Result<()> {
+    let s = acme(&["ann", "bob"]).await?;
+    let mut ann = login(&s, "ann").await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let mut bob = login(&s, "bob").await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    let offline = async |ann: &mut RawConn| {
+        within("bob goes offline", async {
+            loop {
+                let e = ann.event().await?;
+                if e["ev"] == "presence" && e["online"] == false {
+                    return anyhow::Ok(e["reason"].clone());
+                }
+            }
+        })
+        .await
+    };
+    bob.ok("quit", json!({})).await?;
+    assert_eq!(offline(&mut ann).await?, "quit", "quit without a reason");
+
+    let mut bob = login(&s, "bob").await?;
+    bob.ok("logout", json!({})).await?;
+    assert_eq!(offline(&mut ann).await?, "logged out");
+
+    let bob = login(&s, "bob").await?;
+    bob.conn.close(0u32.into(), b"bye");
+    assert_eq!(offline(&mut ann).await?, "closed", "closed without quit");
+    drop(bob);
+
+    let mut bob = login(&s, "bob").await?;
+    bob.write_raw(&(2u32 << 20).to_be_bytes()).await?;
+    assert_eq!(offline(&mut ann).await?, "protocol error", "an oversized frame");
+    Ok(())
+}
