@@ -404,3 +404,35 @@ async fn presence_reasons_say_how_a_connection_ended() -> anyhow::Result<()> {
     assert_eq!(offline(&mut ann).await?, "protocol error", "an oversized frame");
     Ok(())
 }
+
+/// Issue 16 §1.10: a handshake offering another ALPN, or none, is refused
+/// by TLS with `no_application_protocol` (alert 120), which QUIC carries as
+/// the transport error CRYPTO_ERROR 0x178 (0x100 + 120).
+#[tokio::test]
+async fn another_alpn_is_refused_with_crypto_error_0x178() -> anyhow::Result<()> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let s = acme(&[]).await?;
+    let cert = CertificateDer::from_pem_file(s.data_dir().join("tls/cert.pem"))?;
+    for alpn in [vec![b"qchat/2".to_vec(), b"h3".to_vec()], vec![]] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone())?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = alpn.clone();
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+        let refused = within("handshake", endpoint.connect(s.addr, "localhost")?).await;
+        match refused {
+            Err(quinn::ConnectionError::ConnectionClosed(close)) => {
+                assert_eq!(u64::from(close.error_code), 0x178, "{alpn:?}: {close}");
+            }
+            other => panic!("{alpn:?}: expected CRYPTO_ERROR 0x178, got {other:?}"),
+        }
+    }
+    Ok(())
+}
