@@ -168,10 +168,14 @@ async fn retried_send_returns_the_original_seq() -> anyhow::Result<()> {
     let bobs =
         b.ok("send", json!({"room": "general", "client_msg_id": "k-1", "body": "mine"})).await?;
     assert_eq!(bobs["seq"], 3);
+    // An empty body is a message like any other (issue 16 §1.11).
+    let empty =
+        b.ok("send", json!({"room": "general", "client_msg_id": "k-3", "body": ""})).await?;
+    assert_eq!(empty["seq"], 4);
     let h = a.ok("history", json!({"room": "general"})).await?;
     let bodies: Vec<&str> =
         h["messages"].as_array().into_iter().flatten().filter_map(|m| m["body"].as_str()).collect();
-    assert_eq!(bodies, vec!["once", "twice", "mine"]);
+    assert_eq!(bodies, vec!["once", "twice", "mine", ""]);
     Ok(())
 }
 
