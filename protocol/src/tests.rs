@@ -296,6 +296,18 @@ fn value_budget() {
     assert_eq!(Request::parse(&bytes).expect("strings do not count"), req);
 }
 
+/// Issue 16 §1.12: a message kind this version does not know reads as
+/// `system`, so a newer server's messages do not break older clients.
+#[test]
+fn unknown_message_kinds_read_as_system() {
+    let m: Message = serde_json::from_str(
+        r#"{"room":"r","seq":1,"sender":"","ts":0,"kind":"poll","body":"ann opened a poll"}"#,
+    )
+    .expect("parses");
+    assert_eq!(m.kind, MessageKind::System);
+    assert_eq!(serde_json::to_value(MessageKind::System).expect("json"), json!("system"));
+}
+
 #[test]
 fn secrets_are_redacted_in_debug() {
     let c = Credentials { tenant: "t".into(), user: "u".into(), password: "hunter22".into() };

@@ -10,7 +10,11 @@ pub enum MessageKind {
     Text,
     /// A file offer; `body` holds the file's display name.
     File,
-    /// Written by the server (e.g. "alice created the room").
+    /// Written by the server, not typed by a user. No operation of this
+    /// version produces one; later ones record room events this way. Also
+    /// what a kind this version does not know reads as, so that a newer
+    /// server's messages still parse.
+    #[serde(other)]
     System,
 }
 
