@@ -67,7 +67,7 @@ pub enum Op {
     /// Liveness check. Reply: `{}`.
     #[serde(rename = "ping")]
     Ping,
-    /// Leave gracefully (the seed's `QUIT`): reply `{}`, then the server
+    /// Leave gracefully: reply `{}`, then the server
     /// tells the rooms and closes the connection with code 0.
     #[serde(rename = "quit")]
     Quit(Quit),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
-    /// A user's text (the seed's default: anything that is not a command).
+    /// A user's text, sent with `send`.
     Text,
     /// A file offer; `body` holds the file's display name.
     File,
