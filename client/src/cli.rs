@@ -69,6 +69,10 @@ pub(crate) struct SharedOpts {
     /// Log to stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// The terminal UI's config file [default: the platform config dir,
+    /// e.g. ~/.config/qchat/config.toml]; `qchat config defaults` prints one.
+    #[arg(long, global = true, env = "QCHAT_TUI_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// The one-shot commands.
@@ -134,6 +138,13 @@ pub(crate) enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// The terminal UI's config file: print the defaults, where it is read
+    /// from, or check it.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        what: ConfigCmd,
+    },
     /// Download a file by id, verify its BLAKE3, and print the path written.
     /// Never replaces an existing file (adds " (1)" etc.); an interrupted
     /// download resumes when run again.
@@ -146,6 +157,18 @@ pub(crate) enum Command {
     },
 }
 
+/// `qchat config ...`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub(crate) enum ConfigCmd {
+    /// Print the config file with every setting at its default, documented
+    /// (`qchat config defaults > ~/.config/qchat/config.toml` starts one).
+    Defaults,
+    /// Print the path the config file is read from.
+    Path,
+    /// Check the config file; exit non-zero naming the bad setting.
+    Check,
+}
+
 /// Runs the parsed command line.
 ///
 /// # Errors
@@ -153,8 +176,27 @@ pub(crate) enum Command {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => crate::tui::run(&cli.shared).await,
+        Some(Command::Config { what }) => config(&cli.shared, what),
         Some(command) => commands::run(&cli.shared, command).await,
     }
+}
+
+/// `qchat config ...`: nothing to connect to.
+fn config(opts: &SharedOpts, what: ConfigCmd) -> anyhow::Result<()> {
+    use qchat_client::tui;
+    let path = opts.config.clone().or_else(tui::default_config_path);
+    match what {
+        ConfigCmd::Defaults => print!("{}", tui::default_config()),
+        ConfigCmd::Path => match path {
+            Some(p) => println!("{}", p.display()),
+            None => bail!("no home directory for the config file; pass --config FILE"),
+        },
+        ConfigCmd::Check => match tui::check_config(path.as_deref())? {
+            Some(p) => println!("{}: ok", p.display()),
+            None => println!("no config file; the defaults apply (qchat config defaults)"),
+        },
+    }
+    Ok(())
 }
 
 impl SharedOpts {

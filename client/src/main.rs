@@ -74,6 +74,7 @@ mod tui {
             trust: opts.trust()?,
             register: opts.register,
             verbose: opts.verbose,
+            config: opts.config.clone(),
         };
         Ok(tui::run(options).await?)
     }

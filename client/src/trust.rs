@@ -7,6 +7,9 @@
 
 mod known_hosts;
 
+#[cfg(feature = "tui")]
+pub(crate) use known_hosts::replace as repin;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

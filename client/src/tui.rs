@@ -13,8 +13,13 @@
 //! - `view`: layout; `components/`: one widget per file.
 //! - `layout` + `wrap` + `clock`: the message view's rows and visible
 //!   window, display widths, local dates and times; pure.
+//! - `config`: the config file (settings, colours, keys) and its documented
+//!   defaults.
 //! - `commands`: parsing the input line, Tab completion, `:shortcode:`s.
+//! - `input`: the input line's editing keys and sent-line history.
+//! - `keys`: key bindings (actions, the keymap, key names).
 //! - `transfer`: progress, speed, ETA, and the transfer adapter.
+//! - `theme`: the colours.
 //! - `ports`: the network side; `session`: token file and state directory.
 //! - `event_loop`: the loop both [`run`] and [`HeadlessUi`] turn.
 //! - `headless`: [`HeadlessUi`], that loop on ratatui's `TestBackend`
@@ -24,12 +29,16 @@ mod app;
 mod clock;
 mod commands;
 mod components;
+mod config;
 mod event_loop;
 mod headless;
+mod input;
+mod keys;
 mod layout;
 mod model;
 mod ports;
 mod session;
+mod theme;
 mod transfer;
 mod update;
 mod view;
@@ -38,6 +47,9 @@ mod wrap;
 #[cfg(test)]
 mod tests;
 
+pub use config::{
+    ConfigError, default_path as default_config_path, default_text as default_config,
+};
 pub use headless::{HeadlessUi, Scroll, UiEvents};
 
 use std::path::PathBuf;
@@ -74,6 +86,8 @@ pub struct TuiOptions {
     /// Log file verbosity: 0 and 1 info, 2 or more debug; `RUST_LOG`
     /// overrides.
     pub verbose: u8,
+    /// The config file; `None`: [`default_config_path`].
+    pub config: Option<PathBuf>,
 }
 
 /// Why the terminal UI could not start or stopped with an error.
@@ -112,12 +126,28 @@ pub enum TuiError {
     /// Not called within a tokio runtime (the network side needs one).
     #[error("the terminal UI must run within a tokio runtime")]
     NoRuntime,
+    /// The config file was refused.
+    #[error("config file {0}")]
+    Config(#[from] ConfigError),
 }
 
 impl TuiError {
     fn terminal(what: &'static str) -> impl FnOnce(TerminalError) -> Self {
         move |source| Self::Terminal { what, source }
     }
+}
+
+/// Checks the config file at `path` (or the default one): `Ok` with the
+/// file that was read, or `None` when there is none (the defaults apply).
+///
+/// # Errors
+/// The file cannot be read, or holds an unknown setting or a bad value.
+pub fn check_config(path: Option<&std::path::Path>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(path) = path.map(std::path::Path::to_path_buf).or_else(config::default_path) else {
+        return Ok(None);
+    };
+    config::load(&path)?;
+    Ok(path.exists().then_some(path))
 }
 
 /// Runs the terminal UI until the user quits (Ctrl-C or `/quit`), then
@@ -133,6 +163,11 @@ impl TuiError {
 /// # Errors
 /// No state directory, no terminal, or a terminal failure while running.
 pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
+    // A bad config file stops the UI before it takes the terminal.
+    let cfg = match opts.config.clone().or_else(config::default_path) {
+        Some(path) => config::load(&path)?,
+        None => config::Config::default(),
+    };
     let state = session::state_dir().ok_or(TuiError::NoStateDir)?;
     std::fs::create_dir_all(&state).map_err(|source| TuiError::StateFile {
         what: "creating",
@@ -148,8 +183,14 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     let [server, tenant, user] = session::prefill(given, last.load());
     let fields = [server, tenant, user, opts.password.clone()];
     let have_token = tokens.load(&fields[0], &fields[1], &fields[2]).is_some();
-    let mut chat = Chat::new(fields, opts.register, have_token, clock::Zone::system());
+    let zone = clock::Zone::system()
+        .with_formats(&cfg.time_format, &cfg.date_format)
+        .unwrap_or_else(|_| clock::Zone::system());
+    let mut chat = Chat::new(fields, opts.register, have_token, zone);
     chat.sessions = tokens.identities();
+    chat.download_dir = cfg.download_dir.clone().unwrap_or_else(transfer::download_dir);
+    chat.keys = cfg.keys.clone();
+    chat.theme = cfg.theme.clone();
     // Whether to offer registration: ask about a prefilled tenant now.
     chat.probe_registration();
     // A saved session for the identity given on the command line and no

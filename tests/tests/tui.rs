@@ -1,7 +1,8 @@
 //! End to end: the real `qchat` terminal UI, driven in tmux against a real
 //! `qchatd` on 127.0.0.1: trust on first use with a fresh known-hosts file,
-//! log in, a message from a CLI client, resize, scroll back to the first of
-//! 500 messages, two uploads at once, `/quit` with the terminal restored
+//! log in, a message from a CLI client (its time in the config file's
+//! format), Up recalling the last line sent, resize, scroll back to the
+//! first of 500 messages, two uploads at once, `/quit` with the terminal restored
 //! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
 //! state directory; then a restart with no password and no identity options
 //! that reaches the main screen on the saved session token (file mode 0600).
@@ -119,10 +120,14 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("state");
     let known_hosts = dir.path().join("known_hosts");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "time_format = \"%H:%M:%S\"\n")?;
     let qchat = bin_path("qchat");
     let base = format!(
-        "env -u QCHAT_PASSWORD -u QCHAT_SERVER -u QCHAT_TENANT -u QCHAT_USER QCHAT_STATE_DIR='{}'",
-        state.display()
+        "env -u QCHAT_PASSWORD -u QCHAT_SERVER -u QCHAT_TENANT -u QCHAT_USER QCHAT_STATE_DIR='{}' \
+         QCHAT_TUI_CONFIG='{}'",
+        state.display(),
+        config.display()
     );
     let session = Session::start(
         format!("qchat-e2e-{}", std::process::id()),
@@ -165,7 +170,27 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
         .env("QCHAT_PASSWORD", "bob-password")
         .output()?;
     assert!(out.status.success(), "qchat send: {}", String::from_utf8_lossy(&out.stderr));
-    wait_for(&session.0, "the CLI message", |s| s.contains("hello ann from the cli"));
+    let s = wait_for(&session.0, "the CLI message", |s| s.contains("hello ann from the cli"));
+    // Its time, as the config file says: HH:MM:SS.
+    let row = s.lines().find(|l| l.contains("hello ann from the cli")).unwrap_or_default();
+    let stamped = row.split('│').any(|cell| {
+        let t: Vec<&str> = cell.split_whitespace().next().unwrap_or_default().split(':').collect();
+        t.len() == 3 && t.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    assert!(stamped, "a HH:MM:SS time before the message:\n{s}");
+
+    // A line sent, then Up on the empty input brings it back to edit.
+    keys(&session.0, &["-l", "the line to recall"]);
+    keys(&session.0, &["Enter"]);
+    wait_for(&session.0, "the line sent", |s| {
+        s.contains("the line to recall") && s.lines().any(|l| l.trim_end() == ">")
+    });
+    keys(&session.0, &["Up"]);
+    wait_for(&session.0, "the line recalled", |s| {
+        s.lines().any(|l| l.trim_end() == "> the line to recall")
+    });
+    keys(&session.0, &["C-u"]);
+    wait_for(&session.0, "the input cleared", |s| s.lines().any(|l| l.trim_end() == ">"));
 
     // Resize: the UI redraws at the new size, and back.
     for (w, h) in [(80, 24), (100, 30)] {

@@ -114,8 +114,10 @@ impl Job {
                 if held > 0 && held <= ok.file.size {
                     // A partial file from an earlier run: ask from there
                     // (the stream already coming is refused by the router).
+                    // Progress starts at what is held, not at 0.
                     reused = true;
                     offset = held;
+                    self.set(|p| p.done = held);
                     continue;
                 }
             }

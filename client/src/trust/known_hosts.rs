@@ -65,6 +65,53 @@ pub(crate) fn append(path: &Path, server: &str, fingerprint: &str) -> Result<(),
     file.sync_all().map_err(|e| ClientError::io(ctx(), &e))
 }
 
+/// Makes `fingerprint` the only pin of `server`: the file is rewritten
+/// without the server's other pins (comments, other servers and lines that
+/// do not parse stay as they are), then the new pin appended. The rewrite
+/// goes through a temporary file renamed over the old one.
+///
+/// # Errors
+/// [`ClientError::Config`] for a malformed fingerprint, [`ClientError::Io`]
+/// when the file cannot be read or written.
+#[cfg_attr(not(feature = "tui"), allow(dead_code))]
+pub(crate) fn replace(path: &Path, server: &str, fingerprint: &str) -> Result<(), ClientError> {
+    if !is_fingerprint(fingerprint) {
+        return Err(ClientError::Config(format!(
+            "fingerprint must be 64 hex digits, got {fingerprint:?}"
+        )));
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ClientError::io(format!("reading {}", path.display()), &e)),
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| parse(l).first().is_none_or(|(s, _)| *s != server))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let tmp = path.with_extension("tmp");
+    let ctx = || format!("writing {}", tmp.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ClientError::io(ctx(), &e))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(&tmp).map_err(|e| ClientError::io(ctx(), &e))?;
+    let line = format!("{kept}{server} {}\n", fingerprint.to_ascii_lowercase());
+    file.write_all(line.as_bytes()).map_err(|e| ClientError::io(ctx(), &e))?;
+    file.sync_all().map_err(|e| ClientError::io(ctx(), &e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| ClientError::io(format!("writing {}", path.display()), &e))?;
+    tracing::info!(%server, %fingerprint, "replaced the pinned server certificate");
+    Ok(())
+}
+
 /// Whether `s` looks like a SHA-256 fingerprint: 64 hex digits.
 pub(crate) fn is_fingerprint(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -110,6 +157,22 @@ mod tests {
         append(&path, "h:2", B).expect("append");
         assert_eq!(pinned(&path, "h:2").expect("read"), vec![B.to_owned()]);
         assert_eq!(pinned(&path, "h:1").expect("read"), vec![A.to_owned()]);
+    }
+
+    #[test]
+    fn replace_drops_the_servers_old_pins_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, format!("# mine\nh:1 {A}\nh:2 {A}\nbroken\nh:1 {B}")).expect("write");
+        replace(&path, "h:1", &B.to_ascii_uppercase()).expect("replace");
+        assert_eq!(pinned(&path, "h:1").expect("read"), vec![B.to_owned()]);
+        assert_eq!(pinned(&path, "h:2").expect("read"), vec![A.to_owned()]);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, format!("# mine\nh:2 {A}\nbroken\nh:1 {B}\n"));
+        assert!(replace(&path, "h:1", "nothex").is_err());
+        let fresh = dir.path().join("new/known_hosts");
+        replace(&fresh, "h:3", A).expect("creates the file");
+        assert_eq!(pinned(&fresh, "h:3").expect("read"), vec![A.to_owned()]);
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub(crate) enum FormMsg {
     Char(char),
     /// Delete left.
     Backspace,
+    /// Ctrl-W: delete the word left.
+    DeleteWord,
+    /// Ctrl-U: empty the field.
+    ClearField,
     /// Next field.
     Next,
     /// Previous field.
@@ -64,6 +68,9 @@ pub(crate) enum FormMsg {
     Submit,
     /// Ctrl-R: log in or register.
     ToggleRegister,
+    /// Ctrl-T after a refused changed certificate: ask whether to pin the
+    /// new one.
+    TrustChanged,
     /// Esc.
     Cancel,
 }
@@ -73,7 +80,7 @@ pub(crate) enum FormMsg {
 pub(crate) enum InputMsg {
     /// A printable character.
     Char(char),
-    /// Alt-Enter.
+    /// A new line in the message.
     Newline,
     /// Delete left.
     Backspace,
@@ -83,12 +90,28 @@ pub(crate) enum InputMsg {
     Left,
     /// Cursor right.
     Right,
-    /// Ctrl-A.
+    /// To the previous word.
+    WordLeft,
+    /// Past the next word.
+    WordRight,
+    /// To the start of the line.
     Start,
-    /// Ctrl-E.
+    /// To the end of the line.
     End,
-    /// Ctrl-U: clear.
-    Clear,
+    /// Delete the word left.
+    KillWordLeft,
+    /// Delete to the end of the next word.
+    KillWordRight,
+    /// Delete to the start of the line.
+    KillToStart,
+    /// Delete to the end of the line.
+    KillToEnd,
+    /// Insert what was deleted last.
+    Yank,
+    /// Recall the previous sent line, or scroll up a line.
+    Up,
+    /// Recall the next sent line, or scroll down a line.
+    Down,
     /// Enter.
     Submit,
     /// Tab.
@@ -98,9 +121,9 @@ pub(crate) enum InputMsg {
 /// Keys that move the view or switch rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ViewMsg {
-    /// Up.
+    /// Up a line.
     LineUp,
-    /// Down.
+    /// Down a line.
     LineDown,
     /// PgUp.
     PageUp,
@@ -110,16 +133,22 @@ pub(crate) enum ViewMsg {
     Top,
     /// End: newest.
     Bottom,
-    /// Ctrl-N / Alt-Down.
+    /// The next room.
     NextRoom,
-    /// Ctrl-P / Alt-Up.
+    /// The previous room.
     PrevRoom,
     /// Esc: close the overlay.
     Close,
-    /// Ctrl-G: download the newest file offered in this room.
+    /// Download the newest file offered in this room.
     GetLatestFile,
-    /// Ctrl-K: take finished (done or failed) transfers off the panel.
+    /// Take finished (done or failed) transfers off the panel.
     ClearTransfers,
+    /// Show every transfer with its full status in an overlay.
+    Transfers,
+    /// Clear the terminal and draw every cell again.
+    Repaint,
+    /// The help screen.
+    Help,
 }
 
 /// What the network side reports.
@@ -186,6 +215,9 @@ pub(crate) enum ConnectError {
     HostChanged {
         /// A sentence naming both fingerprints and the file.
         message: String,
+        /// What the server presents now (SHA-256 hex), to pin once the
+        /// operator confirms it.
+        got: String,
     },
     /// The saved token was refused: ask for the password.
     TokenRefused,
@@ -281,7 +313,29 @@ pub(crate) enum Effect {
         id: TransferId,
         /// File id.
         file_id: u64,
+        /// Where the file goes.
+        dir: PathBuf,
     },
-    /// Leave cleanly, then report [`NetEvent::QuitDone`].
-    Quit,
+    /// Fetch every message after `after` (a reconnect by hand missed
+    /// them), reported as pages of history.
+    CatchUp {
+        /// Room.
+        room: String,
+        /// The newest seq loaded.
+        after: u64,
+    },
+    /// Replace the server's pinned certificate by `fingerprint` (the user
+    /// checked it with the operator), then log in again like `Connect`.
+    Repin {
+        /// How to log in after.
+        login: Login,
+        /// The new certificate's SHA-256 hex.
+        fingerprint: String,
+    },
+    /// Leave cleanly (`quit` with the reason rooms are shown), then report
+    /// [`NetEvent::QuitDone`].
+    Quit {
+        /// Why, as the user typed it after `/quit`.
+        reason: Option<String>,
+    },
 }

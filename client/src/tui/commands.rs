@@ -12,9 +12,12 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("/rooms", "         list the rooms"),
     ("/who", "           show the member list (again to hide)"),
     ("/send", "FILE...   upload files to this room, all at once"),
-    ("/get", "ID         download a file offered in a room"),
+    ("/get", "ID...      download files offered in a room"),
+    ("/transfers", "     every transfer with its full status"),
     ("/me", "TEXT        an action: * you TEXT"),
-    ("/quit", "          leave qchat (also Ctrl-C)"),
+    ("/reconnect", "     log in again on the saved session"),
+    ("/trust", "[HEX]    pin the server's new certificate"),
+    ("/quit", "[REASON]  leave qchat (also Ctrl-C)"),
     ("/help", "          this help"),
 ];
 
@@ -37,10 +40,16 @@ pub(crate) enum Command {
     Who,
     /// `/send FILE...`.
     Send(Vec<PathBuf>),
-    /// `/get ID`.
-    Get(u64),
-    /// `/quit`.
-    Quit,
+    /// `/get ID...`.
+    Get(Vec<u64>),
+    /// `/transfers`.
+    Transfers,
+    /// `/reconnect`.
+    Reconnect,
+    /// `/trust [FINGERPRINT]`.
+    Trust(Option<String>),
+    /// `/quit [REASON]`.
+    Quit(Option<String>),
     /// `/help`.
     Help,
     /// Nothing to do (blank line).
@@ -63,15 +72,16 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
     };
     let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let args = args.trim();
-    let one = |what: &str| -> Result<String, String> {
+    let one = |noun: &str| -> Result<String, String> {
         match split_args(args)?.as_slice() {
             [one] => Ok(one.clone()),
-            [] => Err(format!("/{name} needs {what}")),
-            _ => Err(format!("/{name} takes one {what}")),
+            [] => Err(format!("/{name} needs a {noun}")),
+            _ => Err(format!("/{name} takes one {noun}")),
         }
     };
+    let rest = || (!args.is_empty()).then(|| args.to_owned());
     match name {
-        "join" | "j" => one("a room name").map(Command::Join),
+        "join" | "j" => one("room name").map(Command::Join),
         "leave" | "part" => {
             if args.is_empty() {
                 Ok(Command::Leave(None))
@@ -79,7 +89,7 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
                 one("room name").map(|r| Command::Leave(Some(r)))
             }
         }
-        "create" => one("a room name").map(Command::Create),
+        "create" => one("room name").map(Command::Create),
         "rooms" | "list" => Ok(Command::Rooms),
         "who" | "names" => Ok(Command::Who),
         "send" | "upload" => {
@@ -90,15 +100,29 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
             Ok(Command::Send(files.into_iter().map(|f| expand_home(&f)).collect()))
         }
         "get" | "download" => {
-            let id = one("a file id")?;
-            id.trim_start_matches('#')
-                .parse()
+            let ids = split_args(args)?;
+            if ids.is_empty() {
+                return Err(format!("/{name} needs one or more file ids"));
+            }
+            ids.iter()
+                .map(|id| {
+                    id.trim_start_matches('#')
+                        .parse()
+                        .map_err(|_| format!("/{name}: {id:?} is not a file id"))
+                })
+                .collect::<Result<Vec<u64>, String>>()
                 .map(Command::Get)
-                .map_err(|_| format!("/get: {id:?} is not a file id"))
         }
+        "transfers" => Ok(Command::Transfers),
+        "reconnect" => Ok(Command::Reconnect),
+        "trust" => match split_args(args)?.as_slice() {
+            [] => Ok(Command::Trust(None)),
+            [fp] => Ok(Command::Trust(Some(fp.clone()))),
+            _ => Err("/trust takes one fingerprint".to_owned()),
+        },
         "me" if !args.is_empty() => Ok(Command::Me(emojify(args))),
         "me" => Err("/me needs some text".to_owned()),
-        "quit" | "exit" | "q" => Ok(Command::Quit),
+        "quit" | "exit" | "q" => Ok(Command::Quit(rest())),
         "help" | "h" | "?" => Ok(Command::Help),
         other => Err(format!("unknown command /{other} (try /help; //{other} sends it as text)")),
     }
@@ -385,9 +409,15 @@ mod tests {
         assert_eq!(parse("/create ops"), Ok(Command::Create("ops".into())));
         assert_eq!(parse("/rooms"), Ok(Command::Rooms));
         assert_eq!(parse("/who"), Ok(Command::Who));
-        assert_eq!(parse("/get 42"), Ok(Command::Get(42)));
+        assert_eq!(parse("/get 42"), Ok(Command::Get(vec![42])));
+        assert_eq!(parse("/get 42 #43 44"), Ok(Command::Get(vec![42, 43, 44])));
+        assert_eq!(parse("/quit gone fishing"), Ok(Command::Quit(Some("gone fishing".into()))));
+        assert_eq!(parse("/reconnect"), Ok(Command::Reconnect));
+        assert_eq!(parse("/trust"), Ok(Command::Trust(None)));
+        assert_eq!(parse("/trust 0a1b2c3d"), Ok(Command::Trust(Some("0a1b2c3d".into()))));
+        assert_eq!(parse("/transfers"), Ok(Command::Transfers));
         assert_eq!(parse("/me waves :wave:"), Ok(Command::Me("waves 👋".into())));
-        assert_eq!(parse("/quit"), Ok(Command::Quit));
+        assert_eq!(parse("/quit"), Ok(Command::Quit(None)));
         assert_eq!(parse("/help"), Ok(Command::Help));
         assert_eq!(
             parse(r#"/send a.txt "my file.pdf" b\ c"#),
@@ -398,8 +428,10 @@ mod tests {
     #[test]
     fn command_errors_are_sentences() {
         assert_eq!(parse("/join"), Err("/join needs a room name".into()));
-        assert_eq!(parse("/join a b"), Err("/join takes one a room name".into()));
-        assert!(parse("/get x").expect_err("an error").contains("not a file id"));
+        assert_eq!(parse("/join a b"), Err("/join takes one room name".into()));
+        assert_eq!(parse("/create"), Err("/create needs a room name".into()));
+        assert_eq!(parse("/get"), Err("/get needs one or more file ids".into()));
+        assert_eq!(parse("/get 1 x"), Err("/get: \"x\" is not a file id".into()));
         assert!(parse("/frob").expect_err("an error").starts_with("unknown command /frob"));
         assert_eq!(parse("/send"), Err("/send needs one or more files".into()));
         assert_eq!(parse("/send \"oops"), Err("unterminated quote".into()));

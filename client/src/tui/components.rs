@@ -59,15 +59,3 @@ macro_rules! props_boilerplate {
     };
 }
 pub(crate) use props_boilerplate;
-
-/// A bordered block with a title.
-pub(crate) fn block(title: &str, focused: bool) -> tuirealm::ratatui::widgets::Block<'static> {
-    use tuirealm::ratatui::style::{Color, Style};
-    use tuirealm::ratatui::widgets::{Block, Borders};
-    let style = if focused {
-        Style::default().fg(Color::Cyan)
-    } else {
-        Style::default().fg(Color::DarkGray)
-    };
-    Block::default().borders(Borders::ALL).border_style(style).title(title.to_owned())
-}

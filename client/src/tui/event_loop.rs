@@ -89,6 +89,11 @@ impl<T: TerminalAdapter> Ui<T> {
             return Ok(false);
         }
         let Self { app, terminal, chat, .. } = self;
+        if chat.repaint {
+            // Forget what the terminal shows: every cell is written again.
+            terminal.clear_screen().map_err(TuiError::terminal("clearing"))?;
+            chat.repaint = false;
+        }
         terminal.draw(|f| view::draw(f, app, chat)).map_err(TuiError::terminal("drawing"))?;
         chat.redraw = false;
         Ok(true)

@@ -30,6 +30,8 @@ pub(crate) struct Line {
     pub(crate) time: Option<String>,
     /// The sender on the first line of a message that is not folded.
     pub(crate) sender: Option<String>,
+    /// Columns of the time column (the time and a space).
+    pub(crate) time_col: usize,
     /// Columns before the text (time and name columns).
     pub(crate) indent: usize,
     /// The text.
@@ -99,15 +101,24 @@ pub(crate) struct Window {
     pub(crate) at_bottom: bool,
 }
 
-/// Whether `body` mentions `me` as `@me` (not as part of a longer name).
+/// Whether `body` mentions `me`: `@me` anywhere, or `me:` / `me,` at the
+/// start of a line (what Tab completion writes there, IRC style), never as
+/// part of a longer name.
 pub(crate) fn mentions(body: &str, me: &str) -> bool {
     if me.is_empty() {
         return false;
     }
+    let name_goes_on =
+        |after: &str| after.starts_with(|c: char| c.is_alphanumeric() || "_-.".contains(c));
     let needle = format!("@{me}");
-    body.match_indices(&needle).any(|(i, _)| {
-        let after = &body[i + needle.len()..];
-        !after.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '-')
+    let at = body.match_indices(&needle).any(|(i, _)| {
+        let before_ok = body[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        before_ok && !name_goes_on(&body[i + needle.len()..])
+    });
+    at || body.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix(me)
+            .is_some_and(|rest| rest.starts_with([':', ',']) && !name_goes_on(rest))
     })
 }
 
@@ -116,10 +127,10 @@ pub(crate) fn rows_of(msgs: &[Message], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
     let Some(m) = msgs.get(i) else { return Vec::new() };
     let prev = i.checked_sub(1).and_then(|p| msgs.get(p));
     let mut rows = Vec::new();
-    let day = ctx.zone.day_of(m.ts);
-    let new_day = prev.is_none_or(|p| ctx.zone.day_of(p.ts) != day);
+    let day = ctx.zone.day_key(m.ts);
+    let new_day = prev.is_none_or(|p| ctx.zone.day_key(p.ts) != day);
     if new_day {
-        rows.push(Row::Day(day));
+        rows.push(Row::Day(ctx.zone.day_of(m.ts)));
     }
     let is_new = m.seq > ctx.marker_seq && prev.is_none_or(|p| p.seq <= ctx.marker_seq);
     if is_new && ctx.marker_seq > 0 {
@@ -136,7 +147,7 @@ pub(crate) fn rows_of(msgs: &[Message], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
         });
     let (text, style) = body_of(m, ctx.me);
     let show_sender = !folded && style != LineStyle::System;
-    let time_col = 6;
+    let time_col = ctx.zone.time_width() + 1;
     let name_col = if style == LineStyle::System { 2 } else { ctx.name_col() + 1 };
     let indent = time_col + name_col;
     let text_width = ctx.width.saturating_sub(indent).max(8);
@@ -144,6 +155,7 @@ pub(crate) fn rows_of(msgs: &[Message], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
         rows.push(Row::Line(Line {
             time: (n == 0).then(|| ctx.zone.time_of(m.ts)),
             sender: (n == 0 && show_sender).then(|| m.sender.clone()),
+            time_col,
             indent,
             text: piece,
             style,
@@ -363,8 +375,22 @@ mod tests {
     #[test]
     fn mentions_whole_names_only() {
         assert!(mentions("hi @ann!", "ann"));
+        assert!(mentions("@ann", "ann"));
         assert!(!mentions("hi @anna", "ann"));
+        assert!(!mentions("hi @ann.b", "ann"), "a name may hold a dot");
+        assert!(!mentions("mail bob@ann", "ann"), "not inside a word");
         assert!(!mentions("hi ann", "ann"));
+    }
+
+    #[test]
+    fn name_colon_at_the_start_of_a_line_mentions() {
+        assert!(mentions("ann: lunch?", "ann"));
+        assert!(mentions("ann, lunch?", "ann"));
+        assert!(mentions("so\n  ann: and you?", "ann"), "any line of the message");
+        assert!(!mentions("anna: lunch?", "ann"));
+        assert!(!mentions("ask ann: she knows", "ann"), "only at the start");
+        assert!(!mentions("ann said", "ann"));
+        assert!(!mentions("ann:", ""));
     }
 
     #[test]

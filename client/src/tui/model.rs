@@ -3,14 +3,17 @@
 //! line, transfers, and the effects update() queued for the network side.
 //! No terminal and no network here, so update() can be tested directly.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::{ConnState, MemberInfo, Message, RoomInfo};
-use unicode_segmentation::UnicodeSegmentation;
 
 use super::app::Effect;
 use super::clock::Zone;
+use super::input::InputLine;
+use super::keys::Keymap;
 use super::layout::{self, Anchor};
+use super::theme::Theme;
 use super::transfer::Transfer;
 
 /// Which screen is up.
@@ -83,8 +86,12 @@ pub(crate) enum FormStatus {
     Error(String),
     /// Unknown certificate: y to trust, n to refuse.
     Trust(String),
-    /// The certificate changed: refused.
-    HostChanged(String),
+    /// The certificate changed: refused. The sentence, and the new
+    /// fingerprint (Ctrl-T offers to pin it).
+    HostChanged(String, String),
+    /// The user asks to replace the pin by this new fingerprint: y to
+    /// pin it, n to refuse.
+    Repin(String),
 }
 
 /// A room as the UI keeps it.
@@ -168,72 +175,22 @@ impl RoomState {
     }
 }
 
-/// The input line: text and a cursor on a grapheme boundary (byte index).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct InputLine {
-    /// Text (may hold newlines).
-    pub(crate) text: String,
-    /// Byte index of the cursor.
-    pub(crate) cursor: usize,
-}
-
-impl InputLine {
-    /// Inserts at the cursor.
-    pub(crate) fn insert(&mut self, c: char) {
-        self.text.insert(self.cursor, c);
-        self.cursor += c.len_utf8();
-    }
-
-    /// Deletes the grapheme left of the cursor.
-    pub(crate) fn backspace(&mut self) {
-        if let Some((i, _)) = self.text[..self.cursor].grapheme_indices(true).next_back() {
-            self.text.replace_range(i..self.cursor, "");
-            self.cursor = i;
-        }
-    }
-
-    /// Deletes the grapheme right of the cursor.
-    pub(crate) fn delete(&mut self) {
-        if let Some(g) = self.text[self.cursor..].graphemes(true).next() {
-            let end = self.cursor + g.len();
-            self.text.replace_range(self.cursor..end, "");
-        }
-    }
-
-    /// One grapheme left.
-    pub(crate) fn left(&mut self) {
-        if let Some((i, _)) = self.text[..self.cursor].grapheme_indices(true).next_back() {
-            self.cursor = i;
-        }
-    }
-
-    /// One grapheme right.
-    pub(crate) fn right(&mut self) {
-        if let Some(g) = self.text[self.cursor..].graphemes(true).next() {
-            self.cursor += g.len();
-        }
-    }
-
-    /// Replaces the text, cursor at the end.
-    pub(crate) fn set(&mut self, text: String) {
-        self.cursor = text.len();
-        self.text = text;
-    }
-
-    /// Takes the text out.
-    pub(crate) fn take(&mut self) -> String {
-        self.cursor = 0;
-        std::mem::take(&mut self.text)
-    }
-}
-
-/// An overlay with a title and lines (help, room list).
+/// An overlay with a title and lines (help, room list, transfers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Popup {
     /// Title.
     pub(crate) title: String,
     /// Lines.
     pub(crate) lines: Vec<String>,
+    /// Rows scrolled past (the scrolling keys move it while it is up).
+    pub(crate) scroll: usize,
+}
+
+impl Popup {
+    /// An overlay showing its first rows.
+    pub(crate) fn new(title: &str, lines: Vec<String>) -> Self {
+        Self { title: title.to_owned(), lines, scroll: 0 }
+    }
 }
 
 /// The whole UI state.
@@ -262,12 +219,21 @@ pub(crate) struct Chat {
     pub(crate) popup: Option<Popup>,
     /// The last notice or error, for the status line.
     pub(crate) notice: Option<String>,
+    /// What the server presented when a reconnect met a changed
+    /// certificate: `/trust` pins it once the user confirms it.
+    pub(crate) changed_cert: Option<String>,
+    /// The main screen's key bindings.
+    pub(crate) keys: Keymap,
+    /// The colours.
+    pub(crate) theme: Theme,
     /// Completion candidates from the last Tab.
     pub(crate) candidates: Vec<String>,
     /// Transfers, oldest first.
     pub(crate) transfers: Vec<Transfer>,
     /// The next transfer id.
     pub(crate) next_transfer: u64,
+    /// Where downloads go (absolute, so the user is told a real place).
+    pub(crate) download_dir: PathBuf,
     /// Message view size (columns, rows), from the last draw.
     pub(crate) viewport: (usize, usize),
     /// Work for the network side.
@@ -278,6 +244,9 @@ pub(crate) struct Chat {
     pub(crate) quit: bool,
     /// Something changed: draw.
     pub(crate) redraw: bool,
+    /// Clear the terminal before the next draw (Ctrl-L): every cell is
+    /// written again, whatever the terminal made of the last frame.
+    pub(crate) repaint: bool,
     /// The clock, replaceable in tests.
     pub(crate) now: fn() -> Instant,
     /// The zone message times are shown in.
@@ -314,14 +283,19 @@ impl Chat {
             show_members: true,
             popup: None,
             notice: None,
+            changed_cert: None,
+            keys: Keymap::default(),
+            theme: Theme::default(),
             candidates: Vec::new(),
             transfers: Vec::new(),
             next_transfer: 1,
+            download_dir: PathBuf::from("."),
             viewport: (60, 20),
             effects: Vec::new(),
             quitting: false,
             quit: false,
             redraw: true,
+            repaint: false,
             now: Instant::now,
             zone,
         }

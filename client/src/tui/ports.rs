@@ -3,6 +3,7 @@
 //! [`Effect`]s update() queued, each in a task of its own (a `JoinSet`
 //! under a `CancellationToken`), so the UI never waits on the network.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ const PAGE: u32 = 100;
 /// Carries out effects.
 pub(crate) struct Runner {
     client: Arc<Mutex<Option<Client>>>,
+    /// Counts log-ins: a client replaced by a newer one (`/reconnect`)
+    /// forwards no more events.
+    generation: Arc<AtomicU64>,
     tx: mpsc::UnboundedSender<NetEvent>,
     tasks: JoinSet<()>,
     cancel: CancellationToken,
@@ -70,6 +74,7 @@ impl Runner {
         let files = Arc::new(transfer::ClientTransfers { client: client.clone() });
         Self {
             client,
+            generation: Arc::default(),
             tx,
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
@@ -98,9 +103,33 @@ impl Runner {
     /// Starts the work `effect` asks for.
     pub(crate) fn run(&mut self, effect: Effect) {
         let tx = self.tx.clone();
+        if let Effect::Repin { login, fingerprint } = effect {
+            match &self.trust {
+                Trust::KnownHosts { path, .. } => {
+                    if let Err(e) = crate::trust::repin(path, &login.server, &fingerprint) {
+                        let _ = tx.send(NetEvent::ConnectFailed(ConnectError::Other(format!(
+                            "pinning the new certificate: {e}"
+                        ))));
+                        return;
+                    }
+                }
+                // Pinned by --fingerprint: the new one for this run only.
+                Trust::Fingerprint(_) => self.trust = Trust::Fingerprint(fingerprint),
+                Trust::SystemRoots => {}
+            }
+            return self.run(Effect::Connect(login));
+        }
         if let Effect::Connect(login) = effect {
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(old) = lock(&self.client).take() {
+                // Replaced: say goodbye on the old connection, if it has one.
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(QUIT_BUDGET, old.quit(Some("reconnecting"))).await;
+                });
+            }
             let files = (self.tokens.clone(), self.last.clone());
-            let task = connect(login, self.trust.clone(), files, self.client.clone(), tx);
+            let slot = (self.client.clone(), self.generation.clone(), generation);
+            let task = connect(login, self.trust.clone(), files, slot, tx);
             self.spawn(task);
             return;
         }
@@ -119,7 +148,7 @@ impl Runner {
             return;
         }
         let Some(client) = lock(&self.client).clone() else {
-            let _ = tx.send(if effect == Effect::Quit {
+            let _ = tx.send(if matches!(effect, Effect::Quit { .. }) {
                 NetEvent::QuitDone
             } else {
                 NetEvent::Notice("not connected".into())
@@ -130,7 +159,7 @@ impl Runner {
             let _ = tx.send(NetEvent::Notice(format!("{what}: {e}")));
         };
         match effect {
-            Effect::Connect(_) | Effect::Probe { .. } => {}
+            Effect::Connect(_) | Effect::Probe { .. } | Effect::Repin { .. } => {}
             Effect::Rooms => self.spawn(async move {
                 match client.rooms().await {
                     Ok(r) => drop(tx.send(NetEvent::Rooms(r))),
@@ -185,14 +214,36 @@ impl Runner {
                 let start = self.files.upload(&room, &path);
                 self.spawn(drive(id, start, tx));
             }
-            Effect::Download { id, file_id } => {
-                let start = self.files.download(file_id, &transfer::download_dir());
+            Effect::Download { id, file_id, dir } => {
+                let start = self.files.download(file_id, &dir);
                 self.spawn(drive(id, start, tx));
             }
-            Effect::Quit => {
+            Effect::CatchUp { room, after } => self.spawn(async move {
+                let mut after = after;
+                // Bounded: a room that grows faster than it is read stops
+                // after this many pages; the rest arrives as events.
+                for _ in 0..100 {
+                    match client.sync(&room, after, None).await {
+                        Ok(page) => {
+                            let more = page.more;
+                            after = page.messages.last().map_or(after, |m| m.seq);
+                            let _ = tx.send(NetEvent::History { older: false, page });
+                            if !more {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            notice(&tx, &format!("catching up on {room}"), e);
+                            break;
+                        }
+                    }
+                }
+            }),
+            Effect::Quit { reason } => {
                 // Not under the cancellation token: it must finish.
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(QUIT_BUDGET, client.quit(None)).await;
+                    let quit = client.quit(reason.as_deref());
+                    let _ = tokio::time::timeout(QUIT_BUDGET, quit).await;
                     let _ = tx.send(NetEvent::QuitDone);
                 });
             }
@@ -243,13 +294,18 @@ fn config(login: &Login, trust: &Trust, token: Option<String>) -> Result<ClientC
     Ok(cfg)
 }
 
+/// Where a log-in's client goes: the slot, the runner's generation
+/// counter, and the generation of this log-in.
+type Slot = (Arc<Mutex<Option<Client>>>, Arc<AtomicU64>, u64);
+
 async fn connect(
     login: Login,
     trust: Trust,
     (tokens, last): (TokenStore, LastLogin),
-    slot: Arc<Mutex<Option<Client>>>,
+    (slot, generation, mine): Slot,
     tx: mpsc::UnboundedSender<NetEvent>,
 ) {
+    let current = || generation.load(Ordering::SeqCst) == mine;
     let token = tokens.load(&login.server, &login.tenant, &login.user);
     let cfg = match config(&login, &trust, token) {
         Ok(cfg) => cfg,
@@ -271,14 +327,24 @@ async fn connect(
                 tracing::warn!(cause = %e, "could not record the last log-in");
             }
             let rooms = client.rooms().await.unwrap_or_default();
-            *lock(&slot) = Some(client.clone());
+            {
+                let mut slot = lock(&slot);
+                if !current() {
+                    // Another log-in started meanwhile: it wins.
+                    drop(slot);
+                    let _ = client.quit(None).await;
+                    return;
+                }
+                *slot = Some(client.clone());
+            }
             let _ = tx.send(NetEvent::Connected { user: client.user().to_owned(), rooms });
             while let Some(ev) = events.recv().await {
-                if tx.send(NetEvent::Client(ev)).is_err() {
+                if !current() || tx.send(NetEvent::Client(ev)).is_err() {
                     break;
                 }
             }
         }
+        Err(_) if !current() => {}
         Err(e) => {
             tracing::info!(cause = %e, "log-in failed");
             let err = match e {
@@ -286,7 +352,7 @@ async fn connect(
                     ConnectError::UnknownHost { fingerprint }
                 }
                 ClientError::HostChanged { expected, got } => {
-                    ConnectError::HostChanged { message: host_changed(&cfg, &expected, &got) }
+                    ConnectError::HostChanged { message: host_changed(&cfg, &expected, &got), got }
                 }
                 e if login.register && e.code() == Some(ErrorCode::Forbidden) => {
                     ConnectError::RegistrationClosed

@@ -128,6 +128,7 @@ fn snapshot_login_trust_and_changed() {
     insta::assert_snapshot!("login_trust_80x24", render(&mut chat, 80, 24));
     chat.update(Msg::Net(NetEvent::ConnectFailed(ConnectError::HostChanged {
         message: "server certificate changed: 127.0.0.1:4433 is pinned to sha256 aaaa but presented bbbb; refusing to connect".into(),
+        got: "bb".repeat(32),
     })));
     insta::assert_snapshot!("login_changed_80x24", render(&mut chat, 80, 24));
 }
@@ -175,12 +176,16 @@ fn with_transfers(chat: &mut Chat) {
     let t0 = Instant::now();
     let mut a = Transfer::new(1, Direction::Up, "holiday photos.zip".into(), 0, t0);
     a.apply(
-        UpdateKind::Progress(Progress { done: 40 * 1024 * 1024, total: 100 * 1024 * 1024 }),
+        UpdateKind::Progress(Progress {
+            done: 40 * 1024 * 1024,
+            total: 100 * 1024 * 1024,
+            moved: 40 * 1024 * 1024,
+        }),
         t0 + Duration::from_secs(4),
     );
     let mut b = Transfer::new(2, Direction::Up, "notes.txt".into(), 0, t0);
     b.apply(
-        UpdateKind::Progress(Progress { done: 2048, total: 2048 }),
+        UpdateKind::Progress(Progress { done: 2048, total: 2048, moved: 2048 }),
         t0 + Duration::from_secs(1),
     );
     b.apply(UpdateKind::Done("file 13".into()), t0 + Duration::from_secs(1));
@@ -208,14 +213,14 @@ fn finished_transfers_leave_the_panel_and_hidden_ones_are_counted() {
             1 | 2 => t.apply(UpdateKind::Done(format!("file {id}")), long_ago),
             3 => t.apply(UpdateKind::Failed("server: quota exceeded".into()), long_ago),
             4 => t.apply(UpdateKind::Done("file 4".into()), t0),
-            _ => t.apply(UpdateKind::Progress(Progress { done: 50, total: 100 }), t0),
+            _ => t.apply(UpdateKind::Progress(Progress { done: 50, total: 100, moved: 50 }), t0),
         }
         chat.transfers.push(t);
     }
     // 8 rows, 5 lines: the 4 active ones and the newest finished one.
     let screen = render(&mut chat, 100, 30);
     assert!(
-        screen.contains("Transfers 4 active / 8 · 3 not shown · Ctrl-K clears finished"),
+        screen.contains("Transfers 4 active / 8 · 3 not shown · Ctrl-X clears finished"),
         "{screen}"
     );
     assert!(screen.contains("f4.bin") && !screen.contains("f1.bin"), "{screen}");
@@ -224,9 +229,9 @@ fn finished_transfers_leave_the_panel_and_hidden_ones_are_counted() {
     let names: Vec<&str> = chat.transfers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["f3.bin", "f4.bin", "f5.bin", "f6.bin", "f7.bin", "f8.bin"]);
     assert!(chat.redraw);
-    // Ctrl-K clears every finished one, failed included.
+    // Ctrl-X clears every finished one, failed included.
     assert_eq!(
-        key_to_msg(key(Key::Char('k'), KeyModifiers::CONTROL)),
+        keymsg(key(Key::Char('x'), KeyModifiers::CONTROL)),
         Some(Msg::View(ViewMsg::ClearTransfers))
     );
     chat.update(Msg::View(ViewMsg::ClearTransfers));
@@ -254,20 +259,25 @@ fn key(code: Key, modifiers: KeyModifiers) -> KeyEvent {
     KeyEvent { code, modifiers }
 }
 
+/// What a key does on the main screen with the default bindings.
+fn keymsg(ev: KeyEvent) -> Option<Msg> {
+    key_to_msg(&super::keys::Keymap::default(), ev)
+}
+
 #[test]
 fn keys_map_to_messages() {
-    assert_eq!(key_to_msg(key(Key::Enter, KeyModifiers::NONE)), Some(Msg::Input(InputMsg::Submit)));
-    assert_eq!(key_to_msg(key(Key::Enter, KeyModifiers::ALT)), Some(Msg::Input(InputMsg::Newline)));
+    assert_eq!(keymsg(key(Key::Enter, KeyModifiers::NONE)), Some(Msg::Input(InputMsg::Submit)));
+    assert_eq!(keymsg(key(Key::Enter, KeyModifiers::ALT)), Some(Msg::Input(InputMsg::Newline)));
     assert_eq!(
-        key_to_msg(key(Key::Char('x'), KeyModifiers::NONE)),
+        keymsg(key(Key::Char('x'), KeyModifiers::NONE)),
         Some(Msg::Input(InputMsg::Char('x')))
     );
-    assert_eq!(key_to_msg(key(Key::Tab, KeyModifiers::NONE)), Some(Msg::Input(InputMsg::Complete)));
-    assert_eq!(key_to_msg(key(Key::PageUp, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::PageUp)));
-    assert_eq!(key_to_msg(key(Key::Home, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::Top)));
-    assert_eq!(key_to_msg(key(Key::End, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::Bottom)));
+    assert_eq!(keymsg(key(Key::Tab, KeyModifiers::NONE)), Some(Msg::Input(InputMsg::Complete)));
+    assert_eq!(keymsg(key(Key::PageUp, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::PageUp)));
+    assert_eq!(keymsg(key(Key::Home, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::Top)));
+    assert_eq!(keymsg(key(Key::End, KeyModifiers::NONE)), Some(Msg::View(ViewMsg::Bottom)));
     assert_eq!(
-        key_to_msg(key(Key::Char('n'), KeyModifiers::CONTROL)),
+        keymsg(key(Key::Char('n'), KeyModifiers::CONTROL)),
         Some(Msg::View(ViewMsg::NextRoom))
     );
     let ctrl_c: Event<UserEvent> = Event::Keyboard(key(Key::Char('c'), KeyModifiers::CONTROL));
@@ -328,7 +338,7 @@ fn send_starts_every_upload_at_once_and_reports_failures() {
     assert_eq!(chat.transfers.len(), 2);
     chat.update(Msg::Net(NetEvent::Transfer(TransferUpdate {
         id: 1,
-        kind: UpdateKind::Progress(Progress { done: 5, total: 10 }),
+        kind: UpdateKind::Progress(Progress { done: 5, total: 10, moved: 5 }),
     })));
     assert_eq!(chat.transfers[0].percent(), 50);
     chat.update(Msg::Net(NetEvent::Transfer(TransferUpdate {
@@ -349,7 +359,7 @@ fn tab_completes_commands_and_members() {
     }
     chat.update(Msg::Input(InputMsg::Complete));
     assert_eq!(chat.input.text, "/who ");
-    chat.update(Msg::Input(InputMsg::Clear));
+    chat.update(Msg::Input(InputMsg::KillToStart));
     for c in "hi @b".chars() {
         chat.update(Msg::Input(InputMsg::Char(c)));
     }
@@ -361,7 +371,7 @@ fn tab_completes_commands_and_members() {
 fn ctrl_c_quits_cleanly_through_the_client() {
     let mut chat = main_chat(conversation());
     chat.update(Msg::Quit);
-    assert_eq!(chat.effects, [Effect::Quit]);
+    assert_eq!(chat.effects, [Effect::Quit { reason: None }]);
     assert!(!chat.quit);
     chat.update(Msg::Net(NetEvent::QuitDone));
     assert!(chat.quit);
@@ -715,11 +725,11 @@ fn ctrl_g_fetches_the_newest_file_offer() {
     file.file = Some(FileInfo { id: 12, name: "report.pdf".into(), size: 2048, hash: "00".into() });
     chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(file))));
     assert_eq!(
-        key_to_msg(key(Key::Char('g'), KeyModifiers::CONTROL)),
+        keymsg(key(Key::Char('g'), KeyModifiers::CONTROL)),
         Some(Msg::View(ViewMsg::GetLatestFile))
     );
     chat.update(Msg::View(ViewMsg::GetLatestFile));
-    assert_eq!(chat.effects, [Effect::Download { id: 1, file_id: 12 }]);
+    assert_eq!(chat.effects, [Effect::Download { id: 1, file_id: 12, dir: ".".into() }]);
     assert_eq!(chat.transfers[0].name, "report.pdf");
     assert_eq!(chat.transfers[0].dir, Direction::Down);
 }
@@ -750,3 +760,5 @@ fn resizing_redraws_at_the_new_size_and_keeps_the_place() {
     let Anchor::Top { index, .. } = anchor else { panic!("scrolled back") };
     assert!(screen.contains(&format!(" m{} ", index + 1)), "{screen}");
 }
+
+mod editing;

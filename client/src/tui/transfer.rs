@@ -23,13 +23,17 @@ pub(crate) enum Direction {
     Down,
 }
 
-/// Bytes moved so far.
+/// Where a transfer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Progress {
-    /// Bytes done.
+    /// Bytes of the file done (held on the other side, or on disk), which
+    /// a resumed transfer starts from.
     pub(crate) done: u64,
     /// Bytes in all.
     pub(crate) total: u64,
+    /// Bytes moved over the network by this run: the speed is measured
+    /// on these, so a resume's held part does not count as speed.
+    pub(crate) moved: u64,
 }
 
 /// A report about one transfer.
@@ -103,7 +107,7 @@ impl Transfer {
             id,
             dir,
             name,
-            progress: Progress { done: 0, total },
+            progress: Progress { done: 0, total, moved: 0 },
             status: Status::Active,
             samples,
             finished: None,
@@ -126,7 +130,7 @@ impl Transfer {
     /// instead of freezing at the last values.
     pub(crate) fn tick(&mut self, now: Instant) {
         if self.status == Status::Active {
-            self.sample(now, self.progress.done);
+            self.sample(now, self.progress.moved);
         }
     }
 
@@ -143,7 +147,7 @@ impl Transfer {
         match kind {
             UpdateKind::Progress(p) => {
                 self.progress = p;
-                self.sample(now, p.done);
+                self.sample(now, p.moved);
             }
             UpdateKind::Done(detail) => {
                 self.progress.done = self.progress.total.max(self.progress.done);
@@ -261,8 +265,11 @@ impl FileTransfers for ClientTransfers {
         let started = self.client().and_then(|c| c.upload(room, path).map_err(|e| e.to_string()));
         Box::pin(async move {
             let handle = started?;
-            let progress =
-                map_progress(handle.progress(), |p| Progress { done: p.done, total: p.total });
+            let progress = map_progress(handle.progress(), |p| Progress {
+                done: p.done,
+                total: p.total,
+                moved: p.sent,
+            });
             let done = async move {
                 handle
                     .wait()
@@ -279,8 +286,11 @@ impl FileTransfers for ClientTransfers {
             self.client().and_then(|c| c.download(file_id, out_dir).map_err(|e| e.to_string()));
         Box::pin(async move {
             let handle = started?;
-            let progress =
-                map_progress(handle.progress(), |p| Progress { done: p.done, total: p.total });
+            let progress = map_progress(handle.progress(), |p| Progress {
+                done: p.done,
+                total: p.total,
+                moved: p.received,
+            });
             let done = async move {
                 handle.wait().await.map(|d| d.path.display().to_string()).map_err(|e| e.to_string())
             };
@@ -322,10 +332,12 @@ pub(crate) fn display_name(path: &Path) -> String {
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Where downloads go: the platform's download directory, else the current one.
+/// Where downloads go: the platform's download directory, else the
+/// current one (made absolute, so the UI can say where files land).
 pub(crate) fn download_dir() -> PathBuf {
     directories::UserDirs::new()
         .and_then(|d| d.download_dir().map(Path::to_path_buf))
+        .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
@@ -340,7 +352,7 @@ mod tests {
         assert_eq!(t.percent(), 0);
         assert_eq!(t.eta(), None);
         t.apply(
-            UpdateKind::Progress(Progress { done: 250, total: 1000 }),
+            UpdateKind::Progress(Progress { done: 250, total: 1000, moved: 250 }),
             t0 + Duration::from_secs(1),
         );
         assert_eq!(t.percent(), 25);
@@ -353,11 +365,24 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_transfer_starts_at_the_held_part_and_its_speed_counts_only_what_moves() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut t = Transfer::new(1, Direction::Down, "big.iso".into(), 0, t0);
+        // The library reports the partial file it found before any byte moved.
+        t.apply(UpdateKind::Progress(Progress { done: 600, total: 1000, moved: 0 }), t0);
+        assert_eq!(t.percent(), 60, "the held part, not 0%");
+        t.apply(UpdateKind::Progress(Progress { done: 700, total: 1000, moved: 100 }), t0 + s(1));
+        assert!((t.speed() - 100.0).abs() < 1e-6, "100 B/s, not 700: {}", t.speed());
+        assert_eq!(t.eta(), Some(s(3)));
+    }
+
+    #[test]
     fn a_stalled_transfer_slows_to_zero_on_ticks() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut t = Transfer::new(1, Direction::Up, "a.bin".into(), 1000, t0);
-        t.apply(UpdateKind::Progress(Progress { done: 400, total: 1000 }), t0 + s(2));
+        t.apply(UpdateKind::Progress(Progress { done: 400, total: 1000, moved: 400 }), t0 + s(2));
         assert!((t.speed() - 200.0).abs() < 1e-6);
         // No progress reports while it stalls; only ticks.
         for i in 3..=5 {
@@ -370,7 +395,7 @@ mod tests {
         assert_eq!(t.speed(), 0.0, "nothing moved in the last 5 s");
         assert_eq!(fmt_eta(t.eta()), "--:--");
         // It picks up again.
-        t.apply(UpdateKind::Progress(Progress { done: 600, total: 1000 }), t0 + s(10));
+        t.apply(UpdateKind::Progress(Progress { done: 600, total: 1000, moved: 600 }), t0 + s(10));
         assert!(t.speed() > 0.0);
         // Ticks leave finished transfers alone.
         t.apply(UpdateKind::Done("file 1".into()), t0 + s(11));
@@ -395,7 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn forward_reports_progress_and_end() {
-        let (tx, rx) = watch::channel(Progress { done: 0, total: 10 });
+        let (tx, rx) = watch::channel(Progress { done: 0, total: 10, moved: 0 });
         let (end_tx, end_rx) = tokio::sync::oneshot::channel::<Result<String, String>>();
         let running = Running {
             progress: rx,
@@ -405,7 +430,7 @@ mod tests {
         let seen2 = seen.clone();
         let task = tokio::spawn(forward(3, running, move |u| seen2.lock().expect("lock").push(u)));
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let _ = tx.send(Progress { done: 10, total: 10 });
+        let _ = tx.send(Progress { done: 10, total: 10, moved: 10 });
         let _ = end_tx.send(Ok("file 9".into()));
         task.await.expect("forward ends");
         let seen = seen.lock().expect("lock").clone();
@@ -415,7 +440,7 @@ mod tests {
         );
         assert!(seen.contains(&TransferUpdate {
             id: 3,
-            kind: UpdateKind::Progress(Progress { done: 10, total: 10 })
+            kind: UpdateKind::Progress(Progress { done: 10, total: 10, moved: 10 })
         }));
     }
 }

@@ -1,22 +1,29 @@
 //! update(): one match from [`Msg`] to a new [`Chat`] state plus queued
 //! [`Effect`]s. It never awaits and never touches the network.
+//!
+//! Here: the dispatch, ticks and network events; `update/` holds the
+//! log-in form, the input line and commands, reconnecting by hand, the
+//! overlays and the view keys.
 
-use std::path::Path;
+mod connect;
+mod form;
+mod input;
+mod popups;
+mod view;
 
 use crate::{ClientEvent, ConnState, MemberInfo};
 
-use super::app::{ConnectError, Effect, FormMsg, InputMsg, Login, Msg, NetEvent, ViewMsg};
-use super::commands::{self, COMMANDS, Command, CompletionCtx};
+use super::app::{ConnectError, Effect, Msg, NetEvent};
 use super::layout::{self, Anchor};
-use super::model::{Chat, FIELDS, FormStatus, PASSWORD, Popup, Registration, Screen};
-use super::transfer::{self, Direction, Transfer};
+use super::model::{Chat, FormStatus, PASSWORD, Registration, Screen};
+use super::transfer::{self};
 
 impl Chat {
     /// Applies one message.
     pub(crate) fn update(&mut self, msg: Msg) {
         self.redraw = true;
         match msg {
-            Msg::Quit => self.start_quit(),
+            Msg::Quit => self.start_quit(None),
             Msg::Redraw => {}
             Msg::Tick => self.on_tick(),
             Msg::Net(ev) => self.on_net(ev),
@@ -26,7 +33,9 @@ impl Chat {
         }
     }
 
-    fn start_quit(&mut self) {
+    /// Leaves: `quit` (with the reason the rooms are shown) when there is
+    /// a connection, at once when there is none or this is the second try.
+    fn start_quit(&mut self, reason: Option<String>) {
         let connected =
             self.screen == Screen::Main && !matches!(self.conn, ConnState::Closed { .. });
         if self.quitting || !connected {
@@ -35,7 +44,7 @@ impl Chat {
         }
         self.quitting = true;
         self.notice = Some("leaving…".into());
-        self.effects.push(Effect::Quit);
+        self.effects.push(Effect::Quit { reason });
     }
 
     fn on_tick(&mut self) {
@@ -70,6 +79,21 @@ impl Chat {
                 if !self.sessions.contains(&id) {
                     self.sessions.push(id);
                 }
+                if self.screen == Screen::Main {
+                    // A reconnect by hand (/reconnect, /trust): a new client
+                    // whose events start now; fetch what the old one missed.
+                    self.changed_cert = None;
+                    self.notice = Some("reconnected".into());
+                    for r in self.rooms.iter_mut().filter(|r| r.opened && r.info.joined) {
+                        match r.messages.last() {
+                            Some(m) => self
+                                .effects
+                                .push(Effect::CatchUp { room: r.info.name.clone(), after: m.seq }),
+                            // Nothing loaded: the newest page when shown.
+                            None => r.opened = false,
+                        }
+                    }
+                }
                 self.screen = Screen::Main;
                 self.me = user;
                 self.conn = ConnState::Connected;
@@ -86,14 +110,23 @@ impl Chat {
                     }
                 }
             }
+            NetEvent::ConnectFailed(e) if self.screen == Screen::Main => self.reconnect_failed(e),
             NetEvent::ConnectFailed(e) => {
                 // A probe that met a certificate not pinned yet may work
                 // now; one refused for the certificate would fail again.
                 let retry_probe = matches!(e, ConnectError::TokenRefused | ConnectError::Other(_));
+                if matches!(e, ConnectError::Other(_) | ConnectError::RegistrationClosed) {
+                    // Most likely a wrong password: retyped, it must not be
+                    // appended to the old one.
+                    self.login.fields[PASSWORD].clear();
+                    self.login.focus = PASSWORD;
+                }
                 self.screen = Screen::Login;
                 self.login.status = match e {
                     ConnectError::UnknownHost { fingerprint } => FormStatus::Trust(fingerprint),
-                    ConnectError::HostChanged { message } => FormStatus::HostChanged(message),
+                    ConnectError::HostChanged { message, got } => {
+                        FormStatus::HostChanged(message, got)
+                    }
                     ConnectError::TokenRefused => {
                         let id = self.identity();
                         self.sessions.retain(|s| *s != id);
@@ -109,7 +142,7 @@ impl Chat {
                         self.login.probed = Some(key);
                         self.login.open_registration = Registration::Closed;
                         self.login.register = false;
-                        FormStatus::Error(registration_closed(&self.login.fields[1]))
+                        FormStatus::Error(form::registration_closed(&self.login.fields[1]))
                     }
                     ConnectError::Other(s) => FormStatus::Error(s),
                 };
@@ -236,358 +269,4 @@ impl Chat {
             }
         }
     }
-
-    fn on_form(&mut self, m: FormMsg) {
-        let f = &mut self.login;
-        match (&f.status, m) {
-            (FormStatus::Trust(_), FormMsg::Char('y' | 'Y')) => {
-                let login = self.login_request(true);
-                if let Some(login) = login {
-                    self.login.status = FormStatus::Connecting;
-                    self.effects.push(Effect::Connect(login));
-                }
-            }
-            (FormStatus::Trust(_), FormMsg::Char('n' | 'N') | FormMsg::Cancel) => {
-                f.status = FormStatus::Error("certificate not trusted; not connected".into());
-            }
-            (FormStatus::Trust(_) | FormStatus::Connecting, _) => {}
-            (_, FormMsg::Char(c)) => f.fields[f.focus].push(c),
-            (_, FormMsg::Backspace) => {
-                f.fields[f.focus].pop();
-            }
-            (_, FormMsg::Next) => f.focus = (f.focus + 1) % FIELDS.len(),
-            (_, FormMsg::Prev) => f.focus = (f.focus + FIELDS.len() - 1) % FIELDS.len(),
-            (_, FormMsg::ToggleRegister) => {
-                if !f.register && f.registration() == Registration::Closed {
-                    f.status = FormStatus::Error(registration_closed(&f.fields[1]));
-                } else {
-                    f.register = !f.register;
-                }
-            }
-            (_, FormMsg::Cancel) => {}
-            (_, FormMsg::Submit) => {
-                if let Some(login) = self.login_request(false) {
-                    self.login.status = FormStatus::Connecting;
-                    self.effects.push(Effect::Connect(login));
-                }
-            }
-        }
-        // Leaving the server or tenant field (Tab, Enter): ask the server
-        // whether that tenant takes registrations, once per pair.
-        if self.login.focus > 1 {
-            self.probe_registration();
-        }
-    }
-
-    /// Queues a `hello` about the form's tenant unless this server and
-    /// tenant were asked about already (or are not filled in).
-    pub(crate) fn probe_registration(&mut self) {
-        let f = &mut self.login;
-        let key = f.server_tenant();
-        if key.iter().any(String::is_empty) || f.probed.as_ref() == Some(&key) {
-            return;
-        }
-        f.probed = Some(key.clone());
-        f.open_registration = Registration::Unknown;
-        let [server, tenant] = key;
-        self.effects.push(Effect::Probe { server, tenant });
-    }
-
-    fn on_registration(&mut self, server: String, tenant: String, open: Option<bool>) {
-        let f = &mut self.login;
-        if f.probed.as_ref() != Some(&[server, tenant]) {
-            return; // an answer about fields since changed
-        }
-        f.open_registration = match open {
-            Some(true) => Registration::Open,
-            Some(false) => Registration::Closed,
-            None => Registration::Unknown,
-        };
-        if f.register && f.open_registration == Registration::Closed {
-            f.register = false;
-            if f.status != FormStatus::Connecting {
-                f.status = FormStatus::Error(registration_closed(&f.fields[1]));
-            }
-        }
-    }
-
-    /// The log-in the form describes, or `None` (with the form saying why).
-    fn login_request(&mut self, accept_new: bool) -> Option<Login> {
-        let f = &mut self.login;
-        if let Some(i) = f.fields[..PASSWORD].iter().position(|v| v.trim().is_empty()) {
-            f.status = FormStatus::Error(format!("{} is required", FIELDS[i]));
-            f.focus = i;
-            return None;
-        }
-        let have_token = self.have_token();
-        let f = &mut self.login;
-        let password = if f.fields[PASSWORD].is_empty() {
-            if !have_token || f.register {
-                f.status = FormStatus::Error("enter the password".into());
-                f.focus = PASSWORD;
-                return None;
-            }
-            None
-        } else {
-            Some(f.fields[PASSWORD].clone())
-        };
-        Some(Login {
-            server: f.fields[0].trim().to_owned(),
-            tenant: f.fields[1].trim().to_owned(),
-            user: f.fields[2].trim().to_owned(),
-            password,
-            register: f.register,
-            accept_new,
-        })
-    }
-
-    fn on_input(&mut self, m: InputMsg) {
-        if m != InputMsg::Complete {
-            self.candidates.clear();
-        }
-        match m {
-            InputMsg::Char(c) => self.input.insert(c),
-            InputMsg::Newline => self.input.insert('\n'),
-            InputMsg::Backspace => self.input.backspace(),
-            InputMsg::Delete => self.input.delete(),
-            InputMsg::Left => self.input.left(),
-            InputMsg::Right => self.input.right(),
-            InputMsg::Start => self.input.cursor = 0,
-            InputMsg::End => self.input.cursor = self.input.text.len(),
-            InputMsg::Clear => {
-                self.input.take();
-            }
-            InputMsg::Complete => self.complete(),
-            InputMsg::Submit => {
-                let line = self.input.take();
-                match commands::parse(&line) {
-                    Ok(cmd) => {
-                        self.notice = None;
-                        self.run(cmd);
-                    }
-                    Err(e) => {
-                        self.notice = Some(e);
-                        self.input.set(line);
-                    }
-                }
-            }
-        }
-    }
-
-    fn complete(&mut self) {
-        if self.input.cursor != self.input.text.len() {
-            return;
-        }
-        let rooms: Vec<String> = self.rooms.iter().map(|r| r.info.name.clone()).collect();
-        let members: Vec<String> = self
-            .room()
-            .map(|r| r.members.iter().map(|m| m.user.clone()).collect())
-            .unwrap_or_default();
-        let ctx = CompletionCtx { rooms: &rooms, members: &members, list_dir: &list_dir };
-        match commands::complete(&self.input.text, &ctx) {
-            Some(c) => {
-                self.input.set(c.line);
-                self.candidates = c.candidates;
-            }
-            None => self.candidates.clear(),
-        }
-    }
-
-    /// Carries out a parsed command.
-    pub(crate) fn run(&mut self, cmd: Command) {
-        let room = self.room().filter(|r| r.info.joined).map(|r| r.info.name.clone());
-        let need_room = "join a room first: /join ROOM (or /rooms)";
-        match cmd {
-            Command::Nothing => {}
-            Command::Say(body) => match room {
-                Some(room) => {
-                    if let Some(r) = self.room_mut() {
-                        r.anchor = Anchor::Bottom;
-                    }
-                    self.effects.push(Effect::Send { room, body });
-                }
-                None => self.notice = Some(need_room.into()),
-            },
-            Command::Me(text) => match room {
-                Some(room) => self.effects.push(Effect::Send { room, body: format!("/me {text}") }),
-                None => self.notice = Some(need_room.into()),
-            },
-            Command::Join(name) => {
-                if let Some(i) = self.find(&name).filter(|&i| self.rooms[i].info.joined) {
-                    self.open_room(i);
-                } else {
-                    self.effects.push(Effect::Join(name));
-                }
-            }
-            Command::Leave(name) => match name.or(room) {
-                Some(name) => self.effects.push(Effect::Leave(name)),
-                None => self.notice = Some("which room? /leave ROOM".into()),
-            },
-            Command::Create(name) => self.effects.push(Effect::Create(name)),
-            Command::Rooms => {
-                self.popup = Some(self.rooms_popup());
-                self.effects.push(Effect::Rooms);
-            }
-            Command::Who => {
-                self.show_members = !self.show_members;
-                if self.show_members
-                    && let Some(room) = room
-                {
-                    self.effects.push(Effect::Members(room));
-                }
-            }
-            Command::Send(paths) => {
-                let Some(room) = room else {
-                    self.notice = Some(need_room.into());
-                    return;
-                };
-                let now = (self.now)();
-                for path in paths {
-                    let id = self.next_transfer;
-                    self.next_transfer += 1;
-                    self.transfers.push(Transfer::new(
-                        id,
-                        Direction::Up,
-                        transfer::display_name(&path),
-                        0,
-                        now,
-                    ));
-                    self.effects.push(Effect::Upload { id, room: room.clone(), path });
-                }
-            }
-            Command::Get(file_id) => {
-                let id = self.next_transfer;
-                self.next_transfer += 1;
-                // A file id names one offer, so this is the name the file
-                // comes down under (the server's reply will say the same).
-                let name = self
-                    .rooms
-                    .iter()
-                    .flat_map(|r| r.messages.iter().rev())
-                    .find_map(|m| {
-                        m.file.as_ref().filter(|f| f.id == file_id).map(|f| f.name.clone())
-                    })
-                    .unwrap_or_else(|| format!("file {file_id}"));
-                self.transfers.push(Transfer::new(id, Direction::Down, name, 0, (self.now)()));
-                self.effects.push(Effect::Download { id, file_id });
-            }
-            Command::Quit => self.start_quit(),
-            Command::Help => self.popup = Some(help_popup()),
-        }
-    }
-
-    fn rooms_popup(&self) -> Popup {
-        let lines = if self.rooms.is_empty() {
-            vec!["no rooms yet: /create ROOM".to_owned()]
-        } else {
-            self.rooms
-                .iter()
-                .map(|r| {
-                    let state = if r.info.joined {
-                        format!("joined, {} unread", r.info.unread)
-                    } else {
-                        "not joined (/join)".to_owned()
-                    };
-                    format!("{:<20} {state}", r.info.name)
-                })
-                .collect()
-        };
-        Popup { title: "Rooms".into(), lines }
-    }
-
-    fn on_view(&mut self, m: ViewMsg) {
-        let (w, h) = self.viewport;
-        let me = self.me.clone();
-        let zone = self.zone.clone();
-        let step = |chat: &mut Self, delta: isize| {
-            if let Some(r) = chat.room_mut() {
-                let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w, zone: &zone };
-                r.anchor = layout::scroll(&r.messages, r.anchor, delta, h, &ctx);
-            }
-        };
-        let page = isize::try_from(h.saturating_sub(1).max(1)).unwrap_or(1);
-        match m {
-            ViewMsg::LineUp => step(self, -1),
-            ViewMsg::LineDown => step(self, 1),
-            ViewMsg::PageUp => step(self, -page),
-            ViewMsg::PageDown => step(self, page),
-            ViewMsg::Top => {
-                if let Some(r) = self.room_mut()
-                    && !r.messages.is_empty()
-                {
-                    r.anchor = Anchor::Top { index: 0, offset: 0 };
-                }
-            }
-            ViewMsg::Bottom => {
-                if let Some(r) = self.room_mut() {
-                    r.anchor = Anchor::Bottom;
-                }
-            }
-            ViewMsg::NextRoom | ViewMsg::PrevRoom if !self.rooms.is_empty() => {
-                let n = self.rooms.len();
-                let cur = self.current.unwrap_or(0);
-                let next = if m == ViewMsg::NextRoom { (cur + 1) % n } else { (cur + n - 1) % n };
-                self.open_room(next);
-            }
-            ViewMsg::NextRoom | ViewMsg::PrevRoom => {}
-            ViewMsg::Close => {
-                self.popup = None;
-                self.candidates.clear();
-            }
-            ViewMsg::ClearTransfers => {
-                let before = self.transfers.len();
-                self.transfers.retain(|t| t.status == transfer::Status::Active);
-                let cleared = before - self.transfers.len();
-                self.notice = Some(match cleared {
-                    0 => "no finished transfers to clear".to_owned(),
-                    1 => "cleared 1 finished transfer".to_owned(),
-                    n => format!("cleared {n} finished transfers"),
-                });
-            }
-            ViewMsg::GetLatestFile => {
-                let latest = self.room().and_then(|r| {
-                    r.messages.iter().rev().find_map(|m| m.file.as_ref().map(|f| f.id))
-                });
-                match latest {
-                    Some(id) => self.run(Command::Get(id)),
-                    None => self.notice = Some("no file offered in this room yet".into()),
-                }
-            }
-        }
-        self.maybe_load_older();
-    }
-}
-
-/// What the form says when the tenant takes no registrations.
-fn registration_closed(tenant: &str) -> String {
-    format!(
-        "tenant {} does not allow self-registration: log in, or ask an operator for an account",
-        tenant.trim()
-    )
-}
-
-fn help_popup() -> Popup {
-    let mut lines: Vec<String> = COMMANDS.iter().map(|(c, d)| format!("{c} {d}")).collect();
-    lines.extend(
-        [
-            "",
-            "Enter send · Alt-Enter new line · Tab complete · :tada: emoji",
-            "PgUp/PgDn/Home/End scroll · Up/Down one line",
-            "Ctrl-N/Ctrl-P next/previous room · Ctrl-G fetch the latest file",
-            "Ctrl-K clear finished transfers · Esc close · Ctrl-C quit",
-        ]
-        .map(str::to_owned),
-    );
-    Popup { title: "Help".into(), lines }
-}
-
-/// Lists a directory for path completion (names and whether each is one).
-fn list_dir(dir: &Path) -> Vec<(String, bool)> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
-    rd.filter_map(Result::ok)
-        .take(1000)
-        .map(|e| {
-            (e.file_name().to_string_lossy().into_owned(), e.file_type().is_ok_and(|t| t.is_dir()))
-        })
-        .collect()
 }

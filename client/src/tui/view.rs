@@ -15,8 +15,10 @@ use super::components::popup::PopupView;
 use super::components::rooms::RoomList;
 use super::components::status::{StatusBar, StatusInfo, transfer_summary};
 use super::components::transfers::{TransferPanel, TransferRow};
+use super::keys::Action;
 use super::layout;
 use super::model::{Chat, Screen};
+use super::wrap;
 
 /// The tuirealm application of this UI.
 pub(crate) type App = Application<Id, Msg, UserEvent>;
@@ -26,14 +28,15 @@ pub(crate) type App = Application<Id, Msg, UserEvent>;
 /// # Errors
 /// When tuirealm refuses a mount (a duplicate id).
 pub(crate) fn mount(app: &mut App, chat: &Chat) -> Result<(), ApplicationError> {
-    app.mount(Id::Login, Box::new(LoginView::default()), Vec::new())?;
-    app.mount(Id::Rooms, Box::new(RoomList::default()), Vec::new())?;
-    app.mount(Id::Messages, Box::new(MessageView::default()), Vec::new())?;
-    app.mount(Id::Members, Box::new(MemberList::default()), Vec::new())?;
-    app.mount(Id::Input, Box::new(InputBox::default()), Vec::new())?;
-    app.mount(Id::Status, Box::new(StatusBar::default()), Vec::new())?;
-    app.mount(Id::Transfers, Box::new(TransferPanel::default()), Vec::new())?;
-    app.mount(Id::Popup, Box::new(PopupView::default()), Vec::new())?;
+    let t = || chat.theme.clone();
+    app.mount(Id::Login, Box::new(LoginView::new(t())), Vec::new())?;
+    app.mount(Id::Rooms, Box::new(RoomList::new(t())), Vec::new())?;
+    app.mount(Id::Messages, Box::new(MessageView::new(t())), Vec::new())?;
+    app.mount(Id::Members, Box::new(MemberList::new(t())), Vec::new())?;
+    app.mount(Id::Input, Box::new(InputBox::new(chat.keys.clone(), t())), Vec::new())?;
+    app.mount(Id::Status, Box::new(StatusBar::new(t())), Vec::new())?;
+    app.mount(Id::Transfers, Box::new(TransferPanel::new(t())), Vec::new())?;
+    app.mount(Id::Popup, Box::new(PopupView::new(t())), Vec::new())?;
     focus(app, chat);
     Ok(())
 }
@@ -67,6 +70,22 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// The widest an overlay gets.
+const POPUP_W: u16 = 76;
+
+/// The widths of the rooms and members panels at a terminal `width`
+/// columns wide: both at 72 columns and more (members only when shown),
+/// a narrow room list alone from 50, neither below, so the messages keep
+/// at least about 40 columns.
+pub(crate) fn side_panels(width: u16, show_members: bool) -> (u16, u16) {
+    match width {
+        100.. => (20, if show_members { 20 } else { 0 }),
+        72..=99 => (16, if show_members { 16 } else { 0 }),
+        50..=71 => (12, 0),
+        _ => (0, 0),
+    }
+}
+
 /// Draws the whole screen.
 pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     let area = f.area();
@@ -86,19 +105,20 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         .constraints([
             Constraint::Min(3),
             Constraint::Length(transfers_h),
-            Constraint::Length(InputBox::height(&chat.input)),
+            Constraint::Length(InputBox::height(&chat.input.text)),
             Constraint::Length(1),
         ])
         .split(area);
-    let side = if area.width >= 100 { 20 } else { 16 };
-    let members_w = if chat.show_members { side } else { 0 };
+    let (side, members_w) = side_panels(area.width, chat.show_members);
     let cols = Layout::default()
         .direction(Direction::Horizontal)
         .constraints([Constraint::Length(side), Constraint::Min(10), Constraint::Length(members_w)])
         .split(rows[0]);
 
-    with::<RoomList>(app, Id::Rooms, |c| c.set(&chat.rooms, chat.current));
-    app.view(&Id::Rooms, f, cols[0]);
+    if side > 0 {
+        with::<RoomList>(app, Id::Rooms, |c| c.set(&chat.rooms, chat.current));
+        app.view(&Id::Rooms, f, cols[0]);
+    }
 
     let inner_w = usize::from(cols[1].width.saturating_sub(2));
     let inner_h = usize::from(cols[1].height.saturating_sub(2));
@@ -130,7 +150,7 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     with::<MessageView>(app, Id::Messages, |c| c.set(rows_shown, title));
     app.view(&Id::Messages, f, cols[1]);
 
-    if chat.show_members {
+    if members_w > 0 {
         let members = chat.room().map(|r| r.members.as_slice()).unwrap_or_default();
         with::<MemberList>(app, Id::Members, |c| c.set(members));
         app.view(&Id::Members, f, cols[2]);
@@ -138,12 +158,16 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
 
     if transfers_h > 0 {
         let rows_t: Vec<TransferRow> = chat.transfers.iter().map(TransferRow::of).collect();
-        with::<TransferPanel>(app, Id::Transfers, |c| c.set(rows_t));
+        let clear = chat.keys.hint(Action::ClearTransfers);
+        let details = chat.keys.hint(Action::Transfers);
+        with::<TransferPanel>(app, Id::Transfers, |c| c.set(rows_t, clear, details));
         app.view(&Id::Transfers, f, rows[1]);
     }
 
     let room_name = chat.room().map(|r| r.info.name.clone()).unwrap_or_default();
-    with::<InputBox>(app, Id::Input, |c| c.set(&chat.input, &room_name, &chat.candidates));
+    with::<InputBox>(app, Id::Input, |c| {
+        c.set(&chat.input.text, chat.input.cursor, &room_name, &chat.candidates);
+    });
     app.view(&Id::Input, f, rows[2]);
 
     let info = StatusInfo {
@@ -155,11 +179,16 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     with::<StatusBar>(app, Id::Status, |c| c.set(info));
     app.view(&Id::Status, f, rows[3]);
 
-    if chat.popup.is_some() {
-        let h =
-            u16::try_from(chat.popup.as_ref().map_or(0, |p| p.lines.len()) + 4).unwrap_or(u16::MAX);
-        let r = centered(rows[0], 76, h);
-        with::<PopupView>(app, Id::Popup, |c| c.set(chat.popup.as_ref()));
+    if let Some(p) = &mut chat.popup {
+        // Long lines (a transfer's whole error) wrap: count the rows.
+        let w = rows[0].width.min(POPUP_W).saturating_sub(2);
+        let text_rows: usize = p.lines.iter().map(|l| wrap::wrap(l, usize::from(w)).len()).sum();
+        let h = u16::try_from(text_rows + 2).unwrap_or(u16::MAX);
+        let r = centered(rows[0], POPUP_W, h);
+        let visible = usize::from(r.height.saturating_sub(2));
+        p.scroll = p.scroll.min(text_rows.saturating_sub(visible));
+        let more = text_rows > visible;
+        with::<PopupView>(app, Id::Popup, |c| c.set(Some(&*p), more));
         app.view(&Id::Popup, f, r);
     }
 }

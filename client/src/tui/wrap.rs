@@ -15,7 +15,13 @@
 //!   qualified form (`🏳️‍🌈`, 2 columns);
 //! - clusters that draw nothing (a lone ZWJ, VS16, zero-width space, soft
 //!   hyphen or combining mark) are 0 columns and left out, as ratatui
-//!   leaves them out.
+//!   leaves them out;
+//! - a regional indicator without its pair (`🇯` of a flag `🇯🇵` cut in
+//!   two, or typed half) is drawn one column wide by some terminals and
+//!   two by others, so whatever ratatui assumes leaves a stray half glyph
+//!   in some of them: it is shown as its letter (`J`), as Unicode suggests
+//!   for a region with no flag. A pair is one flag, two columns
+//!   everywhere.
 
 use std::borrow::Cow;
 
@@ -36,8 +42,20 @@ fn raw_width(g: &str) -> usize {
     if g.contains(char::is_control) { 0 } else { usize::from(g.cell_width()) }
 }
 
+/// The letter of a regional indicator symbol (`🇯` is `J`).
+fn regional_letter(c: char) -> Option<char> {
+    let off = u32::from(c).checked_sub(0x1F1E6).filter(|o| *o < 26)?;
+    char::from_u32(u32::from(b'A') + off)
+}
+
 /// A cluster in the form it is drawn in, and its width.
 fn cluster(g: &str) -> (Cow<'_, str>, usize) {
+    let mut chars = g.chars();
+    if let (Some(c), None) = (chars.next(), chars.next())
+        && let Some(letter) = regional_letter(c)
+    {
+        return (Cow::Owned(letter.to_string()), 1);
+    }
     let w = raw_width(g);
     if w <= 2 || !g.contains(ZWJ) {
         return (Cow::Borrowed(g), w);
@@ -286,6 +304,17 @@ mod tests {
                 assert!(width(&line) <= limit, "{line:?} wider than {limit}");
             }
         }
+    }
+
+    #[test]
+    fn flags_are_two_columns_and_a_lone_half_is_its_letter() {
+        assert_eq!(width("🇯🇵"), 2);
+        assert_eq!(wrap("🇯🇵🇫🇷", 80), ["🇯🇵🇫🇷"]);
+        // An odd one out (three indicators: a flag and a half).
+        assert_eq!(width("🇯🇵🇫"), 3);
+        assert_eq!(wrap("a🇯🇵🇫 b", 80), ["a🇯🇵F b"]);
+        assert_eq!(truncate("🇯x", 5), "Jx");
+        assert_eq!(pad("🇯", 3), "J  ");
     }
 
     #[test]

@@ -6,35 +6,46 @@ use tuirealm::event::{Event, Key, KeyEvent, KeyModifiers};
 use tuirealm::props::Props;
 use tuirealm::ratatui::Frame;
 use tuirealm::ratatui::layout::Rect;
-use tuirealm::ratatui::style::{Color, Style};
+use tuirealm::ratatui::style::Style;
 use tuirealm::ratatui::text::{Line, Span};
 use tuirealm::ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{global, props_boilerplate};
 use crate::tui::app::{InputMsg, Msg, UserEvent, ViewMsg};
-use crate::tui::model::InputLine;
+use crate::tui::keys::{Action, Keymap};
+use crate::tui::theme::Theme;
 use crate::tui::wrap;
 
 /// The input line.
 #[derive(Default)]
 pub(crate) struct InputBox {
     props: Props,
-    input: InputLine,
+    theme: Theme,
+    text: String,
+    cursor: usize,
     room: String,
     candidates: Vec<String>,
+    keys: Keymap,
 }
 
 impl InputBox {
-    /// What to draw.
-    pub(crate) fn set(&mut self, input: &InputLine, room: &str, candidates: &[String]) {
-        self.input.clone_from(input);
+    /// An input box mapping keys by `keys`, drawn in `theme`'s colours.
+    pub(crate) fn new(keys: Keymap, theme: Theme) -> Self {
+        Self { keys, theme, ..Self::default() }
+    }
+
+    /// What to draw: the text, the cursor (a byte index in it), the room
+    /// and completion candidates.
+    pub(crate) fn set(&mut self, text: &str, cursor: usize, room: &str, candidates: &[String]) {
+        text.clone_into(&mut self.text);
+        self.cursor = cursor.min(text.len());
         room.clone_into(&mut self.room);
         self.candidates = candidates.to_vec();
     }
 
     /// Rows the box needs: a border line plus the text lines (at most 4).
-    pub(crate) fn height(input: &InputLine) -> u16 {
-        let lines = input.text.split('\n').count().clamp(1, 4);
+    pub(crate) fn height(text: &str) -> u16 {
+        let lines = text.split('\n').count().clamp(1, 4);
         u16::try_from(lines).unwrap_or(4) + 1
     }
 }
@@ -48,11 +59,11 @@ impl Component for InputBox {
         };
         let block = Block::default()
             .borders(Borders::TOP)
-            .border_style(Style::default().fg(Color::DarkGray))
+            .border_style(Style::default().fg(self.theme.border))
             .title(title);
         let inner = block.inner(area);
-        let lines: Vec<&str> = self.input.text.split('\n').collect();
-        let before = &self.input.text[..self.input.cursor];
+        let lines: Vec<&str> = self.text.split('\n').collect();
+        let before = &self.text[..self.cursor];
         let cursor_line = before.matches('\n').count();
         let visible = usize::from(inner.height).max(1);
         let first = (cursor_line + 1).saturating_sub(visible);
@@ -69,7 +80,7 @@ impl Component for InputBox {
                 let prompt = if i == 0 { "> " } else { "  " };
                 let shown = skip_cols(l, if i == cursor_line { hscroll } else { 0 });
                 Line::from(vec![
-                    Span::styled(prompt, Style::default().fg(Color::Cyan)),
+                    Span::styled(prompt, Style::default().fg(self.theme.accent)),
                     Span::raw(wrap::truncate(shown, width).into_owned()),
                 ])
             })
@@ -95,42 +106,65 @@ impl AppComponent<Msg, UserEvent> for InputBox {
             return Some(m);
         }
         let Event::Keyboard(key) = ev else { return None };
-        key_to_msg(*key)
+        key_to_msg(&self.keys, *key)
     }
 }
 
-/// The main screen's keys.
-pub(crate) fn key_to_msg(KeyEvent { code, modifiers }: KeyEvent) -> Option<Msg> {
-    let ctrl = modifiers.contains(KeyModifiers::CONTROL);
-    let alt = modifiers.contains(KeyModifiers::ALT);
-    let input = |m| Some(Msg::Input(m));
-    let view = |m| Some(Msg::View(m));
+/// The main screen's keys: bound ones do their action, other characters
+/// are typed.
+pub(crate) fn key_to_msg(keys: &Keymap, ev: KeyEvent) -> Option<Msg> {
+    if let Some(action) = keys.action(ev) {
+        return Some(action_msg(action));
+    }
+    let KeyEvent { code, modifiers } = ev;
     match code {
-        Key::Enter if alt || modifiers.contains(KeyModifiers::SHIFT) => input(InputMsg::Newline),
-        Key::Enter => input(InputMsg::Submit),
-        Key::Char('a') if ctrl => input(InputMsg::Start),
-        Key::Char('e') if ctrl => input(InputMsg::End),
-        Key::Char('u') if ctrl => input(InputMsg::Clear),
-        Key::Char('n') if ctrl => view(ViewMsg::NextRoom),
-        Key::Char('p') if ctrl => view(ViewMsg::PrevRoom),
-        Key::Char('g') if ctrl => view(ViewMsg::GetLatestFile),
-        Key::Char('k') if ctrl => view(ViewMsg::ClearTransfers),
-        Key::Char('j') if ctrl => input(InputMsg::Newline),
-        Key::Char(c) if !ctrl && !alt => input(InputMsg::Char(c)),
-        Key::Backspace => input(InputMsg::Backspace),
-        Key::Delete => input(InputMsg::Delete),
-        Key::Left => input(InputMsg::Left),
-        Key::Right => input(InputMsg::Right),
-        Key::Tab => input(InputMsg::Complete),
-        Key::Up if alt => view(ViewMsg::PrevRoom),
-        Key::Down if alt => view(ViewMsg::NextRoom),
-        Key::Up => view(ViewMsg::LineUp),
-        Key::Down => view(ViewMsg::LineDown),
-        Key::PageUp => view(ViewMsg::PageUp),
-        Key::PageDown => view(ViewMsg::PageDown),
-        Key::Home => view(ViewMsg::Top),
-        Key::End => view(ViewMsg::Bottom),
-        Key::Esc => view(ViewMsg::Close),
+        Key::Char(c)
+            if !modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                && !c.is_control() =>
+        {
+            Some(Msg::Input(InputMsg::Char(c)))
+        }
         _ => None,
+    }
+}
+
+/// What an action is as a message to update().
+pub(crate) fn action_msg(action: Action) -> Msg {
+    let input = Msg::Input;
+    let view = Msg::View;
+    match action {
+        Action::Send => input(InputMsg::Submit),
+        Action::Newline => input(InputMsg::Newline),
+        Action::Complete => input(InputMsg::Complete),
+        Action::Left => input(InputMsg::Left),
+        Action::Right => input(InputMsg::Right),
+        Action::WordLeft => input(InputMsg::WordLeft),
+        Action::WordRight => input(InputMsg::WordRight),
+        Action::LineStart => input(InputMsg::Start),
+        Action::LineEnd => input(InputMsg::End),
+        Action::DeleteLeft => input(InputMsg::Backspace),
+        Action::DeleteRight => input(InputMsg::Delete),
+        Action::DeleteWordLeft => input(InputMsg::KillWordLeft),
+        Action::DeleteWordRight => input(InputMsg::KillWordRight),
+        Action::DeleteToStart => input(InputMsg::KillToStart),
+        Action::DeleteToEnd => input(InputMsg::KillToEnd),
+        Action::Yank => input(InputMsg::Yank),
+        Action::Up => input(InputMsg::Up),
+        Action::Down => input(InputMsg::Down),
+        Action::ScrollUp => view(ViewMsg::LineUp),
+        Action::ScrollDown => view(ViewMsg::LineDown),
+        Action::PageUp => view(ViewMsg::PageUp),
+        Action::PageDown => view(ViewMsg::PageDown),
+        Action::Top => view(ViewMsg::Top),
+        Action::Bottom => view(ViewMsg::Bottom),
+        Action::NextRoom => view(ViewMsg::NextRoom),
+        Action::PrevRoom => view(ViewMsg::PrevRoom),
+        Action::Close => view(ViewMsg::Close),
+        Action::GetLatestFile => view(ViewMsg::GetLatestFile),
+        Action::Transfers => view(ViewMsg::Transfers),
+        Action::ClearTransfers => view(ViewMsg::ClearTransfers),
+        Action::Redraw => view(ViewMsg::Repaint),
+        Action::Help => view(ViewMsg::Help),
+        Action::Quit => Msg::Quit,
     }
 }

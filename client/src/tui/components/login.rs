@@ -12,20 +12,27 @@ use tuirealm::ratatui::style::{Color, Modifier, Style};
 use tuirealm::ratatui::text::{Line, Span};
 use tuirealm::ratatui::widgets::{Paragraph, Wrap};
 
-use super::{block, global, props_boilerplate};
+use super::{global, props_boilerplate};
 use crate::tui::app::{FormMsg, Msg, UserEvent};
 use crate::tui::model::{FIELDS, FormStatus, LoginForm, PASSWORD, Registration};
+use crate::tui::theme::Theme;
 use crate::tui::wrap;
 
 /// The log-in screen.
 #[derive(Default)]
 pub(crate) struct LoginView {
     props: Props,
+    theme: Theme,
     form: Option<LoginForm>,
     have_token: bool,
 }
 
 impl LoginView {
+    /// The widget, drawn in `theme`'s colours.
+    pub(crate) fn new(theme: Theme) -> Self {
+        Self { theme, ..Self::default() }
+    }
+
     /// What to draw.
     pub(crate) fn set(&mut self, form: &LoginForm, have_token: bool) {
         self.form = Some(form.clone());
@@ -60,7 +67,7 @@ impl Component for LoginView {
             let shown = wrap::truncate(&shown, field_w.saturating_sub(1)).into_owned();
             let focused = i == form.focus;
             let marker = if focused { "▸ " } else { "  " };
-            let style = if focused { Style::default().fg(Color::Cyan) } else { Style::default() };
+            let style = if focused { Theme::fg(self.theme.accent) } else { Style::default() };
             let cursor = if focused { "▏" } else { "" };
             lines.push(Line::from(vec![
                 Span::styled(format!("{marker}{}", wrap::pad(&format!("{name}:"), label_w)), style),
@@ -72,55 +79,80 @@ impl Component for LoginView {
         if form.registration() == Registration::Closed {
             lines.push(Line::from(Span::styled(
                 "  [-] create the account: not offered by this tenant",
-                Style::default().fg(Color::DarkGray),
+                Theme::fg(self.theme.dim),
             )));
         } else {
             let mark = if form.register { 'x' } else { ' ' };
             lines.push(Line::from(format!("  [{mark}] create the account (Ctrl-R)")));
         }
-        lines.push(Line::from("  Enter log in · Tab next field · Ctrl-C quit"));
+        lines
+            .push(Line::from("  Enter log in · Tab next field · Ctrl-U clear field · Ctrl-C quit"));
         lines.push(Line::from(""));
         match &form.status {
             FormStatus::Idle => {}
-            FormStatus::Connecting => lines.push(Line::from(Span::styled(
-                "  connecting…",
-                Style::default().fg(Color::Yellow),
-            ))),
-            FormStatus::Error(e) => lines
-                .push(Line::from(Span::styled(format!("  {e}"), Style::default().fg(Color::Red)))),
+            FormStatus::Connecting => {
+                lines.push(Line::from(Span::styled("  connecting…", Theme::fg(self.theme.warn))))
+            }
+            FormStatus::Error(e) => {
+                lines.push(Line::from(Span::styled(format!("  {e}"), Theme::fg(self.theme.error))))
+            }
             FormStatus::Trust(fp) => {
                 lines.push(Line::from(Span::styled(
                     "  First contact with this server. Its certificate is",
-                    Style::default().fg(Color::Yellow),
+                    Theme::fg(self.theme.warn),
                 )));
-                lines.push(Line::from(format!("  sha256 {}", &fp[..fp.len().min(32)])));
-                if fp.len() > 32 {
-                    lines.push(Line::from(format!("         {}", &fp[32..])));
-                }
+                push_fingerprint(&mut lines, fp);
                 lines.push(Line::from(Span::styled(
                     "  Check it with the operator. Trust it? (y/n)",
-                    Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    Theme::fg(self.theme.warn).add_modifier(Modifier::BOLD),
                 )));
             }
-            FormStatus::HostChanged(msg) => {
+            FormStatus::HostChanged(msg, _) => {
                 lines.push(Line::from(Span::styled(
                     "  !! SERVER CERTIFICATE CHANGED — NOT CONNECTING !!",
-                    Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+                    Style::default()
+                        .fg(Color::White)
+                        .bg(self.theme.error)
+                        .add_modifier(Modifier::BOLD),
                 )));
                 lines.push(Line::from(Span::styled(
                     format!("  {msg}"),
-                    Style::default().fg(Color::Red),
+                    Theme::fg(self.theme.error),
+                )));
+                lines.push(Line::from(Span::styled(
+                    "  Ctrl-T: pin the new certificate, once the operator confirms it",
+                    Theme::fg(self.theme.warn),
+                )));
+            }
+            FormStatus::Repin(fp) => {
+                lines.push(Line::from(Span::styled(
+                    "  Replace the pinned certificate of this server by",
+                    Theme::fg(self.theme.warn),
+                )));
+                push_fingerprint(&mut lines, fp);
+                lines.push(Line::from(Span::styled(
+                    "  Only if the operator confirmed exactly this one. Pin it? (y/n)",
+                    Theme::fg(self.theme.warn).add_modifier(Modifier::BOLD),
                 )));
             }
         }
         let title = if form.register { " Register " } else { " Log in " };
         frame.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(title, true)),
+            Paragraph::new(lines).wrap(Wrap { trim: false }).block(self.theme.block(title, true)),
             area,
         );
     }
 
     props_boilerplate!();
+}
+
+/// A fingerprint on two lines of 32 hex digits.
+fn push_fingerprint(lines: &mut Vec<Line<'static>>, fp: &str) {
+    let cut = fp.len().min(32);
+    lines.push(Line::from(format!("  sha256 {}", &fp[..cut])));
+    if fp.len() > 32 {
+        lines.push(Line::from(format!("         {}", &fp[cut..])));
+    }
 }
 
 impl AppComponent<Msg, UserEvent> for LoginView {
@@ -132,6 +164,10 @@ impl AppComponent<Msg, UserEvent> for LoginView {
         let ctrl = modifiers.contains(KeyModifiers::CONTROL);
         let m = match code {
             Key::Char('r' | 'R') if ctrl => FormMsg::ToggleRegister,
+            Key::Char('u' | 'U') if ctrl => FormMsg::ClearField,
+            Key::Char('w' | 'W') if ctrl => FormMsg::DeleteWord,
+            Key::Char('t' | 'T') if ctrl => FormMsg::TrustChanged,
+            Key::Backspace if modifiers.contains(KeyModifiers::ALT) => FormMsg::DeleteWord,
             Key::Char(c) if !ctrl => FormMsg::Char(*c),
             Key::Backspace => FormMsg::Backspace,
             Key::Tab | Key::Down => FormMsg::Next,

@@ -6,22 +6,28 @@ use tuirealm::event::Event;
 use tuirealm::props::Props;
 use tuirealm::ratatui::Frame;
 use tuirealm::ratatui::layout::Rect;
-use tuirealm::ratatui::style::{Color, Style};
 use tuirealm::ratatui::text::Line;
 use tuirealm::ratatui::widgets::Paragraph;
 
-use super::{block, global, props_boilerplate};
+use super::{global, props_boilerplate};
 use crate::tui::app::{Msg, UserEvent};
+use crate::tui::theme::Theme;
 use crate::tui::wrap;
 
 /// The member list.
 #[derive(Default)]
 pub(crate) struct MemberList {
     props: Props,
+    theme: Theme,
     members: Vec<MemberInfo>,
 }
 
 impl MemberList {
+    /// The widget, drawn in `theme`'s colours.
+    pub(crate) fn new(theme: Theme) -> Self {
+        Self { theme, ..Self::default() }
+    }
+
     /// What to draw.
     pub(crate) fn set(&mut self, members: &[MemberInfo]) {
         self.members = members.to_vec();
@@ -38,15 +44,15 @@ impl Component for MemberList {
             .iter()
             .map(|m| {
                 let (mark, style) = if m.online {
-                    ("●", Style::default().fg(Color::Green))
+                    ("●", Theme::fg(self.theme.ok))
                 } else {
-                    ("○", Style::default().fg(Color::DarkGray))
+                    ("○", Theme::fg(self.theme.dim))
                 };
                 Line::styled(format!("{mark} {}", wrap::truncate(&m.user, width)), style)
             })
             .collect();
         let title = format!(" Members {online}/{} ", self.members.len());
-        frame.render_widget(Paragraph::new(lines).block(block(&title, false)), area);
+        frame.render_widget(Paragraph::new(lines).block(self.theme.block(&title, false)), area);
     }
 
     props_boilerplate!();

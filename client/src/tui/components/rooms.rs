@@ -6,13 +6,14 @@ use tuirealm::event::Event;
 use tuirealm::props::Props;
 use tuirealm::ratatui::Frame;
 use tuirealm::ratatui::layout::Rect;
-use tuirealm::ratatui::style::{Color, Modifier, Style};
+use tuirealm::ratatui::style::{Modifier, Style};
 use tuirealm::ratatui::text::Line;
 use tuirealm::ratatui::widgets::Paragraph;
 
-use super::{block, global, props_boilerplate};
+use super::{global, props_boilerplate};
 use crate::tui::app::{Msg, UserEvent};
 use crate::tui::model::RoomState;
+use crate::tui::theme::Theme;
 use crate::tui::wrap;
 
 /// One entry.
@@ -34,10 +35,16 @@ pub(crate) struct RoomItem {
 #[derive(Default)]
 pub(crate) struct RoomList {
     props: Props,
+    theme: Theme,
     items: Vec<RoomItem>,
 }
 
 impl RoomList {
+    /// The widget, drawn in `theme`'s colours.
+    pub(crate) fn new(theme: Theme) -> Self {
+        Self { theme, ..Self::default() }
+    }
+
     /// What to draw.
     pub(crate) fn set(&mut self, rooms: &[RoomState], current: Option<usize>) {
         self.items = rooms
@@ -71,21 +78,21 @@ impl Component for RoomList {
                 let text = format!("{mark}{}{badge}", wrap::pad(&it.name, name_w));
                 let mut style = Style::default();
                 if !it.joined {
-                    style = style.fg(Color::DarkGray);
+                    style = style.fg(self.theme.dim);
                 }
                 if it.unread > 0 {
                     style = style.add_modifier(Modifier::BOLD);
                 }
                 if it.mention {
-                    style = style.fg(Color::Magenta);
+                    style = style.fg(self.theme.mention);
                 }
                 if it.current {
-                    style = style.fg(Color::Cyan);
+                    style = style.fg(self.theme.accent);
                 }
                 Line::styled(text, style)
             })
             .collect();
-        frame.render_widget(Paragraph::new(lines).block(block(" Rooms ", false)), area);
+        frame.render_widget(Paragraph::new(lines).block(self.theme.block(" Rooms ", false)), area);
     }
 
     props_boilerplate!();

@@ -13,6 +13,7 @@ use tuirealm::ratatui::widgets::Paragraph;
 
 use super::{global, props_boilerplate};
 use crate::tui::app::{Msg, UserEvent};
+use crate::tui::theme::Theme;
 use crate::tui::transfer::{Status, Transfer};
 
 /// What the status line shows.
@@ -47,10 +48,16 @@ pub(crate) fn transfer_summary(ts: &[Transfer]) -> String {
 #[derive(Default)]
 pub(crate) struct StatusBar {
     props: Props,
+    theme: Theme,
     info: StatusInfo,
 }
 
 impl StatusBar {
+    /// The widget, drawn in `theme`'s colours.
+    pub(crate) fn new(theme: Theme) -> Self {
+        Self { theme, ..Self::default() }
+    }
+
     /// What to draw.
     pub(crate) fn set(&mut self, info: StatusInfo) {
         self.info = info;
@@ -60,11 +67,11 @@ impl StatusBar {
 impl Component for StatusBar {
     fn view(&mut self, frame: &mut Frame, area: Rect) {
         let (label, color) = match &self.info.conn {
-            Some(ConnState::Connected) => ("connected".to_owned(), Color::Green),
+            Some(ConnState::Connected) => ("connected".to_owned(), self.theme.ok),
             Some(ConnState::Reconnecting { attempt, .. }) => {
-                (format!("reconnecting (try {attempt})"), Color::Yellow)
+                (format!("reconnecting (try {attempt})"), self.theme.warn)
             }
-            Some(ConnState::Closed { .. }) | None => ("offline".to_owned(), Color::Red),
+            Some(ConnState::Closed { .. }) | None => ("offline".to_owned(), self.theme.error),
         };
         let mut spans = vec![
             Span::styled(format!(" {label} "), Style::default().fg(Color::Black).bg(color)),
@@ -73,13 +80,13 @@ impl Component for StatusBar {
         if !self.info.transfers.is_empty() {
             spans.push(Span::styled(
                 format!("│ {} ", self.info.transfers),
-                Style::default().fg(Color::Cyan),
+                Theme::fg(self.theme.accent),
             ));
         }
         if let Some(n) = &self.info.notice {
-            spans.push(Span::styled(format!("│ {n}"), Style::default().fg(Color::Yellow)));
+            spans.push(Span::styled(format!("│ {n}"), Theme::fg(self.theme.warn)));
         } else {
-            spans.push(Span::styled("│ /help for commands", Style::default().fg(Color::DarkGray)));
+            spans.push(Span::styled("│ /help for commands", Theme::fg(self.theme.dim)));
         }
         frame.render_widget(
             Paragraph::new(Line::from(spans)).style(Style::default().bg(Color::Black)),

@@ -5,13 +5,14 @@ use tuirealm::event::Event;
 use tuirealm::props::Props;
 use tuirealm::ratatui::Frame;
 use tuirealm::ratatui::layout::Rect;
-use tuirealm::ratatui::style::{Color, Style};
+use tuirealm::ratatui::style::Style;
 use tuirealm::ratatui::text::{Line, Span};
 use tuirealm::ratatui::widgets::Paragraph;
 
-use super::{block, global, props_boilerplate};
+use super::{global, props_boilerplate};
 use crate::tui::app::{Msg, UserEvent};
 use crate::tui::layout::human_bytes;
+use crate::tui::theme::Theme;
 use crate::tui::transfer::{Direction, Status, Transfer, fmt_eta};
 use crate::tui::wrap;
 
@@ -74,13 +75,23 @@ pub(crate) fn shown(rows: &[TransferRow], visible: usize) -> Vec<&TransferRow> {
 #[derive(Default)]
 pub(crate) struct TransferPanel {
     props: Props,
+    theme: Theme,
     rows: Vec<TransferRow>,
+    /// The keys that clear finished transfers and show them all.
+    hints: [String; 2],
 }
 
 impl TransferPanel {
-    /// What to draw.
-    pub(crate) fn set(&mut self, rows: Vec<TransferRow>) {
+    /// The widget, drawn in `theme`'s colours.
+    pub(crate) fn new(theme: Theme) -> Self {
+        Self { theme, ..Self::default() }
+    }
+
+    /// What to draw: the rows, and the keys that clear finished transfers
+    /// and show every transfer in full (named in the title).
+    pub(crate) fn set(&mut self, rows: Vec<TransferRow>, clear: String, details: String) {
         self.rows = rows;
+        self.hints = [clear, details];
     }
 }
 
@@ -100,9 +111,9 @@ impl Component for TransferPanel {
                 let filled = bar_w * usize::from(r.percent) / 100;
                 let bar = format!("[{}{}]", "█".repeat(filled), "░".repeat(bar_w - filled));
                 let color = match r.status {
-                    Status::Active => Color::Cyan,
-                    Status::Done(_) => Color::Green,
-                    Status::Failed(_) => Color::Red,
+                    Status::Active => self.theme.accent,
+                    Status::Done(_) => self.theme.ok,
+                    Status::Failed(_) => self.theme.error,
                 };
                 let text = format!(
                     "{arrow} {} {bar} {:>3}% {:>11} {}",
@@ -119,10 +130,14 @@ impl Component for TransferPanel {
             .collect();
         let active = self.rows.iter().filter(|r| r.status == Status::Active).count();
         let mut title = format!(" Transfers {active} active / {} ", self.rows.len());
+        let [clear, details] = &self.hints;
         if hidden > 0 {
-            title.push_str(&format!("· {hidden} not shown · Ctrl-K clears finished "));
+            title.push_str(&format!("· {hidden} not shown · {clear} clears finished "));
         }
-        frame.render_widget(Paragraph::new(lines).block(block(&title, false)), area);
+        if self.rows.iter().any(|r| matches!(r.status, Status::Failed(_))) {
+            title.push_str(&format!("· {details} full errors "));
+        }
+        frame.render_widget(Paragraph::new(lines).block(self.theme.block(&title, false)), area);
     }
 
     props_boilerplate!();

@@ -1,0 +1,180 @@
+//! The input line's keys and the commands a submitted line runs.
+
+use std::path::Path;
+
+use crate::tui::app::{Effect, InputMsg, ViewMsg};
+use crate::tui::commands::{self, Command, CompletionCtx};
+use crate::tui::layout::Anchor;
+use crate::tui::model::Chat;
+use crate::tui::transfer::{self, Direction, Transfer};
+
+impl Chat {
+    pub(super) fn on_input(&mut self, m: InputMsg) {
+        if m != InputMsg::Complete {
+            self.candidates.clear();
+        }
+        match m {
+            InputMsg::Char(c) => self.input.insert(c),
+            InputMsg::Newline => self.input.insert('\n'),
+            InputMsg::Backspace => self.input.backspace(),
+            InputMsg::Delete => self.input.delete(),
+            InputMsg::Left => self.input.left(),
+            InputMsg::Right => self.input.right(),
+            InputMsg::WordLeft => self.input.word_left(),
+            InputMsg::WordRight => self.input.word_right(),
+            InputMsg::Start => self.input.home(),
+            InputMsg::End => self.input.end(),
+            InputMsg::KillWordLeft => self.input.kill_word_left(),
+            InputMsg::KillWordRight => self.input.kill_word_right(),
+            InputMsg::KillToStart => self.input.kill_to_start(),
+            InputMsg::KillToEnd => self.input.kill_to_end(),
+            InputMsg::Yank => self.input.yank(),
+            InputMsg::Up if self.popup.is_some() => self.on_view(ViewMsg::LineUp),
+            InputMsg::Down if self.popup.is_some() => self.on_view(ViewMsg::LineDown),
+            InputMsg::Up if self.input.browsing() => self.input.recall_older(),
+            InputMsg::Down if self.input.recall.is_some() => self.input.recall_newer(),
+            InputMsg::Up => self.on_view(ViewMsg::LineUp),
+            InputMsg::Down => self.on_view(ViewMsg::LineDown),
+            InputMsg::Complete => self.complete(),
+            InputMsg::Submit => {
+                let line = self.input.take();
+                match commands::parse(&line) {
+                    Ok(cmd) => {
+                        self.input.remember(&line);
+                        self.notice = None;
+                        self.run(cmd);
+                    }
+                    Err(e) => {
+                        self.notice = Some(e);
+                        self.input.set(line);
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self) {
+        if self.input.cursor != self.input.text.len() {
+            return;
+        }
+        let rooms: Vec<String> = self.rooms.iter().map(|r| r.info.name.clone()).collect();
+        let members: Vec<String> = self
+            .room()
+            .map(|r| r.members.iter().map(|m| m.user.clone()).collect())
+            .unwrap_or_default();
+        let ctx = CompletionCtx { rooms: &rooms, members: &members, list_dir: &list_dir };
+        match commands::complete(&self.input.text, &ctx) {
+            Some(c) => {
+                self.input.set(c.line);
+                self.candidates = c.candidates;
+            }
+            None => self.candidates.clear(),
+        }
+    }
+
+    /// Carries out a parsed command.
+    pub(crate) fn run(&mut self, cmd: Command) {
+        let room = self.room().filter(|r| r.info.joined).map(|r| r.info.name.clone());
+        let need_room = "join a room first: /join ROOM (or /rooms)";
+        match cmd {
+            Command::Nothing => {}
+            Command::Say(body) => match room {
+                Some(room) => {
+                    if let Some(r) = self.room_mut() {
+                        r.anchor = Anchor::Bottom;
+                    }
+                    self.effects.push(Effect::Send { room, body });
+                }
+                None => self.notice = Some(need_room.into()),
+            },
+            Command::Me(text) => match room {
+                Some(room) => self.effects.push(Effect::Send { room, body: format!("/me {text}") }),
+                None => self.notice = Some(need_room.into()),
+            },
+            Command::Join(name) => {
+                if let Some(i) = self.find(&name).filter(|&i| self.rooms[i].info.joined) {
+                    self.open_room(i);
+                } else {
+                    self.effects.push(Effect::Join(name));
+                }
+            }
+            Command::Leave(name) => match name.or(room) {
+                Some(name) => self.effects.push(Effect::Leave(name)),
+                None => self.notice = Some("which room? /leave ROOM".into()),
+            },
+            Command::Create(name) => self.effects.push(Effect::Create(name)),
+            Command::Rooms => {
+                self.popup = Some(self.rooms_popup());
+                self.effects.push(Effect::Rooms);
+            }
+            Command::Who => {
+                self.show_members = !self.show_members;
+                if self.show_members
+                    && let Some(room) = room
+                {
+                    self.effects.push(Effect::Members(room));
+                }
+            }
+            Command::Send(paths) => {
+                let Some(room) = room else {
+                    self.notice = Some(need_room.into());
+                    return;
+                };
+                let now = (self.now)();
+                for path in paths {
+                    let id = self.next_transfer;
+                    self.next_transfer += 1;
+                    self.transfers.push(Transfer::new(
+                        id,
+                        Direction::Up,
+                        transfer::display_name(&path),
+                        0,
+                        now,
+                    ));
+                    self.effects.push(Effect::Upload { id, room: room.clone(), path });
+                }
+            }
+            Command::Get(ids) => {
+                let dir = self.download_dir.clone();
+                let mut names = Vec::new();
+                for file_id in ids {
+                    let id = self.next_transfer;
+                    self.next_transfer += 1;
+                    let name = self.file_name(file_id);
+                    names.push(name.clone());
+                    self.transfers.push(Transfer::new(id, Direction::Down, name, 0, (self.now)()));
+                    self.effects.push(Effect::Download { id, file_id, dir: dir.clone() });
+                }
+                self.notice =
+                    Some(format!("downloading {} to {}", names.join(", "), dir.display()));
+            }
+            Command::Transfers => self.popup = Some(self.transfers_popup()),
+            Command::Reconnect => self.reconnect(None),
+            Command::Trust(confirm) => self.trust(confirm),
+            Command::Quit(reason) => self.start_quit(reason),
+            Command::Help => self.popup = Some(self.help_popup()),
+        }
+    }
+
+    /// The name of file `file_id` as offered in a loaded message, else
+    /// `file ID`. A file id names one offer, so this is the name the file
+    /// comes down under (the server's reply will say the same).
+    fn file_name(&self, file_id: u64) -> String {
+        self.rooms
+            .iter()
+            .flat_map(|r| r.messages.iter().rev())
+            .find_map(|m| m.file.as_ref().filter(|f| f.id == file_id).map(|f| f.name.clone()))
+            .unwrap_or_else(|| format!("file {file_id}"))
+    }
+}
+
+/// Lists a directory for path completion (names and whether each is one).
+fn list_dir(dir: &Path) -> Vec<(String, bool)> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    rd.filter_map(Result::ok)
+        .take(1000)
+        .map(|e| {
+            (e.file_name().to_string_lossy().into_owned(), e.file_type().is_ok_and(|t| t.is_dir()))
+        })
+        .collect()
+}

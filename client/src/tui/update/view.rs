@@ -1,0 +1,93 @@
+//! Keys that move the view, switch rooms and open or close overlays.
+
+use crate::tui::app::ViewMsg;
+use crate::tui::commands::Command;
+use crate::tui::layout::{self, Anchor};
+use crate::tui::model::Chat;
+use crate::tui::transfer::{self};
+
+impl Chat {
+    /// Applies a view key. While an overlay is up the scrolling keys
+    /// scroll it instead of the messages.
+    pub(super) fn on_view(&mut self, m: ViewMsg) {
+        let (w, h) = self.viewport;
+        if let Some(p) = &mut self.popup {
+            let page = h.saturating_sub(3).max(1);
+            let scrolled = match m {
+                ViewMsg::LineUp => Some(p.scroll.saturating_sub(1)),
+                ViewMsg::LineDown => Some(p.scroll + 1),
+                ViewMsg::PageUp => Some(p.scroll.saturating_sub(page)),
+                ViewMsg::PageDown => Some(p.scroll + page),
+                ViewMsg::Top => Some(0),
+                // The view clamps it to the last page.
+                ViewMsg::Bottom => Some(usize::MAX / 2),
+                _ => None,
+            };
+            if let Some(to) = scrolled {
+                p.scroll = to;
+                return;
+            }
+        }
+        let me = self.me.clone();
+        let zone = self.zone.clone();
+        let step = |chat: &mut Self, delta: isize| {
+            if let Some(r) = chat.room_mut() {
+                let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w, zone: &zone };
+                r.anchor = layout::scroll(&r.messages, r.anchor, delta, h, &ctx);
+            }
+        };
+        let page = isize::try_from(h.saturating_sub(1).max(1)).unwrap_or(1);
+        match m {
+            ViewMsg::LineUp => step(self, -1),
+            ViewMsg::LineDown => step(self, 1),
+            ViewMsg::PageUp => step(self, -page),
+            ViewMsg::PageDown => step(self, page),
+            ViewMsg::Top => {
+                if let Some(r) = self.room_mut()
+                    && !r.messages.is_empty()
+                {
+                    r.anchor = Anchor::Top { index: 0, offset: 0 };
+                }
+            }
+            ViewMsg::Bottom => {
+                if let Some(r) = self.room_mut() {
+                    r.anchor = Anchor::Bottom;
+                }
+            }
+            ViewMsg::NextRoom | ViewMsg::PrevRoom if !self.rooms.is_empty() => {
+                let n = self.rooms.len();
+                let cur = self.current.unwrap_or(0);
+                let next = if m == ViewMsg::NextRoom { (cur + 1) % n } else { (cur + n - 1) % n };
+                self.open_room(next);
+            }
+            ViewMsg::NextRoom | ViewMsg::PrevRoom => {}
+            ViewMsg::Close => {
+                self.popup = None;
+                self.candidates.clear();
+            }
+            ViewMsg::ClearTransfers => {
+                let before = self.transfers.len();
+                self.transfers.retain(|t| t.status == transfer::Status::Active);
+                let cleared = before - self.transfers.len();
+                self.notice = Some(match cleared {
+                    0 => "no finished transfers to clear".to_owned(),
+                    1 => "cleared 1 finished transfer".to_owned(),
+                    n => format!("cleared {n} finished transfers"),
+                });
+            }
+            ViewMsg::Transfers => self.popup = Some(self.transfers_popup()),
+            ViewMsg::Repaint => self.repaint = true,
+            ViewMsg::Help => self.popup = Some(self.help_popup()),
+            ViewMsg::GetLatestFile => {
+                let latest = self.room().and_then(|r| {
+                    r.messages.iter().rev().find_map(|m| m.file.as_ref().map(|f| f.id))
+                });
+                match latest {
+                    Some(id) => self.run(Command::Get(vec![id])),
+                    None => self.notice = Some("no file offered in this room yet".into()),
+                }
+            }
+        }
+        self.maybe_load_older();
+    }
+}
