@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use qchat_protocol::{CloseCode, Event, Op, Reply, Request, ServerMsg, decode_frame, encode_json};
+use bytes::Bytes;
+use qchat_protocol::{
+    CloseCode, Event, FrameReader, Op, ReadFrameError, Reply, Request, ServerMsg, encode_json,
+};
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -370,32 +371,27 @@ async fn write_loop(
 
 async fn read_loop(
     quic: quinn::Connection,
-    mut recv: quinn::RecvStream,
+    recv: quinn::RecvStream,
     pending: Pending,
     events: mpsc::Sender<Event>,
 ) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut frames = FrameReader::with_capacity(recv, 16 * 1024);
     let why = loop {
-        match decode_frame(&mut buf) {
+        match frames.next().await {
             Ok(Some(payload)) => {
                 if let Some(why) = dispatch(&quic, &payload, &pending, &events).await {
                     break why;
                 }
-                continue;
             }
-            Ok(None) => {}
-            Err(e) => {
-                quic.close(CloseCode::FrameTooLarge.code().into(), b"frame too large");
-                break e.to_string();
-            }
-        }
-        match recv.read_buf(&mut buf).await {
-            Ok(0) => {
+            Ok(None) => {
                 quic.close(CloseCode::ProtocolError.code().into(), b"control stream finished");
                 break "server finished the control stream".to_owned();
             }
-            Ok(_) => {}
-            Err(e) => break e.to_string(),
+            Err(ReadFrameError::Decode(e)) => {
+                quic.close(CloseCode::FrameTooLarge.code().into(), b"frame too large");
+                break e.to_string();
+            }
+            Err(ReadFrameError::Io(e)) => break e.to_string(),
         }
     };
     debug!(%why, "control stream reader stopped");
@@ -496,17 +492,12 @@ mod tests {
     async fn answer_reversed(endpoint: quinn::Endpoint, n: usize) {
         let Some(incoming) = endpoint.accept().await else { return };
         let Ok(conn) = incoming.await else { return };
-        let Ok((mut send, mut recv)) = conn.accept_bi().await else { return };
-        let mut buf = BytesMut::new();
+        let Ok((mut send, recv)) = conn.accept_bi().await else { return };
+        let mut frames = FrameReader::with_capacity(recv, 1024);
         let mut requests = Vec::new();
         while requests.len() < n {
-            if let Ok(Some(payload)) = decode_frame(&mut buf) {
-                requests.push(Request::parse(&payload).expect("request"));
-                continue;
-            }
-            if recv.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                return;
-            }
+            let Ok(Some(payload)) = frames.next().await else { return };
+            requests.push(Request::parse(&payload).expect("request"));
         }
         for req in requests.iter().rev() {
             let reply =

@@ -1,7 +1,7 @@
 //! Frame codec: a 4-byte big-endian payload length, then the payload (one JSON
-//! object). Pure functions over [`BytesMut`]; the optional `codec` feature adds
-//! a `tokio_util` adapter so async code can wrap a stream without duplicating
-//! the rules here.
+//! object). Pure functions over [`BytesMut`]; the optional `tokio` feature
+//! adds the one async reader, `FrameReader`, which fills a buffer from a
+//! stream and leaves every rule to [`decode_frame`].
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -87,47 +87,10 @@ pub fn decode_frame(src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
     Ok(Some(src.split_to(len).freeze()))
 }
 
-/// Frame codec for `tokio_util::codec::{FramedRead, FramedWrite}`: decodes
-/// payloads ([`Bytes`]) and encodes complete, pre-built frames (as returned by
-/// [`encode_json`]) without copying their payload twice.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FrameCodec;
-
-/// Errors of the `tokio_util` adapter: either the frame rules or the stream.
-#[cfg(feature = "codec")]
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// The peer broke the frame rules.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// The underlying stream failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-#[cfg(feature = "codec")]
-mod codec_impl {
-    use super::*;
-
-    impl tokio_util::codec::Decoder for FrameCodec {
-        type Item = Bytes;
-        type Error = CodecError;
-
-        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-            Ok(decode_frame(src)?)
-        }
-    }
-
-    /// Encodes an already framed buffer (header included) by appending it.
-    impl tokio_util::codec::Encoder<Bytes> for FrameCodec {
-        type Error = CodecError;
-
-        fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
-            dst.extend_from_slice(&frame);
-            Ok(())
-        }
-    }
-}
+#[cfg(feature = "tokio")]
+mod reader;
+#[cfg(feature = "tokio")]
+pub use reader::{FrameReader, ReadFrameError};
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`frame`]: the length-prefixed frame codec (4-byte big-endian length, then
-//!   one JSON object), with the size limit enforced before anything is allocated.
+//!   one JSON object), with the size limit enforced before anything is allocated;
+//!   with the `tokio` feature also `FrameReader`, the one async frame reader
+//!   (over any tokio `AsyncRead`), which every reader of frames uses.
 //! - [`request`]: what a client sends on the control stream ([`Request`], [`Op`]).
 //! - [`response`]: what the server sends back ([`Response`], [`Event`],
 //!   [`ServerMsg`]) and the payload types of successful replies.
@@ -28,7 +30,7 @@ pub use files::{
     MAX_STREAM_HEADER_LEN, StreamCode, TRAILER_LEN, UploadHeader, decode_stream_header,
     sanitize_file_name, stream_header_len, valid_hash,
 };
-pub use frame::{DecodeError, EncodeError, FrameCodec, decode_frame, encode_frame, encode_json};
+pub use frame::{DecodeError, EncodeError, decode_frame, encode_frame, encode_json};
 pub use limits::*;
 pub use request::{
     Credentials, FileGetReq, Hello, HistoryReq, MembersReq, Op, ParseError, Quit, ReadReq, Request,
@@ -40,8 +42,8 @@ pub use response::{
 };
 pub use types::{Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence, RoomInfo};
 
-#[cfg(feature = "codec")]
-pub use frame::CodecError;
+#[cfg(feature = "tokio")]
+pub use frame::{FrameReader, ReadFrameError};
 
 #[cfg(test)]
 mod tests;

@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use qchat_protocol::{CloseCode, decode_frame, encode_frame};
+use qchat_protocol::{CloseCode, FrameReader, encode_frame};
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::io::AsyncReadExt as _;
 
 use crate::tls;
 
@@ -95,20 +94,15 @@ async fn ping(addr: SocketAddr, pin: Option<String>) -> Result<String, HealthErr
         .await
         .map_err(|e| connect_err(e.to_string()))?;
     let ping_err = |cause: String| HealthError::Ping { addr, cause };
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| ping_err(e.to_string()))?;
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| ping_err(e.to_string()))?;
     let mut out = BytesMut::new();
     encode_frame(br#"{"id":1,"op":"ping"}"#, &mut out).map_err(|e| ping_err(e.to_string()))?;
     send.write_all(&out).await.map_err(|e| ping_err(e.to_string()))?;
-    let mut buf = BytesMut::new();
-    let reply = loop {
-        if let Some(frame) = decode_frame(&mut buf).map_err(|e| ping_err(e.to_string()))? {
-            break frame;
-        }
-        let n = recv.read_buf(&mut buf).await.map_err(|e| ping_err(e.to_string()))?;
-        if n == 0 {
-            return Err(ping_err("stream ended".into()));
-        }
-    };
+    let reply = FrameReader::with_capacity(recv, 256)
+        .next()
+        .await
+        .map_err(|e| ping_err(e.to_string()))?
+        .ok_or_else(|| ping_err("stream ended".into()))?;
     let value: serde_json::Value =
         serde_json::from_slice(&reply).map_err(|e| ping_err(format!("bad reply: {e}")))?;
     if value.get("re").and_then(serde_json::Value::as_u64) != Some(1) || value.get("ok").is_none() {

@@ -8,12 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use qchat_protocol::{
-    CloseCode, ErrorCode, Event, Lagged, Op, Request, Response, decode_frame, encode_json,
+    CloseCode, ErrorCode, Event, FrameReader, Lagged, Op, Request, Response, encode_json,
 };
 use quinn::{Connection, RecvStream, SendStream};
-use tokio::io::AsyncReadExt as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -174,26 +173,26 @@ pub(crate) async fn run(
 impl Session {
     async fn read_loop(
         &mut self,
-        mut recv: RecvStream,
+        recv: RecvStream,
         deadline: Instant,
         cancel: &CancellationToken,
     ) -> End {
-        let mut buf = BytesMut::with_capacity(1024);
+        let mut frames = FrameReader::with_capacity(recv, 1024);
         loop {
             // Checked here too: a read that is always ready (a client that
             // keeps sending) never lets its timeout fire.
             if self.login.is_none() && Instant::now() >= deadline {
                 return End::new(CloseCode::LoginTimeout, "log in within the deadline");
             }
-            let frame = match decode_frame(&mut buf) {
+            let frame = match frames.buffered() {
                 Ok(Some(frame)) => frame,
                 Err(e) => return End::new(CloseCode::FrameTooLarge, e.to_string()),
                 Ok(None) => {
                     let read = async {
                         if self.login.is_none() {
-                            tokio::time::timeout_at(deadline, recv.read_buf(&mut buf)).await.ok()
+                            tokio::time::timeout_at(deadline, frames.fill()).await.ok()
                         } else {
-                            Some(recv.read_buf(&mut buf).await)
+                            Some(frames.fill().await)
                         }
                     };
                     tokio::select! {

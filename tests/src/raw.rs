@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use bytes::{Bytes, BytesMut};
-use qchat_protocol::{ALPN, decode_frame, encode_frame};
+use qchat_protocol::{ALPN, FrameReader, encode_frame};
 use quinn::{Connection, RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt as _;
 
 /// One raw connection with its control stream.
 pub struct RawConn {
@@ -21,8 +20,7 @@ pub struct RawConn {
     pub conn: Connection,
     _endpoint: quinn::Endpoint,
     send: SendStream,
-    recv: RecvStream,
-    buf: BytesMut,
+    frames: FrameReader<RecvStream>,
     next_id: u64,
     /// Events received while waiting for replies, oldest first.
     pub events: Vec<Value>,
@@ -121,8 +119,7 @@ impl RawConn {
             conn,
             _endpoint: endpoint,
             send,
-            recv,
-            buf: BytesMut::new(),
+            frames: FrameReader::with_capacity(recv, 1024),
             next_id: 1,
             events: Vec::new(),
         }
@@ -152,14 +149,9 @@ impl RawConn {
     /// # Errors
     /// When the stream ends or carries garbage.
     pub async fn read(&mut self) -> anyhow::Result<Value> {
-        loop {
-            if let Some(frame) = decode_frame(&mut self.buf)? {
-                return Ok(serde_json::from_slice::<Value>(&frame)?);
-            }
-            let n = self.recv.read_buf(&mut self.buf).await?;
-            if n == 0 {
-                bail!("control stream finished");
-            }
+        match self.frames.next().await? {
+            Some(frame) => Ok(serde_json::from_slice::<Value>(&frame)?),
+            None => bail!("control stream finished"),
         }
     }
 

@@ -23,14 +23,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use quinn::{Connection, SendStream};
+use qchat_protocol::FrameReader;
+use quinn::{Connection, RecvStream, SendStream};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use self::link::{Endpoints, FrameReader, write_frame};
+use self::link::{Endpoints, write_frame};
 use crate::baseline::BaselineProcess;
 use crate::process;
 use crate::report::{Percentiles, Report, ms, ratio};
@@ -472,7 +473,7 @@ struct Frame<'a> {
 async fn read_loop(
     side: Side,
     me: usize,
-    mut reader: FrameReader,
+    mut reader: FrameReader<RecvStream>,
     round: watch::Receiver<Option<Arc<Round>>>,
     lagged: Arc<AtomicU64>,
     epoch: Instant,

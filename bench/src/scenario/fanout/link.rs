@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use bytes::{Bytes, BytesMut};
-use qchat_protocol::{decode_frame, encode_frame};
+use bytes::BytesMut;
+use qchat_protocol::{FrameReader, encode_frame};
 use quinn::{Connection, RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt as _;
 
 use crate::baseline;
 
@@ -67,7 +66,7 @@ impl Endpoints {
             .context("handshake timed out")?
             .context("handshake")?;
         let (send, recv) = conn.open_bi().await.context("opening the stream")?;
-        Ok(Link { conn, send, reader: FrameReader::new(recv) })
+        Ok(Link { conn, send, reader: frames(recv) })
     }
 
     /// Closes every connection on these sockets.
@@ -96,7 +95,7 @@ pub(crate) struct Link {
     /// Writing half of the stream.
     pub(crate) send: SendStream,
     /// Reading half, framed.
-    pub(crate) reader: FrameReader,
+    pub(crate) reader: FrameReader<RecvStream>,
 }
 
 impl Link {
@@ -130,35 +129,15 @@ impl Link {
     }
 }
 
+/// The frames of `recv` (both sides of a comparison read the same way).
+pub(crate) fn frames(recv: RecvStream) -> FrameReader<RecvStream> {
+    FrameReader::with_capacity(recv, 4096)
+}
+
 /// Writes `payload` as one frame.
 pub(crate) async fn write_frame(send: &mut SendStream, payload: &[u8]) -> anyhow::Result<()> {
     let mut buf = BytesMut::with_capacity(payload.len() + 4);
     encode_frame(payload, &mut buf)?;
     send.write_all(&buf).await?;
     Ok(())
-}
-
-/// Reads length-prefixed frames from a stream.
-pub(crate) struct FrameReader {
-    recv: RecvStream,
-    buf: BytesMut,
-}
-
-impl FrameReader {
-    /// Frames of `recv`.
-    pub(crate) fn new(recv: RecvStream) -> Self {
-        Self { recv, buf: BytesMut::with_capacity(4096) }
-    }
-
-    /// The next frame's payload; `None` at the end of the stream.
-    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
-        loop {
-            if let Some(frame) = decode_frame(&mut self.buf)? {
-                return Ok(Some(frame));
-            }
-            if self.recv.read_buf(&mut self.buf).await? == 0 {
-                return Ok(None);
-            }
-        }
-    }
 }

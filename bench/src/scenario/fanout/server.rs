@@ -19,7 +19,7 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use super::link::FrameReader;
+use super::link;
 use crate::baseline::{self, ServerArgs};
 
 /// Frames queued per connection, as `qchatd`'s default `outbound_queue`.
@@ -77,7 +77,7 @@ async fn serve(incoming: quinn::Incoming, hub: Arc<Hub>, id: u64) {
     let welcome = Bytes::from_static(&[0, 0, 0, 0]);
     hub.subs.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx.clone());
     let _ = tx.try_send(welcome);
-    let mut reader = FrameReader::new(recv);
+    let mut reader = link::frames(recv);
     while let Ok(Some(payload)) = reader.next().await {
         if payload.is_empty() {
             continue;
