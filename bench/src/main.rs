@@ -34,8 +34,14 @@ struct Cli {
 enum Scenario {
     /// Upload throughput (1 x 1 GiB, 8 x 128 MiB) against a bare quinn sender and sink.
     Files(scenario::files::Args),
+    /// The `qchat` CLI's upload and download against scp (Debian's openssh-server).
+    FilesScp(scenario::files::scp::Args),
+    /// Both peer scenarios with their defaults: fanout-irc, then files-scp.
+    Peers,
     /// Room fan-out against a minimal quinn fan-out server.
     Fanout(scenario::fanout::Args),
+    /// Room fan-out against InspIRCd (Debian's package; `bench/run` installs it).
+    FanoutIrc(scenario::fanout::IrcArgs),
     /// Resident memory per idle logged-in connection.
     Idle(scenario::idle::Args),
     /// Random history pages through the protocol against the direct SQLite query.
@@ -64,12 +70,39 @@ enum Worker {
     StormClients(scenario::login_storm::clients::Args),
 }
 
+/// A scenario's flags at their defaults.
+fn defaults<A: clap::Args>() -> A {
+    /// A command of just these flags.
+    #[derive(Parser)]
+    struct Only<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    Only::<A>::parse_from(["qchat-bench"]).args
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match cli.scenario {
         Scenario::Files(a) => scenario::files::run(a).await?,
         Scenario::Fanout(a) => scenario::fanout::run(a).await?,
+        Scenario::FanoutIrc(a) => scenario::fanout::run_irc(a).await?,
+        Scenario::FilesScp(a) => scenario::files::scp::run(a).await?,
+        Scenario::Peers => {
+            let reports = [
+                scenario::fanout::run_irc(defaults::<scenario::fanout::IrcArgs>()).await?,
+                scenario::files::scp::run(defaults::<scenario::files::scp::Args>()).await?,
+            ];
+            for r in &reports {
+                print!("{}", r.table());
+            }
+            if let Some(path) = cli.json {
+                report::write_json_all(&reports, &path)?;
+                eprintln!("wrote {}", path.display());
+            }
+            return Ok(());
+        }
         Scenario::Idle(a) => scenario::idle::run(a).await?,
         Scenario::History(a) => scenario::history::run(a).await?,
         Scenario::Durable(a) => scenario::durable::run(a).await?,

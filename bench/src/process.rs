@@ -21,6 +21,36 @@ pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
+/// User plus system CPU time of the children process `pid` has waited for
+/// (and of theirs, recursively), from `/proc/<pid>/stat` (fields 16 and 17,
+/// `cutime` and `cstime`). A child's time counts once it has exited and been
+/// reaped: this is how a short-lived command (the `qchat` CLI, `scp` with its
+/// `ssh`) or a daemon's per-session processes (`sshd`) are measured.
+pub(crate) fn children_cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields.get(i).and_then(|f| f.parse().ok()).context("malformed stat")
+    };
+    Ok(Duration::from_millis((ticks(13)? + ticks(14)?) * 10))
+}
+
+/// Whether any process has `pid` as its parent (a scan of `/proc/*/stat`).
+pub(crate) fn has_children(pid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|e| {
+        e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            && std::fs::read_to_string(e.path().join("stat")).is_ok_and(|stat| {
+                // Field 4 (ppid) is the second after the command's parenthesis.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .is_some_and(|ppid| ppid == pid.to_string())
+            })
+    })
+}
+
 /// `VmRSS` and `VmHWM` (KiB) of process `pid`, from `/proc/<pid>/status`.
 pub(crate) fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -50,6 +80,19 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(cpu_time(pid).expect("cpu") >= before);
+        // A reaped child's CPU time lands in ours (about 0.2 s of shell loop).
+        let children = children_cpu_time(pid).expect("children cpu");
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        assert!(children_cpu_time(pid).expect("children cpu") > children);
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep runs");
+        assert!(has_children(pid));
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        assert!(!has_children(std::process::id() + 1_000_000));
         let (rss, hwm) = memory_kib(pid).expect("memory");
         assert!(rss > 0 && hwm >= rss);
     }

@@ -65,6 +65,12 @@ impl Report {
     }
 }
 
+/// Writes several reports as one pretty JSON array.
+pub(crate) fn write_json_all(reports: &[Report], path: &Path) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(reports)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Latency percentiles of a sample.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Percentiles {

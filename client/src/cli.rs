@@ -145,12 +145,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: ConfigCmd,
     },
-    /// Download a file by id, verify its BLAKE3, and print the path written.
-    /// Never replaces an existing file (adds " (1)" etc.); an interrupted
-    /// download resumes when run again.
+    /// Download files by id, all in parallel; verify each one's BLAKE3 and
+    /// print the path written, one line per file as it finishes. Never
+    /// replaces an existing file (adds " (1)" etc.); exits non-zero if any
+    /// download failed; an interrupted download resumes when run again.
     Download {
-        /// File id (shown as `[file ID]` in history and tail).
-        file_id: u64,
+        /// File ids (shown as `[file ID]` in history and tail).
+        #[arg(required = true, value_name = "FILE_ID")]
+        file_ids: Vec<u64>,
         /// Directory to write into.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
@@ -322,6 +324,20 @@ mod tests {
         assert_eq!(cli.shared.server.as_deref(), Some("h:1"));
         assert!(cli.shared.accept_new);
         assert!(matches!(cli.command, Some(Command::Send { .. })));
+    }
+
+    #[test]
+    fn download_takes_several_ids_and_at_least_one() {
+        let cli =
+            Cli::try_parse_from(["qchat", "download", "3", "4", "--out", "d"]).expect("parses");
+        match cli.command {
+            Some(Command::Download { file_ids, out }) => {
+                assert_eq!(file_ids, vec![3, 4]);
+                assert_eq!(out, PathBuf::from("d"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["qchat", "download"]).is_err());
     }
 
     #[test]

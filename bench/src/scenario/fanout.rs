@@ -13,7 +13,15 @@
 //! then N connections logging in with `resume` (connections share the users
 //! round-robin when N exceeds `--users`); messages are `send` requests, which
 //! qchatd acknowledges only after the commit (`synchronous=FULL`).
+//!
+//! With `--rate R` a sender is paced instead: message k goes out at
+//! k / R seconds into the round whatever happened to the earlier ones, and
+//! its latency counts from that due time (a late sender's wait is counted).
+//!
+//! Scenario `fanout-irc` is the same measurement with InspIRCd ([`irc`]) in
+//! place of the quinn baseline: the peer users would run instead.
 
+pub(crate) mod irc;
 pub(crate) mod link;
 pub(crate) mod server;
 
@@ -27,6 +35,8 @@ use qchat_protocol::FrameReader;
 use quinn::{Connection, RecvStream, SendStream};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -74,6 +84,89 @@ pub(crate) struct Args {
     /// qchatd's SQLite durability (`full` or `normal`).
     #[arg(long, default_value = "full")]
     durability: String,
+    /// Messages per second per sender; 0 is the closed loop (`--window`).
+    /// One case per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0])]
+    rate: Vec<f64>,
+    /// Set by `fanout-irc --quickack`.
+    #[arg(skip)]
+    quickack: bool,
+}
+
+/// Flags of `fanout-irc`: the same measurement against InspIRCd, by default
+/// at 500 clients, closed loop and paced at 200 messages/s per sender.
+#[derive(Debug, clap::Args)]
+pub(crate) struct IrcArgs {
+    /// Clients in the room (channel); one case per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [500])]
+    clients: Vec<usize>,
+    /// Senders (among the clients); one case per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
+    senders: Vec<usize>,
+    /// Rounds per side and case (qchat and InspIRCd alternate).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each round sends for.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Messages a sender may have out in the closed loop.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// Message body bytes (the timestamp tag plus padding).
+    #[arg(long, default_value_t = 100)]
+    body_bytes: usize,
+    /// Distinct qchat users the connections are spread over.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// qchat client connections per UDP socket.
+    #[arg(long, default_value_t = 32)]
+    per_socket: usize,
+    /// qchatd's SQLite durability (`full` or `normal`).
+    #[arg(long, default_value = "full")]
+    durability: String,
+    /// Messages per second per sender; 0 is the closed loop. One case per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 200.0])]
+    rate: Vec<f64>,
+    /// The IRC clients acknowledge every read at once (`TCP_QUICKACK`)
+    /// instead of with Linux's delayed ACKs.
+    #[arg(long)]
+    quickack: bool,
+}
+
+impl From<IrcArgs> for Args {
+    fn from(a: IrcArgs) -> Self {
+        Self {
+            clients: a.clients,
+            senders: a.senders,
+            rounds: a.rounds,
+            secs: a.secs,
+            window: a.window,
+            body_bytes: a.body_bytes,
+            users: a.users,
+            per_socket: a.per_socket,
+            durability: a.durability,
+            rate: a.rate,
+            quickack: a.quickack,
+        }
+    }
+}
+
+/// The server qchat is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// The minimal quinn fan-out server ([`server`]).
+    Quinn,
+    /// InspIRCd over TCP ([`irc`]).
+    Irc,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Quinn => "baseline",
+            Self::Irc => "InspIRCd",
+        }
+    }
 }
 
 /// Which server a pool of clients talks to.
@@ -81,10 +174,36 @@ pub(crate) struct Args {
 enum Side {
     Qchat,
     Baseline,
+    Irc,
 }
 
-/// Runs the scenario.
+/// The peer server of a run, in its own process.
+enum PeerProcess {
+    Quinn(BaselineProcess),
+    Irc(irc::Inspircd),
+}
+
+impl PeerProcess {
+    async fn stop(self) {
+        match self {
+            Self::Quinn(p) => p.stop().await,
+            Self::Irc(p) => p.stop().await,
+        }
+    }
+}
+
+/// Runs the scenario against the quinn baseline.
 pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
+    run_against(args, Peer::Quinn).await
+}
+
+/// Runs `fanout-irc`: the same against InspIRCd.
+pub(crate) async fn run_irc(args: IrcArgs) -> anyhow::Result<Report> {
+    run_against(args.into(), Peer::Irc).await
+}
+
+/// Runs the measurement against `peer`.
+async fn run_against(args: Args, peer: Peer) -> anyhow::Result<Report> {
     let max_n = args.clients.iter().copied().max().context("--clients is empty")?;
     let max_s = args.senders.iter().copied().max().context("--senders is empty")?;
     ensure!(
@@ -95,6 +214,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     ensure!(args.rounds >= 1 && args.window >= 1 && args.users >= 1, "rounds, window, users ≥ 1");
     ensure!(args.secs > 0.0 && args.secs <= 60.0, "--secs must be in (0, 60]");
     ensure!(args.body_bytes >= 48 && args.body_bytes <= 16_000, "--body-bytes must be 48..=16000");
+    ensure!(
+        args.rate.iter().all(|&r| (0.0..=100_000.0).contains(&r)),
+        "--rate must be in [0, 100000]"
+    );
+    ensure!(
+        peer != Peer::Irc || args.body_bytes <= 400,
+        "--body-bytes must be at most 400 against IRC (512-byte lines)"
+    );
     let sockets = max_n.div_ceil(args.per_socket.max(1));
 
     let qchatd = qchat_tests::TestServer::start_logging(
@@ -113,38 +240,56 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     qchatd.room(TENANT, ROOM).await?;
     let q_eps = Arc::new(Endpoints::qchat(qchatd.addr, &qchatd.data_dir(), sockets)?);
     let tokens = register(&q_eps, args.users.min(max_n), "u", &[ROOM]).await?;
-    let baseline = BaselineProcess::start("fanout-server").await?;
-    let b_eps = Arc::new(Endpoints::baseline(baseline.addr, &baseline.cert, sockets)?);
+    let (peer_process, b_eps) = match peer {
+        Peer::Quinn => {
+            let p = BaselineProcess::start("fanout-server").await?;
+            let eps = Arc::new(Endpoints::baseline(p.addr, &p.cert, sockets)?);
+            (PeerProcess::Quinn(p), Some(eps))
+        }
+        Peer::Irc => (PeerProcess::Irc(irc::Inspircd::start().await?), None),
+    };
+    let name = peer.name();
 
     let mut report = Report::new(
-        "fanout",
+        if peer == Peer::Irc { "fanout-irc" } else { "fanout" },
         &[
             "clients",
             "senders",
+            "rate/sender",
             "qchat deliveries/s",
-            "baseline deliveries/s",
+            &format!("{name} deliveries/s"),
             "ratio",
             "qchat p50 / p99 / max ms",
-            "baseline p50 / p99 / max ms",
+            &format!("{name} p50 / p99 / max ms"),
             "p99 ratio",
-            "server CPU µs/delivery qchat / baseline",
+            &format!("server CPU µs/delivery qchat / {name}"),
             "qchat delivered",
         ],
     );
     let epoch = Instant::now();
     let mut round_id = 0u64;
     for &n in &args.clients {
-        let mut pools = [
-            Pool::connect(Side::Qchat, &q_eps, n, &tokens, epoch, qchatd.pid()).await?,
-            Pool::connect(Side::Baseline, &b_eps, n, &[], epoch, baseline.pid()).await?,
-        ];
-        for &senders in &args.senders {
+        let peer_pool = match (&peer_process, &b_eps) {
+            (PeerProcess::Quinn(p), Some(eps)) => {
+                Pool::connect(Side::Baseline, eps, n, &[], epoch, p.pid()).await?
+            }
+            (PeerProcess::Irc(p), _) => {
+                Pool::connect_irc(p.addr, n, args.quickack, epoch, p.pid()).await?
+            }
+            (PeerProcess::Quinn(_), None) => anyhow::bail!("no baseline endpoints"),
+        };
+        let mut pools =
+            [Pool::connect(Side::Qchat, &q_eps, n, &tokens, epoch, qchatd.pid()).await?, peer_pool];
+        for (&senders, &rate) in
+            args.senders.iter().flat_map(|s| args.rate.iter().map(move |r| (s, r)))
+        {
+            let pace = (rate > 0.0).then_some(rate);
             let mut acc = [Acc::default(), Acc::default()];
             for r in 0..args.rounds {
                 let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
                 for side in order {
                     round_id += 1;
-                    let out = pools[side].round(round_id, senders, &args, epoch).await?;
+                    let out = pools[side].round(round_id, senders, pace, &args, epoch).await?;
                     acc[side].add(out);
                 }
             }
@@ -153,6 +298,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             report.row(vec![
                 n.to_string(),
                 senders.to_string(),
+                pace.map_or_else(
+                    || format!("closed, window {}", args.window),
+                    |r| format!("{r}/s"),
+                ),
                 format!("{:.0}", q.rate()),
                 format!("{:.0}", b.rate()),
                 ratio(q.rate(), b.rate()),
@@ -166,29 +315,32 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
                 format!("{}/{}", q.delivered, q.expected),
             ]);
             report.note(format!(
-                "N={n}, {senders} sender(s): per-round deliveries/s qchat {:?}, baseline {:?}; \
-                 baseline delivered {}/{}; qchat lagged events {}",
+                "N={n}, {senders} sender(s), rate {rate}: per-round deliveries/s qchat {:?}, \
+                 {name} {:?}; {name} delivered {}/{}; qchat lagged events {}",
                 q.round_rates,
                 b.round_rates,
                 b.delivered,
                 b.expected,
                 pools[0].lagged()
             ));
-            eprintln!("done: N={n}, senders={senders}");
+            eprintln!("done: N={n}, senders={senders}, rate={rate}");
         }
         for pool in pools {
             pool.close().await;
         }
     }
     q_eps.close();
-    b_eps.close();
-    baseline.stop().await;
+    if let Some(eps) = b_eps {
+        eps.close();
+    }
+    peer_process.stop().await;
     report.note(format!(
         "{} s per round, {} round(s) per side alternating, window {}, {}-byte bodies, \
          qchat connections over {} users (resume), {} connections per client socket; \
-         qchatd synchronous={}, log level warn. Latency: send timestamp to arrival at \
-         each receiver, over every delivery of every round. Server CPU: user + system time \
-         of the server process over the rounds (from /proc) divided by the deliveries.",
+         qchatd synchronous={}, log level warn. Latency: send timestamp (paced: the due \
+         time) to arrival at each receiver, over every delivery of every round. Server CPU: \
+         user + system time of the server process over the rounds (from /proc) divided by \
+         the deliveries.",
         args.secs,
         args.rounds,
         args.window,
@@ -197,7 +349,30 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         args.per_socket,
         args.durability.to_uppercase()
     ));
+    if peer == Peer::Irc {
+        report.note(format!(
+            "InspIRCd {} (Debian), its own config: loopback, no flood limits, echo-message \
+             (a sender gets its own message, so N deliveries per message on both sides); \
+             IRC clients TCP_NODELAY, delayed ACKs {}.",
+            inspircd_version(),
+            if args.quickack {
+                "off (TCP_QUICKACK after every read)"
+            } else {
+                "on (Linux default)"
+            }
+        ));
+    }
     Ok(report)
+}
+
+/// `inspircd --version`'s answer, for the report.
+fn inspircd_version() -> String {
+    std::process::Command::new("/usr/sbin/inspircd")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "(version unknown)".into(), |v| v.trim().to_owned())
 }
 
 fn triple(p: Option<Percentiles>) -> String {
@@ -240,10 +415,26 @@ pub(crate) async fn register(
     Ok(tokens)
 }
 
+/// The writing half of a client: a QUIC stream or an IRC connection.
+enum Writer {
+    Quic(SendStream),
+    Tcp(OwnedWriteHalf),
+}
+
+impl Writer {
+    /// Writes one message as the side frames it (`payload` is already an IRC line).
+    async fn write(&mut self, payload: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Self::Quic(send) => write_frame(send, payload).await,
+            Self::Tcp(w) => Ok(w.write_all(payload).await?),
+        }
+    }
+}
+
 /// N connected clients of one side, each with a reader task.
 struct Pool {
     side: Side,
-    sends: Vec<Option<SendStream>>,
+    sends: Vec<Option<Writer>>,
     conns: Vec<Connection>,
     readers: JoinSet<()>,
     round: watch::Sender<Option<Arc<Round>>>,
@@ -303,9 +494,50 @@ impl Pool {
         for (i, link) in links.into_iter().enumerate() {
             let link = link.context("a connection is missing")?;
             pool.conns.push(link.conn);
-            pool.sends.push(Some(link.send));
+            pool.sends.push(Some(Writer::Quic(link.send)));
             let rx = pool.round.subscribe();
             pool.readers.spawn(read_loop(side, i, link.reader, rx, pool.lagged.clone(), epoch));
+        }
+        Ok(pool)
+    }
+
+    /// `n` IRC clients of `addr`, registered and in the channel.
+    async fn connect_irc(
+        addr: std::net::SocketAddr,
+        n: usize,
+        quickack: bool,
+        epoch: Instant,
+        server_pid: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let sem = Arc::new(Semaphore::new(CONNECT_PARALLEL));
+        let mut set = JoinSet::new();
+        for i in 0..n {
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire().await?;
+                Ok::<_, anyhow::Error>((i, irc::connect(addr, &format!("q{i}"), quickack).await?))
+            });
+        }
+        let mut links: Vec<Option<irc::IrcLink>> = (0..n).map(|_| None).collect();
+        while let Some(r) = set.join_next().await {
+            let (i, link) = r??;
+            links[i] = Some(link);
+        }
+        let (round, _) = watch::channel(None);
+        let mut pool = Self {
+            side: Side::Irc,
+            sends: Vec::with_capacity(n),
+            conns: Vec::new(),
+            readers: JoinSet::new(),
+            round,
+            lagged: Arc::new(AtomicU64::new(0)),
+            server_pid,
+        };
+        for (i, link) in links.into_iter().enumerate() {
+            let link = link.context("a connection is missing")?;
+            pool.sends.push(Some(Writer::Tcp(link.writer)));
+            let rx = pool.round.subscribe();
+            pool.readers.spawn(irc_read_loop(i, link.reader, rx, epoch));
         }
         Ok(pool)
     }
@@ -314,18 +546,30 @@ impl Pool {
         self.lagged.load(Ordering::Relaxed)
     }
 
-    /// One round: `senders` senders for `args.secs`, then a bounded drain.
+    /// One round: `senders` senders for `args.secs` (closed loop, or paced
+    /// at `pace` messages/s each), then a bounded drain.
     async fn round(
         &mut self,
         id: u64,
         senders: usize,
+        pace: Option<f64>,
         args: &Args,
         epoch: Instant,
     ) -> anyhow::Result<RoundOut> {
-        let n = self.conns.len();
+        let n = self.sends.len();
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let cap = ((args.secs * 20_000.0) as usize * args.window).clamp(16, (1 << 22) / senders);
-        let round = Arc::new(Round::new(id, n, senders, cap, args.window));
+        let (cap, window) = match pace {
+            // Paced: every message of the round may be out at once.
+            Some(rate) => {
+                let cap = ((args.secs * rate).ceil() as usize + 2).clamp(16, (1 << 22) / senders);
+                (cap, cap)
+            }
+            None => (
+                ((args.secs * 20_000.0) as usize * args.window).clamp(16, (1 << 22) / senders),
+                args.window,
+            ),
+        };
+        let round = Arc::new(Round::new(id, n, senders, cap, window));
         self.round.send_replace(Some(round.clone()));
         let cpu_start = self.server_pid.and_then(|p| process::cpu_time(p).ok());
         let start = Instant::now();
@@ -335,9 +579,18 @@ impl Pool {
         for s in 0..senders {
             let send = self.sends[s].take().context("sender stream in use")?;
             let round = round.clone();
-            let (side, body_bytes) = (self.side, args.body_bytes);
+            let plan = Plan {
+                side: self.side,
+                until,
+                body_bytes: args.body_bytes,
+                epoch,
+                // Paced senders start spread over one interval, not in step.
+                #[allow(clippy::cast_precision_loss)]
+                pace: pace
+                    .map(|r| (start + Duration::from_secs_f64(s as f64 / (r * senders as f64)), r)),
+            };
             tasks.spawn(async move {
-                let r = send_loop(side, send, round, s, until, body_bytes, epoch).await;
+                let r = send_loop(plan, send, round, s).await;
                 (s, r)
             });
         }
@@ -352,7 +605,7 @@ impl Pool {
         // Drain: every message out must reach every client (bounded).
         for w in &round.windows {
             if let Ok(Ok(p)) =
-                tokio::time::timeout(STALL, w.acquire_many(u32::try_from(args.window)?)).await
+                tokio::time::timeout(STALL, w.acquire_many(u32::try_from(window)?)).await
             {
                 p.forget();
             } else {
@@ -380,6 +633,8 @@ impl Pool {
         for c in &self.conns {
             c.close(0u32.into(), b"bench done");
         }
+        // IRC connections close with their writing halves.
+        self.sends.clear();
         self.readers.abort_all();
         while self.readers.join_next().await.is_some() {}
     }
@@ -481,7 +736,7 @@ async fn read_loop(
     while let Ok(Some(frame)) = reader.next().await {
         let now = micros(epoch);
         let tag = match side {
-            Side::Baseline => std::str::from_utf8(&frame).ok().and_then(Tag::parse),
+            Side::Baseline | Side::Irc => std::str::from_utf8(&frame).ok().and_then(Tag::parse),
             Side::Qchat => match serde_json::from_slice::<Frame<'_>>(&frame) {
                 Ok(Frame { ev: Some(ev), body: Some(body) }) if ev == "message" => {
                     Tag::parse(&body)
@@ -501,30 +756,66 @@ async fn read_loop(
     }
 }
 
-/// Sends until `until`, each message after a window permit; returns the
-/// stream, how many were sent, and whether it stalled.
-async fn send_loop(
+async fn irc_read_loop(
+    me: usize,
+    mut reader: irc::LineReader,
+    round: watch::Receiver<Option<Arc<Round>>>,
+    epoch: Instant,
+) {
+    while let Ok(Some(line)) = reader.next().await {
+        let now = micros(epoch);
+        let Some(tag) = irc::privmsg_text(&line).and_then(Tag::parse) else { continue };
+        let current = round.borrow().clone();
+        if let Some(r) = current.filter(|r| r.id == tag.round) {
+            r.deliver(me, tag, now);
+        }
+    }
+}
+
+/// How one sender sends in a round.
+struct Plan {
     side: Side,
-    mut send: SendStream,
-    round: Arc<Round>,
-    sender: usize,
+    /// No message is sent at or after this.
     until: Instant,
     body_bytes: usize,
     epoch: Instant,
-) -> (SendStream, u64, bool) {
+    /// Paced: the first message's due time and messages per second.
+    pace: Option<(Instant, f64)>,
+}
+
+/// Sends until `plan.until`, each message after a window permit and, paced,
+/// at its due time; returns the writer, how many were sent, and whether it
+/// stalled.
+async fn send_loop(
+    plan: Plan,
+    mut send: Writer,
+    round: Arc<Round>,
+    sender: usize,
+) -> (Writer, u64, bool) {
+    let Plan { side, until, body_bytes, epoch, pace } = plan;
     let mut sent = 0;
     for seq in 0..round.cap {
-        if Instant::now() >= until {
+        #[allow(clippy::cast_precision_loss)]
+        let due = pace.map(|(first, rate)| first + Duration::from_secs_f64(seq as f64 / rate));
+        if due.unwrap_or_else(Instant::now) >= until || Instant::now() >= until {
             break;
+        }
+        if let Some(due) = due {
+            tokio::time::sleep_until(due).await;
         }
         match tokio::time::timeout(STALL, round.windows[sender].acquire()).await {
             Ok(Ok(p)) => p.forget(),
             _ => return (send, sent, true),
         }
-        let tag = Tag { round: round.id, sender, seq, sent_us: micros(epoch) };
+        let sent_us = match due {
+            Some(due) => u64::try_from(due.duration_since(epoch).as_micros()).unwrap_or(u64::MAX),
+            None => micros(epoch),
+        };
+        let tag = Tag { round: round.id, sender, seq, sent_us };
         let body = tag.body(body_bytes);
         let payload = match side {
             Side::Baseline => body.into_bytes(),
+            Side::Irc => irc::privmsg(&body),
             Side::Qchat => {
                 let req = json!({
                     "id": seq + 1,
@@ -539,7 +830,7 @@ async fn send_loop(
                 }
             }
         };
-        if write_frame(&mut send, &payload).await.is_err() {
+        if send.write(&payload).await.is_err() {
             return (send, sent, true);
         }
         sent += 1;

@@ -26,6 +26,8 @@
 //! from run to run than the throughput ratio.
 
 pub(crate) mod baseline;
+pub(crate) mod scp;
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -31,8 +31,8 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
             client.create_room(&room).await.with_context(|| format!("creating {room}")).map(drop)
         }
         Command::Upload { room, files } => super::transfer::upload(&client, &room, &files).await,
-        Command::Download { file_id, out } => {
-            super::transfer::download(&client, file_id, &out).await
+        Command::Download { file_ids, out } => {
+            super::transfer::download(&client, &file_ids, &out).await
         }
         Command::Config { .. } => Ok(()),
     };

@@ -183,41 +183,74 @@ fn download_status(p: &DownloadProgress) -> String {
     }
 }
 
-/// `qchat download FILE_ID [--out DIR]`: prints the path written.
-pub(super) async fn download(client: &Client, file_id: u64, out: &Path) -> anyhow::Result<()> {
-    let handle: DownloadHandle = client.download(file_id, out)?;
+/// `qchat download FILE_ID... [--out DIR]`: every file in parallel; prints
+/// the path written for each as it finishes; fails when any did.
+pub(super) async fn download(client: &Client, file_ids: &[u64], out: &Path) -> anyhow::Result<()> {
+    let mut handles: Vec<DownloadHandle> = Vec::new();
+    for &id in file_ids {
+        handles.push(client.download(id, out).with_context(|| format!("downloading file {id}"))?);
+    }
     let tty = std::io::stdout().is_terminal();
-    let mut line = Line::new(format!("file {file_id}"));
+    let mut lines: Vec<Line> = file_ids.iter().map(|id| Line::new(format!("file {id}"))).collect();
+    let mut reported = vec![false; handles.len()];
+    let mut failed = 0usize;
     let mut first = true;
-    let mut progress = handle.progress();
     loop {
-        let p = progress.borrow_and_update().clone();
-        if tty {
-            if !p.name.is_empty() {
-                line.label = sanitize(&p.name);
+        for (i, h) in handles.iter().enumerate() {
+            let p = h.snapshot();
+            if tty {
+                if !p.name.is_empty() {
+                    lines[i].label = sanitize(&p.name);
+                }
+                lines[i].update(p.done, p.total, download_status(&p));
             }
-            line.update(p.done, p.total, download_status(&p));
-            redraw(std::slice::from_ref(&line), first);
+            if reported[i] || !p.is_finished() {
+                continue;
+            }
+            reported[i] = true;
+            match &p.state {
+                DownloadState::Done(d) if !tty => println!("{}", d.path.display()),
+                DownloadState::Failed(e) => {
+                    failed += 1;
+                    if !tty {
+                        eprintln!("qchat: downloading file {} failed: {e}", file_ids[i]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if tty {
+            redraw(&lines, first);
             first = false;
         }
-        match p.state {
-            DownloadState::Done(d) => {
-                println!("{}", d.path.display());
-                return Ok(());
-            }
-            DownloadState::Failed(e) => {
-                return Err(anyhow::Error::new(e).context(format!("downloading file {file_id}")));
-            }
-            _ => {}
+        if reported.iter().all(|r| *r) {
+            break;
         }
         tokio::select! {
             _ = tokio::time::sleep(REDRAW) => {}
             _ = tokio::signal::ctrl_c() => {
-                handle.cancel();
+                for h in &handles {
+                    h.cancel();
+                }
                 bail!("interrupted; run the same download again to resume");
             }
         }
     }
+    if tty {
+        // The redrawn lines show the status; the paths follow them.
+        for h in &handles {
+            if let DownloadState::Done(d) = h.snapshot().state {
+                println!("{}", d.path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        if let [id] = file_ids {
+            bail!("downloading file {id} failed");
+        }
+        bail!("{failed} of {} downloads failed", handles.len());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
