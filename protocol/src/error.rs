@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_ERROR_MESSAGE_LEN, MAX_QUOTED_CHARS};
+
 /// Why a request failed. Serialized in `snake_case`; the set is stable: clients
 /// may match on it, new codes are only ever added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,10 +65,54 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    /// Builds an error body.
+    /// Builds an error body. The message is kept to
+    /// [`MAX_ERROR_MESSAGE_LEN`] bytes and control characters in it are
+    /// escaped, so an error can never echo more than a little of what a
+    /// client sent, nor anything that could disturb a terminal.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: bounded(&message.into()) }
     }
+}
+
+/// A short, escaped quotation of client input for an error message: at
+/// most [`MAX_QUOTED_CHARS`] characters, control characters escaped
+/// (`\u{1}`), `…` when cut, in backticks.
+pub fn quote(input: &str) -> String {
+    let mut out = String::from("`");
+    for (i, c) in input.chars().enumerate() {
+        if i == MAX_QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        push_escaped(&mut out, c);
+    }
+    out.push('`');
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_control() {
+        out.extend(c.escape_unicode());
+    } else {
+        out.push(c);
+    }
+}
+
+/// `message` with control characters escaped, cut to
+/// [`MAX_ERROR_MESSAGE_LEN`] bytes at a character boundary (ending in `…`).
+fn bounded(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_ERROR_MESSAGE_LEN));
+    let room = MAX_ERROR_MESSAGE_LEN - '…'.len_utf8();
+    for c in message.chars() {
+        let before = out.len();
+        push_escaped(&mut out, c);
+        if out.len() > room {
+            out.truncate(before);
+            out.push('…');
+            return out;
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for ErrorBody {
@@ -142,6 +188,28 @@ mod tests {
             let back: ErrorCode = serde_json::from_str(&json).expect("parses");
             assert_eq!(back, code);
         }
+    }
+
+    #[test]
+    fn messages_are_bounded_and_escaped() {
+        let long = "x".repeat(1 << 20);
+        let body = ErrorBody::new(ErrorCode::BadRequest, format!("bad: {long}"));
+        assert!(body.message.len() <= MAX_ERROR_MESSAGE_LEN, "{}", body.message.len());
+        assert!(body.message.starts_with("bad: xxx") && body.message.ends_with('…'));
+        let body = ErrorBody::new(ErrorCode::BadRequest, "a\u{1b}[31mb\nc");
+        assert_eq!(body.message, "a\\u{1b}[31mb\\u{a}c");
+        let wide = "é".repeat(MAX_ERROR_MESSAGE_LEN);
+        let body = ErrorBody::new(ErrorCode::BadRequest, wide);
+        assert!(body.message.len() <= MAX_ERROR_MESSAGE_LEN && body.message.ends_with('…'));
+        assert_eq!(
+            ErrorBody::new(ErrorCode::NotFound, "no room named x").message,
+            "no room named x"
+        );
+        assert_eq!(quote("ping"), "`ping`");
+        assert_eq!(quote("a\u{0}b"), "`a\\u{0}b`");
+        let q = quote(&"y".repeat(1000));
+        assert_eq!(q.chars().filter(|c| *c == 'y').count(), MAX_QUOTED_CHARS);
+        assert!(q.ends_with("…`"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod request;
 mod response;
 mod types;
 
-pub use error::{CloseCode, ErrorBody, ErrorCode};
+pub use error::{CloseCode, ErrorBody, ErrorCode, quote};
 pub use files::{
     DownloadHeader, FileInfo, HASH_HEX_LEN, HEAD_LEN, HeaderError, MAX_FILE_NAME_LEN,
     MAX_STREAM_HEADER_LEN, StreamCode, TRAILER_LEN, UploadHeader, decode_stream_header,

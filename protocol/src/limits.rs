@@ -54,6 +54,13 @@ pub const MAX_REQUEST_DEPTH: usize = 127;
 /// up to it exactly.
 pub const MAX_REQUEST_ID: u64 = (1 << 53) - 1;
 
+/// Longest error `message` in bytes; longer ones are cut (with `…`).
+pub const MAX_ERROR_MESSAGE_LEN: usize = 256;
+
+/// Characters of a client's input that an error message may quote; the
+/// rest is cut (with `…`), and control characters are escaped.
+pub const MAX_QUOTED_CHARS: usize = 32;
+
 /// Checks a tenant, user or room name: 1..=[`MAX_NAME_LEN`] bytes of ASCII
 /// letters, digits, `-`, `_` and `.`, not starting with `.` or `-`.
 ///

@@ -2,14 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorBody, ErrorCode};
-use crate::limits::{MAX_REQUEST_DEPTH, MAX_REQUEST_ID, MAX_REQUEST_VALUES};
+use crate::error::{ErrorBody, ErrorCode, quote};
+use crate::limits::{MAX_QUOTED_CHARS, MAX_REQUEST_DEPTH, MAX_REQUEST_ID, MAX_REQUEST_VALUES};
 
 /// One request frame: `{"id": n, "op": "...", ...fields}`. The server answers
 /// each with exactly one [`crate::Response`] whose `re` equals `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    /// Chosen by the client, echoed as `re`. Unique among in-flight requests.
+    /// Chosen by the client, echoed as `re`, 0 to [`MAX_REQUEST_ID`].
+    /// Unique among in-flight requests.
     pub id: u64,
     /// The operation and its fields.
     #[serde(flatten)]
@@ -308,28 +309,87 @@ impl Request {
     /// Parses one frame payload.
     ///
     /// # Errors
-    /// [`ParseError`] for invalid JSON, an unknown `op`, or missing or
-    /// mistyped fields; it carries the request id when one could be read.
+    /// [`ParseError`] for invalid JSON, an unknown `op`, missing or
+    /// mistyped fields, or an `id` above [`MAX_REQUEST_ID`]; it carries the
+    /// request id when one could be read. Its message quotes at most a
+    /// short, escaped prefix of the offending input.
     pub fn parse(payload: &[u8]) -> Result<Self, ParseError> {
+        let refuse = |message: String| ParseError {
+            id: id_only(payload),
+            error: ErrorBody::new(ErrorCode::BadRequest, message),
+        };
         if more_values_than(payload, MAX_REQUEST_VALUES) {
-            let message = format!("a request holds at most {MAX_REQUEST_VALUES} JSON values");
+            return Err(refuse(format!(
+                "a request holds at most {MAX_REQUEST_VALUES} JSON values"
+            )));
+        }
+        let req: Self = serde_json::from_slice(payload).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                refuse(format!("invalid JSON: {}", clip_quotes(&e.to_string())))
+            } else if let Some(op) = unknown_op(&e, payload) {
+                refuse(format!("unknown op {}; docs/PROTOCOL.md section 4 lists them", quote(&op)))
+            } else {
+                refuse(format!("invalid request: {}", clip_quotes(&e.to_string())))
+            }
+        })?;
+        if req.id > MAX_REQUEST_ID {
             return Err(ParseError {
-                id: id_only(payload),
-                error: ErrorBody::new(ErrorCode::BadRequest, message),
+                id: None,
+                error: ErrorBody::new(ErrorCode::BadRequest, "id must be 0 to 2^53-1"),
             });
         }
-        serde_json::from_slice(payload).map_err(|e| {
-            let message = if e.is_syntax() || e.is_eof() {
-                format!("invalid JSON: {e}")
-            } else {
-                format!("invalid request: {e}")
-            };
-            ParseError {
-                id: id_only(payload),
-                error: ErrorBody::new(ErrorCode::BadRequest, message),
-            }
-        })
+        Ok(req)
     }
+}
+
+/// The `op` of a payload whose parse failed on an unknown variant (serde's
+/// message would list every op after it).
+fn unknown_op(e: &serde_json::Error, payload: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct OpOnly {
+        op: String,
+    }
+    if !e.to_string().starts_with("unknown variant") {
+        return None;
+    }
+    serde_json::from_slice::<OpOnly>(payload).ok().map(|o| o.op)
+}
+
+/// serde's message with every quoted piece of input (between `"` or
+/// backticks) cut to [`MAX_QUOTED_CHARS`] characters. serde quotes what it
+/// complains about — a 1 MiB string where a number belongs is quoted
+/// whole — and the reply must not grow with it.
+fn clip_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut quote: Option<(char, usize)> = None;
+    let mut escaped = false;
+    for c in message.chars() {
+        match &mut quote {
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some((c, 0));
+                }
+            }
+            Some((close, n)) => {
+                let ends = c == *close && !escaped;
+                escaped = !escaped && c == '\\' && *close == '"';
+                if ends {
+                    if *n > MAX_QUOTED_CHARS {
+                        out.push('…');
+                    }
+                    out.push(c);
+                    quote = None;
+                } else {
+                    *n += 1;
+                    if *n <= MAX_QUOTED_CHARS {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The `id` an error reply to `payload` carries in `re` (PROTOCOL.md §3):

@@ -224,6 +224,52 @@ fn bad_requests_keep_their_id_when_possible() {
     assert_eq!(Request::parse(deep.as_bytes()).expect_err("too deep").id, None);
 }
 
+/// Errors quote at most a short, escaped prefix of the input, however
+/// large (issue 22: a 1 MiB unknown op was echoed whole, and the reply no
+/// longer fit a frame).
+#[test]
+fn errors_quote_only_a_short_escaped_prefix() {
+    let big = "A".repeat(1 << 20);
+    let payload = format!(r#"{{"id":3,"op":"{big}\u0007"}}"#);
+    let e = Request::parse(payload.as_bytes()).expect_err("unknown op");
+    assert_eq!(e.id, Some(3));
+    assert!(e.error.message.len() <= MAX_ERROR_MESSAGE_LEN, "{}", e.error.message.len());
+    assert!(e.error.message.starts_with("unknown op `AAAA"), "{}", e.error.message);
+    assert!(e.error.message.contains("A…`"), "{}", e.error.message);
+    let e = Request::parse(br#"{"id":4,"op":"p\u0000\u001bing"}"#).expect_err("unknown op");
+    assert_eq!(e.error.message.split(';').next(), Some("unknown op `p\\u{0}\\u{1b}ing`"));
+    let payload = format!(r#"{{"id":5,"op":"history","room":"r","limit":"{big}"}}"#);
+    let e = Request::parse(payload.as_bytes()).expect_err("mistyped");
+    assert_eq!(e.id, Some(5));
+    assert!(e.error.message.len() <= 120, "{}", e.error.message);
+    assert!(e.error.message.contains("expected u32"), "{}", e.error.message);
+    let payload = format!(r#"{{"id":6,"op":"ping","x":"{big}"#);
+    let e = Request::parse(payload.as_bytes()).expect_err("truncated");
+    assert!(e.error.message.len() <= MAX_ERROR_MESSAGE_LEN);
+    // Every refusal stays short, whatever the field.
+    for field in ["room", "user", "tenant", "body", "client_msg_id", "after", "upload_id"] {
+        let payload = format!(r#"{{"id":7,"op":"send","{field}":{{"{big}":1}}}}"#);
+        let e = Request::parse(payload.as_bytes()).expect_err("invalid");
+        assert!(e.error.message.len() <= MAX_ERROR_MESSAGE_LEN, "{field}");
+    }
+}
+
+/// Request ids end at 2^53 - 1 (PROTOCOL.md section 3); a larger one is
+/// refused with no id to answer to.
+#[test]
+fn ids_end_at_two_to_the_53_minus_one() {
+    let ok = format!(r#"{{"id":{MAX_REQUEST_ID},"op":"ping"}}"#);
+    assert_eq!(Request::parse(ok.as_bytes()).expect("largest id").id, MAX_REQUEST_ID);
+    for id in [MAX_REQUEST_ID + 1, u64::MAX] {
+        let e = Request::parse(format!(r#"{{"id":{id},"op":"ping"}}"#).as_bytes())
+            .expect_err("id out of range");
+        assert_eq!((e.id, e.error.code), (None, ErrorCode::BadRequest));
+        let e = Request::parse(format!(r#"{{"id":{id},"op":"nope"}}"#).as_bytes())
+            .expect_err("unknown op");
+        assert_eq!(e.id, None, "an id out of range is not answered to");
+    }
+}
+
 /// Found by `cargo fuzz run request_parse` (docs/RELIABILITY.md): `[666]`
 /// was answered with `re: 666`, because a derived struct also reads a JSON
 /// array; the spec answers anything but an object with `re: null`.
@@ -345,7 +391,7 @@ proptest! {
     }
 
     #[test]
-    fn send_round_trips(id in any::<u64>(), room in "[a-z]{1,16}", cmid in "[a-zA-Z0-9-]{1,64}", body in any::<String>()) {
+    fn send_round_trips(id in 0..=MAX_REQUEST_ID, room in "[a-z]{1,16}", cmid in "[a-zA-Z0-9-]{1,64}", body in any::<String>()) {
         let req = Request { id, op: Op::Send(SendReq { room, client_msg_id: cmid, body }) };
         let bytes = encode_json(&req).expect("encodes");
         let mut buf = bytes::BytesMut::from(&bytes[..]);

@@ -1,6 +1,8 @@
 //! Passwords (argon2id on a few hashing threads of their own, at a lower CPU
 //! priority, so a login storm cannot starve chat), session tokens (only their
-//! hash is stored) and the failed-login rate limiter.
+//! hash is stored), the failed-login rate limiter (an attempt is counted
+//! before its password is checked, and given back when it succeeds) and the
+//! server-wide cap on password checks queued or running.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +24,9 @@ const MAX_FAILURES: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked before the oldest windows are swept.
 const MAX_TRACKED: usize = 100_000;
+/// Password checks (and hashes) queued or running at once, server-wide,
+/// unless configured.
+pub(crate) const MAX_PASSWORD_CHECKS: usize = 256;
 /// `nice` increment of the hashing threads: a login storm's argon2 runs
 /// then take only the CPU the runtime (established connections) leaves.
 const HASHER_NICE: i32 = 10;
@@ -36,6 +41,9 @@ pub(crate) struct Auth {
     max_failures: u32,
     failure_window: Duration,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// One permit per password check queued or running; a check that finds
+    /// none is refused (`unavailable`) instead of queueing without bound.
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
 struct Inner {
@@ -45,9 +53,51 @@ struct Inner {
     /// Verified against when the user does not exist, so timing does not
     /// reveal which user names exist.
     dummy_hash: String,
-    /// Failed logins per address: (window start, count). std Mutex: never held
-    /// across an await.
+    /// Log-in attempts per address in the current window: (window start,
+    /// count), counting attempts being checked and failed ones. std Mutex:
+    /// never held across an await.
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// One log-in attempt, counted against its address's allowance from
+/// before its password (or token) is checked, so attempts made at once can
+/// never pass the limit together. [`Attempt::failed`] keeps it counted;
+/// dropped without that (the log-in succeeded, or was never checked: the
+/// server was busy, or failed), it is given back.
+pub(crate) struct Attempt {
+    auth: Auth,
+    ip: IpAddr,
+    /// The window it was counted in; a later window owes it nothing.
+    window: Instant,
+    failed: bool,
+}
+
+impl Attempt {
+    /// The attempt failed (wrong password, unknown token): it stays counted.
+    pub(crate) fn failed(mut self) {
+        self.failed = true;
+        if let Some(m) = &self.auth.metrics {
+            m.login_failed();
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.failed {
+            return;
+        }
+        let mut map =
+            self.auth.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = map.get_mut(&self.ip)
+            && entry.0 == self.window
+        {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Auth {
@@ -83,7 +133,14 @@ impl Auth {
             max_failures: MAX_FAILURES,
             failure_window: FAILURE_WINDOW,
             metrics: None,
+            checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
         })
+    }
+
+    /// Allows `max` password checks (and hashes) queued or running at once.
+    pub(crate) fn with_check_limit(mut self, max: usize) -> Self {
+        self.checks = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+        self
     }
 
     /// Allows `max_failures` failed logins per address per `window`.
@@ -93,7 +150,7 @@ impl Auth {
         self
     }
 
-    /// Counts failed logins in `metrics`.
+    /// Counts failed logins and password checks in `metrics`.
     pub(crate) fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
@@ -102,7 +159,8 @@ impl Auth {
     /// Hashes a password with argon2id (m=19 MiB, t=2, p=1) on a hashing thread.
     ///
     /// # Errors
-    /// Internal errors only.
+    /// `unavailable` when the password checks are at their cap; otherwise
+    /// internal errors only.
     pub(crate) async fn hash(&self, password: &str) -> Result<String> {
         let password = password.to_owned();
         self.run(move |areas| hash_blocking(areas, &password)).await?
@@ -112,7 +170,8 @@ impl Auth {
     /// spends the same time on a dummy hash and returns `false`.
     ///
     /// # Errors
-    /// Internal errors only.
+    /// `unavailable` when the password checks are at their cap; otherwise
+    /// internal errors only.
     pub(crate) async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
         let password = password.to_owned();
         let (hash, real) = match hash {
@@ -123,45 +182,56 @@ impl Auth {
         Ok(ok && real)
     }
 
-    /// Runs `f` on a hashing thread (in queue order) and waits for its result.
+    /// Runs `f` on a hashing thread (in queue order) and waits for its
+    /// result, holding one of the check permits until the thread is done
+    /// with it (also when the caller stops waiting).
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Mutex<Vec<Vec<Block>>>) -> T + Send + 'static,
     ) -> Result<T> {
+        let Ok(permit) = self.checks.clone().try_acquire_owned() else {
+            if let Some(m) = &self.metrics {
+                m.password_check_refused();
+            }
+            return Err(crate::error::refuse(
+                qchat_protocol::ErrorCode::Unavailable,
+                "the server is busy checking passwords; retry in a few seconds",
+            ));
+        };
+        if let Some(m) = &self.metrics {
+            m.password_checked();
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |areas| {
-            let _ = tx.send(f(areas));
+            let result = f(areas);
+            // Before the answer, so a caller that checks again at once
+            // finds the permit back.
+            drop(permit);
+            let _ = tx.send(result);
         });
         self.inner.jobs.send(job).map_err(|_| Error::Internal("hashing threads gone".into()))?;
         rx.await.map_err(|_| Error::Internal("hashing job lost".into()))
     }
 
-    /// Whether `addr` may try another login now.
-    pub(crate) fn allow_attempt(&self, addr: IpAddr) -> bool {
-        let map = self.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(&addr) {
-            Some((start, count)) => {
-                start.elapsed() > self.failure_window || *count < self.max_failures
-            }
-            None => true,
-        }
-    }
-
-    /// Records a failed login from `addr`.
-    pub(crate) fn record_failure(&self, addr: IpAddr) {
-        if let Some(m) = &self.metrics {
-            m.login_failed();
-        }
+    /// Counts a log-in attempt from `ip` against its allowance, before its
+    /// password or token is checked; `None` when the allowance for this
+    /// window is spent (failed attempts and those still being checked
+    /// count).
+    pub(crate) fn reserve_attempt(&self, ip: IpAddr) -> Option<Attempt> {
         let window = self.failure_window;
         let mut map = self.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_TRACKED {
             map.retain(|_, (start, _)| start.elapsed() <= window);
         }
-        let entry = map.entry(addr).or_insert((Instant::now(), 0));
+        let entry = map.entry(ip).or_insert((Instant::now(), 0));
         if entry.0.elapsed() > window {
             *entry = (Instant::now(), 0);
         }
+        if entry.1 >= self.max_failures {
+            return None;
+        }
         entry.1 += 1;
+        Some(Attempt { auth: self.clone(), ip, window: entry.0, failed: false })
     }
 }
 
@@ -315,10 +385,53 @@ mod tests {
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
         for _ in 0..3 {
-            assert!(auth.allow_attempt(a));
-            auth.record_failure(a);
+            auth.reserve_attempt(a).expect("allowed").failed();
         }
-        assert!(!auth.allow_attempt(a));
-        assert!(auth.allow_attempt(b));
+        assert!(auth.reserve_attempt(a).is_none());
+        assert!(auth.reserve_attempt(b).is_some());
+    }
+
+    /// Attempts count from before their check: of many at once only the
+    /// allowance is let through, a successful one gives its place back, and
+    /// a successful address leaves nothing tracked.
+    #[tokio::test]
+    async fn attempts_count_before_they_are_checked() {
+        let auth = Auth::new().expect("auth").with_rate_limit(3, Duration::from_secs(60));
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let held: Vec<_> = (0..10).filter_map(|_| auth.reserve_attempt(a)).collect();
+        assert_eq!(held.len(), 3, "three in flight at once, no more");
+        let mut held = held.into_iter();
+        drop(held.next()); // succeeded: given back
+        let again = auth.reserve_attempt(a).expect("a place was given back");
+        assert!(auth.reserve_attempt(a).is_none());
+        for attempt in held {
+            attempt.failed();
+        }
+        drop(again);
+        let one = auth.reserve_attempt(a).expect("one place left");
+        one.failed();
+        assert!(auth.reserve_attempt(a).is_none(), "three failures spend the allowance");
+        let b: IpAddr = [127, 0, 0, 2].into();
+        drop(auth.reserve_attempt(b));
+        assert!(!auth.inner.failures.lock().expect("lock").contains_key(&b));
+    }
+
+    /// At most `with_check_limit` checks are queued or running; one more is
+    /// refused as `unavailable` at once, and a permit returns when its
+    /// check is done.
+    #[tokio::test]
+    async fn password_checks_are_capped_server_wide() {
+        let auth = Auth::new().expect("auth").with_check_limit(2);
+        let hash = auth.hash("correct horse").await.expect("hash");
+        let (a, b, c) = tokio::join!(
+            auth.verify("x", Some(&hash)),
+            auth.verify("correct horse", Some(&hash)),
+            auth.verify("y", Some(&hash)),
+        );
+        assert!(!a.expect("checked"));
+        assert!(b.expect("checked"));
+        let refused = c.expect_err("a third check at once is refused");
+        assert_eq!(refused.to_body().code, qchat_protocol::ErrorCode::Unavailable);
+        assert!(auth.verify("correct horse", Some(&hash)).await.expect("permits come back"));
     }
 }

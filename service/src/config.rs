@@ -85,6 +85,9 @@ pub struct Limits {
     pub login_failures: u32,
     /// The failed-login window.
     pub login_failure_window_secs: u64,
+    /// Password checks (log-in, register) queued or running at once,
+    /// server-wide; more are refused with `unavailable`.
+    pub max_password_checks: usize,
     /// QUIC keep-alive sent by the server (capped at half the idle timeout);
     /// 0 turns it off.
     pub keep_alive_secs: u64,
@@ -131,6 +134,7 @@ impl Default for Limits {
             outbound_queue: 1024,
             login_failures: 10,
             login_failure_window_secs: 60,
+            max_password_checks: crate::auth::MAX_PASSWORD_CHECKS,
             keep_alive_secs: 15,
             // One stream per file being uploaded at once.
             max_uni_streams: 16,
@@ -267,6 +271,9 @@ impl Config {
         }
         if l.login_failures == 0 {
             return bad("login_failures", "must be at least 1");
+        }
+        if l.max_password_checks == 0 {
+            return bad("max_password_checks", "must be at least 1");
         }
         if l.idle_timeout_secs == 0 || l.idle_timeout_secs > 3600 {
             return bad("idle_timeout_secs", "must be 1 to 3600");

@@ -33,6 +33,8 @@ pub(crate) struct Metrics {
     commit_count: AtomicU64,
     commit_sum_us: AtomicU64,
     pages_cut: AtomicU64,
+    password_checks: AtomicU64,
+    password_checks_refused: AtomicU64,
 }
 
 /// Keeps one transfer counted in `qchat_transfers_active`.
@@ -84,6 +86,16 @@ impl Metrics {
     /// A login or resume failed.
     pub(crate) fn login_failed(&self) {
         self.logins_failed.fetch_add(1, Relaxed);
+    }
+
+    /// A password was handed to the hashing threads (checked or hashed).
+    pub(crate) fn password_checked(&self) {
+        self.password_checks.fetch_add(1, Relaxed);
+    }
+
+    /// A password check was refused: the server-wide cap was reached.
+    pub(crate) fn password_check_refused(&self) {
+        self.password_checks_refused.fetch_add(1, Relaxed);
     }
 
     /// A list reply held fewer items than asked because the next one would
@@ -161,6 +173,18 @@ impl Metrics {
             "counter",
             "UDP bytes sent on closed connections.",
             self.get(&self.bytes_tx),
+        );
+        one(
+            "qchat_password_checks_total",
+            "counter",
+            "Passwords checked or hashed with argon2id (log-in, register).",
+            self.get(&self.password_checks),
+        );
+        one(
+            "qchat_password_checks_refused_total",
+            "counter",
+            "Password checks refused (unavailable): the server-wide cap was reached.",
+            self.get(&self.password_checks_refused),
         );
         one(
             "qchat_list_pages_cut_total",

@@ -118,6 +118,7 @@ impl Server {
         let auth = Auth::new()
             .map_err(|e| StartError::Other(e.to_string()))?
             .with_rate_limit(config.limits.login_failures, config.limits.login_failure_window())
+            .with_check_limit(config.limits.max_password_checks)
             .with_metrics(metrics.clone());
         let shared = Arc::new(Shared { config, pool, hub, auth, committer, metrics, transfers });
         Ok(Self { endpoint, shared, committer_task, fingerprint, reloader, metrics_listener })

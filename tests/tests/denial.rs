@@ -453,3 +453,243 @@ async fn history_and_sync_pages_fit_and_cover_every_message_once() -> anyhow::Re
     }
     Ok(())
 }
+
+fn code(reply: &Value) -> &str {
+    reply["err"]["code"].as_str().unwrap_or("<none>")
+}
+
+fn from(last: u8) -> qchat_tests::RawOpts {
+    qchat_tests::RawOpts::from_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, last)))
+}
+
+/// The metrics port a server started with `--metrics-listen 127.0.0.1:0
+/// --log-format json` logged.
+async fn metrics_addr(s: &TestServer) -> anyhow::Result<std::net::SocketAddr> {
+    within("metrics address logged", async {
+        loop {
+            let log = s.log_text();
+            if let Some(a) = log.split("\"metrics\":\"").nth(1).and_then(|r| r.split('"').next()) {
+                return Ok(a.parse()?);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// One counter from `GET /metrics`.
+async fn metric(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let text = within("GET /metrics", async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+        let mut body = String::new();
+        tcp.read_to_string(&mut body).await?;
+        anyhow::Ok(body)
+    })
+    .await?;
+    let prefix = format!("{name} ");
+    let value = text.lines().find_map(|l| l.strip_prefix(&prefix)).context(format!("no {name}"))?;
+    Ok(value.trim().parse()?)
+}
+
+/// Error replies quote at most a short, escaped prefix of the input: a
+/// 1 MiB unknown op before log-in (on several connections) and a 1 MiB
+/// string as `history`'s `limit` get small `bad_request` replies on kept
+/// connections, and the server logs no error for them. Also the smaller
+/// items: a 1 MiB user name in `login` is `bad_request`; request id 2^53 is
+/// refused (`re: null`) where 2^53 - 1 is served; an upload stream before
+/// log-in is stopped with `not_found` and no `upload.failed` event (events
+/// go to logged-in connections only).
+#[tokio::test]
+async fn errors_echo_no_more_than_a_short_prefix() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&["--idle-timeout-secs", "10", "--log-format", "json"]).await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "ann", PW).await?;
+    s.room("acme", "general").await?;
+    let big = "A".repeat(MAX_FRAME_LEN - 200);
+    for n in 0..3u64 {
+        let mut c = RawConn::connect_with(s.addr, &s.data_dir(), &from(2)).await?;
+        let payload = format!(r#"{{"id":{n},"op":"{big}\u0007"}}"#);
+        ensure!(payload.len() <= MAX_FRAME_LEN);
+        c.write_frame(payload.as_bytes()).await?;
+        let r = within("unknown op reply", c.reply(Some(n))).await?;
+        let len = serde_json::to_vec(&r)?.len();
+        ensure!(code(&r) == "bad_request" && len < 512, "{len} bytes: {r}");
+        let message = r["err"]["message"].as_str().context("message")?;
+        ensure!(message.contains("AAAA…"), "a short prefix is quoted: {message}");
+        c.ok("ping", json!({})).await.context("the connection is kept")?;
+    }
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let r = ann.call("history", json!({"room": "general", "limit": big})).await?;
+    let len = serde_json::to_vec(&r)?.len();
+    ensure!(code(&r) == "bad_request" && len < 512, "{len} bytes: {r}");
+    let r = ann.call("send", json!({"room": "general", "client_msg_id": big, "body": "x"})).await?;
+    ensure!(code(&r) == "bad_request" && serde_json::to_vec(&r)?.len() < 512, "{r}");
+
+    let mut pre = RawConn::connect(s.addr, &s.data_dir()).await?;
+    let r = pre.call("login", json!({"tenant": "acme", "user": big, "password": PW})).await?;
+    ensure!(code(&r) == "bad_request", "1 MiB user name: {r}");
+    let r = pre.call("login", json!({"tenant": big, "user": "ann", "password": PW})).await?;
+    ensure!(code(&r) == "bad_request", "1 MiB tenant name: {r}");
+    let max = (1u64 << 53) - 1;
+    pre.write_frame(format!(r#"{{"id":{},"op":"ping"}}"#, max + 1).as_bytes()).await?;
+    let r = within("id 2^53", pre.reply(None)).await?;
+    ensure!(code(&r) == "bad_request" && r["re"].is_null(), "id 2^53: {r}");
+    pre.write_frame(format!(r#"{{"id":{max},"op":"ping"}}"#).as_bytes()).await?;
+    let r = within("id 2^53 - 1", pre.reply(Some(max))).await?;
+    ensure!(r.get("ok").is_some(), "id 2^53 - 1: {r}");
+
+    let mut st = pre.conn.open_uni().await?;
+    let header = RawConn::frame(br#"{"upload_id":"00000000000000000000000000000000","offset":0}"#);
+    st.write_all(&header).await?;
+    let stopped = within("stream stopped", st.stopped()).await?;
+    ensure!(stopped.map(|c| c.into_inner()) == Some(2), "stream code {stopped:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    pre.ok("ping", json!({})).await?;
+    ensure!(pre.events.is_empty(), "events before log-in: {:?}", pre.events);
+    pre.login("acme", "ann", PW).await.context("and then logs in as usual")?;
+
+    let errors: Vec<String> = s
+        .log_text()
+        .lines()
+        .filter(|l| l.contains(r#""level":"ERROR""#))
+        .map(str::to_owned)
+        .collect();
+    ensure!(errors.is_empty(), "error lines in the log: {errors:?}");
+    Ok(())
+}
+
+/// 30 connections from one address send two wrong passwords each, all at
+/// once: exactly the allowance (10) is checked and answered
+/// `unauthorized` — attempts are counted before the check — and the other
+/// 50 are `rate_limited` without an argon2 run; the right password from
+/// that address is refused too, and another address logs in.
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_is_counted_exactly() -> anyhow::Result<()> {
+    const CONNS: usize = 30;
+    const ALLOWED: usize = 10;
+    let s = TestServer::start_with(&[
+        "--idle-timeout-secs",
+        "10",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "ann", PW).await?;
+    let metrics = metrics_addr(&s).await?;
+    let checks_before = metric(metrics, "qchat_password_checks_total").await.unwrap_or(0);
+    let mut conns = Vec::new();
+    for _ in 0..CONNS {
+        conns.push(RawConn::connect_with(s.addr, &s.data_dir(), &from(3)).await?);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut c in conns {
+        tasks.spawn(async move {
+            for id in [1u64, 2] {
+                let req = json!({"id": id, "op": "login", "tenant": "acme", "user": "ann",
+                                 "password": format!("guess {id}")});
+                c.write_frame(&serde_json::to_vec(&req)?).await?;
+            }
+            let mut codes = Vec::new();
+            for id in [1u64, 2] {
+                codes.push(code(&within("login reply", c.reply(Some(id))).await?).to_owned());
+            }
+            anyhow::Ok(codes)
+        });
+    }
+    let (mut unauthorized, mut limited) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        for c in r?? {
+            match c.as_str() {
+                "unauthorized" => unauthorized += 1,
+                "rate_limited" => limited += 1,
+                other => anyhow::bail!("a wrong password answered {other}"),
+            }
+        }
+    }
+    println!(
+        "{} wrong passwords at once: {unauthorized} unauthorized, {limited} rate_limited",
+        2 * CONNS
+    );
+    ensure!(
+        unauthorized == ALLOWED && limited == 2 * CONNS - ALLOWED,
+        "{unauthorized} / {limited}"
+    );
+    let checked = metric(metrics, "qchat_password_checks_total").await? - checks_before;
+    ensure!(checked == ALLOWED as u64, "{checked} passwords checked");
+    let mut c = RawConn::connect_with(s.addr, &s.data_dir(), &from(3)).await?;
+    let r = c.call("login", json!({"tenant": "acme", "user": "ann", "password": PW})).await?;
+    ensure!(code(&r) == "rate_limited", "the right password from a limited address: {r}");
+    let mut other = RawConn::connect_with(s.addr, &s.data_dir(), &from(4)).await?;
+    other.login("acme", "ann", PW).await.context("another address")?;
+    Ok(())
+}
+
+/// A server-wide cap on password checks queued or running (here 1): log-ins
+/// from many addresses at once beyond it are answered `unavailable` at
+/// once, counted in `qchat_password_checks_refused_total`; the others are
+/// served, and a retry later succeeds.
+#[tokio::test]
+async fn password_checks_are_capped_server_wide() -> anyhow::Result<()> {
+    const AT_ONCE: u8 = 16;
+    let s = TestServer::start_with(&[
+        "--max-password-checks",
+        "1",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "ann", PW).await?;
+    let metrics = metrics_addr(&s).await?;
+    let mut refused_total = 0u64;
+    let mut rounds = 0;
+    // Log-ins take tens of ms each, so a burst meets the cap; on a machine
+    // busy enough to spread the burst out, another round.
+    while refused_total == 0 && rounds < 5 {
+        rounds += 1;
+        let mut conns = Vec::new();
+        for i in 0..AT_ONCE {
+            conns.push(RawConn::connect_with(s.addr, &s.data_dir(), &from(10 + i)).await?);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut c in conns {
+            tasks.spawn(async move {
+                let r = c.call("login", json!({"tenant": "acme", "user": "ann", "password": PW}));
+                let r = within("login", r).await?;
+                anyhow::Ok((code(&r).to_owned(), c))
+            });
+        }
+        let (mut ok, mut refused) = (0u64, 0u64);
+        let mut retry = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            let (code, c) = r??;
+            match code.as_str() {
+                "<none>" => ok += 1,
+                "unavailable" => {
+                    refused += 1;
+                    retry.push(c);
+                }
+                other => anyhow::bail!("log-in answered {other}"),
+            }
+        }
+        ensure!(ok >= 1, "the cap lets one check through");
+        refused_total += refused;
+        let counted = metric(metrics, "qchat_password_checks_refused_total").await?;
+        ensure!(counted == refused_total, "{counted} counted, {refused_total} refused");
+        println!("round {rounds}: {ok} logged in, {refused} unavailable");
+        for mut c in retry {
+            c.login("acme", "ann", PW).await.context("a retry is served")?;
+        }
+    }
+    ensure!(refused_total > 0, "no log-in met the cap in {rounds} bursts");
+    Ok(())
+}

@@ -71,19 +71,22 @@ pub(super) async fn register(s: &Shared, caller: &mut Caller<'_>, c: Credentials
     start_session(s, caller, tenant.id, tenant.name, user, c.user).await
 }
 
+/// `login`. The names and the password's length are checked first
+/// (`bad_request`, no attempt counted); then the attempt is counted against
+/// the address's allowance before the password is checked, and given back
+/// only if it succeeds, so attempts made at once cannot pass the limit
+/// together.
 pub(super) async fn login(s: &Shared, caller: &mut Caller<'_>, c: Credentials) -> Result<Value> {
     not_twice(caller)?;
-    let ip = caller.remote.ip();
-    if !s.auth.allow_attempt(ip) {
-        return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
+    check_name("tenant", &c.tenant)?;
+    check_name("user", &c.user)?;
+    if c.password.len() > MAX_PASSWORD_LEN {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("a password is at most {MAX_PASSWORD_LEN} bytes"),
+        ));
     }
-    if !qchat_protocol::valid_name(&c.tenant)
-        || !qchat_protocol::valid_name(&c.user)
-        || c.password.len() > MAX_PASSWORD_LEN
-    {
-        s.auth.record_failure(ip);
-        return Err(unauthorized());
-    }
+    let attempt = s.auth.reserve_attempt(caller.remote.ip()).ok_or_else(rate_limited)?;
     let pool = &s.pool;
     let tenant = db::tenants::by_name(pool, &c.tenant).await?;
     let user = match &tenant {
@@ -94,28 +97,32 @@ pub(super) async fn login(s: &Shared, caller: &mut Caller<'_>, c: Credentials) -
         s.auth.verify(&c.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     match (tenant, user) {
         (Some(t), Some(u)) if verified && !u.disabled => {
+            drop(attempt);
             tracing::info!(tenant = %t.name, user = %u.name, "logged in");
             start_session(s, caller, t.id, t.name, u.id, u.name).await
         }
         _ => {
-            s.auth.record_failure(ip);
+            attempt.failed();
             tracing::info!(tenant = %c.tenant, user = %c.user, "failed login");
             Err(unauthorized())
         }
     }
 }
 
+fn rate_limited() -> crate::error::Error {
+    refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute")
+}
+
+/// `resume`: counted against the address's allowance like `login`.
 pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Result<Value> {
     not_twice(caller)?;
-    let ip = caller.remote.ip();
-    if !s.auth.allow_attempt(ip) {
-        return Err(refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute"));
-    }
+    let attempt = s.auth.reserve_attempt(caller.remote.ip()).ok_or_else(rate_limited)?;
     let hash = auth::token_hash(&r.token);
     let Some(found) = db::sessions::lookup(&s.pool, &hash).await? else {
-        s.auth.record_failure(ip);
+        attempt.failed();
         return Err(refuse(ErrorCode::Unauthorized, "session expired or revoked; log in again"));
     };
+    drop(attempt);
     if found.disabled {
         return Err(refuse(ErrorCode::Unauthorized, "account disabled"));
     }

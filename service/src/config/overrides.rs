@@ -66,6 +66,9 @@ pub struct Overrides {
     /// The failed-login window in seconds [default: 60].
     #[arg(long, env = "QCHAT_LOGIN_FAILURE_WINDOW_SECS")]
     pub login_failure_window_secs: Option<u64>,
+    /// Password checks queued or running at once, server-wide [default: 256].
+    #[arg(long, env = "QCHAT_MAX_PASSWORD_CHECKS")]
+    pub max_password_checks: Option<usize>,
     /// Server QUIC keep-alive in seconds, 0 = off [default: 15].
     #[arg(long, env = "QCHAT_KEEP_ALIVE_SECS")]
     pub keep_alive_secs: Option<u64>,
@@ -115,6 +118,7 @@ impl Overrides {
             self.outbound_queue => l.outbound_queue,
             self.login_failures => l.login_failures,
             self.login_failure_window_secs => l.login_failure_window_secs,
+            self.max_password_checks => l.max_password_checks,
             self.keep_alive_secs => l.keep_alive_secs,
             self.max_uni_streams => l.max_uni_streams,
             self.stream_receive_window => l.stream_receive_window,

@@ -63,14 +63,17 @@ pub(crate) async fn receive(
             return;
         }
     };
+    // Before log-in there is no upload to name, and events go only to
+    // logged-in connections (PROTOCOL.md section 5): the stream code alone.
+    let Some(login) = login else {
+        let _ = recv.stop(VarInt::from_u32(StreamCode::NotFound.code()));
+        return;
+    };
     let id = header.upload_id.clone();
     // Held until a failed upload's bytes are discarded, so a stream taking
     // the upload over never meets them half gone.
     let mut claim = None;
-    let result = match login {
-        Some(login) => run(&shared, &login, header, &mut recv, &mut claim, &closing).await,
-        None => Err(fail(StreamCode::NotFound, "log in before uploading", false)),
-    };
+    let result = run(&shared, &login, header, &mut recv, &mut claim, &closing).await;
     let event = match result {
         Ok(done) => Event::UploadDone(done),
         Err(f) => {
