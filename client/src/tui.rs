@@ -19,7 +19,8 @@
 //! - `input`: the input line's editing keys and sent-line history.
 //! - `keys`: key bindings (actions, the keymap, key names).
 //! - `transfer`: progress, speed, ETA, and the transfer adapter.
-//! - `theme`: the colours.
+//! - `theme`: the colours; `notify`: which messages alert, and the bell
+//!   and desktop-notification escapes.
 //! - `ports`: the network side; `session`: token file and state directory.
 //! - `event_loop`: the loop both [`run`] and [`HeadlessUi`] turn.
 //! - `headless`: [`HeadlessUi`], that loop on ratatui's `TestBackend`
@@ -36,6 +37,7 @@ mod input;
 mod keys;
 mod layout;
 mod model;
+mod notify;
 mod ports;
 mod session;
 mod theme;
@@ -191,6 +193,7 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     chat.download_dir = cfg.download_dir.clone().unwrap_or_else(transfer::download_dir);
     chat.keys = cfg.keys.clone();
     chat.theme = cfg.theme.clone();
+    chat.notify = cfg.notify;
     // Whether to offer registration: ask about a prefilled tenant now.
     chat.probe_registration();
     // A saved session for the identity given on the command line and no
@@ -203,6 +206,15 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let terminal = CrosstermTerminalAdapter::new().map_err(TuiError::terminal("opening"))?;
     let mut ui = Ui::new(terminal, chat, rx, true)?;
+    // Bells and notification escapes go straight to the terminal, after
+    // the frame (outside tmux's passthrough unless inside tmux).
+    let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
+    ui.alerts = Box::new(move |alerts, cfg| {
+        use std::io::Write as _;
+        let bytes = notify::escape(alerts, cfg, in_tmux);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&bytes).and_then(|()| out.flush());
+    });
     install_panic_hook();
     ui.terminal.enable_raw_mode().map_err(TuiError::terminal("raw mode"))?;
     ui.terminal.enter_alternate_screen().map_err(TuiError::terminal("alternate screen"))?;

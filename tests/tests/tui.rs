@@ -1,7 +1,8 @@
 //! End to end: the real `qchat` terminal UI, driven in tmux against a real
 //! `qchatd` on 127.0.0.1: trust on first use with a fresh known-hosts file,
 //! log in, a message from a CLI client (its time in the config file's
-//! format), Up recalling the last line sent, resize, scroll back to the
+//! format), a `name:` mention ringing the bell (BEL in the pane's raw
+//! output) with a desktop notification, Up recalling the last line sent, resize, scroll back to the
 //! first of 500 messages, two uploads at once, `/quit` with the terminal restored
 //! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
 //! state directory; then a restart with no password and no identity options
@@ -152,24 +153,20 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     keys(&session.0, &["/join general", "Enter"]);
     wait_for(&session.0, "the newest message", |s| s.contains("msg 500 "));
 
-    // A message from a CLI client arrives.
-    let out = Command::new(&qchat)
-        .args([
-            "send",
-            "general",
-            "hello ann from the cli",
-            "--server",
-            &addr,
-            "--tenant",
-            "acme",
-            "--user",
-            "bob",
-            "--fingerprint",
-            &server.fingerprint,
-        ])
-        .env("QCHAT_PASSWORD", "bob-password")
-        .output()?;
-    assert!(out.status.success(), "qchat send: {}", String::from_utf8_lossy(&out.stderr));
+    // A message from a CLI client arrives. The pane's raw output is kept
+    // from here on, to see the bell.
+    let raw = dir.path().join("pane.raw");
+    tmux(&["pipe-pane", "-o", "-t", &session.0, &format!("cat >> '{}'", raw.display())]);
+    let bob_says = |text: &str| -> anyhow::Result<()> {
+        let out = Command::new(&qchat)
+            .args(["send", "general", text, "--server", &addr, "--tenant", "acme"])
+            .args(["--user", "bob", "--fingerprint", &server.fingerprint])
+            .env("QCHAT_PASSWORD", "bob-password")
+            .output()?;
+        assert!(out.status.success(), "qchat send: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    bob_says("hello ann from the cli")?;
     let s = wait_for(&session.0, "the CLI message", |s| s.contains("hello ann from the cli"));
     // Its time, as the config file says: HH:MM:SS.
     let row = s.lines().find(|l| l.contains("hello ann from the cli")).unwrap_or_default();
@@ -178,6 +175,23 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
         t.len() == 3 && t.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
     });
     assert!(stamped, "a HH:MM:SS time before the message:\n{s}");
+
+    // No bell for a plain message; `ann:` at the start of a line is a
+    // mention: the bell rings (BEL in the pane's output; the notification
+    // escape inside tmux is a passthrough ending in ESC \, no BEL).
+    let bells = || std::fs::read(&raw).unwrap_or_default().iter().filter(|b| **b == 0x07).count();
+    assert_eq!(bells(), 0, "a plain message rings no bell");
+    bob_says("ann: are you there?")?;
+    wait_for(&session.0, "the mention", |s| s.contains("ann: are you there?"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bells() == 0 {
+        assert!(Instant::now() < deadline, "no bell in the pane output");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(bells(), 1, "one bell for one mention");
+    let out = std::fs::read(&raw)?;
+    let passthrough = b"\x1bPtmux;\x1b\x1b]9;qchat: bob in general: ann: are you there?";
+    assert!(out.windows(passthrough.len()).any(|w| w == passthrough), "the desktop notification");
 
     // A line sent, then Up on the empty input brings it back to edit.
     keys(&session.0, &["-l", "the line to recall"]);

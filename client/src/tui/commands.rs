@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::notify::When;
+
 /// The commands, for `/help` and completion.
 pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("/join", "ROOM      join a room and switch to it"),
@@ -15,6 +17,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("/get", "ID...      download files offered in a room"),
     ("/transfers", "     every transfer with its full status"),
     ("/me", "TEXT        an action: * you TEXT"),
+    ("/notify", "[WHICH]  alert on mentions, all or none"),
     ("/reconnect", "     log in again on the saved session"),
     ("/trust", "[HEX]    pin the server's new certificate"),
     ("/quit", "[REASON]  leave qchat (also Ctrl-C)"),
@@ -44,6 +47,8 @@ pub(crate) enum Command {
     Get(Vec<u64>),
     /// `/transfers`.
     Transfers,
+    /// `/notify [mentions|all|none]`: `None` shows the setting.
+    Notify(Option<When>),
     /// `/reconnect`.
     Reconnect,
     /// `/trust [FINGERPRINT]`.
@@ -115,6 +120,10 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         }
         "transfers" => Ok(Command::Transfers),
         "reconnect" => Ok(Command::Reconnect),
+        "notify" if args.is_empty() => Ok(Command::Notify(None)),
+        "notify" => When::parse(args)
+            .map(|w| Command::Notify(Some(w)))
+            .ok_or_else(|| format!("/notify takes mentions, all or none, not {args:?}")),
         "trust" => match split_args(args)?.as_slice() {
             [] => Ok(Command::Trust(None)),
             [fp] => Ok(Command::Trust(Some(fp.clone()))),
@@ -416,6 +425,9 @@ mod tests {
         assert_eq!(parse("/trust"), Ok(Command::Trust(None)));
         assert_eq!(parse("/trust 0a1b2c3d"), Ok(Command::Trust(Some("0a1b2c3d".into()))));
         assert_eq!(parse("/transfers"), Ok(Command::Transfers));
+        assert_eq!(parse("/notify"), Ok(Command::Notify(None)));
+        assert_eq!(parse("/notify all"), Ok(Command::Notify(Some(When::All))));
+        assert!(parse("/notify loud").is_err());
         assert_eq!(parse("/me waves :wave:"), Ok(Command::Me("waves 👋".into())));
         assert_eq!(parse("/quit"), Ok(Command::Quit(None)));
         assert_eq!(parse("/help"), Ok(Command::Help));

@@ -13,6 +13,7 @@ use tuirealm::ratatui::style::Color;
 
 use super::clock::{DATE_FORMAT, TIME_FORMAT};
 use super::keys::{Action, Keymap};
+use super::notify::{Desktop, Notify, When};
 use super::theme::Theme;
 
 /// The settings, checked.
@@ -29,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) theme: Theme,
     /// Key bindings of the main screen.
     pub(crate) keys: Keymap,
+    /// Which messages alert, and how.
+    pub(crate) notify: Notify,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             download_dir: None,
             theme: Theme::default(),
             keys: Keymap::default(),
+            notify: Notify::default(),
         }
     }
 }
@@ -53,6 +57,15 @@ struct Raw {
     download_dir: Option<String>,
     colors: Option<RawColors>,
     keys: Option<BTreeMap<String, OneOrMany>>,
+    notifications: Option<RawNotify>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    on: Option<String>,
+    bell: Option<bool>,
+    desktop: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +175,21 @@ pub(crate) fn parse(text: &str) -> Result<Config, String> {
             t.senders = list.iter().map(|v| color("senders", v)).collect::<Result<_, _>>()?;
         }
     }
+    if let Some(n) = raw.notifications {
+        if let Some(on) = n.on {
+            cfg.notify.when = When::parse(&on).ok_or_else(|| {
+                format!("notifications.on: {on:?} is not one of \"mentions\", \"all\", \"none\"")
+            })?;
+        }
+        if let Some(bell) = n.bell {
+            cfg.notify.bell = bell;
+        }
+        if let Some(d) = n.desktop {
+            cfg.notify.desktop = Desktop::parse(&d).ok_or_else(|| {
+                format!("notifications.desktop: {d:?} is not one of \"osc9\", \"osc777\", \"off\"")
+            })?;
+        }
+    }
     if let Some(keys) = raw.keys {
         let overrides: Vec<(String, Vec<String>)> = keys
             .into_iter()
@@ -224,6 +252,24 @@ pub fn default_text() -> String {
          # platform's Downloads folder, else the directory qchat started in; the\n\
          # status line says where each download goes.\n\
          download_dir = \"\"\n\n"
+    ));
+    let n = Notify::default();
+    out.push_str(&format!(
+        "[notifications]\n\
+         # Which messages alert: \"mentions\" (@you, or you: at the start of a\n\
+         # line), \"all\" (every message from someone else) or \"none\". /notify\n\
+         # changes it while qchat runs.\n\
+         on = \"{}\"\n\
+         # Ring the terminal bell.\n\
+         bell = {}\n\
+         # Desktop notification escape: \"osc9\" (iTerm2, WezTerm, kitty, foot,\n\
+         # Ghostty, Windows Terminal), \"osc777\" (urxvt, foot, WezTerm, VTE with\n\
+         # the patch) or \"off\". Inside tmux it is passed through (tmux needs\n\
+         # `set -g allow-passthrough on`).\n\
+         desktop = \"{}\"\n\n",
+        n.when.name(),
+        n.bell,
+        n.desktop.name()
     ));
     out.push_str(
         "[colors]\n\
@@ -294,6 +340,10 @@ mod tests {
             [keys]
             clear_transfers = "ctrl-k"
             delete_to_end = ["alt-k"]
+            [notifications]
+            on = "all"
+            bell = false
+            desktop = "osc777"
             "##,
         )
         .expect("valid");
@@ -304,6 +354,7 @@ mod tests {
         assert_eq!(cfg.theme.senders, [Color::Red]);
         assert_eq!(cfg.keys.hint(Action::ClearTransfers), "Ctrl-K");
         assert_eq!(cfg.keys.hint(Action::DeleteToEnd), "Alt-K");
+        assert_eq!(cfg.notify, Notify { when: When::All, bell: false, desktop: Desktop::Osc777 });
     }
 
     #[test]
@@ -315,6 +366,8 @@ mod tests {
         assert!(err("[keys]\nsend = \"hyper-x\"").contains("keys.send"));
         assert!(err("[keys]\nteleport = \"f5\"").contains("teleport"));
         assert!(err("time_format = 5").contains("time_format"));
+        assert!(err("[notifications]\non = \"sometimes\"").contains("notifications.on"));
+        assert!(err("[notifications]\ndesktop = \"osc8\"").contains("notifications.desktop"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tuirealm::terminal::TerminalAdapter;
 use super::TuiError;
 use super::app::{Msg, NetEvent};
 use super::model::Chat;
+use super::notify::{Alert, Notify};
 use super::ports::{NetPort, Runner};
 use super::view;
 
@@ -22,6 +23,9 @@ use super::view;
 const POLL: Duration = Duration::from_millis(100);
 /// Events taken in one turn at most.
 const BATCH: usize = 256;
+
+/// Raises alerts (rings the bell, writes notification escapes).
+pub(crate) type AlertSink = Box<dyn FnMut(&[Alert], &Notify) + Send>;
 
 /// The running UI: the tuirealm application, the terminal it draws on and
 /// the state.
@@ -32,6 +36,8 @@ pub(crate) struct Ui<T: TerminalAdapter> {
     pub(crate) terminal: T,
     /// The state.
     pub(crate) chat: Chat,
+    /// Where alerts go after a frame (nowhere until set).
+    pub(crate) alerts: AlertSink,
     /// Background panics already reported on the status line.
     panics_seen: usize,
 }
@@ -58,7 +64,8 @@ impl<T: TerminalAdapter> Ui<T> {
             .tick_interval(Duration::from_secs(1));
         let mut app = view::App::init(listener);
         view::mount(&mut app, &chat)?;
-        Ok(Self { app, terminal, chat, panics_seen: super::background_panics() })
+        let alerts: AlertSink = Box::new(|_, _| {});
+        Ok(Self { app, terminal, chat, alerts, panics_seen: super::background_panics() })
     }
 
     /// Turns until the user quits, handing effects to `runner`.
@@ -96,6 +103,7 @@ impl<T: TerminalAdapter> Ui<T> {
         }
         terminal.draw(|f| view::draw(f, app, chat)).map_err(TuiError::terminal("drawing"))?;
         chat.redraw = false;
+        self.raise_alerts();
         Ok(true)
     }
 
@@ -110,6 +118,14 @@ impl<T: TerminalAdapter> Ui<T> {
         }
         self.report_panics(super::background_panics());
         Ok(())
+    }
+
+    /// Hands the alerts queued since the last frame to the sink, at once.
+    fn raise_alerts(&mut self) {
+        if !self.chat.alerts.is_empty() {
+            (self.alerts)(&self.chat.alerts, &self.chat.notify);
+            self.chat.alerts.clear();
+        }
     }
 
     /// Says on the status line that a background task panicked (the hook

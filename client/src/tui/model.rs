@@ -13,6 +13,7 @@ use super::clock::Zone;
 use super::input::InputLine;
 use super::keys::Keymap;
 use super::layout::{self, Anchor};
+use super::notify::{Alert, Notify};
 use super::theme::Theme;
 use super::transfer::Transfer;
 
@@ -226,6 +227,10 @@ pub(crate) struct Chat {
     pub(crate) keys: Keymap,
     /// The colours.
     pub(crate) theme: Theme,
+    /// Which messages alert, and how.
+    pub(crate) notify: Notify,
+    /// Alerts to raise after the next frame (the event loop takes them).
+    pub(crate) alerts: Vec<Alert>,
     /// Completion candidates from the last Tab.
     pub(crate) candidates: Vec<String>,
     /// Transfers, oldest first.
@@ -286,6 +291,8 @@ impl Chat {
             changed_cert: None,
             keys: Keymap::default(),
             theme: Theme::default(),
+            notify: Notify::default(),
+            alerts: Vec::new(),
             candidates: Vec::new(),
             transfers: Vec::new(),
             next_transfer: 1,

@@ -762,3 +762,4 @@ fn resizing_redraws_at_the_new_size_and_keeps_the_place() {
 }
 
 mod editing;
+mod notify;

@@ -16,6 +16,7 @@ use crate::{ClientEvent, ConnState, MemberInfo};
 use super::app::{ConnectError, Effect, Msg, NetEvent};
 use super::layout::{self, Anchor};
 use super::model::{Chat, FormStatus, PASSWORD, Registration, Screen};
+use super::notify::Alert;
 use super::transfer::{self};
 
 impl Chat {
@@ -234,6 +235,19 @@ impl Chat {
                 if !own && !following {
                     r.info.unread += 1;
                     r.mention |= mention;
+                }
+                // Live messages only (history pages never alert), and
+                // never one's own. Direct messages will alert like mentions.
+                if !own && self.notify.wants(mention) {
+                    let text = match &m.file {
+                        Some(f) => format!("[file] {}", f.name),
+                        None => m.body.clone(),
+                    };
+                    self.alerts.push(Alert {
+                        room: m.room.clone(),
+                        sender: m.sender.clone(),
+                        text,
+                    });
                 }
                 r.info.last_seq = r.info.last_seq.max(m.seq);
                 // Unopened rooms load their history when shown; keep only

@@ -175,6 +175,7 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         who: format!("{}@{}", chat.me, chat.login.fields[1]),
         notice: chat.notice.clone(),
         transfers: transfer_summary(&chat.transfers),
+        alerts: chat.notify.label(),
     };
     with::<StatusBar>(app, Id::Status, |c| c.set(info));
     app.view(&Id::Status, f, rows[3]);

@@ -27,6 +27,8 @@ pub(crate) struct StatusInfo {
     pub(crate) notice: Option<String>,
     /// `↑2 ↓1 45%` or empty.
     pub(crate) transfers: String,
+    /// The alert setting when it is not the usual (`muted`).
+    pub(crate) alerts: Option<&'static str>,
 }
 
 /// `↑2 ↓1 45%`: active uploads, downloads, and overall progress.
@@ -77,6 +79,9 @@ impl Component for StatusBar {
             Span::styled(format!(" {label} "), Style::default().fg(Color::Black).bg(color)),
             Span::raw(format!(" {} ", self.info.who)),
         ];
+        if let Some(a) = self.info.alerts {
+            spans.push(Span::styled(format!("│ {a} "), Theme::fg(self.theme.warn)));
+        }
         if !self.info.transfers.is_empty() {
             spans.push(Span::styled(
                 format!("│ {} ", self.info.transfers),

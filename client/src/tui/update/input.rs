@@ -150,6 +150,18 @@ impl Chat {
             }
             Command::Transfers => self.popup = Some(self.transfers_popup()),
             Command::Reconnect => self.reconnect(None),
+            Command::Notify(when) => {
+                if let Some(w) = when {
+                    self.notify.when = w;
+                }
+                let n = self.notify;
+                self.notice = Some(format!(
+                    "alerts on {} messages · bell {} · desktop {}",
+                    n.when.name(),
+                    if n.bell { "on" } else { "off" },
+                    n.desktop.name()
+                ));
+            }
             Command::Trust(confirm) => self.trust(confirm),
             Command::Quit(reason) => self.start_quit(reason),
             Command::Help => self.popup = Some(self.help_popup()),
