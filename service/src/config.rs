@@ -7,9 +7,11 @@
 
 mod files;
 mod overrides;
+mod quotas;
 
 pub use files::FileLimits;
 pub use overrides::Overrides;
+pub use quotas::Quotas;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,8 @@ pub struct Config {
     pub limits: Limits,
     /// File-transfer limits.
     pub files: FileLimits,
+    /// What users may create, per user and per tenant.
+    pub quotas: Quotas,
 }
 
 /// Log line format.
@@ -119,6 +123,7 @@ impl Default for Config {
             metrics_listen: None,
             limits: Limits::default(),
             files: FileLimits::default(),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -309,6 +314,17 @@ mod tests {
         assert_eq!(c.durability, Durability::Normal);
         assert_eq!(c.limits.idle_timeout_secs, 5);
         assert_eq!(c.limits.login_timeout_secs, 10);
+    }
+
+    /// deploy/qchatd.toml documents every key "with its default": it must
+    /// parse, and its limits and quotas must be the defaults.
+    #[test]
+    fn the_example_file_shows_the_defaults() {
+        let c = Config::from_toml(include_str!("../../deploy/qchatd.toml")).expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(format!("{:?}", c.limits), format!("{:?}", Limits::default()));
+        assert_eq!(format!("{:?}", c.quotas), format!("{:?}", Quotas::default()));
+        assert_eq!(c.max_commit_batch, Config::default().max_commit_batch);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `hub`: room subscriptions, presence, fan-out of pre-serialized frames.
 //! - `outbound`: a connection's bounded queue (`lagged` instead of blocking).
 //! - `paging`: list replies bounded by encoded size (`more` and a cursor).
+//! - `quota`: per-user and per-tenant limits on what users create.
 //! - `committer`: the single message writer with group commit.
 //! - `transfer`: upload and download streams, quotas; `store`: files on disk.
 //! - `auth`: argon2id, session tokens, login rate limits.
@@ -36,6 +37,7 @@ mod hub;
 mod metrics;
 mod outbound;
 mod paging;
+mod quota;
 mod reload;
 mod server;
 mod session;

@@ -13,6 +13,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::quota::{Created, Scope};
+
 /// Upper bounds (seconds) of the commit latency histogram buckets.
 const COMMIT_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
 
@@ -35,6 +37,10 @@ pub(crate) struct Metrics {
     pages_cut: AtomicU64,
     password_checks: AtomicU64,
     password_checks_refused: AtomicU64,
+    /// Things users created, per `quota::Created` kind.
+    created: [AtomicU64; Created::ALL.len()],
+    /// Creations refused, per kind and `quota::Scope`.
+    quota_refusals: [[AtomicU64; Scope::ALL.len()]; Created::ALL.len()],
 }
 
 /// Keeps one transfer counted in `qchat_transfers_active`.
@@ -86,6 +92,17 @@ impl Metrics {
     /// A login or resume failed.
     pub(crate) fn login_failed(&self) {
         self.logins_failed.fetch_add(1, Relaxed);
+    }
+
+    /// A user created one `kind` (within its quotas).
+    pub(crate) fn created(&self, kind: Created) {
+        self.created[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    /// A creation of `kind` was refused: it would have passed the `scope` quota.
+    pub(crate) fn quota_refused(&self, kind: Created, scope: Scope) {
+        let i = Scope::ALL.iter().position(|s| *s == scope).unwrap_or(0);
+        self.quota_refusals[kind.index()][i].fetch_add(1, Relaxed);
     }
 
     /// A password was handed to the hashing threads (checked or hashed).
@@ -192,6 +209,28 @@ impl Metrics {
             "List replies (history, sync, rooms, members) cut short to fit the frame.",
             self.get(&self.pages_cut),
         );
+        let name = "qchat_created_total";
+        let _ = writeln!(s, "# HELP {name} Things users created, by kind.\n# TYPE {name} counter");
+        for kind in Created::ALL {
+            let n = self.created[kind.index()].load(Relaxed);
+            let _ = writeln!(s, "{name}{{what=\"{}\"}} {n}", kind.name());
+        }
+        let name = "qchat_quota_refusals_total";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Creations refused with quota_exceeded, by kind and quota.\n# TYPE {name} counter"
+        );
+        for kind in Created::ALL {
+            for (i, scope) in Scope::ALL.iter().enumerate() {
+                let n = self.quota_refusals[kind.index()][i].load(Relaxed);
+                let _ = writeln!(
+                    s,
+                    "{name}{{what=\"{}\",scope=\"{}\"}} {n}",
+                    kind.name(),
+                    scope.name()
+                );
+            }
+        }
         let name = "qchat_commit_seconds";
         let _ = writeln!(s, "# HELP {name} Group commit latency.\n# TYPE {name} histogram");
         for (bucket, le) in self.commit_buckets.iter().zip(COMMIT_BUCKETS) {

@@ -693,3 +693,111 @@ async fn password_checks_are_capped_server_wide() -> anyhow::Result<()> {
     ensure!(refused_total > 0, "no log-in met the cap in {rounds} bursts");
     Ok(())
 }
+
+/// Per-user and per-tenant room quotas (here 3 and 5): a user's fourth
+/// room and the tenant's sixth are refused with `quota_exceeded`, also
+/// when ten connections of one user create at once; existing names are
+/// still `conflict`; the operator's `qchatd room create` is not limited;
+/// another tenant is not affected; the refusals and creations are counted
+/// in the metrics. With the default quotas a user's 101st room is refused.
+#[tokio::test]
+async fn room_creation_is_bounded_per_user_and_per_tenant() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        "--rooms-per-user",
+        "3",
+        "--rooms-per-tenant",
+        "5",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .await?;
+    for t in ["acme", "beta", "gamma"] {
+        s.tenant(t, false).await?;
+    }
+    for u in ["ann", "bob", "carol"] {
+        s.user("acme", u, PW).await?;
+    }
+    s.user("beta", "zed", PW).await?;
+    s.user("gamma", "dave", PW).await?;
+    s.room("acme", "general").await?;
+    let metrics = metrics_addr(&s).await?;
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    for r in ["r1", "r2", "r3"] {
+        ann.ok("room.create", json!({"room": r})).await?;
+    }
+    let r = ann.call("room.create", json!({"room": "r4"})).await?;
+    ensure!(code(&r) == "quota_exceeded", "ann's fourth room: {r}");
+    ensure!(r["err"]["message"].as_str().is_some_and(|m| m.contains("one user")), "{r}");
+    let r = ann.call("room.create", json!({"room": "r1"})).await?;
+    ensure!(code(&r) == "conflict", "an existing name: {r}");
+    let mut bob = RawConn::connect(s.addr, &s.data_dir()).await?;
+    bob.login("acme", "bob", PW).await?;
+    bob.ok("room.create", json!({"room": "b1"})).await?;
+    let r = bob.call("room.create", json!({"room": "b2"})).await?;
+    ensure!(code(&r) == "quota_exceeded", "the tenant's sixth room: {r}");
+    ensure!(r["err"]["message"].as_str().is_some_and(|m| m.contains("tenant")), "{r}");
+    s.room("acme", "ops").await.context("the operator is not limited")?;
+
+    // The tenant stays usable: every room listed, joined, talked in.
+    let mut carol = RawConn::connect(s.addr, &s.data_dir()).await?;
+    carol.login("acme", "carol", PW).await?;
+    let rooms = carol.ok("rooms", json!({})).await?;
+    ensure!(
+        rooms["rooms"].as_array().map(Vec::len) == Some(6) && rooms["more"] == false,
+        "{rooms}"
+    );
+    carol.ok("room.join", json!({"room": "r1"})).await?;
+    carol.ok("send", json!({"room": "r1", "client_msg_id": "c1", "body": "hi"})).await?;
+
+    // Another tenant is not affected.
+    let mut zed = RawConn::connect(s.addr, &s.data_dir()).await?;
+    zed.login("beta", "zed", PW).await?;
+    for r in ["r1", "r2", "r3"] {
+        zed.ok("room.create", json!({"room": r})).await?;
+    }
+
+    // Ten creations at once by one user: exactly the quota gets through.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let mut c = RawConn::connect(s.addr, &s.data_dir()).await?;
+        c.login("gamma", "dave", PW).await?;
+        tasks.spawn(async move {
+            let r = within("room.create", c.call("room.create", json!({"room": format!("d{i}")})));
+            anyhow::Ok(code(&r.await?).to_owned())
+        });
+    }
+    let (mut created, mut refused) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r??.as_str() {
+            "<none>" => created += 1,
+            "quota_exceeded" => refused += 1,
+            other => anyhow::bail!("room.create at once answered {other}"),
+        }
+    }
+    ensure!((created, refused) == (3, 7), "{created} created, {refused} refused at once");
+
+    let user = metric(metrics, r#"qchat_quota_refusals_total{what="room",scope="user"}"#).await?;
+    let tenant =
+        metric(metrics, r#"qchat_quota_refusals_total{what="room",scope="tenant"}"#).await?;
+    let made = metric(metrics, r#"qchat_created_total{what="room"}"#).await?;
+    ensure!(
+        (user, tenant, made) == (8, 1, 10),
+        "metrics: {user} user, {tenant} tenant, {made} made"
+    );
+
+    // The defaults: 100 rooms per user.
+    let d = TestServer::start_with(&["--durability", "normal"]).await?;
+    d.tenant("acme", false).await?;
+    d.user("acme", "ann", PW).await?;
+    let mut ann = RawConn::connect(d.addr, &d.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    for i in 0..100 {
+        ann.ok("room.create", json!({"room": format!("x{i}")})).await?;
+    }
+    let r = ann.call("room.create", json!({"room": "x100"})).await?;
+    ensure!(code(&r) == "quota_exceeded", "the default quota: {r}");
+    Ok(())
+}

@@ -10,6 +10,7 @@ use super::{check_name, empty, member_room, ok};
 use crate::db;
 use crate::error::{Result, refuse};
 use crate::paging;
+use crate::quota::{self, Created};
 use crate::state::{Login, Shared};
 
 /// One page of the tenant's rooms, by name, after `after`: as many as fit
@@ -26,16 +27,25 @@ pub(super) async fn list(s: &Shared, login: &Login, r: RoomsReq) -> Result<Value
     ok(&RoomsOk { rooms, more })
 }
 
+/// `room.create`: creates the room and joins the caller, within the
+/// caller's and the tenant's room quotas (`quota`).
 pub(super) async fn create(s: &Shared, login: &Login, room: &str) -> Result<Value> {
     check_name("room", room)?;
     let pool = &s.pool;
-    let mut tx = pool.begin().await?;
-    let r = db::rooms::create(&mut *tx, login.tenant, room).await.map_err(|e| match e {
-        db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
-        e => e.into(),
-    })?;
+    // IMMEDIATE: the quota counts below must see every concurrent creation.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let r =
+        db::rooms::create_by(&mut *tx, login.tenant, room, login.user).await.map_err(
+            |e| match e {
+                db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
+                e => e.into(),
+            },
+        )?;
+    quota::check(&mut tx, &s.config.quotas, &s.metrics, Created::Room, login.tenant, login.user)
+        .await?;
     db::rooms::join(&mut *tx, login.tenant, r.id, login.user).await?;
     tx.commit().await?;
+    s.metrics.created(Created::Room);
     s.hub.subscribe_user(login.tenant, login.user, r.id);
     tracing::info!(tenant = %login.tenant_name, room, "room created");
     ok(&RoomOk { room: db::rooms::room_info(r.name, 0, Some(0)) })

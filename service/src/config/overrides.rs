@@ -84,6 +84,12 @@ pub struct Overrides {
     /// Per-connection send window in bytes [default: 8 MiB].
     #[arg(long, env = "QCHAT_SEND_WINDOW")]
     pub send_window: Option<u64>,
+    /// Rooms one user may create [default: 100].
+    #[arg(long, env = "QCHAT_ROOMS_PER_USER")]
+    pub rooms_per_user: Option<u64>,
+    /// Rooms one tenant may hold [default: 10000].
+    #[arg(long, env = "QCHAT_ROOMS_PER_TENANT")]
+    pub rooms_per_tenant: Option<u64>,
     /// Seconds a session token stays valid for resume [default: 2592000, 30 days].
     #[arg(long, env = "QCHAT_SESSION_TTL_SECS")]
     pub session_ttl_secs: Option<u64>,
@@ -125,6 +131,10 @@ impl Overrides {
             self.receive_window => l.receive_window,
             self.send_window => l.send_window,
             self.session_ttl_secs => l.session_ttl_secs,
+        }
+        set! {
+            self.rooms_per_user => config.quotas.rooms_per_user,
+            self.rooms_per_tenant => config.quotas.rooms_per_tenant,
         }
         set! {
             self.data_dir => config.data_dir,

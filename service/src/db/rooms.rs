@@ -48,6 +48,55 @@ pub(crate) async fn create(
     Ok(Room { id: RoomId(id), name: name.to_owned(), last_seq: 0 })
 }
 
+/// Creates a room on behalf of `creator`, who is then counted as its
+/// creator for the per-user room quota.
+pub(crate) async fn create_by(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    name: &str,
+    creator: UserId,
+) -> Result<Room, DbError> {
+    let id: i64 = sqlx::query_scalar(
+        "insert into rooms (tenant_id, name, created_at, created_by) values (?, ?, ?, ?)
+         returning id",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(now_ms())
+    .bind(creator.0)
+    .fetch_one(db)
+    .await
+    .map_err(DbError::from_insert)?;
+    Ok(Room { id: RoomId(id), name: name.to_owned(), last_seq: 0 })
+}
+
+/// Rooms of the tenant that `user` created (disabled ones included).
+pub(crate) async fn count_created_by(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("select count(*) from rooms where tenant_id = ? and created_by = ?")
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(db)
+            .await?;
+    Ok(to_u64(n))
+}
+
+/// Rooms of the tenant, however made (disabled ones included).
+pub(crate) async fn count(
+    db: impl SqliteExecutor<'_>,
+    tenant: TenantId,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("select count(*) from rooms where tenant_id = ?")
+        .bind(tenant.0)
+        .fetch_one(db)
+        .await?;
+    Ok(to_u64(n))
+}
+
 pub(crate) async fn by_name(
     db: impl SqliteExecutor<'_>,
     tenant: TenantId,
