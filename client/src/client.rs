@@ -1,6 +1,7 @@
-//! The public handle: [`Client`] for typed requests, [`Events`] for what the
-//! server pushes. Both are cheap to hold; the work happens in the supervisor
-//! task, which stops when the client quits or the last handle is dropped.
+//! The public handle [`Client`] for typed requests and transfers; what the
+//! server pushes comes through [`Events`]. Both are cheap to hold; the work
+//! happens in the supervisor task, which stops when the client quits or the
+//! last handle is dropped.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -8,12 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qchat_protocol::{
-    CloseCode, HistoryReq, MemberEvent, MemberInfo, MembersOk, MembersReq, Message, MessagesOk, Op,
-    Presence, Quit, ReadReq, RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk, SyncReq,
+    CloseCode, HistoryReq, MemberInfo, MembersOk, MembersReq, MessagesOk, Op, Quit, ReadReq,
+    RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk, SyncReq,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
-use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -21,17 +21,18 @@ use tracing::debug;
 use crate::config::ClientConfig;
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::events::{ClientEvent, Events};
+use crate::mutex::lock;
 use crate::outbox::Outbox;
 use crate::sequencer::Sequencer;
-use crate::supervisor::{self, Shared, lock};
+use crate::state::{ConnState, Shared};
+use crate::supervisor;
 use crate::transfer::{
-    self, DownloadHandle, DownloadProgress, DownloadState, Router, UploadHandle, UploadProgress,
-    UploadState,
+    self, DownloadHandle, DownloadProgress, DownloadState, Router, TransferHandle, UploadHandle,
+    UploadProgress, UploadState,
 };
 use crate::trust;
 
-/// How long a request waits for a connection while the client reconnects.
-const REQUEST_WAIT: Duration = Duration::from_secs(30);
 /// Budget for the first connection and log-in in [`Client::connect`].
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long `quit` waits for the server's reply and close.
@@ -43,44 +44,6 @@ const INBOUND_QUEUE: usize = 1024;
 /// Downloads in flight at once; more wait for a slot (the server refuses
 /// more than 16 per connection by default).
 const MAX_DOWNLOADS: usize = 16;
-
-/// Something the application should know about, in the order it happened.
-///
-/// Non-exhaustive: variants may be added. File transfers report through
-/// their own handles ([`UploadHandle`], [`DownloadHandle`]); the file
-/// messages they produce arrive here as [`ClientEvent::Message`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// A new message in a joined room. Each (room, seq) arrives once, in
-    /// ascending seq per room, including messages missed while disconnected.
-    Message(Message),
-    /// A user sharing a room came online or went offline.
-    Presence(Presence),
-    /// Someone (maybe this user, elsewhere) joined or left a room.
-    Member(MemberEvent),
-    /// The connection state changed.
-    State(ConnState),
-}
-
-/// The connection as the application should show it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ConnState {
-    /// Logged in; requests go straight out.
-    Connected,
-    /// The connection dropped and the client is trying again; requests wait.
-    Reconnecting {
-        /// Attempt number, from 1.
-        attempt: u32,
-        /// Why the connection dropped or the last attempt failed.
-        last_error: String,
-    },
-    /// Finished for good (quit, logout, or an unrecoverable error).
-    Closed {
-        /// Why, in a sentence.
-        reason: String,
-    },
-}
 
 /// Handle to a logged-in session. Clones share the session; when the last
 /// clone and the [`Events`] are dropped, everything stops.
@@ -98,23 +61,6 @@ impl std::fmt::Debug for Client {
             .field("user", &self.shared.cfg.user)
             .field("state", &self.state())
             .finish()
-    }
-}
-
-/// The stream of [`ClientEvent`]s. Read it promptly: when its queue (4096
-/// events) is full the client stops reading from the server rather than
-/// drop anything.
-#[derive(Debug)]
-pub struct Events {
-    rx: mpsc::Receiver<ClientEvent>,
-    _guard: Arc<DropGuard>,
-}
-
-impl Events {
-    /// The next event; `None` once the client has stopped and every event
-    /// was read.
-    pub async fn recv(&mut self) -> Option<ClientEvent> {
-        self.rx.recv().await
     }
 }
 
@@ -170,7 +116,7 @@ impl Client {
         });
         tracker.spawn(supervisor::run(shared.clone(), conn, events_rx, events_tx, app_tx));
         let client = Self { shared, _guard: guard.clone() };
-        Ok((client, Events { rx: app_rx, _guard: guard }))
+        Ok((client, Events::new(app_rx, guard)))
     }
 
     /// The user name logged in as.
@@ -407,7 +353,7 @@ impl Client {
             cancel: cancel.clone(),
         };
         self.shared.tracker.spawn(transfer::upload::run(job));
-        Ok(transfer::upload_handle(rx, cancel))
+        Ok(TransferHandle::new(rx, cancel))
     }
 
     /// Downloads file offer `file_id` (the `id` of a file message's `file`)
@@ -444,7 +390,7 @@ impl Client {
             cancel: cancel.clone(),
         };
         self.shared.tracker.spawn(transfer::download::run(job));
-        Ok(transfer::download_handle(rx, cancel))
+        Ok(TransferHandle::new(rx, cancel))
     }
 
     /// Leaves gracefully: sends `quit` (rooms see `reason`), waits for the
@@ -555,49 +501,5 @@ impl Client {
 
     async fn call<T: DeserializeOwned>(&self, op: Op, retry: bool) -> Result<T, ClientError> {
         self.shared.call(op, retry).await
-    }
-}
-
-impl Shared {
-    /// Sends `op` on a ready connection, waiting up to 30 s for one while
-    /// reconnecting. With `retry`, a request cut off by a lost connection is
-    /// sent again (for operations that are safe to repeat).
-    pub(crate) async fn call<T: DeserializeOwned>(
-        &self,
-        op: Op,
-        retry: bool,
-    ) -> Result<T, ClientError> {
-        let deadline = Instant::now() + REQUEST_WAIT;
-        loop {
-            let conn = self.wait_ready(deadline).await?;
-            let result = tokio::time::timeout_at(deadline, conn.request(op.clone()))
-                .await
-                .map_err(|_| ClientError::Timeout)?;
-            match result {
-                Err(ClientError::Disconnected(_)) if retry => continue,
-                result => return result,
-            }
-        }
-    }
-
-    async fn wait_ready(&self, deadline: Instant) -> Result<Arc<Connection>, ClientError> {
-        let mut ready = self.ready.subscribe();
-        loop {
-            if let Some(reason) = self.closed_reason() {
-                return Err(ClientError::Closed(reason));
-            }
-            if let Some(conn) = ready.borrow_and_update().clone().filter(|c| !c.is_closed()) {
-                return Ok(conn);
-            }
-            tokio::select! {
-                changed = ready.changed() => if changed.is_err() {
-                    return Err(ClientError::Closed("stopped".to_owned()));
-                },
-                _ = tokio::time::sleep_until(deadline) => return Err(ClientError::Timeout),
-                // A dead connection stays in `ready` until the supervisor
-                // notices; poll rather than miss that moment.
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
     }
 }

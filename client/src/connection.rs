@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 
 use crate::config::ClientConfig;
 use crate::error::{ClientError, describe_close};
+use crate::mutex::lock;
 use crate::trust::{self, Anchor, Seen};
 
 /// Frames waiting for the writer. Small: requests are few and the writer is
@@ -39,6 +40,8 @@ const LAST_ADDRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// 208 KiB default is dropped and sent again.
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
+/// Requests waiting for their reply, by id. Only touched in short,
+/// non-async sections, so a std mutex is right.
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 /// A live (or just ended) connection to the server. See the module docs.
@@ -252,12 +255,6 @@ impl Drop for Connection {
         // Nobody can send requests any more: end the tasks and tell the server.
         self.quic.close(CloseCode::Normal.code().into(), b"client closed");
     }
-}
-
-/// The pending map is only touched in short, non-async sections, so a std
-/// mutex is right; a poisoned one still holds a consistent map.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A socket that is no socket: every datagram sent into it disappears and

@@ -26,17 +26,23 @@
 //!   reader tasks; requests matched to replies by id.
 //! - `sequencer`: exactly-once, in-order message delivery per room (pure).
 //! - `outbox`: unacknowledged sends with their `client_msg_id` (pure).
+//! - `state`: the state the handles, the supervisor and the transfers
+//!   share (the connection to use, token, outbox, sequencer), [`ConnState`],
+//!   and the one wait for a ready connection every request goes through.
+//! - `events`: [`ClientEvent`] and the [`Events`] stream.
 //! - `supervisor`: the task that runs the event pipeline and reconnects,
 //!   resumes, syncs and resends.
-//! - `transfer` (+ `transfer/{upload,download}`): file uploads and downloads
-//!   on their own streams, each with a progress [`tokio::sync::watch`]
-//!   channel: [`UploadHandle`], [`DownloadHandle`], [`TransferError`]; the
-//!   router that hands server-opened streams and upload events to them.
-//! - `client`: the public handles [`Client`] and [`Events`], [`ClientEvent`],
-//!   [`ConnState`]; [`Client::upload`] and [`Client::download`] start transfers.
+//! - `transfer` (+ `transfer/{upload,download,progress,router}`): file
+//!   uploads and downloads on their own streams, each with a progress
+//!   [`tokio::sync::watch`] channel read through one [`TransferHandle`]
+//!   ([`UploadHandle`], [`DownloadHandle`]), [`TransferError`]; the router
+//!   that hands server-opened streams and upload events to them.
+//! - `client`: the public handle [`Client`]; [`Client::upload`] and
+//!   [`Client::download`] start transfers.
 //! - `probe`: [`probe`] — `hello` before logging in ([`ServerInfo`]: is
 //!   registration open in a tenant?).
-//! - `error`: [`ClientError`].
+//! - `error`: [`ClientError`]; `mutex`: the crate's one `lock` of a std
+//!   mutex.
 //! - [`tui`] (feature `tui`): the terminal UI `qchat` starts without a
 //!   subcommand, a thin layer over [`Client`]; [`tui::HeadlessUi`] runs it
 //!   on a test backend for benchmarks.
@@ -45,22 +51,27 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod events;
+mod mutex;
 mod outbox;
 mod probe;
 mod sequencer;
+mod state;
 mod supervisor;
 mod transfer;
 mod trust;
 #[cfg(feature = "tui")]
 pub mod tui;
 
-pub use client::{Client, ClientEvent, ConnState, Events};
+pub use client::Client;
 pub use config::{Auth, ClientConfig, Trust, default_known_hosts_path};
 pub use error::ClientError;
+pub use events::{ClientEvent, Events};
 pub use probe::{ServerInfo, probe};
+pub use state::ConnState;
 pub use transfer::{
     DownloadHandle, DownloadProgress, DownloadState, Downloaded, FileChunks, TransferError,
-    UploadHandle, UploadProgress, UploadState, Uploaded,
+    TransferHandle, TransferProgress, UploadHandle, UploadProgress, UploadState, Uploaded,
 };
 pub use trust::fingerprint;
 

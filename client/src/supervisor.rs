@@ -9,27 +9,26 @@
 //! `client_msg_id`s, and only then reports [`ConnState::Connected`] and lets
 //! waiting requests through.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use qchat_protocol::{
     Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, Resume, RoomsOk, RoomsReq, SendOk,
     SyncReq,
 };
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::client::{ClientEvent, ConnState};
 use crate::config::{Auth, ClientConfig, Trust};
 use crate::connection::Connection;
 use crate::error::ClientError;
-use crate::outbox::{Outbox, SendResult};
+use crate::events::ClientEvent;
+use crate::mutex::lock;
+use crate::outbox::SendResult;
 use crate::sequencer::{Sequencer, Step, SyncFrom};
-use crate::transfer::{Router, TransferError};
+use crate::state::{ConnState, Shared};
 use crate::trust::Anchor;
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`].
@@ -39,106 +38,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Budget for one reconnect attempt: handshake, log-in and room list.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// State shared by the [`crate::Client`] handles and the supervisor task.
-pub(crate) struct Shared {
-    pub(crate) cfg: ClientConfig,
-    /// Current session token (changes only when a password log-in replaces
-    /// a refused token).
-    pub(crate) token: Mutex<String>,
-    /// Fingerprint of the first connection's certificate; pinned for every
-    /// reconnect unless trust is by system roots.
-    pub(crate) fingerprint: Mutex<String>,
-    pub(crate) state: watch::Sender<ConnState>,
-    /// The connection requests may use: `Some` only while connected, synced
-    /// and flushed.
-    pub(crate) ready: watch::Sender<Option<Arc<Connection>>>,
-    /// The connection being set up or used, ready or not (for quit and
-    /// force_disconnect).
-    pub(crate) current: Mutex<Option<Arc<Connection>>>,
-    pub(crate) outbox: Mutex<Outbox>,
-    pub(crate) outbox_kick: Notify,
-    pub(crate) sequencer: Mutex<Sequencer>,
-    /// Stops the supervisor and everything it started.
-    pub(crate) cancel: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-    /// Set by quit/logout: a closed connection is then not reconnected.
-    pub(crate) quitting: AtomicBool,
-    /// Successful reconnects so far (diagnostics: a migrated connection is
-    /// not a reconnect).
-    pub(crate) reconnects: AtomicU64,
-    /// Hands download streams and upload outcomes to the transfer tasks.
-    pub(crate) transfers: Router,
-    /// Downloads in flight (the server refuses more than 16 per connection).
-    pub(crate) download_slots: Arc<Semaphore>,
-}
-
-/// Locks a std mutex (never held across an await), ignoring poisoning: every
-/// guarded value stays consistent between statements.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    /// Ends the client for good with `reason`: state `Closed`, waiting
-    /// requests and sends fail, the supervisor stops. Idempotent.
-    pub(crate) fn close(&self, reason: &str) {
-        let mut first = false;
-        self.state.send_if_modified(|state| {
-            if matches!(state, ConnState::Closed { .. }) {
-                return false;
-            }
-            *state = ConnState::Closed { reason: reason.to_owned() };
-            first = true;
-            true
-        });
-        if first {
-            lock(&self.outbox).fail_all(&ClientError::Closed(reason.to_owned()));
-            self.ready.send_replace(None);
-        }
-        self.cancel.cancel();
-    }
-
-    /// The reason the client closed, if it did.
-    pub(crate) fn closed_reason(&self) -> Option<String> {
-        match &*self.state.borrow() {
-            ConnState::Closed { reason } => Some(reason.clone()),
-            _ => None,
-        }
-    }
-
-    /// The ready connection, waiting as long as the client reconnects (file
-    /// transfers outlast outages; they end when the client closes).
-    ///
-    /// # Errors
-    /// [`TransferError::Client`] with [`ClientError::Closed`] once the client
-    /// closed.
-    pub(crate) async fn ready_conn(&self) -> Result<Arc<Connection>, TransferError> {
-        let mut ready = self.ready.subscribe();
-        loop {
-            if let Some(reason) = self.closed_reason() {
-                return Err(TransferError::Client(ClientError::Closed(reason)));
-            }
-            if let Some(conn) = ready.borrow_and_update().clone().filter(|c| !c.is_closed()) {
-                return Ok(conn);
-            }
-            tokio::select! {
-                changed = ready.changed() => if changed.is_err() {
-                    return Err(TransferError::Client(ClientError::Closed("stopped".to_owned())));
-                },
-                _ = self.cancel.cancelled() => {}
-                // A dead connection stays in `ready` until the supervisor
-                // notices; poll rather than miss that moment.
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-    }
-
-    fn anchor_for_reconnect(&self) -> Anchor {
-        match self.cfg.trust {
-            Trust::SystemRoots => Anchor::Roots,
-            Trust::Fingerprint(_) | Trust::KnownHosts { .. } => {
-                Anchor::Pin(vec![lock(&self.fingerprint).clone()])
-            }
+/// The certificate a reconnect accepts: the first connection's, unless
+/// trust is by system roots.
+fn anchor_for_reconnect(shared: &Shared) -> Anchor {
+    match shared.cfg.trust {
+        Trust::SystemRoots => Anchor::Roots,
+        Trust::Fingerprint(_) | Trust::KnownHosts { .. } => {
+            Anchor::Pin(vec![lock(&shared.fingerprint).clone()])
         }
     }
 }
@@ -324,7 +230,7 @@ async fn connect_again(
     shared: &Shared,
     events_tx: &mpsc::Sender<Event>,
 ) -> Result<Arc<Connection>, ClientError> {
-    let anchor = shared.anchor_for_reconnect();
+    let anchor = anchor_for_reconnect(shared);
     let conn = Connection::open(&shared.cfg, &anchor, events_tx.clone(), &shared.tracker).await?;
     *lock(&shared.current) = Some(conn.clone());
     let token = lock(&shared.token).clone();

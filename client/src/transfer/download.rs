@@ -19,7 +19,7 @@ use super::{
     DownloadProgress, DownloadState, Downloaded, Incoming, PartClaim, TransferError, place_file,
 };
 use crate::error::ClientError;
-use crate::supervisor::Shared;
+use crate::state::Shared;
 
 /// Attempts before a download gives up.
 const MAX_ATTEMPTS: u32 = 60;
@@ -97,7 +97,7 @@ impl Job {
             if attempt > 1 {
                 tokio::time::sleep(Duration::from_millis(100) * attempt.min(20)).await;
             }
-            let conn = self.shared.ready_conn().await?;
+            let conn = self.shared.ready_conn(None).await?;
             self.set(|p| p.state = DownloadState::Requesting);
             let mut waiter = self.shared.transfers.expect_download(self.file_id, offset);
             let op = Op::FileGet(FileGetReq { file_id: self.file_id, offset });

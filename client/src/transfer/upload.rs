@@ -30,7 +30,7 @@ use super::{
 };
 use crate::connection::Connection;
 use crate::error::ClientError;
-use crate::supervisor::Shared;
+use crate::state::Shared;
 
 /// Attempts (streams and status checks) before an upload gives up.
 const MAX_ATTEMPTS: u32 = 60;
@@ -115,7 +115,7 @@ impl Job {
         let mut offset = begin.offset;
         let mut attempt = 0u32;
         loop {
-            let conn = self.shared.ready_conn().await?;
+            let conn = self.shared.ready_conn(None).await?;
             let resumed_from = offset;
             let send = Send { id: &id, offset, size, probe: attempt > 0, trailer };
             let end = match self.send_once(&conn, send).await {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::mutex::lock;
 use crate::{Auth, Client, ClientConfig, ClientError, ErrorCode, Trust};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -55,10 +56,6 @@ pub(crate) struct Runner {
     tokens: TokenStore,
     last: LastLogin,
     files: Arc<dyn FileTransfers>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Runner {
