@@ -183,6 +183,17 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Joins `room` unless the user already is a member (join is idempotent on
+/// the server, but skipping it spares the room a `member` event).
+async fn join_if_needed(client: &Client, room: &str) -> anyhow::Result<()> {
+    let rooms = client.rooms().await.context("listing rooms")?;
+    if rooms.iter().any(|r| r.name == room && r.joined) {
+        return Ok(());
+    }
+    client.join_room(room).await.with_context(|| format!("joining {room}"))?;
+    Ok(())
+}
+
 /// `qchat config ...`: nothing to connect to.
 fn config(opts: &SharedOpts, what: ConfigCmd) -> anyhow::Result<()> {
     use qchat_client::tui;

@@ -6,7 +6,7 @@ use qchat_client::{Client, ClientEvent, ConnState, Events, Message};
 use tracing::info;
 
 use super::print::print_message;
-use super::{Command, SharedOpts};
+use super::{Command, SharedOpts, join_if_needed};
 
 /// Largest page the protocol hands out (`history`'s `limit`).
 const MAX_PAGE: u32 = 500;
@@ -39,17 +39,6 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
     // Leave politely whatever happened; a failure here adds nothing useful.
     let _ = client.quit(None).await;
     result
-}
-
-/// Joins `room` unless the user already is a member (join is idempotent on
-/// the server, but skipping it spares the room a `member` event).
-pub(super) async fn join_if_needed(client: &Client, room: &str) -> anyhow::Result<()> {
-    let rooms = client.rooms().await.context("listing rooms")?;
-    if rooms.iter().any(|r| r.name == room && r.joined) {
-        return Ok(());
-    }
-    client.join_room(room).await.with_context(|| format!("joining {room}"))?;
-    Ok(())
 }
 
 async fn send(client: &Client, room: &str, text: &str) -> anyhow::Result<()> {

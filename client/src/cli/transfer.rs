@@ -12,7 +12,7 @@ use qchat_client::{
     UploadState,
 };
 
-use super::commands::join_if_needed;
+use super::join_if_needed;
 use super::print::sanitize;
 
 /// How often a terminal's progress lines are redrawn.
