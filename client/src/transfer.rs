@@ -20,6 +20,7 @@
 //! handle is cancelled).
 
 mod chunks;
+mod direct;
 pub(crate) mod download;
 mod part;
 mod progress;

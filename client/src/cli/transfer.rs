@@ -4,6 +4,7 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,6 +12,8 @@ use qchat_client::{
     Client, DownloadHandle, DownloadProgress, DownloadState, UploadHandle, UploadProgress,
     UploadState,
 };
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use super::join_if_needed;
 use super::print::sanitize;
@@ -106,6 +109,26 @@ fn upload_status(p: &UploadProgress) -> String {
     }
 }
 
+/// Wakes `notify` whenever a transfer finishes, so the progress loops below
+/// exit (and print) as soon as the last one is done rather than at their
+/// next redraw. The tasks end with their transfers, or when the set is
+/// dropped.
+fn on_finish<T: Send + Sync + 'static>(
+    progress: impl IntoIterator<Item = watch::Receiver<T>>,
+    finished: fn(&T) -> bool,
+    notify: &Arc<Notify>,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for mut rx in progress {
+        let notify = notify.clone();
+        set.spawn(async move {
+            let _ = rx.wait_for(finished).await;
+            notify.notify_one();
+        });
+    }
+    set
+}
+
 /// `qchat upload ROOM FILE...`: every file in parallel; fails when any did.
 pub(super) async fn upload(client: &Client, room: &str, files: &[PathBuf]) -> anyhow::Result<()> {
     join_if_needed(client, room).await?;
@@ -116,6 +139,9 @@ pub(super) async fn upload(client: &Client, room: &str, files: &[PathBuf]) -> an
         );
     }
     let tty = std::io::stdout().is_terminal();
+    let notify = Arc::new(Notify::new());
+    let _watchers =
+        on_finish(handles.iter().map(UploadHandle::progress), UploadProgress::is_finished, &notify);
     let mut lines: Vec<Line> =
         files.iter().map(|p| Line::new(sanitize(&p.display().to_string()))).collect();
     let mut reported = vec![false; handles.len()];
@@ -158,6 +184,7 @@ pub(super) async fn upload(client: &Client, room: &str, files: &[PathBuf]) -> an
         }
         tokio::select! {
             _ = tokio::time::sleep(REDRAW) => {}
+            () = notify.notified() => {}
             _ = tokio::signal::ctrl_c() => {
                 for h in &handles {
                     h.cancel();
@@ -191,6 +218,12 @@ pub(super) async fn download(client: &Client, file_ids: &[u64], out: &Path) -> a
         handles.push(client.download(id, out).with_context(|| format!("downloading file {id}"))?);
     }
     let tty = std::io::stdout().is_terminal();
+    let notify = Arc::new(Notify::new());
+    let _watchers = on_finish(
+        handles.iter().map(DownloadHandle::progress),
+        DownloadProgress::is_finished,
+        &notify,
+    );
     let mut lines: Vec<Line> = file_ids.iter().map(|id| Line::new(format!("file {id}"))).collect();
     let mut reported = vec![false; handles.len()];
     let mut failed = 0usize;
@@ -228,6 +261,7 @@ pub(super) async fn download(client: &Client, file_ids: &[u64], out: &Path) -> a
         }
         tokio::select! {
             _ = tokio::time::sleep(REDRAW) => {}
+            () = notify.notified() => {}
             _ = tokio::signal::ctrl_c() => {
                 for h in &handles {
                     h.cancel();

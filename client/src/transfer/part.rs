@@ -3,24 +3,28 @@
 //! input) and written on the blocking pool while the next one gathers. So
 //! the download is verified as soon as its last byte is in, with no second
 //! pass over the file, and the async task only copies the pieces once.
+//! Batches go past the page cache where the file system allows it
+//! ([`super::direct`]).
 
 use std::fs::File;
-use std::io::{self, Seek as _, Write as _};
+use std::io::{self, Seek as _};
 use std::path::PathBuf;
 
 use tokio::task::JoinHandle;
 
+use super::direct::{ALIGN, AlignedBatch, DirectFile};
 use super::hash_prefix;
 
-/// Bytes gathered before a batch goes to the blocking pool.
+/// Bytes gathered before a batch goes to the blocking pool (a multiple of
+/// [`ALIGN`]).
 const BATCH: usize = 1024 * 1024;
 
-/// The file and the running hash, with a spare buffer; with the blocking
+/// The file and the running hash, with a spare batch; with the blocking
 /// pool while a batch is being written.
 struct Disk {
-    file: File,
+    file: DirectFile,
     hasher: blake3::Hasher,
-    spare: Vec<u8>,
+    spare: AlignedBatch,
 }
 
 /// Writes a download's bytes to its partial file, hashing them on the way.
@@ -32,7 +36,9 @@ pub(crate) struct PartWriter {
     /// `None` while a batch is on the blocking pool (then in `pending`).
     disk: Option<Disk>,
     pending: Option<JoinHandle<io::Result<Disk>>>,
-    batch: Vec<u8>,
+    batch: AlignedBatch,
+    /// File offset of the batch's first byte.
+    batch_at: u64,
 }
 
 impl PartWriter {
@@ -46,20 +52,28 @@ impl PartWriter {
             file.set_len(offset)?;
             let hasher = hash_prefix(&file, offset, "the partial file shrank")?;
             file.seek(io::SeekFrom::Start(offset))?;
-            Ok::<_, io::Error>(Disk { file, hasher, spare: Vec::with_capacity(BATCH) })
+            let file = DirectFile::new(file, offset);
+            Ok::<_, io::Error>(Disk { file, hasher, spare: AlignedBatch::new(BATCH) })
         })
         .await
         .map_err(io::Error::other)??;
-        Ok(Self { disk: Some(disk), pending: None, batch: Vec::with_capacity(BATCH) })
+        Ok(Self {
+            disk: Some(disk),
+            pending: None,
+            batch: AlignedBatch::new(BATCH),
+            batch_at: offset,
+        })
     }
 
     /// Takes the next bytes of the download.
     pub(crate) async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let n = (BATCH - self.batch.len()).min(data.len());
-            self.batch.extend_from_slice(&data[..n]);
+            // A batch ends on an aligned file offset (only a resumed
+            // download's first one is shorter), so the next starts aligned.
+            let limit = BATCH - (self.batch_at % ALIGN as u64) as usize;
+            let n = self.batch.fill(data, limit);
             data = &data[n..];
-            if self.batch.len() == BATCH {
+            if self.batch.len() == limit {
                 self.submit().await?;
             }
         }
@@ -70,13 +84,14 @@ impl PartWriter {
     /// it is written.
     async fn submit(&mut self) -> io::Result<()> {
         let mut disk = self.settle().await?;
-        let batch = std::mem::replace(&mut self.batch, std::mem::take(&mut disk.spare));
+        // The spare (empty) becomes the batch to gather into; the full one
+        // goes with the disk.
+        std::mem::swap(&mut self.batch, &mut disk.spare);
+        self.batch_at += disk.spare.len() as u64;
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            disk.hasher.update(&batch);
-            disk.file.write_all(&batch)?;
-            let mut spare = batch;
-            spare.clear();
-            disk.spare = spare;
+            disk.hasher.update(disk.spare.bytes());
+            disk.file.write(&disk.spare)?;
+            disk.spare.clear();
             Ok(disk)
         }));
         Ok(())
@@ -109,7 +124,7 @@ impl PartWriter {
     pub(crate) async fn finish(mut self) -> io::Result<blake3::Hash> {
         let disk = self.drain().await?;
         tokio::task::spawn_blocking(move || {
-            disk.file.sync_all()?;
+            disk.file.file().sync_all()?;
             Ok(disk.hasher.finalize())
         })
         .await
