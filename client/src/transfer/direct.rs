@@ -116,8 +116,8 @@ impl DirectFile {
         let data = batch.bytes();
         let direct = self.direct_ok
             && batch.aligned()
-            && self.pos % ALIGN as u64 == 0
-            && data.len() % ALIGN == 0;
+            && self.pos.is_multiple_of(ALIGN as u64)
+            && data.len().is_multiple_of(ALIGN);
         match self.write_at(direct, data) {
             // The file system takes no direct writes (EINVAL, or no such
             // flag here): the same bytes, buffered, from now on.
