@@ -9,7 +9,8 @@
 //! # Layout
 //! - `app`: `Id`, `Msg` (nested: form, input, view keys, network events),
 //!   `UserEvent`, `NetEvent`, `Effect`.
-//! - `model`: the state; `update`: `Chat::update`, one match.
+//! - `model`: the state (`room`: a room, `timeline`: what it shows:
+//!   messages, join/quit lines, unacknowledged sends); `update`: `Chat::update`, one match.
 //! - `view`: layout; `components/`: one widget per file.
 //! - `layout` + `wrap` + `clock`: the message view's rows and visible
 //!   window, display widths, local dates and times; pure.
@@ -39,8 +40,10 @@ mod layout;
 mod model;
 mod notify;
 mod ports;
+mod room;
 mod session;
 mod theme;
+mod timeline;
 mod transfer;
 mod update;
 mod view;
@@ -194,6 +197,7 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     chat.keys = cfg.keys.clone();
     chat.theme = cfg.theme.clone();
     chat.notify = cfg.notify;
+    chat.events = cfg.events;
     // Whether to offer registration: ask about a prefilled tenant now.
     chat.probe_registration();
     // A saved session for the identity given on the command line and no

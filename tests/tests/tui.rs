@@ -2,7 +2,9 @@
 //! `qchatd` on 127.0.0.1: trust on first use with a fresh known-hosts file,
 //! log in, a message from a CLI client (its time in the config file's
 //! format), a `name:` mention ringing the bell (BEL in the pane's raw
-//! output) with a desktop notification, Up recalling the last line sent, resize, scroll back to the
+//! output) with a desktop notification, Up recalling the last line sent,
+//! the server stopping (its reason shown) while a line typed meanwhile
+//! shows as sending and then as delivered, resize, scroll back to the
 //! first of 500 messages, two uploads at once, `/quit` with the terminal restored
 //! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
 //! state directory; then a restart with no password and no identity options
@@ -97,7 +99,7 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
         }
         panic!("tmux is not installed: install it, or set QCHAT_SKIP_TMUX=1 to skip this test");
     }
-    let server = TestServer::start().await?;
+    let mut server = TestServer::start().await?;
     server.tenant("acme", false).await?;
     server.user("acme", "ann", PASSWORD).await?;
     server.user("acme", "bob", "bob-password").await?;
@@ -205,6 +207,29 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     });
     keys(&session.0, &["C-u"]);
     wait_for(&session.0, "the input cleared", |s| s.lines().any(|l| l.trim_end() == ">"));
+
+    // The server stops: the UI says why. A line typed meanwhile shows as
+    // sending, and as the message once the server is back, stored once.
+    server.stop().await?;
+    wait_for(&session.0, "the reason", |s| {
+        s.contains("disconnected: server shutting down") && s.contains("reconnecting")
+    });
+    let offline = "typed while the server was away";
+    keys(&session.0, &["-l", offline]);
+    keys(&session.0, &["Enter"]);
+    // (`⋯ sending` may wrap onto the next row.)
+    wait_for(&session.0, "the line shown as sending", |s| {
+        s.contains(offline) && s.contains("sending")
+    });
+    server.start_again().await?;
+    wait_for(&session.0, "the line delivered", |s| {
+        s.contains("⚡ connected again") && s.contains(offline) && !s.contains("sending")
+    });
+    let page =
+        tokio::time::timeout(Duration::from_secs(30), bob.history("general", None, Some(10)))
+            .await??;
+    let stored = page.messages.iter().filter(|m| m.body == offline && m.sender == "ann").count();
+    assert_eq!(stored, 1, "stored once: {:?}", page.messages);
 
     // Resize: the UI redraws at the new size, and back.
     for (w, h) in [(80, 24), (100, 30)] {

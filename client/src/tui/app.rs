@@ -147,6 +147,12 @@ pub(crate) enum ViewMsg {
     Transfers,
     /// Clear the terminal and draw every cell again.
     Repaint,
+    /// Send this room's failed messages again.
+    RetryFailed,
+    /// Take this room's newest failed message back into the input.
+    EditFailed,
+    /// Cycle how join, leave and quit lines show.
+    ToggleEvents,
     /// The help screen.
     Help,
 }
@@ -199,6 +205,15 @@ pub(crate) enum NetEvent {
     Notice(String),
     /// A transfer moved on.
     Transfer(TransferUpdate),
+    /// A send finished: committed as this seq, or failed for this reason.
+    Sent {
+        /// Room.
+        room: String,
+        /// The send's local id.
+        local: u64,
+        /// The seq, or why not.
+        result: Result<u64, String>,
+    },
     /// `quit` finished: leave the loop.
     QuitDone,
 }
@@ -284,12 +299,14 @@ pub(crate) enum Effect {
         /// Older than this seq; `None` for the newest page.
         before: Option<u64>,
     },
-    /// Send text.
+    /// Send text; report [`NetEvent::Sent`].
     Send {
         /// Room.
         room: String,
         /// Text.
         body: String,
+        /// Names the send in the room until it is done.
+        local: u64,
     },
     /// Move the read marker.
     MarkRead {

@@ -15,6 +15,7 @@ use super::clock::{DATE_FORMAT, TIME_FORMAT};
 use super::keys::{Action, Keymap};
 use super::notify::{Desktop, Notify, When};
 use super::theme::Theme;
+use super::timeline::EventsShown;
 
 /// The settings, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) keys: Keymap,
     /// Which messages alert, and how.
     pub(crate) notify: Notify,
+    /// How join, leave and quit lines show.
+    pub(crate) events: EventsShown,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             theme: Theme::default(),
             keys: Keymap::default(),
             notify: Notify::default(),
+            events: EventsShown::Lines,
         }
     }
 }
@@ -55,6 +59,7 @@ struct Raw {
     time_format: Option<String>,
     date_format: Option<String>,
     download_dir: Option<String>,
+    events: Option<String>,
     colors: Option<RawColors>,
     keys: Option<BTreeMap<String, OneOrMany>>,
     notifications: Option<RawNotify>,
@@ -175,6 +180,11 @@ pub(crate) fn parse(text: &str) -> Result<Config, String> {
             t.senders = list.iter().map(|v| color("senders", v)).collect::<Result<_, _>>()?;
         }
     }
+    if let Some(e) = raw.events {
+        cfg.events = EventsShown::parse(&e).ok_or_else(|| {
+            format!("events: {e:?} is not one of \"lines\", \"folded\", \"hidden\"")
+        })?;
+    }
     if let Some(n) = raw.notifications {
         if let Some(on) = n.on {
             cfg.notify.when = When::parse(&on).ok_or_else(|| {
@@ -251,7 +261,11 @@ pub fn default_text() -> String {
          # Where /get and Ctrl-G save files (\"~/\" is your home). Empty: the\n\
          # platform's Downloads folder, else the directory qchat started in; the\n\
          # status line says where each download goes.\n\
-         download_dir = \"\"\n\n"
+         download_dir = \"\"\n\n\
+         # Joins, leaves and quits (with their reasons), and this client losing\n\
+         # its connection, as dim lines in the rooms: \"lines\" (one each),\n\
+         # \"folded\" (each run on one line) or \"hidden\". Alt-J cycles them.\n\
+         events = \"lines\"\n\n"
     ));
     let n = Notify::default();
     out.push_str(&format!(
@@ -333,6 +347,7 @@ mod tests {
             r##"
             time_format = "%H:%M:%S"
             download_dir = "/tmp/dl"
+            events = "folded"
             [colors]
             mention = "#ff8800"
             own = "208"
@@ -348,6 +363,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(cfg.time_format, "%H:%M:%S");
+        assert_eq!(cfg.events, EventsShown::Folded);
         assert_eq!(cfg.download_dir.as_deref(), Some(Path::new("/tmp/dl")));
         assert_eq!(cfg.theme.mention, Color::Rgb(0xff, 0x88, 0));
         assert_eq!(cfg.theme.own, Color::Indexed(208));

@@ -138,15 +138,14 @@ impl HeadlessUi {
     pub fn at_top(&self) -> bool {
         let chat = &self.ui.chat;
         let Some(r) = chat.room() else { return true };
-        let (w, h) = chat.viewport;
-        let ctx =
-            layout::Ctx { me: &chat.me, marker_seq: r.marker_seq, width: w, zone: &chat.zone };
-        layout::window(&r.messages, r.anchor, h, &ctx).at_top
+        let (_, h) = chat.viewport;
+        let hint = chat.failed_hint();
+        layout::window(&r.items, r.anchor, h, &chat.ctx(r, &hint)).at_top
     }
 
     /// Messages loaded in the room shown.
     pub fn loaded(&self) -> usize {
-        self.ui.chat.room().map_or(0, |r| r.messages.len())
+        self.ui.chat.room().map_or(0, |r| r.messages().count())
     }
 
     /// The last frame as text: one line per row, trailing spaces trimmed.

@@ -72,6 +72,12 @@ pub(crate) enum Action {
     Transfers,
     /// Take finished transfers off the panel.
     ClearTransfers,
+    /// Send the room's failed messages again.
+    RetryFailed,
+    /// Take the room's newest failed message back into the input.
+    EditFailed,
+    /// Join, leave and quit lines: one each, folded, hidden.
+    ToggleEvents,
     /// Clear the terminal and draw everything again.
     Redraw,
     /// The help screen.
@@ -82,7 +88,7 @@ pub(crate) enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub(crate) const ALL: [Self; 33] = [
+    pub(crate) const ALL: [Self; 36] = [
         Self::Send,
         Self::Newline,
         Self::Complete,
@@ -113,6 +119,9 @@ impl Action {
         Self::GetLatestFile,
         Self::Transfers,
         Self::ClearTransfers,
+        Self::RetryFailed,
+        Self::EditFailed,
+        Self::ToggleEvents,
         Self::Redraw,
         Self::Help,
         Self::Quit,
@@ -151,6 +160,9 @@ impl Action {
             Self::GetLatestFile => "get_latest_file",
             Self::Transfers => "transfers",
             Self::ClearTransfers => "clear_transfers",
+            Self::RetryFailed => "retry_failed",
+            Self::EditFailed => "edit_failed",
+            Self::ToggleEvents => "toggle_events",
             Self::Redraw => "redraw",
             Self::Help => "help",
             Self::Quit => "quit",
@@ -190,6 +202,9 @@ impl Action {
             Self::GetLatestFile => "download the latest file offered here",
             Self::Transfers => "transfers with their full status",
             Self::ClearTransfers => "clear finished transfers",
+            Self::RetryFailed => "send this room's failed messages again",
+            Self::EditFailed => "take the last failed message back to edit",
+            Self::ToggleEvents => "joins/leaves/quits: lines, folded, hidden",
             Self::Redraw => "redraw the screen",
             Self::Help => "this help",
             Self::Quit => "quit",
@@ -234,6 +249,9 @@ impl Action {
             Self::GetLatestFile => &["ctrl-g"],
             Self::Transfers => &["ctrl-t"],
             Self::ClearTransfers => &["ctrl-x"],
+            Self::RetryFailed => &["ctrl-r"],
+            Self::EditFailed => &["alt-r"],
+            Self::ToggleEvents => &["alt-j"],
             Self::Redraw => &["ctrl-l"],
             Self::Help => &["f1"],
             Self::Quit => &["ctrl-c"],

@@ -1,16 +1,16 @@
-//! The message view's layout, pure: a message becomes rows (day separator,
-//! new-messages marker, wrapped text with time and a folded sender name),
-//! and the visible window is computed from an [`Anchor`] by laying out only
-//! the messages that touch the screen. The cost of a frame depends on the
-//! terminal's height, never on how many messages are loaded.
+//! The message view's layout, pure: a timeline item becomes rows (day
+//! separator, new-messages marker, wrapped text with time and a folded
+//! sender name; `rows`), and the visible window is computed from an
+//! [`Anchor`] by laying out only the items that touch the screen. The cost
+//! of a frame depends on the terminal's height, never on how many messages
+//! are loaded.
 
-use crate::{Message, MessageKind};
+mod rows;
+
+pub(crate) use rows::rows_of;
 
 use super::clock::Zone;
-use super::wrap;
-
-/// Messages from the same sender closer than this share one name.
-const FOLD_MS: i64 = 5 * 60 * 1000;
+use super::timeline::{EventsShown, Item};
 
 /// What a row of the message view shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,10 @@ pub(crate) enum LineStyle {
     System,
     /// A file offer.
     File,
+    /// The user's text on its way to the server.
+    Pending,
+    /// The user's text the server refused (or never got).
+    Failed,
 }
 
 /// What the rows depend on besides the messages.
@@ -66,6 +70,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) width: usize,
     /// The zone dates and times are shown in.
     pub(crate) zone: &'a Zone,
+    /// How join, leave and quit lines show.
+    pub(crate) events: EventsShown,
+    /// The keys that retry and edit a failed send (`Ctrl-R retry · Alt-R
+    /// edit`).
+    pub(crate) failed_hint: &'a str,
 }
 
 impl Ctx<'_> {
@@ -75,7 +84,7 @@ impl Ctx<'_> {
 }
 
 /// Where the view is: following the newest message, or with its top row at
-/// row `offset` of message `index`.
+/// row `offset` of item `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Anchor {
     /// Showing the newest rows; new messages scroll in.
@@ -83,7 +92,7 @@ pub(crate) enum Anchor {
     Bottom,
     /// Scrolled back; new messages do not move the view.
     Top {
-        /// Index into the loaded messages.
+        /// Index into the room's items.
         index: usize,
         /// Row within that message's rows.
         offset: usize,
@@ -95,9 +104,9 @@ pub(crate) enum Anchor {
 pub(crate) struct Window {
     /// At most `height` rows, top first.
     pub(crate) rows: Vec<Row>,
-    /// The first row shown is the first row of the first loaded message.
+    /// The first row shown is the first row of the first item.
     pub(crate) at_top: bool,
-    /// The last row shown is the last row of the last message.
+    /// The last row shown is the last row of the last item.
     pub(crate) at_bottom: bool,
 }
 
@@ -122,74 +131,6 @@ pub(crate) fn mentions(body: &str, me: &str) -> bool {
     })
 }
 
-/// The rows of message `i` (with the separators before it).
-pub(crate) fn rows_of(msgs: &[Message], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
-    let Some(m) = msgs.get(i) else { return Vec::new() };
-    let prev = i.checked_sub(1).and_then(|p| msgs.get(p));
-    let mut rows = Vec::new();
-    let day = ctx.zone.day_key(m.ts);
-    let new_day = prev.is_none_or(|p| ctx.zone.day_key(p.ts) != day);
-    if new_day {
-        rows.push(Row::Day(ctx.zone.day_of(m.ts)));
-    }
-    let is_new = m.seq > ctx.marker_seq && prev.is_none_or(|p| p.seq <= ctx.marker_seq);
-    if is_new && ctx.marker_seq > 0 {
-        rows.push(Row::NewMarker);
-    }
-    let folded = !new_day
-        && !is_new
-        && prev.is_some_and(|p| {
-            p.sender == m.sender
-                && p.kind == MessageKind::Text
-                && m.kind == MessageKind::Text
-                && m.ts - p.ts < FOLD_MS
-                && !p.body.starts_with("/me ")
-        });
-    let (text, style) = body_of(m, ctx.me);
-    let show_sender = !folded && style != LineStyle::System;
-    let time_col = ctx.zone.time_width() + 1;
-    let name_col = if style == LineStyle::System { 2 } else { ctx.name_col() + 1 };
-    let indent = time_col + name_col;
-    let text_width = ctx.width.saturating_sub(indent).max(8);
-    for (n, piece) in wrap::wrap(&text, text_width).into_iter().enumerate() {
-        rows.push(Row::Line(Line {
-            time: (n == 0).then(|| ctx.zone.time_of(m.ts)),
-            sender: (n == 0 && show_sender).then(|| m.sender.clone()),
-            time_col,
-            indent,
-            text: piece,
-            style,
-        }));
-    }
-    rows
-}
-
-fn body_of(m: &Message, me: &str) -> (String, LineStyle) {
-    match m.kind {
-        MessageKind::System => (format!("* {}", m.body), LineStyle::System),
-        MessageKind::File => {
-            let text = match &m.file {
-                Some(f) => {
-                    format!("[file {}] {} ({}) — /get {}", f.id, f.name, human_bytes(f.size), f.id)
-                }
-                None => format!("[file] {}", m.body),
-            };
-            (text, LineStyle::File)
-        }
-        MessageKind::Text => {
-            if let Some(action) = m.body.strip_prefix("/me ") {
-                (format!("* {} {action}", m.sender), LineStyle::System)
-            } else if m.sender == me {
-                (m.body.clone(), LineStyle::Own)
-            } else if mentions(&m.body, me) {
-                (m.body.clone(), LineStyle::Mention)
-            } else {
-                (m.body.clone(), LineStyle::Text)
-            }
-        }
-    }
-}
-
 /// `1.5 KiB`, `12 MiB`, `900 B`.
 pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -209,7 +150,7 @@ pub(crate) fn human_bytes(n: u64) -> String {
 }
 
 /// The rows visible at `anchor` in a view `height` rows tall.
-pub(crate) fn window(msgs: &[Message], anchor: Anchor, height: usize, ctx: &Ctx<'_>) -> Window {
+pub(crate) fn window(msgs: &[Item], anchor: Anchor, height: usize, ctx: &Ctx<'_>) -> Window {
     if let Anchor::Top { index, offset } = anchor
         && index < msgs.len()
     {
@@ -223,7 +164,9 @@ pub(crate) fn window(msgs: &[Message], anchor: Anchor, height: usize, ctx: &Ctx<
             rows.extend(r.into_iter().skip(skip).take(take));
             skip = 0;
             if rows.len() == height {
-                let at_bottom = i + 1 == msgs.len() && last_of_item;
+                // Items after that draw nothing (hidden lines) do not count.
+                let at_bottom =
+                    last_of_item && (i + 1..msgs.len()).all(|j| rows_of(msgs, j, ctx).is_empty());
                 return Window { rows, at_top: index == 0 && offset == 0, at_bottom };
             }
             i += 1;
@@ -233,7 +176,7 @@ pub(crate) fn window(msgs: &[Message], anchor: Anchor, height: usize, ctx: &Ctx<
     bottom_window(msgs, height, ctx)
 }
 
-fn bottom_window(msgs: &[Message], height: usize, ctx: &Ctx<'_>) -> Window {
+fn bottom_window(msgs: &[Item], height: usize, ctx: &Ctx<'_>) -> Window {
     let mut chunks: Vec<Vec<Row>> = Vec::new();
     let mut total = 0;
     let mut i = msgs.len();
@@ -252,7 +195,7 @@ fn bottom_window(msgs: &[Message], height: usize, ctx: &Ctx<'_>) -> Window {
 }
 
 /// The top position of the bottom window, as an explicit anchor.
-fn top_of_bottom(msgs: &[Message], height: usize, ctx: &Ctx<'_>) -> (usize, usize) {
+fn top_of_bottom(msgs: &[Item], height: usize, ctx: &Ctx<'_>) -> (usize, usize) {
     let mut total = 0;
     let mut i = msgs.len();
     while i > 0 {
@@ -268,7 +211,7 @@ fn top_of_bottom(msgs: &[Message], height: usize, ctx: &Ctx<'_>) -> (usize, usiz
 
 /// Moves the view `delta` rows (negative: towards older messages).
 pub(crate) fn scroll(
-    msgs: &[Message],
+    msgs: &[Item],
     anchor: Anchor,
     delta: isize,
     height: usize,
@@ -286,6 +229,8 @@ pub(crate) fn scroll(
             top_of_bottom(msgs, height, ctx)
         }
     };
+    // Items that draw nothing (hidden event lines) take no row: passing
+    // them costs nothing.
     let mut n = delta.unsigned_abs();
     if delta < 0 {
         while n > 0 {
@@ -295,14 +240,22 @@ pub(crate) fn scroll(
                 n -= take;
             } else if index > 0 {
                 index -= 1;
-                offset = rows_of(msgs, index, ctx).len().saturating_sub(1);
-                n -= 1;
+                let len = rows_of(msgs, index, ctx).len();
+                if len > 0 {
+                    offset = len - 1;
+                    n -= 1;
+                }
             } else {
                 break;
             }
         }
     } else {
         let mut rows_here = rows_of(msgs, index, ctx).len();
+        while rows_here == 0 && index + 1 < msgs.len() {
+            index += 1;
+            offset = 0;
+            rows_here = rows_of(msgs, index, ctx).len();
+        }
         while n > 0 {
             if offset + 1 < rows_here {
                 let take = (rows_here - 1 - offset).min(n);
@@ -312,7 +265,9 @@ pub(crate) fn scroll(
                 index += 1;
                 offset = 0;
                 rows_here = rows_of(msgs, index, ctx).len();
-                n -= 1;
+                if rows_here > 0 {
+                    n -= 1;
+                }
             } else {
                 break;
             }
@@ -328,6 +283,9 @@ pub(crate) fn scroll(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::tui::timeline::{EventKind, EventLine};
+    use crate::{Message, MessageKind};
 
     pub(crate) fn msg(seq: u64, sender: &str, body: &str, ts: i64) -> Message {
         Message {
@@ -345,20 +303,33 @@ mod tests {
     static UTC: std::sync::LazyLock<Zone> = std::sync::LazyLock::new(Zone::utc);
 
     fn ctx() -> Ctx<'static> {
-        Ctx { me: "ann", marker_seq: 0, width: 40, zone: &UTC }
+        Ctx {
+            me: "ann",
+            marker_seq: 0,
+            width: 40,
+            zone: &UTC,
+            events: EventsShown::Lines,
+            failed_hint: "Ctrl-R retry",
+        }
     }
 
-    fn many(n: u64) -> Vec<Message> {
-        (1..=n)
-            .map(|s| {
-                msg(
-                    s,
-                    if s % 2 == 0 { "bob" } else { "cy" },
-                    &format!("message {s}"),
-                    1_700_000_000_000 + s as i64 * 1000,
-                )
-            })
-            .collect()
+    fn items(msgs: Vec<Message>) -> Vec<Item> {
+        msgs.into_iter().map(Item::Msg).collect()
+    }
+
+    fn many(n: u64) -> Vec<Item> {
+        items(
+            (1..=n)
+                .map(|s| {
+                    msg(
+                        s,
+                        if s % 2 == 0 { "bob" } else { "cy" },
+                        &format!("message {s}"),
+                        1_700_000_000_000 + s as i64 * 1000,
+                    )
+                })
+                .collect(),
+        )
     }
 
     fn text_of(w: &Window) -> Vec<String> {
@@ -396,11 +367,11 @@ mod tests {
     #[test]
     fn day_separator_and_folding() {
         let day = 86_400_000;
-        let msgs = vec![
+        let msgs = items(vec![
             msg(1, "bob", "one", day),
             msg(2, "bob", "two", day + 1000),
             msg(3, "bob", "three", 2 * day),
-        ];
+        ]);
         let c = ctx();
         let r1 = rows_of(&msgs, 0, &c);
         assert_eq!(r1[0], Row::Day("1970-01-02".into()));
@@ -472,6 +443,63 @@ mod tests {
         let w = window(&msgs, Anchor::Top { index: 50_000, offset: 0 }, 20, &ctx());
         assert_eq!(text_of(&w)[0], "message 50001");
         assert_eq!(w.rows.len(), 20);
+    }
+
+    fn event(after: u64, n: u64, user: &str) -> Item {
+        let ts = 1_700_000_000_000 + after as i64 * 1000 + n as i64;
+        Item::Event(EventLine { ts, after, n, what: EventKind::Joined(user.into()) })
+    }
+
+    /// Ten messages with a run of three joins after the fifth.
+    fn with_joins() -> Vec<Item> {
+        let mut v = many(10);
+        v.splice(5..5, [event(5, 1, "dan"), event(5, 2, "eve"), event(5, 3, "fay")]);
+        v
+    }
+
+    #[test]
+    fn event_lines_show_one_each_folded_or_not_at_all() {
+        let v = with_joins();
+        let all = |c: &Ctx<'_>| text_of(&window(&v, Anchor::Top { index: 0, offset: 0 }, 100, c));
+        let wide = || Ctx { width: 120, ..ctx() };
+        let lines = all(&wide());
+        assert!(
+            lines.contains(&"→ dan joined".to_owned())
+                && lines.contains(&"→ fay joined".to_owned())
+        );
+        let folded = all(&Ctx { events: EventsShown::Folded, ..wide() });
+        assert_eq!(folded.len(), lines.len() - 2);
+        assert!(
+            folded.iter().any(|l| l == "→ dan joined · → eve joined · → fay joined"),
+            "{folded:?}"
+        );
+        let hidden = all(&Ctx { events: EventsShown::Hidden, ..wide() });
+        assert_eq!(hidden.len(), lines.len() - 3);
+        assert!(!hidden.iter().any(|l| l.contains("joined")));
+    }
+
+    #[test]
+    fn scrolling_passes_hidden_lines_at_no_cost() {
+        let v = with_joins();
+        for events in [EventsShown::Lines, EventsShown::Folded, EventsShown::Hidden] {
+            let c = Ctx { events, ..ctx() };
+            // Row by row from the top to the bottom and back: every row once.
+            let total = window(&v, Anchor::Top { index: 0, offset: 0 }, 1000, &c).rows.len();
+            let mut a = Anchor::Top { index: 0, offset: 0 };
+            let mut seen = vec![text_of(&window(&v, a, 1, &c))];
+            while a != Anchor::Bottom {
+                a = scroll(&v, a, 1, 1, &c);
+                seen.push(text_of(&window(&v, a, 1, &c)));
+            }
+            assert_eq!(seen.len(), total, "{events:?}: {seen:?}");
+            let mut back = 0;
+            while a != (Anchor::Top { index: 0, offset: 0 }) {
+                a = scroll(&v, a, -1, 1, &c);
+                back += 1;
+                assert!(back <= total, "{events:?}: stuck at {a:?}");
+            }
+            assert_eq!(back, total - 1, "{events:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::{ConnState, MemberInfo, Message, RoomInfo};
+use crate::{ConnState, RoomInfo};
 
 use super::app::Effect;
 use super::clock::Zone;
@@ -14,7 +14,9 @@ use super::input::InputLine;
 use super::keys::Keymap;
 use super::layout::{self, Anchor};
 use super::notify::{Alert, Notify};
+pub(crate) use super::room::RoomState;
 use super::theme::Theme;
+use super::timeline::EventsShown;
 use super::transfer::Transfer;
 
 /// Which screen is up.
@@ -95,85 +97,11 @@ pub(crate) enum FormStatus {
     Repin(String),
 }
 
-/// A room as the UI keeps it.
-#[derive(Debug, Clone)]
-pub(crate) struct RoomState {
-    /// Name, membership, unread count.
-    pub(crate) info: RoomInfo,
-    /// Loaded messages, ascending seq, no duplicates.
-    pub(crate) messages: Vec<Message>,
-    /// Where the view is.
-    pub(crate) anchor: Anchor,
-    /// Older messages exist on the server.
-    pub(crate) more_history: bool,
-    /// A history request is out.
-    pub(crate) loading: bool,
-    /// The first page was asked for.
-    pub(crate) opened: bool,
-    /// The new-messages marker goes after this seq.
-    pub(crate) marker_seq: u64,
-    /// An unread message mentions the user.
-    pub(crate) mention: bool,
-    /// Members (when fetched).
-    pub(crate) members: Vec<MemberInfo>,
-}
-
-impl RoomState {
-    /// A room from the server's listing.
-    pub(crate) fn new(info: RoomInfo) -> Self {
-        let marker_seq = info.read_seq;
-        Self {
-            info,
-            messages: Vec::new(),
-            anchor: Anchor::Bottom,
-            more_history: true,
-            loading: false,
-            opened: false,
-            marker_seq,
-            mention: false,
-            members: Vec::new(),
-        }
-    }
-
-    /// Inserts messages (any order, duplicates ignored), keeping the view
-    /// where it is when older ones land before it.
-    pub(crate) fn insert(&mut self, msgs: impl IntoIterator<Item = Message>) {
-        let mut msgs: Vec<Message> = msgs.into_iter().collect();
-        msgs.sort_by_key(|m| m.seq);
-        msgs.dedup_by_key(|m| m.seq);
-        // An older page goes in front in one move (100,000 loaded messages
-        // must not be shifted once per message).
-        if let (Some(first), Some(newest)) = (self.messages.first(), msgs.last())
-            && newest.seq < first.seq
-        {
-            let k = msgs.len();
-            self.messages.splice(0..0, msgs);
-            if let Anchor::Top { index, .. } = &mut self.anchor {
-                *index += k;
-            }
-            return;
-        }
-        for m in msgs {
-            if self.messages.last().is_none_or(|l| l.seq < m.seq) {
-                self.info.last_seq = self.info.last_seq.max(m.seq);
-                self.messages.push(m);
-                continue;
-            }
-            if let Err(at) = self.messages.binary_search_by_key(&m.seq, |x| x.seq) {
-                self.messages.insert(at, m);
-                if let Anchor::Top { index, .. } = &mut self.anchor
-                    && at <= *index
-                {
-                    *index += 1;
-                }
-            }
-        }
-    }
-
-    /// The lowest loaded seq.
-    pub(crate) fn oldest(&self) -> Option<u64> {
-        self.messages.first().map(|m| m.seq)
-    }
+/// Now, in Unix milliseconds.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// An overlay with a title and lines (help, room list, transfers).
@@ -254,6 +182,13 @@ pub(crate) struct Chat {
     pub(crate) repaint: bool,
     /// The clock, replaceable in tests.
     pub(crate) now: fn() -> Instant,
+    /// The wall clock (Unix ms) for lines made here (joins, sends), replaceable
+    /// in tests.
+    pub(crate) wall: fn() -> i64,
+    /// How join, leave and quit lines show.
+    pub(crate) events: EventsShown,
+    /// Names sends until they are acknowledged.
+    pub(crate) next_local: u64,
     /// The zone message times are shown in.
     pub(crate) zone: Zone,
 }
@@ -304,6 +239,9 @@ impl Chat {
             redraw: true,
             repaint: false,
             now: Instant::now,
+            wall: wall_ms,
+            events: EventsShown::Lines,
+            next_local: 1,
             zone,
         }
     }
@@ -385,17 +323,40 @@ impl Chat {
         }
     }
 
+    /// What the layout of room `r` depends on besides its items.
+    pub(crate) fn ctx<'a>(&'a self, r: &RoomState, hint: &'a str) -> layout::Ctx<'a> {
+        let (width, _) = self.viewport;
+        layout::Ctx {
+            me: &self.me,
+            marker_seq: r.marker_seq,
+            width,
+            zone: &self.zone,
+            events: self.events,
+            failed_hint: hint,
+        }
+    }
+
+    /// The keys that retry and edit a failed send, for its line.
+    pub(crate) fn failed_hint(&self) -> String {
+        use super::keys::Action;
+        format!(
+            "{} retry · {} edit",
+            self.keys.hint(Action::RetryFailed),
+            self.keys.hint(Action::EditFailed)
+        )
+    }
+
     /// Asks for older messages when the view is at the top of what is loaded.
     pub(crate) fn maybe_load_older(&mut self) {
-        let (w, h) = self.viewport;
-        let me = self.me.clone();
-        let zone = self.zone.clone();
-        let Some(r) = self.room_mut() else { return };
+        let (_, h) = self.viewport;
+        let hint = self.failed_hint();
+        let Some(r) = self.room() else { return };
         if r.loading || !r.more_history || !r.opened {
             return;
         }
-        let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w, zone: &zone };
-        if layout::window(&r.messages, r.anchor, h, &ctx).at_top {
+        let at_top = layout::window(&r.items, r.anchor, h, &self.ctx(r, &hint)).at_top;
+        let Some(r) = self.room_mut() else { return };
+        if at_top {
             r.loading = true;
             let before = r.oldest();
             let room = r.info.name.clone();

@@ -145,10 +145,12 @@ impl Runner {
             return;
         }
         let Some(client) = lock(&self.client).clone() else {
-            let _ = tx.send(if matches!(effect, Effect::Quit { .. }) {
-                NetEvent::QuitDone
-            } else {
-                NetEvent::Notice("not connected".into())
+            let _ = tx.send(match effect {
+                Effect::Quit { .. } => NetEvent::QuitDone,
+                Effect::Send { room, local, .. } => {
+                    NetEvent::Sent { room, local, result: Err("not connected".into()) }
+                }
+                _ => NetEvent::Notice("not connected".into()),
             });
             return;
         };
@@ -197,10 +199,13 @@ impl Runner {
                     }
                 }
             }),
-            Effect::Send { room, body } => self.spawn(async move {
-                if let Err(e) = client.send(&room, &body).await {
-                    notice(&tx, "not sent", e);
-                }
+            // Waits as long as the client reconnects: the line shows as
+            // sending meanwhile, and fails only if the server refuses it or
+            // the client closes.
+            Effect::Send { room, body, local } => self.spawn(async move {
+                let result =
+                    client.send(&room, &body).await.map(|ok| ok.seq).map_err(|e| e.to_string());
+                let _ = tx.send(NetEvent::Sent { room, local, result });
             }),
             Effect::MarkRead { room, seq } => self.spawn(async move {
                 if let Err(e) = client.mark_read(&room, seq).await {

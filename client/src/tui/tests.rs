@@ -49,6 +49,8 @@ fn form() -> [String; 4] {
 /// A logged-in UI with three rooms, `general` open, and the given messages.
 fn main_chat(messages: Vec<Message>) -> Chat {
     let mut chat = Chat::new(form(), false, false, Zone::utc());
+    // Lines made here (joins, sends) happen a few minutes after T0.
+    chat.wall = || T0 + 600_000;
     let last = messages.last().map_or(0, |m| m.seq);
     chat.update(Msg::Net(NetEvent::Connected {
         user: "ann".into(),
@@ -300,7 +302,10 @@ fn enter_sends_to_the_current_room_with_emoji() {
     chat.update(Msg::Input(InputMsg::Char('a')));
     chat.update(Msg::Input(InputMsg::Newline));
     type_line(&mut chat, "b :tada:");
-    assert_eq!(chat.effects, [Effect::Send { room: "general".into(), body: "a\nb 🎉".into() }]);
+    assert_eq!(
+        chat.effects,
+        [Effect::Send { room: "general".into(), body: "a\nb 🎉".into(), local: 1 }]
+    );
     assert!(chat.input.text.is_empty());
 }
 
@@ -317,7 +322,7 @@ fn commands_queue_effects() {
             Effect::Join("random".into()),
             Effect::Create("ops".into()),
             Effect::Leave("dev".into()),
-            Effect::Send { room: "general".into(), body: "/me waves".into() },
+            Effect::Send { room: "general".into(), body: "/me waves".into(), local: 1 },
         ]
     );
     chat.effects.clear();
@@ -631,7 +636,7 @@ fn reaching_the_top_loads_older_history_and_keeps_the_view() {
         page: MessagesOk { room: "general".into(), messages: older, more: false },
     }));
     let r = chat.room().expect("room");
-    assert_eq!(r.messages.len(), 200);
+    assert_eq!(r.messages().count(), 200);
     assert_eq!(r.anchor, Anchor::Top { index: 100, offset: 0 }, "still showing m101 at the top");
     assert!(!r.more_history);
     chat.update(Msg::View(ViewMsg::Bottom));
@@ -763,3 +768,4 @@ fn resizing_redraws_at_the_new_size_and_keeps_the_place() {
 
 mod editing;
 mod notify;
+mod people;

@@ -14,9 +14,10 @@ mod view;
 use crate::{ClientEvent, ConnState, MemberInfo};
 
 use super::app::{ConnectError, Effect, Msg, NetEvent};
-use super::layout::{self, Anchor};
+use super::layout;
 use super::model::{Chat, FormStatus, PASSWORD, Registration, Screen};
 use super::notify::Alert;
+use super::timeline::EventKind;
 use super::transfer::{self};
 
 impl Chat {
@@ -61,7 +62,7 @@ impl Chat {
             return;
         }
         let Some(r) = self.room_mut() else { return };
-        let last = r.messages.last().map_or(0, |m| m.seq);
+        let last = r.newest().map_or(0, |m| m.seq);
         if r.info.joined && last > r.info.read_seq {
             r.info.read_seq = last;
             r.info.unread = 0;
@@ -86,7 +87,7 @@ impl Chat {
                     self.changed_cert = None;
                     self.notice = Some("reconnected".into());
                     for r in self.rooms.iter_mut().filter(|r| r.opened && r.info.joined) {
-                        match r.messages.last() {
+                        match r.newest() {
                             Some(m) => self
                                 .effects
                                 .push(Effect::CatchUp { room: r.info.name.clone(), after: m.seq }),
@@ -174,10 +175,9 @@ impl Chat {
                     let r = &mut self.rooms[i];
                     r.info.joined = false;
                     r.info.unread = 0;
-                    r.messages.clear();
+                    r.clear_loaded();
                     r.opened = false;
                     r.more_history = true;
-                    r.anchor = Anchor::Bottom;
                     r.members.clear();
                 }
                 let current = self.room().map(|r| r.info.name.clone());
@@ -198,12 +198,27 @@ impl Chat {
                 let Some(i) = self.find(&page.room) else { return };
                 let r = &mut self.rooms[i];
                 r.loading = false;
-                if older || r.messages.is_empty() {
+                if older || r.oldest().is_none() {
                     r.more_history = page.more;
                 }
                 r.insert(page.messages);
             }
             NetEvent::Notice(s) => self.notice = Some(s),
+            NetEvent::Sent { room, local, result } => {
+                let Some(i) = self.find(&room) else { return };
+                match result {
+                    Ok(seq) => self.rooms[i].sent(local, seq),
+                    Err(why) => {
+                        let hint = self.failed_hint();
+                        let shown = self.rooms[i].failed(local, why.clone());
+                        self.notice = Some(if shown {
+                            format!("not sent to {room}: {why} ({hint})")
+                        } else {
+                            format!("not sent to {room}: {why}")
+                        });
+                    }
+                }
+            }
             NetEvent::Transfer(u) => {
                 let now = (self.now)();
                 if let Some(t) = self.transfers.iter_mut().find(|t| t.id == u.id) {
@@ -227,10 +242,11 @@ impl Chat {
                 let r = &mut self.rooms[i];
                 let own = m.sender == me;
                 let mention = layout::mentions(&m.body, &me);
-                if r.messages.last().is_some_and(|l| l.seq >= m.seq)
-                    && r.messages.binary_search_by_key(&m.seq, |x| x.seq).is_ok()
-                {
+                if r.has(m.seq) {
                     return;
+                }
+                if own {
+                    r.echo(&m.body);
                 }
                 if !own && !following {
                     r.info.unread += 1;
@@ -255,15 +271,36 @@ impl Chat {
                 r.insert([m]);
             }
             ClientEvent::Presence(p) => {
+                let ts = (self.wall)();
+                let mine = p.user == self.me;
                 for r in &mut self.rooms {
-                    if let Some(mem) = r.members.iter_mut().find(|x| x.user == p.user) {
-                        mem.online = p.online;
+                    let Some(mem) = r.members.iter_mut().find(|x| x.user == p.user) else {
+                        continue;
+                    };
+                    let changed = mem.online != p.online;
+                    mem.online = p.online;
+                    // A line where the user is a member, once per change;
+                    // one's own other devices are not news.
+                    if changed && !mine && r.info.joined {
+                        let what = if p.online {
+                            EventKind::Online(p.user.clone())
+                        } else {
+                            EventKind::Offline { user: p.user.clone(), reason: p.reason.clone() }
+                        };
+                        r.event(what, ts);
                     }
                 }
             }
             ClientEvent::Member(ev) => {
                 let Some(i) = self.find(&ev.room) else { return };
+                let ts = (self.wall)();
                 let r = &mut self.rooms[i];
+                let what = if ev.joined {
+                    EventKind::Joined(ev.user.clone())
+                } else {
+                    EventKind::Left(ev.user.clone())
+                };
+                r.event(what, ts);
                 r.members.retain(|x| x.user != ev.user);
                 if ev.joined {
                     r.members.push(MemberInfo { user: ev.user, online: true });
@@ -278,6 +315,20 @@ impl Chat {
                 }
                 if matches!(s, ConnState::Closed { .. }) && self.quitting {
                     self.quit = true;
+                }
+                // Losing and getting back the connection, in the rooms too.
+                let what = match (&self.conn, &s) {
+                    (ConnState::Connected, ConnState::Reconnecting { last_error, .. }) => {
+                        Some(EventKind::Lost(last_error.clone()))
+                    }
+                    (ConnState::Reconnecting { .. }, ConnState::Connected) => Some(EventKind::Back),
+                    _ => None,
+                };
+                if let Some(what) = what {
+                    let ts = (self.wall)();
+                    for r in self.rooms.iter_mut().filter(|r| r.opened && r.info.joined) {
+                        r.event(what.clone(), ts);
+                    }
                 }
                 self.conn = s;
             }

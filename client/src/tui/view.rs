@@ -18,6 +18,7 @@ use super::components::transfers::{TransferPanel, TransferRow};
 use super::keys::Action;
 use super::layout;
 use super::model::{Chat, Screen};
+use super::timeline::EventsShown;
 use super::wrap;
 
 /// The tuirealm application of this UI.
@@ -125,13 +126,8 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     chat.viewport = (inner_w, inner_h);
     let (rows_shown, title) = match chat.room() {
         Some(r) => {
-            let ctx = layout::Ctx {
-                me: &chat.me,
-                marker_seq: r.marker_seq,
-                width: inner_w,
-                zone: &chat.zone,
-            };
-            let w = layout::window(&r.messages, r.anchor, inner_h, &ctx);
+            let hint = chat.failed_hint();
+            let w = layout::window(&r.items, r.anchor, inner_h, &chat.ctx(r, &hint));
             let mut title = format!(" {} ", r.info.name);
             if !r.info.joined {
                 title.push_str("(not joined: /join) ");
@@ -139,6 +135,9 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
                 title.push_str("· loading… ");
             } else if w.at_top && !r.more_history {
                 title.push_str("· start of the room ");
+            }
+            if chat.events == EventsShown::Hidden {
+                title.push_str("· joins hidden ");
             }
             if !w.at_bottom {
                 title.push_str("· End for newest ");

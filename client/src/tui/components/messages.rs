@@ -79,6 +79,8 @@ impl Component for MessageView {
                         }
                         LineStyle::System => self.theme.system(),
                         LineStyle::File => Theme::fg(self.theme.file),
+                        LineStyle::Pending => Theme::fg(self.theme.dim),
+                        LineStyle::Failed => Theme::fg(self.theme.error),
                     };
                     spans.push(Span::styled(l.text.clone(), style));
                     Line::from(spans)

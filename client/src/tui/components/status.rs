@@ -79,6 +79,14 @@ impl Component for StatusBar {
             Span::styled(format!(" {label} "), Style::default().fg(Color::Black).bg(color)),
             Span::raw(format!(" {} ", self.info.who)),
         ];
+        // Why the connection went (`server shutting down`), while it is away.
+        if let Some(
+            ConnState::Reconnecting { last_error, .. } | ConnState::Closed { reason: last_error },
+        ) = &self.info.conn
+            && self.info.notice.is_none()
+        {
+            spans.push(Span::styled(format!("│ {last_error} "), Theme::fg(self.theme.warn)));
+        }
         if let Some(a) = self.info.alerts {
             spans.push(Span::styled(format!("│ {a} "), Theme::fg(self.theme.warn)));
         }

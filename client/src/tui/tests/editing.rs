@@ -98,7 +98,10 @@ fn up_recalls_the_last_sent_line_when_the_input_is_empty() {
     assert_eq!(line(&chat), "second|", "Up with typed text scrolls instead");
     assert_ne!(chat.room().expect("room").anchor, Anchor::Bottom);
     press(&mut chat, Key::Enter, KeyModifiers::NONE);
-    assert_eq!(chat.effects, [Effect::Send { room: "general".into(), body: "second".into() }]);
+    assert_eq!(
+        chat.effects,
+        [Effect::Send { room: "general".into(), body: "second".into(), local: 2 }]
+    );
     press(&mut chat, Key::Up, KeyModifiers::NONE);
     assert_eq!(line(&chat), "second|");
     // Shift-Up always scrolls.
@@ -257,7 +260,7 @@ fn reconnect_by_hand_logs_in_again_and_catches_up() {
          loaded, loads its newest page when shown"
     );
     assert!(!chat.rooms[chat.find("dev").expect("dev")].opened);
-    assert_eq!(chat.room().map(|r| r.messages.len()), Some(6), "nothing loaded is lost");
+    assert_eq!(chat.room().map(|r| r.messages().count()), Some(6), "nothing loaded is lost");
 }
 
 #[test]

@@ -80,15 +80,12 @@ impl Chat {
             Command::Nothing => {}
             Command::Say(body) => match room {
                 Some(room) => {
-                    if let Some(r) = self.room_mut() {
-                        r.anchor = Anchor::Bottom;
-                    }
-                    self.effects.push(Effect::Send { room, body });
+                    self.say(room, body);
                 }
                 None => self.notice = Some(need_room.into()),
             },
             Command::Me(text) => match room {
-                Some(room) => self.effects.push(Effect::Send { room, body: format!("/me {text}") }),
+                Some(room) => self.say(room, format!("/me {text}")),
                 None => self.notice = Some(need_room.into()),
             },
             Command::Join(name) => {
@@ -168,13 +165,27 @@ impl Chat {
         }
     }
 
+    /// Sends `body` to `room`, showing it there as sending until the
+    /// server has it.
+    pub(super) fn say(&mut self, room: String, body: String) {
+        let local = self.next_local;
+        self.next_local += 1;
+        let ts = (self.wall)();
+        if let Some(i) = self.find(&room) {
+            let r = &mut self.rooms[i];
+            r.anchor = Anchor::Bottom;
+            r.pending(local, body.clone(), ts);
+        }
+        self.effects.push(Effect::Send { room, body, local });
+    }
+
     /// The name of file `file_id` as offered in a loaded message, else
     /// `file ID`. A file id names one offer, so this is the name the file
     /// comes down under (the server's reply will say the same).
     fn file_name(&self, file_id: u64) -> String {
         self.rooms
             .iter()
-            .flat_map(|r| r.messages.iter().rev())
+            .flat_map(|r| r.messages().rev())
             .find_map(|m| m.file.as_ref().filter(|f| f.id == file_id).map(|f| f.name.clone()))
             .unwrap_or_else(|| format!("file {file_id}"))
     }

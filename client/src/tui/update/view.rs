@@ -1,6 +1,6 @@
 //! Keys that move the view, switch rooms and open or close overlays.
 
-use crate::tui::app::ViewMsg;
+use crate::tui::app::{Effect, ViewMsg};
 use crate::tui::commands::Command;
 use crate::tui::layout::{self, Anchor};
 use crate::tui::model::Chat;
@@ -10,7 +10,7 @@ impl Chat {
     /// Applies a view key. While an overlay is up the scrolling keys
     /// scroll it instead of the messages.
     pub(super) fn on_view(&mut self, m: ViewMsg) {
-        let (w, h) = self.viewport;
+        let (_, h) = self.viewport;
         if let Some(p) = &mut self.popup {
             let page = h.saturating_sub(3).max(1);
             let scrolled = match m {
@@ -28,12 +28,12 @@ impl Chat {
                 return;
             }
         }
-        let me = self.me.clone();
-        let zone = self.zone.clone();
+        let hint = self.failed_hint();
         let step = |chat: &mut Self, delta: isize| {
+            let Some(r) = chat.room() else { return };
+            let anchor = layout::scroll(&r.items, r.anchor, delta, h, &chat.ctx(r, &hint));
             if let Some(r) = chat.room_mut() {
-                let ctx = layout::Ctx { me: &me, marker_seq: r.marker_seq, width: w, zone: &zone };
-                r.anchor = layout::scroll(&r.messages, r.anchor, delta, h, &ctx);
+                r.anchor = anchor;
             }
         };
         let page = isize::try_from(h.saturating_sub(1).max(1)).unwrap_or(1);
@@ -44,7 +44,7 @@ impl Chat {
             ViewMsg::PageDown => step(self, page),
             ViewMsg::Top => {
                 if let Some(r) = self.room_mut()
-                    && !r.messages.is_empty()
+                    && !r.items.is_empty()
                 {
                     r.anchor = Anchor::Top { index: 0, offset: 0 };
                 }
@@ -77,11 +77,36 @@ impl Chat {
             }
             ViewMsg::Transfers => self.popup = Some(self.transfers_popup()),
             ViewMsg::Repaint => self.repaint = true,
+            ViewMsg::RetryFailed => {
+                let Some(r) = self.room_mut() else { return };
+                let room = r.info.name.clone();
+                let again = r.retry_failed();
+                if again.is_empty() {
+                    self.notice = Some("no failed message in this room".into());
+                }
+                for (local, body) in again {
+                    self.effects.push(Effect::Send { room: room.clone(), body, local });
+                }
+            }
+            ViewMsg::EditFailed => {
+                if !self.input.text.is_empty() {
+                    self.notice = Some("empty the input line first (Ctrl-U)".into());
+                    return;
+                }
+                match self.room_mut().and_then(|r| r.take_failed()) {
+                    Some(body) => self.input.set(body),
+                    None => self.notice = Some("no failed message in this room".into()),
+                }
+            }
+            ViewMsg::ToggleEvents => {
+                self.events = self.events.next();
+                self.notice = Some(format!("join, leave and quit lines: {}", self.events.name()));
+            }
             ViewMsg::Help => self.popup = Some(self.help_popup()),
             ViewMsg::GetLatestFile => {
-                let latest = self.room().and_then(|r| {
-                    r.messages.iter().rev().find_map(|m| m.file.as_ref().map(|f| f.id))
-                });
+                let latest = self
+                    .room()
+                    .and_then(|r| r.messages().rev().find_map(|m| m.file.as_ref().map(|f| f.id)));
                 match latest {
                     Some(id) => self.run(Command::Get(vec![id])),
                     None => self.notice = Some("no file offered in this room yet".into()),
