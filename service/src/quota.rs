@@ -10,82 +10,15 @@
 //! and a refusal rolls the insert back. Rooms today; direct messages,
 //! invitations and reactions (issues 17 and 18) are to be added the same way.
 
+pub(crate) mod kind;
+
 use sqlx::SqliteConnection;
 
 use crate::config::Quotas;
 use crate::db::{self, TenantId, UserId};
 use crate::error::{Result, refuse};
 use crate::metrics::Metrics;
-
-/// Something users create that counts against a quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Created {
-    /// A room (`room.create`).
-    Room,
-}
-
-impl Created {
-    /// Every kind, in metrics order.
-    pub(crate) const ALL: [Self; 1] = [Self::Room];
-
-    /// The kind's name in messages and metrics labels.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Room => "room",
-        }
-    }
-
-    /// Position in [`Self::ALL`].
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Self::Room => 0,
-        }
-    }
-
-    /// (per user, per tenant) limits from the configuration.
-    fn limits(self, q: &Quotas) -> (u64, u64) {
-        match self {
-            Self::Room => (q.rooms_per_user, q.rooms_per_tenant),
-        }
-    }
-
-    /// (the user's, the tenant's) count, read inside the transaction.
-    async fn counts(
-        self,
-        conn: &mut SqliteConnection,
-        tenant: TenantId,
-        user: UserId,
-    ) -> Result<(u64, u64)> {
-        Ok(match self {
-            Self::Room => (
-                db::rooms::count_created_by(&mut *conn, tenant, user).await?,
-                db::rooms::count(&mut *conn, tenant).await?,
-            ),
-        })
-    }
-}
-
-/// Which quota a creation would pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// The user's own.
-    User,
-    /// The tenant's, shared by its members.
-    Tenant,
-}
-
-impl Scope {
-    /// Every scope, in metrics order.
-    pub(crate) const ALL: [Self; 2] = [Self::User, Self::Tenant];
-
-    /// The scope's name in metrics labels.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Tenant => "tenant",
-        }
-    }
-}
+use kind::{Created, Scope};
 
 /// Checks, in the write transaction that has just created one `kind` for
 /// `user`, that neither the user's count nor the tenant's passed its quota.
@@ -101,8 +34,8 @@ pub(crate) async fn check(
     tenant: TenantId,
     user: UserId,
 ) -> Result<()> {
-    let (per_user, per_tenant) = kind.limits(quotas);
-    let (mine, all) = kind.counts(conn, tenant, user).await?;
+    let (per_user, per_tenant) = limits(kind, quotas);
+    let (mine, all) = counts(kind, conn, tenant, user).await?;
     let name = kind.name();
     let (scope, message) = if mine > per_user {
         (Scope::User, format!("you have created the most {name}s one user may ({per_user})"))
@@ -113,6 +46,28 @@ pub(crate) async fn check(
     };
     metrics.quota_refused(kind, scope);
     Err(refuse(qchat_protocol::ErrorCode::QuotaExceeded, message))
+}
+
+/// (per user, per tenant) limits of `kind` from the configuration.
+fn limits(kind: Created, q: &Quotas) -> (u64, u64) {
+    match kind {
+        Created::Room => (q.rooms_per_user, q.rooms_per_tenant),
+    }
+}
+
+/// (the user's, the tenant's) count of `kind`, read inside the transaction.
+async fn counts(
+    kind: Created,
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<(u64, u64)> {
+    Ok(match kind {
+        Created::Room => (
+            db::rooms::count_created_by(&mut *conn, tenant, user).await?,
+            db::rooms::count(&mut *conn, tenant).await?,
+        ),
+    })
 }
 
 #[cfg(test)]

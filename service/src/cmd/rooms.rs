@@ -10,7 +10,7 @@ use super::{check_name, empty, member_room, ok};
 use crate::db;
 use crate::error::{Result, refuse};
 use crate::paging;
-use crate::quota::{self, Created};
+use crate::quota::{self, kind::Created};
 use crate::state::{Login, Shared};
 
 /// One page of the tenant's rooms, by name, after `after`: as many as fit
