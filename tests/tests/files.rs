@@ -498,6 +498,64 @@ async fn each_offer_downloads_under_its_own_name() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Empty files (issue 16 §1.14, PROTOCOL.md §9.2): hash later, the stream
+/// is the header, the 32-byte trailer and FIN; hash first, the header and
+/// FIN. Both are stored and offered, deduplicated afterwards, and come down
+/// as a header and FIN.
+#[tokio::test]
+async fn empty_files_go_up_and_down() -> anyhow::Result<()> {
+    let s = server(&[], &["ann"]).await?;
+    s.tenant("other", false).await?;
+    s.user("other", "cat", PW).await?;
+    s.room("other", "general").await?;
+    let empty = blake3::hash(b"");
+    let hex = empty.to_hex().to_string();
+    let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
+    ann.login("acme", "ann", PW).await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let mut cat = RawConn::connect(s.addr, &s.data_dir()).await?;
+    cat.login("other", "cat", PW).await?;
+    cat.ok("room.join", json!({"room": "general"})).await?;
+
+    // Hash later: head = hash = BLAKE3 of nothing; header, trailer, FIN.
+    let later = json!({"room": "general", "name": "empty.txt", "size": 0, "head": hex});
+    let r = ann.ok("upload.begin", later.clone()).await?;
+    assert_eq!((r["offset"].as_u64(), r["complete"].as_bool()), (Some(0), Some(false)), "{r}");
+    let header = json!({"upload_id": r["upload_id"], "offset": 0, "trailer": true});
+    let stream = send_stream(ann.conn.clone(), header, empty.as_bytes().to_vec(), true);
+    assert_eq!(within("stream", stream).await?, None);
+    let done = within("upload.done", upload_event(&mut ann)).await?;
+    assert_eq!(done["ev"], "upload.done", "{done}");
+    assert_eq!(done["file"]["size"], 0);
+    assert_eq!(done["file"]["hash"], hex.as_str());
+    // Stored now: a hash-first begin is complete at once, a hash-later one
+    // must give the hash first.
+    let first = json!({"room": "general", "name": "again.txt", "size": 0, "hash": hex});
+    let r = ann.ok("upload.begin", first.clone()).await?;
+    assert_eq!(r["complete"], true, "{r}");
+    let r = ann.ok("upload.begin", later).await?;
+    assert_eq!(r["hash_required"], true, "{r}");
+
+    // Hash first in a tenant without it: header and FIN, no bytes.
+    let r = cat.ok("upload.begin", first).await?;
+    assert_eq!(r["complete"], false, "{r}");
+    let header = json!({"upload_id": r["upload_id"], "offset": 0});
+    assert_eq!(within("stream", send_stream(cat.conn.clone(), header, vec![], true)).await?, None);
+    let done = within("upload.done", upload_event(&mut cat)).await?;
+    assert_eq!(done["ev"], "upload.done", "{done}");
+
+    // Down: the header, then FIN at once.
+    let got = cat.ok("file.get", json!({"file_id": done["file"]["id"]})).await?;
+    assert_eq!(got["file"]["size"], 0, "{got}");
+    let mut stream = within("download stream", cat.conn.accept_uni()).await?;
+    let rest = within("download", stream.read_to_end(4 + 4096)).await?;
+    let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    assert_eq!(rest.len(), 4 + len, "nothing after the header");
+    let header: serde_json::Value = serde_json::from_slice(&rest[4..])?;
+    assert_eq!((header["size"].as_u64(), header["offset"].as_u64()), (Some(0), Some(0)));
+    Ok(())
+}
+
 #[tokio::test]
 async fn hostile_names_never_escape_the_store() -> anyhow::Result<()> {
     let s = server(&[], &["ann"]).await?;
