@@ -20,7 +20,7 @@ pub(crate) use begin::{Begin, begin};
 pub(crate) use writer::WriteBudget;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -70,12 +70,37 @@ struct State {
     next_claim: u64,
 }
 
+/// What took an upload over from the stream holding it, for that stream's
+/// failure message (PROTOCOL.md §9.5, code 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TakenBy {
+    /// A newer upload stream of the owner.
+    Stream,
+    /// The owner's `upload.status`.
+    Status,
+    /// The owner's `upload.begin`, resuming the upload.
+    Begin,
+}
+
+impl TakenBy {
+    /// For the old stream's `upload.failed` message.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Stream => "taken over by a newer stream of the same upload",
+            Self::Status => "taken over by upload.status for the same upload",
+            Self::Begin => "taken over by upload.begin resuming the same upload",
+        }
+    }
+}
+
 /// The stream holding an upload.
 #[derive(Debug)]
 struct Active {
     claim: u64,
     /// Asks the holder to stop.
     stop: CancellationToken,
+    /// Set (once) by what takes the upload over, before `stop` fires.
+    taken_by: Arc<OnceLock<TakenBy>>,
     /// Cancelled once the holder has let go.
     released: CancellationToken,
 }
@@ -117,7 +142,7 @@ impl Transfers {
         if let Some(c) = self.try_claim(upload_id, tenant) {
             return Some(c);
         }
-        if !self.take_over(upload_id).await {
+        if !self.take_over(upload_id, TakenBy::Stream).await {
             return None;
         }
         self.try_claim(upload_id, tenant)
@@ -133,9 +158,15 @@ impl Transfers {
         let claim = st.next_claim;
         let stop = CancellationToken::new();
         let released = CancellationToken::new();
+        let taken_by = Arc::new(OnceLock::new());
         st.active.insert(
             upload_id.to_owned(),
-            Active { claim, stop: stop.clone(), released: released.clone() },
+            Active {
+                claim,
+                stop: stop.clone(),
+                taken_by: taken_by.clone(),
+                released: released.clone(),
+            },
         );
         let added_seen = st.stored_added.get(&tenant).copied().unwrap_or(0);
         Some(Claim {
@@ -147,6 +178,7 @@ impl Transfers {
             stored: 0,
             added_seen,
             stop,
+            taken_by,
             _released: released.drop_guard(),
         })
     }
@@ -155,8 +187,8 @@ impl Transfers {
     /// [`TAKE_OVER_WAIT`], until it has let go and flushed its bytes; `true`
     /// when nothing holds the upload any more. The caller must have checked
     /// that the upload is the caller's own.
-    pub(crate) async fn take_over(&self, upload_id: &str) -> bool {
-        self.take_over_within(upload_id, TAKE_OVER_WAIT).await
+    pub(crate) async fn take_over(&self, upload_id: &str, by: TakenBy) -> bool {
+        self.take_over_within(upload_id, by, TAKE_OVER_WAIT).await
     }
 
     /// The bytes held for one of the caller's uploads, after taking it over
@@ -166,19 +198,21 @@ impl Transfers {
     ///
     /// # Errors
     /// When the partial file cannot be read.
-    pub(crate) async fn held_now(&self, upload_id: &str) -> std::io::Result<u64> {
-        if !self.take_over(upload_id).await {
+    pub(crate) async fn held_now(&self, upload_id: &str, by: TakenBy) -> std::io::Result<u64> {
+        if !self.take_over(upload_id, by).await {
             tracing::warn!(upload_id, "the stream holding an upload did not let go in time");
         }
         self.store.held(upload_id).await
     }
 
-    async fn take_over_within(&self, upload_id: &str, wait: Duration) -> bool {
+    async fn take_over_within(&self, upload_id: &str, by: TakenBy, wait: Duration) -> bool {
         let released = {
             let st = self.lock();
             let Some(active) = st.active.get(upload_id) else {
                 return true;
             };
+            // The first taker is the one the holder stops for.
+            let _ = active.taken_by.set(by);
             active.stop.cancel();
             active.released.clone()
         };
@@ -201,6 +235,7 @@ pub(crate) struct Claim {
     stored: u64,
     added_seen: u64,
     stop: CancellationToken,
+    taken_by: Arc<OnceLock<TakenBy>>,
     /// Tells a waiting take-over that this claim is gone (on drop, after the
     /// entry is removed).
     _released: DropGuard,
@@ -212,9 +247,17 @@ impl Claim {
         self.tenant
     }
 
-    /// Cancelled when another stream of the upload's owner takes it over.
+    /// Cancelled when another stream or request of the upload's owner
+    /// takes it over.
     pub(crate) fn stop_token(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// What took the upload over, for after [`Claim::stop_token`] fired;
+    /// a handle, so the receive loop can ask while it lends the claim out.
+    pub(crate) fn taken_by(&self) -> impl Fn() -> TakenBy + use<> {
+        let taken_by = self.taken_by.clone();
+        move || taken_by.get().copied().unwrap_or(TakenBy::Stream)
     }
 
     /// A mark to take before reading the tenant's stored bytes from the
@@ -367,7 +410,7 @@ mod tests {
         holder.await.expect("holder");
         assert!(t.try_claim("u", T).is_none(), "the new claim holds it");
         drop(new);
-        assert!(t.take_over("u").await, "nothing holds it");
+        assert!(t.take_over("u", TakenBy::Status).await, "nothing holds it");
         assert!(t.try_claim("u", T).is_some());
     }
 
@@ -376,7 +419,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = transfers(&dir, 100);
         let stuck = t.try_claim("u", T).expect("free");
-        assert!(!t.take_over_within("u", Duration::from_millis(50)).await, "gave up");
+        let by = TakenBy::Begin;
+        assert!(!t.take_over_within("u", by, Duration::from_millis(50)).await, "gave up");
+        assert_eq!(stuck.taken_by()(), TakenBy::Begin, "the holder learns who took it");
         assert!(t.try_claim("u", T).is_none(), "still held");
         drop(stuck);
         assert!(t.try_claim("u", T).is_some());

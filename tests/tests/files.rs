@@ -556,6 +556,70 @@ async fn empty_files_go_up_and_down() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 16 §1.17: a stream taken over by its owner's `upload.status`,
+/// `upload.begin` or newer stream is stopped with code 3, and its
+/// `upload.failed` says which of the three took it.
+#[tokio::test]
+async fn a_taken_over_stream_is_told_what_took_it() -> anyhow::Result<()> {
+    let s = server(&[], &["ann"]).await?;
+    let mut old = RawConn::connect(s.addr, &s.data_dir()).await?;
+    old.login("acme", "ann", PW).await?;
+    old.ok("room.join", json!({"room": "general"})).await?;
+    let mut new = RawConn::connect(s.addr, &s.data_dir()).await?;
+    new.login("acme", "ann", PW).await?;
+    let mut bytes = vec![0u8; 12 * MIB];
+    blake3::Hasher::new().update(b"take over").finalize_xof().fill(&mut bytes);
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let begin = json!({"room": "general", "name": "t.bin", "size": bytes.len(), "hash": hash,
+        "client_key": "take-over"});
+    let r = old.ok("upload.begin", begin.clone()).await?;
+    let id = r["upload_id"].as_str().unwrap_or_default().to_owned();
+    let mut held = 0usize;
+    for taker in ["upload.status", "upload.begin", "stream"] {
+        // The old connection holds the upload: 3 MiB written is more than
+        // the stream's 2 MiB window, so the server has claimed it and is
+        // reading when the write returns. The stream stays open.
+        let mut st = old.conn.open_uni().await?;
+        let header = json!({"upload_id": id, "offset": held});
+        st.write_all(&RawConn::frame(&serde_json::to_vec(&header)?)).await?;
+        within("old stream", st.write_all(&bytes[held..held + 3 * MIB])).await?;
+        let says = match taker {
+            "upload.status" => {
+                new.ok(taker, json!({"upload_id": id})).await?;
+                "upload.status"
+            }
+            "upload.begin" => {
+                new.ok(taker, begin.clone()).await?;
+                "upload.begin"
+            }
+            _ => {
+                // A newer stream takes it over (and, with a stale offset,
+                // is then refused itself).
+                let header = json!({"upload_id": id, "offset": 0});
+                let stale = send_stream(new.conn.clone(), header, Vec::new(), false);
+                assert_eq!(within("newer stream", stale).await?, Some(3));
+                let ev = within("upload.failed", upload_event(&mut new)).await?;
+                assert_eq!(ev["code"], "conflict", "{ev}");
+                "newer stream"
+            }
+        };
+        let code = within("old stream stopped", st.stopped()).await?;
+        assert_eq!(code.map(quinn::VarInt::into_inner), Some(3), "{taker}");
+        let ev = within("upload.failed", upload_event(&mut old)).await?;
+        assert_eq!(ev["code"], "conflict", "{ev}");
+        let message = ev["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("taken over by") && message.contains(says), "{taker}: {ev}");
+        let r = new.ok("upload.status", json!({"upload_id": id})).await?;
+        held = usize::try_from(r["offset"].as_u64().unwrap_or(0))?;
+    }
+    assert!(held > 0, "bytes kept for the resume");
+    let rest = send_upload(new.conn.clone(), id.clone(), held as u64, bytes[held..].to_vec(), true);
+    assert_eq!(bounded("rest", rest).await?, None);
+    let done = within("upload.done", upload_event(&mut new)).await?;
+    assert_eq!(done["ev"], "upload.done", "{done}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn hostile_names_never_escape_the_store() -> anyhow::Result<()> {
     let s = server(&[], &["ann"]).await?;

@@ -11,7 +11,7 @@ use crate::db::{self, Content, FileAccess};
 use crate::error::{Error, Result, refuse};
 use crate::state::{Login, Shared};
 use crate::transfer::download::Downloads;
-use crate::transfer::{self, Begin, valid_upload_id};
+use crate::transfer::{self, Begin, TakenBy, valid_upload_id};
 
 pub(super) async fn begin(s: &Shared, login: &Login, r: UploadBeginReq) -> Result<Value> {
     let content = match (r.hash.as_deref(), r.head.as_deref()) {
@@ -54,7 +54,7 @@ pub(super) async fn status(s: &Shared, login: &Login, r: UploadStatusReq) -> Res
     let up = db::files::upload(&s.pool, login.tenant, login.user, &r.upload_id)
         .await?
         .ok_or_else(not_found)?;
-    let offset = s.transfers.held_now(&up.id).await.map_err(Error::store)?;
+    let offset = s.transfers.held_now(&up.id, TakenBy::Status).await.map_err(Error::store)?;
     ok(&UploadStatusOk { upload_id: up.id, offset, size: up.size })
 }
 

@@ -10,7 +10,7 @@ use qchat_protocol::{ErrorCode, FileInfo, MessageKind, UploadBeginOk};
 use crate::db::{self, Content, FileAttach, NewMessage, NewUpload, Room};
 use crate::error::{Error, Result, refuse};
 use crate::state::{Login, Shared};
-use crate::transfer::{keyed_upload_id, new_upload_id};
+use crate::transfer::{TakenBy, keyed_upload_id, new_upload_id};
 
 /// A checked `upload.begin`.
 pub(crate) struct Begin<'a> {
@@ -89,7 +89,8 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
         }
     };
     if let Some(upload_id) = resume {
-        let offset = s.transfers.held_now(&upload_id).await.map_err(Error::store)?;
+        let offset =
+            s.transfers.held_now(&upload_id, TakenBy::Begin).await.map_err(Error::store)?;
         return Ok(pending(upload_id, offset));
     }
     let upload_id = keyed.unwrap_or_else(new_upload_id);

@@ -11,7 +11,7 @@ use super::{Failure, fail, internal};
 use crate::db::Upload;
 use crate::state::Shared;
 use crate::transfer::writer::{Finished, HeadHasher, PartWriter};
-use crate::transfer::{Claim, Reserve};
+use crate::transfer::{Claim, Reserve, TakenBy};
 
 /// Chunks (a packet's worth of stream data each) taken off the stream per
 /// read: one lock of the connection's state for all of them, where a read
@@ -28,8 +28,8 @@ pub(super) type Trailer = [u8; TRAILER_LEN];
 /// Why the receive loop was told to stop.
 #[derive(Debug, Clone, Copy)]
 enum Stop {
-    /// Another stream of the upload's owner takes it over.
-    TakenOver,
+    /// Another stream or request of the upload's owner takes it over.
+    TakenOver(TakenBy),
     /// The connection's session ends.
     Closing,
 }
@@ -38,9 +38,7 @@ impl Stop {
     /// Both keep what arrived for a resume.
     fn failure(self) -> Failure {
         match self {
-            Self::TakenOver => {
-                fail(StreamCode::Conflict, "taken over by a newer stream of the same upload", false)
-            }
+            Self::TakenOver(by) => fail(StreamCode::Conflict, by.describe(), false),
             Self::Closing => fail(StreamCode::Unavailable, "the connection is closing", false),
         }
     }
@@ -93,9 +91,10 @@ async fn receive_into(
 ) -> Result<Option<Trailer>, Failure> {
     // One waiter for the whole loop, not one registered per read.
     let stop = claim.stop_token();
+    let taken_by = claim.taken_by();
     let stopped = async {
         tokio::select! {
-            () = stop.cancelled() => Stop::TakenOver,
+            () = stop.cancelled() => Stop::TakenOver(taken_by()),
             () = closing.cancelled() => Stop::Closing,
         }
     };
@@ -109,7 +108,7 @@ async fn receive_into(
         // would never let the select see a stop: look every so often.
         if reads.is_multiple_of(STOP_CHECK_EVERY) && (stop.is_cancelled() || closing.is_cancelled())
         {
-            let why = if stop.is_cancelled() { Stop::TakenOver } else { Stop::Closing };
+            let why = if stop.is_cancelled() { Stop::TakenOver(taken_by()) } else { Stop::Closing };
             return Err(why.failure());
         }
         let read = tokio::select! {
