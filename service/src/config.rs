@@ -74,7 +74,8 @@ const MAX_SESSION_TTL_SECS: u64 = 365 * 24 * 3600;
 pub struct Limits {
     /// Connections closed after this long without packets.
     pub idle_timeout_secs: u64,
-    /// A connection must log in within this long after the handshake.
+    /// A connection must log in within this long after its first packet
+    /// (so the handshake counts).
     pub login_timeout_secs: u64,
     /// Concurrent connections, overall.
     pub max_connections: usize,

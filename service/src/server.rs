@@ -195,7 +195,8 @@ impl Server {
             };
             let id = ids.fetch_add(1, Ordering::Relaxed);
             let span = tracing::info_span!("conn", id, %remote);
-            let conn = handle(incoming, shared.clone(), id, cancel.child_token(), ticket);
+            let arrived = tokio::time::Instant::now();
+            let conn = handle(incoming, arrived, shared.clone(), id, cancel.child_token(), ticket);
             tracker.spawn(conn.instrument(span));
         }
         tracing::info!(connections = tracker.len(), "shutting down");
@@ -224,6 +225,7 @@ impl Server {
 
 async fn handle(
     incoming: Incoming,
+    arrived: tokio::time::Instant,
     shared: Arc<Shared>,
     id: u64,
     cancel: CancellationToken,
@@ -244,10 +246,11 @@ async fn handle(
             return;
         }
     };
-    tracing::debug!("connected");
+    let handshake_ms = u64::try_from(arrived.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::debug!(handshake_ms, "connected");
     shared.metrics.connection_opened();
     let metrics = shared.metrics.clone();
-    session::run(shared, conn.clone(), id, cancel).await;
+    session::run(shared, conn.clone(), id, cancel, arrived).await;
     let stats = conn.stats();
     metrics.connection_closed(stats.udp_rx.bytes, stats.udp_tx.bytes);
     drop(ticket);

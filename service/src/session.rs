@@ -91,15 +91,21 @@ pub(crate) fn gone(e: &quinn::ConnectionError) -> &'static str {
     }
 }
 
-/// Serves one accepted connection until it ends.
+/// Serves one accepted connection until it ends. `arrived` is when the
+/// server accepted the connection's first packet: the log-in deadline
+/// counts from there, not from the end of the handshake, so that it holds
+/// as the client sees it ("10 s after the handshake") even when a burst of
+/// handshakes makes the server finish each one seconds after its client
+/// did (docs/RELIABILITY.md, section 3a).
 pub(crate) async fn run(
     shared: Arc<Shared>,
     conn: Connection,
     id: ConnId,
     cancel: CancellationToken,
+    arrived: Instant,
 ) {
     let remote = conn.remote_address();
-    let deadline = Instant::now() + shared.config.limits.login_timeout();
+    let deadline = arrived + shared.config.limits.login_timeout();
     let streams = tokio::select! {
         s = tokio::time::timeout_at(deadline, conn.accept_bi()) => s,
         () = cancel.cancelled() => {
