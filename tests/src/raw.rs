@@ -144,15 +144,23 @@ impl RawConn {
         self.write_raw(&buf).await
     }
 
+    /// Reads the next frame's payload, exactly as it came.
+    ///
+    /// # Errors
+    /// When the stream ends or breaks the frame rules.
+    pub async fn read_payload(&mut self) -> anyhow::Result<Bytes> {
+        match self.frames.next().await? {
+            Some(frame) => Ok(frame),
+            None => bail!("control stream finished"),
+        }
+    }
+
     /// Reads the next frame as JSON.
     ///
     /// # Errors
     /// When the stream ends or carries garbage.
     pub async fn read(&mut self) -> anyhow::Result<Value> {
-        match self.frames.next().await? {
-            Some(frame) => Ok(serde_json::from_slice::<Value>(&frame)?),
-            None => bail!("control stream finished"),
-        }
+        Ok(serde_json::from_slice::<Value>(&self.read_payload().await?)?)
     }
 
     /// Reads until the reply with `re == id` (or `null` when `id` is None),
