@@ -1,5 +1,6 @@
 //! Operator commands that work on the database directly (`qchatd tenant`,
-//! `user`, `room`, `migrate`, `backup`). Safe while the server runs: SQLite
+//! `user`, `room`, `migrate`, `backup`), on SQLite or PostgreSQL, whichever
+//! the database URL names. Safe while the server runs: the database
 //! serialises the writes, and a running server sees them on its next query
 //! (a disabled user cannot log in or resume; revoked sessions are gone).
 //!
@@ -16,12 +17,10 @@ pub use manage::{
     list_users, set_password, set_room_disabled, set_tenant_disabled, set_user_disabled,
 };
 
-use std::path::Path;
-
 use qchat_protocol::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, valid_name};
 
 use crate::auth::Auth;
-use crate::db::{self, DbError, Durability};
+use crate::db::{self, DatabaseUrl, Db, DbError, Durability};
 
 /// Why an admin command failed; the message is shown to the operator.
 #[derive(Debug, thiserror::Error)]
@@ -71,18 +70,14 @@ async fn hash_password(password: &str) -> Result<String, AdminError> {
     auth.hash(password).await.map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
-async fn user(
-    pool: &sqlx::SqlitePool,
-    tenant: &db::Tenant,
-    u: &str,
-) -> Result<db::UserId, AdminError> {
+async fn user(pool: &Db, tenant: &db::Tenant, u: &str) -> Result<db::UserId, AdminError> {
     db::users::by_name(pool, tenant.id, u)
         .await?
         .map(|user| user.id)
         .ok_or_else(|| AdminError::NotFound(format!("no user named {u} in {}", tenant.name)))
 }
 
-async fn tenant(pool: &sqlx::SqlitePool, t: &str) -> Result<db::Tenant, AdminError> {
+async fn tenant(pool: &Db, t: &str) -> Result<db::Tenant, AdminError> {
     db::tenants::by_name(pool, t)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no tenant named {t}")))
@@ -93,12 +88,12 @@ async fn tenant(pool: &sqlx::SqlitePool, t: &str) -> Result<db::Tenant, AdminErr
 /// # Errors
 /// [`AdminError`] for an invalid or existing name.
 pub async fn create_tenant(
-    data_dir: &Path,
+    db: &DatabaseUrl,
     t: &str,
     open_registration: bool,
 ) -> Result<(), AdminError> {
     check_name("tenant", t)?;
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     db::tenants::create(&pool, t, open_registration)
         .await
         .map_err(|e| conflict(e, format!("tenant {t} exists")))?;
@@ -112,7 +107,7 @@ pub async fn create_tenant(
 /// [`AdminError`] for an unknown tenant, an invalid or existing name, or a
 /// password of the wrong length.
 pub async fn create_user(
-    data_dir: &Path,
+    db: &DatabaseUrl,
     t: &str,
     user: &str,
     password: &str,
@@ -123,7 +118,7 @@ pub async fn create_user(
             "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"
         )));
     }
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let auth = Auth::new().map_err(|e| AdminError::Invalid(e.to_string()))?;
     let hash = auth.hash(password).await.map_err(|e| AdminError::Invalid(e.to_string()))?;
@@ -138,9 +133,9 @@ pub async fn create_user(
 ///
 /// # Errors
 /// [`AdminError`] for an unknown tenant or an invalid or existing name.
-pub async fn create_room(data_dir: &Path, t: &str, room: &str) -> Result<(), AdminError> {
+pub async fn create_room(db: &DatabaseUrl, t: &str, room: &str) -> Result<(), AdminError> {
     check_name("room", room)?;
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     db::rooms::create(&pool, tenant.id, room)
         .await
@@ -149,17 +144,22 @@ pub async fn create_room(data_dir: &Path, t: &str, room: &str) -> Result<(), Adm
     Ok(())
 }
 
-/// Creates the data directory if needed and migrates the database.
+/// Creates the database (a SQLite file and its directory) if needed and
+/// migrates it: SQLite or PostgreSQL, whichever `db` names.
 ///
 /// # Errors
 /// When the directory or database cannot be created or migrated.
-pub async fn migrate(data_dir: &Path) -> Result<(), AdminError> {
-    open(data_dir).await?.close().await;
+pub async fn migrate(db: &DatabaseUrl) -> Result<(), AdminError> {
+    open(db).await?.close().await;
     Ok(())
 }
 
-async fn open(data_dir: &Path) -> Result<sqlx::SqlitePool, AdminError> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| AdminError::Invalid(format!("creating {}: {e}", data_dir.display())))?;
-    Ok(db::open(data_dir, Durability::Full).await?)
+async fn open(url: &DatabaseUrl) -> Result<Db, AdminError> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AdminError::Invalid(format!("creating {}: {e}", dir.display())))?;
+    }
+    Ok(Db::open(url, Durability::Full).await?)
 }

@@ -8,12 +8,10 @@
 use std::sync::Arc;
 
 use qchat_protocol::{ErrorCode, Event, FileInfo, Message, SendOk, encode_json};
-use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{Acquire, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::db::{self, AppendOutcome, NewMessage};
+use crate::db::{self, AppendOutcome, Db, NewMessage};
 use crate::error::{Error, Result, refuse};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -64,16 +62,12 @@ impl Committer {
     /// taking one from the shared pool per batch made every commit queue
     /// behind the reads of busy sessions (membership checks, history).
     pub(crate) fn spawn(
-        pool: SqlitePool,
+        pool: Db,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         max_batch: usize,
     ) -> (Self, JoinHandle<()>) {
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with((*pool.connect_options()).clone());
+        let writer = pool.single();
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(run(writer, hub, metrics, rx, max_batch.clamp(1, QUEUE)));
         (Self { tx }, task)
@@ -94,7 +88,7 @@ impl Committer {
 }
 
 async fn run(
-    pool: SqlitePool,
+    pool: Db,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Job>,
@@ -131,7 +125,7 @@ async fn run(
 /// statements for the whole batch ([`db::messages::append_all`]); if that fails,
 /// or the batch holds a file message, the batch is committed job by job
 /// instead ([`commit_each`]), which isolates a failing job.
-async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
+async fn commit_batch(pool: &Db, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
     if jobs.iter().all(|j| j.msg.file.is_none()) {
         match commit_grouped(pool, jobs).await {
             Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
@@ -148,14 +142,13 @@ async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<Appe
 /// The whole batch with a handful of statements in one transaction; on any
 /// error nothing of it is committed (the transaction rolls back when dropped).
 async fn commit_grouped(
-    pool: &SqlitePool,
+    pool: &Db,
     jobs: &[Job],
 ) -> std::result::Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
     let started = std::time::Instant::now();
-    // IMMEDIATE: see commit_each.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin_write().await?;
     let msgs: Vec<&NewMessage> = jobs.iter().map(|j| &j.msg).collect();
-    let outcomes = db::messages::append_all(&mut tx, &msgs).await?;
+    let outcomes = db::messages::append_all(&mut tx.conn(), &msgs).await?;
     tx.commit().await?;
     tracing::trace!(
         batch = jobs.len(),
@@ -168,17 +161,14 @@ async fn commit_grouped(
 /// Commits the batch in one transaction, each job in its own savepoint so a
 /// failing job cannot leave a gap or take the others down. If the commit
 /// itself fails, every job fails: nothing of the batch was acknowledged.
-async fn commit_each(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
+async fn commit_each(pool: &Db, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome>>> {
     let started = std::time::Instant::now();
     let result: Result<Vec<Result<Option<AppendOutcome>>>> = async {
-        // IMMEDIATE takes the write lock up front: a deferred transaction
-        // that read first could fail with SQLITE_BUSY_SNAPSHOT when another
-        // connection (a join, a login) wrote in between.
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = pool.begin_write().await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let mut sp = tx.begin().await?;
-            match db::messages::append(sp.as_mut(), &job.msg).await {
+            let mut sp = tx.savepoint().await?;
+            match db::messages::append(&mut sp.conn(), &job.msg).await {
                 Ok(o) => {
                     sp.commit().await?;
                     outcomes.push(Ok(o));
@@ -237,18 +227,22 @@ mod tests {
 
     use super::*;
 
+    const BACKENDS: [db::Backend; 2] = [db::Backend::Sqlite, db::Backend::Postgres];
+
     /// Submits `fresh` new messages all at once, then `again` of them a
     /// second time, through a writer with `max_batch`; returns the answers
     /// (fresh first) and the number of transactions it committed.
     async fn submit_all(
+        backend: db::Backend,
         max_batch: usize,
         fresh: usize,
         again: usize,
     ) -> (Vec<Committed>, Vec<Committed>, u64) {
-        let (pool, _dir) = db::test_pool().await;
-        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
-        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
-        let r = db::rooms::create(&pool, t, "general").await.expect("room");
+        let test_db = db::testing::fresh(backend).await;
+        let pool = &test_db.db;
+        let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
+        let u = db::users::create(pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(pool, t, "general").await.expect("room");
         let metrics = Arc::new(Metrics::default());
         let (committer, task) =
             Committer::spawn(pool.clone(), Arc::new(Hub::default()), metrics.clone(), max_batch);
@@ -307,27 +301,36 @@ mod tests {
 
     #[tokio::test]
     async fn batch_of_one_commits_each_message_alone() {
-        let (first, second, commits) = submit_all(1, 60, 10).await;
-        check(&first, &second);
-        assert_eq!(commits, 70, "one transaction per message, duplicates included");
+        for backend in BACKENDS {
+            let (first, second, commits) = submit_all(backend, 1, 60, 10).await;
+            check(&first, &second);
+            assert_eq!(commits, 70, "one transaction per message, duplicates included");
+        }
     }
 
     #[tokio::test]
     async fn batches_group_what_is_queued_up_to_the_bound() {
-        let (first, second, commits) = submit_all(DEFAULT_MAX_BATCH, 100, 10).await;
-        check(&first, &second);
-        assert!(commits <= 10, "100 queued messages grouped, got {commits} transactions");
-        let (first, second, commits) = submit_all(7, 100, 0).await;
-        check(&first, &second);
-        assert!(commits >= 15, "never more than 7 per transaction, got {commits}");
+        for backend in BACKENDS {
+            let (first, second, commits) = submit_all(backend, DEFAULT_MAX_BATCH, 100, 10).await;
+            check(&first, &second);
+            assert!(commits <= 10, "100 queued messages grouped, got {commits} transactions");
+            let (first, second, commits) = submit_all(backend, 7, 100, 0).await;
+            check(&first, &second);
+            assert!(commits >= 15, "never more than 7 per transaction, got {commits}");
+        }
     }
 
     #[tokio::test]
     async fn a_failing_message_fails_alone_and_leaves_no_gap() {
-        let (pool, _dir) = db::test_pool().await;
-        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
-        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
-        let r = db::rooms::create(&pool, t, "general").await.expect("room");
+        for test_db in db::testing::each().await {
+            a_failing_message_fails_alone(&test_db.db).await;
+        }
+    }
+
+    async fn a_failing_message_fails_alone(pool: &Db) {
+        let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
+        let u = db::users::create(pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(pool, t, "general").await.expect("room");
         let (committer, task) = Committer::spawn(
             pool.clone(),
             Arc::new(Hub::default()),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::db::Durability;
+use crate::db::{DatabaseUrl, Durability};
 
 /// Everything `qchatd serve` needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +27,10 @@ use crate::db::Durability;
 pub struct Config {
     /// Directory for the database and the generated certificate.
     pub data_dir: PathBuf,
+    /// Where the state lives: empty (the default) for `qchat.db` in
+    /// `data_dir`, `sqlite://PATH`, or `postgres://USER@HOST:PORT/DB` for a
+    /// PostgreSQL server (cluster mode).
+    pub database_url: String,
     /// UDP address to listen on.
     pub listen: SocketAddr,
     /// DNS names (and IPs) put in a generated certificate.
@@ -113,6 +117,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
+            database_url: String::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], qchat_protocol::DEFAULT_PORT)),
             public_names: vec!["localhost".into()],
             tls_cert: None,
@@ -247,6 +252,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The database `database_url` names (SQLite in `data_dir` when empty).
+    ///
+    /// # Errors
+    /// A message naming the URL forms accepted.
+    pub fn database(&self) -> Result<DatabaseUrl, String> {
+        DatabaseUrl::parse(&self.database_url, &self.data_dir)
+    }
+
     /// Checks ranges and combinations a type cannot express.
     ///
     /// # Errors
@@ -254,6 +267,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, message: &str| Err(ConfigError::Value { key, message: message.into() });
         let l = &self.limits;
+        if let Err(message) = self.database() {
+            return Err(ConfigError::Value { key: "database_url", message });
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert", "tls_cert and tls_key go together");
         }

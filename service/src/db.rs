@@ -1,11 +1,24 @@
-//! SQLite storage. All SQL lives in this module's children; the rest of the
-//! service sees sqlx-free domain types and functions that take the tenant first.
+//! Storage: all SQL lives in this module's children; the rest of the
+//! service sees sqlx-free domain types and functions that take the tenant
+//! first.
 //!
-//! Functions take `impl SqliteExecutor<'_>` so a caller can run them on the
-//! pool or inside a transaction. Each has one name, its table's module and
-//! its own: `db::rooms::join`, `db::files::usage`, `db::messages::before`;
-//! the domain types they take and return are re-exported here (`db::Room`).
+//! Two backends sit behind one boundary ([`backend`]): embedded SQLite (the
+//! default, one file in the data directory) and PostgreSQL (cluster mode),
+//! picked by the `database_url` setting. Each function is written once, with
+//! `$N` placeholders that both engines take, and runs on either through
+//! [`on!`]; where the dialects differ, the function picks its text with
+//! `pick(sqlite, postgres)` next to each other. Functions that run one
+//! statement take `impl Into<Ex<'_>>` (callers pass `&db`, `&mut tx` or
+//! `&mut conn`); those that run several in a row take a [`Conn`] inside the
+//! caller's transaction. Each has one name, its table's module and its own:
+//! `db::rooms::join`, `db::files::usage`, `db::messages::before`; the domain
+//! types they take and return are re-exported here (`db::Room`).
+//!
+//! Migrations: `migrations/NNNN_*.sql` for SQLite and
+//! `migrations/postgres/NNNN_*.sql` for PostgreSQL, the same numbers and the
+//! same schema; a new migration is added to both folders.
 
+mod backend;
 pub(crate) mod files;
 pub(crate) mod messages;
 pub(crate) mod rooms;
@@ -13,28 +26,19 @@ pub(crate) mod sessions;
 pub(crate) mod tenants;
 pub(crate) mod users;
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::SqlitePool;
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-
+pub use backend::{Backend, DB_FILE, DatabaseUrl, MIGRATOR, PG_MIGRATOR};
+pub(crate) use backend::{Conn, Db, Ex, on, on_conn};
 pub(crate) use files::{Content, FileAccess, NewUpload, Upload};
 pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
 pub use messages::{HISTORY_SQL, INSERT_MESSAGE_SQL};
 pub(crate) use rooms::Room;
 pub(crate) use tenants::Tenant;
 
-/// Embedded migrations from the workspace's `migrations/` folder.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
-
-/// File name of the database inside the data directory.
-pub const DB_FILE: &str = "qchat.db";
-
 // Operator queries (`qchatd tenant|user|room list|disable|delete`, `backup`).
 pub(crate) mod admin;
+
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// Row id of a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,7 +56,7 @@ pub(crate) enum DbError {
     /// A unique constraint refused the row (the thing exists already).
     #[error("already exists")]
     Conflict,
-    /// Anything else from SQLite.
+    /// Anything else from the database.
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
 }
@@ -66,7 +70,8 @@ impl DbError {
     }
 }
 
-/// How hard SQLite works to make commits durable.
+/// How hard SQLite works to make commits durable (PostgreSQL's is the
+/// server's own setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
@@ -76,40 +81,9 @@ pub enum Durability {
     Normal,
 }
 
-/// Opens (creating if needed) the database in `data_dir` and migrates it.
-///
-/// # Errors
-/// When the file cannot be opened or a migration fails.
-pub(crate) async fn open(
-    data_dir: &Path,
-    durability: Durability,
-) -> Result<SqlitePool, sqlx::Error> {
-    let path = data_dir.join(DB_FILE);
-    let opts = SqliteConnectOptions::from_str("sqlite://")?
-        .filename(&path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(match durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
-        })
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-    MIGRATOR.run(&pool).await?;
-    Ok(pool)
-}
-
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-pub(crate) async fn test_pool() -> (SqlitePool, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pool = open(dir.path(), Durability::Normal).await.expect("open db");
-    (pool, dir)
 }

@@ -48,7 +48,7 @@ impl Error {
     pub(crate) fn to_body(&self) -> ErrorBody {
         match self {
             Self::Refused { code, message } => ErrorBody::new(*code, message.clone()),
-            Self::Db(sqlx::Error::PoolTimedOut) => {
+            Self::Db(e) if unreachable(e) => {
                 ErrorBody::new(ErrorCode::Unavailable, "server busy, retry")
             }
             Self::Db(_) | Self::Internal(_) => {
@@ -60,6 +60,21 @@ impl Error {
     /// Whether this is a server fault worth logging at error level.
     pub(crate) fn is_internal(&self) -> bool {
         !matches!(self, Self::Refused { .. })
+    }
+}
+
+/// Whether the database could not be reached (or is restarting), as
+/// opposed to refusing the statement: the request may succeed if retried,
+/// so the client is told `unavailable`. SQLite's pool times out when busy;
+/// a PostgreSQL server that is down or restarting breaks connections (I/O
+/// errors, SQLSTATE class 08) or shuts them (57P01-57P03).
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 

@@ -47,6 +47,9 @@ pub mod tls;
 mod transfer;
 
 pub use config::Config;
-pub use db::{DB_FILE, Durability, HISTORY_SQL, INSERT_MESSAGE_SQL, MIGRATOR};
+pub use db::{
+    Backend, DB_FILE, DatabaseUrl, Durability, HISTORY_SQL, INSERT_MESSAGE_SQL, MIGRATOR,
+    PG_MIGRATOR,
+};
 pub use reload::{ReloadError, Reloader};
 pub use server::{Server, StartError, transport_config};

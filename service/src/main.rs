@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use qchat_service::config::{LogFormat, Overrides};
-use qchat_service::{Config, Reloader, Server, admin, healthcheck};
+use qchat_service::{Config, DatabaseUrl, Reloader, Server, admin, healthcheck};
 
 /// qchat server: multi-tenant chat over QUIC with persistent history.
 #[derive(Parser)]
@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the server (SIGTERM/SIGINT: drain and stop; SIGHUP: reload the certificate).
     Serve(Box<ServeArgs>),
-    /// Create the data directory and migrate the database, then exit.
+    /// Create the database (SQLite in the data directory, or --database-url) and migrate it, then exit.
     Migrate(DataDir),
     /// Manage tenants.
     #[command(subcommand)]
@@ -52,6 +52,17 @@ struct DataDir {
     /// Data directory (database, generated certificate).
     #[arg(long, env = "QCHAT_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// Database: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: qchat.db in the data directory].
+    #[arg(long, env = "QCHAT_DATABASE_URL", default_value = "")]
+    database_url: String,
+}
+
+impl DataDir {
+    /// The database these options name.
+    fn db(&self) -> anyhow::Result<DatabaseUrl> {
+        DatabaseUrl::parse(&self.database_url, &self.data_dir)
+            .map_err(|e| anyhow::anyhow!("--database-url: {e}"))
+    }
 }
 
 #[derive(Args)]
@@ -285,12 +296,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
     match command {
         Command::Serve(args) => serve(*args).await,
-        Command::Migrate(d) => Ok(admin::migrate(&d.data_dir).await?),
+        Command::Migrate(d) => Ok(admin::migrate(&d.db()?).await?),
         Command::Tenant(c) => tenant(c).await,
         Command::User(c) => user(c).await,
         Command::Room(c) => room(c).await,
         Command::Backup { out, dir } => {
-            admin::backup(&dir.data_dir, &out).await?;
+            admin::backup(&dir.db()?, &out).await?;
             println!("backup written to {}", out.display());
             Ok(())
         }
@@ -326,27 +337,27 @@ fn yes(c: &Confirm, what: &str) -> anyhow::Result<()> {
 async fn tenant(c: TenantCmd) -> anyhow::Result<()> {
     match c {
         TenantCmd::Create { name, open_registration, dir } => {
-            admin::create_tenant(&dir.data_dir, &name, open_registration).await?;
+            admin::create_tenant(&dir.db()?, &name, open_registration).await?;
             println!("created tenant {name}");
         }
         TenantCmd::List(dir) => {
             println!("NAME\tOPEN_REGISTRATION\tDISABLED\tUSERS\tROOMS");
-            for t in admin::list_tenants(&dir.data_dir).await? {
+            for t in admin::list_tenants(&dir.db()?).await? {
                 let (n, o, d, u, r) = (t.name, t.open_registration, t.disabled, t.users, t.rooms);
                 println!("{n}\t{o}\t{d}\t{u}\t{r}");
             }
         }
         TenantCmd::Disable { name, dir } => {
-            let revoked = admin::set_tenant_disabled(&dir.data_dir, &name, true).await?;
+            let revoked = admin::set_tenant_disabled(&dir.db()?, &name, true).await?;
             println!("disabled tenant {name}; revoked {revoked} sessions");
         }
         TenantCmd::Enable { name, dir } => {
-            admin::set_tenant_disabled(&dir.data_dir, &name, false).await?;
+            admin::set_tenant_disabled(&dir.db()?, &name, false).await?;
             println!("enabled tenant {name}");
         }
         TenantCmd::Delete { name, confirm, dir } => {
             yes(&confirm, &format!("tenant {name} with all its users, rooms and messages"))?;
-            admin::delete_tenant(&dir.data_dir, &name).await?;
+            admin::delete_tenant(&dir.db()?, &name).await?;
             println!("deleted tenant {name}");
         }
     }
@@ -357,31 +368,31 @@ async fn user(c: UserCmd) -> anyhow::Result<()> {
     match c {
         UserCmd::Create { tenant: Tenant { tenant }, name, password_stdin, dir } => {
             let password = read_password(password_stdin)?;
-            admin::create_user(&dir.data_dir, &tenant, &name, &password).await?;
+            admin::create_user(&dir.db()?, &tenant, &name, &password).await?;
             println!("created user {name} in {tenant}");
         }
         UserCmd::List { tenant: Tenant { tenant }, dir } => {
             println!("NAME\tDISABLED\tSESSIONS");
-            for u in admin::list_users(&dir.data_dir, &tenant).await? {
+            for u in admin::list_users(&dir.db()?, &tenant).await? {
                 println!("{}\t{}\t{}", u.name, u.disabled, u.sessions);
             }
         }
         UserCmd::Passwd { tenant: Tenant { tenant }, name, password_stdin, dir } => {
             let password = read_password(password_stdin)?;
-            let revoked = admin::set_password(&dir.data_dir, &tenant, &name, &password).await?;
+            let revoked = admin::set_password(&dir.db()?, &tenant, &name, &password).await?;
             println!("password of {name} in {tenant} changed; revoked {revoked} sessions");
         }
         UserCmd::Disable { tenant: Tenant { tenant }, name, dir } => {
-            let revoked = admin::set_user_disabled(&dir.data_dir, &tenant, &name, true).await?;
+            let revoked = admin::set_user_disabled(&dir.db()?, &tenant, &name, true).await?;
             println!("disabled user {name} in {tenant}; revoked {revoked} sessions");
         }
         UserCmd::Enable { tenant: Tenant { tenant }, name, dir } => {
-            admin::set_user_disabled(&dir.data_dir, &tenant, &name, false).await?;
+            admin::set_user_disabled(&dir.db()?, &tenant, &name, false).await?;
             println!("enabled user {name} in {tenant}");
         }
         UserCmd::Delete { tenant: Tenant { tenant }, name, confirm, dir } => {
             yes(&confirm, &format!("user {name}"))?;
-            admin::delete_user(&dir.data_dir, &tenant, &name).await?;
+            admin::delete_user(&dir.db()?, &tenant, &name).await?;
             println!("deleted user {name} in {tenant}");
         }
     }
@@ -391,26 +402,26 @@ async fn user(c: UserCmd) -> anyhow::Result<()> {
 async fn room(c: RoomCmd) -> anyhow::Result<()> {
     match c {
         RoomCmd::Create { tenant: Tenant { tenant }, name, dir } => {
-            admin::create_room(&dir.data_dir, &tenant, &name).await?;
+            admin::create_room(&dir.db()?, &tenant, &name).await?;
             println!("created room {name} in {tenant}");
         }
         RoomCmd::List { tenant: Tenant { tenant }, dir } => {
             println!("NAME\tDISABLED\tLAST_SEQ\tMEMBERS");
-            for r in admin::list_rooms(&dir.data_dir, &tenant).await? {
+            for r in admin::list_rooms(&dir.db()?, &tenant).await? {
                 println!("{}\t{}\t{}\t{}", r.name, r.disabled, r.last_seq, r.members);
             }
         }
         RoomCmd::Disable { tenant: Tenant { tenant }, name, dir } => {
-            admin::set_room_disabled(&dir.data_dir, &tenant, &name, true).await?;
+            admin::set_room_disabled(&dir.db()?, &tenant, &name, true).await?;
             println!("disabled room {name} in {tenant}");
         }
         RoomCmd::Enable { tenant: Tenant { tenant }, name, dir } => {
-            admin::set_room_disabled(&dir.data_dir, &tenant, &name, false).await?;
+            admin::set_room_disabled(&dir.db()?, &tenant, &name, false).await?;
             println!("enabled room {name} in {tenant}");
         }
         RoomCmd::Delete { tenant: Tenant { tenant }, name, confirm, dir } => {
             yes(&confirm, &format!("room {name} with its messages"))?;
-            admin::delete_room(&dir.data_dir, &tenant, &name).await?;
+            admin::delete_room(&dir.db()?, &tenant, &name).await?;
             println!("deleted room {name} in {tenant}");
         }
     }

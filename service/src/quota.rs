@@ -4,18 +4,18 @@
 //!
 //! Each kind of created thing is a [`Created`] variant with two counts in
 //! `db/` (the user's, the tenant's) and two keys in `[quotas]`. The handler
-//! that creates one does so in a `BEGIN IMMEDIATE` transaction, inserts,
-//! then calls [`check`] before committing: writers are serialized there, so
+//! that creates one does so in a write transaction (SQLite's `BEGIN
+//! IMMEDIATE`; on PostgreSQL with the tenant's row locked,
+//! `db::tenants::lock`), inserts, then calls [`check`] before committing:
+//! writers are serialized there, so
 //! the counts include every concurrent creation and a quota is never passed,
 //! and a refusal rolls the insert back. Rooms today; direct messages,
 //! invitations and reactions (issues 17 and 18) are to be added the same way.
 
 pub(crate) mod kind;
 
-use sqlx::SqliteConnection;
-
 use crate::config::Quotas;
-use crate::db::{self, TenantId, UserId};
+use crate::db::{self, Conn, TenantId, UserId};
 use crate::error::{Result, refuse};
 use crate::metrics::Metrics;
 use kind::{Created, Scope};
@@ -27,7 +27,7 @@ use kind::{Created, Scope};
 /// `quota_exceeded` naming the quota (roll the transaction back); database
 /// faults.
 pub(crate) async fn check(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     quotas: &Quotas,
     metrics: &Metrics,
     kind: Created,
@@ -58,14 +58,14 @@ fn limits(kind: Created, q: &Quotas) -> (u64, u64) {
 /// (the user's, the tenant's) count of `kind`, read inside the transaction.
 async fn counts(
     kind: Created,
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     user: UserId,
 ) -> Result<(u64, u64)> {
     Ok(match kind {
         Created::Room => (
-            db::rooms::count_created_by(&mut *conn, tenant, user).await?,
-            db::rooms::count(&mut *conn, tenant).await?,
+            db::rooms::count_created_by(conn.re(), tenant, user).await?,
+            db::rooms::count(conn.re(), tenant).await?,
         ),
     })
 }
@@ -79,17 +79,23 @@ mod tests {
     /// not count.
     #[tokio::test]
     async fn room_quotas_count_the_user_and_the_tenant() {
-        let (pool, _dir) = db::test_pool().await;
-        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
-        let other = db::tenants::create(&pool, "other", false).await.expect("tenant");
-        let ann = db::users::create(&pool, t, "ann", "x").await.expect("user");
-        let bob = db::users::create(&pool, t, "bob", "x").await.expect("user");
-        let zed = db::users::create(&pool, other, "zed", "x").await.expect("user");
+        for test_db in db::testing::each().await {
+            room_quotas_count_on(&test_db).await;
+        }
+    }
+
+    async fn room_quotas_count_on(pool: &db::Db) {
+        let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
+        let other = db::tenants::create(pool, "other", false).await.expect("tenant");
+        let ann = db::users::create(pool, t, "ann", "x").await.expect("user");
+        let bob = db::users::create(pool, t, "bob", "x").await.expect("user");
+        let zed = db::users::create(pool, other, "zed", "x").await.expect("user");
         let quotas = Quotas { rooms_per_user: 2, rooms_per_tenant: 3 };
         let metrics = Metrics::default();
-        let mut conn = pool.acquire().await.expect("conn");
+        let mut pooled = pool.acquire().await.expect("conn");
+        let mut conn = pooled.conn();
         let mut create = async |tenant, user, name: &str| {
-            db::rooms::create_by(&mut *conn, tenant, name, user).await.expect("insert");
+            db::rooms::create_by(&mut conn, tenant, name, user).await.expect("insert");
             check(&mut conn, &quotas, &metrics, Created::Room, tenant, user).await
         };
         // Another tenant, filled up first: its rooms never count here.

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use qchat_protocol::CloseCode;
 use quinn::{Endpoint, Incoming, TransportConfig, VarInt};
-use sqlx::SqlitePool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -72,7 +71,9 @@ impl Server {
             what: format!("creating data directory {}", config.data_dir.display()),
             source,
         })?;
-        let pool = db::open(&config.data_dir, config.durability).await?;
+        let url = config.database().map_err(StartError::Other)?;
+        let pool = db::Db::open(&url, config.durability).await?;
+        tracing::info!(backend = ?pool.backend(), database = ?url, "database open");
         let expired = db::sessions::delete_expired(&pool).await?;
         tracing::debug!(expired, "removed expired sessions");
         let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
@@ -317,11 +318,7 @@ pub fn transport_config(config: &Config) -> Result<TransportConfig, StartError> 
 /// Deletes partial uploads older than `max_age_secs`, then removes stored
 /// files without a row and partial files without an upload (what a crash
 /// between two steps can leave). Runs before the server accepts anyone.
-async fn sweep_uploads(
-    pool: &SqlitePool,
-    store: &Store,
-    max_age_secs: u64,
-) -> Result<(), StartError> {
+async fn sweep_uploads(pool: &db::Db, store: &Store, max_age_secs: u64) -> Result<(), StartError> {
     let expired = expire_stale(pool, store, max_age_secs).await?;
     let rows = db::files::all(pool).await?;
     let uploads = db::files::all_uploads(pool).await?;
@@ -333,7 +330,7 @@ async fn sweep_uploads(
 }
 
 async fn expire_stale(
-    pool: &SqlitePool,
+    pool: &db::Db,
     store: &Store,
     max_age_secs: u64,
 ) -> Result<usize, sqlx::Error> {

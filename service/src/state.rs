@@ -5,12 +5,10 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
-
 use crate::auth::Auth;
 use crate::committer::Committer;
 use crate::config::Config;
-use crate::db::{TenantId, UserId};
+use crate::db::{Db, TenantId, UserId};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::transfer::Transfers;
@@ -19,8 +17,9 @@ use crate::transfer::Transfers;
 pub(crate) struct Shared {
     /// The configuration the server started with.
     pub(crate) config: Config,
-    /// Read connections to the database (the committer writes messages).
-    pub(crate) pool: SqlitePool,
+    /// Connections to the database, SQLite or PostgreSQL (the committer
+    /// writes messages on its own).
+    pub(crate) pool: Db,
     /// Room subscriptions, presence and fan-out.
     pub(crate) hub: Arc<Hub>,
     /// Password hashing, tokens and the failed-login limit.

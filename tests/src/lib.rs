@@ -3,14 +3,20 @@
 //! admin commands, and speaks the raw protocol ([`RawConn`]) where a test
 //! needs to send what the client library never would.
 //!
+//! Every server runs on the backend `QCHAT_TEST_BACKEND` names (SQLite by
+//! default, or a fresh PostgreSQL database per server: see [`Backend`]), so
+//! the same suites run on both.
+//!
 //! The binaries are the ones `cargo test --workspace` builds into the target
 //! directory (`service` and `client` have integration tests, which makes
 //! cargo build their binaries). `QCHATD_BIN` / `QCHAT_BIN` override the paths.
 
+mod backend;
 mod raw;
 mod rng;
 mod server;
 
+pub use backend::{Backend, DEFAULT_PG_URL, ScratchDb, pg_admin_url, with_database};
 pub use raw::{RawConn, RawOpts, handshake};
 pub use rng::Rng;
 pub use server::{TestServer, bin_path};

@@ -8,6 +8,8 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::Backend;
+
 /// Path of a workspace binary (`qchatd` or `qchat`) next to the test executable.
 pub fn bin_path(name: &str) -> PathBuf {
     let var = format!("{}_BIN", name.to_uppercase());
@@ -41,6 +43,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     extra: Vec<String>,
     log_filter: String,
+    /// The PostgreSQL database it runs on (`None`: SQLite in the data directory).
+    pg: Option<crate::ScratchDb>,
     /// Captured stderr of the current process (logs), appended on exit.
     pub log: PathBuf,
 }
@@ -68,6 +72,23 @@ impl TestServer {
     /// # Errors
     /// When the binary fails to start or print its two lines.
     pub async fn start_logging(extra: &[&str], log_filter: &str) -> anyhow::Result<Self> {
+        Self::start_on(Backend::from_env(), extra, log_filter).await
+    }
+
+    /// Starts a server on `backend` (a fresh PostgreSQL database for
+    /// [`Backend::Postgres`]) with extra `serve` flags and a `RUST_LOG` filter.
+    ///
+    /// # Errors
+    /// When the database cannot be made or the binary fails to start.
+    pub async fn start_on(
+        backend: Backend,
+        extra: &[&str],
+        log_filter: &str,
+    ) -> anyhow::Result<Self> {
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(crate::ScratchDb::create().await?),
+        };
         let dir = tempfile::tempdir().context("tempdir")?;
         let log = dir.path().join("qchatd.log");
         let mut s = Self {
@@ -77,6 +98,7 @@ impl TestServer {
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             log_filter: log_filter.to_owned(),
+            pg,
             log,
         };
         s.spawn().await?;
@@ -85,7 +107,8 @@ impl TestServer {
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut child = Command::new(bin_path("qchatd"))
+        let mut child = self.qchatd();
+        let mut child = child
             .arg("serve")
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
@@ -187,6 +210,27 @@ impl TestServer {
         self.spawn().await
     }
 
+    /// A `qchatd` command on this server's database (`QCHAT_DATABASE_URL`
+    /// set for PostgreSQL, cleared for SQLite).
+    fn qchatd(&self) -> Command {
+        let mut c = Command::new(bin_path("qchatd"));
+        match &self.pg {
+            Some(pg) => c.env("QCHAT_DATABASE_URL", &pg.url),
+            None => c.env_remove("QCHAT_DATABASE_URL"),
+        };
+        c
+    }
+
+    /// The backend this server runs on.
+    pub fn backend(&self) -> Backend {
+        if self.pg.is_some() { Backend::Postgres } else { Backend::Sqlite }
+    }
+
+    /// The PostgreSQL URL of its database, when it runs on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|p| p.url.as_str())
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -198,7 +242,8 @@ impl TestServer {
     /// When the command cannot run or exits non-zero (with its stderr).
     pub async fn admin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
         use tokio::io::AsyncWriteExt as _;
-        let mut child = Command::new(bin_path("qchatd"))
+        let mut child = self
+            .qchatd()
             .args(args)
             .arg("--data-dir")
             .arg(self.data_dir())

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
-use qchat_tests::{RawConn, STEP, TestServer, bin_path, within};
+use qchat_tests::{Backend, RawConn, STEP, TestServer, bin_path, within};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
@@ -201,7 +201,14 @@ async fn sighup_reloads_the_certificate_and_keeps_open_connections() -> anyhow::
 
 #[tokio::test]
 async fn online_backup_restores_the_messages() -> anyhow::Result<()> {
-    let mut s = TestServer::start().await?;
+    // `qchatd backup` copies the SQLite file (PostgreSQL's is pg_dump), so
+    // this test runs on SQLite whatever QCHAT_TEST_BACKEND says.
+    let mut s = TestServer::start_on(
+        Backend::Sqlite,
+        &["--idle-timeout-secs", "4"],
+        "qchat_service=debug,info",
+    )
+    .await?;
     acme(&s, &["ann"]).await?;
     let mut ann = RawConn::connect(s.addr, &s.data_dir()).await?;
     ann.login("acme", "ann", PW).await?;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{AdminError, open};
-use crate::db;
+use crate::db::{self, DatabaseUrl};
 
 /// Writes a consistent copy of the live database to `out` with SQLite's
 /// `VACUUM INTO`: it reads inside one transaction, so the running server keeps
@@ -13,19 +13,29 @@ use crate::db;
 ///
 /// # Errors
 /// When `out` exists (never overwritten) or the copy fails.
-pub async fn backup(data_dir: &Path, out: &Path) -> Result<(), AdminError> {
+pub async fn backup(db: &DatabaseUrl, out: &Path) -> Result<(), AdminError> {
     if out.exists() {
         return Err(AdminError::Invalid(format!("{} exists; not overwriting it", out.display())));
     }
-    if !data_dir.join(db::DB_FILE).exists() {
-        return Err(AdminError::NotFound(format!("no database in {}", data_dir.display())));
+    let file = match db {
+        DatabaseUrl::Sqlite(file) => file,
+        DatabaseUrl::Postgres(_) => {
+            return Err(AdminError::Invalid(
+                "backup copies a SQLite database; back PostgreSQL up with pg_dump \
+                 (docs/OPERATIONS.md)"
+                    .into(),
+            ));
+        }
+    };
+    if !file.exists() {
+        return Err(AdminError::NotFound(format!("no database at {}", file.display())));
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| AdminError::Io(format!("creating {}: {e}", parent.display())))?;
     }
-    let pool = open(data_dir).await?;
-    let result = db::admin::vacuum_into(&pool, out).await;
+    let pool = open(db).await?;
+    let result = db::admin::vacuum_into(&pool, out).await.map(drop);
     pool.close().await;
     result?;
     Ok(())

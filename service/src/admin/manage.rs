@@ -2,9 +2,8 @@
 //! `user passwd`. Disabling a user or tenant, and resetting a password,
 //! revoke the affected sessions so a stolen token stops working at once.
 
-use std::path::Path;
-
 use super::{AdminError, check_name, hash_password, open, tenant, user};
+use crate::db::DatabaseUrl;
 use crate::db::admin as q;
 
 /// A tenant in `qchatd tenant list`.
@@ -54,8 +53,8 @@ fn count(n: i64) -> u64 {
 ///
 /// # Errors
 /// Database faults.
-pub async fn list_tenants(data_dir: &Path) -> Result<Vec<TenantRow>, AdminError> {
-    let pool = open(data_dir).await?;
+pub async fn list_tenants(db: &DatabaseUrl) -> Result<Vec<TenantRow>, AdminError> {
+    let pool = open(db).await?;
     let rows = q::tenants(&pool).await?;
     pool.close().await;
     Ok(rows
@@ -74,8 +73,8 @@ pub async fn list_tenants(data_dir: &Path) -> Result<Vec<TenantRow>, AdminError>
 ///
 /// # Errors
 /// Unknown tenant; database faults.
-pub async fn list_users(data_dir: &Path, t: &str) -> Result<Vec<UserRow>, AdminError> {
-    let pool = open(data_dir).await?;
+pub async fn list_users(db: &DatabaseUrl, t: &str) -> Result<Vec<UserRow>, AdminError> {
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let rows = q::users(&pool, tenant.id).await?;
     pool.close().await;
@@ -89,8 +88,8 @@ pub async fn list_users(data_dir: &Path, t: &str) -> Result<Vec<UserRow>, AdminE
 ///
 /// # Errors
 /// Unknown tenant; database faults.
-pub async fn list_rooms(data_dir: &Path, t: &str) -> Result<Vec<RoomRow>, AdminError> {
-    let pool = open(data_dir).await?;
+pub async fn list_rooms(db: &DatabaseUrl, t: &str) -> Result<Vec<RoomRow>, AdminError> {
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let rows = q::rooms(&pool, tenant.id).await?;
     pool.close().await;
@@ -111,15 +110,15 @@ pub async fn list_rooms(data_dir: &Path, t: &str) -> Result<Vec<RoomRow>, AdminE
 /// # Errors
 /// Unknown tenant; database faults.
 pub async fn set_tenant_disabled(
-    data_dir: &Path,
+    db: &DatabaseUrl,
     t: &str,
     disabled: bool,
 ) -> Result<u64, AdminError> {
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let mut tx = pool.begin().await?;
-    q::set_tenant_disabled(&mut *tx, tenant.id, disabled).await?;
-    let revoked = if disabled { q::revoke_sessions(&mut *tx, tenant.id, None).await? } else { 0 };
+    q::set_tenant_disabled(&mut tx, tenant.id, disabled).await?;
+    let revoked = if disabled { q::revoke_sessions(&mut tx, tenant.id, None).await? } else { 0 };
     tx.commit().await?;
     pool.close().await;
     Ok(revoked)
@@ -131,18 +130,18 @@ pub async fn set_tenant_disabled(
 /// # Errors
 /// Unknown tenant or user; database faults.
 pub async fn set_user_disabled(
-    data_dir: &Path,
+    db: &DatabaseUrl,
     t: &str,
     u: &str,
     disabled: bool,
 ) -> Result<u64, AdminError> {
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let id = user(&pool, &tenant, u).await?;
     let mut tx = pool.begin().await?;
-    q::set_user_disabled(&mut *tx, tenant.id, id, disabled).await?;
+    q::set_user_disabled(&mut tx, tenant.id, id, disabled).await?;
     let revoked =
-        if disabled { q::revoke_sessions(&mut *tx, tenant.id, Some(id)).await? } else { 0 };
+        if disabled { q::revoke_sessions(&mut tx, tenant.id, Some(id)).await? } else { 0 };
     tx.commit().await?;
     pool.close().await;
     Ok(revoked)
@@ -153,12 +152,12 @@ pub async fn set_user_disabled(
 /// # Errors
 /// Unknown tenant or room; database faults.
 pub async fn set_room_disabled(
-    data_dir: &Path,
+    db: &DatabaseUrl,
     t: &str,
     room: &str,
     disabled: bool,
 ) -> Result<(), AdminError> {
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let found = q::set_room_disabled(&pool, tenant.id, room, disabled).await?;
     pool.close().await;
@@ -170,19 +169,19 @@ pub async fn set_room_disabled(
 /// # Errors
 /// Unknown tenant or user; a password of the wrong length; database faults.
 pub async fn set_password(
-    data_dir: &Path,
+    db: &DatabaseUrl,
     t: &str,
     u: &str,
     password: &str,
 ) -> Result<u64, AdminError> {
     check_name("user", u)?;
     let hash = hash_password(password).await?;
-    let pool = open(data_dir).await?;
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let id = user(&pool, &tenant, u).await?;
     let mut tx = pool.begin().await?;
-    q::set_password_hash(&mut *tx, tenant.id, id, &hash).await?;
-    let revoked = q::revoke_sessions(&mut *tx, tenant.id, Some(id)).await?;
+    q::set_password_hash(&mut tx, tenant.id, id, &hash).await?;
+    let revoked = q::revoke_sessions(&mut tx, tenant.id, Some(id)).await?;
     tx.commit().await?;
     pool.close().await;
     Ok(revoked)
@@ -192,8 +191,8 @@ pub async fn set_password(
 ///
 /// # Errors
 /// Unknown tenant; database faults.
-pub async fn delete_tenant(data_dir: &Path, t: &str) -> Result<(), AdminError> {
-    let pool = open(data_dir).await?;
+pub async fn delete_tenant(db: &DatabaseUrl, t: &str) -> Result<(), AdminError> {
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     q::delete_tenant(&pool, tenant.id).await?;
     pool.close().await;
@@ -205,8 +204,8 @@ pub async fn delete_tenant(data_dir: &Path, t: &str) -> Result<(), AdminError> {
 ///
 /// # Errors
 /// Unknown tenant or user; database faults.
-pub async fn delete_user(data_dir: &Path, t: &str, u: &str) -> Result<(), AdminError> {
-    let pool = open(data_dir).await?;
+pub async fn delete_user(db: &DatabaseUrl, t: &str, u: &str) -> Result<(), AdminError> {
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let id = user(&pool, &tenant, u).await?;
     q::delete_user(&pool, tenant.id, id).await?;
@@ -218,8 +217,8 @@ pub async fn delete_user(data_dir: &Path, t: &str, u: &str) -> Result<(), AdminE
 ///
 /// # Errors
 /// Unknown tenant or room; database faults.
-pub async fn delete_room(data_dir: &Path, t: &str, room: &str) -> Result<(), AdminError> {
-    let pool = open(data_dir).await?;
+pub async fn delete_room(db: &DatabaseUrl, t: &str, room: &str) -> Result<(), AdminError> {
+    let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
     let found = q::delete_room(&pool, tenant.id, room).await?;
     pool.close().await;
@@ -233,8 +232,12 @@ mod tests {
 
     #[tokio::test]
     async fn disable_revokes_and_lists_show_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
+        for test_db in db::testing::each().await {
+            disable_revokes_and_lists_show_it_on(&test_db.url).await;
+        }
+    }
+
+    async fn disable_revokes_and_lists_show_it_on(d: &DatabaseUrl) {
         super::super::create_tenant(d, "acme", false).await.expect("tenant");
         super::super::create_user(d, "acme", "ann", "correct horse").await.expect("user");
         super::super::create_room(d, "acme", "general").await.expect("room");

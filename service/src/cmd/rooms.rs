@@ -32,18 +32,27 @@ pub(super) async fn list(s: &Shared, login: &Login, r: RoomsReq) -> Result<Value
 pub(super) async fn create(s: &Shared, login: &Login, room: &str) -> Result<Value> {
     check_name("room", room)?;
     let pool = &s.pool;
-    // IMMEDIATE: the quota counts below must see every concurrent creation.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let r =
-        db::rooms::create_by(&mut *tx, login.tenant, room, login.user).await.map_err(
-            |e| match e {
-                db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
-                e => e.into(),
-            },
-        )?;
-    quota::check(&mut tx, &s.config.quotas, &s.metrics, Created::Room, login.tenant, login.user)
-        .await?;
-    db::rooms::join(&mut *tx, login.tenant, r.id, login.user).await?;
+    // A write transaction (SQLite: BEGIN IMMEDIATE) and the tenant's row
+    // locked (PostgreSQL): the quota counts below must see every concurrent
+    // creation, on every node.
+    let mut tx = pool.begin_write().await?;
+    db::tenants::lock(&mut tx, login.tenant).await?;
+    let r = db::rooms::create_by(&mut tx, login.tenant, room, login.user).await.map_err(|e| {
+        match e {
+            db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
+            e => e.into(),
+        }
+    })?;
+    quota::check(
+        &mut tx.conn(),
+        &s.config.quotas,
+        &s.metrics,
+        Created::Room,
+        login.tenant,
+        login.user,
+    )
+    .await?;
+    db::rooms::join(&mut tx, login.tenant, r.id, login.user).await?;
     tx.commit().await?;
     s.metrics.created(Created::Room);
     s.hub.subscribe_user(login.tenant, login.user, r.id);

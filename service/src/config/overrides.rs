@@ -15,6 +15,9 @@ pub struct Overrides {
     /// Data directory [default: data].
     #[arg(long, env = "QCHAT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: qchat.db in the data directory].
+    #[arg(long, env = "QCHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// UDP address to listen on [default: 0.0.0.0:4433].
     #[arg(long, env = "QCHAT_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -138,6 +141,7 @@ impl Overrides {
         }
         set! {
             self.data_dir => config.data_dir,
+            self.database_url => config.database_url,
             self.listen => config.listen,
             self.max_commit_batch => config.max_commit_batch,
             self.public_names => config.public_names,

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use sqlx::SqliteExecutor;
-
-use super::{TenantId, UserId};
+use super::{Backend, Ex, TenantId, UserId, on};
 
 /// A tenant as `qchatd tenant list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -35,164 +33,191 @@ pub(crate) struct RoomRow {
     pub(crate) members: i64,
 }
 
-pub(crate) async fn tenants(db: impl SqliteExecutor<'_>) -> Result<Vec<TenantRow>, sqlx::Error> {
-    sqlx::query_as(
+pub(crate) async fn tenants(db: impl Into<Ex<'_>>) -> Result<Vec<TenantRow>, sqlx::Error> {
+    on!(db, |e| sqlx::query_as(
         "select t.name, t.open_registration, t.disabled,
                 (select count(*) from users u where u.tenant_id = t.id) as users,
                 (select count(*) from rooms r where r.tenant_id = t.id) as rooms
          from tenants t order by t.name",
     )
-    .fetch_all(db)
-    .await
+    .fetch_all(e)
+    .await)
 }
 
 pub(crate) async fn users(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
 ) -> Result<Vec<UserRow>, sqlx::Error> {
-    sqlx::query_as(
+    on!(db, |e| {
+        sqlx::query_as(
         "select u.name, u.disabled,
                 (select count(*) from sessions s where s.tenant_id = u.tenant_id and s.user_id = u.id) as sessions
-         from users u where u.tenant_id = ? order by u.name",
+         from users u where u.tenant_id = $1 order by u.name",
     )
     .bind(tenant.0)
-    .fetch_all(db)
+    .fetch_all(e)
     .await
+    })
 }
 
 pub(crate) async fn rooms(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
 ) -> Result<Vec<RoomRow>, sqlx::Error> {
-    sqlx::query_as(
+    on!(db, |e| {
+        sqlx::query_as(
         "select r.name, r.disabled, r.last_seq,
                 (select count(*) from memberships m where m.tenant_id = r.tenant_id and m.room_id = r.id) as members
-         from rooms r where r.tenant_id = ? order by r.name",
+         from rooms r where r.tenant_id = $1 order by r.name",
     )
     .bind(tenant.0)
-    .fetch_all(db)
+    .fetch_all(e)
     .await
+    })
 }
 
 /// Sets `tenants.disabled`; `true` when the tenant exists.
 pub(crate) async fn set_tenant_disabled(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     disabled: bool,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("update tenants set disabled = ? where id = ?")
+    let n = on!(db, |e| sqlx::query("update tenants set disabled = $1 where id = $2")
         .bind(disabled)
         .bind(tenant.0)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() == 1)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Sets `users.disabled`; `true` when the user exists.
 pub(crate) async fn set_user_disabled(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     user: UserId,
     disabled: bool,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("update users set disabled = ? where tenant_id = ? and id = ?")
-        .bind(disabled)
-        .bind(tenant.0)
-        .bind(user.0)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() == 1)
+    let n = on!(db, |e| sqlx::query(
+        "update users set disabled = $1 where tenant_id = $2 and id = $3"
+    )
+    .bind(disabled)
+    .bind(tenant.0)
+    .bind(user.0)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Sets `rooms.disabled` by name; `true` when the room exists.
 pub(crate) async fn set_room_disabled(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     room: &str,
     disabled: bool,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("update rooms set disabled = ? where tenant_id = ? and name = ?")
-        .bind(disabled)
-        .bind(tenant.0)
-        .bind(room)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() == 1)
+    let n = on!(db, |e| sqlx::query(
+        "update rooms set disabled = $1 where tenant_id = $2 and name = $3"
+    )
+    .bind(disabled)
+    .bind(tenant.0)
+    .bind(room)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Replaces a user's password hash; `true` when the user exists.
 pub(crate) async fn set_password_hash(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     user: UserId,
     hash: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("update users set password_hash = ? where tenant_id = ? and id = ?")
-        .bind(hash)
-        .bind(tenant.0)
-        .bind(user.0)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() == 1)
+    let n = on!(db, |e| sqlx::query(
+        "update users set password_hash = $1 where tenant_id = $2 and id = $3"
+    )
+    .bind(hash)
+    .bind(tenant.0)
+    .bind(user.0)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Revokes the user's sessions (every user of the tenant when `user` is
 /// `None`); returns how many.
 pub(crate) async fn revoke_sessions(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     user: Option<UserId>,
 ) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("delete from sessions where tenant_id = ? and (? is null or user_id = ?)")
-        .bind(tenant.0)
-        .bind(user.map(|u| u.0))
-        .bind(user.map(|u| u.0))
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected())
+    on!(db, |e| sqlx::query(
+        "delete from sessions where tenant_id = $1 and ($2 is null or user_id = $2)"
+    )
+    .bind(tenant.0)
+    .bind(user.map(|u| u.0))
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))
 }
 
 pub(crate) async fn delete_tenant(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("delete from tenants where id = ?").bind(tenant.0).execute(db).await?;
-    Ok(r.rows_affected() == 1)
+    let n = on!(db, |e| sqlx::query("delete from tenants where id = $1")
+        .bind(tenant.0)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 pub(crate) async fn delete_user(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     user: UserId,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("delete from users where tenant_id = ? and id = ?")
+    let n = on!(db, |e| sqlx::query("delete from users where tenant_id = $1 and id = $2")
         .bind(tenant.0)
         .bind(user.0)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() == 1)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 pub(crate) async fn delete_room(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     room: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("delete from rooms where tenant_id = ? and name = ?")
+    let n = on!(db, |e| sqlx::query("delete from rooms where tenant_id = $1 and name = $2")
         .bind(tenant.0)
         .bind(room)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() == 1)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
-/// `VACUUM INTO`: a consistent, compacted copy of the live database, taken
-/// inside one read transaction, so writers keep going while it runs.
-pub(crate) async fn vacuum_into(
-    db: impl SqliteExecutor<'_>,
-    out: &Path,
-) -> Result<(), sqlx::Error> {
+/// `VACUUM INTO`: a consistent, compacted copy of the live SQLite database,
+/// taken inside one read transaction, so writers keep going while it runs.
+/// `false` on PostgreSQL, whose backups are the server's (`pg_dump`).
+pub(crate) async fn vacuum_into(db: impl Into<Ex<'_>>, out: &Path) -> Result<bool, sqlx::Error> {
+    let db: Ex<'_> = db.into();
+    if db.backend() != Backend::Sqlite {
+        return Ok(false);
+    }
     let out = out.to_string_lossy().into_owned();
-    sqlx::query("vacuum into ?").bind(out).execute(db).await?;
-    Ok(())
+    on!(db, |e| sqlx::query("vacuum into $1")
+        .bind(out)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(true)
 }

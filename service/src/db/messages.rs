@@ -2,14 +2,15 @@
 
 use std::collections::HashMap;
 
-use futures_util::{Stream, TryStreamExt as _};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use qchat_protocol::{FileInfo, Message, MessageKind};
 // AssertSqlSafe: the dynamic statements below are built from constants and
-// `?` placeholders only; every value is bound.
-use sqlx::{AssertSqlSafe, SqliteConnection, SqliteExecutor};
+// `$N` placeholders only; every value is bound.
+use sqlx::AssertSqlSafe;
 
 use super::rooms::to_u64;
-use super::{RoomId, TenantId, UserId};
+use super::{Conn, Ex, RoomId, TenantId, UserId, on, on_conn};
 
 /// A keyset page query: the one column list and join that [`Row`] maps,
 /// with the seq comparison and order of one direction. A macro, so that
@@ -22,11 +23,11 @@ macro_rules! page_sql {
          from messages m
          left join offers o on o.room_id = m.room_id and o.seq = m.seq
          left join files f on f.id = o.file_id and f.tenant_id = m.tenant_id
-         where m.tenant_id = ? and m.room_id = ? and m.seq ",
+         where m.tenant_id = $1 and m.room_id = $2 and m.seq ",
             $cmp,
-            " ? order by m.seq ",
+            " $3 order by m.seq ",
             $order,
-            " limit ?"
+            " limit $4"
         )
     };
 }
@@ -49,7 +50,7 @@ const SYNC_SQL: &str = page_sql!(">", "asc");
 /// or `system`), body, ts (ms since the epoch), file id. Public so the
 /// history benchmark can fill a room with rows the server would have written.
 pub const INSERT_MESSAGE_SQL: &str = "insert into messages (tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// A message to append.
 #[derive(Debug, Clone)]
@@ -95,21 +96,22 @@ pub(crate) enum AppendOutcome {
 /// idempotency key, else takes `last_seq + 1` from the room and inserts. The
 /// caller wraps each call in a savepoint so a failure cannot leave a gap.
 pub(crate) async fn append(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     m: &NewMessage,
 ) -> Result<Option<AppendOutcome>, sqlx::Error> {
     if let (Some(sender), Some(cmid)) = (m.sender, &m.client_msg_id) {
-        let prior: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+        let prior: Option<(i64, i64, Option<i64>)> = on!(conn.re(), |e| sqlx::query_as(
             "select m.seq, m.ts, o.id from messages m
              left join offers o on o.room_id = m.room_id and o.seq = m.seq
-             where m.tenant_id = ? and m.room_id = ? and m.sender_id = ? and m.client_msg_id = ?",
+             where m.tenant_id = $1 and m.room_id = $2 and m.sender_id = $3
+                 and m.client_msg_id = $4",
         )
         .bind(m.tenant.0)
         .bind(m.room.0)
         .bind(sender.0)
         .bind(cmid)
-        .fetch_optional(&mut *conn)
-        .await?;
+        .fetch_optional(e)
+        .await)?;
         if let Some((seq, ts, offer)) = prior {
             return Ok(Some(AppendOutcome::Duplicate {
                 seq: to_u64(seq),
@@ -118,34 +120,34 @@ pub(crate) async fn append(
             }));
         }
     }
-    let seq: Option<i64> = sqlx::query_scalar(
-        "update rooms set last_seq = last_seq + 1 where tenant_id = ? and id = ? returning last_seq",
+    // The update locks the room's row until commit (PostgreSQL) or the
+    // database is locked for writing (SQLite): no other transaction can take
+    // a seq of this room until this one ends, so seqs are gap-free and in
+    // commit order.
+    let seq: Option<i64> = on!(conn.re(), |e| sqlx::query_scalar(
+        "update rooms set last_seq = last_seq + 1 where tenant_id = $1 and id = $2
+         returning last_seq",
     )
     .bind(m.tenant.0)
     .bind(m.room.0)
-    .fetch_optional(&mut *conn)
-    .await?;
+    .fetch_optional(e)
+    .await)?;
     let Some(seq) = seq else {
         return Ok(None);
     };
     let file_id = match &m.file {
         Some(f) => {
-            let id = super::files::insert_or_get(
-                &mut *conn,
-                m.tenant,
-                &f.hash,
-                f.size,
-                f.head.as_deref(),
-            )
-            .await?;
+            let id =
+                super::files::insert_or_get(conn, m.tenant, &f.hash, f.size, f.head.as_deref())
+                    .await?;
             if let Some(upload) = &f.upload_id {
-                super::files::delete_upload(&mut *conn, upload).await?;
+                super::files::delete_upload(conn.re(), upload).await?;
             }
             Some(id)
         }
         None => None,
     };
-    sqlx::query(INSERT_MESSAGE_SQL)
+    on!(conn.re(), |e| sqlx::query(INSERT_MESSAGE_SQL)
         .bind(m.tenant.0)
         .bind(m.room.0)
         .bind(seq)
@@ -156,11 +158,12 @@ pub(crate) async fn append(
         .bind(&m.body)
         .bind(m.ts)
         .bind(file_id.map(|id| i64::try_from(id).unwrap_or(i64::MAX)))
-        .execute(&mut *conn)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
     let offer = match file_id {
         Some(file) => {
-            Some(super::files::insert_offer(&mut *conn, m.tenant, m.room, seq, file).await?)
+            Some(super::files::insert_offer(conn.re(), m.tenant, m.room, seq, file).await?)
         }
         None => None,
     };
@@ -168,7 +171,8 @@ pub(crate) async fn append(
 }
 
 /// Rows per multi-row statement in [`append_all`]: at 10 parameters a row
-/// this stays far below SQLite's limit of 32,766 parameters per statement.
+/// this stays far below SQLite's limit of 32,766 parameters per statement
+/// (and PostgreSQL's of 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `(tenant, room, sender, client_msg_id)`: what makes a send idempotent.
@@ -191,18 +195,23 @@ enum Plan {
 /// copies by idempotency key, one seq reservation for all rooms at once
 /// (`UPDATE rooms ... FROM (VALUES ...)`), one multi-row insert (each in
 /// chunks of [`ROWS_PER_STATEMENT`]). Each statement is a round trip to
-/// SQLite's worker thread, which is what a message cost before.
+/// SQLite's worker thread (or to the PostgreSQL server), which is what a
+/// message cost before.
+///
+/// On PostgreSQL the rooms' rows are locked first, in id order, so that
+/// writers on several nodes committing to overlapping rooms queue instead
+/// of deadlocking.
 ///
 /// On error the transaction holds part of the run: roll it back.
 pub(crate) async fn append_all(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     msgs: &[&NewMessage],
 ) -> Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
     fn key(m: &NewMessage) -> Option<Key<'_>> {
         Some((m.tenant.0, m.room.0, m.sender?.0, m.client_msg_id.as_deref()?))
     }
     debug_assert!(msgs.iter().all(|m| m.file.is_none()), "file messages go through append");
-    let stored = stored_copies(&mut *conn, msgs).await?;
+    let stored = stored_copies(conn, msgs).await?;
     // Decide in order, as one-by-one appends would: a key stored earlier is
     // a duplicate; a key repeated within the run is a duplicate of its first
     // occurrence; anything else takes a new seq.
@@ -236,6 +245,14 @@ pub(crate) async fn append_all(
     // Next free seq of every room that still exists; a vanished room's
     // messages get `None`, as in `append`.
     let mut next: HashMap<i64, i64> = HashMap::new();
+    if let Conn::Postgres(e) = conn.re() {
+        let mut ids: Vec<i64> = wanted.iter().map(|((_, room), _)| *room).collect();
+        ids.sort_unstable();
+        sqlx::query("select id from rooms where id = any($1) order by id for update")
+            .bind(ids)
+            .fetch_all(&mut *e)
+            .await?;
+    }
     for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "update rooms set last_seq = last_seq + k.column3
@@ -244,12 +261,15 @@ pub(crate) async fn append_all(
              returning rooms.id, rooms.last_seq",
             placeholders(chunk.len(), 3)
         );
-        let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql)).persistent(false);
-        for ((tenant, room), n) in chunk {
-            q = q.bind(tenant).bind(room).bind(n);
-        }
         let counts: HashMap<i64, i64> = chunk.iter().map(|((_, room), n)| (*room, *n)).collect();
-        for (room, last) in q.fetch_all(&mut *conn).await? {
+        let rows: Vec<(i64, i64)> = on_conn!(conn, |e| {
+            let mut q = sqlx::query_as(AssertSqlSafe(sql)).persistent(false);
+            for ((tenant, room), n) in chunk {
+                q = q.bind(tenant).bind(room).bind(n);
+            }
+            q.fetch_all(&mut *e).await?
+        });
+        for (room, last) in rows {
             next.insert(room, last - counts.get(&room).copied().unwrap_or(0) + 1);
         }
     }
@@ -280,21 +300,23 @@ pub(crate) async fn append_all(
             "insert into messages ({MESSAGE_COLUMNS}) values {}",
             placeholders(chunk.len(), 10)
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for (m, seq) in chunk {
-            q = q
-                .bind(m.tenant.0)
-                .bind(m.room.0)
-                .bind(*seq)
-                .bind(m.sender.map(|u| u.0))
-                .bind(&m.sender_name)
-                .bind(m.client_msg_id.as_deref())
-                .bind(m.kind.as_str())
-                .bind(&m.body)
-                .bind(m.ts)
-                .bind(None::<i64>);
-        }
-        q.execute(&mut *conn).await?;
+        on_conn!(conn, |e| {
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (m, seq) in chunk {
+                q = q
+                    .bind(m.tenant.0)
+                    .bind(m.room.0)
+                    .bind(*seq)
+                    .bind(m.sender.map(|u| u.0))
+                    .bind(&m.sender_name)
+                    .bind(m.client_msg_id.as_deref())
+                    .bind(m.kind.as_str())
+                    .bind(&m.body)
+                    .bind(m.ts)
+                    .bind(None::<i64>);
+            }
+            q.execute(&mut *e).await?;
+        });
     }
     Ok(outcomes)
 }
@@ -303,16 +325,30 @@ pub(crate) async fn append_all(
 const MESSAGE_COLUMNS: &str =
     "tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id";
 
-/// `(?, ?, ?), (?, ?, ?)` for `rows` rows of `cols` parameters.
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` parameters.
 fn placeholders(rows: usize, cols: usize) -> String {
-    let row = format!("({})", vec!["?"; cols].join(", "));
-    vec![row; rows].join(", ")
+    let mut out = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Index in `msgs` → (seq, ts) of the copy stored before, for every message
 /// whose idempotency key is already in the table.
 async fn stored_copies(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     msgs: &[&NewMessage],
 ) -> Result<HashMap<usize, (i64, i64)>, sqlx::Error> {
     let keyed: Vec<(usize, i64, i64, i64, &str)> = msgs
@@ -332,16 +368,19 @@ async fn stored_copies(
                  and m.sender_id = k.column4 and m.client_msg_id = k.column5",
             placeholders(chunk.len(), 5)
         );
-        let mut q = sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(sql)).persistent(false);
-        for &(i, tenant, room, sender, cmid) in chunk {
-            q = q
-                .bind(i64::try_from(i).unwrap_or(i64::MAX))
-                .bind(tenant)
-                .bind(room)
-                .bind(sender)
-                .bind(cmid);
-        }
-        for (i, seq, ts) in q.fetch_all(&mut *conn).await? {
+        let rows: Vec<(i64, i64, i64)> = on_conn!(conn, |e| {
+            let mut q = sqlx::query_as(AssertSqlSafe(sql)).persistent(false);
+            for &(i, tenant, room, sender, cmid) in chunk {
+                q = q
+                    .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                    .bind(tenant)
+                    .bind(room)
+                    .bind(sender)
+                    .bind(cmid);
+            }
+            q.fetch_all(&mut *e).await?
+        });
+        for (i, seq, ts) in rows {
             if let Ok(i) = usize::try_from(i) {
                 found.insert(i, (seq, ts));
             }
@@ -392,26 +431,26 @@ fn clamp(v: u64) -> i64 {
 /// is taken in), at most `limit + 1` of them: one more than the page, so
 /// that whoever takes the page learns whether older ones exist.
 pub(crate) fn before<'e>(
-    db: impl SqliteExecutor<'e> + 'e,
+    db: impl Into<Ex<'e>>,
     tenant: TenantId,
     room: RoomId,
     room_name: &str,
     before: u64,
     limit: u32,
-) -> impl Stream<Item = Result<Message, sqlx::Error>> + 'e {
+) -> BoxStream<'e, Result<Message, sqlx::Error>> {
     page(db, HISTORY_SQL, tenant, room, room_name, before, limit)
 }
 
 /// Messages with seq > `after`, oldest first (the order a `sync` page is
 /// taken in), at most `limit + 1` of them (see [`before`]).
 pub(crate) fn after<'e>(
-    db: impl SqliteExecutor<'e> + 'e,
+    db: impl Into<Ex<'e>>,
     tenant: TenantId,
     room: RoomId,
     room_name: &str,
     after: u64,
     limit: u32,
-) -> impl Stream<Item = Result<Message, sqlx::Error>> + 'e {
+) -> BoxStream<'e, Result<Message, sqlx::Error>> {
     page(db, SYNC_SQL, tenant, room, room_name, after, limit)
 }
 
@@ -419,22 +458,23 @@ pub(crate) fn after<'e>(
 /// the query's order, at most `limit + 1`; read lazily, so whoever takes
 /// the page (`paging::fill`) stops the query once the page is full.
 fn page<'e>(
-    db: impl SqliteExecutor<'e> + 'e,
+    db: impl Into<Ex<'e>>,
     sql: &'static str,
     tenant: TenantId,
     room: RoomId,
     room_name: &str,
     seq: u64,
     limit: u32,
-) -> impl Stream<Item = Result<Message, sqlx::Error>> + 'e {
+) -> BoxStream<'e, Result<Message, sqlx::Error>> {
     let room_name = room_name.to_owned();
-    sqlx::query_as::<_, Row>(sql)
+    on!(db, |e| sqlx::query_as::<_, Row>(sql)
         .bind(tenant.0)
         .bind(room.0)
         .bind(clamp(seq))
         .bind(i64::from(limit) + 1)
-        .fetch(db)
+        .fetch(e)
         .map_ok(move |r| r.into_message(&room_name))
+        .boxed())
 }
 
 #[cfg(test)]
@@ -444,11 +484,17 @@ mod tests {
 
     #[tokio::test]
     async fn append_is_gap_free_idempotent_and_pages() {
-        let (pool, _dir) = db::test_pool().await;
-        let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
-        let u = db::users::create(&pool, t, "ann", "x").await.expect("user");
-        let r = db::rooms::create(&pool, t, "general").await.expect("room");
-        let mut conn = pool.acquire().await.expect("conn");
+        for test_db in db::testing::each().await {
+            append_is_gap_free_idempotent_and_pages_on(&test_db).await;
+        }
+    }
+
+    async fn append_is_gap_free_idempotent_and_pages_on(pool: &db::Db) {
+        let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
+        let u = db::users::create(pool, t, "ann", "x").await.expect("user");
+        let r = db::rooms::create(pool, t, "general").await.expect("room");
+        let mut pooled = pool.acquire().await.expect("conn");
+        let mut conn = pooled.conn();
         let mk = |cmid: &str| NewMessage {
             tenant: t,
             room: r.id,
@@ -468,18 +514,18 @@ mod tests {
         assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1, offer: None }));
 
         let seqs = |rows: Vec<Message>| rows.iter().map(|m| m.seq).collect::<Vec<_>>();
-        let rows = before(&pool, t, r.id, "general", u64::MAX, 4);
+        let rows = before(pool, t, r.id, "general", u64::MAX, 4);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![10, 9, 8, 7, 6]);
-        let rows = before(&pool, t, r.id, "general", 3, 4);
+        let rows = before(pool, t, r.id, "general", 3, 4);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![2, 1]);
-        let rows = after(&pool, t, r.id, "general", 8, 5);
+        let rows = after(pool, t, r.id, "general", 8, 5);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![9, 10]);
-        let rows = after(&pool, t, r.id, "general", 2, 3);
+        let rows = after(pool, t, r.id, "general", 2, 3);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![3, 4, 5, 6]);
 
         // Another tenant's id for the same room sees nothing.
-        let other = db::tenants::create(&pool, "other", false).await.expect("tenant");
-        let rows = before(&pool, other, r.id, "general", u64::MAX, 50);
+        let other = db::tenants::create(pool, "other", false).await.expect("tenant");
+        let rows = before(pool, other, r.id, "general", u64::MAX, 50);
         assert!(seqs(rows.try_collect().await.expect("rows")).is_empty());
     }
 
@@ -495,31 +541,38 @@ mod tests {
 
     /// Everything stored in `messages`, in key order.
     async fn all_rows(
-        pool: &sqlx::SqlitePool,
+        pool: &db::Db,
     ) -> Vec<(i64, i64, i64, Option<i64>, String, Option<String>, String, String, i64)> {
-        sqlx::query_as(
+        on!(pool, |e| sqlx::query_as(
             "select tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts
              from messages order by room_id, seq",
         )
-        .fetch_all(pool)
-        .await
+        .fetch_all(e)
+        .await)
         .expect("rows")
     }
 
     #[tokio::test]
     async fn append_all_does_what_append_does_one_by_one() {
+        for backend in [db::Backend::Sqlite, db::Backend::Postgres] {
+            append_all_does_what_append_does_on(backend).await;
+        }
+    }
+
+    async fn append_all_does_what_append_does_on(backend: db::Backend) {
         // Two databases with the same tenant, users and rooms (same ids).
         let mut setups = Vec::new();
         for _ in 0..2 {
-            let (pool, dir) = db::test_pool().await;
-            let t = db::tenants::create(&pool, "acme", false).await.expect("tenant");
-            let ann = db::users::create(&pool, t, "ann", "x").await.expect("user");
-            let bob = db::users::create(&pool, t, "bob", "x").await.expect("user");
-            let a = db::rooms::create(&pool, t, "a").await.expect("room");
-            let b = db::rooms::create(&pool, t, "b").await.expect("room");
-            setups.push((pool, dir, t, ann, bob, a.id, b.id));
+            let test_db = db::testing::fresh(backend).await;
+            let pool = &test_db.db;
+            let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
+            let ann = db::users::create(pool, t, "ann", "x").await.expect("user");
+            let bob = db::users::create(pool, t, "bob", "x").await.expect("user");
+            let a = db::rooms::create(pool, t, "a").await.expect("room");
+            let b = db::rooms::create(pool, t, "b").await.expect("room");
+            setups.push((test_db, t, ann, bob, a.id, b.id));
         }
-        let (_, _, t, ann, bob, a, b) = setups[0];
+        let (_, t, ann, bob, a, b) = setups[0];
         let mk = |room: RoomId, sender: Option<UserId>, cmid: Option<&str>, i: i64| NewMessage {
             tenant: t,
             room,
@@ -560,11 +613,11 @@ mod tests {
             let pool = &setups[0].0;
             let mut tx = pool.begin().await.expect("tx");
             for m in &before_run {
-                append(&mut tx, m).await.expect("append");
+                append(&mut tx.conn(), m).await.expect("append");
             }
             let mut out = Vec::new();
             for m in &run {
-                out.push(append(&mut tx, m).await.expect("append"));
+                out.push(append(&mut tx.conn(), m).await.expect("append"));
             }
             tx.commit().await.expect("commit");
             out
@@ -572,9 +625,12 @@ mod tests {
         let grouped = {
             let pool = &setups[1].0;
             let mut tx = pool.begin().await.expect("tx");
-            append_all(&mut tx, &before_run.iter().collect::<Vec<_>>()).await.expect("append_all");
-            let out =
-                append_all(&mut tx, &run.iter().collect::<Vec<_>>()).await.expect("append_all");
+            append_all(&mut tx.conn(), &before_run.iter().collect::<Vec<_>>())
+                .await
+                .expect("append_all");
+            let out = append_all(&mut tx.conn(), &run.iter().collect::<Vec<_>>())
+                .await
+                .expect("append_all");
             tx.commit().await.expect("commit");
             out
         };
@@ -585,15 +641,18 @@ mod tests {
         assert_eq!(grouped[7], None);
         assert_eq!(all_rows(&setups[0].0).await, all_rows(&setups[1].0).await);
         for (pool, ..) in &setups {
-            let last: Vec<i64> = sqlx::query_scalar("select last_seq from rooms order by id")
-                .fetch_all(pool)
-                .await
+            let pool: &db::Db = pool;
+            let last: Vec<i64> =
+                on!(pool, |e| sqlx::query_scalar("select last_seq from rooms order by id")
+                    .fetch_all(e)
+                    .await)
                 .expect("rooms");
-            let counts: Vec<i64> = sqlx::query_scalar(
-                "select count(*) from rooms r left join messages m on m.room_id = r.id group by r.id order by r.id",
+            let counts: Vec<i64> = on!(pool, |e| sqlx::query_scalar(
+                "select count(m.seq) from rooms r left join messages m on m.room_id = r.id
+                 group by r.id order by r.id",
             )
-            .fetch_all(pool)
-            .await
+            .fetch_all(e)
+            .await)
             .expect("counts");
             assert_eq!(last, counts, "last_seq is each room's message count: gap-free");
         }

@@ -1,26 +1,26 @@
 //! `sessions` table: only the SHA-256 of each token is stored.
 
-use sqlx::SqliteExecutor;
-
-use super::{TenantId, UserId, now_ms};
+use super::{Ex, TenantId, UserId, now_ms, on};
 
 pub(crate) async fn create(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     user: UserId,
     token_hash: &[u8],
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into sessions (token_hash, tenant_id, user_id, created_at, expires_at) values (?, ?, ?, ?, ?)",
+    on!(db, |e| sqlx::query(
+        "insert into sessions (token_hash, tenant_id, user_id, created_at, expires_at)
+         values ($1, $2, $3, $4, $5)",
     )
     .bind(token_hash)
     .bind(tenant.0)
     .bind(user.0)
     .bind(now_ms())
     .bind(expires_at)
-    .execute(db)
-    .await?;
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -36,19 +36,19 @@ pub(crate) struct SessionOwner {
 
 /// The owner of the unexpired session with this token hash.
 pub(crate) async fn lookup(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     token_hash: &[u8],
 ) -> Result<Option<SessionOwner>, sqlx::Error> {
-    let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
+    let row: Option<(i64, String, i64, String, bool)> = on!(db, |e| sqlx::query_as(
         "select t.id, t.name, u.id, u.name, (u.disabled or t.disabled) from sessions s
          join users u on u.id = s.user_id and u.tenant_id = s.tenant_id
          join tenants t on t.id = s.tenant_id
-         where s.token_hash = ? and s.expires_at > ?",
+         where s.token_hash = $1 and s.expires_at > $2",
     )
     .bind(token_hash)
     .bind(now_ms())
-    .fetch_optional(db)
-    .await?;
+    .fetch_optional(e)
+    .await)?;
     Ok(row.map(|(t, tn, u, un, disabled)| SessionOwner {
         tenant: TenantId(t),
         tenant_name: tn,
@@ -59,22 +59,24 @@ pub(crate) async fn lookup(
 }
 
 pub(crate) async fn delete(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     token_hash: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sessions where tenant_id = ? and token_hash = ?")
+    on!(db, |e| sqlx::query("delete from sessions where tenant_id = $1 and token_hash = $2")
         .bind(tenant.0)
         .bind(token_hash)
-        .execute(db)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub(crate) async fn delete_expired(db: impl SqliteExecutor<'_>) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("delete from sessions where expires_at <= ?")
+pub(crate) async fn delete_expired(db: impl Into<Ex<'_>>) -> Result<u64, sqlx::Error> {
+    let r = on!(db, |e| sqlx::query("delete from sessions where expires_at <= $1")
         .bind(now_ms())
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected())
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(r)
 }

@@ -1,8 +1,6 @@
 //! `tenants` table.
 
-use sqlx::SqliteExecutor;
-
-use super::{DbError, TenantId, now_ms};
+use super::{DbError, Ex, TenantId, now_ms, on};
 
 /// A tenant row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,30 +24,44 @@ impl From<Row> for Tenant {
 }
 
 pub(crate) async fn create(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     name: &str,
     open_registration: bool,
 ) -> Result<TenantId, DbError> {
-    let id: i64 = sqlx::query_scalar(
-        "insert into tenants (name, open_registration, created_at) values (?, ?, ?) returning id",
+    let id: i64 = on!(db, |e| sqlx::query_scalar(
+        "insert into tenants (name, open_registration, created_at) values ($1, $2, $3) returning id",
     )
     .bind(name)
     .bind(open_registration)
     .bind(now_ms())
-    .fetch_one(db)
-    .await
+    .fetch_one(e)
+    .await)
     .map_err(DbError::from_insert)?;
     Ok(TenantId(id))
 }
 
+/// Locks the tenant's row until the caller's transaction ends (PostgreSQL;
+/// a no-op on SQLite, whose write transactions exclude each other anyway):
+/// what serializes creations that a per-tenant quota counts, across nodes.
+pub(crate) async fn lock(db: impl Into<Ex<'_>>, tenant: TenantId) -> Result<(), sqlx::Error> {
+    if let Ex::Pg(e) = db.into() {
+        sqlx::query("select id from tenants where id = $1 for update")
+            .bind(tenant.0)
+            .fetch_optional(e)
+            .await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn by_name(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     name: &str,
 ) -> Result<Option<Tenant>, sqlx::Error> {
-    let row: Option<Row> =
-        sqlx::query_as("select id, name, open_registration from tenants where name = ?")
-            .bind(name)
-            .fetch_optional(db)
-            .await?;
+    let row: Option<Row> = on!(db, |e| sqlx::query_as(
+        "select id, name, open_registration from tenants where name = $1"
+    )
+    .bind(name)
+    .fetch_optional(e)
+    .await)?;
     Ok(row.map(Tenant::from))
 }

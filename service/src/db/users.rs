@@ -1,8 +1,6 @@
 //! `users` table.
 
-use sqlx::SqliteExecutor;
-
-use super::{DbError, TenantId, UserId, now_ms};
+use super::{DbError, Ex, TenantId, UserId, now_ms, on};
 
 /// A user row.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,38 +40,39 @@ impl From<Row> for User {
 }
 
 pub(crate) async fn create(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     name: &str,
     password_hash: &str,
 ) -> Result<UserId, DbError> {
-    let id: i64 = sqlx::query_scalar(
-        "insert into users (tenant_id, name, password_hash, created_at) values (?, ?, ?, ?) returning id",
+    let id: i64 = on!(db, |e| sqlx::query_scalar(
+        "insert into users (tenant_id, name, password_hash, created_at) values ($1, $2, $3, $4)
+         returning id",
     )
     .bind(tenant.0)
     .bind(name)
     .bind(password_hash)
     .bind(now_ms())
-    .fetch_one(db)
-    .await
+    .fetch_one(e)
+    .await)
     .map_err(DbError::from_insert)?;
     Ok(UserId(id))
 }
 
 pub(crate) async fn by_name(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     name: &str,
 ) -> Result<Option<User>, sqlx::Error> {
     // A disabled tenant disables every user in it.
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = on!(db, |e| sqlx::query_as(
         "select u.id, u.name, u.password_hash, (u.disabled or t.disabled) as disabled
          from users u join tenants t on t.id = u.tenant_id
-         where u.tenant_id = ? and u.name = ?",
+         where u.tenant_id = $1 and u.name = $2",
     )
     .bind(tenant.0)
     .bind(name)
-    .fetch_optional(db)
-    .await?;
+    .fetch_optional(e)
+    .await)?;
     Ok(row.map(User::from))
 }
