@@ -103,16 +103,15 @@ pub(crate) async fn by_name(
     tenant: TenantId,
     name: &str,
 ) -> Result<Option<Room>, sqlx::Error> {
-    let row: Option<Row> =
-        on!(db, |e| {
-            sqlx::query_as(
+    let row: Option<Row> = on!(db, |e| {
+        sqlx::query_as(
         "select id, name, last_seq from rooms where tenant_id = $1 and name = $2 and not disabled",
     )
     .bind(tenant.0)
     .bind(name)
     .fetch_optional(e)
     .await
-        })?;
+    })?;
     Ok(row.map(Room::from))
 }
 
@@ -189,9 +188,8 @@ pub(crate) async fn membership(
     room: RoomId,
     user: UserId,
 ) -> Result<Option<u64>, sqlx::Error> {
-    let read: Option<i64> =
-        on!(db, |e| {
-            sqlx::query_scalar(
+    let read: Option<i64> = on!(db, |e| {
+        sqlx::query_scalar(
         "select read_seq from memberships where tenant_id = $1 and room_id = $2 and user_id = $3",
     )
     .bind(tenant.0)
@@ -199,7 +197,7 @@ pub(crate) async fn membership(
     .bind(user.0)
     .fetch_optional(e)
     .await
-        })?;
+    })?;
     Ok(read.map(to_u64))
 }
 
