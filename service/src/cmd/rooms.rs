@@ -37,12 +37,12 @@ pub(super) async fn create(s: &Shared, login: &Login, room: &str) -> Result<Valu
     // creation, on every node.
     let mut tx = pool.begin_write().await?;
     db::tenants::lock(&mut tx, login.tenant).await?;
-    let r = db::rooms::create_by(&mut tx, login.tenant, room, login.user).await.map_err(|e| {
-        match e {
+    let r = db::rooms::create_by(&mut tx, login.tenant, room, login.user).await.map_err(
+        |e| match e {
             db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
             e => e.into(),
-        }
-    })?;
+        },
+    )?;
     quota::check(
         &mut tx.conn(),
         &s.config.quotas,

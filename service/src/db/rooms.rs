@@ -87,14 +87,12 @@ pub(crate) async fn count_created_by(
 }
 
 /// Rooms of the tenant, however made (disabled ones included).
-pub(crate) async fn count(
-    db: impl Into<Ex<'_>>,
-    tenant: TenantId,
-) -> Result<u64, sqlx::Error> {
-    let n: i64 = on!(db, |e| sqlx::query_scalar("select count(*) from rooms where tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(e)
-        .await)?;
+pub(crate) async fn count(db: impl Into<Ex<'_>>, tenant: TenantId) -> Result<u64, sqlx::Error> {
+    let n: i64 =
+        on!(db, |e| sqlx::query_scalar("select count(*) from rooms where tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(e)
+            .await)?;
     Ok(to_u64(n))
 }
 
