@@ -9,9 +9,11 @@
 //! - `backup`: the online backup.
 
 mod backup;
+mod copy;
 mod manage;
 
 pub use backup::backup;
+pub use copy::{Copied, migrate_to};
 pub use manage::{
     RoomRow, TenantRow, UserRow, delete_room, delete_tenant, delete_user, list_rooms, list_tenants,
     list_users, set_password, set_room_disabled, set_tenant_disabled, set_user_disabled,

@@ -23,6 +23,14 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Create the database (SQLite in the data directory, or --database-url) and migrate it, then exit.
     Migrate(DataDir),
+    /// Copy the SQLite database (of --data-dir, or --database-url sqlite://PATH) into an
+    /// empty PostgreSQL database, ids and all; then run qchatd with database_url set to it.
+    MigrateTo {
+        /// The PostgreSQL database to fill: postgres://USER@HOST:PORT/DB (must be empty).
+        to: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCmd),
@@ -297,6 +305,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(d) => Ok(admin::migrate(&d.db()?).await?),
+        Command::MigrateTo { to, dir } => {
+            let target = DatabaseUrl::parse(&to, &dir.data_dir).map_err(anyhow::Error::msg)?;
+            for c in admin::migrate_to(&dir.db()?, &target).await? {
+                println!("{}: {}", c.table, c.rows);
+            }
+            println!(
+                "copied; run qchatd with database_url set to the target and the same data \
+                 directory (it keeps the files and the certificate)"
+            );
+            Ok(())
+        }
         Command::Tenant(c) => tenant(c).await,
         Command::User(c) => user(c).await,
         Command::Room(c) => room(c).await,

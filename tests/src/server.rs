@@ -221,6 +221,20 @@ impl TestServer {
         c
     }
 
+    /// Moves the stopped server to another database: `Some` runs it on that
+    /// PostgreSQL database from the next start on, `None` on the SQLite file
+    /// in its data directory.
+    ///
+    /// # Errors
+    /// While it is running.
+    pub fn use_postgres(&mut self, pg: Option<crate::ScratchDb>) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("stop the server before moving it to another database");
+        }
+        self.pg = pg;
+        Ok(())
+    }
+
     /// The backend this server runs on.
     pub fn backend(&self) -> Backend {
         if self.pg.is_some() { Backend::Postgres } else { Backend::Sqlite }
