@@ -191,6 +191,16 @@ async fn commit_each(pool: &Db, jobs: &[Job]) -> Vec<Result<Option<AppendOutcome
     );
     match result {
         Ok(outcomes) => outcomes,
+        // The database cannot be reached (PostgreSQL restarting, say): the
+        // senders are told `unavailable` and retry with the same
+        // client_msg_id, which is answered as a duplicate if the commit did
+        // happen after all.
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(cause = %e, batch = jobs.len(), "database unavailable; batch refused");
+            jobs.iter()
+                .map(|_| Err(refuse(ErrorCode::Unavailable, "database unavailable, retry")))
+                .collect()
+        }
         Err(e) => {
             tracing::error!(cause = %e, batch = jobs.len(), "message batch commit failed");
             jobs.iter().map(|_| Err(Error::Internal("commit failed".into()))).collect()

@@ -57,6 +57,12 @@ impl Error {
         }
     }
 
+    /// Whether the database could not be reached: the client is told
+    /// `unavailable` and may retry.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Db(e) if unreachable(e))
+    }
+
     /// Whether this is a server fault worth logging at error level.
     pub(crate) fn is_internal(&self) -> bool {
         !matches!(self, Self::Refused { .. })
