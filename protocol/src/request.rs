@@ -420,19 +420,9 @@ fn id_only(payload: &[u8]) -> Option<u64> {
 /// Whether objects and arrays in `payload` nest deeper than `max` levels,
 /// counted outside strings.
 fn deeper_than(payload: &[u8], max: usize) -> bool {
-    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
-    for &b in payload {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b'{' | b'[') {
+    let mut depth = 0usize;
+    for b in outside_strings(payload) {
+        if matches!(b, b'{' | b'[') {
             depth += 1;
             if depth > max {
                 return true;
@@ -444,12 +434,11 @@ fn deeper_than(payload: &[u8], max: usize) -> bool {
     false
 }
 
-/// Whether `payload` holds more than `max` JSON values, counted without
-/// parsing: every `{`, `[` and `,` outside strings starts a value (or a
-/// member). Invalid JSON may miscount; the parser refuses it anyway.
-fn more_values_than(payload: &[u8], max: usize) -> bool {
-    let (mut in_string, mut escaped, mut n) = (false, false, 0usize);
-    for &b in payload {
+/// The bytes of `payload` that lie outside JSON strings (quotes excluded),
+/// found without parsing: what the nesting and value counts look at.
+fn outside_strings(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    payload.iter().copied().filter(move |&b| {
         if in_string {
             if escaped {
                 escaped = false;
@@ -458,14 +447,19 @@ fn more_values_than(payload: &[u8], max: usize) -> bool {
             } else if b == b'"' {
                 in_string = false;
             }
+            false
         } else if b == b'"' {
             in_string = true;
-        } else if matches!(b, b'{' | b'[' | b',') {
-            n += 1;
-            if n > max {
-                return true;
-            }
+            false
+        } else {
+            true
         }
-    }
-    false
+    })
+}
+
+/// Whether `payload` holds more than `max` JSON values, counted without
+/// parsing: every `{`, `[` and `,` outside strings starts a value (or a
+/// member). Invalid JSON may miscount; the parser refuses it anyway.
+fn more_values_than(payload: &[u8], max: usize) -> bool {
+    outside_strings(payload).filter(|b| matches!(b, b'{' | b'[' | b',')).nth(max).is_some()
 }
