@@ -173,6 +173,8 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
         Some(path) => config::load(&path)?,
         None => config::Config::default(),
     };
+    let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
+    wrap::set_flags_as_letters(cfg.flag_letters.unwrap_or(in_tmux));
     let state = session::state_dir().ok_or(TuiError::NoStateDir)?;
     std::fs::create_dir_all(&state).map_err(|source| TuiError::StateFile {
         what: "creating",
@@ -212,7 +214,6 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     let mut ui = Ui::new(terminal, chat, rx, true)?;
     // Bells and notification escapes go straight to the terminal, after
     // the frame (outside tmux's passthrough unless inside tmux).
-    let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
     ui.alerts = Box::new(move |alerts, cfg| {
         use std::io::Write as _;
         let bytes = notify::escape(alerts, cfg, in_tmux);
@@ -222,6 +223,10 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     install_panic_hook();
     ui.terminal.enable_raw_mode().map_err(TuiError::terminal("raw mode"))?;
     ui.terminal.enter_alternate_screen().map_err(TuiError::terminal("alternate screen"))?;
+    if cfg.mouse {
+        // Restored (turned off) with the rest of the terminal.
+        ui.terminal.enable_mouse_capture().map_err(TuiError::terminal("mouse"))?;
+    }
 
     let mut runner = ports::Runner::new(tx, opts.trust.clone(), tokens, last);
     // The loop blocks between events; hand this worker's other tasks to
@@ -297,6 +302,7 @@ fn install_panic_hook() {
         let _ = crossterm::terminal::disable_raw_mode();
         let _ = crossterm::execute!(
             std::io::stdout(),
+            crossterm::event::DisableMouseCapture,
             crossterm::terminal::LeaveAlternateScreen,
             crossterm::cursor::Show
         );

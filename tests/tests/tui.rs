@@ -4,7 +4,8 @@
 //! format), a `name:` mention ringing the bell (BEL in the pane's raw
 //! output) with a desktop notification, Up recalling the last line sent,
 //! the server stopping (its reason shown) while a line typed meanwhile
-//! shows as sending and then as delivered, resize, scroll back to the
+//! shows as sending and then as delivered, a flag drawn as its letters in
+//! tmux, the mouse wheel scrolling back and forth, resize, scroll back to the
 //! first of 500 messages, two uploads at once, `/quit` with the terminal restored
 //! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
 //! state directory; then a restart with no password and no identity options
@@ -81,6 +82,8 @@ impl Session {
         assert!(s.contains("QCHAT-EXIT 0"), "{s}");
         assert!(!s.contains("Rooms"), "the alternate screen was left:\n{s}");
         assert_eq!(tmux(&["display-message", "-p", "-t", &self.0, "#{alternate_on}"]).trim(), "0");
+        let mouse = tmux(&["display-message", "-p", "-t", &self.0, "#{mouse_any_flag}"]);
+        assert_eq!(mouse.trim(), "0", "mouse reporting is off again");
         let stty = s.split("QCHAT-EXIT").last().unwrap_or_default();
         let flags: Vec<&str> = stty.split([' ', ';', '\n']).collect();
         for flag in ["icanon", "echo"] {
@@ -159,10 +162,11 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     // from here on, to see the bell.
     let raw = dir.path().join("pane.raw");
     tmux(&["pipe-pane", "-o", "-t", &session.0, &format!("cat >> '{}'", raw.display())]);
+    let fingerprint = server.fingerprint.clone();
     let bob_says = |text: &str| -> anyhow::Result<()> {
         let out = Command::new(&qchat)
             .args(["send", "general", text, "--server", &addr, "--tenant", "acme"])
-            .args(["--user", "bob", "--fingerprint", &server.fingerprint])
+            .args(["--user", "bob", "--fingerprint", &fingerprint])
             .env("QCHAT_PASSWORD", "bob-password")
             .output()?;
         assert!(out.status.success(), "qchat send: {}", String::from_utf8_lossy(&out.stderr));
@@ -230,6 +234,32 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
             .await??;
     let stored = page.messages.iter().filter(|m| m.body == offline && m.sender == "ann").count();
     assert_eq!(stored, 1, "stored once: {:?}", page.messages);
+
+    // A flag inside tmux is drawn as its letters (tmux 3.3 splits regional
+    // indicator pairs and leaves stray halves behind).
+    bob_says("flag 🇯🇵 here")?;
+    let s = wait_for(&session.0, "the flag", |s| s.contains("flag [JP] here"));
+    assert!(!s.contains('\u{1F1EF}') && !s.contains('\u{1F1F5}'), "no indicator drawn:\n{s}");
+
+    // The mouse wheel (SGR mouse reports, as a terminal sends them) scrolls
+    // the messages back, and forward again to the newest.
+    let flag =
+        |name: &str| tmux(&["display-message", "-p", "-t", &session.0, &format!("#{{{name}}}")]);
+    assert_eq!(flag("mouse_sgr_flag").trim(), "1", "the UI asked for SGR mouse reports");
+    assert_eq!(flag("mouse_any_flag").trim(), "1", "and for every mouse event");
+    let wheel = |button: u8, notches: usize| {
+        for _ in 0..notches {
+            keys(&session.0, &["-l", &format!("\x1b[<{button};50;10M")]);
+        }
+    };
+    wheel(64, 2);
+    let s = wait_for(&session.0, "scrolled back by the wheel", |s| s.contains("End for newest"));
+    assert!(!s.contains("flag [JP] here"), "six rows up, the newest is out of view:\n{s}");
+    assert!(s.lines().any(|l| l.trim_end() == ">"), "no mouse report typed into the input:\n{s}");
+    wheel(65, 4);
+    wait_for(&session.0, "back at the newest", |s| {
+        !s.contains("End for newest") && s.contains("flag [JP] here")
+    });
 
     // Resize: the UI redraws at the new size, and back.
     for (w, h) in [(80, 24), (100, 30)] {

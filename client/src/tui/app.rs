@@ -47,6 +47,30 @@ pub(crate) enum Msg {
     Input(InputMsg),
     /// Keys that move the view.
     View(ViewMsg),
+    /// The mouse, on the main screen.
+    Mouse(MouseMsg),
+}
+
+/// What the mouse did, where (terminal cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MouseMsg {
+    /// What.
+    pub(crate) kind: MouseKind,
+    /// Column.
+    pub(crate) col: u16,
+    /// Row.
+    pub(crate) row: u16,
+}
+
+/// The mouse actions the UI uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MouseKind {
+    /// The wheel rolled up (towards older messages).
+    WheelUp,
+    /// The wheel rolled down.
+    WheelDown,
+    /// The left button went down.
+    Click,
 }
 
 /// Log-in form keys.

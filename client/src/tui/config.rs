@@ -35,6 +35,12 @@ pub(crate) struct Config {
     pub(crate) notify: Notify,
     /// How join, leave and quit lines show.
     pub(crate) events: EventsShown,
+    /// Take the mouse (wheel, clicks); off leaves it to the terminal
+    /// (selecting text without Shift).
+    pub(crate) mouse: bool,
+    /// Draw flags as their letters (`[JP]`): `None` decides at start
+    /// (inside tmux, yes).
+    pub(crate) flag_letters: Option<bool>,
 }
 
 impl Default for Config {
@@ -47,6 +53,8 @@ impl Default for Config {
             keys: Keymap::default(),
             notify: Notify::default(),
             events: EventsShown::Lines,
+            mouse: true,
+            flag_letters: None,
         }
     }
 }
@@ -60,6 +68,8 @@ struct Raw {
     date_format: Option<String>,
     download_dir: Option<String>,
     events: Option<String>,
+    mouse: Option<bool>,
+    flags: Option<String>,
     colors: Option<RawColors>,
     keys: Option<BTreeMap<String, OneOrMany>>,
     notifications: Option<RawNotify>,
@@ -185,6 +195,19 @@ pub(crate) fn parse(text: &str) -> Result<Config, String> {
             format!("events: {e:?} is not one of \"lines\", \"folded\", \"hidden\"")
         })?;
     }
+    if let Some(m) = raw.mouse {
+        cfg.mouse = m;
+    }
+    if let Some(f) = raw.flags {
+        cfg.flag_letters = match f.trim() {
+            "auto" => None,
+            "emoji" => Some(false),
+            "letters" => Some(true),
+            _ => {
+                return Err(format!("flags: {f:?} is not one of \"auto\", \"emoji\", \"letters\""));
+            }
+        };
+    }
     if let Some(n) = raw.notifications {
         if let Some(on) = n.on {
             cfg.notify.when = When::parse(&on).ok_or_else(|| {
@@ -265,7 +288,15 @@ pub fn default_text() -> String {
          # Joins, leaves and quits (with their reasons), and this client losing\n\
          # its connection, as dim lines in the rooms: \"lines\" (one each),\n\
          # \"folded\" (each run on one line) or \"hidden\". Alt-J cycles them.\n\
-         events = \"lines\"\n\n"
+         events = \"lines\"\n\n\
+         # The mouse: the wheel scrolls, a click opens a room, downloads a file\n\
+         # offer or shows the transfers. Hold Shift to select text meanwhile\n\
+         # (most terminals); false leaves the mouse to the terminal.\n\
+         mouse = true\n\n\
+         # Flags (🇯🇵) as emoji, or as their letters ([JP]) for terminals that\n\
+         # break them apart and leave stray halves (tmux 3.3 does). \"auto\":\n\
+         # letters inside tmux, emoji elsewhere.\n\
+         flags = \"auto\"\n\n"
     ));
     let n = Notify::default();
     out.push_str(&format!(
@@ -348,6 +379,8 @@ mod tests {
             time_format = "%H:%M:%S"
             download_dir = "/tmp/dl"
             events = "folded"
+            mouse = false
+            flags = "letters"
             [colors]
             mention = "#ff8800"
             own = "208"
@@ -364,6 +397,8 @@ mod tests {
         .expect("valid");
         assert_eq!(cfg.time_format, "%H:%M:%S");
         assert_eq!(cfg.events, EventsShown::Folded);
+        assert!(!cfg.mouse);
+        assert_eq!(cfg.flag_letters, Some(true));
         assert_eq!(cfg.download_dir.as_deref(), Some(Path::new("/tmp/dl")));
         assert_eq!(cfg.theme.mention, Color::Rgb(0xff, 0x88, 0));
         assert_eq!(cfg.theme.own, Color::Indexed(208));
@@ -383,6 +418,7 @@ mod tests {
         assert!(err("[keys]\nteleport = \"f5\"").contains("teleport"));
         assert!(err("time_format = 5").contains("time_format"));
         assert!(err("[notifications]\non = \"sometimes\"").contains("notifications.on"));
+        assert!(err("flags = \"pictures\"").contains("flags"));
         assert!(err("[notifications]\ndesktop = \"osc8\"").contains("notifications.desktop"));
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Line {
     pub(crate) text: String,
     /// How to style it.
     pub(crate) style: LineStyle,
+    /// The file a file offer's line offers (a click downloads it).
+    pub(crate) file: Option<u64>,
 }
 
 /// The style class of a message line.

@@ -4,7 +4,9 @@
 //! No terminal and no network here, so update() can be tested directly.
 
 use std::path::PathBuf;
+
 use std::time::Instant;
+use tuirealm::ratatui::layout::Rect;
 
 use crate::{ConnState, RoomInfo};
 
@@ -104,6 +106,21 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Where the last frame drew what a click or the wheel can reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Hits {
+    /// The room list (empty when folded away).
+    pub(crate) rooms: Rect,
+    /// The message view.
+    pub(crate) messages: Rect,
+    /// Per row inside the message view, the file its line offers.
+    pub(crate) files: Vec<Option<u64>>,
+    /// The transfers panel (empty when there is none).
+    pub(crate) transfers: Rect,
+    /// The overlay, when one is up.
+    pub(crate) popup: Option<Rect>,
+}
+
 /// An overlay with a title and lines (help, room list, transfers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Popup {
@@ -169,6 +186,8 @@ pub(crate) struct Chat {
     pub(crate) download_dir: PathBuf,
     /// Message view size (columns, rows), from the last draw.
     pub(crate) viewport: (usize, usize),
+    /// Where the last frame put things, for the mouse.
+    pub(crate) hits: Hits,
     /// Work for the network side.
     pub(crate) effects: Vec<Effect>,
     /// A quit is under way.
@@ -233,6 +252,7 @@ impl Chat {
             next_transfer: 1,
             download_dir: PathBuf::from("."),
             viewport: (60, 20),
+            hits: Hits::default(),
             effects: Vec::new(),
             quitting: false,
             quit: false,

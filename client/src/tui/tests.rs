@@ -767,5 +767,6 @@ fn resizing_redraws_at_the_new_size_and_keeps_the_place() {
 }
 
 mod editing;
+mod mouse;
 mod notify;
 mod people;

@@ -3,11 +3,12 @@
 //!
 //! Here: the dispatch, ticks and network events; `update/` holds the
 //! log-in form, the input line and commands, reconnecting by hand, the
-//! overlays and the view keys.
+//! overlays, the view keys and the mouse.
 
 mod connect;
 mod form;
 mod input;
+mod mouse;
 mod popups;
 mod view;
 
@@ -32,6 +33,7 @@ impl Chat {
             Msg::Login(m) => self.on_form(m),
             Msg::Input(m) => self.on_input(m),
             Msg::View(m) => self.on_view(m),
+            Msg::Mouse(m) => self.on_mouse(m),
         }
     }
 

@@ -116,6 +116,10 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         .constraints([Constraint::Length(side), Constraint::Min(10), Constraint::Length(members_w)])
         .split(rows[0]);
 
+    chat.hits.rooms = if side > 0 { cols[0] } else { Rect::default() };
+    chat.hits.messages = cols[1];
+    chat.hits.transfers = if transfers_h > 0 { rows[1] } else { Rect::default() };
+    chat.hits.popup = None;
     if side > 0 {
         with::<RoomList>(app, Id::Rooms, |c| c.set(&chat.rooms, chat.current));
         app.view(&Id::Rooms, f, cols[0]);
@@ -146,6 +150,13 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         }
         None => (Vec::new(), " no room ".to_owned()),
     };
+    chat.hits.files = rows_shown
+        .iter()
+        .map(|r| match r {
+            layout::Row::Line(l) => l.file,
+            _ => None,
+        })
+        .collect();
     with::<MessageView>(app, Id::Messages, |c| c.set(rows_shown, title));
     app.view(&Id::Messages, f, cols[1]);
 
@@ -185,6 +196,7 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         let text_rows: usize = p.lines.iter().map(|l| wrap::wrap(l, usize::from(w)).len()).sum();
         let h = u16::try_from(text_rows + 2).unwrap_or(u16::MAX);
         let r = centered(rows[0], POPUP_W, h);
+        chat.hits.popup = Some(r);
         let visible = usize::from(r.height.saturating_sub(2));
         p.scroll = p.scroll.min(text_rows.saturating_sub(visible));
         let more = text_rows > visible;

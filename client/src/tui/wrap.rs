@@ -20,10 +20,13 @@
 //!   two, or typed half) is drawn one column wide by some terminals and
 //!   two by others, so whatever ratatui assumes leaves a stray half glyph
 //!   in some of them: it is shown as its letter (`J`), as Unicode suggests
-//!   for a region with no flag. A pair is one flag, two columns
-//!   everywhere.
+//!   for a region with no flag. A pair is one flag of two columns, or its
+//!   letters (`[JP]`) where the terminal splits pairs (the config's
+//!   `flags`; by default inside tmux, whose 3.3 loses the text after a
+//!   flag).
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tuirealm::ratatui::buffer::CellWidth as _;
 use unicode_segmentation::UnicodeSegmentation;
@@ -48,13 +51,39 @@ fn regional_letter(c: char) -> Option<char> {
     char::from_u32(u32::from(b'A') + off)
 }
 
+/// Whether flags are drawn as their letters (`[JP]`): set once at start
+/// from the config (`flags`), for terminals that break regional indicator
+/// pairs apart (tmux 3.3 does: it keeps the pair in one cell and loses the
+/// text after it, so ratatui's idea of the row and the screen part ways and
+/// stray halves stay behind).
+static FLAGS_AS_LETTERS: AtomicBool = AtomicBool::new(false);
+
+/// Sets how flags are drawn, for the whole process (see
+/// [`FLAGS_AS_LETTERS`]).
+pub(crate) fn set_flags_as_letters(letters: bool) {
+    FLAGS_AS_LETTERS.store(letters, Ordering::Relaxed);
+}
+
 /// A cluster in the form it is drawn in, and its width.
 fn cluster(g: &str) -> (Cow<'_, str>, usize) {
+    cluster_with(g, FLAGS_AS_LETTERS.load(Ordering::Relaxed))
+}
+
+/// [`cluster`], flags as letters or not.
+fn cluster_with(g: &str, flag_letters: bool) -> (Cow<'_, str>, usize) {
     let mut chars = g.chars();
-    if let (Some(c), None) = (chars.next(), chars.next())
-        && let Some(letter) = regional_letter(c)
-    {
-        return (Cow::Owned(letter.to_string()), 1);
+    match (chars.next(), chars.next(), chars.next()) {
+        (Some(c), None, _) => {
+            if let Some(letter) = regional_letter(c) {
+                return (Cow::Owned(letter.to_string()), 1);
+            }
+        }
+        (Some(a), Some(b), None) if flag_letters => {
+            if let (Some(a), Some(b)) = (regional_letter(a), regional_letter(b)) {
+                return (Cow::Owned(format!("[{a}{b}]")), 4);
+            }
+        }
+        _ => {}
     }
     let w = raw_width(g);
     if w <= 2 || !g.contains(ZWJ) {
@@ -315,6 +344,14 @@ mod tests {
         assert_eq!(wrap("a🇯🇵🇫 b", 80), ["a🇯🇵F b"]);
         assert_eq!(truncate("🇯x", 5), "Jx");
         assert_eq!(pad("🇯", 3), "J  ");
+    }
+
+    #[test]
+    fn flags_can_be_drawn_as_their_letters() {
+        assert_eq!(cluster_with("🇯🇵", true), (Cow::Owned("[JP]".to_owned()), 4));
+        assert_eq!(cluster_with("🇯🇵", false), (Cow::Borrowed("🇯🇵"), 2));
+        assert_eq!(cluster_with("🇯", true), (Cow::Owned("J".to_owned()), 1));
+        assert_eq!(cluster_with("é", true), (Cow::Borrowed("é"), 1), "not an indicator");
     }
 
     #[test]

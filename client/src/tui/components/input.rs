@@ -2,7 +2,9 @@
 //! candidates, and the keys of the main screen.
 
 use tuirealm::component::{AppComponent, Component};
-use tuirealm::event::{Event, Key, KeyEvent, KeyModifiers};
+use tuirealm::event::{
+    Event, Key, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use tuirealm::props::Props;
 use tuirealm::ratatui::Frame;
 use tuirealm::ratatui::layout::Rect;
@@ -11,7 +13,7 @@ use tuirealm::ratatui::text::{Line, Span};
 use tuirealm::ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{global, props_boilerplate};
-use crate::tui::app::{InputMsg, Msg, UserEvent, ViewMsg};
+use crate::tui::app::{InputMsg, MouseKind, MouseMsg, Msg, UserEvent, ViewMsg};
 use crate::tui::keys::{Action, Keymap};
 use crate::tui::theme::Theme;
 use crate::tui::wrap;
@@ -105,9 +107,23 @@ impl AppComponent<Msg, UserEvent> for InputBox {
         if let Some(m) = global(ev) {
             return Some(m);
         }
-        let Event::Keyboard(key) = ev else { return None };
-        key_to_msg(&self.keys, *key)
+        match ev {
+            Event::Keyboard(key) => key_to_msg(&self.keys, *key),
+            Event::Mouse(m) => mouse_to_msg(*m),
+            _ => None,
+        }
     }
+}
+
+/// The mouse events the main screen uses: the wheel, left clicks.
+pub(crate) fn mouse_to_msg(m: MouseEvent) -> Option<Msg> {
+    let kind = match m.kind {
+        MouseEventKind::ScrollUp => MouseKind::WheelUp,
+        MouseEventKind::ScrollDown => MouseKind::WheelDown,
+        MouseEventKind::Down(MouseButton::Left) => MouseKind::Click,
+        _ => return None,
+    };
+    Some(Msg::Mouse(MouseMsg { kind, col: m.column, row: m.row }))
 }
 
 /// The main screen's keys: bound ones do their action, other characters

@@ -41,6 +41,7 @@ pub(crate) fn rows_of(items: &[Item], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
         rows.push(Row::Day(ctx.zone.day_of(item.ts())));
     }
     let prev = i.checked_sub(1).map(|p| &items[p]);
+    let file = item.msg().and_then(|m| m.file.as_ref()).map(|f| f.id);
     let (text, style, sender, folded) = match item {
         Item::Msg(m) => {
             let is_new = m.seq > ctx.marker_seq && prev.is_none_or(|p| p.key().0 <= ctx.marker_seq);
@@ -92,6 +93,7 @@ pub(crate) fn rows_of(items: &[Item], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
             indent,
             text: piece,
             style,
+            file,
         }));
     }
     rows

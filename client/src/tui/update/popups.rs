@@ -23,6 +23,11 @@ impl Chat {
         }
         lines.push(String::new());
         lines.push(":tada: emoji · @name or name: at the start mentions".to_owned());
+        lines.push(
+            "mouse: the wheel scrolls · click a room to open it, a file offer to download \
+             it, the transfers to see them in full · Shift+drag selects text"
+                .to_owned(),
+        );
         Popup::new("Help", lines)
     }
 
