@@ -174,7 +174,7 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
         None => config::Config::default(),
     };
     let in_tmux = std::env::var_os("TMUX").is_some_and(|t| !t.is_empty());
-    wrap::set_flags_as_letters(cfg.flag_letters.unwrap_or(in_tmux));
+    let flag_letters = cfg.flag_letters.unwrap_or(in_tmux);
     let state = session::state_dir().ok_or(TuiError::NoStateDir)?;
     std::fs::create_dir_all(&state).map_err(|source| TuiError::StateFile {
         what: "creating",
@@ -232,10 +232,15 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     // The loop blocks between events; hand this worker's other tasks to
     // the rest of the runtime meanwhile, or tasks the UI just spawned could
     // wait in this worker's queue until the next key.
-    let result = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        tokio::task::block_in_place(|| ui.run(&mut runner))
-    } else {
+    // Set on the thread that lays out and draws (a per-thread setting).
+    let mut run_ui = || {
+        wrap::set_flags_as_letters(flag_letters);
         ui.run(&mut runner)
+    };
+    let result = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(run_ui)
+    } else {
+        run_ui()
     };
     runner.shutdown().await;
     let restored = ui.terminal.restore();

@@ -26,7 +26,7 @@
 //!   flag).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
 
 use tuirealm::ratatui::buffer::CellWidth as _;
 use unicode_segmentation::UnicodeSegmentation;
@@ -51,22 +51,27 @@ fn regional_letter(c: char) -> Option<char> {
     char::from_u32(u32::from(b'A') + off)
 }
 
-/// Whether flags are drawn as their letters (`[JP]`): set once at start
-/// from the config (`flags`), for terminals that break regional indicator
-/// pairs apart (tmux 3.3 does: it keeps the pair in one cell and loses the
-/// text after it, so ratatui's idea of the row and the screen part ways and
-/// stray halves stay behind).
-static FLAGS_AS_LETTERS: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Whether flags are drawn as their letters (`[JP]`): set once at start
+    /// from the config (`flags`), for terminals that break regional
+    /// indicator pairs apart (tmux 3.3 does: it keeps the pair in one cell
+    /// and loses the text after it, so ratatui's idea of the row and the
+    /// screen part ways and stray halves stay behind). Per thread: the UI
+    /// loop lays out and draws on the thread that set it (`run` does not
+    /// await before the loop), and tests that draw in parallel each choose
+    /// their own.
+    static FLAGS_AS_LETTERS: Cell<bool> = const { Cell::new(false) };
+}
 
-/// Sets how flags are drawn, for the whole process (see
+/// Sets how flags are drawn on this thread, the UI's (see
 /// [`FLAGS_AS_LETTERS`]).
 pub(crate) fn set_flags_as_letters(letters: bool) {
-    FLAGS_AS_LETTERS.store(letters, Ordering::Relaxed);
+    FLAGS_AS_LETTERS.with(|f| f.set(letters));
 }
 
 /// A cluster in the form it is drawn in, and its width.
 fn cluster(g: &str) -> (Cow<'_, str>, usize) {
-    cluster_with(g, FLAGS_AS_LETTERS.load(Ordering::Relaxed))
+    cluster_with(g, FLAGS_AS_LETTERS.with(Cell::get))
 }
 
 /// [`cluster`], flags as letters or not.

@@ -360,6 +360,24 @@ fn a_lone_regional_indicator_is_drawn_as_its_letter() {
 }
 
 #[test]
+fn snapshot_flags_drawn_as_their_letters() {
+    // As inside tmux (config `flags`): a pair as its letters, a lone
+    // indicator as its letter, the rest of the row where ratatui put it.
+    super::super::wrap::set_flags_as_letters(true);
+    let mut msgs = conversation();
+    msgs.push(msg("general", 7, "bob", "flags 🇯🇵🇫🇷 and half 🇩 one", T0 + 240_000));
+    let mut chat = main_chat(msgs);
+    let screen = render(&mut chat, 80, 24);
+    super::super::wrap::set_flags_as_letters(false);
+    insta::assert_snapshot!("flags_letters_80x24", screen);
+    assert!(screen.contains("flags [JP][FR] and half D one"), "{screen}");
+    assert!(!screen.chars().any(|c| ('\u{1F1E6}'..='\u{1F1FF}').contains(&c)), "{screen}");
+    for line in screen.lines() {
+        assert!(super::super::wrap::width(line) <= 80, "{line:?}");
+    }
+}
+
+#[test]
 fn quit_takes_a_reason() {
     let mut chat = main_chat(conversation());
     type_line(&mut chat, "/quit lunch, back at 2");
