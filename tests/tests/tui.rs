@@ -6,7 +6,8 @@
 //! the server stopping (its reason shown) while a line typed meanwhile
 //! shows as sending and then as delivered, a flag drawn as its letters in
 //! tmux, the mouse wheel scrolling back and forth, resize, scroll back to the
-//! first of 500 messages, two uploads at once, `/quit` with the terminal restored
+//! first of 500 messages, two uploads at once, `/quit REASON` (the reason
+//! reaching another user) with the terminal restored
 //! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
 //! state directory; then a restart with no password and no identity options
 //! that reaches the main screen on the saved session token (file mode 0600).
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 /// Ann's password: must never be shown.
 const PASSWORD: &str = "ann-password";
 
-use qchat_client::{Auth, Client, ClientConfig, Trust};
+use qchat_client::{Auth, Client, ClientConfig, ClientEvent, Trust};
 use qchat_tests::{TestServer, bin_path};
 
 /// Runs tmux with `args`, returning stdout.
@@ -73,11 +74,13 @@ impl Session {
         Self(name)
     }
 
-    /// Sends `/quit`, waits for the exit, and checks it was clean and the
-    /// terminal was restored: the alternate screen left, and canonical mode
-    /// and echo back on (raw mode turns both off).
-    fn quit_and_check_restored(&self) {
-        keys(&self.0, &["/quit", "Enter"]);
+    /// Sends `quit` (`/quit`, maybe with a reason), waits for the exit, and
+    /// checks it was clean and the terminal was restored: the alternate
+    /// screen left, mouse reporting off, and canonical mode and echo back on
+    /// (raw mode turns both off).
+    fn quit_and_check_restored(&self, quit: &str) {
+        keys(&self.0, &["-l", quit]);
+        keys(&self.0, &["Enter"]);
         let s = wait_for(&self.0, "the exit", |s| s.contains("STTY-END"));
         assert!(s.contains("QCHAT-EXIT 0"), "{s}");
         assert!(!s.contains("Rooms"), "the alternate screen was left:\n{s}");
@@ -117,7 +120,7 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
         Auth::Password("bob-password".into()),
         Trust::Fingerprint(server.fingerprint.clone()),
     );
-    let (bob, _events) = Client::connect(cfg).await?;
+    let (bob, mut bob_events) = Client::connect(cfg).await?;
     bob.join_room("general").await?;
     for i in 1..=500 {
         bob.send("general", &format!("msg {i}")).await?;
@@ -295,8 +298,27 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
         s.matches("100%").count() >= 2 && s.contains("2 done")
     });
 
-    // Quit, and the terminal is back to normal.
-    session.quit_and_check_restored();
+    // Quit with a reason, and the terminal is back to normal; bob hears
+    // the reason.
+    session.quit_and_check_restored("/quit back after lunch");
+    // (Bob may also have seen her go offline as the server stopped.)
+    let mut reasons = Vec::new();
+    let heard = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(ev) = bob_events.recv().await {
+            if let ClientEvent::Presence(p) = ev
+                && p.user == "ann"
+                && !p.online
+            {
+                if p.reason.as_deref() == Some("back after lunch") {
+                    return true;
+                }
+                reasons.push(p.reason);
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(heard, Ok(true), "the /quit reason never reached bob; he heard {reasons:?}");
     drop(session);
     let tokens = state.join("sessions");
     #[cfg(unix)]
@@ -326,7 +348,7 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     wait_for(&again.0, "the main screen on the saved token", |s| {
         s.contains("connected") && s.contains("general")
     });
-    again.quit_and_check_restored();
+    again.quit_and_check_restored("/quit");
     bob.quit(None).await?;
     Ok(())
 }

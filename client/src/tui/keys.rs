@@ -198,7 +198,7 @@ impl Action {
             Self::Bottom => "newest message",
             Self::NextRoom => "next room",
             Self::PrevRoom => "previous room",
-            Self::Close => "close this overlay",
+            Self::Close => "close the overlay, drop the completions",
             Self::GetLatestFile => "download the latest file offered here",
             Self::Transfers => "transfers with their full status",
             Self::ClearTransfers => "clear finished transfers",

@@ -346,6 +346,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_download_directory_is_absolute_so_the_ui_can_say_where() {
+        // No XDG download folder here (a bare HOME in CI): the fallback is
+        // the current directory, written out in full, not ".".
+        assert!(download_dir().is_absolute(), "{}", download_dir().display());
+    }
+
+    #[test]
     fn percent_speed_eta() {
         let t0 = Instant::now();
         let mut t = Transfer::new(1, Direction::Up, "a.bin".into(), 1000, t0);

@@ -18,6 +18,22 @@ use crate::tui::model::{FIELDS, FormStatus, LoginForm, PASSWORD, Registration};
 use crate::tui::theme::Theme;
 use crate::tui::wrap;
 
+/// The log-in form's keys (fixed, not in the keymap) as the help screen
+/// lists them: key names as the config file writes them, and what they do.
+pub(crate) const LOGIN_KEYS: &[(&[&str], &str)] = &[
+    (&["enter"], "log in (or register)"),
+    (&["tab", "down"], "next field"),
+    (&["backtab", "up"], "previous field"),
+    (&["ctrl-u"], "clear the field"),
+    (&["ctrl-w", "alt-backspace"], "delete the word left"),
+    (&["backspace"], "delete left"),
+    (&["ctrl-r"], "create the account (where the tenant allows it)"),
+    (&["ctrl-t"], "pin a changed certificate (asks again)"),
+    (&["y", "n"], "answer a certificate question"),
+    (&["esc"], "say no to a certificate question"),
+    (&["ctrl-c"], "quit"),
+];
+
 /// The log-in screen.
 #[derive(Default)]
 pub(crate) struct LoginView {

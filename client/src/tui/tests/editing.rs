@@ -197,6 +197,19 @@ fn the_help_lists_every_key_as_bound() {
         assert!(text.contains(action.describe()), "{}", action.name());
     }
     assert!(text.contains("Alt-X") && !text.contains("Ctrl-X"), "the rebinding shows:\n{text}");
+    // The log-in form's keys too, each one the form really takes.
+    use tuirealm::component::AppComponent as _;
+    let mut login = super::super::components::login::LoginView::default();
+    for (specs, what) in super::super::components::login::LOGIN_KEYS {
+        assert!(text.contains(what), "{what} missing from the help:\n{text}");
+        for spec in *specs {
+            let chord = crate::tui::keys::Chord::parse(spec).expect("a key name");
+            assert!(text.contains(&chord.to_string()), "{chord} missing from the help:\n{text}");
+            let ev = Event::Keyboard(KeyEvent { code: chord.key, modifiers: chord.mods });
+            assert!(login.on(&ev).is_some(), "the log-in form ignores {chord}");
+        }
+    }
+    assert!(text.contains("wheel"), "the mouse:\n{text}");
     // The help is longer than the screen: the scrolling keys scroll it.
     let first = render(&mut chat, 80, 24);
     chat.update(Msg::View(ViewMsg::PageDown));

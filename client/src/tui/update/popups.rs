@@ -2,7 +2,8 @@
 //! full, the room list.
 
 use crate::tui::commands::COMMANDS;
-use crate::tui::keys::Action;
+use crate::tui::components::login::LOGIN_KEYS;
+use crate::tui::keys::{Action, Chord};
 use crate::tui::layout::{self};
 use crate::tui::model::{Chat, Popup};
 use crate::tui::transfer::{self, Direction};
@@ -20,6 +21,15 @@ impl Chat {
         let col = keys.iter().map(|(k, _)| k.len()).max().unwrap_or(0).min(24);
         for (k, what) in keys {
             lines.push(format!("{k:<col$} {what}"));
+        }
+        lines.push(String::new());
+        lines.push("On the log-in screen:".to_owned());
+        for (specs, what) in LOGIN_KEYS {
+            let k: Vec<String> = specs
+                .iter()
+                .map(|s| Chord::parse(s).map_or_else(|_| (*s).to_owned(), |c| c.to_string()))
+                .collect();
+            lines.push(format!("{:<col$} {what}", k.join(" ")));
         }
         lines.push(String::new());
         lines.push(":tada: emoji · @name or name: at the start mentions".to_owned());
