@@ -38,8 +38,11 @@ pub(crate) struct Cli {
 /// Connection and identity options, shared by the subcommands and the TUI.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SharedOpts {
-    /// Server address.
-    #[arg(long, global = true, env = "QCHAT_SERVER", value_name = "ADDR:PORT")]
+    /// Server address; several nodes of one service as a comma-separated
+    /// list (`a:4433,b:4433`), tried in turn when a connection drops.
+    /// Each address is pinned on its own in the known-hosts file;
+    /// --fingerprint pins one certificate for them all.
+    #[arg(long, global = true, env = "QCHAT_SERVER", value_name = "ADDR:PORT[,...]")]
     pub(crate) server: Option<String>,
     /// Tenant (organisation) name.
     #[arg(long, global = true, env = "QCHAT_TENANT", value_name = "T")]
@@ -286,11 +289,12 @@ fn required(value: &Option<String>, missing: &'static str) -> anyhow::Result<Str
 /// Words a person can act on for the errors that need a decision.
 pub(crate) fn explain(err: ClientError, cfg: &ClientConfig) -> anyhow::Error {
     match err {
-        ClientError::UnknownHost { fingerprint } => anyhow::anyhow!(
-            "unknown server certificate sha256 {fingerprint}; check it with the operator, \
-             then pass --fingerprint {fingerprint} or --accept-new"
+        ClientError::UnknownHost { server, fingerprint } => anyhow::anyhow!(
+            "unknown server certificate sha256 {fingerprint}{}; check it with the operator, \
+             then pass --fingerprint {fingerprint} or --accept-new",
+            at_one_of(cfg, &server)
         ),
-        ClientError::HostChanged { expected, got } => {
+        ClientError::HostChanged { server, expected, got } => {
             let file = match &cfg.trust {
                 Trust::KnownHosts { path, .. } => format!(" in {}", path.display()),
                 _ => String::new(),
@@ -299,11 +303,17 @@ pub(crate) fn explain(err: ClientError, cfg: &ClientConfig) -> anyhow::Error {
                 "server certificate changed: {} is pinned to sha256 {expected}{file} but \
                  presented {got}; refusing to connect (if the operator replaced the \
                  certificate, remove the old pin)",
-                cfg.server
+                server
             )
         }
         other => anyhow::Error::new(other),
     }
+}
+
+/// ` at ADDR` when the configuration lists several addresses, so that the
+/// message names the one that refused.
+fn at_one_of(cfg: &ClientConfig, server: &str) -> String {
+    if cfg.servers().len() > 1 { format!(" at {server}") } else { String::new() }
 }
 
 #[cfg(test)]
@@ -361,11 +371,23 @@ mod tests {
     fn unknown_host_message_names_the_fingerprint_and_the_flags() {
         let cfg =
             ClientConfig::new("h:1", "t", "u", Auth::Password("p".into()), Trust::SystemRoots);
-        let msg = explain(ClientError::UnknownHost { fingerprint: "abc".into() }, &cfg).to_string();
+        let unknown =
+            || ClientError::UnknownHost { server: "h:1".into(), fingerprint: "abc".into() };
+        let msg = explain(unknown(), &cfg).to_string();
         assert_eq!(
             msg,
             "unknown server certificate sha256 abc; check it with the operator, then pass \
              --fingerprint abc or --accept-new"
         );
+        let mut several = cfg.clone();
+        several.server = "h:1,h:2".into();
+        let msg = explain(unknown(), &several).to_string();
+        assert!(msg.starts_with("unknown server certificate sha256 abc at h:1; "), "{msg}");
+    }
+
+    #[test]
+    fn several_servers_from_the_environment_style_list() {
+        let cli = Cli::try_parse_from(["qchat", "rooms", "--server", "a:1,b:2"]).expect("parses");
+        assert_eq!(cli.shared.server.as_deref(), Some("a:1,b:2"));
     }
 }

@@ -3,8 +3,9 @@
 //! happens in the supervisor task, which stops when the client quits or the
 //! last handle is dropped.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tracing::debug;
 
 use crate::config::ClientConfig;
 use crate::connection::Connection;
+use crate::dial;
 use crate::error::ClientError;
 use crate::events::{ClientEvent, Events};
 use crate::mutex::lock;
@@ -76,20 +78,26 @@ impl Client {
     /// problems, [`ClientError::Connect`] when the server cannot be reached,
     /// [`ClientError::Server`] when log-in is refused.
     pub async fn connect(cfg: ClientConfig) -> Result<(Self, Events), ClientError> {
-        let anchor = trust::initial_anchor(&cfg)?;
+        let servers = cfg.servers();
         let tracker = TaskTracker::new();
         let (events_tx, events_rx) = mpsc::channel(INBOUND_QUEUE);
-        let first = async {
-            let conn = Connection::open(&cfg, &anchor, events_tx.clone(), &tracker).await?;
-            trust::record_if_new(&cfg, &anchor, conn.fingerprint())?;
-            let login = supervisor::log_in(&conn, &cfg, None, cfg.register).await?;
-            let rooms = supervisor::all_rooms(&conn).await?;
-            Ok::<_, ClientError>((conn, login, rooms))
-        };
-        let (conn, login, rooms) =
-            tokio::time::timeout(CONNECT_TIMEOUT, first).await.map_err(|_| {
-                ClientError::Connect { server: cfg.server.clone(), reason: "timed out".to_owned() }
-            })??;
+        // The addresses in the order given; the first that connects, trusts
+        // and logs in wins.
+        let first = dial::round(&servers, 0, CONNECT_TIMEOUT, |_, server| {
+            let (cfg, events_tx, tracker) = (&cfg, events_tx.clone(), &tracker);
+            async move {
+                let anchor = trust::initial_anchor(cfg, &server)?;
+                let conn = Connection::open(cfg, &server, &anchor, events_tx, tracker).await?;
+                trust::record_if_new(cfg, &server, &anchor, conn.fingerprint())?;
+                let login = supervisor::log_in(&conn, cfg, None, cfg.register).await?;
+                let rooms = supervisor::all_rooms(&conn).await?;
+                Ok::<_, ClientError>((server, conn, login, rooms))
+            }
+        });
+        let (index, (server, conn, login, rooms)) = first.await.map_err(|e| match e {
+            dial::RoundError::Fatal(e) => e,
+            dial::RoundError::Failed(failed) => failed.into_error(),
+        })?;
         let mut sequencer = Sequencer::default();
         supervisor::reconcile_rooms(&mut sequencer, &rooms);
 
@@ -101,6 +109,8 @@ impl Client {
             cfg,
             token: Mutex::new(login.token),
             fingerprint: Mutex::new(conn.fingerprint().to_owned()),
+            pins: Mutex::new(HashMap::from([(server, conn.fingerprint().to_owned())])),
+            server_index: AtomicUsize::new(index),
             state: watch::Sender::new(ConnState::Connected),
             ready: watch::Sender::new(Some(conn.clone())),
             current: Mutex::new(Some(conn.clone())),
@@ -144,6 +154,15 @@ impl Client {
     /// SHA-256 of the server certificate (64 lower-case hex digits).
     pub fn server_fingerprint(&self) -> String {
         lock(&self.shared.fingerprint).clone()
+    }
+
+    /// The address (one of [`ClientConfig::servers`]) of the server this
+    /// client is connected to, or was last connected to while it
+    /// reconnects.
+    pub fn server_address(&self) -> String {
+        let servers = self.shared.cfg.servers();
+        let index = self.shared.server_index.load(Ordering::Relaxed);
+        servers.get(index).cloned().unwrap_or_default()
     }
 
     /// Every room of the tenant, by name, with membership and unread counts

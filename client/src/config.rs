@@ -46,6 +46,10 @@ pub enum Trust {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Server address as `host:port`; the host may be a name or an IP.
+    /// Several addresses of one service (the nodes of a cluster) are
+    /// separated by commas, `a:4433,b:4433`: the client connects to the
+    /// first that answers and, when a connection drops, tries them in turn
+    /// from the one after it ([`ClientConfig::servers`]).
     pub server: String,
     /// Name sent as TLS SNI and checked by [`Trust::SystemRoots`]. Default:
     /// the host part of `server` if it is a DNS name, else `localhost`.
@@ -88,20 +92,33 @@ impl ClientConfig {
         }
     }
 
-    /// The TLS server name to present: the configured one, else the host part
+    /// The addresses in `server`, in order: split at commas, trimmed, empty
+    /// pieces dropped. Each is dialled, pinned and reported on its own.
+    pub fn servers(&self) -> Vec<String> {
+        split_servers(&self.server)
+    }
+
+    /// The TLS server name to present to `server` (one of
+    /// [`ClientConfig::servers`]): the configured one, else the host part
     /// of `server` when it is a DNS name, else `localhost` (IP literals make
     /// poor SNI values and pinned certificates ignore names anyway).
-    pub(crate) fn effective_server_name(&self) -> String {
+    pub(crate) fn effective_server_name(&self, server: &str) -> String {
         if let Some(name) = &self.server_name {
             return name.clone();
         }
-        let host = host_part(&self.server);
+        let host = host_part(server);
         if host.is_empty() || host.parse::<IpAddr>().is_ok() {
             "localhost".to_owned()
         } else {
             host.to_owned()
         }
     }
+}
+
+/// The addresses of a comma-separated list (`--server a:4433,b:4433`, the
+/// same in `QCHAT_SERVER`), trimmed, without empty pieces.
+pub(crate) fn split_servers(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// The host part of `host:port`, `[v6]:port` or a bare host.
@@ -140,15 +157,29 @@ mod tests {
         assert_eq!(c.server_name, None);
     }
 
+    fn name(server: &str) -> String {
+        cfg(server).effective_server_name(server)
+    }
+
     #[test]
     fn server_name_from_host() {
-        assert_eq!(cfg("chat.example.org:4433").effective_server_name(), "chat.example.org");
-        assert_eq!(cfg("127.0.0.1:4433").effective_server_name(), "localhost");
-        assert_eq!(cfg("[::1]:4433").effective_server_name(), "localhost");
-        assert_eq!(cfg("::1").effective_server_name(), "localhost");
+        assert_eq!(name("chat.example.org:4433"), "chat.example.org");
+        assert_eq!(name("127.0.0.1:4433"), "localhost");
+        assert_eq!(name("[::1]:4433"), "localhost");
+        assert_eq!(name("::1"), "localhost");
         let mut named = cfg("127.0.0.1:1");
         named.server_name = Some("qchat.test".into());
-        assert_eq!(named.effective_server_name(), "qchat.test");
+        assert_eq!(named.effective_server_name("127.0.0.1:1"), "qchat.test");
+    }
+
+    #[test]
+    fn several_servers() {
+        let c = cfg(" a.example:4433, 10.0.0.2:4433,,[::1]:4433 ");
+        assert_eq!(c.servers(), ["a.example:4433", "10.0.0.2:4433", "[::1]:4433"]);
+        assert_eq!(c.effective_server_name("a.example:4433"), "a.example");
+        assert_eq!(c.effective_server_name("10.0.0.2:4433"), "localhost");
+        assert_eq!(cfg("h:1").servers(), ["h:1"]);
+        assert!(cfg(" , ").servers().is_empty());
     }
 
     #[test]

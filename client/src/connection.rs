@@ -63,7 +63,7 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to `cfg.server`, verifies the certificate against `anchor`,
+    /// Connects to `server` (one of `cfg`'s addresses), verifies the certificate against `anchor`,
     /// opens the control stream and starts the reader and writer on
     /// `tracker`. Events are sent to `events` (with backpressure).
     ///
@@ -72,20 +72,21 @@ impl Connection {
     /// certificate refusals, [`ClientError::Connect`] for anything else.
     pub(crate) async fn open(
         cfg: &ClientConfig,
+        server: &str,
         anchor: &Anchor,
         events: mpsc::Sender<Event>,
         tracker: &TaskTracker,
     ) -> Result<Arc<Self>, ClientError> {
         let connect_err =
-            |reason: String| ClientError::Connect { server: cfg.server.clone(), reason };
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&cfg.server)
+            |reason: String| ClientError::Connect { server: server.to_owned(), reason };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(server)
             .await
             .map_err(|e| connect_err(format!("resolving: {e}")))?
             .collect();
         if addrs.is_empty() {
             return Err(connect_err("the name resolves to no address".to_owned()));
         }
-        let server_name = cfg.effective_server_name();
+        let server_name = cfg.effective_server_name(server);
         let mut last_err = connect_err("no address tried".to_owned());
         for (i, addr) in addrs.iter().enumerate() {
             let budget =
@@ -100,7 +101,9 @@ impl Connection {
                 Ok((endpoint, quic)) => return Self::start(endpoint, quic, events, tracker).await,
                 Err(reason) => {
                     let seen = seen.lock().ok().and_then(|s| s.clone());
-                    if let Some(refusal) = trust::classify_rejection(anchor, seen.as_deref()) {
+                    if let Some(refusal) =
+                        trust::classify_rejection(server, anchor, seen.as_deref())
+                    {
                         return Err(refusal);
                     }
                     debug!(%addr, %reason, "connection attempt failed");
@@ -517,10 +520,12 @@ mod tests {
         let server = fake_server();
         let script = tokio::spawn(answer_reversed(server.endpoint.clone(), 2));
         let cfg = cfg(&server);
-        let anchor = trust::initial_anchor(&cfg).expect("anchor");
+        let anchor = trust::initial_anchor(&cfg, &cfg.server).expect("anchor");
         let tracker = TaskTracker::new();
         let (events_tx, mut events) = mpsc::channel(8);
-        let conn = Connection::open(&cfg, &anchor, events_tx, &tracker).await.expect("connects");
+        let conn = Connection::open(&cfg, &cfg.server, &anchor, events_tx, &tracker)
+            .await
+            .expect("connects");
         assert_eq!(conn.fingerprint(), server.fingerprint);
         let (a, b) = tokio::join!(
             conn.request::<Echo>(Op::Ping),
@@ -547,7 +552,7 @@ mod tests {
         let idle = Duration::from_millis(600);
         let server = fake_server_with_idle(Some(idle));
         let cfg = cfg(&server);
-        let anchor = trust::initial_anchor(&cfg).expect("anchor");
+        let anchor = trust::initial_anchor(&cfg, &cfg.server).expect("anchor");
         let tracker = TaskTracker::new();
         let wait = Duration::from_secs(5);
 
@@ -557,7 +562,8 @@ mod tests {
             async move { next_end(&endpoint).await }
         });
         let (tx, _rx) = mpsc::channel(1);
-        let conn = Connection::open(&cfg, &anchor, tx, &tracker).await.expect("connects");
+        let conn =
+            Connection::open(&cfg, &cfg.server, &anchor, tx, &tracker).await.expect("connects");
         conn.close(CloseCode::Normal, "bye");
         let seen = tokio::time::timeout(wait, end).await.expect("in time").expect("task");
         assert!(matches!(seen, quinn::ConnectionError::ApplicationClosed(_)), "{seen:?}");
@@ -571,7 +577,8 @@ mod tests {
             }
         });
         let (tx, _rx) = mpsc::channel(1);
-        let conn = Connection::open(&cfg, &anchor, tx, &tracker).await.expect("connects");
+        let conn =
+            Connection::open(&cfg, &cfg.server, &anchor, tx, &tracker).await.expect("connects");
         let old = conn.local_addr().expect("address");
         let abandoned_at = std::time::Instant::now();
         conn.abandon().expect("abandons");
@@ -593,9 +600,9 @@ mod tests {
         let open = |cfg: ClientConfig| {
             let tracker = tracker.clone();
             async move {
-                let anchor = trust::initial_anchor(&cfg)?;
+                let anchor = trust::initial_anchor(&cfg, &cfg.server)?;
                 let (tx, _rx) = mpsc::channel(1);
-                Connection::open(&cfg, &anchor, tx, &tracker).await.map(drop)
+                Connection::open(&cfg, &cfg.server, &anchor, tx, &tracker).await.map(drop)
             }
         };
         let accept = {
@@ -614,7 +621,11 @@ mod tests {
         changed.trust = Trust::Fingerprint(wrong.clone());
         assert_eq!(
             open(changed).await,
-            Err(ClientError::HostChanged { expected: wrong, got: server.fingerprint.clone() })
+            Err(ClientError::HostChanged {
+                server: good.server.clone(),
+                expected: wrong,
+                got: server.fingerprint.clone()
+            })
         );
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -623,7 +634,10 @@ mod tests {
         tofu.trust = Trust::KnownHosts { path: path.clone(), accept_new: false };
         assert_eq!(
             open(tofu.clone()).await,
-            Err(ClientError::UnknownHost { fingerprint: server.fingerprint.clone() })
+            Err(ClientError::UnknownHost {
+                server: good.server.clone(),
+                fingerprint: server.fingerprint.clone()
+            })
         );
         assert!(!path.exists(), "nothing recorded without accept_new");
 

@@ -12,18 +12,22 @@ pub enum ClientError {
     /// The server's certificate is not pinned and the trust settings do not
     /// allow pinning a new one. Show `fingerprint` to the user, let them check
     /// it with the operator, then connect again with it pinned.
-    #[error("unknown server certificate sha256 {fingerprint}")]
+    #[error("unknown server certificate sha256 {fingerprint} at {server}")]
     UnknownHost {
+        /// The address that presented it (one of the configured ones).
+        server: String,
         /// SHA-256 of the presented certificate, 64 lower-case hex digits.
         fingerprint: String,
     },
     /// The server presented a different certificate than the one pinned for
     /// it. The client never connects in that case.
     #[error(
-        "server certificate changed: expected sha256 {expected}, got {got}; \
+        "server certificate changed at {server}: expected sha256 {expected}, got {got}; \
          if the operator replaced it, update the pin"
     )]
     HostChanged {
+        /// The address that presented it (one of the configured ones).
+        server: String,
         /// The pinned fingerprint.
         expected: String,
         /// The fingerprint the server presented.
@@ -150,7 +154,10 @@ mod tests {
     #[test]
     fn transient_classification() {
         assert!(ClientError::Timeout.is_transient());
-        assert!(!ClientError::UnknownHost { fingerprint: "ab".into() }.is_transient());
+        assert!(
+            !ClientError::UnknownHost { server: "h:1".into(), fingerprint: "ab".into() }
+                .is_transient()
+        );
         let unauth = ClientError::Server(ErrorBody::new(ErrorCode::Unauthorized, "no"));
         assert!(!unauth.is_transient());
     }

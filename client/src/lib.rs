@@ -50,6 +50,7 @@
 mod client;
 mod config;
 mod connection;
+mod dial;
 mod error;
 mod events;
 mod mutex;

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Auth, ClientConfig, Trust};
 use crate::connection::Connection;
+use crate::dial;
 use crate::error::ClientError;
 use crate::trust;
 
@@ -32,7 +33,7 @@ pub struct ServerInfo {
     pub open_registration: Option<bool>,
 }
 
-/// Connects to `server` (trusting its certificate by `trust`), sends
+/// Connects to `server` (the first of its addresses that answers, trusting its certificate by `trust`), sends
 /// `hello` naming `tenant` when given, and leaves. Use it to decide whether
 /// to offer registration before logging in.
 ///
@@ -47,31 +48,38 @@ pub async fn probe(
 ) -> Result<ServerInfo, ClientError> {
     // No credentials: the configuration only carries the server and trust.
     let cfg = ClientConfig::new(server, "", "", Auth::Token(String::new()), trust.clone());
-    let anchor = trust::initial_anchor(&cfg)?;
     let tracker = TaskTracker::new();
-    // The server sends no events before a log-in; the receiver just has to
-    // outlive the connection.
-    let (events_tx, _events_rx) = mpsc::channel(1);
-    let attempt = async {
-        let conn = Connection::open(&cfg, &anchor, events_tx, &tracker).await?;
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
-            client: concat!("qchat/", env!("CARGO_PKG_VERSION")).to_owned(),
-            tenant: tenant.map(str::to_owned),
-        };
-        let reply = conn.request::<HelloOk>(Op::Hello(hello)).await;
-        let bye = Op::Quit(Quit { reason: Some("probe".to_owned()) });
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(QUIT_WAIT, conn.request::<serde::de::IgnoredAny>(bye)).await
-        {
-            let _ = tokio::time::timeout(QUIT_WAIT, conn.closed()).await;
+    // The first address that answers; nothing is recorded.
+    let result = dial::round(&cfg.servers(), 0, PROBE_TIMEOUT, |_, server| {
+        let (cfg, tracker) = (&cfg, &tracker);
+        async move {
+            let anchor = trust::initial_anchor(cfg, &server)?;
+            // The server sends no events before a log-in; the receiver
+            // just has to outlive the connection.
+            let (events_tx, _events_rx) = mpsc::channel(1);
+            let conn = Connection::open(cfg, &server, &anchor, events_tx, tracker).await?;
+            let hello = Hello {
+                version: PROTOCOL_VERSION,
+                client: concat!("qchat/", env!("CARGO_PKG_VERSION")).to_owned(),
+                tenant: tenant.map(str::to_owned),
+            };
+            let reply = conn.request::<HelloOk>(Op::Hello(hello)).await;
+            let bye = Op::Quit(Quit { reason: Some("probe".to_owned()) });
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(QUIT_WAIT, conn.request::<serde::de::IgnoredAny>(bye)).await
+            {
+                let _ = tokio::time::timeout(QUIT_WAIT, conn.closed()).await;
+            }
+            conn.close(CloseCode::Normal, "probe done");
+            reply
         }
-        conn.close(CloseCode::Normal, "probe done");
-        reply
-    };
-    let result = tokio::time::timeout(PROBE_TIMEOUT, attempt).await.map_err(|_| {
-        ClientError::Connect { server: server.to_owned(), reason: "timed out".to_owned() }
-    })?;
+    })
+    .await
+    .map(|(_, ok)| ok)
+    .map_err(|e| match e {
+        dial::RoundError::Fatal(e) => e,
+        dial::RoundError::Failed(failed) => failed.into_error(),
+    });
     tracker.close();
     let ok = result?;
     Ok(ServerInfo {

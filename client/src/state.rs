@@ -5,7 +5,8 @@
 //! request and transfer goes through. Those three depend on this module,
 //! not on each other.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,9 +54,15 @@ pub(crate) struct Shared {
     /// Current session token (changes only when a password log-in replaces
     /// a refused token).
     pub(crate) token: Mutex<String>,
-    /// Fingerprint of the first connection's certificate; pinned for every
-    /// reconnect unless trust is by system roots.
+    /// Fingerprint of the current connection's certificate.
     pub(crate) fingerprint: Mutex<String>,
+    /// The certificate each address presented this session, by address;
+    /// pinned for every reconnect to that address unless trust is by
+    /// system roots.
+    pub(crate) pins: Mutex<HashMap<String, String>>,
+    /// Index in [`ClientConfig::servers`] of the current (or last)
+    /// connection's address; a reconnect starts at the next one.
+    pub(crate) server_index: AtomicUsize,
     pub(crate) state: watch::Sender<ConnState>,
     /// The connection requests may use: `Some` only while connected, synced
     /// and flushed.

@@ -23,13 +23,14 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Auth, ClientConfig, Trust};
 use crate::connection::Connection;
+use crate::dial::{self, RoundError};
 use crate::error::ClientError;
 use crate::events::ClientEvent;
 use crate::mutex::lock;
 use crate::outbox::SendResult;
 use crate::sequencer::{Sequencer, Step, SyncFrom};
 use crate::state::{ConnState, Shared};
-use crate::trust::Anchor;
+use crate::trust::{self, Anchor};
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -38,14 +39,16 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Budget for one reconnect attempt: handshake, log-in and room list.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The certificate a reconnect accepts: the first connection's, unless
-/// trust is by system roots.
-fn anchor_for_reconnect(shared: &Shared) -> Anchor {
+/// The certificate a reconnect to `server` accepts: the one that address
+/// presented earlier this session, else what the trust settings say for an
+/// address not met yet (its known-hosts pins, or trust on first use).
+fn anchor_for_reconnect(shared: &Shared, server: &str) -> Result<Anchor, ClientError> {
     match shared.cfg.trust {
-        Trust::SystemRoots => Anchor::Roots,
-        Trust::Fingerprint(_) | Trust::KnownHosts { .. } => {
-            Anchor::Pin(vec![lock(&shared.fingerprint).clone()])
-        }
+        Trust::SystemRoots => Ok(Anchor::Roots),
+        Trust::Fingerprint(_) | Trust::KnownHosts { .. } => match lock(&shared.pins).get(server) {
+            Some(pin) => Ok(Anchor::Pin(vec![pin.clone()])),
+            None => trust::initial_anchor(&shared.cfg, server),
+        },
     }
 }
 
@@ -190,13 +193,17 @@ pub(crate) async fn run(
 }
 
 /// Reconnects with backoff until it works, the client stops (`Err` with the
-/// reason to close with), or an error no retry can cure.
+/// reason to close with), or an error no retry can cure. Each attempt is a
+/// round over the configured addresses, from the one after the address
+/// just lost (with several nodes, the lost one is the likeliest to be
+/// down).
 async fn reconnect(
     shared: &Shared,
     mut last_error: String,
     events_tx: &mpsc::Sender<Event>,
     app: &mpsc::Sender<ClientEvent>,
 ) -> Result<Arc<Connection>, String> {
+    let servers = shared.cfg.servers();
     let mut delay = BACKOFF_START;
     for attempt in 1u32.. {
         set_state(shared, app, ConnState::Reconnecting { attempt, last_error: last_error.clone() })
@@ -209,18 +216,26 @@ async fn reconnect(
             _ = shared.cancel.cancelled() => return Err("stopped".to_owned()),
         }
         delay = (delay * 2).min(BACKOFF_MAX);
-        let try_once = tokio::time::timeout(ATTEMPT_TIMEOUT, connect_again(shared, events_tx));
+        let start = shared.server_index.load(Ordering::Relaxed) + 1;
+        let try_round = dial::round(&servers, start, ATTEMPT_TIMEOUT, |index, server| {
+            connect_again(shared, index, server, events_tx)
+        });
         let result = tokio::select! {
-            r = try_once => r.unwrap_or(Err(ClientError::Timeout)),
+            r = try_round => r,
             _ = shared.cancel.cancelled() => return Err("stopped".to_owned()),
         };
         match result {
-            Ok(conn) => return Ok(conn),
-            Err(e) if e.is_transient() => {
-                debug!(attempt, cause = %e, "reconnect attempt failed");
-                last_error = e.to_string();
-            }
-            Err(e) => return Err(e.to_string()),
+            Ok((_, conn)) => return Ok(conn),
+            Err(RoundError::Failed(failed)) => match failed.transient {
+                Some(e) => {
+                    debug!(attempt, cause = %e, "reconnect attempt failed");
+                    last_error = e.to_string();
+                }
+                // Every address refused by the trust settings: no retry
+                // changes that.
+                None => return Err(failed.into_error().to_string()),
+            },
+            Err(RoundError::Fatal(e)) => return Err(e.to_string()),
         }
     }
     Err("gave up reconnecting".to_owned())
@@ -228,18 +243,24 @@ async fn reconnect(
 
 async fn connect_again(
     shared: &Shared,
+    index: usize,
+    server: String,
     events_tx: &mpsc::Sender<Event>,
 ) -> Result<Arc<Connection>, ClientError> {
-    let anchor = anchor_for_reconnect(shared);
-    let conn = Connection::open(&shared.cfg, &anchor, events_tx.clone(), &shared.tracker).await?;
+    let anchor = anchor_for_reconnect(shared, &server)?;
+    let conn =
+        Connection::open(&shared.cfg, &server, &anchor, events_tx.clone(), &shared.tracker).await?;
     *lock(&shared.current) = Some(conn.clone());
+    trust::record_if_new(&shared.cfg, &server, &anchor, conn.fingerprint())?;
     let token = lock(&shared.token).clone();
     let login = log_in(&conn, &shared.cfg, Some(&token), false).await?;
     *lock(&shared.token) = login.token;
     *lock(&shared.fingerprint) = conn.fingerprint().to_owned();
+    lock(&shared.pins).insert(server.clone(), conn.fingerprint().to_owned());
+    shared.server_index.store(index, Ordering::Relaxed);
     let rooms = all_rooms(&conn).await?;
     reconcile_rooms(&mut lock(&shared.sequencer), &rooms);
-    info!(server = %shared.cfg.server, "reconnected");
+    info!(%server, "reconnected");
     Ok(conn)
 }
 

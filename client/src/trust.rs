@@ -43,13 +43,14 @@ pub(crate) enum Anchor {
     Roots,
 }
 
-/// The trust decision for the first connection, from the configuration and
-/// the known-hosts file.
+/// The trust decision for a first connection to `server` (one of
+/// [`ClientConfig::servers`]), from the configuration and the known-hosts
+/// file, where each address has pins of its own.
 ///
 /// # Errors
 /// [`ClientError::Config`] for a malformed fingerprint, [`ClientError::Io`]
 /// when the known-hosts file cannot be read.
-pub(crate) fn initial_anchor(cfg: &ClientConfig) -> Result<Anchor, ClientError> {
+pub(crate) fn initial_anchor(cfg: &ClientConfig, server: &str) -> Result<Anchor, ClientError> {
     match &cfg.trust {
         Trust::Fingerprint(fp) => {
             let fp = fp.trim().to_ascii_lowercase();
@@ -62,7 +63,7 @@ pub(crate) fn initial_anchor(cfg: &ClientConfig) -> Result<Anchor, ClientError> 
             Ok(Anchor::Pin(vec![fp]))
         }
         Trust::KnownHosts { path, accept_new } => {
-            let pins = known_hosts::pinned(path, &cfg.server)?;
+            let pins = known_hosts::pinned(path, server)?;
             Ok(if pins.is_empty() {
                 Anchor::Unpinned { accept: *accept_new }
             } else {
@@ -73,35 +74,44 @@ pub(crate) fn initial_anchor(cfg: &ClientConfig) -> Result<Anchor, ClientError> 
     }
 }
 
-/// After a successful handshake: records a newly accepted certificate in the
-/// known-hosts file when the configuration asks for that.
+/// After a successful handshake with `server`: records a newly accepted
+/// certificate for that address in the known-hosts file when the
+/// configuration asks for that.
 ///
 /// # Errors
 /// [`ClientError::Io`] when the file cannot be written.
 pub(crate) fn record_if_new(
     cfg: &ClientConfig,
+    server: &str,
     anchor: &Anchor,
     presented: &str,
 ) -> Result<(), ClientError> {
     if let (Trust::KnownHosts { path, .. }, Anchor::Unpinned { accept: true }) =
         (&cfg.trust, anchor)
     {
-        known_hosts::append(path, &cfg.server, presented)?;
-        tracing::info!(server = %cfg.server, fingerprint = %presented, "pinned new server certificate");
+        known_hosts::append(path, server, presented)?;
+        tracing::info!(%server, fingerprint = %presented, "pinned new server certificate");
     }
     Ok(())
 }
 
-/// Turns a failed handshake into the error a person can act on, using the
-/// fingerprint the verifier saw (if it got that far).
-pub(crate) fn classify_rejection(anchor: &Anchor, seen: Option<&str>) -> Option<ClientError> {
+/// Turns a failed handshake with `server` into the error a person can act
+/// on, using the fingerprint the verifier saw (if it got that far).
+pub(crate) fn classify_rejection(
+    server: &str,
+    anchor: &Anchor,
+    seen: Option<&str>,
+) -> Option<ClientError> {
     let got = seen?.to_owned();
+    let server = server.to_owned();
     match anchor {
         Anchor::Pin(pins) if !pins.contains(&got) => {
             let expected = pins.first().cloned().unwrap_or_default();
-            Some(ClientError::HostChanged { expected, got })
+            Some(ClientError::HostChanged { server, expected, got })
         }
-        Anchor::Unpinned { accept: false } => Some(ClientError::UnknownHost { fingerprint: got }),
+        Anchor::Unpinned { accept: false } => {
+            Some(ClientError::UnknownHost { server, fingerprint: got })
+        }
         _ => None,
     }
 }
@@ -254,32 +264,42 @@ mod tests {
 
     #[test]
     fn anchors_from_config() {
-        let bad = initial_anchor(&cfg(Trust::Fingerprint("xyz".into())));
+        let bad = initial_anchor(&cfg(Trust::Fingerprint("xyz".into())), "h:1");
         assert!(matches!(bad, Err(ClientError::Config(_))));
-        let upper = initial_anchor(&cfg(Trust::Fingerprint(A.to_uppercase()))).expect("valid");
+        let upper =
+            initial_anchor(&cfg(Trust::Fingerprint(A.to_uppercase())), "h:1").expect("valid");
         assert!(matches!(upper, Anchor::Pin(p) if p == [A]));
 
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kh");
         let kh = cfg(Trust::KnownHosts { path: path.clone(), accept_new: false });
-        assert!(matches!(initial_anchor(&kh), Ok(Anchor::Unpinned { accept: false })));
+        assert!(matches!(initial_anchor(&kh, "h:1"), Ok(Anchor::Unpinned { accept: false })));
         known_hosts::append(&path, "h:1", A).expect("append");
-        assert!(matches!(initial_anchor(&kh), Ok(Anchor::Pin(p)) if p == [A]));
+        assert!(matches!(initial_anchor(&kh, "h:1"), Ok(Anchor::Pin(p)) if p == [A]));
+        // Each address of a list has pins of its own.
+        assert!(matches!(initial_anchor(&kh, "h:2"), Ok(Anchor::Unpinned { accept: false })));
+        known_hosts::append(&path, "h:2", B).expect("append");
+        assert!(matches!(initial_anchor(&kh, "h:2"), Ok(Anchor::Pin(p)) if p == [B]));
+        assert!(matches!(initial_anchor(&kh, "h:1"), Ok(Anchor::Pin(p)) if p == [A]));
     }
 
     #[test]
     fn rejections_are_classified() {
         let pin = Anchor::Pin(vec![A.to_owned()]);
         assert_eq!(
-            classify_rejection(&pin, Some(B)),
-            Some(ClientError::HostChanged { expected: A.into(), got: B.into() })
+            classify_rejection("h:1", &pin, Some(B)),
+            Some(ClientError::HostChanged {
+                server: "h:1".into(),
+                expected: A.into(),
+                got: B.into()
+            })
         );
-        assert_eq!(classify_rejection(&pin, Some(A)), None);
+        assert_eq!(classify_rejection("h:1", &pin, Some(A)), None);
         assert_eq!(
-            classify_rejection(&Anchor::Unpinned { accept: false }, Some(B)),
-            Some(ClientError::UnknownHost { fingerprint: B.into() })
+            classify_rejection("h:2", &Anchor::Unpinned { accept: false }, Some(B)),
+            Some(ClientError::UnknownHost { server: "h:2".into(), fingerprint: B.into() })
         );
-        assert_eq!(classify_rejection(&Anchor::Unpinned { accept: false }, None), None);
+        assert_eq!(classify_rejection("h:1", &Anchor::Unpinned { accept: false }, None), None);
     }
 
     #[test]
@@ -287,10 +307,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kh");
         let kh = cfg(Trust::KnownHosts { path: path.clone(), accept_new: true });
-        let anchor = initial_anchor(&kh).expect("anchor");
-        record_if_new(&kh, &anchor, A).expect("record");
-        let anchor = initial_anchor(&kh).expect("anchor");
-        record_if_new(&kh, &anchor, A).expect("no-op");
+        let anchor = initial_anchor(&kh, "h:1").expect("anchor");
+        record_if_new(&kh, "h:1", &anchor, A).expect("record");
+        let anchor = initial_anchor(&kh, "h:1").expect("anchor");
+        record_if_new(&kh, "h:1", &anchor, A).expect("no-op");
         assert_eq!(known_hosts::pinned(&path, "h:1").expect("read"), vec![A.to_owned()]);
     }
 

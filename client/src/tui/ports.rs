@@ -56,7 +56,14 @@ pub(crate) struct Runner {
     tokens: TokenStore,
     last: LastLogin,
     files: Arc<dyn FileTransfers>,
+    /// The address and new fingerprint of the last changed certificate a
+    /// log-in met, so that a repin replaces the pin of that address (one
+    /// of several when the server field lists a cluster's nodes).
+    changed: Changed,
 }
+
+/// See [`Runner`]'s `changed`: `(address, fingerprint)`.
+type Changed = Arc<Mutex<Option<(String, String)>>>;
 
 impl Runner {
     /// A runner reporting to `tx`, trusting servers by `trust`, keeping
@@ -79,6 +86,7 @@ impl Runner {
             tokens,
             last,
             files,
+            changed: Changed::default(),
         }
     }
 
@@ -103,7 +111,11 @@ impl Runner {
         if let Effect::Repin { login, fingerprint } = effect {
             match &self.trust {
                 Trust::KnownHosts { path, .. } => {
-                    if let Err(e) = crate::trust::repin(path, &login.server, &fingerprint) {
+                    let server = match lock(&self.changed).take() {
+                        Some((server, got)) if got == fingerprint => server,
+                        _ => login.server.clone(),
+                    };
+                    if let Err(e) = crate::trust::repin(path, &server, &fingerprint) {
                         let _ = tx.send(NetEvent::ConnectFailed(ConnectError::Other(format!(
                             "pinning the new certificate: {e}"
                         ))));
@@ -126,7 +138,7 @@ impl Runner {
             }
             let files = (self.tokens.clone(), self.last.clone());
             let slot = (self.client.clone(), self.generation.clone(), generation);
-            let task = connect(login, self.trust.clone(), files, slot, tx);
+            let task = connect(login, self.trust.clone(), files, slot, (tx, self.changed.clone()));
             self.spawn(task);
             return;
         }
@@ -305,7 +317,7 @@ async fn connect(
     trust: Trust,
     (tokens, last): (TokenStore, LastLogin),
     (slot, generation, mine): Slot,
-    tx: mpsc::UnboundedSender<NetEvent>,
+    (tx, changed): (mpsc::UnboundedSender<NetEvent>, Changed),
 ) {
     let current = || generation.load(Ordering::SeqCst) == mine;
     let token = tokens.load(&login.server, &login.tenant, &login.user);
@@ -350,11 +362,13 @@ async fn connect(
         Err(e) => {
             tracing::info!(cause = %e, "log-in failed");
             let err = match e {
-                ClientError::UnknownHost { fingerprint } => {
+                ClientError::UnknownHost { fingerprint, .. } => {
                     ConnectError::UnknownHost { fingerprint }
                 }
-                ClientError::HostChanged { expected, got } => {
-                    ConnectError::HostChanged { message: host_changed(&cfg, &expected, &got), got }
+                ClientError::HostChanged { server, expected, got } => {
+                    let message = host_changed(&cfg, &server, &expected, &got);
+                    *lock(&changed) = Some((server, got.clone()));
+                    ConnectError::HostChanged { message, got }
                 }
                 e if login.register && e.code() == Some(ErrorCode::Forbidden) => {
                     ConnectError::RegistrationClosed
@@ -372,7 +386,7 @@ async fn connect(
 
 /// The loud refusal of a changed certificate (the same words as the
 /// command line's).
-fn host_changed(cfg: &ClientConfig, expected: &str, got: &str) -> String {
+fn host_changed(cfg: &ClientConfig, server: &str, expected: &str, got: &str) -> String {
     let file = match &cfg.trust {
         Trust::KnownHosts { path, .. } => format!(" in {}", path.display()),
         _ => String::new(),
@@ -381,6 +395,6 @@ fn host_changed(cfg: &ClientConfig, expected: &str, got: &str) -> String {
         "server certificate changed: {} is pinned to sha256 {expected}{file} but presented \
          {got}; refusing to connect (if the operator replaced the certificate, remove the old \
          pin)",
-        cfg.server
+        server
     )
 }
