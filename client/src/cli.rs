@@ -3,6 +3,7 @@
 
 mod commands;
 mod print;
+mod rooms;
 mod transfer;
 
 use std::io::BufRead;
@@ -24,7 +25,10 @@ use qchat_client::{Auth, Client, ClientConfig, ClientError, Events, Trust};
                   `qchatd serve`), or by the known-hosts file (pinned on first use with \
                   --accept-new).\n\
                   send, tail, history, who and upload join the room first when the user is \
-                  not a member yet."
+                  not a member yet.\n\
+                  ROOM is a room's name, its id (+ and 16 hex digits, shown by `rooms` when \
+                  names clash) or, for a direct message, @ and the other users' names \
+                  (@bob,carol)."
 )]
 pub(crate) struct Cli {
     /// Options every command uses.
@@ -104,7 +108,11 @@ pub(crate) enum Command {
         /// Room (joined first if needed).
         room: String,
     },
-    /// List the tenant's rooms: `name joined|- unread` per line.
+    /// List the rooms you can see, one per line:
+    /// `NAME joined|invited|- UNREAD KIND ROLE|- [TOPIC]`. NAME is what to
+    /// give other commands: a room's name (a private room's id when two
+    /// listed rooms share its name), `@USER,...` for a direct message; KIND
+    /// is public, private or dm.
     Rooms,
     /// Print a room's new messages as they arrive; keeps going across
     /// reconnects until interrupted.
@@ -123,10 +131,114 @@ pub(crate) enum Command {
         /// Room name.
         room: String,
     },
-    /// Create a room and join it.
+    /// Create a room (you are its owner) and join it.
     Create {
         /// Room name.
         room: String,
+        /// A private room: others join only when invited.
+        #[arg(long)]
+        private: bool,
+    },
+    /// Send a direct message to one or more users (2 to 16 people with
+    /// you); the same people always share the same conversation. Prints the
+    /// conversation's name (`@USER,...`, usable as ROOM elsewhere) and the
+    /// message's seq.
+    Dm {
+        /// The other users, then the message text.
+        #[arg(required = true, num_args = 2.., value_name = "USER... TEXT")]
+        args: Vec<String>,
+    },
+    /// Invite users into a room (owners and moderators).
+    Invite {
+        /// Room.
+        room: String,
+        /// Users to invite.
+        #[arg(required = true, value_name = "USER")]
+        users: Vec<String>,
+    },
+    /// Remove a member from a room (owners and moderators); they may rejoin
+    /// a public room.
+    Kick {
+        /// Room.
+        room: String,
+        /// The member.
+        // Not `user`: that is the global --user option's id.
+        #[arg(value_name = "USER")]
+        target: String,
+        /// Why, shown in the room.
+        #[arg(long, value_name = "R")]
+        reason: Option<String>,
+    },
+    /// Ban a user from a room until unbanned (owners and moderators).
+    Ban {
+        /// Room.
+        room: String,
+        /// The user.
+        // Not `user`: that is the global --user option's id.
+        #[arg(value_name = "USER")]
+        target: String,
+        /// Why, shown in the room.
+        #[arg(long, value_name = "R")]
+        reason: Option<String>,
+    },
+    /// Lift a ban (owners and moderators).
+    Unban {
+        /// Room.
+        room: String,
+        /// The user.
+        // Not `user`: that is the global --user option's id.
+        #[arg(value_name = "USER")]
+        target: String,
+    },
+    /// Give a member a role (owners); `owner` hands the room over.
+    Role {
+        /// Room.
+        room: String,
+        /// The member.
+        // Not `user`: that is the global --user option's id.
+        #[arg(value_name = "USER")]
+        target: String,
+        /// The new role.
+        role: RoleArg,
+    },
+    /// Set a room's topic (owners); an empty TEXT clears it.
+    Topic {
+        /// Room.
+        room: String,
+        /// The topic.
+        text: String,
+    },
+    /// Rename a room (owners).
+    Rename {
+        /// Room.
+        room: String,
+        /// Its new name.
+        name: String,
+    },
+    /// Make a room private (`on`) or public (`off`) (owners).
+    Private {
+        /// Room.
+        room: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+    },
+    /// Archive a room: read-only, history kept (owners); `--undo` reopens it.
+    Archive {
+        /// Room.
+        room: String,
+        /// Make it writable again.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Delete a room with its messages and the files no other room offers
+    /// (owners). Asks for --yes.
+    Delete {
+        /// Room.
+        room: String,
+        /// Really delete it.
+        #[arg(long)]
+        yes: bool,
     },
     /// Upload files to a room, all in parallel; each becomes a file message.
     /// Progress per file on a terminal, else one line per file:
@@ -174,6 +286,27 @@ pub(crate) enum ConfigCmd {
     Check,
 }
 
+/// A room role on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    /// The room's owner (one per room).
+    Owner,
+    /// Invites, kicks, bans.
+    Moderator,
+    /// Reads and posts.
+    Member,
+}
+
+impl From<RoleArg> for qchat_client::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Owner => Self::Owner,
+            RoleArg::Moderator => Self::Moderator,
+            RoleArg::Member => Self::Member,
+        }
+    }
+}
+
 /// Runs the parsed command line.
 ///
 /// # Errors
@@ -187,14 +320,25 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Joins `room` unless the user already is a member (join is idempotent on
-/// the server, but skipping it spares the room a `member` event).
+/// the server, but skipping it spares the room a system message).
 async fn join_if_needed(client: &Client, room: &str) -> anyhow::Result<()> {
+    joined(client, room).await.map(drop)
+}
+
+/// The room `room` names (by name, id or a DM's `@` alias), joined first
+/// if the user is not a member yet.
+async fn joined(client: &Client, room: &str) -> anyhow::Result<qchat_client::RoomInfo> {
     let rooms = client.rooms().await.context("listing rooms")?;
-    if rooms.iter().any(|r| r.name == room && r.joined) {
-        return Ok(());
+    let mine: Vec<&qchat_client::RoomInfo> = rooms
+        .iter()
+        .filter(|r| r.joined && (r.name == room || r.key() == room || r.display() == room))
+        .collect();
+    if let [only] = mine.as_slice() {
+        return Ok((*only).clone());
     }
-    client.join_room(room).await.with_context(|| format!("joining {room}"))?;
-    Ok(())
+    // None, or several sharing a name: the server resolves it (and says
+    // which ids clash).
+    client.join_room(room).await.with_context(|| format!("joining {room}"))
 }
 
 /// `qchat config ...`: nothing to connect to.
@@ -359,6 +503,23 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["qchat", "download"]).is_err());
+    }
+
+    #[test]
+    fn dm_takes_users_then_the_text() {
+        let cli = Cli::try_parse_from(["qchat", "dm", "bob", "carol", "hi there"]).expect("parses");
+        match cli.command {
+            Some(Command::Dm { args }) => assert_eq!(args, ["bob", "carol", "hi there"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["qchat", "dm", "hi"]).is_err(), "a user and a text");
+        let role = Cli::try_parse_from(["qchat", "--user", "ann", "role", "r", "bob", "moderator"])
+            .expect("role");
+        assert_eq!(role.shared.user.as_deref(), Some("ann"), "the acting user stays ann");
+        assert!(matches!(
+            role.command,
+            Some(Command::Role { role: RoleArg::Moderator, ref target, .. }) if target == "bob"
+        ));
     }
 
     #[test]

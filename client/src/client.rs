@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qchat_protocol::{
-    CloseCode, HistoryReq, MemberInfo, MembersOk, MembersReq, MessagesOk, Op, Quit, ReadReq,
-    RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk, SyncReq,
+    ArchiveReq, ChangeOk, CloseCode, DmOpenReq, HistoryReq, MemberInfo, MembersOk, MembersReq,
+    MessagesOk, ModerateReq, Op, PrivateReq, Quit, ReadReq, RenameReq, Role, RoleReq,
+    RoomCreateReq, RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk, SyncReq, TopicReq,
+    UserReq,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -188,27 +190,179 @@ impl Client {
         }
     }
 
-    /// Creates a room and joins it; new messages in it arrive as events.
+    /// Creates a public room and joins it as its owner; new messages in it
+    /// arrive as events.
     ///
     /// # Errors
     /// `conflict` if it exists. Not retried across a reconnect (the room may
     /// have been created): then [`ClientError::Disconnected`].
     pub async fn create_room(&self, room: &str) -> Result<RoomInfo, ClientError> {
-        let op = Op::RoomCreate(RoomReq { room: room.to_owned() });
+        self.create_room_with(room, false).await
+    }
+
+    /// Creates a room, private (members by invitation only) or public, and
+    /// joins it as its owner.
+    ///
+    /// # Errors
+    /// As [`Client::create_room`].
+    pub async fn create_room_with(
+        &self,
+        room: &str,
+        private: bool,
+    ) -> Result<RoomInfo, ClientError> {
+        let op = Op::RoomCreate(RoomCreateReq { room: room.to_owned(), private });
         let info = self.call::<RoomOk>(op, false).await?.room;
-        lock(&self.shared.sequencer).track(&info.name, info.last_seq);
+        lock(&self.shared.sequencer).track(info.key(), info.last_seq);
         Ok(info)
     }
 
     /// Joins a room (idempotent); new messages in it arrive as events.
     ///
     /// # Errors
-    /// `not_found` when there is no such room.
+    /// `not_found` when there is no such room (or none the user may see).
     pub async fn join_room(&self, room: &str) -> Result<RoomInfo, ClientError> {
         let op = Op::RoomJoin(RoomReq { room: room.to_owned() });
         let info = self.call::<RoomOk>(op, true).await?.room;
-        lock(&self.shared.sequencer).track(&info.name, info.last_seq);
+        lock(&self.shared.sequencer).track(info.key(), info.last_seq);
         Ok(info)
+    }
+
+    /// Opens the direct message between this user and `users` (1 to 15
+    /// others), creating it on first use: the same set of people always
+    /// gets the same conversation, whoever opens it. New messages in it
+    /// arrive as events.
+    ///
+    /// # Errors
+    /// `not_found` naming a user that does not exist; `bad_request` for too
+    /// few or too many users.
+    pub async fn open_dm(&self, users: &[&str]) -> Result<RoomInfo, ClientError> {
+        let users = users.iter().map(|u| (*u).to_owned()).collect();
+        let info = self.call::<RoomOk>(Op::DmOpen(DmOpenReq { users }), true).await?.room;
+        lock(&self.shared.sequencer).track(info.key(), info.last_seq);
+        Ok(info)
+    }
+
+    async fn change(&self, op: Op) -> Result<Option<u64>, ClientError> {
+        Ok(self.call::<ChangeOk>(op, false).await?.seq)
+    }
+
+    /// Invites `user` into `room` (owners and moderators). Returns the seq
+    /// of the system message recording it; `None` when nothing changed.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found` (room or user); not retried across a
+    /// reconnect.
+    pub async fn invite(&self, room: &str, user: &str) -> Result<Option<u64>, ClientError> {
+        self.change(Op::RoomInvite(UserReq { room: room.to_owned(), user: user.to_owned() })).await
+    }
+
+    /// Removes `user` from `room` (owners and moderators); a public room
+    /// may be joined again.
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn kick(
+        &self,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<u64>, ClientError> {
+        let req = ModerateReq {
+            room: room.to_owned(),
+            user: user.to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        self.change(Op::RoomKick(req)).await
+    }
+
+    /// Bans `user` from `room` (owners and moderators) until unbanned.
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn ban(
+        &self,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<u64>, ClientError> {
+        let req = ModerateReq {
+            room: room.to_owned(),
+            user: user.to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        self.change(Op::RoomBan(req)).await
+    }
+
+    /// Lifts `user`'s ban from `room` (owners and moderators).
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn unban(&self, room: &str, user: &str) -> Result<Option<u64>, ClientError> {
+        self.change(Op::RoomUnban(UserReq { room: room.to_owned(), user: user.to_owned() })).await
+    }
+
+    /// Gives a member of `room` a role (owners); [`Role::Owner`] moves the
+    /// ownership to them.
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn set_role(
+        &self,
+        room: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<Option<u64>, ClientError> {
+        let req = RoleReq { room: room.to_owned(), user: user.to_owned(), role };
+        self.change(Op::RoomRole(req)).await
+    }
+
+    /// Sets the topic of `room` (owners); empty clears it.
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn set_topic(&self, room: &str, topic: &str) -> Result<Option<u64>, ClientError> {
+        self.change(Op::RoomTopic(TopicReq { room: room.to_owned(), topic: topic.to_owned() }))
+            .await
+    }
+
+    /// Renames `room` (owners).
+    ///
+    /// # Errors
+    /// As [`Client::invite`]; `conflict` when the name is taken.
+    pub async fn rename_room(&self, room: &str, name: &str) -> Result<Option<u64>, ClientError> {
+        self.change(Op::RoomRename(RenameReq { room: room.to_owned(), name: name.to_owned() }))
+            .await
+    }
+
+    /// Makes `room` private or public (owners).
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn set_private(&self, room: &str, private: bool) -> Result<Option<u64>, ClientError> {
+        self.change(Op::RoomPrivate(PrivateReq { room: room.to_owned(), private })).await
+    }
+
+    /// Archives `room` (read-only, history kept) or makes it writable again
+    /// (owners).
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn archive_room(
+        &self,
+        room: &str,
+        archived: bool,
+    ) -> Result<Option<u64>, ClientError> {
+        self.change(Op::RoomArchive(ArchiveReq { room: room.to_owned(), archived })).await
+    }
+
+    /// Deletes `room` with its messages and the files no other room offers
+    /// (owners).
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn delete_room(&self, room: &str) -> Result<(), ClientError> {
+        let op = Op::RoomDelete(RoomReq { room: room.to_owned() });
+        self.call::<serde::de::IgnoredAny>(op, false).await.map(drop)
     }
 
     /// Leaves a room (idempotent); its events stop.

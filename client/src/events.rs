@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use qchat_protocol::{MemberEvent, Message, Presence};
+use qchat_protocol::{MemberEvent, Message, Presence, RoomInfo, RoomRemoved};
 use tokio::sync::mpsc;
 use tokio_util::sync::DropGuard;
 
@@ -24,6 +24,13 @@ pub enum ClientEvent {
     Presence(Presence),
     /// Someone (maybe this user, elsewhere) joined or left a room.
     Member(MemberEvent),
+    /// A room appeared in this user's list or changed for them: joined
+    /// (maybe elsewhere), invited, a direct message opened by someone
+    /// else. Its messages arrive as events from here on when joined.
+    Room(Box<RoomInfo>),
+    /// A room left this user's list: left elsewhere, kicked, banned, or
+    /// deleted. Its events stop.
+    RoomRemoved(RoomRemoved),
     /// The connection state changed.
     State(ConnState),
 }

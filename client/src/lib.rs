@@ -79,6 +79,7 @@ pub use trust::fingerprint;
 /// Wire types that appear in this crate's API, re-exported so users need not
 /// depend on `qchat-protocol` directly.
 pub use qchat_protocol::{
-    ErrorBody, ErrorCode, FileInfo, MemberEvent, MemberInfo, Message, MessageKind, MessagesOk,
-    Presence, RoomInfo, SendOk,
+    Change, ChangeKind, ErrorBody, ErrorCode, FileInfo, MemberEvent, MemberInfo, Message,
+    MessageKind, MessagesOk, Presence, RemovedReason, Role, RoomInfo, RoomKind, RoomRemoved,
+    SendOk,
 };

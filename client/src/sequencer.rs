@@ -6,6 +6,11 @@
 //! `lagged` event, or a reconnect) asks its owner to `sync` the room from the
 //! last seq. While a room syncs, newer events are held back and merged with
 //! the sync pages, so the application sees each (room, seq) once, ascending.
+//!
+//! Rooms are keyed by their id when the server sends one
+//! ([`Message::room_key`]): a public room's name changes with a rename, its
+//! id never does. Syncs name the room by the same key (the server accepts
+//! an id wherever a room is named).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -74,10 +79,10 @@ impl Sequencer {
 
     /// Feeds one `message` event.
     pub(crate) fn on_message(&mut self, msg: Message) -> Step {
-        let Some(cursor) = self.rooms.get_mut(&msg.room) else {
+        let Some(cursor) = self.rooms.get_mut(msg.room_key()) else {
             // A room joined elsewhere (another connection of the same user):
             // deliver from here on.
-            let room = msg.room.clone();
+            let room = msg.room_key().to_owned();
             self.track(&room, msg.seq.saturating_sub(1));
             return self.on_message(msg);
         };
@@ -92,7 +97,7 @@ impl Sequencer {
             cursor.last = msg.seq;
             return Step { deliver: vec![msg], sync: None };
         }
-        let sync = SyncFrom { room: msg.room.clone(), after_seq: cursor.last };
+        let sync = SyncFrom { room: msg.room_key().to_owned(), after_seq: cursor.last };
         cursor.ahead.insert(msg.seq, msg);
         cursor.syncing = true;
         Step { deliver: Vec::new(), sync: Some(sync) }
@@ -136,7 +141,7 @@ impl Sequencer {
         for msg in messages {
             // History is the truth: accept the page as given, skipping what is
             // already delivered.
-            if msg.room == room && msg.seq > cursor.last {
+            if msg.room_key() == room && msg.seq > cursor.last {
                 cursor.last = msg.seq;
                 step.deliver.push(msg);
             }
@@ -184,6 +189,8 @@ mod tests {
             body: format!("m{seq}"),
             client_msg_id: None,
             file: None,
+            room_id: None,
+            change: None,
         }
     }
 
@@ -276,6 +283,24 @@ mod tests {
         assert!(!s.is_syncing());
         let step = s.on_message(msg("r", 4));
         assert_eq!(step.sync, Some(SyncFrom { room: "r".into(), after_seq: 1 }));
+    }
+
+    #[test]
+    fn rooms_are_keyed_by_id_when_there_is_one() {
+        let mut s = Sequencer::default();
+        s.track("+00000000000000aa", 1);
+        // Renamed meanwhile: the name differs, the id does not.
+        let named = |name: &str, seq| Message {
+            room_id: Some("+00000000000000aa".into()),
+            ..msg(name, seq)
+        };
+        assert_eq!(seqs(&s.on_message(named("old", 2))), [2]);
+        assert_eq!(seqs(&s.on_message(named("new", 3))), [3]);
+        let step = s.on_message(named("new", 5));
+        assert_eq!(step.sync, Some(SyncFrom { room: "+00000000000000aa".into(), after_seq: 3 }));
+        let step = s.on_sync_page("+00000000000000aa", vec![named("new", 4)], false);
+        assert_eq!(seqs(&step), [4, 5]);
+        assert_eq!(s.tracked(), [("+00000000000000aa".to_owned(), 5)]);
     }
 
     #[test]

@@ -122,13 +122,13 @@ pub(crate) async fn all_rooms(conn: &Connection) -> Result<RoomsOk, ClientError>
 pub(crate) fn reconcile_rooms(seq: &mut Sequencer, rooms: &RoomsOk) {
     let tracked: Vec<String> = seq.tracked().into_iter().map(|(r, _)| r).collect();
     for room in &rooms.rooms {
-        if room.joined && !tracked.contains(&room.name) {
-            seq.track(&room.name, room.last_seq);
+        if room.joined && !tracked.iter().any(|t| t == room.key()) {
+            seq.track(room.key(), room.last_seq);
         }
     }
-    for name in tracked {
-        if !rooms.rooms.iter().any(|r| r.joined && r.name == name) {
-            seq.untrack(&name);
+    for key in tracked {
+        if !rooms.rooms.iter().any(|r| r.joined && r.key() == key) {
+            seq.untrack(&key);
         }
     }
 }
@@ -391,7 +391,7 @@ async fn on_event(shared: &Shared, ev: Event, app: &mpsc::Sender<ClientEvent>) -
         Event::Message(msg) => lock(&shared.sequencer).on_message(msg),
         Event::Lagged(lagged) => {
             debug!(room = %lagged.room, "server reports lag; syncing");
-            lock(&shared.sequencer).on_lagged(&lagged.room)
+            lock(&shared.sequencer).on_lagged(lagged.key())
         }
         Event::Presence(p) => {
             deliver(shared, app, ClientEvent::Presence(p)).await?;
@@ -402,6 +402,24 @@ async fn on_event(shared: &Shared, ev: Event, app: &mpsc::Sender<ClientEvent>) -
                 lock(&shared.sequencer).untrack(&m.room);
             }
             deliver(shared, app, ClientEvent::Member(m)).await?;
+            Step::default()
+        }
+        // Joined on another connection, or a DM opened by someone else:
+        // deliver its messages from here on.
+        Event::Room(ev) => {
+            if ev.room.joined {
+                lock(&shared.sequencer).track(ev.room.key(), ev.room.last_seq);
+            }
+            deliver(shared, app, ClientEvent::Room(Box::new(ev.room))).await?;
+            Step::default()
+        }
+        Event::RoomRemoved(r) => {
+            {
+                let mut seq = lock(&shared.sequencer);
+                seq.untrack(&r.room_id);
+                seq.untrack(&r.room);
+            }
+            deliver(shared, app, ClientEvent::RoomRemoved(r)).await?;
             Step::default()
         }
         // Progress for the upload task that is waiting for it.

@@ -136,6 +136,9 @@ pub enum StreamCode {
     Internal = 8,
     /// The receiver no longer wants the data (download cancelled).
     Cancelled = 9,
+    /// The uploader may no longer post in the upload's room (kicked,
+    /// banned, the room archived or deleted); the upload is discarded.
+    Forbidden = 10,
 }
 
 impl StreamCode {
@@ -156,6 +159,7 @@ impl StreamCode {
             7 => Self::Unavailable,
             8 => Self::Internal,
             9 => Self::Cancelled,
+            10 => Self::Forbidden,
             _ => return None,
         })
     }
@@ -170,6 +174,7 @@ impl StreamCode {
             Self::QuotaExceeded => E::QuotaExceeded,
             Self::Unavailable | Self::Cancelled => E::Unavailable,
             Self::Internal => E::Internal,
+            Self::Forbidden => E::Forbidden,
         }
     }
 }
@@ -298,7 +303,7 @@ mod tests {
 
     #[test]
     fn stream_codes_round_trip() {
-        for n in 1..=9u64 {
+        for n in 1..=10u64 {
             let c = StreamCode::from_code(n).expect("known");
             assert_eq!(u64::from(c.code()), n);
         }

@@ -33,14 +33,19 @@ pub use files::{
 pub use frame::{DecodeError, EncodeError, decode_frame, encode_frame, encode_json};
 pub use limits::*;
 pub use request::{
-    Credentials, FileGetReq, Hello, HistoryReq, MembersReq, Op, ParseError, Quit, ReadReq, Request,
-    Resume, RoomReq, RoomsReq, SendReq, SyncReq, UploadBeginReq, UploadStatusReq,
+    ArchiveReq, Credentials, DmOpenReq, FileGetReq, Hello, HistoryReq, MembersReq, ModerateReq, Op,
+    ParseError, PrivateReq, Quit, ReadReq, RenameReq, Request, Resume, RoleReq, RoomCreateReq,
+    RoomReq, RoomsReq, SendReq, SyncReq, TopicReq, UploadBeginReq, UploadStatusReq, UserReq,
 };
 pub use response::{
-    Event, FileGetOk, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response, RoomOk, RoomsOk,
-    SendOk, ServerMsg, UploadBeginOk, UploadDone, UploadFailed, UploadStatusOk,
+    ChangeOk, Event, FileGetOk, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response,
+    RoomEvent, RoomOk, RoomsOk, SendOk, ServerMsg, UploadBeginOk, UploadDone, UploadFailed,
+    UploadStatusOk,
 };
-pub use types::{Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence, RoomInfo};
+pub use types::{
+    Change, ChangeKind, Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence,
+    RemovedReason, Role, RoomInfo, RoomKind, RoomRemoved,
+};
 
 #[cfg(feature = "tokio")]
 pub use frame::{FrameReader, ReadFrameError};

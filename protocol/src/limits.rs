@@ -32,6 +32,33 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longest `client_msg_id` in bytes.
 pub const MAX_CLIENT_MSG_ID_LEN: usize = 64;
 
+/// Most members of a direct message, the caller included (the fewest is 2).
+pub const MAX_DM_MEMBERS: usize = 16;
+
+/// Longest room topic in bytes.
+pub const MAX_TOPIC_LEN: usize = 1024;
+
+/// Longest kick or ban reason in bytes.
+pub const MAX_REASON_LEN: usize = 256;
+
+/// First character of a room id: `+` and [`ROOM_ID_HEX`] lower-case hex
+/// digits, which no name can be (names never hold `+`).
+pub const ROOM_ID_PREFIX: char = '+';
+
+/// Hex digits of a room id after [`ROOM_ID_PREFIX`].
+pub const ROOM_ID_HEX: usize = 16;
+
+/// First character of a direct message's alias in requests: `@` and the
+/// other members' names, comma-separated (`@bob,carol`).
+pub const DM_ALIAS_PREFIX: char = '@';
+
+/// Whether `s` is a room id: `+` and 16 lower-case hex digits.
+pub fn valid_room_id(s: &str) -> bool {
+    s.strip_prefix(ROOM_ID_PREFIX).is_some_and(|hex| {
+        hex.len() == ROOM_ID_HEX && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// Most messages one `history` or `sync` reply carries.
 pub const MAX_PAGE: u32 = 500;
 
@@ -88,5 +115,15 @@ mod tests {
         assert!(!valid_name("ünï"));
         assert!(!valid_name(&"x".repeat(MAX_NAME_LEN + 1)));
         assert!(valid_name(&"x".repeat(MAX_NAME_LEN)));
+    }
+
+    #[test]
+    fn room_ids() {
+        assert!(valid_room_id("+0123456789abcdef"));
+        assert!(!valid_room_id("+0123456789ABCDEF"));
+        assert!(!valid_room_id("+0123456789abcde"));
+        assert!(!valid_room_id("0123456789abcdef0"));
+        assert!(!valid_name("+0123456789abcdef"), "an id is never a name");
+        assert!(!valid_name("@bob"), "an alias is never a name");
     }
 }

@@ -40,9 +40,10 @@ pub enum Op {
     /// List the tenant's rooms, a page at a time. Reply: [`crate::RoomsOk`].
     #[serde(rename = "rooms")]
     Rooms(RoomsReq),
-    /// Create a room and join it. Reply: [`crate::RoomOk`].
+    /// Create a room (public, or private) and join it as its owner.
+    /// Reply: [`crate::RoomOk`].
     #[serde(rename = "room.create")]
-    RoomCreate(RoomReq),
+    RoomCreate(RoomCreateReq),
     /// Join a room. Reply: [`crate::RoomOk`].
     #[serde(rename = "room.join")]
     RoomJoin(RoomReq),
@@ -83,6 +84,42 @@ pub enum Op {
     /// Reply: [`crate::FileGetOk`].
     #[serde(rename = "file.get")]
     FileGet(FileGetReq),
+    /// Open (create, or find) the direct message between the caller and
+    /// these users. Reply: [`crate::RoomOk`].
+    #[serde(rename = "dm.open")]
+    DmOpen(DmOpenReq),
+    /// Invite a user into a room (owners and moderators). Reply:
+    /// [`crate::ChangeOk`].
+    #[serde(rename = "room.invite")]
+    RoomInvite(UserReq),
+    /// Remove a member (owners and moderators). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.kick")]
+    RoomKick(ModerateReq),
+    /// Ban a user (owners and moderators). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.ban")]
+    RoomBan(ModerateReq),
+    /// Lift a ban (owners and moderators). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.unban")]
+    RoomUnban(UserReq),
+    /// Change a member's role (owners). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.role")]
+    RoomRole(RoleReq),
+    /// Set the topic (owners). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.topic")]
+    RoomTopic(TopicReq),
+    /// Rename the room (owners). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.rename")]
+    RoomRename(RenameReq),
+    /// Make the room private or public (owners). Reply: [`crate::ChangeOk`].
+    #[serde(rename = "room.private")]
+    RoomPrivate(PrivateReq),
+    /// Archive the room (read-only) or undo it (owners). Reply:
+    /// [`crate::ChangeOk`].
+    #[serde(rename = "room.archive")]
+    RoomArchive(ArchiveReq),
+    /// Delete the room with its messages and offers (owners). Reply: `{}`.
+    #[serde(rename = "room.delete")]
+    RoomDelete(RoomReq),
 }
 
 impl Op {
@@ -108,6 +145,17 @@ impl Op {
             Self::UploadBegin(_) => "upload.begin",
             Self::UploadStatus(_) => "upload.status",
             Self::FileGet(_) => "file.get",
+            Self::DmOpen(_) => "dm.open",
+            Self::RoomInvite(_) => "room.invite",
+            Self::RoomKick(_) => "room.kick",
+            Self::RoomBan(_) => "room.ban",
+            Self::RoomUnban(_) => "room.unban",
+            Self::RoomRole(_) => "room.role",
+            Self::RoomTopic(_) => "room.topic",
+            Self::RoomRename(_) => "room.rename",
+            Self::RoomPrivate(_) => "room.private",
+            Self::RoomArchive(_) => "room.archive",
+            Self::RoomDelete(_) => "room.delete",
         }
     }
 }
@@ -192,6 +240,92 @@ pub struct MembersReq {
     /// the previous page); absent = from the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+}
+
+/// `room.create` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCreateReq {
+    /// Room name.
+    pub room: String,
+    /// `true` for a private room (members by invitation only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
+}
+
+/// `dm.open` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmOpenReq {
+    /// The other members' user names (1 to 15; the caller is added).
+    pub users: Vec<String>,
+}
+
+/// Fields of operations on one user in one room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserReq {
+    /// The room.
+    pub room: String,
+    /// The user.
+    pub user: String,
+}
+
+/// `room.kick` and `room.ban` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerateReq {
+    /// The room.
+    pub room: String,
+    /// The user.
+    pub user: String,
+    /// Why, shown in the room's history (at most
+    /// [`crate::MAX_REASON_LEN`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `room.role` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleReq {
+    /// The room.
+    pub room: String,
+    /// The member.
+    pub user: String,
+    /// The new role; `owner` moves the ownership to `user`.
+    pub role: crate::Role,
+}
+
+/// `room.topic` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicReq {
+    /// The room.
+    pub room: String,
+    /// The new topic (at most [`crate::MAX_TOPIC_LEN`] bytes; empty clears it).
+    pub topic: String,
+}
+
+/// `room.rename` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameReq {
+    /// The room.
+    pub room: String,
+    /// The new name.
+    pub name: String,
+}
+
+/// `room.private` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateReq {
+    /// The room.
+    pub room: String,
+    /// `true` makes it private, `false` public.
+    pub private: bool,
+}
+
+/// `room.archive` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveReq {
+    /// The room.
+    pub room: String,
+    /// `true` archives it, `false` makes it writable again.
+    pub archived: bool,
 }
 
 /// `send` fields.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorCode as Code;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::files::FileInfo;
-use crate::types::{Lagged, MemberEvent, MemberInfo, Message, Presence, RoomInfo};
+use crate::types::{Lagged, MemberEvent, MemberInfo, Message, Presence, RoomInfo, RoomRemoved};
 
 /// The reply to one request: `{"re": id, "ok": {...}}` or
 /// `{"re": id, "err": {"code": ..., "message": ...}}`.
@@ -75,6 +75,21 @@ pub enum Event {
     /// are gone; for other codes they are kept and the upload can resume.
     #[serde(rename = "upload.failed")]
     UploadFailed(UploadFailed),
+    /// A room appeared in your list or joined it on another connection
+    /// (you were invited, someone opened a direct message with you).
+    #[serde(rename = "room")]
+    Room(RoomEvent),
+    /// A room left your list: you left it elsewhere, were kicked or
+    /// banned, or it was deleted. Its events stop.
+    #[serde(rename = "room.removed")]
+    RoomRemoved(RoomRemoved),
+}
+
+/// `room` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEvent {
+    /// The room as the receiving user sees it.
+    pub room: RoomInfo,
 }
 
 /// `upload.done` event.
@@ -196,6 +211,17 @@ pub struct MembersOk {
     /// at once.
     #[serde(default)]
     pub more: bool,
+}
+
+/// Reply of the room-changing operations (`room.invite`, `room.kick`,
+/// `room.ban`, `room.unban`, `room.role`, `room.topic`, `room.rename`,
+/// `room.private`, `room.archive`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeOk {
+    /// Seq of the `system` message recording the change; absent when
+    /// nothing changed (the state asked for held already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// `send` reply, sent only after the message is committed.

@@ -25,7 +25,23 @@ fn every_op_round_trips() {
         Op::Logout,
         Op::Rooms(RoomsReq::default()),
         Op::Rooms(RoomsReq { after: Some("general".into()) }),
-        Op::RoomCreate(room.clone()),
+        Op::RoomCreate(RoomCreateReq { room: "general".into(), private: false }),
+        Op::RoomCreate(RoomCreateReq { room: "plans".into(), private: true }),
+        Op::DmOpen(DmOpenReq { users: vec!["bob".into(), "carol".into()] }),
+        Op::RoomInvite(UserReq { room: "plans".into(), user: "bob".into() }),
+        Op::RoomKick(ModerateReq { room: "p".into(), user: "bob".into(), reason: None }),
+        Op::RoomBan(ModerateReq {
+            room: "+0123456789abcdef".into(),
+            user: "bob".into(),
+            reason: Some("spam".into()),
+        }),
+        Op::RoomUnban(UserReq { room: "plans".into(), user: "bob".into() }),
+        Op::RoomRole(RoleReq { room: "p".into(), user: "bob".into(), role: Role::Moderator }),
+        Op::RoomTopic(TopicReq { room: "p".into(), topic: "launch 🚀".into() }),
+        Op::RoomRename(RenameReq { room: "p".into(), name: "q".into() }),
+        Op::RoomPrivate(PrivateReq { room: "p".into(), private: true }),
+        Op::RoomArchive(ArchiveReq { room: "p".into(), archived: false }),
+        Op::RoomDelete(room.clone()),
         Op::RoomJoin(room.clone()),
         Op::RoomLeave(room.clone()),
         Op::Members(MembersReq { room: "general".into(), after: None }),
@@ -129,6 +145,38 @@ fn wire_shapes_match_the_spec() {
 }
 
 #[test]
+fn access_fields_are_optional_both_ways() {
+    // An old server's room and message parse, and a new room's optional
+    // fields stay off the wire when unset.
+    let old: RoomInfo = serde_json::from_value(
+        json!({"name": "g", "joined": true, "last_seq": 1, "read_seq": 0, "unread": 1}),
+    )
+    .expect("an old server's room");
+    assert_eq!((old.kind, old.key(), old.display(), old.role), (RoomKind::Public, "g", "g", None));
+    assert_eq!(
+        serde_json::to_value(&old).expect("json"),
+        json!({"name": "g", "joined": true, "last_seq": 1, "read_seq": 0, "unread": 1,
+               "kind": "public"})
+    );
+    let m: Message = serde_json::from_value(json!({"room": "g", "seq": 1, "sender": "a",
+        "ts": 1, "kind": "system", "body": "x",
+        "change": {"type": "something_new", "by": "a"}}))
+    .expect("an unknown change");
+    assert_eq!(m.change.as_ref().map(|c| c.kind), Some(ChangeKind::Unknown));
+    assert_eq!(m.room_key(), "g");
+    let r: RoomRemoved =
+        serde_json::from_value(json!({"room": "g", "room_id": "+0123456789abcdef",
+            "reason": "vanished"}))
+        .expect("an unknown reason");
+    assert_eq!(r.reason, RemovedReason::Unknown);
+    let member: MemberInfo =
+        serde_json::from_value(json!({"user": "a", "online": false})).expect("old member");
+    assert_eq!(member.role, None);
+    let create = Request::parse(br#"{"id":1,"op":"room.create","room":"g"}"#).expect("old create");
+    assert_eq!(create.op, Op::RoomCreate(RoomCreateReq { room: "g".into(), private: false }));
+}
+
+#[test]
 fn server_messages_round_trip() {
     let msg = Message {
         room: "general".into(),
@@ -139,6 +187,38 @@ fn server_messages_round_trip() {
         body: "日本語 and emoji 🎉".into(),
         client_msg_id: Some("c".into()),
         file: None,
+        room_id: None,
+        change: None,
+    };
+    let system = Message {
+        kind: MessageKind::System,
+        body: "ann banned bob: spam".into(),
+        client_msg_id: None,
+        room_id: Some("+0123456789abcdef".into()),
+        change: Some(Box::new(Change {
+            kind: ChangeKind::Banned,
+            by: "ann".into(),
+            user: Some("bob".into()),
+            role: None,
+            topic: None,
+            name: None,
+            reason: Some("spam".into()),
+        })),
+        ..msg.clone()
+    };
+    let room = RoomInfo {
+        name: "+0123456789abcdef".into(),
+        joined: true,
+        last_seq: 4,
+        read_seq: 2,
+        unread: 2,
+        id: Some("+0123456789abcdef".into()),
+        kind: RoomKind::Dm,
+        title: Some("@bob,carol".into()),
+        role: Some(Role::Member),
+        invited: false,
+        topic: Some("t".into()),
+        archived: true,
     };
     let file = FileInfo { id: 3, name: "a.pdf".into(), size: 10, hash: "ab".repeat(32) };
     let file_msg = Message {
@@ -168,7 +248,37 @@ fn server_messages_round_trip() {
             user: "a".into(),
             joined: true,
         })),
-        ServerMsg::Event(Event::Lagged(Lagged { room: "g".into() })),
+        ServerMsg::Event(Event::Lagged(Lagged { room: "g".into(), room_id: None })),
+        ServerMsg::Event(Event::Lagged(Lagged {
+            room: "g".into(),
+            room_id: Some("+0123456789abcdef".into()),
+        })),
+        ServerMsg::Event(Event::Message(system)),
+        ServerMsg::Event(Event::Room(RoomEvent { room: room.clone() })),
+        ServerMsg::Event(Event::RoomRemoved(RoomRemoved {
+            room: "+0123456789abcdef".into(),
+            room_id: "+0123456789abcdef".into(),
+            reason: RemovedReason::Banned,
+            by: Some("ann".into()),
+        })),
+        ServerMsg::Response(Response::ok(8, &RoomOk { room }).expect("ok")),
+        ServerMsg::Response(Response::ok(9, &ChangeOk { seq: Some(3) }).expect("ok")),
+        ServerMsg::Response(Response::ok(10, &ChangeOk::default()).expect("ok")),
+        ServerMsg::Response(
+            Response::ok(
+                11,
+                &MembersOk {
+                    room: "g".into(),
+                    members: vec![MemberInfo {
+                        user: "a".into(),
+                        online: true,
+                        role: Some(Role::Owner),
+                    }],
+                    more: false,
+                },
+            )
+            .expect("ok"),
+        ),
         ServerMsg::Event(Event::Message(file_msg)),
         ServerMsg::Event(Event::UploadDone(UploadDone {
             upload_id: "u".into(),

@@ -61,12 +61,163 @@ pub struct Message {
     /// The offered file, for `kind: file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<crate::files::FileInfo>,
+    /// The room's id (`+` and 16 hex digits): unlike `room`, it never
+    /// changes (a public room's `room` is its name, which a rename changes).
+    /// Absent from servers that predate room ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    /// For `kind: system`: what changed, for clients that act on it
+    /// (`body` says the same in words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Box<Change>>,
 }
 
-/// A room as listed by `rooms` and returned by `room.create` / `room.join`.
+impl Message {
+    /// The key to track the room by: its id when the server sent one, else
+    /// its name.
+    pub fn room_key(&self) -> &str {
+        self.room_id.as_deref().unwrap_or(&self.room)
+    }
+}
+
+/// What kind of room a room is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// Anyone in the tenant may see it and join it.
+    #[default]
+    Public,
+    /// Only members (by invitation) and the tenant's admins see it.
+    Private,
+    /// A direct message: a fixed set of 2 to 16 users.
+    Dm,
+}
+
+impl RoomKind {
+    /// Storage and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+            Self::Dm => "dm",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "public" => Self::Public,
+            "private" => Self::Private,
+            "dm" => Self::Dm,
+            _ => return None,
+        })
+    }
+}
+
+/// A member's role in a room (direct messages have no roles: every member
+/// is a `member`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads and posts.
+    Member,
+    /// Also invites, kicks, bans and unbans.
+    Moderator,
+    /// Also promotes and demotes, renames, sets the topic, makes the room
+    /// public or private, transfers ownership, archives and deletes. One
+    /// per room.
+    Owner,
+}
+
+impl Role {
+    /// Storage and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Moderator => "moderator",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "member" => Self::Member,
+            "moderator" => Self::Moderator,
+            "owner" => Self::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// What a `system` message records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// `user` joined.
+    Joined,
+    /// `user` left.
+    Left,
+    /// `by` invited `user`.
+    Invited,
+    /// `by` removed `user` (who may rejoin a public room).
+    Kicked,
+    /// `by` banned `user`.
+    Banned,
+    /// `by` lifted `user`'s ban.
+    Unbanned,
+    /// `by` gave `user` the role `role` (`owner`: ownership moved to `user`).
+    Role,
+    /// `by` set the topic to `topic`.
+    Topic,
+    /// `by` renamed the room to `name`.
+    Renamed,
+    /// `by` made the room private.
+    MadePrivate,
+    /// `by` made the room public.
+    MadePublic,
+    /// `by` archived the room: read-only from now on.
+    Archived,
+    /// `by` made an archived room writable again.
+    Unarchived,
+    /// A change this client does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+/// The `change` of a `system` message: who did what to whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: ChangeKind,
+    /// Who did it (for `joined` and `left`, the user themself).
+    pub by: String,
+    /// Whom it concerns (membership and role changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The new role (`role`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The new topic (`topic`; empty = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The new name (`renamed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Why, as the moderator gave it (`kicked`, `banned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A room as listed by `rooms` and returned by `room.create`, `room.join`
+/// and `dm.open`. The fields after `unread` are absent from servers that
+/// predate them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {
-    /// Room name, unique within the tenant.
+    /// What to name the room by in requests, and the `room` of its
+    /// messages: a public room's name; a private room's or a direct
+    /// message's id (`id`).
     pub name: String,
     /// Whether the caller is a member.
     pub joined: bool,
@@ -76,6 +227,42 @@ pub struct RoomInfo {
     pub read_seq: u64,
     /// Messages after the read marker (0 when not a member).
     pub unread: u64,
+    /// The room's id: `+` and 16 lower-case hex digits, never changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Public, private or direct message.
+    #[serde(default)]
+    pub kind: RoomKind,
+    /// What to show: a room's name; for a direct message `@` and the other
+    /// members' names, comma-separated (also a name the caller may use in
+    /// requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The caller's role, when a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Whether the caller is invited (and not yet a member).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invited: bool,
+    /// The room's topic; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Whether the room is archived (read-only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+}
+
+impl RoomInfo {
+    /// The key to track the room by: its id when the server sent one, else
+    /// its name (matches [`Message::room_key`]).
+    pub fn key(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
+
+    /// What to show for the room: its title, else its name.
+    pub fn display(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// One member of a room, with the old `MEMBERS ONLINE` flag.
@@ -85,6 +272,9 @@ pub struct MemberInfo {
     pub user: String,
     /// Whether the user has at least one live connection.
     pub online: bool,
+    /// The member's role in the room (absent from servers that predate roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 /// `presence` event: a user sharing a room with you came online or went offline.
@@ -116,4 +306,46 @@ pub struct MemberEvent {
 pub struct Lagged {
     /// Room name.
     pub room: String,
+    /// The room's id (absent from servers that predate room ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+}
+
+impl Lagged {
+    /// The key to track the room by (matches [`Message::room_key`]).
+    pub fn key(&self) -> &str {
+        self.room_id.as_deref().unwrap_or(&self.room)
+    }
+}
+
+/// Why a room left the caller's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedReason {
+    /// The user left it (on another connection).
+    Left,
+    /// A moderator removed the user.
+    Kicked,
+    /// A moderator banned the user.
+    Banned,
+    /// The room was deleted.
+    Deleted,
+    /// A reason this client does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+/// `room.removed` event: a room the user was in (or invited to) is no
+/// longer theirs; its events stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRemoved {
+    /// The room's `name` as it was listed.
+    pub room: String,
+    /// The room's id.
+    pub room_id: String,
+    /// Why.
+    pub reason: RemovedReason,
+    /// Who did it, when someone else did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }

@@ -16,10 +16,10 @@ pub use backup::backup;
 pub use copy::{Copied, migrate_to};
 pub use manage::{
     RoomRow, TenantRow, UserRow, delete_room, delete_tenant, delete_user, list_rooms, list_tenants,
-    list_users, set_password, set_room_disabled, set_tenant_disabled, set_user_disabled,
+    list_users, set_admin, set_password, set_room_disabled, set_tenant_disabled, set_user_disabled,
 };
 
-use qchat_protocol::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, valid_name};
+use qchat_protocol::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Role, RoomKind, valid_name};
 
 use crate::auth::Auth;
 use crate::db::{self, DatabaseUrl, Db, DbError, Durability};
@@ -113,6 +113,7 @@ pub async fn create_user(
     t: &str,
     user: &str,
     password: &str,
+    admin: bool,
 ) -> Result<(), AdminError> {
     check_name("user", user)?;
     if password.len() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
@@ -124,26 +125,48 @@ pub async fn create_user(
     let tenant = tenant(&pool, t).await?;
     let auth = Auth::new().map_err(|e| AdminError::Invalid(e.to_string()))?;
     let hash = auth.hash(password).await.map_err(|e| AdminError::Invalid(e.to_string()))?;
-    db::users::create(&pool, tenant.id, user, &hash)
+    let id = db::users::create(&pool, tenant.id, user, &hash)
         .await
         .map_err(|e| conflict(e, format!("user {user} exists in {t}")))?;
+    if admin {
+        db::members::set_admin(&pool, tenant.id, id, true).await?;
+    }
     pool.close().await;
     Ok(())
 }
 
-/// Creates a room (with no members; users join it).
+/// Creates a room: public (with no members; users join it), or private,
+/// with `owner` as its owner and only member (without one, only the
+/// tenant's admins see it until they invite someone). Returns its id.
 ///
 /// # Errors
-/// [`AdminError`] for an unknown tenant or an invalid or existing name.
-pub async fn create_room(db: &DatabaseUrl, t: &str, room: &str) -> Result<(), AdminError> {
+/// [`AdminError`] for an unknown tenant or owner, or an invalid or existing
+/// (public) name.
+pub async fn create_room(
+    db: &DatabaseUrl,
+    t: &str,
+    room: &str,
+    private: bool,
+    owner: Option<&str>,
+) -> Result<String, AdminError> {
     check_name("room", room)?;
     let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
-    db::rooms::create(&pool, tenant.id, room)
+    let owner = match owner {
+        Some(u) => Some(user(&pool, &tenant, u).await?),
+        None => None,
+    };
+    let kind = if private { RoomKind::Private } else { RoomKind::Public };
+    let mut tx = pool.begin_write().await?;
+    let created = db::rooms::create(&mut tx, tenant.id, room, kind, None)
         .await
         .map_err(|e| conflict(e, format!("room {room} exists in {t}")))?;
+    if let Some(owner) = owner {
+        db::rooms::join(tx.conn(), tenant.id, created.id, owner, Role::Owner).await?;
+    }
+    tx.commit().await?;
     pool.close().await;
-    Ok(())
+    Ok(created.handle)
 }
 
 /// Creates the database (a SQLite file and its directory) if needed and

@@ -1,8 +1,11 @@
-//! Request handlers: one function per operation, thin — validate, check
-//! authorisation, call storage and the hub, shape the reply. Grouped by
-//! domain: [`account`] (hello, register, login, resume, logout), [`rooms`]
-//! (rooms, room.*, members, read), [`messages`] (send, history, sync) and
-//! [`files`] (upload.begin, upload.status, file.get).
+//! Request handlers: one function per operation, thin — validate, resolve
+//! the room through [`crate::access`] (the one place that decides who may
+//! do what), call storage, the writer and the hub, shape the reply. Grouped
+//! by domain: [`account`] (hello, register, login, resume, logout),
+//! [`rooms`] (rooms, room.create, room.join, room.leave, members, read,
+//! dm.open), [`moderation`] (room.invite, kick, ban, unban, role, topic,
+//! rename, private, archive, delete), [`messages`] (send, history, sync)
+//! and [`files`] (upload.begin, upload.status, file.get).
 //!
 //! A handler gets only what it uses: the server's [`Shared`] state and the
 //! caller's [`Login`]; the account handlers also the [`Caller`] whose login
@@ -11,6 +14,7 @@
 mod account;
 mod files;
 mod messages;
+mod moderation;
 mod rooms;
 
 use std::net::SocketAddr;
@@ -19,6 +23,9 @@ use qchat_protocol::{ErrorCode, Op};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::access::{self, Access, Need};
+use crate::changes::{ChangeJob, RoomChange};
+use crate::db::Room;
 use crate::error::{Error, Result, refuse};
 use crate::hub::ConnId;
 use crate::outbound::Outbound;
@@ -73,7 +80,7 @@ pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
             match op {
                 Op::Logout => account::logout(s, &login).await,
                 Op::Rooms(r) => rooms::list(s, &login, r).await,
-                Op::RoomCreate(r) => rooms::create(s, &login, &r.room).await,
+                Op::RoomCreate(r) => rooms::create(s, &login, &r).await,
                 Op::RoomJoin(r) => rooms::join(s, &login, &r.room).await,
                 Op::RoomLeave(r) => rooms::leave(s, &login, &r.room).await,
                 Op::Members(r) => rooms::members(s, &login, r).await,
@@ -84,6 +91,17 @@ pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
                 Op::UploadBegin(r) => files::begin(s, &login, r).await,
                 Op::UploadStatus(r) => files::status(s, &login, r).await,
                 Op::FileGet(r) => files::get(s, &login, downloads, r).await,
+                Op::DmOpen(r) => rooms::dm_open(s, &login, r).await,
+                Op::RoomInvite(r) => moderation::invite(s, &login, r).await,
+                Op::RoomKick(r) => moderation::kick(s, &login, r).await,
+                Op::RoomBan(r) => moderation::ban(s, &login, r).await,
+                Op::RoomUnban(r) => moderation::unban(s, &login, r).await,
+                Op::RoomRole(r) => moderation::role(s, &login, r).await,
+                Op::RoomTopic(r) => moderation::topic(s, &login, r).await,
+                Op::RoomRename(r) => moderation::rename(s, &login, r).await,
+                Op::RoomPrivate(r) => moderation::private(s, &login, r).await,
+                Op::RoomArchive(r) => moderation::archive(s, &login, r).await,
+                Op::RoomDelete(r) => moderation::delete(s, &login, &r.room).await,
                 Op::Hello(_)
                 | Op::Register(_)
                 | Op::Login(_)
@@ -114,14 +132,25 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
-/// Looks up a room of the caller's tenant that the caller is a member of.
-async fn member_room(s: &Shared, login: &Login, room: &str) -> Result<(crate::db::Room, u64)> {
-    check_name("room", room)?;
-    let (r, read) = crate::db::rooms::with_membership(&s.pool, login.tenant, login.user, room)
-        .await?
-        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
-    let read = read.ok_or_else(|| {
-        refuse(ErrorCode::Forbidden, format!("not a member of {room}; join it first"))
-    })?;
-    Ok((r, read))
+/// The caller, as [`access`] sees them.
+fn who(login: &Login) -> access::Caller<'_> {
+    access::Caller { tenant: login.tenant, user: login.user, name: &login.user_name }
+}
+
+/// Resolves the room the caller names by `reference` and decides `need`
+/// there ([`access::resolve`]).
+async fn room(s: &Shared, login: &Login, reference: &str, need: Need) -> Result<Access> {
+    access::resolve(&s.pool, who(login), reference, need).await
+}
+
+/// A change to `room` by the caller, who named it `reference`.
+fn change(login: &Login, reference: &str, room: &Room, change: RoomChange) -> ChangeJob {
+    ChangeJob {
+        reference: reference.to_owned(),
+        tenant: login.tenant,
+        room: room.id,
+        actor: login.user,
+        actor_name: login.user_name.clone(),
+        change,
+    }
 }

@@ -13,6 +13,14 @@ pub use files::FileLimits;
 pub use overrides::Overrides;
 pub use quotas::Quotas;
 
+/// Most messages the writer commits in one transaction unless
+/// `max_commit_batch` says otherwise.
+pub(crate) const DEFAULT_MAX_BATCH: usize = 256;
+/// Queue length in front of the writer (`committer`); senders wait when it
+/// is full. Also the largest useful batch: a batch never holds more than
+/// was queued, so `max_commit_batch` is at most this.
+pub(crate) const COMMIT_QUEUE: usize = 4096;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -123,7 +131,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             durability: Durability::Full,
-            max_commit_batch: crate::committer::DEFAULT_MAX_BATCH,
+            max_commit_batch: DEFAULT_MAX_BATCH,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             metrics_listen: None,
@@ -279,7 +287,7 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return bad("log_level", "not a tracing filter (try info or debug)");
         }
-        if !(1..=crate::committer::QUEUE).contains(&self.max_commit_batch) {
+        if !(1..=COMMIT_QUEUE).contains(&self.max_commit_batch) {
             return bad("max_commit_batch", "must be 1 to 4096");
         }
         if l.max_connections == 0 {

@@ -21,6 +21,7 @@
 mod backend;
 pub(crate) mod copy;
 pub(crate) mod files;
+pub(crate) mod members;
 pub(crate) mod messages;
 pub(crate) mod rooms;
 pub(crate) mod sessions;
@@ -29,10 +30,10 @@ pub(crate) mod users;
 
 pub use backend::{Backend, DB_FILE, DatabaseUrl, MIGRATOR, PG_MIGRATOR};
 pub(crate) use backend::{Conn, Db, Ex, on, on_conn};
-pub(crate) use files::{Content, FileAccess, NewUpload, Upload};
+pub(crate) use files::{Content, NewUpload, Upload, VisibleFile};
 pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
 pub use messages::{HISTORY_SQL, INSERT_MESSAGE_SQL};
-pub(crate) use rooms::Room;
+pub(crate) use rooms::{Room, RoomLabel, Standing};
 pub(crate) use tenants::Tenant;
 
 // Operator queries (`qchatd tenant|user|room list|disable|delete`, `backup`).

@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use qchat_protocol::{Event, MemberEvent, Presence, encode_json};
+use qchat_protocol::{Event, Presence, encode_json};
 
-use crate::db::{RoomId, TenantId, UserId};
+use crate::db::{RoomId, RoomLabel, TenantId, UserId};
 use crate::outbound::Outbound;
 
 /// Identifies one connection for the life of the process.
@@ -140,22 +140,37 @@ impl Hub {
         }
     }
 
-    /// Offers a pre-serialized event frame of `room` to every subscriber.
-    pub(crate) fn publish(&self, room: RoomId, room_name: &str, frame: &Bytes) {
-        let st = self.lock();
-        if let Some(subs) = st.rooms.get(&room) {
-            for out in subs.values() {
-                out.offer(frame.clone(), room_name);
+    /// Unsubscribes everyone from `room` (it was deleted).
+    pub(crate) fn close_room(&self, room: RoomId) {
+        let mut st = self.lock();
+        let Some(subs) = st.rooms.remove(&room) else { return };
+        for id in subs.keys() {
+            if let Some(c) = st.conns.get_mut(id) {
+                c.rooms.remove(&room);
             }
         }
     }
 
-    /// Sends a `member` event to the room's subscribers.
-    pub(crate) fn member_event(&self, room: RoomId, ev: MemberEvent) {
-        let room_name = ev.room.clone();
-        match encode_json(&Event::Member(ev)) {
-            Ok(frame) => self.publish(room, &room_name, &frame),
-            Err(e) => tracing::error!(cause = %e, "encoding member event"),
+    /// Offers a pre-serialized event frame of `room` (called `label` on the
+    /// wire) to every subscriber.
+    pub(crate) fn publish(&self, room: RoomId, label: &RoomLabel, frame: &Bytes) {
+        let st = self.lock();
+        if let Some(subs) = st.rooms.get(&room) {
+            for out in subs.values() {
+                out.offer(frame.clone(), label);
+            }
+        }
+    }
+
+    /// Offers an event frame about room `label` to every connection of
+    /// `user`, subscribed to the room or not (a `room` or `room.removed`
+    /// event). A full queue marks the room lagged, as for a room's events.
+    pub(crate) fn to_user(&self, tenant: TenantId, user: UserId, label: &RoomLabel, frame: &Bytes) {
+        let st = self.lock();
+        for id in st.users.get(&(tenant, user)).into_iter().flatten() {
+            if let Some(c) = st.conns.get(id) {
+                c.out.offer(frame.clone(), label);
+            }
         }
     }
 
@@ -231,7 +246,8 @@ mod tests {
         assert_eq!(p["user"], "bob");
         assert_eq!(p["online"], true);
 
-        hub.publish(RoomId(10), "general", &Bytes::from_static(b"\0\0\0\x02{}"));
+        let label = RoomLabel { name: "general".into(), id: "+0000000000000010".into() };
+        hub.publish(RoomId(10), &label, &Bytes::from_static(b"\0\0\0\x02{}"));
         assert_eq!(next_json(&mut a_rx).await, serde_json::json!({}));
         assert_eq!(next_json(&mut b_rx).await, serde_json::json!({}));
         assert!(hub.is_online(t1, UserId(1)));

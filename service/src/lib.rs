@@ -6,6 +6,10 @@
 //!   is logged in as (`Login`).
 //! - `session`: one task per connection — control stream, login deadline,
 //!   reader, writer, close codes.
+//! - `access`: who may see and do what in which room — the one place the
+//!   service decides it.
+//! - `changes`: room changes (membership, roles, settings) as the writer
+//!   applies them.
 //! - `cmd`: one handler per operation, grouped by domain; each gets the
 //!   shared state, the caller's login and only the connection parts it uses.
 //! - `hub`: room subscriptions, presence, fan-out of pre-serialized frames.
@@ -24,9 +28,11 @@
 //! - `metrics`: Prometheus counters and the local `/metrics` + `/health` port.
 //! - [`Reloader`]: certificate reload on SIGHUP ([`ReloadError`]).
 
+mod access;
 pub mod admin;
 mod admission;
 mod auth;
+mod changes;
 mod cmd;
 mod committer;
 pub mod config;

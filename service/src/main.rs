@@ -158,6 +158,22 @@ enum UserCmd {
         /// Read the password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
+        /// Make the user an admin of the tenant: owner rights in every
+        /// public and private room (none in direct messages).
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Make a user an admin of their tenant (`on`), or not (`off`).
+    SetAdmin {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// User name.
+        name: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
         #[command(flatten)]
         dir: DataDir,
     },
@@ -213,12 +229,18 @@ enum UserCmd {
 
 #[derive(Subcommand)]
 enum RoomCmd {
-    /// Create a room.
+    /// Create a room; prints its id.
     Create {
         #[command(flatten)]
         tenant: Tenant,
         /// Room name.
         name: String,
+        /// A private room: members by invitation only.
+        #[arg(long)]
+        private: bool,
+        /// Its owner and first member (a user of the tenant).
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
         #[command(flatten)]
         dir: DataDir,
     },
@@ -233,7 +255,7 @@ enum RoomCmd {
     Disable {
         #[command(flatten)]
         tenant: Tenant,
-        /// Room name.
+        /// Room: its name, or its id (`+` and hex, shown by `room list`).
         name: String,
         #[command(flatten)]
         dir: DataDir,
@@ -242,7 +264,7 @@ enum RoomCmd {
     Enable {
         #[command(flatten)]
         tenant: Tenant,
-        /// Room name.
+        /// Room: its name, or its id (`+` and hex, shown by `room list`).
         name: String,
         #[command(flatten)]
         dir: DataDir,
@@ -251,7 +273,7 @@ enum RoomCmd {
     Delete {
         #[command(flatten)]
         tenant: Tenant,
-        /// Room name.
+        /// Room: its name, or its id (`+` and hex, shown by `room list`).
         name: String,
         #[command(flatten)]
         confirm: Confirm,
@@ -385,15 +407,22 @@ async fn tenant(c: TenantCmd) -> anyhow::Result<()> {
 
 async fn user(c: UserCmd) -> anyhow::Result<()> {
     match c {
-        UserCmd::Create { tenant: Tenant { tenant }, name, password_stdin, dir } => {
+        UserCmd::Create { tenant: Tenant { tenant }, name, password_stdin, admin, dir } => {
             let password = read_password(password_stdin)?;
-            admin::create_user(&dir.db()?, &tenant, &name, &password).await?;
-            println!("created user {name} in {tenant}");
+            admin::create_user(&dir.db()?, &tenant, &name, &password, admin).await?;
+            let what = if admin { "admin" } else { "user" };
+            println!("created {what} {name} in {tenant}");
+        }
+        UserCmd::SetAdmin { tenant: Tenant { tenant }, name, value, dir } => {
+            let on = value == "on";
+            admin::set_admin(&dir.db()?, &tenant, &name, on).await?;
+            let what = if on { "an admin" } else { "no longer an admin" };
+            println!("{name} is {what} of {tenant}");
         }
         UserCmd::List { tenant: Tenant { tenant }, dir } => {
-            println!("NAME\tDISABLED\tSESSIONS");
+            println!("NAME\tDISABLED\tSESSIONS\tADMIN");
             for u in admin::list_users(&dir.db()?, &tenant).await? {
-                println!("{}\t{}\t{}", u.name, u.disabled, u.sessions);
+                println!("{}\t{}\t{}\t{}", u.name, u.disabled, u.sessions, u.admin);
             }
         }
         UserCmd::Passwd { tenant: Tenant { tenant }, name, password_stdin, dir } => {
@@ -420,14 +449,20 @@ async fn user(c: UserCmd) -> anyhow::Result<()> {
 
 async fn room(c: RoomCmd) -> anyhow::Result<()> {
     match c {
-        RoomCmd::Create { tenant: Tenant { tenant }, name, dir } => {
-            admin::create_room(&dir.db()?, &tenant, &name).await?;
-            println!("created room {name} in {tenant}");
+        RoomCmd::Create { tenant: Tenant { tenant }, name, private, owner, dir } => {
+            let id =
+                admin::create_room(&dir.db()?, &tenant, &name, private, owner.as_deref()).await?;
+            let kind = if private { "private room" } else { "room" };
+            println!("created {kind} {name} in {tenant}, id {id}");
         }
         RoomCmd::List { tenant: Tenant { tenant }, dir } => {
-            println!("NAME\tDISABLED\tLAST_SEQ\tMEMBERS");
+            println!("NAME\tDISABLED\tLAST_SEQ\tMEMBERS\tKIND\tID");
             for r in admin::list_rooms(&dir.db()?, &tenant).await? {
-                println!("{}\t{}\t{}\t{}", r.name, r.disabled, r.last_seq, r.members);
+                let name = if r.name.is_empty() { "-" } else { r.name.as_str() };
+                println!(
+                    "{name}\t{}\t{}\t{}\t{}\t{}",
+                    r.disabled, r.last_seq, r.members, r.kind, r.id
+                );
             }
         }
         RoomCmd::Disable { tenant: Tenant { tenant }, name, dir } => {
@@ -440,8 +475,11 @@ async fn room(c: RoomCmd) -> anyhow::Result<()> {
         }
         RoomCmd::Delete { tenant: Tenant { tenant }, name, confirm, dir } => {
             yes(&confirm, &format!("room {name} with its messages"))?;
-            admin::delete_room(&dir.db()?, &tenant, &name).await?;
-            println!("deleted room {name} in {tenant}");
+            let files = admin::delete_room(&dir.db()?, &tenant, &name).await?;
+            println!(
+                "deleted room {name} in {tenant}; {files} stored files no other room offers \
+                 leave the disk when qchatd next starts"
+            );
         }
     }
     Ok(())

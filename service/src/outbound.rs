@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::db::RoomLabel;
+
 /// Sending half of a connection's outbound queue; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Outbound {
@@ -28,7 +30,7 @@ pub(crate) struct Outbound {
 /// look here before it next waits.
 #[derive(Debug, Default)]
 struct Lag {
-    rooms: Mutex<BTreeSet<String>>,
+    rooms: Mutex<BTreeSet<RoomLabel>>,
     /// Set after a room is added, so the writer's check costs one atomic
     /// load when nothing lagged.
     pending: AtomicBool,
@@ -62,9 +64,9 @@ impl Outbound {
 
     /// Queues an event of `room` without waiting; on a full queue, marks the
     /// room lagged instead.
-    pub(crate) fn offer(&self, frame: Bytes, room: &str) {
+    pub(crate) fn offer(&self, frame: Bytes, room: &RoomLabel) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
-            self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner).insert(room.to_owned());
+            self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner).insert(room.clone());
             self.lag.pending.store(true, Ordering::Release);
         }
     }
@@ -82,7 +84,7 @@ pub(crate) enum Next {
     /// Write the frames just appended to the caller's buffer (at least one).
     Frames,
     /// Events of these rooms were dropped: send `lagged` for each.
-    Lagged(Vec<String>),
+    Lagged(Vec<RoomLabel>),
 }
 
 impl OutboundRx {
@@ -98,7 +100,7 @@ impl OutboundRx {
         (n > 0).then_some(Next::Frames)
     }
 
-    fn take_lagged(&self) -> Vec<String> {
+    fn take_lagged(&self) -> Vec<RoomLabel> {
         if !self.lag.pending.swap(false, Ordering::Acquire) {
             return Vec::new();
         }
@@ -111,16 +113,20 @@ impl OutboundRx {
 mod tests {
     use super::*;
 
+    fn room(name: &str) -> RoomLabel {
+        RoomLabel { name: name.to_owned(), id: format!("+{name:0>16}") }
+    }
+
     #[tokio::test]
     async fn full_queue_turns_into_lagged() {
         let (tx, mut rx) = channel(2);
-        tx.offer(Bytes::from_static(b"1"), "a");
-        tx.offer(Bytes::from_static(b"2"), "a");
-        tx.offer(Bytes::from_static(b"3"), "a");
-        tx.offer(Bytes::from_static(b"4"), "b");
+        tx.offer(Bytes::from_static(b"1"), &room("a"));
+        tx.offer(Bytes::from_static(b"2"), &room("a"));
+        tx.offer(Bytes::from_static(b"3"), &room("a"));
+        tx.offer(Bytes::from_static(b"4"), &room("b"));
         let mut frames = Vec::new();
         match rx.next(&mut frames).await {
-            Some(Next::Lagged(rooms)) => assert_eq!(rooms, vec!["a".to_owned(), "b".to_owned()]),
+            Some(Next::Lagged(rooms)) => assert_eq!(rooms, vec![room("a"), room("b")]),
             _ => panic!("expected lagged first"),
         }
         assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
@@ -132,14 +138,14 @@ mod tests {
     #[tokio::test]
     async fn lag_while_the_writer_is_busy_is_reported_next() {
         let (tx, mut rx) = channel(1);
-        tx.offer(Bytes::from_static(b"1"), "a");
+        tx.offer(Bytes::from_static(b"1"), &room("a"));
         let mut frames = Vec::new();
         assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
         // The writer is writing frame 1; the queue fills and drops one.
-        tx.offer(Bytes::from_static(b"2"), "a");
-        tx.offer(Bytes::from_static(b"3"), "b");
+        tx.offer(Bytes::from_static(b"2"), &room("a"));
+        tx.offer(Bytes::from_static(b"3"), &room("b"));
         frames.clear();
-        assert_eq!(rx.next(&mut frames).await, Some(Next::Lagged(vec!["b".to_owned()])));
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Lagged(vec![room("b")])));
         assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
         assert_eq!(frames, vec![Bytes::from_static(b"2")]);
     }
@@ -148,7 +154,7 @@ mod tests {
     async fn batches_are_bounded_and_in_order() {
         let (tx, mut rx) = channel(BATCH * 2);
         for i in 0..BATCH + 3 {
-            tx.offer(Bytes::from(i.to_string()), "a");
+            tx.offer(Bytes::from(i.to_string()), &room("a"));
         }
         let mut frames = Vec::new();
         assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));

@@ -137,8 +137,9 @@ mod tests {
     use futures_util::stream;
     use proptest::prelude::*;
     use qchat_protocol::{
-        FileInfo, MAX_BODY_LEN, MAX_CLIENT_MSG_ID_LEN, MAX_NAME_LEN, MAX_PAGE, MemberInfo,
-        MembersOk, Message, MessageKind, MessagesOk, Response, RoomInfo, RoomsOk, encode_json,
+        Change, ChangeKind, FileInfo, MAX_BODY_LEN, MAX_CLIENT_MSG_ID_LEN, MAX_NAME_LEN, MAX_PAGE,
+        MAX_REASON_LEN, MAX_TOPIC_LEN, MemberInfo, MembersOk, Message, MessageKind, MessagesOk,
+        Response, Role, RoomInfo, RoomKind, RoomsOk, encode_json,
     };
 
     fn ok_rows<T>(items: Vec<T>) -> impl Stream<Item = std::result::Result<T, Error>> {
@@ -163,7 +164,37 @@ mod tests {
                 size: u64::MAX,
                 hash: "f".repeat(64),
             }),
+            room_id: Some("+ffffffffffffffff".into()),
+            // Only system messages carry a change, and their body is the
+            // change in words: far from the 16 KiB of a user's message
+            // (`a_system_message_is_small`).
+            change: None,
         }
+    }
+
+    #[test]
+    fn a_system_message_is_small() {
+        // A topic and a reason hold no control characters (the server
+        // refuses them), so each escapes to at most twice its bytes.
+        let quoted = |n: usize| "\"".repeat(n);
+        let change = Change {
+            kind: ChangeKind::Topic,
+            by: "b".repeat(MAX_NAME_LEN),
+            user: Some("u".repeat(MAX_NAME_LEN)),
+            role: Some(Role::Moderator),
+            topic: Some(quoted(MAX_TOPIC_LEN)),
+            name: Some("n".repeat(MAX_NAME_LEN)),
+            reason: Some(quoted(MAX_REASON_LEN)),
+        };
+        let m = Message {
+            kind: MessageKind::System,
+            body: format!("{} set the topic: {}", change.by, quoted(MAX_TOPIC_LEN)),
+            client_msg_id: None,
+            file: None,
+            change: Some(Box::new(change)),
+            ..worst_message(1)
+        };
+        assert!(encoded_len(&m).expect("encodes") < 16 * 1024);
     }
 
     /// A whole reply frame, as the session encodes it.
@@ -195,13 +226,27 @@ mod tests {
             last_seq: u64::MAX,
             read_seq: u64::MAX,
             unread: u64::MAX,
+            id: Some("+ffffffffffffffff".into()),
+            kind: RoomKind::Private,
+            title: Some(format!("@{}", vec!["u".repeat(MAX_NAME_LEN); 15].join(","))),
+            role: Some(Role::Moderator),
+            invited: true,
+            // A topic holds no control characters (refused): `"` is the
+            // worst, two bytes escaped.
+            topic: Some("\"".repeat(MAX_TOPIC_LEN)),
+            archived: true,
         };
         let (rooms, more) =
             fill(ok_rows((0..20_000).map(room).collect()), usize::MAX).await.expect("fill");
-        assert!(more && rooms.len() > 1000);
+        // About 3.3 KB each at worst (topic and a 15-member DM's title).
+        assert!(more && rooms.len() > 250, "{} rooms", rooms.len());
         assert!(frame_len(&RoomsOk { rooms, more }) <= MAX_FRAME_LEN + 4);
 
-        let member = |i: usize| MemberInfo { user: format!("{i:0>64}"), online: false };
+        let member = |i: usize| MemberInfo {
+            user: format!("{i:0>64}"),
+            online: false,
+            role: Some(Role::Moderator),
+        };
         let (members, more) =
             fill(ok_rows((0..20_000).map(member).collect()), usize::MAX).await.expect("fill");
         assert!(more && members.len() > 1000);

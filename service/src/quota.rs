@@ -6,11 +6,12 @@
 //! `db/` (the user's, the tenant's) and two keys in `[quotas]`. The handler
 //! that creates one does so in a write transaction (SQLite's `BEGIN
 //! IMMEDIATE`; on PostgreSQL with the tenant's row locked,
-//! `db::tenants::lock`), inserts, then calls [`check`] before committing:
-//! writers are serialized there, so
-//! the counts include every concurrent creation and a quota is never passed,
-//! and a refusal rolls the insert back. Rooms today; direct messages,
-//! invitations and reactions (issues 17 and 18) are to be added the same way.
+//! `db::tenants::lock`; the writer's own transaction, for invitations),
+//! inserts, then calls [`check`] before committing: writers are serialized
+//! there, so the counts include every concurrent creation and a quota is
+//! never passed, and a refusal rolls the insert back. Rooms, direct
+//! messages and invitations; reactions (issue 18) are to be added the same
+//! way.
 
 pub(crate) mod kind;
 
@@ -52,6 +53,8 @@ pub(crate) async fn check(
 fn limits(kind: Created, q: &Quotas) -> (u64, u64) {
     match kind {
         Created::Room => (q.rooms_per_user, q.rooms_per_tenant),
+        Created::Dm => (q.dms_per_user, q.dms_per_tenant),
+        Created::Invitation => (q.invitations_per_user, q.invitations_per_tenant),
     }
 }
 
@@ -63,9 +66,16 @@ async fn counts(
     user: UserId,
 ) -> Result<(u64, u64)> {
     Ok(match kind {
-        Created::Room => (
-            db::rooms::count_created_by(conn.re(), tenant, user).await?,
-            db::rooms::count(conn.re(), tenant).await?,
+        Created::Room | Created::Dm => {
+            let dms = kind == Created::Dm;
+            (
+                db::rooms::count_created_by(conn.re(), tenant, user, dms).await?,
+                db::rooms::count(conn.re(), tenant, dms).await?,
+            )
+        }
+        Created::Invitation => (
+            db::members::count_invitations_by(conn.re(), tenant, user).await?,
+            db::members::count_invitations(conn.re(), tenant).await?,
         ),
     })
 }
@@ -90,12 +100,13 @@ mod tests {
         let ann = db::users::create(pool, t, "ann", "x").await.expect("user");
         let bob = db::users::create(pool, t, "bob", "x").await.expect("user");
         let zed = db::users::create(pool, other, "zed", "x").await.expect("user");
-        let quotas = Quotas { rooms_per_user: 2, rooms_per_tenant: 3 };
+        let quotas = Quotas { rooms_per_user: 2, rooms_per_tenant: 3, ..Quotas::default() };
         let metrics = Metrics::default();
         let mut pooled = pool.acquire().await.expect("conn");
         let mut conn = pooled.conn();
         let mut create = async |tenant, user, name: &str| {
-            db::rooms::create_by(&mut conn, tenant, name, user).await.expect("insert");
+            let public = qchat_protocol::RoomKind::Public;
+            db::rooms::create(&mut conn, tenant, name, public, Some(user)).await.expect("insert");
             check(&mut conn, &quotas, &metrics, Created::Room, tenant, user).await
         };
         // Another tenant, filled up first: its rooms never count here.

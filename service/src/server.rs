@@ -114,8 +114,13 @@ impl Server {
             },
         ));
         let hub = Arc::new(Hub::default());
-        let (committer, committer_task) =
-            Committer::spawn(pool.clone(), hub.clone(), metrics.clone(), config.max_commit_batch);
+        let (committer, committer_task) = Committer::spawn(
+            pool.clone(),
+            hub.clone(),
+            metrics.clone(),
+            config.quotas.clone(),
+            config.max_commit_batch,
+        );
         let auth = Auth::new()
             .map_err(|e| StartError::Other(e.to_string()))?
             .with_rate_limit(config.limits.login_failures, config.limits.login_failure_window())

@@ -374,7 +374,8 @@ async fn write_loop(mut send: SendStream, mut rx: OutboundRx) -> Option<SendStre
             Next::Lagged(rooms) => {
                 let mut r = Ok(());
                 for room in rooms {
-                    let Ok(frame) = encode_json(&Event::Lagged(Lagged { room })) else { continue };
+                    let lagged = Lagged { room: room.name, room_id: Some(room.id) };
+                    let Ok(frame) = encode_json(&Event::Lagged(lagged)) else { continue };
                     r = send.write_all(&frame).await;
                     if r.is_err() {
                         break;

@@ -5,23 +5,80 @@
 //! No path is ever built from a client-supplied name: only from row ids,
 //! hashes checked to be hex, and upload ids the server generated.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::db::TenantId;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::db::{self, Db, TenantId};
+
+/// One lock per stored content being promoted, offered again or removed.
+type ContentLocks = Mutex<HashMap<(TenantId, String), Arc<tokio::sync::Mutex<()>>>>;
 
 /// Paths of the file store.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     files: PathBuf,
     uploads: PathBuf,
+    /// Content that no room offers any more is removed only under its lock
+    /// and after a look at the rows, and an upload holds the lock from its
+    /// promote to its commit (and a dedupe from its look-up to its commit):
+    /// so a removal never takes content that a row is about to name.
+    locks: Arc<ContentLocks>,
+}
+
+/// Holds the lock of one stored content ([`Store::lock_content`]).
+pub(crate) struct ContentLock {
+    store: Store,
+    key: (TenantId, String),
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl Drop for ContentLock {
+    fn drop(&mut self) {
+        let mut locks = self.store.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's and this guard's mutex: nobody else wants it.
+        if locks.get(&self.key).is_some_and(|m| Arc::strong_count(m) <= 2) {
+            locks.remove(&self.key);
+        }
+    }
+}
+
+impl ContentLock {
+    /// Removes the content from disk unless a file row of the tenant still
+    /// names it. Failures are logged: at worst a file without a row stays
+    /// until the start-up sweep.
+    pub(crate) async fn remove_if_unreferenced(&self, pool: &Db) {
+        let (tenant, hash) = (&self.key.0, &self.key.1);
+        match db::files::by_hash(pool, *tenant, hash).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let path = self.store.file_path(*tenant, hash);
+                match tokio::fs::remove_file(&path).await {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed content no room offers")
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), cause = %e, "removing content")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(cause = %e, "looking for a file's row before removing it"),
+        }
+    }
 }
 
 impl Store {
     /// Creates the store's directories under `data_dir`.
     pub(crate) fn open(data_dir: &Path) -> io::Result<Self> {
-        let s = Self { files: data_dir.join("files"), uploads: data_dir.join("uploads") };
+        let s = Self {
+            files: data_dir.join("files"),
+            uploads: data_dir.join("uploads"),
+            locks: Arc::default(),
+        };
         std::fs::create_dir_all(&s.files)?;
         std::fs::create_dir_all(&s.uploads)?;
         Ok(s)
@@ -31,6 +88,22 @@ impl Store {
     pub(crate) fn file_path(&self, tenant: TenantId, hash: &str) -> PathBuf {
         let prefix = hash.get(..2).unwrap_or("00");
         self.files.join(tenant.0.to_string()).join(prefix).join(hash)
+    }
+
+    /// Takes the lock of the tenant's content `hash` (see [`Store::locks`]).
+    pub(crate) async fn lock_content(&self, tenant: TenantId, hash: &str) -> ContentLock {
+        let key = (tenant, hash.to_owned());
+        let mutex = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.entry(key.clone()).or_default().clone()
+        };
+        ContentLock { store: self.clone(), key, _guard: mutex.lock_owned().await }
+    }
+
+    /// Removes the tenant's content `hash` from disk if no file row names
+    /// it (a deleted room's files that no other room offers).
+    pub(crate) async fn remove_unreferenced(&self, pool: &Db, tenant: TenantId, hash: &str) {
+        self.lock_content(tenant, hash).await.remove_if_unreferenced(pool).await;
     }
 
     /// Where the bytes of an upload in progress live. `id` is server-made hex.

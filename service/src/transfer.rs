@@ -101,6 +101,9 @@ struct Active {
     stop: CancellationToken,
     /// Set (once) by what takes the upload over, before `stop` fires.
     taken_by: Arc<OnceLock<TakenBy>>,
+    /// Tells the holder its uploader may no longer post in the room: stop
+    /// and discard.
+    revoked: CancellationToken,
     /// Cancelled once the holder has let go.
     released: CancellationToken,
 }
@@ -157,6 +160,7 @@ impl Transfers {
         st.next_claim += 1;
         let claim = st.next_claim;
         let stop = CancellationToken::new();
+        let revoked = CancellationToken::new();
         let released = CancellationToken::new();
         let taken_by = Arc::new(OnceLock::new());
         st.active.insert(
@@ -165,6 +169,7 @@ impl Transfers {
                 claim,
                 stop: stop.clone(),
                 taken_by: taken_by.clone(),
+                revoked: revoked.clone(),
                 released: released.clone(),
             },
         );
@@ -179,8 +184,20 @@ impl Transfers {
             added_seen,
             stop,
             taken_by,
+            revoked,
             _released: released.drop_guard(),
         })
+    }
+
+    /// Tells the stream holding `upload_id`, if any, that the upload was
+    /// cancelled (its uploader may no longer post in its room, or the room
+    /// is gone): it stops with stream code `forbidden` and discards its
+    /// bytes. `true` when a stream held it.
+    pub(crate) fn revoke(&self, upload_id: &str) -> bool {
+        let st = self.lock();
+        let Some(active) = st.active.get(upload_id) else { return false };
+        active.revoked.cancel();
+        true
     }
 
     /// Makes the stream holding `upload_id` (if any) stop and waits, at most
@@ -236,6 +253,7 @@ pub(crate) struct Claim {
     added_seen: u64,
     stop: CancellationToken,
     taken_by: Arc<OnceLock<TakenBy>>,
+    revoked: CancellationToken,
     /// Tells a waiting take-over that this claim is gone (on drop, after the
     /// entry is removed).
     _released: DropGuard,
@@ -258,6 +276,11 @@ impl Claim {
     pub(crate) fn taken_by(&self) -> impl Fn() -> TakenBy + use<> {
         let taken_by = self.taken_by.clone();
         move || taken_by.get().copied().unwrap_or(TakenBy::Stream)
+    }
+
+    /// Cancelled when the upload is revoked ([`Transfers::revoke`]).
+    pub(crate) fn revoke_token(&self) -> CancellationToken {
+        self.revoked.clone()
     }
 
     /// A mark to take before reading the tenant's stored bytes from the

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;
 
-use qchat_client::{Auth, Client, ClientConfig, ClientEvent, ConnState, Events, Message, Trust};
+use qchat_client::{
+    Auth, Client, ClientConfig, ClientEvent, ConnState, Events, Message, MessageKind, Trust,
+};
 use qchat_tests::{TestServer, bin_path, within};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -28,22 +30,20 @@ async fn connect(s: &TestServer, user: &str) -> anyhow::Result<(Client, Events)>
     Ok((c, ev))
 }
 
-/// Collects message events of `room` until `want` distinct seqs have arrived,
-/// asserting each arrives once and in ascending order.
+/// Collects message events until `want` users' messages have arrived,
+/// asserting each message (the rooms' `system` ones, such as "bob joined",
+/// included) arrives once and in ascending order; returns the users'.
 async fn collect(events: &mut Events, want: usize) -> anyhow::Result<Vec<Message>> {
     let mut got: Vec<Message> = Vec::new();
+    let mut last = 0;
     while got.len() < want {
         match events.recv().await {
             Some(ClientEvent::Message(m)) => {
-                if let Some(last) = got.last() {
-                    assert!(
-                        m.seq > last.seq,
-                        "seq {} after {}: out of order or repeated",
-                        m.seq,
-                        last.seq
-                    );
+                assert!(m.seq > last, "seq {} after {last}: out of order or repeated", m.seq);
+                last = m.seq;
+                if m.kind != MessageKind::System {
+                    got.push(m);
                 }
-                got.push(m);
             }
             Some(_) => {}
             None => anyhow::bail!("event stream ended after {} messages", got.len()),
@@ -87,8 +87,9 @@ async fn every_message_reaches_every_member_in_order_exactly_once() -> anyhow::R
         .flat_map(|u| (0..20).map(move |i| format!("{u} says {i}")))
         .collect();
     for view in &views {
+        // After the three "joined" messages.
         let seqs: Vec<u64> = view.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, (1..=60).collect::<Vec<u64>>(), "gap-free, ordered, once");
+        assert_eq!(seqs, (4..=63).collect::<Vec<u64>>(), "gap-free, ordered, once");
         let bodies: HashSet<String> = view.iter().map(|m| m.body.clone()).collect();
         assert_eq!(bodies, expected);
         // Each sender's own messages keep the order they were sent in.
@@ -139,8 +140,9 @@ async fn a_client_that_drops_gets_everything_it_missed_through_sync() -> anyhow:
         async move { bob.send("general", "queued while offline").await }
     });
     let missed = within("catch-up", collect(&mut bob_events, 31)).await?;
+    // After "ann joined", "bob joined" and "before".
     let seqs: Vec<u64> = missed.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, (2..=32).collect::<Vec<u64>>());
+    assert_eq!(seqs, (4..=34).collect::<Vec<u64>>());
     let ann_bodies: Vec<&str> =
         missed.iter().filter(|m| m.sender == "ann").map(|m| m.body.as_str()).collect();
     let want: Vec<String> = (0..30).map(|i| format!("while away {i}")).collect();
@@ -149,7 +151,8 @@ async fn a_client_that_drops_gets_everything_it_missed_through_sync() -> anyhow:
     assert_eq!(sent.seq, missed.iter().find(|m| m.sender == "bob").map_or(0, |m| m.seq));
     assert_eq!(bob.pending_sends(), 0);
     let history = ann.history("general", None, Some(100)).await?;
-    assert_eq!(history.messages.len(), 32, "nothing duplicated in storage");
+    let texts = history.messages.iter().filter(|m| m.kind == MessageKind::Text).count();
+    assert_eq!((history.messages.len(), texts), (34, 32), "nothing duplicated in storage");
     Ok(())
 }
 
@@ -197,8 +200,10 @@ async fn fifty_clients_in_one_room_all_receive_all_messages() -> anyhow::Result<
     let mut done = 0;
     while let Some(r) = within("fan-out to 50", receivers.join_next()).await {
         let view = r??;
+        // After the N "joined" messages.
         let seqs: Vec<u64> = view.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, (1..=(SENDERS * EACH) as u64).collect::<Vec<_>>());
+        let first = N as u64 + 1;
+        assert_eq!(seqs, (first..first + (SENDERS * EACH) as u64).collect::<Vec<_>>());
         done += 1;
     }
     assert_eq!(done, N);
@@ -231,8 +236,12 @@ async fn two_cli_processes_exchange_messages() -> anyhow::Result<()> {
     let recorded = std::fs::read_to_string(&known_hosts)?;
     assert!(recorded.contains(&s.fingerprint), "{recorded}");
 
+    // Bob is in the room before ann's tail starts, so the tail sees one
+    // system message, its own "ann joined", then bob's three.
+    let join = qchat("bob", "battery staple").args(["join", "general"]).output().await?;
+    assert!(join.status.success(), "{}", String::from_utf8_lossy(&join.stderr));
     let mut tail = qchat("ann", PW)
-        .args(["tail", "general", "--json", "--count", "3"])
+        .args(["tail", "general", "--json", "--count", "4"])
         .stdout(Stdio::piped())
         .spawn()?;
     let mut lines =
@@ -259,9 +268,11 @@ async fn two_cli_processes_exchange_messages() -> anyhow::Result<()> {
     }
     let status = within("tail exits", tail.wait()).await?;
     assert!(status.success());
+    // The room's system messages are part of what tail shows.
     assert_eq!(
         got,
         vec![
+            ("ann".to_owned(), "ann joined".to_owned()),
             ("bob".to_owned(), "hello ann".to_owned()),
             ("bob".to_owned(), "how are you?".to_owned()),
             ("bob".to_owned(), "日本語も 🎉".to_owned()),

@@ -174,7 +174,8 @@ async fn long_messages_are_paged_instead_of_closing_the_readers_connection() -> 
         let r = ann
             .ok("send", json!({"room": "ctl", "client_msg_id": format!("c{i}"), "body": control}))
             .await?;
-        ensure!(r["seq"] == i + 1, "{r}");
+        // After the three users' "joined".
+        ensure!(r["seq"] == i + 4, "{r}");
     }
     let ordinary = "x".repeat(16_000);
     for i in 0..70 {
@@ -182,8 +183,9 @@ async fn long_messages_are_paged_instead_of_closing_the_readers_connection() -> 
             .await?;
     }
     ann.events.clear();
-    let ctl: Vec<u64> = (1..=12).collect();
-    let long: Vec<u64> = (1..=70).collect();
+    // Each room: three "joined" system messages, then ann's.
+    let ctl: Vec<u64> = (1..=15).collect();
+    let long: Vec<u64> = (1..=73).collect();
     for (c, user) in conns.iter_mut().zip(users) {
         // The first page with default limits: cut short, with `more`.
         let first = call_fitting(c, "history", json!({"room": "ctl"})).await?;
@@ -203,7 +205,7 @@ async fn long_messages_are_paged_instead_of_closing_the_readers_connection() -> 
         ensure!(synced_long == long, "{user}: sync of long");
         // After `lagged` a client syncs from the last seq it holds.
         let (rest, _) = sync_all(c, "long", 33, None).await?;
-        ensure!(rest == (34..=70).collect::<Vec<_>>(), "{user}: sync after a lag");
+        ensure!(rest == (34..=73).collect::<Vec<_>>(), "{user}: sync after a lag");
         println!(
             "{user}: ctl in {pages} history pages (first {n}) and {sync_pages} sync pages; \
              long synced in {long_pages} pages"
@@ -213,7 +215,7 @@ async fn long_messages_are_paged_instead_of_closing_the_readers_connection() -> 
     // The CLI reads the same history (it used to reconnect for ever).
     let home = tempfile::tempdir()?;
     let out = cli(&s, home.path(), "bob", &["history", "ctl", "--json"]).await?;
-    ensure!(out.lines().count() == 12, "qchat history printed {} lines", out.lines().count());
+    ensure!(out.lines().count() == 15, "qchat history printed {} lines", out.lines().count());
     Ok(())
 }
 
@@ -412,11 +414,12 @@ async fn history_and_sync_pages_fit_and_cover_every_message_once() -> anyhow::Re
                 let r = ann
                     .ok("send", json!({"room": room, "client_msg_id": format!("m{i}"), "body": b}))
                     .await?;
-                ensure!(r["seq"] == i as u64 + 1, "{r}");
+                // After "bob joined".
+                ensure!(r["seq"] == i as u64 + 2, "{r}");
             }
             ann.events.clear();
             bob.events.clear();
-            let total = bodies.len() as u64;
+            let total = bodies.len() as u64 + 1;
             let all: Vec<u64> = (1..=total).collect();
             let start = (start as u64).min(total);
             let mut pages = 0;
@@ -431,7 +434,7 @@ async fn history_and_sync_pages_fit_and_cover_every_message_once() -> anyhow::Re
                 pages += hp + sp;
                 // The bodies arrive whole and in place.
                 let page =
-                    call_fitting(c, "sync", json!({"room": room, "after_seq": 0, "limit": 1}))
+                    call_fitting(c, "sync", json!({"room": room, "after_seq": 1, "limit": 1}))
                         .await?;
                 ensure!(page["messages"][0]["body"].as_str() == Some(bodies[0].as_str()), "body");
             }

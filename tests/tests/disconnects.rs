@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use qchat_client::{Auth, Client, ClientConfig, ClientEvent, ConnState, Events, Message, Trust};
+use qchat_client::{
+    Auth, Client, ClientConfig, ClientEvent, ConnState, Events, Message, MessageKind, Trust,
+};
 use qchat_tests::{Rng, TestServer, bin_path, within};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::UdpSocket;
@@ -206,7 +208,9 @@ async fn follow(mut events: Events, view: Arc<std::sync::Mutex<View>>) {
         let mut v = lock(&view);
         match ev {
             ClientEvent::Message(m) => {
-                let last = v.messages.last().map_or(0, |l| l.seq);
+                // The first is the member's own "joined" (or a later one):
+                // from there on every seq, once, in order.
+                let last = v.messages.last().map_or(m.seq.saturating_sub(1), |l| l.seq);
                 if m.seq != last + 1 && v.problem.is_none() {
                     v.problem =
                         Some(format!("seq {} after {last}: gap, repeat or disorder", m.seq));
@@ -537,6 +541,10 @@ async fn storm(s: &TestServer, relay: Option<&Relay>, label: &str) -> anyhow::Re
     }
     let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=history.len() as u64).collect::<Vec<_>>(), "history is gap-free");
+    // The members' own messages; the rest are the system messages of the
+    // joins, which members see from their own join on.
+    let history: Vec<Message> =
+        history.into_iter().filter(|m| m.kind != MessageKind::System).collect();
     let by_body: BTreeMap<&str, &Message> = history.iter().map(|m| (m.body.as_str(), m)).collect();
     assert_eq!(by_body.len(), history.len(), "no message stored twice");
     assert_eq!(acked.len(), history.len(), "history holds exactly the acknowledged messages");
@@ -550,7 +558,10 @@ async fn storm(s: &TestServer, relay: Option<&Relay>, label: &str) -> anyhow::Re
 
     // Every member's events hold the same, once and in order.
     let total = history.len();
-    let wanted = |v: &std::sync::Mutex<View>| lock(v).messages.len() >= total;
+    let users = |messages: &[Message]| -> Vec<Message> {
+        messages.iter().filter(|m| m.kind != MessageKind::System).cloned().collect()
+    };
+    let wanted = |v: &std::sync::Mutex<View>| users(&lock(v).messages).len() >= total;
     within("every library client caught up", async {
         while !views.iter().chain([&watcher_view]).all(|v| wanted(v)) {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -562,17 +573,25 @@ async fn storm(s: &TestServer, relay: Option<&Relay>, label: &str) -> anyhow::Re
     for v in views.iter().chain([&watcher_view]) {
         let v = lock(v);
         assert_eq!(v.problem, None, "a member's events");
-        assert_eq!(v.messages.iter().map(key).collect::<Vec<_>>(), truth, "a member's view");
+        assert_eq!(
+            users(&v.messages).iter().map(key).collect::<Vec<_>>(),
+            truth,
+            "a member's view"
+        );
     }
     within("every tail caught up", async {
-        while !tails.iter().all(|t| t.lines.lock().map(|l| l.len() >= total).unwrap_or(false)) {
+        while !tails
+            .iter()
+            .all(|t| t.lines.lock().map(|l| users(&l).len() >= total).unwrap_or(false))
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await;
     for t in &tails {
         let lines = lock(&t.lines);
-        assert_eq!(lines.iter().map(key).collect::<Vec<_>>(), truth, "{}'s printed view", t.user);
+        let printed: Vec<_> = users(&lines).iter().map(key).collect();
+        assert_eq!(printed, truth, "{}'s printed view", t.user);
     }
 
     // The server saw each freeze as a timeout (the user went offline), and

@@ -10,8 +10,19 @@
 //! ever carries the other tenant's marker (in a probe's reply, once the
 //! names the client sent itself are taken out), that every probe gets
 //! `not_found` (indistinguishable from a missing thing), and that content
-//! stored by one tenant is never deduplicated for the other. One qchatd serves every case; each case gets
-//! two fresh tenants.
+//! stored by one tenant is never deduplicated for the other — nor for a user
+//! of the same tenant who cannot read a room offering it. One qchatd serves
+//! every case; each case gets two fresh tenants.
+//!
+//! The second test, [`no_user_ever_sees_a_room_they_may_not_read`] (in
+//! `isolation/access.rs`), does the same for the access model inside and
+//! across tenants: DMs, private rooms, invitations, bans, kicks and role
+//! changes, checked against a model of who may see what.
+
+#[path = "isolation/access.rs"]
+mod access;
+#[path = "isolation/model.rs"]
+mod model;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -132,8 +143,12 @@ struct Known {
     uploads: [Vec<String>; 2],
     /// Content hashes each tenant stores.
     stored: [Vec<String>; 2],
-    /// Uploads begun and never sent: id, content number, owner.
-    open: [Vec<(String, u8, usize)>; 2],
+    /// Uploads begun and never sent: id, content number, owner, room.
+    open: [Vec<(String, u8, usize, u8)>; 2],
+    /// Members of each room (by tenant and room number).
+    members: HashMap<(usize, u8), std::collections::HashSet<usize>>,
+    /// Rooms offering each stored content (by tenant and hash).
+    offers: HashMap<(usize, String), std::collections::HashSet<u8>>,
     /// Operations run and frames checked, for the report.
     ops: usize,
     frames: usize,
@@ -270,7 +285,10 @@ impl Case<'_> {
             }
             Act::Create(n) => {
                 let r = room(n, false);
-                self.call(actor, "room.create", json!({"room": r})).await?;
+                let reply = self.call(actor, "room.create", json!({"room": r})).await?;
+                if reply.get("ok").is_some() {
+                    self.known.members.entry((own, n)).or_default().insert(actor);
+                }
             }
             Act::Send(n, cross) => {
                 let name = room(n, cross);
@@ -301,10 +319,16 @@ impl Case<'_> {
                 if cross {
                     self.probe(actor, name, fields).await?;
                 } else {
-                    self.call(actor, name, fields).await?;
+                    let reply = self.call(actor, name, fields).await?;
+                    let members = self.known.members.entry((own, n)).or_default();
+                    match (&op, reply.get("ok").is_some()) {
+                        (Act::Join(..), true) => drop(members.insert(actor)),
+                        (Act::Leave(..), true) => drop(members.remove(&actor)),
+                        _ => {}
+                    }
                 }
             }
-            Act::Upload(n, k, cross) => self.upload(actor, room(n, cross), k, cross).await?,
+            Act::Upload(n, k, cross) => self.upload(actor, n, room(n, cross), k, cross).await?,
             Act::FileGet(pick, cross) => {
                 let t = if cross { other } else { own };
                 let Some(&id) = self.known.files[t].get(pick % self.known.files[t].len().max(1))
@@ -374,8 +398,10 @@ impl Case<'_> {
                     let id = ok["upload_id"].as_str().context("upload_id")?.to_owned();
                     self.known.uploads[own].push(id.clone());
                     if !self.known.open[own].iter().any(|o| o.0 == id) {
-                        self.known.open[own].push((id, k, actor));
+                        self.known.open[own].push((id, k, actor, n));
                     }
+                } else if r.get("ok").is_some() {
+                    self.known.offers.entry((own, hash)).or_default().insert(n);
                 }
             }
             Act::UploadStream(pick, cross) => {
@@ -416,6 +442,7 @@ impl Case<'_> {
     async fn upload(
         &mut self,
         actor: usize,
+        n: u8,
         room: String,
         k: u8,
         cross: bool,
@@ -434,12 +461,16 @@ impl Case<'_> {
             return Ok(());
         };
         let complete = ok["complete"] == true;
-        let held = self.known.stored[own].contains(&hash);
+        // Reused only when the actor reads a room that offers it.
+        let offers = self.known.offers.get(&(own, hash.clone())).cloned().unwrap_or_default();
+        let held = offers
+            .iter()
+            .any(|r| self.known.members.get(&(own, *r)).is_some_and(|m| m.contains(&actor)));
         ensure!(
             complete == held,
-            "{}: upload.begin complete={complete} but the tenant {} this content{}",
+            "{}: upload.begin complete={complete} but the actor {} a room that offers it{}",
             self.who(actor),
-            if held { "stores" } else { "does not store" },
+            if held { "reads" } else { "reads no" },
             if self.known.stored[1 - own].contains(&hash) {
                 " (the other tenant does)"
             } else {
@@ -467,6 +498,7 @@ impl Case<'_> {
             ensure!(done["ev"] == "upload.done", "{done}");
             done["file"]["id"].as_u64().context("file id")?
         };
+        self.known.offers.entry((own, hash.clone())).or_default().insert(n);
         self.known.stored[own].push(hash);
         self.known.open[own].retain(|o| o.0 != upload_id);
         if !self.known.files[own].contains(&file_id) {
@@ -509,7 +541,7 @@ impl Case<'_> {
         ensure!(ev["ev"] == "upload.failed" && ev["code"] == "not_found", "{ev}");
         // Still there, untouched, for its owner.
         let other = 1 - Self::tenant_of(actor);
-        if let Some(&(_, _, owner)) = self.known.open[other].iter().find(|o| o.0 == upload_id) {
+        if let Some(&(_, _, owner, _)) = self.known.open[other].iter().find(|o| o.0 == upload_id) {
             self.known.stream_probes_open += 1;
             let r = self.call(owner, "upload.status", json!({"upload_id": upload_id})).await?;
             ensure!(r["ok"]["offset"] == 0, "after a foreign stream probe: {r}");
@@ -522,9 +554,9 @@ impl Case<'_> {
     /// user's, a finished one) is `not_found`. The outcome is scanned.
     async fn own_stream(&mut self, actor: usize, upload_id: &str) -> anyhow::Result<()> {
         let own = Self::tenant_of(actor);
-        let content = match self.known.open[own].iter().find(|o| o.0 == upload_id) {
-            Some(&(_, k, _)) => self.tenants[own].content(k),
-            None => Vec::new(),
+        let (content, room) = match self.known.open[own].iter().find(|o| o.0 == upload_id) {
+            Some(&(_, k, _, n)) => (self.tenants[own].content(k), Some(n)),
+            None => (Vec::new(), None),
         };
         let conn = &mut self.conns[actor];
         let mut st = conn.conn.open_uni().await?;
@@ -538,6 +570,9 @@ impl Case<'_> {
         if ev["ev"] == "upload.done" {
             self.known.open[own].retain(|o| o.0 != upload_id);
             let hash = blake3::hash(&content).to_hex().to_string();
+            if let Some(n) = room {
+                self.known.offers.entry((own, hash.clone())).or_default().insert(n);
+            }
             self.known.stored[own].push(hash);
             let file_id = ev["file"]["id"].as_u64().context("file id")?;
             ensure!(!self.known.files[1 - own].contains(&file_id), "file id {file_id} shared");
@@ -631,6 +666,7 @@ async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
     for actor in 0..2 * USERS {
         let r = case.tenants[Case::tenant_of(actor)].room(0);
         case.call(actor, "room.join", json!({"room": r})).await?;
+        case.known.members.entry((Case::tenant_of(actor), 0)).or_default().insert(actor);
     }
     for step in steps {
         let what = format!("{step:?}");

@@ -90,7 +90,7 @@ async fn bad_input_gets_its_code_and_the_server_keeps_serving() -> anyhow::Resul
     let sent = bob
         .ok("send", json!({"room": "general", "client_msg_id": "b1", "body": "still here"}))
         .await?;
-    assert_eq!(sent["seq"], 1);
+    assert_eq!(sent["seq"], 2, "after the system message \"bob joined\"");
     let mut d = login(&s, "ann").await?;
     assert!(d.ok("rooms", json!({})).await?["rooms"].is_array());
     Ok(())
@@ -135,7 +135,7 @@ async fn tenants_never_see_each_other() -> anyhow::Result<()> {
     let r = ga.call("history", json!({"room": "general"})).await?;
     assert_eq!(code(&r), "not_found");
     let members = g.ok("members", json!({"room": "secret"})).await?;
-    assert_eq!(members["members"], json!([{"user": "hank", "online": true}]));
+    assert_eq!(members["members"], json!([{"user": "hank", "online": true, "role": "member"}]));
     // No event crossed over.
     g.ok("ping", json!({})).await?;
     assert!(g.events.iter().all(|e| e["room"] != "general"), "{:?}", g.events);
@@ -167,15 +167,16 @@ async fn retried_send_returns_the_original_seq() -> anyhow::Result<()> {
     b.ok("room.join", json!({"room": "general"})).await?;
     let bobs =
         b.ok("send", json!({"room": "general", "client_msg_id": "k-1", "body": "mine"})).await?;
-    assert_eq!(bobs["seq"], 3);
+    // After the system messages "ann joined" (1) and "bob joined" (4).
+    assert_eq!(bobs["seq"], 5);
     // An empty body is a message like any other (issue 16 §1.11).
     let empty =
         b.ok("send", json!({"room": "general", "client_msg_id": "k-3", "body": ""})).await?;
-    assert_eq!(empty["seq"], 4);
+    assert_eq!(empty["seq"], 6);
     let h = a.ok("history", json!({"room": "general"})).await?;
     let bodies: Vec<&str> =
         h["messages"].as_array().into_iter().flatten().filter_map(|m| m["body"].as_str()).collect();
-    assert_eq!(bodies, vec!["once", "twice", "mine", ""]);
+    assert_eq!(bodies, vec!["ann joined", "once", "twice", "bob joined", "mine", ""]);
     Ok(())
 }
 
@@ -289,8 +290,10 @@ async fn history_survives_restart_and_pages_back_through_1000_exactly_once() -> 
         before = seqs.first().copied();
         assert!(pages < 100, "paging must end");
     }
-    assert_eq!(seen.len(), 1000);
-    assert_eq!(pages, 1000usize.div_ceil(37));
+    // The 1000 messages and the system message of ann's first join.
+    assert_eq!(seen.len(), 1001);
+    assert!(seen.contains("ann joined"));
+    assert_eq!(pages, 1001usize.div_ceil(37));
     for w in 0..10 {
         for i in 0..100 {
             assert!(seen.contains(&format!("m {w} {i}")));
@@ -333,22 +336,34 @@ async fn hello_with_a_tenant_says_whether_registration_is_open() -> anyhow::Resu
 /// Issue 16 §1.3: a join sends `member` to every connection of the room,
 /// the joining one included (before its reply); a repeated join sends
 /// nothing; a leave tells the leaving connection too; leaving again, or a
-/// room never joined, sends nothing.
+/// room never joined, sends nothing. Issue 17: the joining user's
+/// connections first get the `room` event, and each change is also the
+/// room's `system` message, just before its `member` event; the leaving
+/// user's connections end with `room.removed`.
 #[tokio::test]
 async fn join_and_leave_tell_the_asking_connection_once() -> anyhow::Result<()> {
     let s = acme(&["ann", "bob"]).await?;
     let mut bob = login(&s, "bob").await?;
     bob.ok("room.join", json!({"room": "general"})).await?;
-    let _ = within("bob's own join", bob.event()).await?;
+    bob.events.clear();
     let mut ann = login(&s, "ann").await?;
     // The frames in the order they arrive, events and replies alike.
     let next = async |c: &mut RawConn| within("frame", c.read()).await;
     let joined = json!({"ev": "member", "room": "general", "user": "ann", "joined": true});
     let left = json!({"ev": "member", "room": "general", "user": "ann", "joined": false});
+    let system = |v: &Value, body: &str| {
+        v["ev"] == "message" && v["kind"] == "system" && v["body"] == body && v["sender"] == "ann"
+    };
 
     ann.write_frame(br#"{"id":1,"op":"room.join","room":"general"}"#).await?;
+    let room = next(&mut ann).await?;
+    assert_eq!((&room["ev"], &room["room"]["name"]), (&json!("room"), &json!("general")));
+    assert_eq!(room["room"]["last_seq"], 1, "the room as it was before the join's message");
+    let msg = next(&mut ann).await?;
+    assert!(system(&msg, "ann joined") && msg["seq"] == 2, "{msg}");
     assert_eq!(next(&mut ann).await?, joined, "the joining connection hears it first");
     assert_eq!(next(&mut ann).await?["re"], 1);
+    assert!(system(&next(&mut bob).await?, "ann joined"));
     assert_eq!(next(&mut bob).await?, joined);
     ann.write_frame(br#"{"id":2,"op":"room.join","room":"general"}"#).await?;
     ann.write_frame(br#"{"id":3,"op":"ping"}"#).await?;
@@ -356,8 +371,12 @@ async fn join_and_leave_tell_the_asking_connection_once() -> anyhow::Result<()> 
     assert_eq!(next(&mut ann).await?["re"], 3);
 
     ann.write_frame(br#"{"id":4,"op":"room.leave","room":"general"}"#).await?;
+    assert!(system(&next(&mut ann).await?, "ann left"));
     assert_eq!(next(&mut ann).await?, left, "the leaving connection hears it first");
+    let removed = next(&mut ann).await?;
+    assert_eq!((&removed["ev"], &removed["reason"]), (&json!("room.removed"), &json!("left")));
     assert_eq!(next(&mut ann).await?["re"], 4);
+    assert!(system(&next(&mut bob).await?, "ann left"));
     assert_eq!(next(&mut bob).await?, left);
     ann.write_frame(br#"{"id":5,"op":"room.leave","room":"general"}"#).await?;
     ann.write_frame(br#"{"id":6,"op":"ping"}"#).await?;

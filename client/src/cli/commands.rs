@@ -6,7 +6,8 @@ use qchat_client::{Client, ClientEvent, ConnState, Events, Message};
 use tracing::info;
 
 use super::print::print_message;
-use super::{Command, SharedOpts, join_if_needed};
+use super::rooms::{self, Moderation};
+use super::{Command, SharedOpts, join_if_needed, joined};
 
 /// Largest page the protocol hands out (`history`'s `limit`).
 const MAX_PAGE: u32 = 500;
@@ -24,11 +25,41 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
         Command::Send { room, text } => send(&client, &room, &text).await,
         Command::History { room, limit, json } => history(&client, &room, limit, json).await,
         Command::Who { room } => who(&client, &room).await,
-        Command::Rooms => rooms(&client).await,
+        Command::Rooms => rooms::list(&client).await,
         Command::Tail { room, json, count } => tail(&client, events, &room, json, count).await,
         Command::Join { room } => join_if_needed(&client, &room).await,
-        Command::Create { room } => {
-            client.create_room(&room).await.with_context(|| format!("creating {room}")).map(drop)
+        Command::Create { room, private } => rooms::create(&client, &room, private).await,
+        Command::Dm { args } => rooms::dm(&client, &args).await,
+        Command::Invite { room, users } => {
+            rooms::moderate(&client, Moderation::Invite { room, users }).await
+        }
+        Command::Kick { room, target: user, reason } => {
+            rooms::moderate(&client, Moderation::Kick { room, user, reason }).await
+        }
+        Command::Ban { room, target: user, reason } => {
+            rooms::moderate(&client, Moderation::Ban { room, user, reason }).await
+        }
+        Command::Unban { room, target: user } => {
+            rooms::moderate(&client, Moderation::Unban { room, user }).await
+        }
+        Command::Role { room, target: user, role } => {
+            rooms::moderate(&client, Moderation::Role { room, user, role }).await
+        }
+        Command::Topic { room, text } => {
+            rooms::moderate(&client, Moderation::Topic { room, text }).await
+        }
+        Command::Rename { room, name } => {
+            rooms::moderate(&client, Moderation::Rename { room, name }).await
+        }
+        Command::Private { room, value } => {
+            let on = value == "on";
+            rooms::moderate(&client, Moderation::Private { room, on }).await
+        }
+        Command::Archive { room, undo } => {
+            rooms::moderate(&client, Moderation::Archive { room, undo }).await
+        }
+        Command::Delete { room, yes } => {
+            rooms::moderate(&client, Moderation::Delete { room, yes }).await
         }
         Command::Upload { room, files } => super::transfer::upload(&client, &room, &files).await,
         Command::Download { file_ids, out } => {
@@ -90,13 +121,6 @@ async fn who(client: &Client, room: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rooms(client: &Client) -> anyhow::Result<()> {
-    for r in client.rooms().await.context("listing rooms")? {
-        println!("{} {} {}", r.name, if r.joined { "joined" } else { "-" }, r.unread);
-    }
-    Ok(())
-}
-
 async fn tail(
     client: &Client,
     mut events: Events,
@@ -104,7 +128,7 @@ async fn tail(
     json: bool,
     count: Option<u64>,
 ) -> anyhow::Result<()> {
-    join_if_needed(client, room).await?;
+    let key = joined(client, room).await?.key().to_owned();
     if count == Some(0) {
         return Ok(());
     }
@@ -115,7 +139,7 @@ async fn tail(
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
         match event {
-            Some(ClientEvent::Message(m)) if m.room == room => {
+            Some(ClientEvent::Message(m)) if m.room_key() == key => {
                 print_message(&m, json)?;
                 seen += 1;
                 if count.is_some_and(|n| seen >= n) {

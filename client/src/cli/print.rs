@@ -72,6 +72,8 @@ mod tests {
             body: body.into(),
             client_msg_id: Some("k1".into()),
             file: None,
+            room_id: None,
+            change: None,
         }
     }
 

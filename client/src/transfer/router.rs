@@ -233,6 +233,8 @@ mod tests {
             body: "x".into(),
             client_msg_id: Some("upload:abc".into()),
             file: Some(file.clone()),
+            room_id: None,
+            change: None,
         };
         router.file_message(&msg);
         assert!(matches!(

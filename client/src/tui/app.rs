@@ -32,6 +32,9 @@ pub(crate) enum Id {
 
 /// Everything update() reacts to.
 #[derive(Debug, Clone, PartialEq)]
+// A Msg is made per event and moved once into `update`: boxing the network
+// events (the large variant) would allocate for every message instead.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     /// Ctrl-C: leave cleanly.
     Quit,
@@ -198,7 +201,7 @@ pub(crate) enum NetEvent {
     /// The room list.
     Rooms(Vec<RoomInfo>),
     /// Joined (or created) a room.
-    Joined(RoomInfo),
+    Joined(Box<RoomInfo>),
     /// Left a room.
     Left(String),
     /// A room's members.

@@ -299,6 +299,8 @@ mod tests {
             body: body.into(),
             client_msg_id: None,
             file: None,
+            room_id: None,
+            change: None,
         }
     }
 

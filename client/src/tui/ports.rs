@@ -179,13 +179,13 @@ impl Runner {
             }),
             Effect::Join(room) => self.spawn(async move {
                 match client.join_room(&room).await {
-                    Ok(info) => drop(tx.send(NetEvent::Joined(info))),
+                    Ok(info) => drop(tx.send(NetEvent::Joined(Box::new(info)))),
                     Err(e) => notice(&tx, &format!("join {room}"), e),
                 }
             }),
             Effect::Create(room) => self.spawn(async move {
                 match client.create_room(&room).await {
-                    Ok(info) => drop(tx.send(NetEvent::Joined(info))),
+                    Ok(info) => drop(tx.send(NetEvent::Joined(Box::new(info)))),
                     Err(e) => notice(&tx, &format!("create {room}"), e),
                 }
             }),

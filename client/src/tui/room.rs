@@ -249,6 +249,8 @@ mod tests {
             body: body.into(),
             client_msg_id: None,
             file: None,
+            room_id: None,
+            change: None,
         }
     }
 
@@ -259,6 +261,13 @@ mod tests {
             last_seq: 0,
             read_seq: 0,
             unread: 0,
+            id: None,
+            kind: crate::RoomKind::Public,
+            title: None,
+            role: None,
+            invited: false,
+            topic: None,
+            archived: false,
         })
     }
 

@@ -35,11 +35,26 @@ fn msg(room: &str, seq: u64, sender: &str, body: &str, ts: i64) -> Message {
         body: body.into(),
         client_msg_id: None,
         file: None,
+        room_id: None,
+        change: None,
     }
 }
 
 fn room(name: &str, joined: bool, last: u64, read: u64) -> RoomInfo {
-    RoomInfo { name: name.into(), joined, last_seq: last, read_seq: read, unread: last - read }
+    RoomInfo {
+        name: name.into(),
+        joined,
+        last_seq: last,
+        read_seq: read,
+        unread: last - read,
+        id: None,
+        kind: crate::RoomKind::Public,
+        title: None,
+        role: None,
+        invited: false,
+        topic: None,
+        archived: false,
+    }
 }
 
 fn form() -> [String; 4] {
@@ -70,9 +85,9 @@ fn main_chat(messages: Vec<Message>) -> Chat {
     chat.update(Msg::Net(NetEvent::Members {
         room: "general".into(),
         members: vec![
-            MemberInfo { user: "ann".into(), online: true },
-            MemberInfo { user: "bob".into(), online: true },
-            MemberInfo { user: "李雷".into(), online: false },
+            MemberInfo { user: "ann".into(), online: true, role: None },
+            MemberInfo { user: "bob".into(), online: true, role: None },
+            MemberInfo { user: "李雷".into(), online: false, role: None },
         ],
     }));
     chat

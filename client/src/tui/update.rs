@@ -167,7 +167,7 @@ impl Chat {
             }
             NetEvent::Joined(info) => {
                 let name = info.name.clone();
-                self.merge_rooms(vec![info]);
+                self.merge_rooms(vec![*info]);
                 if let Some(i) = self.find(&name) {
                     self.open_room(i);
                 }
@@ -305,10 +305,12 @@ impl Chat {
                 r.event(what, ts);
                 r.members.retain(|x| x.user != ev.user);
                 if ev.joined {
-                    r.members.push(MemberInfo { user: ev.user, online: true });
+                    r.members.push(MemberInfo { user: ev.user, online: true, role: None });
                     r.members.sort_by(|a, b| a.user.cmp(&b.user));
                 }
             }
+            // The rooms pane follows these once the TUI shows kinds and roles.
+            ClientEvent::Room(_) | ClientEvent::RoomRemoved(_) => {}
             ClientEvent::State(s) => {
                 if let ConnState::Closed { reason } = &s
                     && !self.quitting

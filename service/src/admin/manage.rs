@@ -30,13 +30,20 @@ pub struct UserRow {
     pub disabled: bool,
     /// Live session tokens.
     pub sessions: u64,
+    /// Whether the user is an admin of the tenant (owner rights in every
+    /// public and private room, none in DMs).
+    pub admin: bool,
 }
 
 /// A room in `qchatd room list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRow {
-    /// Name.
+    /// Name (a private room's too; DMs have none).
     pub name: String,
+    /// Room id: `+` and 16 hex digits.
+    pub id: String,
+    /// `public`, `private` or `dm`.
+    pub kind: String,
     /// Whether it is hidden and unusable.
     pub disabled: bool,
     /// Highest message seq.
@@ -80,7 +87,12 @@ pub async fn list_users(db: &DatabaseUrl, t: &str) -> Result<Vec<UserRow>, Admin
     pool.close().await;
     Ok(rows
         .into_iter()
-        .map(|r| UserRow { name: r.name, disabled: r.disabled, sessions: count(r.sessions) })
+        .map(|r| UserRow {
+            name: r.name,
+            disabled: r.disabled,
+            sessions: count(r.sessions),
+            admin: r.admin,
+        })
         .collect())
 }
 
@@ -96,7 +108,9 @@ pub async fn list_rooms(db: &DatabaseUrl, t: &str) -> Result<Vec<RoomRow>, Admin
     Ok(rows
         .into_iter()
         .map(|r| RoomRow {
-            name: r.name,
+            name: if r.kind == "dm" { String::new() } else { r.name },
+            id: r.handle.unwrap_or_default(),
+            kind: r.kind,
             disabled: r.disabled,
             last_seq: count(r.last_seq),
             members: count(r.members),
@@ -159,9 +173,44 @@ pub async fn set_room_disabled(
 ) -> Result<(), AdminError> {
     let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
-    let found = q::set_room_disabled(&pool, tenant.id, room, disabled).await?;
+    let id = room_named(&pool, &tenant, room).await?;
+    q::set_room_disabled(&pool, tenant.id, id, disabled).await?;
     pool.close().await;
-    if found { Ok(()) } else { Err(AdminError::NotFound(format!("no room named {room} in {t}"))) }
+    Ok(())
+}
+
+/// The one room an operator's NAME means (see [`q::rooms_named`]).
+async fn room_named(
+    pool: &crate::db::Db,
+    tenant: &crate::db::Tenant,
+    room: &str,
+) -> Result<crate::db::RoomId, AdminError> {
+    let found = q::rooms_named(pool, tenant.id, room).await?;
+    match found.as_slice() {
+        [] => Err(AdminError::NotFound(format!("no room named {room} in {}", tenant.name))),
+        [(id, _)] => Ok(*id),
+        several => {
+            let ids: Vec<&str> = several.iter().map(|(_, h)| h.as_str()).collect();
+            Err(AdminError::Conflict(format!(
+                "several rooms are named {room} in {}: name one by its id ({})",
+                tenant.name,
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
+/// Makes a user an admin of their tenant, or not.
+///
+/// # Errors
+/// Unknown tenant or user; database faults.
+pub async fn set_admin(db: &DatabaseUrl, t: &str, u: &str, admin: bool) -> Result<(), AdminError> {
+    let pool = open(db).await?;
+    let tenant = tenant(&pool, t).await?;
+    let id = user(&pool, &tenant, u).await?;
+    crate::db::members::set_admin(&pool, tenant.id, id, admin).await?;
+    pool.close().await;
+    Ok(())
 }
 
 /// Sets a new password and revokes the user's sessions; returns how many.
@@ -213,16 +262,23 @@ pub async fn delete_user(db: &DatabaseUrl, t: &str, u: &str) -> Result<(), Admin
     Ok(())
 }
 
-/// Deletes a room with its messages and memberships.
+/// Deletes a room with its messages, memberships, invitations, bans,
+/// uploads and the file rows no other room offers. Their content on disk
+/// (and the uploads' partial bytes) is removed by the server's start-up
+/// sweep: a running server may be storing the same content right now, and
+/// only it can tell. Returns how many stored files became unreferenced.
 ///
 /// # Errors
 /// Unknown tenant or room; database faults.
-pub async fn delete_room(db: &DatabaseUrl, t: &str, room: &str) -> Result<(), AdminError> {
+pub async fn delete_room(db: &DatabaseUrl, t: &str, room: &str) -> Result<usize, AdminError> {
     let pool = open(db).await?;
     let tenant = tenant(&pool, t).await?;
-    let found = q::delete_room(&pool, tenant.id, room).await?;
+    let id = room_named(&pool, &tenant, room).await?;
+    let mut tx = pool.begin_write().await?;
+    let deleted = crate::db::rooms::delete(tx.conn(), tenant.id, id).await?;
+    tx.commit().await?;
     pool.close().await;
-    if found { Ok(()) } else { Err(AdminError::NotFound(format!("no room named {room} in {t}"))) }
+    Ok(deleted.unreferenced.len())
 }
 
 #[cfg(test)]
@@ -239,8 +295,8 @@ mod tests {
 
     async fn disable_revokes_and_lists_show_it_on(d: &DatabaseUrl) {
         super::super::create_tenant(d, "acme", false).await.expect("tenant");
-        super::super::create_user(d, "acme", "ann", "correct horse").await.expect("user");
-        super::super::create_room(d, "acme", "general").await.expect("room");
+        super::super::create_user(d, "acme", "ann", "correct horse", false).await.expect("user");
+        super::super::create_room(d, "acme", "general", false, None).await.expect("room");
         let pool = open(d).await.expect("open");
         let t = tenant(&pool, "acme").await.expect("acme");
         let ann = user(&pool, &t, "ann").await.expect("ann");
@@ -248,6 +304,16 @@ mod tests {
         pool.close().await;
 
         assert_eq!(list_users(d, "acme").await.expect("users")[0].sessions, 1);
+        assert!(!list_users(d, "acme").await.expect("users")[0].admin);
+        set_admin(d, "acme", "ann", true).await.expect("admin");
+        assert!(list_users(d, "acme").await.expect("users")[0].admin);
+        // A private room with an owner, named by its name or its id.
+        super::super::create_room(d, "acme", "plans", true, Some("ann")).await.expect("private");
+        let rooms = list_rooms(d, "acme").await.expect("rooms");
+        let plans = rooms.iter().find(|r| r.name == "plans").expect("listed");
+        assert_eq!((plans.kind.as_str(), plans.members), ("private", 1));
+        set_room_disabled(d, "acme", &plans.id, true).await.expect("by id");
+        delete_room(d, "acme", "plans").await.expect("by name");
         assert_eq!(set_user_disabled(d, "acme", "ann", true).await.expect("disable"), 1);
         let users = list_users(d, "acme").await.expect("users");
         assert!(users[0].disabled);

@@ -6,8 +6,9 @@ use qchat_protocol::{
 };
 use serde_json::Value;
 
-use super::{member_room, ok};
-use crate::db::{self, Content, FileAccess};
+use super::{ok, room, who};
+use crate::access::{self, FileVerdict, Need};
+use crate::db::{self, Content};
 use crate::error::{Error, Result, refuse};
 use crate::state::{Login, Shared};
 use crate::transfer::download::Downloads;
@@ -41,7 +42,7 @@ pub(super) async fn begin(s: &Shared, login: &Login, r: UploadBeginReq) -> Resul
         ));
     }
     let name = sanitize_file_name(&r.name);
-    let (room, _) = member_room(s, login, &r.room).await?;
+    let room = room(s, login, &r.room, Need::Post).await?.room;
     let begin = Begin { room, name, size: r.size, content, client_key: r.client_key.as_deref() };
     ok(&transfer::begin(s, login, begin).await?)
 }
@@ -64,12 +65,12 @@ pub(super) async fn get(
     downloads: &mut Downloads,
     r: FileGetReq,
 ) -> Result<Value> {
-    let file = match db::files::access(&s.pool, login.tenant, login.user, r.file_id).await? {
-        FileAccess::Visible(f) => f,
-        FileAccess::NotMember => {
-            return Err(refuse(ErrorCode::Forbidden, "join a room that offers this file first"));
+    let file = match access::file(&s.pool, who(login), r.file_id).await? {
+        FileVerdict::Readable(f) => f,
+        FileVerdict::Forbidden => {
+            return Err(refuse(ErrorCode::Forbidden, "join the room that offers this file first"));
         }
-        FileAccess::Missing => return Err(refuse(ErrorCode::NotFound, "no such file")),
+        FileVerdict::Hidden => return Err(refuse(ErrorCode::NotFound, "no such file")),
     };
     if r.offset > file.size {
         return Err(refuse(

@@ -6,7 +6,8 @@ use qchat_protocol::{
 };
 use serde_json::Value;
 
-use super::{member_room, ok};
+use super::{ok, room};
+use crate::access::Need;
 use crate::db::{self, NewMessage};
 use crate::error::{Result, refuse};
 use crate::paging;
@@ -33,7 +34,7 @@ pub(super) async fn send(s: &Shared, login: &Login, r: SendReq) -> Result<Value>
             format!("client_msg_id values starting with {FILE_MSG_PREFIX} are for file messages"),
         ));
     }
-    let (room, _) = member_room(s, login, &r.room).await?;
+    let room = room(s, login, &r.room, Need::Post).await?.room;
     let msg = NewMessage {
         tenant: login.tenant,
         room: room.id,
@@ -44,8 +45,9 @@ pub(super) async fn send(s: &Shared, login: &Login, r: SendReq) -> Result<Value>
         body: r.body,
         ts: db::now_ms(),
         file: None,
+        change: None,
     };
-    let sent = s.committer.submit(msg, room.name).await?;
+    let sent = s.committer.submit(msg, room.label()).await?;
     ok(&SendOk::from(sent))
 }
 
@@ -62,9 +64,9 @@ fn page(limit: Option<u32>, default: u32) -> Result<u32> {
 /// `before_seq`), sent in ascending order.
 pub(super) async fn history(s: &Shared, login: &Login, r: HistoryReq) -> Result<Value> {
     let limit = page(r.limit, DEFAULT_PAGE)?;
-    let (room, _) = member_room(s, login, &r.room).await?;
+    let room = room(s, login, &r.room, Need::Read).await?.room;
     let before = r.before_seq.unwrap_or(u64::MAX);
-    let rows = db::messages::before(&s.pool, login.tenant, room.id, &room.name, before, limit);
+    let rows = db::messages::before(&s.pool, login.tenant, room.id, &room.label(), before, limit);
     let (mut messages, more) = paging::fill(rows, limit as usize).await?;
     messages.reverse();
     if more && messages.len() < limit as usize {
@@ -77,8 +79,9 @@ pub(super) async fn history(s: &Shared, login: &Login, r: HistoryReq) -> Result<
 /// in one frame.
 pub(super) async fn sync(s: &Shared, login: &Login, r: SyncReq) -> Result<Value> {
     let limit = page(r.limit, MAX_PAGE)?;
-    let (room, _) = member_room(s, login, &r.room).await?;
-    let rows = db::messages::after(&s.pool, login.tenant, room.id, &room.name, r.after_seq, limit);
+    let room = room(s, login, &r.room, Need::Read).await?.room;
+    let label = room.label();
+    let rows = db::messages::after(&s.pool, login.tenant, room.id, &label, r.after_seq, limit);
     let (messages, more) = paging::fill(rows, limit as usize).await?;
     if more && messages.len() < limit as usize {
         s.metrics.page_cut_short();

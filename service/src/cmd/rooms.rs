@@ -1,119 +1,220 @@
-//! `rooms`, `room.create`, `room.join`, `room.leave`, `members`, `read`.
+//! `rooms`, `room.create`, `room.join`, `room.leave`, `members`, `read`,
+//! `dm.open`.
 
 use futures_util::TryStreamExt as _;
 use qchat_protocol::{
-    ErrorCode, MemberEvent, MemberInfo, MembersOk, MembersReq, RoomOk, RoomsOk, RoomsReq,
+    DmOpenReq, ErrorCode, Event, MAX_DM_MEMBERS, MemberInfo, MembersOk, MembersReq, Role,
+    RoomCreateReq, RoomEvent, RoomKind, RoomOk, RoomsOk, RoomsReq, encode_json, valid_room_id,
 };
 use serde_json::Value;
 
-use super::{check_name, empty, member_room, ok};
-use crate::db;
+use super::{change, check_name, empty, ok, room, who};
+use crate::access::{self, Need};
+use crate::changes::RoomChange;
+use crate::db::members::{self, Lookup};
+use crate::db::{self, DbError, Room, Standing, UserId};
 use crate::error::{Result, refuse};
 use crate::paging;
 use crate::quota::{self, kind::Created};
 use crate::state::{Login, Shared};
 
-/// One page of the tenant's rooms, by name, after `after`: as many as fit
-/// in one frame.
+/// One page of the rooms the caller sees, by name, after `after`: as many
+/// as fit in one frame.
 pub(super) async fn list(s: &Shared, login: &Login, r: RoomsReq) -> Result<Value> {
-    if let Some(after) = &r.after {
+    if let Some(after) = &r.after
+        && !valid_room_id(after)
+    {
         check_name("room", after)?;
     }
-    let rows = db::rooms::list_for_user(&s.pool, login.tenant, login.user, r.after.as_deref());
-    let (rooms, more) = paging::fill(rows, usize::MAX).await?;
+    let (rooms, more) = access::list(&s.pool, who(login), r.after.as_deref()).await?;
     if more {
         s.metrics.page_cut_short();
     }
     ok(&RoomsOk { rooms, more })
 }
 
-/// `room.create`: creates the room and joins the caller, within the
-/// caller's and the tenant's room quotas (`quota`).
-pub(super) async fn create(s: &Shared, login: &Login, room: &str) -> Result<Value> {
-    check_name("room", room)?;
-    let pool = &s.pool;
+/// The standing of a new member with `role`.
+fn member(role: Role) -> Standing {
+    Standing { role: Some(role), read_seq: Some(0), ..Standing::default() }
+}
+
+/// Tells every connection of `user` about a room that appeared for them.
+fn announce(s: &Shared, login: &Login, user: UserId, info: qchat_protocol::RoomInfo, r: &Room) {
+    match encode_json(&Event::Room(RoomEvent { room: info })) {
+        Ok(frame) => s.hub.to_user(login.tenant, user, &r.label(), &frame),
+        Err(e) => tracing::error!(cause = %e, "encoding room event"),
+    }
+}
+
+/// Refuses a name that a room the caller can see already has: the caller
+/// could no longer tell the two apart by name. Rooms the caller cannot see
+/// do not count (their names are not taken for the caller).
+async fn name_free(s: &Shared, login: &Login, name: &str) -> Result<()> {
+    let rows = members::standings(&s.pool, login.tenant, login.user, Lookup::Name(name)).await?;
+    if rows.iter().any(|(r, st)| access::visible(r, st)) {
+        return Err(refuse(ErrorCode::Conflict, format!("room {name} exists")));
+    }
+    Ok(())
+}
+
+/// `room.create`: creates the room with the caller as its owner and only
+/// member, within the caller's and the tenant's room quotas (`quota`).
+pub(super) async fn create(s: &Shared, login: &Login, r: &RoomCreateReq) -> Result<Value> {
+    let name = &r.room;
+    check_name("room", name)?;
+    name_free(s, login, name).await?;
+    let kind = if r.private { RoomKind::Private } else { RoomKind::Public };
     // A write transaction (SQLite: BEGIN IMMEDIATE) and the tenant's row
     // locked (PostgreSQL): the quota counts below must see every concurrent
     // creation, on every node.
-    let mut tx = pool.begin_write().await?;
+    let mut tx = s.pool.begin_write().await?;
     db::tenants::lock(&mut tx, login.tenant).await?;
-    let r = db::rooms::create_by(&mut tx, login.tenant, room, login.user).await.map_err(
-        |e| match e {
-            db::DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {room} exists")),
+    let room = db::rooms::create(&mut tx, login.tenant, name, kind, Some(login.user))
+        .await
+        .map_err(|e| match e {
+            DbError::Conflict => refuse(ErrorCode::Conflict, format!("room {name} exists")),
             e => e.into(),
-        },
-    )?;
-    quota::check(
-        &mut tx.conn(),
-        &s.config.quotas,
-        &s.metrics,
-        Created::Room,
-        login.tenant,
-        login.user,
-    )
-    .await?;
-    db::rooms::join(&mut tx, login.tenant, r.id, login.user).await?;
+        })?;
+    let quotas = &s.config.quotas;
+    quota::check(&mut tx.conn(), quotas, &s.metrics, Created::Room, login.tenant, login.user)
+        .await?;
+    db::rooms::join(tx.conn(), login.tenant, room.id, login.user, Role::Owner).await?;
     tx.commit().await?;
     s.metrics.created(Created::Room);
-    s.hub.subscribe_user(login.tenant, login.user, r.id);
-    tracing::info!(tenant = %login.tenant_name, room, "room created");
-    ok(&RoomOk { room: db::rooms::room_info(r.name, 0, Some(0)) })
+    s.hub.subscribe_user(login.tenant, login.user, room.id);
+    let info = db::rooms::room_info(&room, &member(Role::Owner), None);
+    announce(s, login, login.user, info.clone(), &room);
+    tracing::info!(tenant = %login.tenant_name, room = %name, private = r.private, "room created");
+    ok(&RoomOk { room: info })
 }
 
-pub(super) async fn join(s: &Shared, login: &Login, room: &str) -> Result<Value> {
-    check_name("room", room)?;
-    let pool = &s.pool;
-    let r = db::rooms::by_name(pool, login.tenant, room)
-        .await?
-        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
-    let new = db::rooms::join(pool, login.tenant, r.id, login.user).await?;
-    s.hub.subscribe_user(login.tenant, login.user, r.id);
-    if new {
-        s.hub.member_event(
-            r.id,
-            MemberEvent { room: r.name.clone(), user: login.user_name.clone(), joined: true },
-        );
+pub(super) async fn join(s: &Shared, login: &Login, reference: &str) -> Result<Value> {
+    let a = room(s, login, reference, Need::Join).await?;
+    if a.standing.role.is_some() {
+        return ok(&RoomOk { room: access::info(&s.pool, who(login), &a).await? });
     }
-    let read = db::rooms::membership(pool, login.tenant, r.id, login.user).await?.unwrap_or(0);
-    ok(&RoomOk { room: db::rooms::room_info(r.name, r.last_seq, Some(read)) })
+    let done =
+        s.committer.submit_change(change(login, reference, &a.room, RoomChange::Join)).await?;
+    // The room as it was just before the join's own system message, as the
+    // `room` event tells the user's other connections: a client tracking
+    // the room from this reply is handed that message next, whichever of
+    // the two it reads first.
+    ok(&RoomOk { room: db::rooms::room_info(&done.room, &member(Role::Member), None) })
 }
 
-pub(super) async fn leave(s: &Shared, login: &Login, room: &str) -> Result<Value> {
-    check_name("room", room)?;
-    let pool = &s.pool;
-    let r = db::rooms::by_name(pool, login.tenant, room)
-        .await?
-        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no room named {room}")))?;
-    if db::rooms::leave(pool, login.tenant, r.id, login.user).await? {
-        // Sent before unsubscribing so the user's other connections hear it too.
-        s.hub.member_event(
-            r.id,
-            MemberEvent { room: r.name.clone(), user: login.user_name.clone(), joined: false },
-        );
-    }
-    s.hub.unsubscribe_user(login.tenant, login.user, r.id);
+pub(super) async fn leave(s: &Shared, login: &Login, reference: &str) -> Result<Value> {
+    let a = room(s, login, reference, Need::Leave).await?;
+    let done =
+        s.committer.submit_change(change(login, reference, &a.room, RoomChange::Leave)).await?;
+    super::moderation::clean_up(s, login, &done.cleanup).await;
     empty()
 }
 
 /// One page of a room's members, by name, after `after`: as many as fit in
 /// one frame.
 pub(super) async fn members(s: &Shared, login: &Login, req: MembersReq) -> Result<Value> {
-    let (r, _) = member_room(s, login, &req.room).await?;
+    let a = room(s, login, &req.room, Need::Read).await?;
     if let Some(after) = &req.after {
         check_name("user", after)?;
     }
+    let dm = a.room.kind == RoomKind::Dm;
     let hub = &s.hub;
-    let rows = db::rooms::members(&s.pool, login.tenant, r.id, req.after.as_deref())
-        .map_ok(|(id, user)| MemberInfo { online: hub.is_online(login.tenant, id), user });
+    let rows = members::members(&s.pool, login.tenant, a.room.id, req.after.as_deref()).map_ok(
+        |(id, user, role)| MemberInfo {
+            online: hub.is_online(login.tenant, id),
+            user,
+            role: (!dm).then_some(role),
+        },
+    );
     let (members, more) = paging::fill(rows, usize::MAX).await?;
     if more {
         s.metrics.page_cut_short();
     }
-    ok(&MembersOk { room: r.name, members, more })
+    ok(&MembersOk { room: a.room.name, members, more })
 }
 
-pub(super) async fn read(s: &Shared, login: &Login, room: &str, seq: u64) -> Result<Value> {
-    let (r, _) = member_room(s, login, room).await?;
-    db::rooms::set_read(&s.pool, login.tenant, r.id, login.user, seq).await?;
+pub(super) async fn read(s: &Shared, login: &Login, reference: &str, seq: u64) -> Result<Value> {
+    let a = room(s, login, reference, Need::Read).await?;
+    db::rooms::set_read(&s.pool, login.tenant, a.room.id, login.user, seq).await?;
     empty()
+}
+
+/// `dm.open`: the DM of the caller and `users`, created on first use.
+pub(super) async fn dm_open(s: &Shared, login: &Login, r: DmOpenReq) -> Result<Value> {
+    let mut names: Vec<String> = Vec::new();
+    for name in r.users {
+        check_name("user", &name)?;
+        if name != login.user_name && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() || names.len() >= MAX_DM_MEMBERS {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("a direct message has 2 to {MAX_DM_MEMBERS} members, you included"),
+        ));
+    }
+    let pool = &s.pool;
+    let found = members::user_ids(pool, login.tenant, &names).await?;
+    if let Some(missing) = names.iter().find(|n| !found.iter().any(|(_, f)| f == *n)) {
+        return Err(refuse(ErrorCode::NotFound, format!("no user named {missing}")));
+    }
+    let mut ids: Vec<UserId> = found.iter().map(|(id, _)| *id).collect();
+    ids.push(login.user);
+    let key = members::dm_key(&ids);
+    let reference = format!("@{}", names.join(","));
+    // Opened before (by anyone of them), or just now by someone else.
+    for _ in 0..2 {
+        let existing =
+            members::standings(pool, login.tenant, login.user, Lookup::DmKey(&key)).await?;
+        if let Some((room, standing)) = existing.into_iter().next() {
+            let a = access::Access { room, standing };
+            if access::decide(&a.room, &a.standing, Need::Read) != access::Verdict::Allowed {
+                return Err(access::not_found(&reference));
+            }
+            return ok(&RoomOk { room: access::info(pool, who(login), &a).await? });
+        }
+        // As in `create`: the quota counts below must see every concurrent
+        // one, on every node.
+        let mut tx = pool.begin_write().await?;
+        db::tenants::lock(&mut tx, login.tenant).await?;
+        let room = match db::rooms::create_dm(&mut tx, login.tenant, &key, login.user).await {
+            Ok(room) => room,
+            Err(DbError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let quotas = &s.config.quotas;
+        let mut conn = tx.conn();
+        quota::check(&mut conn, quotas, &s.metrics, Created::Dm, login.tenant, login.user).await?;
+        for id in &ids {
+            db::rooms::join(conn.re(), login.tenant, room.id, *id, Role::Member).await?;
+        }
+        tx.commit().await?;
+        s.metrics.created(Created::Dm);
+        let mut all: Vec<String> = found.iter().map(|(_, n)| n.clone()).collect();
+        all.push(login.user_name.clone());
+        all.sort();
+        let mut mine = None;
+        for (id, name) in found
+            .iter()
+            .map(|(id, n)| (*id, n.as_str()))
+            .chain([(login.user, login.user_name.as_str())])
+        {
+            s.hub.subscribe_user(login.tenant, id, room.id);
+            let info = db::rooms::room_info(
+                &room,
+                &member(Role::Member),
+                Some(access::dm_title(&all, name)),
+            );
+            if id == login.user {
+                mine = Some(info.clone());
+            }
+            announce(s, login, id, info, &room);
+        }
+        tracing::info!(tenant = %login.tenant_name, members = ids.len(), "direct message opened");
+        return ok(&RoomOk {
+            room: mine.unwrap_or_else(|| db::rooms::room_info(&room, &member(Role::Member), None)),
+        });
+    }
+    Err(crate::error::Error::Internal("direct message vanished while opening it".into()))
 }

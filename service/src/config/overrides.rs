@@ -93,6 +93,18 @@ pub struct Overrides {
     /// Rooms one tenant may hold [default: 10000].
     #[arg(long, env = "QCHAT_ROOMS_PER_TENANT")]
     pub rooms_per_tenant: Option<u64>,
+    /// Direct messages one user may open [default: 1000].
+    #[arg(long, env = "QCHAT_DMS_PER_USER")]
+    pub dms_per_user: Option<u64>,
+    /// Direct messages one tenant may hold [default: 100000].
+    #[arg(long, env = "QCHAT_DMS_PER_TENANT")]
+    pub dms_per_tenant: Option<u64>,
+    /// Invitations one user may have pending [default: 1000].
+    #[arg(long, env = "QCHAT_INVITATIONS_PER_USER")]
+    pub invitations_per_user: Option<u64>,
+    /// Invitations pending in one tenant [default: 100000].
+    #[arg(long, env = "QCHAT_INVITATIONS_PER_TENANT")]
+    pub invitations_per_tenant: Option<u64>,
     /// Seconds a session token stays valid for resume [default: 2592000, 30 days].
     #[arg(long, env = "QCHAT_SESSION_TTL_SECS")]
     pub session_ttl_secs: Option<u64>,
@@ -138,6 +150,10 @@ impl Overrides {
         set! {
             self.rooms_per_user => config.quotas.rooms_per_user,
             self.rooms_per_tenant => config.quotas.rooms_per_tenant,
+            self.dms_per_user => config.quotas.dms_per_user,
+            self.dms_per_tenant => config.quotas.dms_per_tenant,
+            self.invitations_per_user => config.quotas.invitations_per_user,
+            self.invitations_per_tenant => config.quotas.invitations_per_tenant,
         }
         set! {
             self.data_dir => config.data_dir,

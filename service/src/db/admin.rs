@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Backend, Ex, TenantId, UserId, on};
+use super::{Backend, Ex, RoomId, TenantId, UserId, on};
 
 /// A tenant as `qchatd tenant list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -22,12 +22,16 @@ pub(crate) struct UserRow {
     pub(crate) name: String,
     pub(crate) disabled: bool,
     pub(crate) sessions: i64,
+    pub(crate) admin: bool,
 }
 
 /// A room as `qchatd room list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub(crate) struct RoomRow {
+    /// The name people know it by (a private room's title).
     pub(crate) name: String,
+    pub(crate) handle: Option<String>,
+    pub(crate) kind: String,
     pub(crate) disabled: bool,
     pub(crate) last_seq: i64,
     pub(crate) members: i64,
@@ -50,7 +54,7 @@ pub(crate) async fn users(
 ) -> Result<Vec<UserRow>, sqlx::Error> {
     on!(db, |e| {
         sqlx::query_as(
-        "select u.name, u.disabled,
+        "select u.name, u.disabled, u.admin,
                 (select count(*) from sessions s where s.tenant_id = u.tenant_id and s.user_id = u.id) as sessions
          from users u where u.tenant_id = $1 order by u.name",
     )
@@ -66,9 +70,9 @@ pub(crate) async fn rooms(
 ) -> Result<Vec<RoomRow>, sqlx::Error> {
     on!(db, |e| {
         sqlx::query_as(
-        "select r.name, r.disabled, r.last_seq,
+        "select coalesce(r.title, r.name) as name, r.handle, r.kind, r.disabled, r.last_seq,
                 (select count(*) from memberships m where m.tenant_id = r.tenant_id and m.room_id = r.id) as members
-         from rooms r where r.tenant_id = $1 order by r.name",
+         from rooms r where r.tenant_id = $1 order by coalesce(r.title, r.name), r.id",
     )
     .bind(tenant.0)
     .fetch_all(e)
@@ -110,19 +114,39 @@ pub(crate) async fn set_user_disabled(
     Ok(n == 1)
 }
 
-/// Sets `rooms.disabled` by name; `true` when the room exists.
+/// The rooms (disabled ones too) an operator's NAME can mean: a room id
+/// (`+` and hex), a public room's name, a private room's name; DMs only by
+/// id. `(id, handle)` each.
+pub(crate) async fn rooms_named(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    reference: &str,
+) -> Result<Vec<(RoomId, String)>, sqlx::Error> {
+    let rows: Vec<(i64, Option<String>)> = on!(db, |e| sqlx::query_as(
+        "select id, handle from rooms where tenant_id = $1
+           and (handle = $2 or (kind = 'public' and name = $2) or (kind = 'private' and title = $2))
+         order by id",
+    )
+    .bind(tenant.0)
+    .bind(reference)
+    .fetch_all(e)
+    .await)?;
+    Ok(rows.into_iter().map(|(id, h)| (RoomId(id), h.unwrap_or_default())).collect())
+}
+
+/// Sets `rooms.disabled`; `true` when the room exists.
 pub(crate) async fn set_room_disabled(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
-    room: &str,
+    room: RoomId,
     disabled: bool,
 ) -> Result<bool, sqlx::Error> {
     let n = on!(db, |e| sqlx::query(
-        "update rooms set disabled = $1 where tenant_id = $2 and name = $3"
+        "update rooms set disabled = $1 where tenant_id = $2 and id = $3"
     )
     .bind(disabled)
     .bind(tenant.0)
-    .bind(room)
+    .bind(room.0)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))?;
@@ -185,20 +209,6 @@ pub(crate) async fn delete_user(
     let n = on!(db, |e| sqlx::query("delete from users where tenant_id = $1 and id = $2")
         .bind(tenant.0)
         .bind(user.0)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
-}
-
-pub(crate) async fn delete_room(
-    db: impl Into<Ex<'_>>,
-    tenant: TenantId,
-    room: &str,
-) -> Result<bool, sqlx::Error> {
-    let n = on!(db, |e| sqlx::query("delete from rooms where tenant_id = $1 and name = $2")
-        .bind(tenant.0)
-        .bind(room)
         .execute(e)
         .await
         .map(|r| r.rows_affected()))?;

@@ -152,6 +152,10 @@ impl Db {
                         Durability::Normal => SqliteSynchronous::Normal,
                     })
                     .foreign_keys(true)
+                    // Deleted rows (a deleted room's messages) are
+                    // overwritten with zeros, not left in free pages:
+                    // deleting really erases.
+                    .pragma("secure_delete", "on")
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
                 Ok(Self::Sqlite(pool))

@@ -1,6 +1,6 @@
 //! `files` and `uploads` tables.
 
-use super::rooms::to_u64;
+use super::rooms::{RoomLabel, to_u64};
 use super::{Conn, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 fn i(v: u64) -> i64 {
@@ -18,44 +18,44 @@ pub(crate) struct VisibleFile {
     pub(crate) hash: String,
 }
 
-/// Where an offer id stands for a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FileAccess {
-    /// Offered in a room the user is in.
-    Visible(VisibleFile),
-    /// Offered in a room the user is not in.
-    NotMember,
-    /// No such offer in this tenant.
-    Missing,
-}
-
-/// What offer `offer` of the tenant is to `user`.
-pub(crate) async fn access(
+/// Offer `offer` of the tenant: its room and what it offers. Whether the
+/// caller may have it is for the access module to say.
+pub(crate) async fn offer(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
-    user: UserId,
     offer: u64,
-) -> Result<FileAccess, sqlx::Error> {
-    let row: Option<(i64, String, i64, String, bool)> = on!(db, |e| sqlx::query_as(
-        "select o.id, m.body, f.size, f.hash, mb.user_id is not null from offers o
+) -> Result<Option<(RoomId, VisibleFile)>, sqlx::Error> {
+    let row: Option<(i64, i64, String, i64, String)> = on!(db, |e| sqlx::query_as(
+        "select o.room_id, o.id, m.body, f.size, f.hash from offers o
          join messages m on m.room_id = o.room_id and m.seq = o.seq and m.tenant_id = o.tenant_id
          join files f on f.id = o.file_id and f.tenant_id = o.tenant_id
-         left join memberships mb on mb.room_id = o.room_id and mb.tenant_id = o.tenant_id
-             and mb.user_id = $1
-         where o.tenant_id = $2 and o.id = $3",
+         where o.tenant_id = $1 and o.id = $2",
     )
-    .bind(user.0)
     .bind(tenant.0)
     .bind(i(offer))
     .fetch_optional(e)
     .await)?;
-    Ok(match row {
-        Some((id, name, size, hash, true)) => {
-            FileAccess::Visible(VisibleFile { id: to_u64(id), name, size: to_u64(size), hash })
-        }
-        Some(_) => FileAccess::NotMember,
-        None => FileAccess::Missing,
-    })
+    Ok(row.map(|(room, id, name, size, hash)| {
+        (RoomId(room), VisibleFile { id: to_u64(id), name, size: to_u64(size), hash })
+    }))
+}
+
+/// The rooms of the tenant that offer stored file (content) `file`.
+pub(crate) async fn content_rooms(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    file: u64,
+) -> Result<Vec<RoomId>, sqlx::Error> {
+    let ids: Vec<i64> = on!(db, |e| {
+        sqlx::query_scalar(
+        "select distinct room_id from offers where tenant_id = $1 and file_id = $2 order by room_id",
+    )
+    .bind(tenant.0)
+    .bind(i(file))
+    .fetch_all(e)
+    .await
+    })?;
+    Ok(ids.into_iter().map(RoomId).collect())
 }
 
 /// Records that the file message at `seq` in `room` offers stored file
@@ -96,25 +96,30 @@ pub(crate) async fn by_hash(
     Ok(row.map(|(id, size)| (to_u64(id), to_u64(size))))
 }
 
-/// Whether the tenant stores a file that a hash-later upload of `size`
-/// bytes starting with `head` might duplicate: same size and the same head
-/// (or no head on record, for files stored before heads were kept).
+/// Stored files of the tenant that a hash-later upload of `size` bytes
+/// starting with `head` might duplicate: same size and the same head (or no
+/// head on record, for files stored before heads were kept). At most
+/// `limit` ids.
 pub(crate) async fn may_hold(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
     size: u64,
     head: &str,
-) -> Result<bool, sqlx::Error> {
-    let row: Option<i32> = on!(db, |e| sqlx::query_scalar(
-        "select 1 from files where tenant_id = $1 and size = $2 and (head = $3 or head is null)
-         limit 1",
+    limit: u32,
+) -> Result<Vec<u64>, sqlx::Error> {
+    let ids: Vec<i64> = on!(db, |e| {
+        sqlx::query_scalar(
+        "select id from files where tenant_id = $1 and size = $2 and (head = $3 or head is null)
+         order by id limit $4",
     )
     .bind(tenant.0)
     .bind(i(size))
     .bind(head)
-    .fetch_optional(e)
-    .await)?;
-    Ok(row.is_some())
+    .bind(i64::from(limit))
+    .fetch_all(e)
+    .await
+    })?;
+    Ok(ids.into_iter().map(to_u64).collect())
 }
 
 /// The content that `sender`'s file message with this `client_msg_id`
@@ -194,7 +199,8 @@ pub(crate) struct Upload {
     pub(crate) tenant: TenantId,
     pub(crate) user: UserId,
     pub(crate) room: RoomId,
-    pub(crate) room_name: String,
+    /// What the room is called on the wire.
+    pub(crate) room_label: RoomLabel,
     pub(crate) user_name: String,
     pub(crate) name: String,
     pub(crate) size: u64,
@@ -210,6 +216,7 @@ struct UploadRow {
     user_id: i64,
     room_id: i64,
     room_name: String,
+    room_handle: Option<String>,
     user_name: String,
     name: String,
     size: i64,
@@ -223,7 +230,10 @@ impl From<UploadRow> for Upload {
             tenant: TenantId(r.tenant_id),
             user: UserId(r.user_id),
             room: RoomId(r.room_id),
-            room_name: r.room_name,
+            room_label: RoomLabel {
+                id: r.room_handle.unwrap_or_else(|| r.room_name.clone()),
+                name: r.room_name,
+            },
             user_name: r.user_name,
             name: r.name,
             size: to_u64(r.size),
@@ -234,7 +244,7 @@ impl From<UploadRow> for Upload {
 
 const UPLOAD_SELECT: &str =
     "select up.id, up.tenant_id, up.user_id, up.room_id, r.name as room_name,
-    u.name as user_name, up.name, up.size, up.hash from uploads up
+    r.handle as room_handle, u.name as user_name, up.name, up.size, up.hash from uploads up
     join rooms r on r.id = up.room_id and r.tenant_id = up.tenant_id
     join users u on u.id = up.user_id and u.tenant_id = up.tenant_id";
 
@@ -347,15 +357,16 @@ pub(crate) async fn find_upload(
         .await)
 }
 
-/// Marks an upload as active now (so the stale sweep leaves it alone).
-pub(crate) async fn touch_upload(db: impl Into<Ex<'_>>, id: &str) -> Result<(), sqlx::Error> {
-    on!(db, |e| sqlx::query("update uploads set updated_at = $1 where id = $2")
+/// Marks an upload as active now (so the stale sweep leaves it alone);
+/// `false` when it is gone.
+pub(crate) async fn touch_upload(db: impl Into<Ex<'_>>, id: &str) -> Result<bool, sqlx::Error> {
+    let n = on!(db, |e| sqlx::query("update uploads set updated_at = $1 where id = $2")
         .bind(now_ms())
         .bind(id)
         .execute(e)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(n == 1)
 }
 
 pub(crate) async fn delete_upload(db: impl Into<Ex<'_>>, id: &str) -> Result<(), sqlx::Error> {
@@ -399,24 +410,29 @@ mod tests {
         let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
         let other = db::tenants::create(pool, "other", false).await.expect("tenant");
         let u = db::users::create(pool, t, "ann", "x").await.expect("user");
-        let r = db::rooms::create(pool, t, "general").await.expect("room");
+        let r = db::rooms::create(pool, t, "general", qchat_protocol::RoomKind::Public, None)
+            .await
+            .expect("room");
         let (head, hash) = ("a".repeat(64), "b".repeat(64));
         let mut pooled = pool.acquire().await.expect("conn");
         let mut conn = pooled.conn();
         insert_or_get(&mut conn, t, &hash, 10, Some(&head)).await.expect("file");
-        assert!(may_hold(pool, t, 10, &head).await.expect("query"), "same size and head");
-        assert!(!may_hold(pool, t, 11, &head).await.expect("query"), "another size");
-        assert!(!may_hold(pool, t, 10, &"c".repeat(64)).await.expect("query"), "another head");
-        assert!(!may_hold(pool, other, 10, &head).await.expect("query"), "another tenant");
+        let holds = async |t, size, head: &str| {
+            !may_hold(pool, t, size, head, 8).await.expect("query").is_empty()
+        };
+        assert!(holds(t, 10, &head).await, "same size and head");
+        assert!(!holds(t, 11, &head).await, "another size");
+        assert!(!holds(t, 10, &"c".repeat(64)).await, "another head");
+        assert!(!holds(other, 10, &head).await, "another tenant");
         // A file stored before heads were kept matches on size alone; a head
         // recorded later fills it in and is kept from then on.
         let old = "d".repeat(64);
         insert_or_get(&mut conn, t, &old, 20, None).await.expect("file");
-        assert!(may_hold(pool, t, 20, &"e".repeat(64)).await.expect("query"));
+        assert!(holds(t, 20, &"e".repeat(64)).await);
         insert_or_get(&mut conn, t, &old, 20, Some(&head)).await.expect("again");
         insert_or_get(&mut conn, t, &old, 20, Some(&"f".repeat(64))).await.expect("again");
-        assert!(!may_hold(pool, t, 20, &"e".repeat(64)).await.expect("query"));
-        assert!(may_hold(pool, t, 20, &head).await.expect("query"));
+        assert!(!holds(t, 20, &"e".repeat(64)).await);
+        assert!(holds(t, 20, &head).await);
 
         // A hash-later upload has a head and no hash, and is found by its head.
         let row = NewUpload {
@@ -487,41 +503,31 @@ mod tests {
         .expect("message");
         let id = insert_offer(pool, TenantId(1), RoomId(2), 2, 3).await.expect("offer");
         assert_eq!(id, 6);
-        let named = |offer| access(pool, TenantId(1), UserId(1), offer);
-        assert_eq!(named(4).await.expect("access"), FileAccess::NotMember, "no members here");
-        assert_eq!(named(3).await.expect("access"), FileAccess::Missing);
-        on!(pool, |e| sqlx::query(
-            "insert into users (id, tenant_id, name, password_hash, created_at)
-             values (1, 1, 'ann', 'x', 0)"
-        )
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))
-        .expect("user");
-        on!(pool, |e| sqlx::query(
-            "insert into memberships (tenant_id, room_id, user_id, joined_at) values (1, 1, 1, 0)",
-        )
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))
-        .expect("member");
-        let FileAccess::Visible(f) = named(5).await.expect("access") else {
-            panic!("a member sees the offer");
+        // Each offer names its own room and the name it was offered under
+        // (who may fetch it is for access to say: its room's readers).
+        let named = async |offer| {
+            let found = super::offer(pool, TenantId(1), offer).await.expect("offer");
+            found.map(|(room, f)| (room.0, f.id, f.name, f.hash))
         };
-        assert_eq!((f.id, f.name.as_str(), f.hash.as_str()), (5, "later.txt", "h1"));
+        assert_eq!(named(3).await, None, "no offer 3");
+        assert_eq!(named(4).await, Some((2, 4, "board.txt".into(), "h1".into())));
+        assert_eq!(named(5).await, Some((1, 5, "later.txt".into(), "h1".into())));
+        assert_eq!(named(1).await, Some((1, 1, "first.txt".into(), "h1".into())));
+        assert_eq!(named(6).await, Some((2, 6, "new.txt".into(), "h3".into())));
         assert_eq!(
-            named(1).await.expect("access"),
-            FileAccess::Visible(VisibleFile {
-                id: 1,
-                name: "first.txt".into(),
-                size: 5,
-                hash: "h1".into(),
-            })
+            offer(pool, TenantId(2), 1).await.expect("offer"),
+            None,
+            "another tenant's offer"
         );
-        assert_eq!(named(6).await.expect("access"), FileAccess::NotMember);
-        assert_eq!(
-            access(pool, TenantId(2), UserId(1), 1).await.expect("access"),
-            FileAccess::Missing
-        );
+        // The migrated rooms got ids and are public; the offers' content
+        // is found by room.
+        let handles: Vec<(String, String)> =
+            on!(pool, |e| sqlx::query_as("select handle, kind from rooms order by id")
+                .fetch_all(e)
+                .await)
+            .expect("rooms");
+        assert!(handles.iter().all(|(h, k)| qchat_protocol::valid_room_id(h) && k == "public"));
+        let rooms = content_rooms(pool, TenantId(1), 1).await.expect("rooms");
+        assert_eq!(rooms, [RoomId(1), RoomId(2)]);
     }
 }

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use qchat_protocol::{FileInfo, Message, MessageKind};
+use qchat_protocol::{Change, FileInfo, Message, MessageKind};
 // AssertSqlSafe: the dynamic statements below are built from constants and
 // `$N` placeholders only; every value is bound.
 use sqlx::AssertSqlSafe;
 
-use super::rooms::to_u64;
+use super::rooms::{RoomLabel, to_u64};
 use super::{Conn, Ex, RoomId, TenantId, UserId, on, on_conn};
 
 /// A keyset page query: the one column list and join that [`Row`] maps,
@@ -19,7 +19,7 @@ macro_rules! page_sql {
     ($cmp:literal, $order:literal) => {
         concat!(
             "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
-                o.id as offer_id, f.size as file_size, f.hash as file_hash
+                o.id as offer_id, f.size as file_size, f.hash as file_hash, m.change
          from messages m
          left join offers o on o.room_id = m.room_id and o.seq = m.seq
          left join files f on f.id = o.file_id and f.tenant_id = m.tenant_id
@@ -36,8 +36,8 @@ macro_rules! page_sql {
 /// Parameters in order: tenant id, room id, `before_seq` (exclusive), limit
 /// (the server asks for one more row than the page to learn whether older
 /// ones exist). Columns: seq, sender_name, client_msg_id, kind, body, ts,
-/// offer_id, file_size, file_hash. Public so the history benchmark can run
-/// the same statement directly on the database.
+/// offer_id, file_size, file_hash, change. Public so the history benchmark
+/// can run the same statement directly on the database.
 pub const HISTORY_SQL: &str = page_sql!("<", "desc");
 
 /// The keyset query behind the `sync` op: [`HISTORY_SQL`]'s parameters and
@@ -65,6 +65,8 @@ pub(crate) struct NewMessage {
     pub(crate) ts: i64,
     /// For file messages: the content to record (and the upload it finishes).
     pub(crate) file: Option<FileAttach>,
+    /// For system messages: what changed (stored as JSON beside the body).
+    pub(crate) change: Option<Box<Change>>,
 }
 
 /// The file a file message offers; its row is inserted (once per tenant and
@@ -90,14 +92,20 @@ pub(crate) enum AppendOutcome {
     /// The same sender had already stored this `client_msg_id` in this room
     /// (with this offer id when that message was a file message).
     Duplicate { seq: u64, ts: i64, offer: Option<u64> },
+    /// New, but the sender may not post in the room (any more): nothing
+    /// stored.
+    Refused,
 }
 
 /// Appends `m` inside the caller's transaction: finds an earlier copy by
-/// idempotency key, else takes `last_seq + 1` from the room and inserts. The
-/// caller wraps each call in a savepoint so a failure cannot leave a gap.
+/// idempotency key, else — when `allowed` (the sender may post there, as
+/// the writer decided in this transaction) — takes `last_seq + 1` from the
+/// room and inserts. The caller wraps each call in a savepoint so a failure
+/// cannot leave a gap.
 pub(crate) async fn append(
     conn: &mut Conn<'_>,
     m: &NewMessage,
+    allowed: bool,
 ) -> Result<Option<AppendOutcome>, sqlx::Error> {
     if let (Some(sender), Some(cmid)) = (m.sender, &m.client_msg_id) {
         let prior: Option<(i64, i64, Option<i64>)> = on!(conn.re(), |e| sqlx::query_as(
@@ -119,6 +127,9 @@ pub(crate) async fn append(
                 offer: offer.map(to_u64),
             }));
         }
+    }
+    if !allowed {
+        return Ok(Some(AppendOutcome::Refused));
     }
     // The update locks the room's row until commit (PostgreSQL) or the
     // database is locked for writing (SQLite): no other transaction can take
@@ -167,6 +178,20 @@ pub(crate) async fn append(
         }
         None => None,
     };
+    if let Some(change) = &m.change {
+        // Beside the insert rather than in it: the insert stays the one the
+        // history benchmark replays, and system messages are rare.
+        let json = serde_json::to_string(change).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        on!(conn.re(), |e| sqlx::query(
+            "update messages set change = $1 where room_id = $2 and seq = $3"
+        )
+        .bind(&json)
+        .bind(m.room.0)
+        .bind(seq)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
     Ok(Some(AppendOutcome::New { seq: to_u64(seq), offer }))
 }
 
@@ -187,6 +212,8 @@ enum Plan {
     New,
     /// The same key as the new message at this index, earlier in the run.
     SameAs(usize),
+    /// New, but its sender may not post there.
+    Refused,
 }
 
 /// Appends text messages (no file) in order inside the caller's transaction,
@@ -202,15 +229,23 @@ enum Plan {
 /// writers on several nodes committing to overlapping rooms queue instead
 /// of deadlocking.
 ///
+/// `allowed[i]` says whether message `i`'s sender may post in its room (as
+/// the writer decided in this transaction); a new message that may not is
+/// `Refused`, a repeat of a stored one is still its `Duplicate`.
+///
 /// On error the transaction holds part of the run: roll it back.
 pub(crate) async fn append_all(
     conn: &mut Conn<'_>,
     msgs: &[&NewMessage],
+    allowed: &[bool],
 ) -> Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
     fn key(m: &NewMessage) -> Option<Key<'_>> {
         Some((m.tenant.0, m.room.0, m.sender?.0, m.client_msg_id.as_deref()?))
     }
-    debug_assert!(msgs.iter().all(|m| m.file.is_none()), "file messages go through append");
+    debug_assert!(
+        msgs.iter().all(|m| m.file.is_none() && m.change.is_none()),
+        "file and system messages go through append"
+    );
     let stored = stored_copies(conn, msgs).await?;
     // Decide in order, as one-by-one appends would: a key stored earlier is
     // a duplicate; a key repeated within the run is a duplicate of its first
@@ -225,6 +260,7 @@ pub(crate) async fn append_all(
         let plan = match (stored.get(&i), k.and_then(|k| first.get(&k))) {
             (Some(&(seq, ts)), _) => Plan::Stored { seq: to_u64(seq), ts },
             (None, Some(&j)) => Plan::SameAs(j),
+            (None, None) if !allowed.get(i).copied().unwrap_or(false) => Plan::Refused,
             (None, None) => {
                 if let Some(k) = k {
                     first.insert(k, i);
@@ -280,6 +316,7 @@ pub(crate) async fn append_all(
             // Text messages: no offers (a key of a file message found
             // here would report none; `append` is what file messages use).
             Plan::Stored { seq, ts } => Some(AppendOutcome::Duplicate { seq, ts, offer: None }),
+            Plan::Refused => Some(AppendOutcome::Refused),
             Plan::SameAs(j) => match outcomes[j] {
                 Some(AppendOutcome::New { seq, .. }) => {
                     Some(AppendOutcome::Duplicate { seq, ts: msgs[j].ts, offer: None })
@@ -326,7 +363,7 @@ const MESSAGE_COLUMNS: &str =
     "tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id";
 
 /// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` parameters.
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(super) fn placeholders(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 6);
     for r in 0..rows {
         if r > 0 {
@@ -400,10 +437,11 @@ struct Row {
     offer_id: Option<i64>,
     file_size: Option<i64>,
     file_hash: Option<String>,
+    change: Option<String>,
 }
 
 impl Row {
-    fn into_message(self, room: &str) -> Message {
+    fn into_message(self, room: &RoomLabel) -> Message {
         let file = match (self.offer_id, self.file_size, self.file_hash) {
             (Some(id), Some(size), Some(hash)) => {
                 Some(FileInfo { id: to_u64(id), name: self.body.clone(), size: to_u64(size), hash })
@@ -411,7 +449,7 @@ impl Row {
             _ => None,
         };
         Message {
-            room: room.to_owned(),
+            room: room.name.clone(),
             seq: to_u64(self.seq),
             sender: self.sender_name,
             ts: self.ts,
@@ -419,6 +457,9 @@ impl Row {
             body: self.body,
             client_msg_id: self.client_msg_id,
             file,
+            room_id: Some(room.id.clone()),
+            // A change this binary cannot read is left out; the body says it.
+            change: self.change.and_then(|c| serde_json::from_str(&c).ok()).map(Box::new),
         }
     }
 }
@@ -434,11 +475,11 @@ pub(crate) fn before<'e>(
     db: impl Into<Ex<'e>>,
     tenant: TenantId,
     room: RoomId,
-    room_name: &str,
+    label: &RoomLabel,
     before: u64,
     limit: u32,
 ) -> BoxStream<'e, Result<Message, sqlx::Error>> {
-    page(db, HISTORY_SQL, tenant, room, room_name, before, limit)
+    page(db, HISTORY_SQL, tenant, room, label, before, limit)
 }
 
 /// Messages with seq > `after`, oldest first (the order a `sync` page is
@@ -447,11 +488,11 @@ pub(crate) fn after<'e>(
     db: impl Into<Ex<'e>>,
     tenant: TenantId,
     room: RoomId,
-    room_name: &str,
+    label: &RoomLabel,
     after: u64,
     limit: u32,
 ) -> BoxStream<'e, Result<Message, sqlx::Error>> {
-    page(db, SYNC_SQL, tenant, room, room_name, after, limit)
+    page(db, SYNC_SQL, tenant, room, label, after, limit)
 }
 
 /// The rows of one page query (`sql`, from [`page_sql`]) from `seq` on, in
@@ -462,18 +503,18 @@ fn page<'e>(
     sql: &'static str,
     tenant: TenantId,
     room: RoomId,
-    room_name: &str,
+    label: &RoomLabel,
     seq: u64,
     limit: u32,
 ) -> BoxStream<'e, Result<Message, sqlx::Error>> {
-    let room_name = room_name.to_owned();
+    let label = label.clone();
     on!(db, |e| sqlx::query_as::<_, Row>(sql)
         .bind(tenant.0)
         .bind(room.0)
         .bind(clamp(seq))
         .bind(i64::from(limit) + 1)
         .fetch(e)
-        .map_ok(move |r| r.into_message(&room_name))
+        .map_ok(move |r| r.into_message(&label))
         .boxed())
 }
 
@@ -492,7 +533,9 @@ mod tests {
     async fn append_is_gap_free_idempotent_and_pages_on(pool: &db::Db) {
         let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
         let u = db::users::create(pool, t, "ann", "x").await.expect("user");
-        let r = db::rooms::create(pool, t, "general").await.expect("room");
+        let r = db::rooms::create(pool, t, "general", qchat_protocol::RoomKind::Public, None)
+            .await
+            .expect("room");
         let mut pooled = pool.acquire().await.expect("conn");
         let mut conn = pooled.conn();
         let mk = |cmid: &str| NewMessage {
@@ -505,27 +548,35 @@ mod tests {
             body: format!("body {cmid}"),
             ts: 1,
             file: None,
+            change: None,
         };
         for i in 0..10 {
-            let out = append(&mut conn, &mk(&i.to_string())).await.expect("append");
+            let out = append(&mut conn, &mk(&i.to_string()), true).await.expect("append");
             assert_eq!(out, Some(AppendOutcome::New { seq: i + 1, offer: None }));
         }
-        let again = append(&mut conn, &mk("3")).await.expect("append");
+        let again = append(&mut conn, &mk("3"), true).await.expect("append");
         assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1, offer: None }));
+        // A sender who may no longer post: a repeat is still recognised,
+        // anything new is refused and takes no seq.
+        let again = append(&mut conn, &mk("3"), false).await.expect("append");
+        assert_eq!(again, Some(AppendOutcome::Duplicate { seq: 4, ts: 1, offer: None }));
+        let refused = append(&mut conn, &mk("new"), false).await.expect("append");
+        assert_eq!(refused, Some(AppendOutcome::Refused));
+        let label = r.label();
 
         let seqs = |rows: Vec<Message>| rows.iter().map(|m| m.seq).collect::<Vec<_>>();
-        let rows = before(pool, t, r.id, "general", u64::MAX, 4);
+        let rows = before(pool, t, r.id, &label, u64::MAX, 4);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![10, 9, 8, 7, 6]);
-        let rows = before(pool, t, r.id, "general", 3, 4);
+        let rows = before(pool, t, r.id, &label, 3, 4);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![2, 1]);
-        let rows = after(pool, t, r.id, "general", 8, 5);
+        let rows = after(pool, t, r.id, &label, 8, 5);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![9, 10]);
-        let rows = after(pool, t, r.id, "general", 2, 3);
+        let rows = after(pool, t, r.id, &label, 2, 3);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![3, 4, 5, 6]);
 
         // Another tenant's id for the same room sees nothing.
         let other = db::tenants::create(pool, "other", false).await.expect("tenant");
-        let rows = before(pool, other, r.id, "general", u64::MAX, 50);
+        let rows = before(pool, other, r.id, &label, u64::MAX, 50);
         assert!(seqs(rows.try_collect().await.expect("rows")).is_empty());
     }
 
@@ -568,8 +619,9 @@ mod tests {
             let t = db::tenants::create(pool, "acme", false).await.expect("tenant");
             let ann = db::users::create(pool, t, "ann", "x").await.expect("user");
             let bob = db::users::create(pool, t, "bob", "x").await.expect("user");
-            let a = db::rooms::create(pool, t, "a").await.expect("room");
-            let b = db::rooms::create(pool, t, "b").await.expect("room");
+            let public = qchat_protocol::RoomKind::Public;
+            let a = db::rooms::create(pool, t, "a", public, None).await.expect("room");
+            let b = db::rooms::create(pool, t, "b", public, None).await.expect("room");
             setups.push((test_db, t, ann, bob, a.id, b.id));
         }
         let (_, t, ann, bob, a, b) = setups[0];
@@ -583,6 +635,7 @@ mod tests {
             body: format!("body {i}"),
             ts: 1000 + i,
             file: None,
+            change: None,
         };
         // Stored before the run: ann's "k1" in room a.
         let before_run = [mk(a, Some(ann), Some("k1"), 0)];
@@ -608,16 +661,28 @@ mod tests {
             ));
         }
         run.push(mk(b, Some(bob), Some("k4"), 5000)); // far repeat
+        // Bob may no longer post in room a from here: his new messages there
+        // are refused, his repeats still recognised.
+        run.push(mk(a, Some(bob), Some("k2"), 5001)); // repeat of a stored one
+        run.push(mk(a, Some(bob), Some("late"), 5002)); // refused
+        run.push(mk(a, Some(bob), Some("late"), 5003)); // refused again
+        run.push(mk(b, Some(bob), Some("late"), 5004)); // other room: new
+        let refused_from = run.len() - 4;
+        let allowed: Vec<bool> = run
+            .iter()
+            .enumerate()
+            .map(|(i, m)| i < refused_from || !(m.room == a && m.sender == Some(bob)))
+            .collect();
 
         let one_by_one = {
             let pool = &setups[0].0;
             let mut tx = pool.begin().await.expect("tx");
             for m in &before_run {
-                append(&mut tx.conn(), m).await.expect("append");
+                append(&mut tx.conn(), m, true).await.expect("append");
             }
             let mut out = Vec::new();
-            for m in &run {
-                out.push(append(&mut tx.conn(), m).await.expect("append"));
+            for (m, ok) in run.iter().zip(&allowed) {
+                out.push(append(&mut tx.conn(), m, *ok).await.expect("append"));
             }
             tx.commit().await.expect("commit");
             out
@@ -625,10 +690,10 @@ mod tests {
         let grouped = {
             let pool = &setups[1].0;
             let mut tx = pool.begin().await.expect("tx");
-            append_all(&mut tx.conn(), &before_run.iter().collect::<Vec<_>>())
+            append_all(&mut tx.conn(), &before_run.iter().collect::<Vec<_>>(), &[true])
                 .await
                 .expect("append_all");
-            let out = append_all(&mut tx.conn(), &run.iter().collect::<Vec<_>>())
+            let out = append_all(&mut tx.conn(), &run.iter().collect::<Vec<_>>(), &allowed)
                 .await
                 .expect("append_all");
             tx.commit().await.expect("commit");
@@ -639,6 +704,11 @@ mod tests {
         assert_eq!(grouped[4], Some(AppendOutcome::Duplicate { seq: 2, ts: 1002, offer: None }));
         assert_eq!(grouped[6], None);
         assert_eq!(grouped[7], None);
+        let n = run.len();
+        assert!(matches!(grouped[n - 4], Some(AppendOutcome::Duplicate { .. })));
+        assert_eq!(grouped[n - 3], Some(AppendOutcome::Refused));
+        assert_eq!(grouped[n - 2], Some(AppendOutcome::Refused));
+        assert!(matches!(grouped[n - 1], Some(AppendOutcome::New { .. })));
         assert_eq!(all_rows(&setups[0].0).await, all_rows(&setups[1].0).await);
         for (pool, ..) in &setups {
             let pool: &db::Db = pool;

@@ -1,29 +1,91 @@
-//! `rooms` and `memberships` tables.
+//! `rooms` and `memberships` tables: rooms, their settings, who is in them.
+//! Roles, invitations and bans are in `members`.
 
-use futures_util::stream::BoxStream;
-use futures_util::{StreamExt as _, TryStreamExt as _};
-use qchat_protocol::RoomInfo;
+use qchat_protocol::{ROOM_ID_HEX, ROOM_ID_PREFIX, Role, RoomInfo, RoomKind};
 
-use super::{DbError, Ex, RoomId, TenantId, UserId, now_ms, on};
+use super::{Conn, DbError, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
+
+/// One user's standing in one room, as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Standing {
+    /// The member's role; `None` when not a member.
+    pub(crate) role: Option<Role>,
+    /// The member's read marker; `None` when not a member.
+    pub(crate) read_seq: Option<u64>,
+    /// Invited and not yet joined.
+    pub(crate) invited: bool,
+    /// Banned from the room.
+    pub(crate) banned: bool,
+    /// An admin of the room's tenant.
+    pub(crate) admin: bool,
+}
 
 /// A room row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Room {
     pub(crate) id: RoomId,
+    /// What requests and messages call it: a public room's name, a private
+    /// room's or a DM's handle.
     pub(crate) name: String,
+    /// `+` and 16 hex digits; never changes.
+    pub(crate) handle: String,
+    pub(crate) kind: RoomKind,
+    /// The name a private room was given.
+    pub(crate) title: Option<String>,
+    pub(crate) topic: String,
+    pub(crate) archived: bool,
     pub(crate) last_seq: u64,
 }
 
+/// How a room is called on the wire: the `room` and `room_id` of its
+/// messages and `lagged` events.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct RoomLabel {
+    pub(crate) name: String,
+    pub(crate) id: String,
+}
+
+impl Room {
+    pub(crate) fn label(&self) -> RoomLabel {
+        RoomLabel { name: self.name.clone(), id: self.handle.clone() }
+    }
+
+    /// The name people know the room by (a private room's title).
+    pub(crate) fn display_name(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// The columns [`Row`] reads, for a `rooms r` in the query.
+pub(super) const ROOM_COLUMNS: &str =
+    "r.id, r.name, r.handle, r.kind, r.title, r.topic, r.archived, r.last_seq";
+
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(super) struct Row {
     id: i64,
     name: String,
+    handle: Option<String>,
+    kind: String,
+    title: Option<String>,
+    topic: String,
+    archived: bool,
     last_seq: i64,
 }
 
 impl From<Row> for Room {
     fn from(r: Row) -> Self {
-        Self { id: RoomId(r.id), name: r.name, last_seq: to_u64(r.last_seq) }
+        Self {
+            id: RoomId(r.id),
+            // Rooms always get a handle; a missing one (a row written by an
+            // older binary after the migration) falls back to the name.
+            handle: r.handle.unwrap_or_else(|| r.name.clone()),
+            name: r.name,
+            kind: RoomKind::parse(&r.kind).unwrap_or(RoomKind::Private),
+            title: r.title,
+            topic: r.topic,
+            archived: r.archived,
+            last_seq: to_u64(r.last_seq),
+        }
     }
 }
 
@@ -31,130 +93,156 @@ pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A new room handle: `+` and 16 random lower-case hex digits.
+pub(crate) fn new_handle() -> String {
+    let mut raw = [0u8; ROOM_ID_HEX / 2];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut raw);
+    format!("{ROOM_ID_PREFIX}{}", hex::encode(raw))
+}
+
+/// Creates a public or private room named `name` (a private room's
+/// `name` column is its handle, its name goes to `title`), made by
+/// `creator` (counted against the per-user room quota; `None` for the
+/// operator's).
 pub(crate) async fn create(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
     name: &str,
+    kind: RoomKind,
+    creator: Option<UserId>,
 ) -> Result<Room, DbError> {
+    let handle = new_handle();
+    let (column_name, title) = match kind {
+        RoomKind::Public => (name.to_owned(), None),
+        RoomKind::Private | RoomKind::Dm => (handle.clone(), Some(name.to_owned())),
+    };
     let id: i64 = on!(db, |e| sqlx::query_scalar(
-        "insert into rooms (tenant_id, name, created_at) values ($1, $2, $3) returning id",
+        "insert into rooms (tenant_id, name, handle, kind, title, created_at, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7) returning id",
     )
     .bind(tenant.0)
-    .bind(name)
+    .bind(&column_name)
+    .bind(&handle)
+    .bind(kind.as_str())
+    .bind(&title)
     .bind(now_ms())
+    .bind(creator.map(|u| u.0))
     .fetch_one(e)
     .await)
     .map_err(DbError::from_insert)?;
-    Ok(Room { id: RoomId(id), name: name.to_owned(), last_seq: 0 })
+    Ok(Room {
+        id: RoomId(id),
+        name: column_name,
+        handle,
+        kind,
+        title,
+        topic: String::new(),
+        archived: false,
+        last_seq: 0,
+    })
 }
 
-/// Creates a room on behalf of `creator`, who is then counted as its
-/// creator for the per-user room quota.
-pub(crate) async fn create_by(
+/// Creates the DM whose members' sorted ids are `dm_key`, opened by
+/// `opener` (counted against the per-user DM quota); `Conflict` when it
+/// exists (someone opened it meanwhile).
+pub(crate) async fn create_dm(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
-    name: &str,
-    creator: UserId,
+    dm_key: &str,
+    opener: UserId,
 ) -> Result<Room, DbError> {
+    let handle = new_handle();
     let id: i64 = on!(db, |e| sqlx::query_scalar(
-        "insert into rooms (tenant_id, name, created_at, created_by) values ($1, $2, $3, $4)
-         returning id",
+        "insert into rooms (tenant_id, name, handle, kind, dm_key, created_at, created_by)
+         values ($1, $2, $2, 'dm', $3, $4, $5) returning id",
     )
     .bind(tenant.0)
-    .bind(name)
+    .bind(&handle)
+    .bind(dm_key)
     .bind(now_ms())
-    .bind(creator.0)
+    .bind(opener.0)
     .fetch_one(e)
     .await)
     .map_err(DbError::from_insert)?;
-    Ok(Room { id: RoomId(id), name: name.to_owned(), last_seq: 0 })
+    Ok(Room {
+        id: RoomId(id),
+        name: handle.clone(),
+        handle,
+        kind: RoomKind::Dm,
+        title: None,
+        topic: String::new(),
+        archived: false,
+        last_seq: 0,
+    })
 }
 
-/// Rooms of the tenant that `user` created (disabled ones included).
+/// Rooms (DMs: `dms`) of the tenant that `user` created or opened,
+/// disabled ones included.
 pub(crate) async fn count_created_by(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
     user: UserId,
+    dms: bool,
 ) -> Result<u64, sqlx::Error> {
     let n: i64 = on!(db, |e| sqlx::query_scalar(
-        "select count(*) from rooms where tenant_id = $1 and created_by = $2"
+        "select count(*) from rooms
+         where tenant_id = $1 and created_by = $2 and (kind = 'dm') = $3",
     )
     .bind(tenant.0)
     .bind(user.0)
+    .bind(dms)
     .fetch_one(e)
     .await)?;
     Ok(to_u64(n))
 }
 
-/// Rooms of the tenant, however made (disabled ones included).
-pub(crate) async fn count(db: impl Into<Ex<'_>>, tenant: TenantId) -> Result<u64, sqlx::Error> {
-    let n: i64 =
-        on!(db, |e| sqlx::query_scalar("select count(*) from rooms where tenant_id = $1")
-            .bind(tenant.0)
-            .fetch_one(e)
-            .await)?;
+/// Rooms (DMs: `dms`) of the tenant, however made, disabled ones included.
+pub(crate) async fn count(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    dms: bool,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = on!(db, |e| sqlx::query_scalar(
+        "select count(*) from rooms where tenant_id = $1 and (kind = 'dm') = $2"
+    )
+    .bind(tenant.0)
+    .bind(dms)
+    .fetch_one(e)
+    .await)?;
     Ok(to_u64(n))
 }
 
-pub(crate) async fn by_name(
-    db: impl Into<Ex<'_>>,
-    tenant: TenantId,
-    name: &str,
-) -> Result<Option<Room>, sqlx::Error> {
-    let row: Option<Row> = on!(db, |e| {
-        sqlx::query_as(
-        "select id, name, last_seq from rooms where tenant_id = $1 and name = $2 and not disabled",
-    )
-    .bind(tenant.0)
-    .bind(name)
-    .fetch_optional(e)
-    .await
-    })?;
-    Ok(row.map(Room::from))
-}
-
-/// A live room by name and the user's read marker in it (`None` when not a
-/// member), in one query: the check every room-scoped request makes.
-pub(crate) async fn with_membership(
-    db: impl Into<Ex<'_>>,
-    tenant: TenantId,
-    user: UserId,
-    name: &str,
-) -> Result<Option<(Room, Option<u64>)>, sqlx::Error> {
-    let row: Option<(i64, String, i64, Option<i64>)> = on!(db, |e| {
-        sqlx::query_as(
-        "select r.id, r.name, r.last_seq, m.read_seq from rooms r
-         left join memberships m on m.room_id = r.id and m.tenant_id = r.tenant_id and m.user_id = $1
-         where r.tenant_id = $2 and r.name = $3 and not r.disabled",
-    )
-    .bind(user.0)
-    .bind(tenant.0)
-    .bind(name)
-    .fetch_optional(e)
-    .await
-    })?;
-    Ok(row.map(|(id, name, last, read)| {
-        (Room { id: RoomId(id), name, last_seq: to_u64(last) }, read.map(to_u64))
-    }))
-}
-
-/// Adds the membership; `true` when it is new.
+/// Adds the membership with `role` and drops any invitation; `true` when
+/// the membership is new.
 pub(crate) async fn join(
-    db: impl Into<Ex<'_>>,
+    mut conn: Conn<'_>,
     tenant: TenantId,
     room: RoomId,
     user: UserId,
+    role: Role,
 ) -> Result<bool, sqlx::Error> {
-    let n = on!(db, |e| sqlx::query(
-        "insert into memberships (tenant_id, room_id, user_id, read_seq, joined_at)
-         select tenant_id, id, $1, 0, $2 from rooms where tenant_id = $3 and id = $4
+    let n = on_conn!(conn, |e| sqlx::query(
+        "insert into memberships (tenant_id, room_id, user_id, read_seq, joined_at, role)
+         select tenant_id, id, $1, 0, $2, $3 from rooms where tenant_id = $4 and id = $5
          on conflict (room_id, user_id) do nothing",
     )
     .bind(user.0)
     .bind(now_ms())
+    .bind(role.as_str())
     .bind(tenant.0)
     .bind(room.0)
-    .execute(e)
+    .execute(&mut *e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    // An invitation is used up by the join (`members` keeps the rest of
+    // the invitation statements).
+    on_conn!(conn, |e| sqlx::query(
+        "delete from invitations where tenant_id = $1 and room_id = $2 and user_id = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(user.0)
+    .execute(&mut *e)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(n == 1)
@@ -177,26 +265,6 @@ pub(crate) async fn leave(
     .await
     .map(|r| r.rows_affected()))?;
     Ok(n == 1)
-}
-
-/// The user's read marker in the room, or `None` when not a member.
-pub(crate) async fn membership(
-    db: impl Into<Ex<'_>>,
-    tenant: TenantId,
-    room: RoomId,
-    user: UserId,
-) -> Result<Option<u64>, sqlx::Error> {
-    let read: Option<i64> = on!(db, |e| {
-        sqlx::query_scalar(
-        "select read_seq from memberships where tenant_id = $1 and room_id = $2 and user_id = $3",
-    )
-    .bind(tenant.0)
-    .bind(room.0)
-    .bind(user.0)
-    .fetch_optional(e)
-    .await
-    })?;
-    Ok(read.map(to_u64))
 }
 
 /// Moves the read marker forward (never back, never past the room's end).
@@ -226,45 +294,27 @@ pub(crate) async fn set_read(
     Ok(())
 }
 
-/// The tenant's rooms as seen by `user`, by name, from the first whose
-/// name sorts after `after` (the `rooms` keyset; names are ASCII, so
-/// SQLite's binary order, and PostgreSQL's `C` collation that the names
-/// have there, is the client's order too).
-pub(crate) fn list_for_user<'e>(
-    db: impl Into<Ex<'e>>,
-    tenant: TenantId,
-    user: UserId,
-    after: Option<&str>,
-) -> BoxStream<'e, Result<RoomInfo, sqlx::Error>> {
-    let after = after.unwrap_or_default().to_owned();
-    on!(db, |e| {
-        sqlx::query_as::<_, (String, i64, Option<i64>)>(
-        "select r.name, r.last_seq, m.read_seq from rooms r
-         left join memberships m on m.room_id = r.id and m.user_id = $1 and m.tenant_id = r.tenant_id
-         where r.tenant_id = $2 and not r.disabled and r.name > $3 order by r.name",
-    )
-    .bind(user.0)
-    .bind(tenant.0)
-    .bind(after)
-    .fetch(e)
-    .map_ok(|(name, last, read)| room_info(name, to_u64(last), read.map(to_u64)))
-    .boxed()
-    })
-}
-
-/// Builds the wire view of a room for a caller with read marker `read`
-/// (`None` = not a member).
-pub(crate) fn room_info(name: String, last_seq: u64, read: Option<u64>) -> RoomInfo {
+/// Builds the wire view of a room for a caller in `standing`; `dm_title`
+/// is a DM's `@`-list of the other members.
+pub(crate) fn room_info(room: &Room, standing: &Standing, dm_title: Option<String>) -> RoomInfo {
+    let read = standing.read_seq;
     RoomInfo {
-        name,
-        joined: read.is_some(),
-        last_seq,
+        name: room.name.clone(),
+        joined: standing.role.is_some(),
+        last_seq: room.last_seq,
         read_seq: read.unwrap_or(0),
-        unread: read.map_or(0, |r| last_seq.saturating_sub(r)),
+        unread: read.map_or(0, |r| room.last_seq.saturating_sub(r)),
+        id: Some(room.handle.clone()),
+        kind: room.kind,
+        title: Some(dm_title.unwrap_or_else(|| room.display_name().to_owned())),
+        role: standing.role,
+        invited: standing.invited && standing.role.is_none(),
+        topic: (!room.topic.is_empty()).then(|| room.topic.clone()),
+        archived: room.archived,
     }
 }
 
-/// The rooms `user` is a member of.
+/// The live rooms `user` is a member of.
 pub(crate) async fn user_rooms(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
@@ -272,7 +322,7 @@ pub(crate) async fn user_rooms(
 ) -> Result<Vec<(RoomId, String)>, sqlx::Error> {
     let rows: Vec<(i64, String)> = on!(db, |e| sqlx::query_as(
         "select r.id, r.name from memberships m join rooms r on r.id = m.room_id
-         where m.tenant_id = $1 and m.user_id = $2 and r.tenant_id = $1",
+         where m.tenant_id = $1 and m.user_id = $2 and r.tenant_id = $1 and not r.disabled",
     )
     .bind(tenant.0)
     .bind(user.0)
@@ -281,24 +331,124 @@ pub(crate) async fn user_rooms(
     Ok(rows.into_iter().map(|(id, name)| (RoomId(id), name)).collect())
 }
 
-/// Members of a room, `(user id, name)` by name, from the first whose name
-/// sorts after `after` (the `members` keyset).
-pub(crate) fn members<'e>(
-    db: impl Into<Ex<'e>>,
+/// Sets the topic.
+pub(crate) async fn set_topic(
+    db: impl Into<Ex<'_>>,
     tenant: TenantId,
     room: RoomId,
-    after: Option<&str>,
-) -> BoxStream<'e, Result<(UserId, String), sqlx::Error>> {
-    let after = after.unwrap_or_default().to_owned();
-    on!(db, |e| sqlx::query_as::<_, (i64, String)>(
-        "select u.id, u.name from memberships m join users u on u.id = m.user_id
-         where m.tenant_id = $1 and m.room_id = $2 and u.tenant_id = $1 and u.name > $3
-         order by u.name",
+    topic: &str,
+) -> Result<(), sqlx::Error> {
+    on!(db, |e| sqlx::query("update rooms set topic = $1 where tenant_id = $2 and id = $3")
+        .bind(topic)
+        .bind(tenant.0)
+        .bind(room.0)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Sets `archived`.
+pub(crate) async fn set_archived(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    room: RoomId,
+    archived: bool,
+) -> Result<(), sqlx::Error> {
+    on!(db, |e| sqlx::query("update rooms set archived = $1 where tenant_id = $2 and id = $3")
+        .bind(archived)
+        .bind(tenant.0)
+        .bind(room.0)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Gives a public or private room the name `name` and the kind `kind`
+/// (a rename, or a change between public and private): a public room's
+/// `name` column is its name, a private room's its handle with the name in
+/// `title`. `Conflict` when a public room of that name exists.
+pub(crate) async fn set_name_and_kind(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    room: RoomId,
+    name: &str,
+    kind: RoomKind,
+) -> Result<(), DbError> {
+    let public = kind == RoomKind::Public;
+    on!(db, |e| sqlx::query(
+        "update rooms set kind = $1,
+             name = case when $2 then $3 else handle end,
+             title = case when $2 then null else $3 end
+         where tenant_id = $4 and id = $5",
+    )
+    .bind(kind.as_str())
+    .bind(public)
+    .bind(name)
+    .bind(tenant.0)
+    .bind(room.0)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(DbError::from_insert)?;
+    Ok(())
+}
+
+/// What deleting a room left to clean up outside the database.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Deleted {
+    /// Hashes of the stored files no other room offers any more (their rows
+    /// are gone; their content is to be removed from disk).
+    pub(crate) unreferenced: Vec<String>,
+    /// Uploads to the room that were in progress (their rows are gone).
+    pub(crate) uploads: Vec<String>,
+}
+
+/// Deletes a room with its messages, memberships, invitations, bans and
+/// uploads, and the file rows no other room's messages offer.
+pub(crate) async fn delete(
+    mut conn: Conn<'_>,
+    tenant: TenantId,
+    room: RoomId,
+) -> Result<Deleted, sqlx::Error> {
+    let files: Vec<(i64, String)> = on_conn!(conn, |e| sqlx::query_as(
+        "select f.id, f.hash from files f
+         where f.tenant_id = $1
+           and exists (select 1 from messages m where m.file_id = f.id and m.room_id = $2)
+           and not exists (select 1 from messages m where m.file_id = f.id and m.room_id <> $2)",
     )
     .bind(tenant.0)
     .bind(room.0)
-    .bind(after)
-    .fetch(e)
-    .map_ok(|(id, name)| (UserId(id), name))
-    .boxed())
+    .fetch_all(&mut *e)
+    .await)?;
+    let uploads: Vec<String> = on_conn!(conn, |e| sqlx::query_scalar(
+        "select id from uploads where tenant_id = $1 and room_id = $2"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .fetch_all(&mut *e)
+    .await)?;
+    on_conn!(conn, |e| sqlx::query("delete from messages where tenant_id = $1 and room_id = $2")
+        .bind(tenant.0)
+        .bind(room.0)
+        .execute(&mut *e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    for (id, _) in &files {
+        on_conn!(conn, |e| sqlx::query("delete from files where tenant_id = $1 and id = $2")
+            .bind(tenant.0)
+            .bind(id)
+            .execute(&mut *e)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    // Memberships, invitations, bans and uploads go with the room.
+    on_conn!(conn, |e| sqlx::query("delete from rooms where tenant_id = $1 and id = $2")
+        .bind(tenant.0)
+        .bind(room.0)
+        .execute(&mut *e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(Deleted { unreferenced: files.into_iter().map(|(_, h)| h).collect(), uploads })
 }

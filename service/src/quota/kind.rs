@@ -7,16 +7,23 @@
 pub(crate) enum Created {
     /// A room (`room.create`).
     Room,
+    /// A direct message (`dm.open` of a new one); counted for its opener.
+    Dm,
+    /// A pending invitation (`room.invite`); counted for who sent it until
+    /// it is answered (joined, declined) or withdrawn (a ban).
+    Invitation,
 }
 
 impl Created {
     /// Every kind, in metrics order.
-    pub(crate) const ALL: [Self; 1] = [Self::Room];
+    pub(crate) const ALL: [Self; 3] = [Self::Room, Self::Dm, Self::Invitation];
 
     /// The kind's name in messages and metrics labels.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Room => "room",
+            Self::Dm => "dm",
+            Self::Invitation => "invitation",
         }
     }
 
@@ -24,6 +31,8 @@ impl Created {
     pub(crate) fn index(self) -> usize {
         match self {
             Self::Room => 0,
+            Self::Dm => 1,
+            Self::Invitation => 2,
         }
     }
 }

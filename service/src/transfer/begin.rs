@@ -1,12 +1,14 @@
 //! What `upload.begin` decides once the request is checked and the caller
 //! is known to be a member of the room: dedupe (content the tenant already
-//! stores is offered again, not sent), a keyed repeat (the same share
+//! stores, in a room the caller reads, is offered again, not sent), a keyed
+//! repeat (the same share
 //! finds its upload or its file message), the tenant's quota, resume (an
 //! unfinished upload of the same share or content goes on from the bytes
 //! held) and otherwise a new upload row.
 
 use qchat_protocol::{ErrorCode, FileInfo, MessageKind, UploadBeginOk};
 
+use crate::access::{self, Caller};
 use crate::db::{self, Content, FileAttach, NewMessage, NewUpload, Room};
 use crate::error::{Error, Result, refuse};
 use crate::state::{Login, Shared};
@@ -47,12 +49,23 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
         None => None,
     };
 
+    let caller = Caller { tenant: login.tenant, user: login.user, name: &login.user_name };
     match content {
-        // Content the tenant already stores is not sent again.
+        // Content the tenant stores is not sent again — when the caller may
+        // read it already (a room the caller reads offers it). Anything
+        // else would tell the caller that content exists where they cannot
+        // look, and hand it over by its hash alone.
         Content::Hash(hash) => {
-            if let Some(stored) = db::files::by_hash(pool, login.tenant, hash).await? {
+            // Held to the commit, so the content cannot be removed meanwhile
+            // (a room deleted with the last offer of it).
+            let lock = s.transfers.store.lock_content(login.tenant, hash).await;
+            if let Some(stored) = db::files::by_hash(pool, login.tenant, hash).await?
+                && access::content_readable(pool, caller, stored.0).await?
+            {
                 let share = Share { room, name, size, keyed };
-                return offer_stored(s, login, share, hash, stored).await;
+                let offered = offer_stored(s, login, share, hash, stored).await;
+                drop(lock);
+                return offered;
             }
         }
         Content::Head(head) => {
@@ -63,13 +76,24 @@ pub(crate) async fn begin(s: &Shared, login: &Login, b: Begin<'_>) -> Result<Upl
                 let shared =
                     db::files::shared(pool, login.tenant, room.id, login.user, &cmid).await?;
                 if let Some((hash, stored)) = shared {
+                    let lock = s.transfers.store.lock_content(login.tenant, &hash).await;
                     let share = Share { room, name, size, keyed };
-                    return offer_stored(s, login, share, &hash, stored).await;
+                    let offered = offer_stored(s, login, share, &hash, stored).await;
+                    drop(lock);
+                    return offered;
                 }
             }
-            // It might be stored: the client must say which content it is first.
-            if own.is_none() && db::files::may_hold(pool, login.tenant, size, head).await? {
-                return Ok(UploadBeginOk { hash_required: true, ..pending(String::new(), 0) });
+            // It might be stored: the client must say which content it is
+            // first. Only content the caller may read counts (see above).
+            if own.is_none() {
+                for id in db::files::may_hold(pool, login.tenant, size, head, 8).await? {
+                    if access::content_readable(pool, caller, id).await? {
+                        return Ok(UploadBeginOk {
+                            hash_required: true,
+                            ..pending(String::new(), 0)
+                        });
+                    }
+                }
             }
         }
     }
@@ -156,8 +180,9 @@ async fn offer_stored(
         body: name.clone(),
         ts: db::now_ms(),
         file: Some(FileAttach { hash: hash.to_owned(), size, head: None, upload_id: None }),
+        change: None,
     };
-    let c = s.committer.submit(msg, room.name).await?;
+    let c = s.committer.submit(msg, room.label()).await?;
     Ok(UploadBeginOk {
         upload_id,
         offset: size,

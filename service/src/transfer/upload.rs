@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use qchat_protocol::{
-    Event, FileInfo, HEAD_LEN, MessageKind, StreamCode, UploadDone, UploadFailed, UploadHeader,
-    decode_stream_header, encode_json, stream_header_len,
+    ErrorCode, Event, FileInfo, HEAD_LEN, MessageKind, StreamCode, UploadDone, UploadFailed,
+    UploadHeader, decode_stream_header, encode_json, stream_header_len,
 };
 use quinn::{RecvStream, VarInt};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{self, Caller, Need, Verdict};
 use crate::db::{self, FileAttach, NewMessage};
 use crate::outbound::Outbound;
 use crate::state::{Login, Shared};
@@ -143,6 +144,20 @@ async fn run(
     let claim = slot.insert(transfers.claim(&up.id, login.tenant).await.ok_or_else(|| {
         fail(StreamCode::Conflict, "upload already in progress on another stream", false)
     })?);
+    // Claimed: a change that cancels the upload from here on stops this
+    // stream. One that came before is seen now (the row is gone, or the
+    // uploader may not post there any more).
+    let caller = Caller { tenant: login.tenant, user: login.user, name: &login.user_name };
+    let verdict = access::decide_in(&shared.pool, caller, up.room, Need::Post)
+        .await
+        .map_err(|e| internal("checking the upload's room", e))?;
+    if verdict != Verdict::Allowed {
+        return Err(fail(
+            StreamCode::Forbidden,
+            "you may no longer post in the upload's room",
+            true,
+        ));
+    }
     let held =
         transfers.store.held(&up.id).await.map_err(|e| internal("reading partial upload", e))?;
     if header.offset != held {
@@ -152,9 +167,12 @@ async fn run(
             false,
         ));
     }
-    db::files::touch_upload(&shared.pool, &up.id)
+    let touched = db::files::touch_upload(&shared.pool, &up.id)
         .await
         .map_err(|e| internal("touching upload", e))?;
+    if !touched {
+        return Err(fail(StreamCode::NotFound, "no such upload", false));
+    }
     read_stored(shared, claim).await?;
 
     let started = Instant::now();
@@ -184,6 +202,10 @@ async fn run(
         .ok_or_else(|| internal("hashing upload head", "head incomplete"))?
         .to_hex()
         .to_string();
+    // Held until the file's row is committed: content no room offers is
+    // only removed from the store under this lock (room deletion), after a
+    // look at the rows.
+    let content = transfers.store.lock_content(login.tenant, &hash).await;
     transfers
         .store
         .promote(&up.id, login.tenant, &hash)
@@ -204,12 +226,23 @@ async fn run(
             head: Some(head),
             upload_id: Some(up.id.clone()),
         }),
+        change: None,
     };
-    let committed = shared
-        .committer
-        .submit(msg, up.room_name.clone())
-        .await
-        .map_err(|e| internal("recording file message", e))?;
+    let committed = match shared.committer.submit(msg, up.room_label.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Refused at the commit (banned meanwhile, the room gone): the
+            // content just promoted goes unless another offer has it.
+            content.remove_if_unreferenced(&shared.pool).await;
+            return Err(match e.to_body().code {
+                ErrorCode::Forbidden | ErrorCode::NotFound => {
+                    fail(StreamCode::Forbidden, "you may no longer post in the upload's room", true)
+                }
+                _ => internal("recording file message", e),
+            });
+        }
+    };
+    drop(content);
     if let Some(claim) = slot.take() {
         claim.stored(up.size);
     }

@@ -32,14 +32,21 @@ enum Stop {
     TakenOver(TakenBy),
     /// The connection's session ends.
     Closing,
+    /// The uploader may no longer post in the room (kicked, banned, the
+    /// room archived or deleted).
+    Revoked,
 }
 
 impl Stop {
-    /// Both keep what arrived for a resume.
+    /// A take-over and a closing connection keep what arrived for a
+    /// resume; a revoked upload is gone.
     fn failure(self) -> Failure {
         match self {
             Self::TakenOver(by) => fail(StreamCode::Conflict, by.describe(), false),
             Self::Closing => fail(StreamCode::Unavailable, "the connection is closing", false),
+            Self::Revoked => {
+                fail(StreamCode::Forbidden, "you may no longer post in the upload's room", true)
+            }
         }
     }
 }
@@ -92,8 +99,10 @@ async fn receive_into(
     // One waiter for the whole loop, not one registered per read.
     let stop = claim.stop_token();
     let taken_by = claim.taken_by();
+    let revoked = claim.revoke_token();
     let stopped = async {
         tokio::select! {
+            () = revoked.cancelled() => Stop::Revoked,
             () = stop.cancelled() => Stop::TakenOver(taken_by()),
             () = closing.cancelled() => Stop::Closing,
         }
@@ -106,9 +115,16 @@ async fn receive_into(
         reads = reads.wrapping_add(1);
         // Reads come first below, so a stream that always has bytes ready
         // would never let the select see a stop: look every so often.
-        if reads.is_multiple_of(STOP_CHECK_EVERY) && (stop.is_cancelled() || closing.is_cancelled())
+        if reads.is_multiple_of(STOP_CHECK_EVERY)
+            && (stop.is_cancelled() || closing.is_cancelled() || revoked.is_cancelled())
         {
-            let why = if stop.is_cancelled() { Stop::TakenOver(taken_by()) } else { Stop::Closing };
+            let why = if revoked.is_cancelled() {
+                Stop::Revoked
+            } else if stop.is_cancelled() {
+                Stop::TakenOver(taken_by())
+            } else {
+                Stop::Closing
+            };
             return Err(why.failure());
         }
         let read = tokio::select! {
@@ -238,7 +254,10 @@ mod tests {
             tenant: TenantId(1),
             user: UserId(1),
             room: RoomId(1),
-            room_name: "general".into(),
+            room_label: crate::db::RoomLabel {
+                name: "general".into(),
+                id: "+0000000000000001".into(),
+            },
             user_name: "ann".into(),
             name: "f".into(),
             size,

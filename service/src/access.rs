@@ -1,0 +1,474 @@
+//! Who may see and do what in which room: the one place the service decides
+//! it (DESIGN.md 1a). Every request that names a room resolves it here
+//! ([`resolve`]), the `rooms` list is filtered here ([`list`]), a file is
+//! visible through the rooms that offer it ([`file`]), and the writer checks
+//! every sender and every room change against the same rules ([`decide`],
+//! [`outranks`]) inside its transaction.
+//!
+//! The rule behind all of it: whoever may not read a room cannot tell that
+//! it exists. A room the caller may not see gets exactly the answer of a
+//! room never created (and of another tenant's room): `not_found` with the
+//! message `no room named <what the caller sent>`, after the same queries.
+//! `forbidden` is only ever said about a room the caller can see.
+
+use crate::db::members::{self, Lookup};
+use crate::db::{self, Db, Room, RoomId, Standing, TenantId, UserId};
+use crate::error::{Error, Result, refuse};
+use crate::paging;
+use futures_util::TryStreamExt as _;
+use qchat_protocol::{
+    DM_ALIAS_PREFIX, ErrorCode, MAX_DM_MEMBERS, Role, RoomInfo, RoomKind, valid_name, valid_room_id,
+};
+
+/// What the caller wants to do in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Know that it exists: list it, name it in a request.
+    See,
+    /// Read its history and members, fetch its files.
+    Read,
+    /// Send a message or a file.
+    Post,
+    /// Become a member.
+    Join,
+    /// Stop being a member (or decline an invitation).
+    Leave,
+    /// Invite, kick, ban, unban (owners and moderators).
+    Moderate,
+    /// Change roles, rename, set the topic, make public or private,
+    /// archive, delete (owners).
+    Own,
+}
+
+/// The answer for one room, one user and one [`Need`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Allowed,
+    /// The room does not exist for the caller.
+    Hidden,
+    /// The caller sees the room but may not do this; the reason is safe to
+    /// show.
+    Forbidden(&'static str),
+}
+
+/// Whether the user can tell that the room exists.
+pub(crate) fn visible(room: &Room, s: &Standing) -> bool {
+    match room.kind {
+        RoomKind::Public => true,
+        // A ban removes the membership and the invitation with it.
+        RoomKind::Private => s.role.is_some() || s.invited || s.admin,
+        // Admins have no rights in DMs.
+        RoomKind::Dm => s.role.is_some(),
+    }
+}
+
+/// The user's rank in the room: a tenant admin's (4) above an owner's (3),
+/// a moderator's (2), a member's (1), anyone else's (0). In a DM everyone
+/// is a member.
+pub(crate) fn rank(room: &Room, s: &Standing) -> u8 {
+    if room.kind == RoomKind::Dm {
+        return u8::from(s.role.is_some());
+    }
+    if s.admin {
+        return 4;
+    }
+    match s.role {
+        Some(Role::Owner) => 3,
+        Some(Role::Moderator) => 2,
+        Some(Role::Member) => 1,
+        None => 0,
+    }
+}
+
+/// Whether `actor` may act on `target` (kick, ban, change the role): only
+/// on someone of a lower rank.
+pub(crate) fn outranks(room: &Room, actor: &Standing, target: &Standing) -> bool {
+    rank(room, actor) > rank(room, target)
+}
+
+/// Decides whether a user in standing `s` may do `need` in `room`.
+pub(crate) fn decide(room: &Room, s: &Standing, need: Need) -> Verdict {
+    use Verdict::{Allowed, Forbidden, Hidden};
+    if !visible(room, s) {
+        return Hidden;
+    }
+    let member = s.role.is_some();
+    let dm = room.kind == RoomKind::Dm;
+    match need {
+        Need::See => Allowed,
+        Need::Read if member || s.admin && !dm => Allowed,
+        Need::Read => Forbidden("not a member; join the room first"),
+        Need::Post if !member => Forbidden("not a member; join the room first"),
+        Need::Post if room.archived => Forbidden("the room is archived (read-only)"),
+        Need::Post => Allowed,
+        Need::Join if member => Allowed,
+        Need::Join if s.banned => Forbidden("banned from the room"),
+        Need::Join if room.archived => Forbidden("the room is archived (read-only)"),
+        Need::Join => Allowed,
+        Need::Leave if dm => Forbidden("the members of a direct message are fixed"),
+        Need::Leave => Allowed,
+        Need::Moderate | Need::Own if dm => Forbidden("a direct message has no moderators"),
+        Need::Moderate if rank(room, s) >= 2 => Allowed,
+        Need::Moderate => Forbidden("only the room's owner and moderators may do that"),
+        Need::Own if rank(room, s) >= 3 => Allowed,
+        Need::Own => Forbidden("only the room's owner may do that"),
+    }
+}
+
+/// The answer to a room the caller may not see, or that does not exist:
+/// one code, one message, whatever the reason.
+pub(crate) fn not_found(reference: &str) -> Error {
+    refuse(ErrorCode::NotFound, format!("no room named {reference}"))
+}
+
+/// A room resolved for the caller, with the caller's standing in it.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub(crate) room: Room,
+    pub(crate) standing: Standing,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) tenant: TenantId,
+    pub(crate) user: UserId,
+    pub(crate) name: &'a str,
+}
+
+/// What a room reference names.
+enum Reference<'a> {
+    Handle(&'a str),
+    Name(&'a str),
+    /// A DM alias: the other members' names.
+    Dm(Vec<String>),
+}
+
+fn parse<'a>(reference: &'a str, caller: &str) -> Result<Reference<'a>> {
+    if valid_room_id(reference) {
+        return Ok(Reference::Handle(reference));
+    }
+    if let Some(list) = reference.strip_prefix(DM_ALIAS_PREFIX) {
+        let mut names: Vec<String> = Vec::new();
+        for name in list.split(',') {
+            if !valid_name(name) {
+                return Err(invalid_reference());
+            }
+            if name != caller && !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        if names.is_empty() || names.len() >= MAX_DM_MEMBERS {
+            return Err(invalid_reference());
+        }
+        return Ok(Reference::Dm(names));
+    }
+    if valid_name(reference) {
+        return Ok(Reference::Name(reference));
+    }
+    Err(invalid_reference())
+}
+
+fn invalid_reference() -> Error {
+    refuse(
+        ErrorCode::BadRequest,
+        "invalid room: give a room name (1-64 letters, digits, '-', '_' or '.'), a room id \
+         ('+' and 16 hex digits) or '@' and 1 to 15 user names, comma-separated",
+    )
+}
+
+/// Resolves `reference` (a name, an id, a DM alias) to the one room the
+/// caller means, and decides `need` there.
+///
+/// # Errors
+/// `bad_request` for a malformed reference; `not_found` when no room of
+/// that reference is visible to the caller (whatever the reason);
+/// `conflict` when several visible rooms share the name; `forbidden` when
+/// the caller sees the room but may not do `need`.
+pub(crate) async fn resolve(
+    pool: &Db,
+    caller: Caller<'_>,
+    reference: &str,
+    need: Need,
+) -> Result<Access> {
+    let parsed = parse(reference, caller.name)?;
+    let key;
+    let lookup = match &parsed {
+        Reference::Handle(h) => Lookup::Handle(h),
+        Reference::Name(n) => Lookup::Name(n),
+        Reference::Dm(names) => {
+            let found = members::user_ids(pool, caller.tenant, names.as_slice()).await?;
+            // A missing user: the same lookup still runs, with a key no DM
+            // has, so the answer and its cost are those of a missing DM.
+            key = if found.len() == names.len() {
+                let mut ids: Vec<UserId> = found.iter().map(|(id, _)| *id).collect();
+                ids.push(caller.user);
+                members::dm_key(&ids)
+            } else {
+                String::new()
+            };
+            Lookup::DmKey(&key)
+        }
+    };
+    let rows = members::standings(pool, caller.tenant, caller.user, lookup).await?;
+    let mut seen: Vec<(Room, Standing)> =
+        rows.into_iter().filter(|(room, s)| visible(room, s)).collect();
+    if seen.len() > 1 {
+        let ids: Vec<&str> = seen.iter().map(|(r, _)| r.handle.as_str()).collect();
+        return Err(refuse(
+            ErrorCode::Conflict,
+            format!(
+                "several rooms you can see are named {reference}: use an id ({})",
+                ids.join(", ")
+            ),
+        ));
+    }
+    let Some((room, standing)) = seen.pop() else {
+        return Err(not_found(reference));
+    };
+    match decide(&room, &standing, need) {
+        Verdict::Allowed => Ok(Access { room, standing }),
+        Verdict::Hidden => Err(not_found(reference)),
+        Verdict::Forbidden(why) => Err(refuse(ErrorCode::Forbidden, format!("{reference}: {why}"))),
+    }
+}
+
+/// Decides `need` for the caller in the room with this row id (a room the
+/// caller reached earlier, say through an upload it began); a room gone
+/// since is `Hidden`.
+///
+/// # Errors
+/// Database faults.
+pub(crate) async fn decide_in(
+    pool: &Db,
+    caller: Caller<'_>,
+    room: RoomId,
+    need: Need,
+) -> Result<Verdict> {
+    let rows = members::standings(pool, caller.tenant, caller.user, Lookup::Id(room)).await?;
+    Ok(rows.first().map_or(Verdict::Hidden, |(r, s)| decide(r, s, need)))
+}
+
+/// One page of the rooms the caller sees, as listed by `rooms`: public
+/// rooms, the rooms the caller is in or invited to, and (for an admin)
+/// every private room; by `name` (the keyset), from the first after
+/// `after`, as many as fit in one frame. Returns them and `more`.
+///
+/// # Errors
+/// Database faults.
+pub(crate) async fn list(
+    pool: &Db,
+    caller: Caller<'_>,
+    after: Option<&str>,
+) -> Result<(Vec<RoomInfo>, bool)> {
+    let mut titles = members::dm_names(pool, caller.tenant, caller.user).await?;
+    let rows =
+        members::candidates(pool, caller.tenant, caller.user, after).try_filter_map(|(room, s)| {
+            let seen = decide(&room, &s, Need::See) == Verdict::Allowed;
+            let title = titles.remove(&room.id).map(|n| dm_title(&n, caller.name));
+            std::future::ready(Ok(seen.then(|| db::rooms::room_info(&room, &s, title))))
+        });
+    paging::fill(rows, usize::MAX).await
+}
+
+/// A DM's title for one of its members: `@` and the others' names.
+pub(crate) fn dm_title(members: &[String], viewer: &str) -> String {
+    let others: Vec<&str> = members.iter().map(String::as_str).filter(|n| *n != viewer).collect();
+    format!("{DM_ALIAS_PREFIX}{}", others.join(","))
+}
+
+/// The wire view of a room the caller has resolved, with a DM's title.
+///
+/// # Errors
+/// Database faults.
+pub(crate) async fn info(pool: &Db, caller: Caller<'_>, a: &Access) -> Result<RoomInfo> {
+    let title = if a.room.kind == RoomKind::Dm {
+        // A read transaction: the one connection the chunked query runs on.
+        let mut tx = pool.begin().await?;
+        let mut names = members::member_names(&mut tx.conn(), caller.tenant, &[a.room.id]).await?;
+        names.remove(&a.room.id).map(|n| dm_title(&n, caller.name))
+    } else {
+        None
+    };
+    Ok(db::rooms::room_info(&a.room, &a.standing, title))
+}
+
+/// What a file id (an offer's) is to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileVerdict {
+    /// Offered in a room the caller may read.
+    Readable(db::VisibleFile),
+    /// Offered in a room the caller sees but may not read (a public room
+    /// the caller is not in).
+    Forbidden,
+    /// No such file for the caller: not in the tenant, or offered in a room
+    /// the caller cannot see.
+    Hidden,
+}
+
+/// Decides what the caller may do with offer `offer`: what its room allows.
+///
+/// # Errors
+/// Database faults.
+pub(crate) async fn file(pool: &Db, caller: Caller<'_>, offer: u64) -> Result<FileVerdict> {
+    let found = db::files::offer(pool, caller.tenant, offer).await?;
+    // A missing offer costs the room look-up too (of a room that is never
+    // there), as a hidden one does.
+    let room = found.as_ref().map_or(RoomId(0), |(room, _)| *room);
+    let verdict = decide_in(pool, caller, room, Need::Read).await?;
+    Ok(match (found, verdict) {
+        (Some((_, f)), Verdict::Allowed) => FileVerdict::Readable(f),
+        (Some(_), Verdict::Forbidden(_)) => FileVerdict::Forbidden,
+        _ => FileVerdict::Hidden,
+    })
+}
+
+/// Whether the caller may read stored content `file` (a `files` row): it
+/// is offered in a room the caller reads. Only then is it offered again
+/// without its bytes being sent (and a hash-later begin told to hash): the
+/// content of rooms the caller cannot read is not theirs to reuse, nor to
+/// learn exists.
+///
+/// # Errors
+/// Database faults.
+pub(crate) async fn content_readable(pool: &Db, caller: Caller<'_>, file: u64) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let rooms = db::files::content_rooms(&mut tx, caller.tenant, file).await?;
+    let triples: Vec<_> = rooms.iter().map(|r| (caller.tenant, *r, caller.user)).collect();
+    let standings = members::standings_of(&mut tx.conn(), &triples).await?;
+    Ok(standings.values().any(|(room, s)| decide(room, s, Need::Read) == Verdict::Allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(kind: RoomKind, archived: bool) -> Room {
+        Room {
+            id: RoomId(1),
+            name: "r".into(),
+            handle: "+0000000000000001".into(),
+            kind,
+            title: None,
+            topic: String::new(),
+            archived,
+            last_seq: 0,
+        }
+    }
+
+    fn standing(role: Option<Role>, invited: bool, banned: bool, admin: bool) -> Standing {
+        Standing { role, read_seq: role.map(|_| 0), invited, banned, admin }
+    }
+
+    /// Every kind of room, standing and need, against the rules written out
+    /// case by case.
+    #[test]
+    fn the_rules_case_by_case() {
+        use Need::*;
+        use Verdict::*;
+        let needs = [See, Read, Post, Join, Leave, Moderate, Own];
+        let roles = [None, Some(Role::Member), Some(Role::Moderator), Some(Role::Owner)];
+        let mut checked = 0;
+        for kind in [RoomKind::Public, RoomKind::Private, RoomKind::Dm] {
+            for archived in [false, true] {
+                let r = room(kind, archived);
+                for role in roles {
+                    for (invited, banned, admin) in [
+                        (false, false, false),
+                        (true, false, false),
+                        (false, true, false),
+                        (false, false, true),
+                    ] {
+                        let s = standing(role, invited, banned, admin);
+                        let member = role.is_some();
+                        let seen = match kind {
+                            RoomKind::Public => true,
+                            RoomKind::Private => member || invited || admin,
+                            RoomKind::Dm => member,
+                        };
+                        for need in needs {
+                            let got = decide(&r, &s, need);
+                            checked += 1;
+                            if !seen {
+                                assert_eq!(got, Hidden, "{kind:?} {s:?} {need:?}");
+                                continue;
+                            }
+                            assert_ne!(got, Hidden, "{kind:?} {s:?} {need:?}");
+                            let dm = kind == RoomKind::Dm;
+                            let rank = if dm {
+                                u8::from(member)
+                            } else if admin {
+                                4
+                            } else {
+                                role.map_or(0, |r| r as u8 + 1)
+                            };
+                            let want = match need {
+                                See => true,
+                                Read => member || admin && !dm,
+                                Post => member && !archived,
+                                Join => member || !banned && !archived,
+                                Leave => !dm,
+                                Moderate => !dm && rank >= 2,
+                                Own => !dm && rank >= 3,
+                            };
+                            assert_eq!(got == Allowed, want, "{kind:?} {s:?} {need:?}: {got:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 2 * 4 * 4 * 7);
+    }
+
+    #[test]
+    fn admins_act_in_public_and_private_rooms_never_in_dms() {
+        let admin = standing(None, false, false, true);
+        for kind in [RoomKind::Public, RoomKind::Private] {
+            let r = room(kind, false);
+            assert_eq!(decide(&r, &admin, Need::Own), Verdict::Allowed);
+            assert_eq!(decide(&r, &admin, Need::Read), Verdict::Allowed);
+            let owner = standing(Some(Role::Owner), false, false, false);
+            assert!(outranks(&r, &admin, &owner), "an admin acts on an owner");
+            assert!(!outranks(&r, &admin, &admin), "not on another admin");
+        }
+        let dm = room(RoomKind::Dm, false);
+        assert_eq!(decide(&dm, &admin, Need::Read), Verdict::Hidden, "not even seen");
+    }
+
+    #[test]
+    fn nobody_acts_on_an_equal() {
+        let r = room(RoomKind::Public, false);
+        let owner = standing(Some(Role::Owner), false, false, false);
+        let moderator = standing(Some(Role::Moderator), false, false, false);
+        let member = standing(Some(Role::Member), false, false, false);
+        let stranger = standing(None, false, false, false);
+        assert!(outranks(&r, &owner, &moderator));
+        assert!(outranks(&r, &moderator, &member));
+        assert!(outranks(&r, &moderator, &stranger), "a ban of a non-member");
+        assert!(!outranks(&r, &moderator, &moderator));
+        assert!(!outranks(&r, &member, &member));
+        assert!(!outranks(&r, &owner, &owner));
+    }
+
+    #[test]
+    fn references() {
+        assert!(matches!(parse("general", "ann"), Ok(Reference::Name("general"))));
+        assert!(matches!(parse("+0123456789abcdef", "ann"), Ok(Reference::Handle(_))));
+        match parse("@bob,ann,carol,bob", "ann") {
+            Ok(Reference::Dm(names)) => assert_eq!(names, ["bob", "carol"]),
+            _ => panic!("an alias"),
+        }
+        for bad in ["@", "@ann", "@bob,", "@,bob", "+0123", "has space", "", "@bo b"] {
+            assert!(parse(bad, "ann").is_err(), "{bad}");
+        }
+        let many: Vec<String> = (0..MAX_DM_MEMBERS).map(|i| format!("u{i}")).collect();
+        assert!(parse(&format!("@{}", many.join(",")), "ann").is_err(), "17 members");
+        assert!(parse(&format!("@{}", many[1..].join(",")), "ann").is_ok(), "16 members");
+    }
+
+    #[test]
+    fn dm_titles_name_the_others() {
+        let names = vec!["ann".to_owned(), "bob".to_owned(), "carol".to_owned()];
+        assert_eq!(dm_title(&names, "bob"), "@ann,carol");
+    }
+}
