@@ -397,29 +397,26 @@ async fn commit_each(pool: &Db, jobs: &[Job], limits: &Limits) -> Vec<Outcome> {
         elapsed_us = started.elapsed().as_micros() as u64,
         "committed"
     );
-    match result {
-        Ok(outcomes) => outcomes,
+    let failed = |e: &Error| match e {
         // The database cannot be reached (PostgreSQL restarting, say): the
         // senders are told `unavailable` and retry with the same
         // client_msg_id, which is answered as a duplicate if the commit did
-        // happen after all.
-        Err(e) if e.is_unavailable() => {
-            tracing::warn!(cause = %e, batch = jobs.len(), "database unavailable; batch refused");
-            jobs.iter()
-                .map(|_| Err(refuse(ErrorCode::Unavailable, "database unavailable, retry")))
-                .collect()
-        }
+        // happen after all (a change is retried by its actor).
+        e if e.is_unavailable() => refuse(ErrorCode::Unavailable, "database unavailable, retry"),
+        _ => Error::Internal("commit failed".into()),
+    };
+    match result.map_err(Error::Db) {
+        Ok(outcomes) => outcomes,
         Err(e) => {
-            tracing::error!(cause = %e, batch = jobs.len(), "batch commit failed");
+            if e.is_unavailable() {
+                tracing::warn!(cause = %e, batch = jobs.len(), "database unavailable; batch refused");
+            } else {
+                tracing::error!(cause = %e, batch = jobs.len(), "batch commit failed");
+            }
             jobs.iter()
-                .map(|j| {
-                    let failed = Err(Error::Internal("commit failed".into()));
-                    match j.work {
-                        Work::Message { .. } => Outcome::Appended(failed),
-                        Work::Change(_) => {
-                            Outcome::Changed(Err(Error::Internal("commit failed".into())))
-                        }
-                    }
+                .map(|j| match j.work {
+                    Work::Message { .. } => Outcome::Appended(Err(failed(&e))),
+                    Work::Change(_) => Outcome::Changed(Err(failed(&e))),
                 })
                 .collect()
         }

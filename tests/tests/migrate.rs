@@ -1,7 +1,9 @@
 //! Moving a deployment between backends: `qchatd migrate` on either, and
 //! `qchatd migrate-to`, which copies a populated SQLite deployment into
 //! PostgreSQL; the server started on the copy shows every room's history,
-//! members and files exactly as before, and goes on numbering from there.
+//! members and files exactly as before — a DM, a private room, a pending
+//! invitation and a ban included, each still hidden from or refused to whom
+//! it was — and goes on numbering from there.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -18,7 +20,19 @@ const VIEWS: &[(&str, &str, &str)] = &[
     ("acme", "ann", "general"),
     ("acme", "ann", "random"),
     ("acme", "bob", "general"),
+    ("acme", "ann", "plans"),
+    ("acme", "bob", "@ann"),
     ("other", "zed", "general"),
+];
+
+/// What dan (banned from `lobby`, not in `plans`, `later` or the DM of ann
+/// and bob) gets for each: the error of a join, the error of a history.
+const DAN_PROBES: &[(&str, &str)] = &[
+    ("room.join", "lobby"),
+    ("room.join", "plans"),
+    ("room.join", "later"),
+    ("history", "plans"),
+    ("history", "@ann,bob"),
 ];
 
 async fn login(s: &TestServer, tenant: &str, user: &str) -> anyhow::Result<RawConn> {
@@ -67,6 +81,13 @@ async fn views(s: &TestServer) -> anyhow::Result<BTreeMap<String, Value>> {
         let rooms = c.ok("rooms", json!({})).await?["rooms"].clone();
         out.insert(format!("{tenant}/{user}/rooms"), rooms);
     }
+    let mut dan = login(s, "acme", "dan").await?;
+    let rooms = dan.ok("rooms", json!({})).await?["rooms"].clone();
+    out.insert("acme/dan/rooms".into(), rooms);
+    for &(op, room) in DAN_PROBES {
+        let reply = dan.call(op, json!({"room": room})).await?;
+        out.insert(format!("acme/dan/{op}/{room}"), reply["err"].clone());
+    }
     Ok(out)
 }
 
@@ -104,7 +125,7 @@ async fn a_sqlite_deployment_moves_to_postgres_with_every_room_history() -> anyh
     .await?;
     s.tenant("acme", false).await?;
     s.tenant("other", true).await?;
-    for (t, u) in [("acme", "ann"), ("acme", "bob"), ("other", "zed")] {
+    for (t, u) in [("acme", "ann"), ("acme", "bob"), ("acme", "dan"), ("other", "zed")] {
         s.user(t, u, PW).await?;
     }
     for (t, r) in [("acme", "general"), ("acme", "random"), ("acme", "empty"), ("other", "general")]
@@ -130,6 +151,21 @@ async fn a_sqlite_deployment_moves_to_postgres_with_every_room_history() -> anyh
         c.ok("send", json!({"room": room, "client_msg_id": format!("m{i}"), "body": body})).await?;
     }
     ann.ok("read", json!({"room": "general", "seq": 40})).await?;
+    // Issue 17's rows: a private room bob was invited to and joined, one he
+    // is only invited to, a public room dan was banned from, a DM.
+    let mut dan = login(&s, "acme", "dan").await?;
+    for (room, private) in [("plans", true), ("later", true), ("lobby", false)] {
+        ann.ok("room.create", json!({"room": room, "private": private})).await?;
+    }
+    ann.ok("room.invite", json!({"room": "plans", "user": "bob"})).await?;
+    bob.ok("room.join", json!({"room": "plans"})).await?;
+    ann.ok("room.invite", json!({"room": "later", "user": "bob"})).await?;
+    dan.ok("room.join", json!({"room": "lobby"})).await?;
+    ann.ok("room.ban", json!({"room": "lobby", "user": "dan", "reason": "spam"})).await?;
+    ann.ok("send", json!({"room": "plans", "client_msg_id": "p1", "body": "secret plan"})).await?;
+    ann.ok("dm.open", json!({"users": ["bob"]})).await?;
+    ann.ok("send", json!({"room": "@bob", "client_msg_id": "d1", "body": "just us"})).await?;
+    drop(dan);
     // A file, offered twice under two names (one stored file, two offers).
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("report.bin");
@@ -152,7 +188,21 @@ async fn a_sqlite_deployment_moves_to_postgres_with_every_room_history() -> anyh
     let data_dir = data_dir.to_str().context("utf-8 path")?;
     let (ok, out) = qchatd(&["migrate-to", &pg.url, "--data-dir", data_dir]).await?;
     ensure!(ok, "migrate-to failed: {out}");
-    for line in ["tenants: 2", "users: 3", "rooms: 4", "messages: 132", "files: 1", "offers: 2"] {
+    // 130 texts, 2 file messages, 4 joins of the public rooms, and issue
+    // 17's: 2 invitations, a join, dan's join and ban, a text in plans, one
+    // in the DM.
+    let counts = [
+        "tenants: 2",
+        "users: 4",
+        "rooms: 8",
+        "memberships: 10",
+        "invitations: 1",
+        "bans: 1",
+        "messages: 143",
+        "files: 1",
+        "offers: 2",
+    ];
+    for line in counts {
         ensure!(out.lines().any(|l| l == line), "{line} reported: {out}");
     }
     // A second copy into the same database is refused: it is not empty.
@@ -169,6 +219,19 @@ async fn a_sqlite_deployment_moves_to_postgres_with_every_room_history() -> anyh
         assert_eq!(Some(v), after.get(key), "{key} is the same after the move");
     }
     assert_eq!(before.len(), after.len());
+    // The views hold what they should (not just the same nothing twice).
+    let dm = before["acme/bob/@ann/history"].to_string();
+    ensure!(dm.contains("just us"), "bob reads the DM: {dm}");
+    for (key, code) in [
+        ("acme/dan/room.join/lobby", "forbidden"),
+        ("acme/dan/room.join/plans", "not_found"),
+        ("acme/dan/room.join/later", "not_found"),
+        ("acme/dan/history/@ann,bob", "not_found"),
+    ] {
+        ensure!(after[key]["code"] == code, "{key}: {}", after[key]);
+    }
+    let dan_rooms = after["acme/dan/rooms"].to_string();
+    ensure!(!dan_rooms.contains("plans") && !dan_rooms.contains("dm"), "{dan_rooms}");
 
     // It goes on from where SQLite left off: the next seq, new rows of every
     // kind (ids past the copied ones), the stored file by both offers.

@@ -21,6 +21,8 @@ pub(crate) const TABLES: &[&str] = &[
     "sessions",
     "rooms",
     "memberships",
+    "invitations",
+    "bans",
     "files",
     "messages",
     "offers",
