@@ -1,8 +1,8 @@
 //! PROTOCOL.md checked against the server (issue 16): every worked example
-//! of the document — the `transcript` blocks of sections 2.1, 8 and 9.4 and
-//! the `frame` blocks of section 9.2 — is parsed from the document itself
-//! and walked byte for byte against a real `qchatd`, so the document cannot
-//! drift from the server.
+//! of the document — the `transcript` blocks of sections 2.1, 8, 9.4 and
+//! 10.5 and the `frame` blocks of section 9.2 — is parsed from the document
+//! itself and walked byte for byte against a real `qchatd`, so the document
+//! cannot drift from the server.
 //!
 //! The notation is the one PROTOCOL.md section 8.1 defines for its readers;
 //! this file implements exactly that and nothing looser: every byte outside
