@@ -396,3 +396,30 @@ fn quit_takes_a_reason() {
     type_line(&mut chat, "/quit lunch, back at 2");
     assert_eq!(chat.effects, [Effect::Quit { reason: Some("lunch, back at 2".into()) }]);
 }
+
+#[test]
+fn colours_from_the_config_reach_the_screen() {
+    use tuirealm::ratatui::style::Color;
+    let cfg = crate::tui::config::parse(
+        "[colors]\nmention = \"#ff8800\"\nborder = \"201\"\nsenders = [\"#010203\"]\n",
+    )
+    .expect("valid");
+    let mut chat = main_chat(conversation());
+    chat.theme = cfg.theme;
+    let mut app = view::App::init(EventListenerCfg::default());
+    view::mount(&mut app, &chat).expect("mount");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+    let frame = term.draw(|f| view::draw(f, &mut app, &mut chat)).expect("draw");
+    let buf = frame.buffer.clone();
+    let screen = super::super::headless::screen_text(&buf);
+    // The cell of the first `what` on screen.
+    let cell = |what: &str| {
+        let (y, row) =
+            screen.lines().enumerate().find(|(_, l)| l.contains(what)).expect("on screen");
+        let col = super::super::wrap::width(&row[..row.find(what).expect("in the row")]);
+        buf[(u16::try_from(col).expect("small"), u16::try_from(y).expect("small"))].clone()
+    };
+    assert_eq!(cell("@ann ship it").fg, Color::Rgb(0xff, 0x88, 0), "the mention colour");
+    assert_eq!(cell("bob      morning").fg, Color::Rgb(1, 2, 3), "the one sender colour");
+    assert_eq!(cell("┌ Rooms").fg, Color::Indexed(201), "the border colour");
+}
