@@ -10,7 +10,9 @@
 //! reaching another user) with the terminal restored
 //! (`stty -a` in the pane: `icanon` and `echo` back on) and the log in the
 //! state directory; then a restart with no password and no identity options
-//! that reaches the main screen on the saved session token (file mode 0600).
+//! that reaches the main screen on the saved session token (file mode 0600),
+//! and a changed server certificate pinned with `/trust` and logged in on
+//! without a restart.
 //! The password never shows in the pane. Fails when tmux is missing unless
 //! `QCHAT_SKIP_TMUX=1` says to skip.
 
@@ -348,7 +350,46 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     wait_for(&again.0, "the main screen on the saved token", |s| {
         s.contains("connected") && s.contains("general")
     });
-    again.quit_and_check_restored("/quit");
+
+    // The server's certificate changes (the operator made a new one): the
+    // UI says so and stays offline; `/reconnect` names the new certificate,
+    // a wrong `/trust` pins nothing, and `/trust` with its first digits, as
+    // the operator confirms them, pins it and logs in again, no restart.
     bob.quit(None).await?;
+    let old_fingerprint = server.fingerprint.clone();
+    server.stop().await?;
+    std::fs::remove_dir_all(server.data_dir().join("tls"))?;
+    server.start_again().await?;
+    let new = server.fingerprint.clone();
+    assert_ne!(new, old_fingerprint, "a new certificate");
+    wait_for(&again.0, "the changed certificate refused", |s| s.contains("offline"));
+    keys(&again.0, &["-l", "/reconnect"]);
+    keys(&again.0, &["Enter"]);
+    let s = wait_for(&again.0, "the changed certificate in full", |s| {
+        s.contains("Server certificate changed") && s.contains(&format!("/trust {}", &new[..8]))
+    });
+    let flat: String = s.split_whitespace().collect();
+    assert!(flat.contains(&new), "the new certificate in full:\n{s}");
+    keys(&again.0, &["Escape"]);
+    wait_for(&again.0, "the overlay closed", |s| !s.contains("Server certificate changed"));
+    keys(&again.0, &["-l", "/trust 00000000"]);
+    keys(&again.0, &["Enter"]);
+    wait_for(&again.0, "a wrong fingerprint refused", |s| {
+        s.contains("nothing pinned") && s.contains("Server certificate changed")
+    });
+    // (Waiting for the overlay to go: an ESC followed at once by `/` reads
+    // as Alt-/.)
+    keys(&again.0, &["Escape"]);
+    wait_for(&again.0, "the overlay closed", |s| !s.contains("Server certificate changed"));
+    keys(&again.0, &["-l", &format!("/trust {}", &new[..8])]);
+    keys(&again.0, &["Enter"]);
+    wait_for(&again.0, "logged in on the new certificate", |s| {
+        let status = s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+        status.trim_start().starts_with("connected")
+    });
+    let pinned = std::fs::read_to_string(&known_hosts)?;
+    assert!(pinned.contains(&new), "the new certificate is pinned:\n{pinned}");
+    assert!(!pinned.contains(&old_fingerprint), "the old pin is gone:\n{pinned}");
+    again.quit_and_check_restored("/quit");
     Ok(())
 }

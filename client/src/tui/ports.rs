@@ -162,6 +162,18 @@ impl Runner {
                 Effect::Send { room, local, .. } => {
                     NetEvent::Sent { room, local, result: Err("not connected".into()) }
                 }
+                // Work the UI does on its own (read marks, member lists,
+                // history, catching up): a "not connected" for it would
+                // hide what the status line says about the connection
+                // (such as how to pin a changed certificate).
+                Effect::MarkRead { .. }
+                | Effect::Members(_)
+                | Effect::History { .. }
+                | Effect::CatchUp { .. }
+                | Effect::Rooms => {
+                    tracing::debug!(?effect, "not connected; dropped");
+                    return;
+                }
                 _ => NetEvent::Notice("not connected".into()),
             });
             return;

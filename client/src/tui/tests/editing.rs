@@ -290,8 +290,18 @@ fn a_changed_certificate_is_pinned_only_with_the_fingerprint_confirmed() {
         "{:?}",
         chat.notice
     );
+    // The whole of it, the new fingerprint in full, in an overlay: the
+    // status line has room for the way out only.
+    let screen = render(&mut chat, 80, 24);
+    insta::assert_snapshot!("cert_changed_80x24", screen);
+    let flat: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(&new) && flat.contains("/trust 0a1b2c3d"), "{screen}");
+    let status = screen.lines().last().unwrap_or_default();
+    assert!(status.contains("/trust 0a1b2c3d"), "the way out on the status line: {status}");
+    chat.update(Msg::View(ViewMsg::Close));
     type_line(&mut chat, "/trust");
-    assert!(chat.notice.as_deref().is_some_and(|n| n.contains(&new)), "{:?}", chat.notice);
+    let popup = chat.popup.as_ref().map(|p| p.lines.join(" ")).unwrap_or_default();
+    assert!(popup.contains(&new), "/trust shows it again: {popup}");
     type_line(&mut chat, "/trust 0a1b");
     type_line(&mut chat, "/trust ffffffff");
     assert!(chat.effects.is_empty(), "too short or not it: nothing pinned");

@@ -2,7 +2,7 @@
 //! reconnect says.
 
 use crate::tui::app::{ConnectError, Effect, Login};
-use crate::tui::model::{Chat, FormStatus, PASSWORD, Screen};
+use crate::tui::model::{Chat, FormStatus, PASSWORD, Popup, Screen};
 
 impl Chat {
     /// `/reconnect`: a new connection and log-in on the saved session,
@@ -33,16 +33,17 @@ impl Chat {
             }
             Some(c) => {
                 self.notice = Some(format!(
-                    "/trust: {c} is not (the start of) the certificate the server presents, \
-                     sha256 {got}; nothing pinned"
+                    "/trust: {c} is not the start of the new certificate; nothing pinned"
                 ));
+                self.popup = Some(cert_popup(None, &got));
             }
             None => {
                 self.notice = Some(format!(
-                    "the server presents sha256 {got}; once the operator confirms it, \
-                     /trust {} pins it and reconnects",
+                    "/trust {} pins the new certificate and reconnects, once the operator \
+                     confirms it",
                     &got[..got.len().min(8)]
                 ));
+                self.popup = Some(cert_popup(None, &got));
             }
         }
     }
@@ -52,10 +53,15 @@ impl Chat {
     pub(super) fn reconnect_failed(&mut self, e: ConnectError) {
         self.notice = Some(match e {
             ConnectError::HostChanged { message, got } => {
+                // The whole story does not fit the status line: an overlay
+                // with all of it, and the status line starts with the way
+                // out.
                 let hint = format!(
-                    "{message}. Once the operator confirms the new certificate, /trust {} pins it",
+                    "server certificate changed: /trust {} pins the new one once the operator \
+                     confirms it",
                     &got[..got.len().min(8)]
                 );
+                self.popup = Some(cert_popup(Some(&message), &got));
                 self.changed_cert = Some(got);
                 hint
             }
@@ -79,4 +85,23 @@ impl Chat {
             }
         });
     }
+}
+
+/// The overlay about a changed certificate: why the connection was
+/// refused (`why`), the new fingerprint in full, and how to pin it.
+fn cert_popup(why: Option<&str>, got: &str) -> Popup {
+    let mut lines = Vec::new();
+    if let Some(why) = why {
+        lines.push(why.to_owned());
+        lines.push(String::new());
+    }
+    lines.push("The server now presents the certificate".to_owned());
+    lines.push(format!("  sha256 {got}"));
+    lines.push(String::new());
+    lines.push(format!(
+        "Check it with the operator. Once they confirm it, /trust {} (its first 8 or more \
+         digits, or all of them) pins it and reconnects; nothing else is trusted meanwhile.",
+        &got[..got.len().min(8)]
+    ));
+    Popup::new("Server certificate changed", lines)
 }
