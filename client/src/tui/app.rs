@@ -30,6 +30,21 @@ pub(crate) enum Id {
     Popup,
 }
 
+/// A room change `/invite`, `/kick`, `/ban`, `/topic` or `/private` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ModAction {
+    /// Invite this user.
+    Invite(String),
+    /// Remove this member, saying why.
+    Kick(String, Option<String>),
+    /// Ban this user, saying why.
+    Ban(String, Option<String>),
+    /// Set the topic (empty: clear it).
+    Topic(String),
+    /// Make the room private (`true`) or public.
+    Private(bool),
+}
+
 /// Everything update() reacts to.
 #[derive(Debug, Clone, PartialEq)]
 // A Msg is made per event and moved once into `update`: boxing the network
@@ -317,6 +332,17 @@ pub(crate) enum Effect {
     Create(String),
     /// Leave a room.
     Leave(String),
+    /// Open (or find) the direct message with these users, then show it
+    /// as [`NetEvent::Joined`].
+    Dm(Vec<String>),
+    /// A change to a room by its owner or a moderator; its system message
+    /// arrives as an event, a refusal as a notice.
+    Moderate {
+        /// Room.
+        room: String,
+        /// What to do.
+        action: ModAction,
+    },
     /// Fetch a room's members.
     Members(String),
     /// Fetch a page of history (`before`: older than this seq).

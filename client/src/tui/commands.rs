@@ -12,6 +12,12 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("/leave", "[ROOM]   leave a room (default: this one)"),
     ("/create", "ROOM    create a room and join it"),
     ("/rooms", "         list the rooms"),
+    ("/dm", "USER...     a direct message with them, opened once"),
+    ("/invite", "USER... invite users into this room"),
+    ("/kick", "WHO [WHY] remove a member (they may come back)"),
+    ("/ban", "WHO [WHY]  ban a user from this room"),
+    ("/topic", "[TEXT]   show or set the topic (- clears it)"),
+    ("/private", "[off]  make this room private (or public)"),
     ("/who", "           show the member list (again to hide)"),
     ("/send", "FILE...   upload files to this room, all at once"),
     ("/get", "ID...      download files offered in a room"),
@@ -39,6 +45,29 @@ pub(crate) enum Command {
     Create(String),
     /// `/rooms`.
     Rooms,
+    /// `/dm USER...`: the direct message with these users.
+    Dm(Vec<String>),
+    /// `/invite USER...` into the current room.
+    Invite(Vec<String>),
+    /// `/kick USER [REASON]` from the current room.
+    Kick {
+        /// Who.
+        user: String,
+        /// Why, shown to the room.
+        reason: Option<String>,
+    },
+    /// `/ban USER [REASON]` from the current room.
+    Ban {
+        /// Who.
+        user: String,
+        /// Why, shown to the room.
+        reason: Option<String>,
+    },
+    /// `/topic [TEXT]`: `None` shows the topic, `Some("")` cannot be typed
+    /// (`/topic -` clears it).
+    Topic(Option<String>),
+    /// `/private [on|off]`.
+    Private(bool),
     /// `/who`.
     Who,
     /// `/send FILE...`.
@@ -96,6 +125,41 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         }
         "create" => one("room name").map(Command::Create),
         "rooms" | "list" => Ok(Command::Rooms),
+        "dm" | "msg" | "query" => {
+            let users = split_args(args)?;
+            if users.is_empty() {
+                return Err(format!("/{name} needs one or more user names"));
+            }
+            Ok(Command::Dm(users))
+        }
+        "invite" => {
+            let users = split_args(args)?;
+            if users.is_empty() {
+                return Err("/invite needs one or more user names".to_owned());
+            }
+            Ok(Command::Invite(users))
+        }
+        "kick" | "ban" => {
+            let (user, reason) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+            if user.is_empty() {
+                return Err(format!("/{name} needs a user name"));
+            }
+            let user = user.to_owned();
+            let reason = (!reason.trim().is_empty()).then(|| reason.trim().to_owned());
+            Ok(if name == "kick" {
+                Command::Kick { user, reason }
+            } else {
+                Command::Ban { user, reason }
+            })
+        }
+        "topic" if args.is_empty() => Ok(Command::Topic(None)),
+        "topic" if args == "-" => Ok(Command::Topic(Some(String::new()))),
+        "topic" => Ok(Command::Topic(Some(emojify(args)))),
+        "private" => match args {
+            "" | "on" => Ok(Command::Private(true)),
+            "off" => Ok(Command::Private(false)),
+            other => Err(format!("/private takes on or off, not {other:?}")),
+        },
         "who" | "names" => Ok(Command::Who),
         "send" | "upload" => {
             let files = split_args(args)?;
@@ -227,6 +291,8 @@ pub(crate) struct CompletionCtx<'a> {
     pub(crate) rooms: &'a [String],
     /// Members of the current room.
     pub(crate) members: &'a [String],
+    /// Every user the client has seen (members of any room, DM partners).
+    pub(crate) users: &'a [String],
     /// Lists a directory: (name, is_dir) pairs.
     pub(crate) list_dir: &'a dyn Fn(&Path) -> Vec<(String, bool)>,
 }
@@ -255,6 +321,14 @@ pub(crate) fn complete(line: &str, ctx: &CompletionCtx<'_>) -> Option<Completion
         "/join" | "/leave" => {
             let (head, word) = last_word(line);
             finish(head, word, ctx.rooms, " ")
+        }
+        "/dm" | "/msg" | "/query" | "/invite" => {
+            let (head, word) = last_word(line);
+            finish(head, word, ctx.users, " ")
+        }
+        "/kick" | "/ban" if !line[cmd.len()..].trim_start().contains(char::is_whitespace) => {
+            let (head, word) = last_word(line);
+            finish(head, word, ctx.members, " ")
         }
         _ => {
             let (head, word) = last_word(line);
@@ -461,7 +535,7 @@ mod tests {
         members: &'a [String],
         fs: &'a dyn Fn(&Path) -> Vec<(String, bool)>,
     ) -> CompletionCtx<'a> {
-        CompletionCtx { rooms, members, list_dir: fs }
+        CompletionCtx { rooms, members, users: members, list_dir: fs }
     }
 
     fn no_fs(_: &Path) -> Vec<(String, bool)> {

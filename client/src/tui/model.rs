@@ -287,6 +287,18 @@ impl Chat {
         self.current.and_then(|i| self.rooms.get_mut(i))
     }
 
+    /// The room on row `row` of the rooms pane (0: the first inside its
+    /// border), which draws the direct messages under a heading row.
+    pub(crate) fn room_at_row(&self, row: usize) -> Option<usize> {
+        let first_dm = self.rooms.iter().position(RoomState::is_dm);
+        let i = match first_dm {
+            Some(d) if row == d => return None,
+            Some(d) if row > d => row - 1,
+            _ => row,
+        };
+        (i < self.rooms.len()).then_some(i)
+    }
+
     /// A room's index by name.
     pub(crate) fn find(&self, name: &str) -> Option<usize> {
         self.rooms.iter().position(|r| r.info.name == name)
@@ -308,8 +320,10 @@ impl Chat {
                 None => self.rooms.push(RoomState::new(info)),
             }
         }
+        // Rooms one is in, then rooms one could join, then the direct
+        // messages (the rooms pane's DMs section), each by what it shows.
         self.rooms.sort_by(|a, b| {
-            b.info.joined.cmp(&a.info.joined).then_with(|| a.info.name.cmp(&b.info.name))
+            (a.is_dm(), !a.info.joined, a.title()).cmp(&(b.is_dm(), !b.info.joined, b.title()))
         });
         self.current = current
             .and_then(|n| self.find(&n))

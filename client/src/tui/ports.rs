@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tuirealm::event::Event;
 use tuirealm::listener::{PollAsync, PortResult};
 
-use super::app::{ConnectError, Effect, Login, NetEvent, UserEvent};
+use super::app::{ConnectError, Effect, Login, ModAction, NetEvent, UserEvent};
 use super::session::{LastLogin, TokenStore};
 use super::transfer::{self, FileTransfers, TransferUpdate, UpdateKind};
 
@@ -205,6 +205,31 @@ impl Runner {
                 match client.leave_room(&room).await {
                     Ok(()) => drop(tx.send(NetEvent::Left(room))),
                     Err(e) => notice(&tx, &format!("leave {room}"), e),
+                }
+            }),
+            Effect::Dm(users) => self.spawn(async move {
+                let names: Vec<&str> = users.iter().map(String::as_str).collect();
+                match client.open_dm(&names).await {
+                    Ok(info) => drop(tx.send(NetEvent::Joined(Box::new(info)))),
+                    Err(e) => notice(&tx, &format!("dm {}", users.join(" ")), e),
+                }
+            }),
+            Effect::Moderate { room, action } => self.spawn(async move {
+                let done = match &action {
+                    ModAction::Invite(user) => client.invite(&room, user).await,
+                    ModAction::Kick(user, why) => client.kick(&room, user, why.as_deref()).await,
+                    ModAction::Ban(user, why) => client.ban(&room, user, why.as_deref()).await,
+                    ModAction::Topic(topic) => client.set_topic(&room, topic).await,
+                    ModAction::Private(on) => client.set_private(&room, *on).await,
+                };
+                // Done: the room's system message says so. Nothing changed
+                // (a repeat): say that, or the command seems ignored.
+                match done {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        drop(tx.send(NetEvent::Notice(format!("{room}: nothing to change"))))
+                    }
+                    Err(e) => notice(&tx, &room, e),
                 }
             }),
             Effect::Members(room) => self.spawn(async move {

@@ -50,6 +50,20 @@ impl RoomState {
         }
     }
 
+    /// What to call the room: a private room's name, a DM's `@` list of
+    /// the others (its `name` on the wire is its id), else its name.
+    pub(crate) fn title(&self) -> &str {
+        self.info.title.as_deref().unwrap_or(&self.info.name)
+    }
+
+    /// The heading of the rooms pane's direct messages, above the first.
+    pub(crate) const DMS_HEADING: &'static str = "Direct messages";
+
+    /// Whether it is a direct message.
+    pub(crate) fn is_dm(&self) -> bool {
+        self.info.kind == crate::RoomKind::Dm
+    }
+
     /// The loaded messages, oldest first.
     pub(crate) fn messages(&self) -> impl DoubleEndedIterator<Item = &Message> {
         self.items.iter().filter_map(Item::msg)

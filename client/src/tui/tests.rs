@@ -785,3 +785,4 @@ mod editing;
 mod mouse;
 mod notify;
 mod people;
+mod rooms;

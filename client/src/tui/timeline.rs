@@ -55,6 +55,14 @@ pub(crate) enum EventKind {
     Lost(String),
     /// This client is connected again.
     Back,
+    /// The user is out of the room: kicked, banned or the room deleted
+    /// (by whom, when someone else did it).
+    Removed {
+        /// Why.
+        reason: crate::RemovedReason,
+        /// Who did it.
+        by: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -69,6 +77,19 @@ impl EventKind {
             Self::Offline { user, reason: Some(r) } => format!("⇠ {user} quit ({r})"),
             Self::Lost(why) => format!("⚡ disconnected: {why}"),
             Self::Back => "⚡ connected again".to_owned(),
+            Self::Removed { reason, by } => {
+                let what = match reason {
+                    crate::RemovedReason::Kicked => "you were removed from the room",
+                    crate::RemovedReason::Banned => "you were banned from the room",
+                    crate::RemovedReason::Deleted => "the room was deleted",
+                    crate::RemovedReason::Left => "you left the room",
+                    crate::RemovedReason::Unknown => "you are no longer in the room",
+                };
+                match by {
+                    Some(by) => format!("⛔ {what} by {by}"),
+                    None => format!("⛔ {what}"),
+                }
+            }
         }
     }
 }

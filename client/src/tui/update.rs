@@ -12,7 +12,7 @@ mod mouse;
 mod popups;
 mod view;
 
-use crate::{ClientEvent, ConnState, MemberInfo};
+use crate::{ClientEvent, ConnState, MemberInfo, RemovedReason, RoomKind};
 
 use super::app::{ConnectError, Effect, Msg, NetEvent};
 use super::layout;
@@ -309,8 +309,48 @@ impl Chat {
                     r.members.sort_by(|a, b| a.user.cmp(&b.user));
                 }
             }
-            // The rooms pane follows these once the TUI shows kinds and roles.
-            ClientEvent::Room(_) | ClientEvent::RoomRemoved(_) => {}
+            // A room appeared or changed for this user (invited, a DM
+            // opened by someone, joined elsewhere, a new role or topic).
+            ClientEvent::Room(info) => self.merge_rooms(vec![*info]),
+            ClientEvent::RoomRemoved(gone) => {
+                let Some(i) = self.find(&gone.room) else { return };
+                let ts = (self.wall)();
+                let r = &mut self.rooms[i];
+                let was_member = r.info.joined;
+                r.info.joined = false;
+                r.info.unread = 0;
+                r.info.role = None;
+                r.info.invited = false;
+                r.members.clear();
+                // What the room showed stays, with the line that ends it;
+                // a reopened room loads afresh.
+                r.opened = false;
+                match gone.reason {
+                    RemovedReason::Left => {}
+                    reason => {
+                        r.event(EventKind::Removed { reason, by: gone.by.clone() }, ts);
+                        let title = r.title().to_owned();
+                        if was_member || self.current == Some(i) {
+                            let line = EventKind::Removed { reason, by: gone.by }.text();
+                            self.notice =
+                                Some(format!("{title}: {}", line.trim_start_matches("⛔ ")));
+                        }
+                    }
+                }
+                // A room one may no longer see leaves the list (the one
+                // shown stays, with its last line, until one moves on); a
+                // public one stays, to join again (unless banned: the
+                // server says so then).
+                let gone_for_good = self.rooms[i].info.kind != RoomKind::Public
+                    || gone.reason == RemovedReason::Deleted;
+                if gone_for_good && self.current != Some(i) {
+                    self.rooms.remove(i);
+                    if let Some(c) = self.current.as_mut().filter(|c| **c > i) {
+                        *c -= 1;
+                    }
+                }
+                self.merge_rooms(Vec::new());
+            }
             ClientEvent::State(s) => {
                 if let ConnState::Closed { reason } = &s
                     && !self.quitting

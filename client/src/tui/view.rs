@@ -132,7 +132,14 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         Some(r) => {
             let hint = chat.failed_hint();
             let w = layout::window(&r.items, r.anchor, inner_h, &chat.ctx(r, &hint));
-            let mut title = format!(" {} ", r.info.name);
+            let mut title = format!(" {} ", r.title());
+            // The topic in the header, cut to leave room for the rest.
+            if let Some(topic) = r.info.topic.as_deref().filter(|t| !t.is_empty()) {
+                let room_for = inner_w.saturating_sub(wrap::width(&title) + 24).min(60);
+                if room_for > 3 {
+                    title.push_str(&format!("— {} ", wrap::truncate(topic, room_for)));
+                }
+            }
             if !r.info.joined {
                 title.push_str("(not joined: /join) ");
             } else if r.loading {

@@ -1,4 +1,5 @@
-//! The member list of the current room: online first, with a mark.
+//! The member list of the current room: online first, with a mark, and
+//! each owner's and moderator's role after the name.
 
 use crate::MemberInfo;
 use tuirealm::component::{AppComponent, Component};
@@ -48,7 +49,13 @@ impl Component for MemberList {
                 } else {
                     ("○", Theme::fg(self.theme.dim))
                 };
-                Line::styled(format!("{mark} {}", wrap::truncate(&m.user, width)), style)
+                let role = match m.role {
+                    Some(crate::Role::Owner) => " owner",
+                    Some(crate::Role::Moderator) => " mod",
+                    _ => "",
+                };
+                let name = wrap::truncate(&m.user, width.saturating_sub(role.len()));
+                Line::styled(format!("{mark} {name}{role}"), style)
             })
             .collect();
         let title = format!(" Members {online}/{} ", self.members.len());

@@ -1,5 +1,5 @@
 //! The room list: joined rooms with unread counts and a mention mark, then
-//! rooms one could join.
+//! rooms one could join, then the direct messages under their own heading.
 
 use tuirealm::component::{AppComponent, Component};
 use tuirealm::event::Event;
@@ -29,6 +29,10 @@ pub(crate) struct RoomItem {
     pub(crate) mention: bool,
     /// Shown now.
     pub(crate) current: bool,
+    /// A direct message.
+    pub(crate) dm: bool,
+    /// A private room.
+    pub(crate) private: bool,
 }
 
 /// The room list.
@@ -51,11 +55,13 @@ impl RoomList {
             .iter()
             .enumerate()
             .map(|(i, r)| RoomItem {
-                name: r.info.name.clone(),
+                name: r.title().to_owned(),
                 joined: r.info.joined,
                 unread: r.info.unread,
                 mention: r.mention,
                 current: Some(i) == current,
+                dm: r.is_dm(),
+                private: r.info.kind == crate::RoomKind::Private,
             })
             .collect();
     }
@@ -64,10 +70,14 @@ impl RoomList {
 impl Component for RoomList {
     fn view(&mut self, frame: &mut Frame, area: Rect) {
         let width = usize::from(area.width.saturating_sub(2));
-        let lines: Vec<Line> = self
-            .items
-            .iter()
-            .map(|it| {
+        let mut lines: Vec<Line> = Vec::with_capacity(self.items.len() + 1);
+        for it in &self.items {
+            if it.dm && lines.len() == self.items.iter().take_while(|x| !x.dm).count() {
+                // The heading row (`Chat::room_at_row` skips it for clicks).
+                let heading = wrap::truncate(RoomState::DMS_HEADING, width);
+                lines.push(Line::styled(heading, Style::default().fg(self.theme.dim)));
+            }
+            lines.push({
                 let badge = match (it.unread, it.mention) {
                     (0, _) => String::new(),
                     (n, true) => format!(" @{n}"),
@@ -75,7 +85,9 @@ impl Component for RoomList {
                 };
                 let mark = if it.current { "▸" } else { " " };
                 let name_w = width.saturating_sub(1 + wrap::width(&badge));
-                let text = format!("{mark}{}{badge}", wrap::pad(&it.name, name_w));
+                // A private room is marked, so nobody mistakes who reads it.
+                let name = if it.private { format!("{} 🔒", it.name) } else { it.name.clone() };
+                let text = format!("{mark}{}{badge}", wrap::pad(&name, name_w));
                 let mut style = Style::default();
                 if !it.joined {
                     style = style.fg(self.theme.dim);
@@ -90,8 +102,8 @@ impl Component for RoomList {
                     style = style.fg(self.theme.accent);
                 }
                 Line::styled(text, style)
-            })
-            .collect();
+            });
+        }
         frame.render_widget(Paragraph::new(lines).block(self.theme.block(" Rooms ", false)), area);
     }
 

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use crate::tui::app::{Effect, InputMsg, ViewMsg};
+use crate::RoomKind;
+use crate::tui::app::{Effect, InputMsg, ModAction, ViewMsg};
 use crate::tui::commands::{self, Command, CompletionCtx};
 use crate::tui::layout::Anchor;
 use crate::tui::model::Chat;
@@ -62,7 +63,9 @@ impl Chat {
             .room()
             .map(|r| r.members.iter().map(|m| m.user.clone()).collect())
             .unwrap_or_default();
-        let ctx = CompletionCtx { rooms: &rooms, members: &members, list_dir: &list_dir };
+        let users = self.known_users();
+        let ctx =
+            CompletionCtx { rooms: &rooms, members: &members, users: &users, list_dir: &list_dir };
         match commands::complete(&self.input.text, &ctx) {
             Some(c) => {
                 self.input.set(c.line);
@@ -100,6 +103,33 @@ impl Chat {
                 None => self.notice = Some("which room? /leave ROOM".into()),
             },
             Command::Create(name) => self.effects.push(Effect::Create(name)),
+            Command::Dm(users) => self.effects.push(Effect::Dm(users)),
+            Command::Invite(_)
+            | Command::Kick { .. }
+            | Command::Ban { .. }
+            | Command::Topic(Some(_))
+            | Command::Private(_)
+                if room.is_none() =>
+            {
+                self.notice = Some(need_room.into());
+            }
+            Command::Invite(users) => {
+                let room = room.unwrap_or_default();
+                for user in users {
+                    let action = ModAction::Invite(user);
+                    self.effects.push(Effect::Moderate { room: room.clone(), action });
+                }
+            }
+            Command::Kick { user, reason } => self.moderate(room, ModAction::Kick(user, reason)),
+            Command::Ban { user, reason } => self.moderate(room, ModAction::Ban(user, reason)),
+            Command::Topic(Some(topic)) => self.moderate(room, ModAction::Topic(topic)),
+            Command::Private(on) => self.moderate(room, ModAction::Private(on)),
+            Command::Topic(None) => {
+                self.notice = Some(match self.room().and_then(|r| r.info.topic.clone()) {
+                    Some(topic) => format!("topic: {topic}"),
+                    None => "no topic (/topic TEXT sets one)".to_owned(),
+                });
+            }
             Command::Rooms => {
                 self.popup = Some(self.rooms_popup());
                 self.effects.push(Effect::Rooms);
@@ -163,6 +193,31 @@ impl Chat {
             Command::Quit(reason) => self.start_quit(reason),
             Command::Help => self.popup = Some(self.help_popup()),
         }
+    }
+
+    /// Asks for a change to `room` (the current one).
+    fn moderate(&mut self, room: Option<String>, action: ModAction) {
+        if let Some(room) = room {
+            self.effects.push(Effect::Moderate { room, action });
+        }
+    }
+
+    /// Every user name the client has seen, for completing `/dm` and
+    /// `/invite`: members of the rooms fetched, and DM partners.
+    fn known_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .rooms
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| m.user.clone()))
+            .chain(self.rooms.iter().filter(|r| r.info.kind == RoomKind::Dm).flat_map(|r| {
+                let title = r.info.title.as_deref().unwrap_or_default();
+                title.trim_start_matches('@').split(',').map(str::to_owned).collect::<Vec<_>>()
+            }))
+            .filter(|u| !u.is_empty() && *u != self.me)
+            .collect();
+        users.sort();
+        users.dedup();
+        users
     }
 
     /// Sends `body` to `room`, showing it there as sending until the

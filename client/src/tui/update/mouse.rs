@@ -39,9 +39,9 @@ impl Chat {
         }
         let hits = &self.hits;
         if hits.rooms.contains(at) {
-            // Below the border, one room a row.
-            let i = usize::from(at.y - hits.rooms.y).checked_sub(1);
-            if let Some(i) = i.filter(|i| *i < self.rooms.len()) {
+            // Below the border, one room a row (and the DMs' heading).
+            let row = usize::from(at.y - hits.rooms.y).checked_sub(1);
+            if let Some(i) = row.and_then(|r| self.room_at_row(r)) {
                 self.open_room(i);
             }
         } else if hits.messages.contains(at) {

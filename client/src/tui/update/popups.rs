@@ -74,10 +74,22 @@ impl Chat {
                 .map(|r| {
                     let state = if r.info.joined {
                         format!("joined, {} unread", r.info.unread)
+                    } else if r.info.invited {
+                        "invited (/join accepts)".to_owned()
                     } else {
                         "not joined (/join)".to_owned()
                     };
-                    format!("{:<20} {state}", r.info.name)
+                    let kind = match r.info.kind {
+                        crate::RoomKind::Private => " · private",
+                        crate::RoomKind::Dm => " · direct message",
+                        _ => "",
+                    };
+                    let role = match r.info.role {
+                        Some(crate::Role::Owner) => " · owner",
+                        Some(crate::Role::Moderator) => " · moderator",
+                        _ => "",
+                    };
+                    format!("{:<20} {state}{kind}{role}", r.title())
                 })
                 .collect()
         };
