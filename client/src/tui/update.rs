@@ -12,7 +12,7 @@ mod mouse;
 mod popups;
 mod view;
 
-use crate::{ClientEvent, ConnState, MemberInfo, RemovedReason, RoomKind};
+use crate::{ChangeKind, ClientEvent, ConnState, MemberInfo, RemovedReason, RoomKind};
 
 use super::app::{ConnectError, Effect, Msg, NetEvent};
 use super::layout;
@@ -302,7 +302,22 @@ impl Chat {
                 } else {
                     EventKind::Left(ev.user.clone())
                 };
-                r.event(what, ts);
+                // The server records a join or a leave (a kick, a ban) as a
+                // system message just before this older event (PROTOCOL.md
+                // 10.5): the message says it; a line would say it twice.
+                let said = r.newest().and_then(|m| m.change.as_deref()).is_some_and(|c| {
+                    c.user.as_deref() == Some(ev.user.as_str())
+                        && match c.kind {
+                            ChangeKind::Joined => ev.joined,
+                            ChangeKind::Left | ChangeKind::Kicked | ChangeKind::Banned => {
+                                !ev.joined
+                            }
+                            _ => false,
+                        }
+                });
+                if !said {
+                    r.event(what, ts);
+                }
                 r.members.retain(|x| x.user != ev.user);
                 if ev.joined {
                     r.members.push(MemberInfo { user: ev.user, online: true, role: None });

@@ -192,3 +192,34 @@ fn a_ban_says_so_in_the_room_and_the_status_line() {
     assert_eq!(chat.notice.as_deref(), Some("plans: you were removed from the room by eve"));
     assert_eq!(chat.room().map(|r| r.info.name.as_str()), Some("general"));
 }
+
+#[test]
+fn a_join_recorded_as_a_system_message_shows_once() {
+    let mut chat = main_chat(conversation());
+    let joined = |user: &str| crate::Change {
+        kind: crate::ChangeKind::Joined,
+        by: user.into(),
+        user: Some(user.into()),
+        role: None,
+        topic: None,
+        name: None,
+        reason: None,
+    };
+    let system = Message {
+        kind: MessageKind::System,
+        change: Some(Box::new(joined("dan"))),
+        ..msg("general", 7, "dan", "dan joined", T0 + 600_000)
+    };
+    ev(&mut chat, ClientEvent::Message(system));
+    let member =
+        |user: &str| crate::MemberEvent { room: "general".into(), user: user.into(), joined: true };
+    // The older `member` event after it: no second line, but dan is listed.
+    ev(&mut chat, ClientEvent::Member(member("dan")));
+    let screen = render(&mut chat, 120, 40);
+    assert!(screen.contains("* dan joined"), "{screen}");
+    assert!(!screen.contains("→ dan joined"), "{screen}");
+    assert!(chat.room().expect("room").members.iter().any(|m| m.user == "dan"));
+    // From a server without system messages, the event is the only news.
+    ev(&mut chat, ClientEvent::Member(member("eve")));
+    assert!(render(&mut chat, 120, 40).contains("→ eve joined"));
+}
