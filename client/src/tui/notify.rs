@@ -8,7 +8,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum When {
     /// Messages that mention the user (`@name`, `name:`), and direct
-    /// messages once there are any.
+    /// messages.
     Mentions,
     /// Every message from someone else.
     All,

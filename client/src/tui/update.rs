@@ -243,7 +243,9 @@ impl Chat {
                 let me = self.me.clone();
                 let r = &mut self.rooms[i];
                 let own = m.sender == me;
-                let mention = layout::mentions(&m.body, &me);
+                // A direct message calls for the user as a mention does.
+                let direct = r.info.kind == RoomKind::Dm;
+                let mention = direct || layout::mentions(&m.body, &me);
                 if r.has(m.seq) {
                     return;
                 }
@@ -255,17 +257,18 @@ impl Chat {
                     r.mention |= mention;
                 }
                 // Live messages only (history pages never alert), and
-                // never one's own. Direct messages will alert like mentions.
+                // never one's own.
                 if !own && self.notify.wants(mention) {
                     let text = match &m.file {
                         Some(f) => format!("[file] {}", f.name),
                         None => m.body.clone(),
                     };
-                    self.alerts.push(Alert {
-                        room: m.room.clone(),
-                        sender: m.sender.clone(),
-                        text,
-                    });
+                    // A DM's name is its id: say whose it is (`DM @bob`).
+                    let room = match (&r.info.title, direct) {
+                        (Some(t), true) => format!("DM {t}"),
+                        _ => m.room.clone(),
+                    };
+                    self.alerts.push(Alert { room, sender: m.sender.clone(), text });
                 }
                 r.info.last_seq = r.info.last_seq.max(m.seq);
                 // Unopened rooms load their history when shown; keep only

@@ -1,7 +1,8 @@
 //! Mentions and alerts: which live messages queue an alert (`@ann`,
-//! `ann:` at the start of a line, everything with `/notify all`, nothing
-//! with `/notify none`), the loop handing them to the terminal once after
-//! a frame, and the status line showing a muted setting.
+//! `ann:` at the start of a line, a direct message, everything with
+//! `/notify all`, nothing with `/notify none`), the loop handing them to
+//! the terminal once after a frame, and the status line showing a muted
+//! setting.
 
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +45,30 @@ fn mentions_in_any_room_alert_and_nothing_else_does() {
         },
     }));
     assert!(chat.alerts.is_empty());
+}
+
+#[test]
+fn a_direct_message_alerts_like_a_mention() {
+    let mut chat = main_chat(conversation());
+    let mut dm = room("+00000000000000d1", true, 0, 0);
+    dm.kind = crate::RoomKind::Dm;
+    dm.title = Some("@bob".into());
+    dm.id = Some("+00000000000000d1".into());
+    chat.merge_rooms(vec![dm]);
+    live(&mut chat, "+00000000000000d1", 1, "bob", "got a minute?");
+    live(&mut chat, "+00000000000000d1", 2, "ann", "sure");
+    live(&mut chat, "general", 7, "bob", "plain talk");
+    assert_eq!(
+        chat.alerts,
+        [Alert { room: "DM @bob".into(), sender: "bob".into(), text: "got a minute?".into() }],
+        "the DM, not her own reply nor plain talk in a room"
+    );
+    let i = chat.find("+00000000000000d1").expect("the DM");
+    assert!(chat.rooms[i].mention, "the room list marks it");
+    chat.alerts.clear();
+    type_line(&mut chat, "/notify none");
+    live(&mut chat, "+00000000000000d1", 3, "bob", "hello?");
+    assert!(chat.alerts.is_empty(), "muted is muted");
 }
 
 #[test]
