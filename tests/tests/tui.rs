@@ -1,8 +1,9 @@
 //! End to end: the real `qchat` terminal UI, driven in tmux against a real
 //! `qchatd` on 127.0.0.1: trust on first use with a fresh known-hosts file,
 //! log in, a message from a CLI client (its time in the config file's
-//! format), a `name:` mention ringing the bell (BEL in the pane's raw
-//! output) with a desktop notification, Up recalling the last line sent,
+//! format), a `name:` mention and a direct message each ringing the bell
+//! (BEL in the pane's raw output) with a desktop notification, Up
+//! recalling the last line sent,
 //! the server stopping (its reason shown) while a line typed meanwhile
 //! shows as sending and then as delivered, a flag drawn as its letters in
 //! tmux, the mouse wheel scrolling back and forth, resize, scroll back to the
@@ -203,6 +204,18 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     let out = std::fs::read(&raw)?;
     let passthrough = b"\x1bPtmux;\x1b\x1b]9;qchat: bob in general: ann: are you there?";
     assert!(out.windows(passthrough.len()).any(|w| w == passthrough), "the desktop notification");
+    // A direct message rings it too, named by whose it is.
+    let dm = bob.open_dm(&["ann"]).await?;
+    bob.send(&dm.name, "psst, ann").await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bells() < 2 {
+        assert!(Instant::now() < deadline, "no bell for the direct message");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(bells(), 2, "one bell for one direct message");
+    let out = std::fs::read(&raw)?;
+    let passthrough = b"\x1b\x1b]9;qchat: bob in DM @bob: psst, ann";
+    assert!(out.windows(passthrough.len()).any(|w| w == passthrough), "the DM's notification");
 
     // A line sent, then Up on the empty input brings it back to edit.
     keys(&session.0, &["-l", "the line to recall"]);
