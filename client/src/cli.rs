@@ -1,9 +1,11 @@
 //! The scriptable command line: options shared by every mode (and the TUI),
 //! the subcommands, and turning options into a [`ClientConfig`].
 
+mod account;
 mod commands;
 mod print;
 mod rooms;
+mod search;
 mod transfer;
 
 use std::io::BufRead;
@@ -80,6 +82,25 @@ pub(crate) struct SharedOpts {
     /// e.g. ~/.config/qchat/config.toml]; `qchat config defaults` prints one.
     #[arg(long, global = true, env = "QCHAT_TUI_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// The password once read (standard input can be read only once).
+    #[arg(skip)]
+    pub(crate) password_read: Remembered,
+}
+
+/// A password kept after it was read; never printed.
+#[derive(Clone, Default)]
+pub(crate) struct Remembered(std::sync::OnceLock<String>);
+
+impl Remembered {
+    fn get(&self) -> Option<&String> {
+        self.0.get()
+    }
+}
+
+impl std::fmt::Debug for Remembered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The one-shot commands.
@@ -103,7 +124,7 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a room's members: `name online|offline` per line.
+    /// List a room's members: `name online|offline [DISPLAY NAME]` per line.
     Who {
         /// Room (joined first if needed).
         room: String,
@@ -272,6 +293,59 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
+    /// Search the messages of every room you can read, newest first: one
+    /// line per hit, `ROOM #SEQ SENDER TIME: EXCERPT`, the words found in
+    /// brackets. All words must occur; `word*` matches words it begins.
+    /// DATE: YYYY-MM-DD (UTC), 2026-12-05T09:30:00Z, or ms since the epoch.
+    Search {
+        /// Words to find.
+        query: String,
+        /// Only this room.
+        #[arg(long, value_name = "R")]
+        room: Option<String>,
+        /// Only messages from this user.
+        #[arg(long, value_name = "U")]
+        from: Option<String>,
+        /// Only messages from this time on.
+        #[arg(long, value_name = "DATE")]
+        after: Option<String>,
+        /// Only messages before this time.
+        #[arg(long, value_name = "DATE")]
+        before: Option<String>,
+        /// Only file messages (their file names are searched).
+        #[arg(long)]
+        has_file: bool,
+        /// How many hits at most.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: u32,
+        /// One hit JSON object per line (the protocol's hit object).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user's display name (yours without USER), or set or clear
+    /// yours: prints `USER [DISPLAY NAME]`.
+    Profile {
+        /// Whose profile.
+        #[arg(conflicts_with_all = ["set", "clear"])]
+        user: Option<String>,
+        /// Set your display name.
+        #[arg(long, value_name = "NAME", conflicts_with = "clear")]
+        set: Option<String>,
+        /// Clear your display name.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Change your password (the one you log in with now is the old one).
+    /// The new one comes from QCHAT_NEW_PASSWORD or, with --password-stdin,
+    /// the second line of standard input. Your other sessions are revoked.
+    Passwd,
+    /// List your sessions, `ID current|connected|- CLIENT ADDRESS
+    /// LAST_SEEN` per line, or revoke one.
+    Sessions {
+        /// Revoke the session with this id.
+        #[arg(long, value_name = "ID")]
+        revoke: Option<String>,
+    },
 }
 
 /// `qchat config ...`.
@@ -394,7 +468,21 @@ impl SharedOpts {
         Ok(Trust::KnownHosts { path, accept_new: self.accept_new })
     }
 
+    /// The password this command logs in with (`qchat passwd`'s old one).
+    ///
+    /// # Errors
+    /// No password given.
+    pub(crate) fn password_used(&self) -> anyhow::Result<String> {
+        if let Some(p) = self.password_read.get() {
+            return Ok(p.clone());
+        }
+        self.password()
+    }
+
     fn password(&self) -> anyhow::Result<String> {
+        if let Some(p) = self.password_read.get() {
+            return Ok(p.clone());
+        }
         if self.password_stdin {
             let mut line = String::new();
             std::io::stdin()
@@ -405,7 +493,7 @@ impl SharedOpts {
             if password.is_empty() {
                 bail!("no password on standard input");
             }
-            return Ok(password);
+            return Ok(self.password_read.0.get_or_init(|| password).clone());
         }
         match std::env::var("QCHAT_PASSWORD") {
             Ok(p) if !p.is_empty() => Ok(p),

@@ -3,6 +3,8 @@
 //! happens in the supervisor task, which stops when the client quits or the
 //! last handle is dropped.
 
+mod account;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -115,6 +115,7 @@ pub(crate) fn describe_close(err: &quinn::ConnectionError) -> String {
                 Some(CloseCode::Shutdown) => "server shutting down",
                 Some(CloseCode::ServerBusy) => "server busy",
                 Some(CloseCode::Internal) => "server fault",
+                Some(CloseCode::Revoked) => "session revoked",
                 None => "closed by the server with an unknown code",
             };
             if reason.is_empty() || reason == what {

@@ -38,7 +38,8 @@
 //!   ([`UploadHandle`], [`DownloadHandle`]), [`TransferError`]; the router
 //!   that hands server-opened streams and upload events to them.
 //! - `client`: the public handle [`Client`]; [`Client::upload`] and
-//!   [`Client::download`] start transfers.
+//!   [`Client::download`] start transfers; `client/account`: the caller's
+//!   profile, password and sessions, and [`Client::search`].
 //! - `probe`: [`probe`] — `hello` before logging in ([`ServerInfo`]: is
 //!   registration open in a tenant?).
 //! - `error`: [`ClientError`]; `mutex`: the crate's one `lock` of a std
@@ -80,6 +81,6 @@ pub use trust::fingerprint;
 /// depend on `qchat-protocol` directly.
 pub use qchat_protocol::{
     Change, ChangeKind, ErrorBody, ErrorCode, FileInfo, MemberEvent, MemberInfo, Message,
-    MessageKind, MessagesOk, Presence, RemovedReason, Role, RoomInfo, RoomKind, RoomRemoved,
-    SendOk,
+    MessageKind, MessagesOk, PasswdOk, Presence, ProfileOk, RemovedReason, Role, RoomInfo,
+    RoomKind, RoomRemoved, SearchHit, SearchOk, SearchReq, SendOk, SessionInfo,
 };

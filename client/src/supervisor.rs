@@ -38,6 +38,8 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Budget for one reconnect attempt: handshake, log-in and room list.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// What the server's `sessions` list shows this client as.
+const CLIENT_NAME: &str = concat!("qchat/", env!("CARGO_PKG_VERSION"));
 
 /// The certificate a reconnect to `server` accepts: the one that address
 /// presented earlier this session, else what the trust settings say for an
@@ -68,13 +70,20 @@ pub(crate) async fn log_in(
         tenant: cfg.tenant.clone(),
         user: cfg.user.clone(),
         password: password.to_owned(),
+        client: Some(CLIENT_NAME.to_owned()),
     };
     let token = token.or(match &cfg.auth {
         Auth::Token(t) => Some(t.as_str()),
         Auth::Password(_) => None,
     });
     if let Some(token) = token {
-        match conn.request(Op::Resume(Resume { token: token.to_owned() })).await {
+        match conn
+            .request(Op::Resume(Resume {
+                token: token.to_owned(),
+                client: Some(CLIENT_NAME.to_owned()),
+            }))
+            .await
+        {
             Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
                 if !matches!(cfg.auth, Auth::Password(_)) {
                     return Err(e);

@@ -142,6 +142,9 @@ pub enum CloseCode {
     ServerBusy = 5,
     /// A server-side fault ended the connection.
     Internal = 6,
+    /// The connection's session was revoked (`session.revoke`, `passwd`
+    /// from another connection): log in again with the password.
+    Revoked = 7,
 }
 
 impl CloseCode {
@@ -160,6 +163,7 @@ impl CloseCode {
             4 => Self::Shutdown,
             5 => Self::ServerBusy,
             6 => Self::Internal,
+            7 => Self::Revoked,
             _ => return None,
         })
     }
@@ -214,10 +218,10 @@ mod tests {
 
     #[test]
     fn close_codes_round_trip() {
-        for n in 0..7u64 {
+        for n in 0..8u64 {
             let code = CloseCode::from_code(n).expect("known");
             assert_eq!(u64::from(code.code()), n);
         }
-        assert_eq!(CloseCode::from_code(7), None);
+        assert_eq!(CloseCode::from_code(8), None);
     }
 }

@@ -12,18 +12,27 @@
 //! - [`files`]: file-stream headers, stream codes, the file-name sanitizer.
 //! - [`error`]: stable error codes carried in replies and QUIC close codes.
 //! - [`limits`]: every bound the protocol promises, in one place.
+//! - `account`: the caller's profile, password and sessions.
+//! - `search`: full-text search requests and hits.
 //!
 //! `docs/PROTOCOL.md` is the human-readable specification of the same thing and
 //! is kept in step with this crate.
 
+mod account;
 mod error;
 mod files;
 mod frame;
 mod limits;
 mod request;
 mod response;
+mod search;
 mod types;
 
+pub use account::{
+    MAX_DISPLAY_NAME_LEN, PasswdOk, PasswdReq, ProfileOk, ProfileReq, ProfileSetReq,
+    SESSION_ID_LEN, SessionInfo, SessionRevokeReq, SessionsOk, SessionsReq, valid_display_name,
+    valid_session_id,
+};
 pub use error::{CloseCode, ErrorBody, ErrorCode, quote};
 pub use files::{
     DownloadHeader, FileInfo, HASH_HEX_LEN, HEAD_LEN, HeaderError, MAX_FILE_NAME_LEN,
@@ -41,6 +50,10 @@ pub use response::{
     ChangeOk, Event, FileGetOk, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response,
     RoomEvent, RoomOk, RoomsOk, SendOk, ServerMsg, UploadBeginOk, UploadDone, UploadFailed,
     UploadStatusOk,
+};
+pub use search::{
+    DEFAULT_SEARCH_PAGE, MAX_QUERY_LEN, MAX_QUERY_TERMS, MAX_SEARCH_PAGE, SearchHit, SearchOk,
+    SearchReq,
 };
 pub use types::{
     Change, ChangeKind, Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence,

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::{PasswdReq, ProfileReq, ProfileSetReq, SessionRevokeReq, SessionsReq};
 use crate::error::{ErrorBody, ErrorCode, quote};
 use crate::limits::{MAX_QUOTED_CHARS, MAX_REQUEST_DEPTH, MAX_REQUEST_ID, MAX_REQUEST_VALUES};
+use crate::search::SearchReq;
 
 /// One request frame: `{"id": n, "op": "...", ...fields}`. The server answers
 /// each with exactly one [`crate::Response`] whose `re` equals `id`.
@@ -120,6 +122,26 @@ pub enum Op {
     /// Delete the room with its messages and offers (owners). Reply: `{}`.
     #[serde(rename = "room.delete")]
     RoomDelete(RoomReq),
+    /// A user's profile. Reply: [`crate::ProfileOk`].
+    #[serde(rename = "profile")]
+    Profile(ProfileReq),
+    /// Set or clear the caller's display name. Reply: `{}`.
+    #[serde(rename = "profile.set")]
+    ProfileSet(ProfileSetReq),
+    /// Change the caller's password; revokes the user's other sessions.
+    /// Reply: [`crate::PasswdOk`].
+    #[serde(rename = "passwd")]
+    Passwd(PasswdReq),
+    /// The caller's sessions, a page at a time. Reply: [`crate::SessionsOk`].
+    #[serde(rename = "sessions")]
+    Sessions(SessionsReq),
+    /// Revoke one of the caller's sessions. Reply: `{}`.
+    #[serde(rename = "session.revoke")]
+    SessionRevoke(SessionRevokeReq),
+    /// Full-text search over the rooms the caller may read. Reply:
+    /// [`crate::SearchOk`].
+    #[serde(rename = "search")]
+    Search(SearchReq),
 }
 
 impl Op {
@@ -156,6 +178,12 @@ impl Op {
             Self::RoomPrivate(_) => "room.private",
             Self::RoomArchive(_) => "room.archive",
             Self::RoomDelete(_) => "room.delete",
+            Self::Profile(_) => "profile",
+            Self::ProfileSet(_) => "profile.set",
+            Self::Passwd(_) => "passwd",
+            Self::Sessions(_) => "sessions",
+            Self::SessionRevoke(_) => "session.revoke",
+            Self::Search(_) => "search",
         }
     }
 }
@@ -190,6 +218,9 @@ pub struct Credentials {
     pub user: String,
     /// Password (never logged).
     pub password: String,
+    /// Free-form client name and version, shown in the user's `sessions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -198,6 +229,7 @@ impl std::fmt::Debug for Credentials {
             .field("tenant", &self.tenant)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -207,6 +239,9 @@ impl std::fmt::Debug for Credentials {
 pub struct Resume {
     /// Token from an earlier [`crate::LoginOk`].
     pub token: String,
+    /// Free-form client name and version, shown in the user's `sessions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl std::fmt::Debug for Resume {

@@ -14,14 +14,38 @@ fn round_trip_request(op: Op) {
 
 #[test]
 fn every_op_round_trips() {
-    let creds = Credentials { tenant: "acme".into(), user: "ann".into(), password: "pw".into() };
+    let creds = Credentials {
+        tenant: "acme".into(),
+        user: "ann".into(),
+        password: "pw".into(),
+        client: Some("qchat/0.1".into()),
+    };
     let room = RoomReq { room: "general".into() };
     for op in [
         Op::Hello(Hello { version: 1, client: "qchat/0.1".into(), tenant: None }),
         Op::Hello(Hello { version: 1, client: String::new(), tenant: Some("acme".into()) }),
         Op::Register(creds.clone()),
         Op::Login(creds),
-        Op::Resume(Resume { token: "t".into() }),
+        Op::Resume(Resume { token: "t".into(), client: None }),
+        Op::Profile(ProfileReq::default()),
+        Op::Profile(ProfileReq { user: Some("bob".into()) }),
+        Op::ProfileSet(ProfileSetReq { display_name: Some("Ann A.".into()) }),
+        Op::ProfileSet(ProfileSetReq { display_name: None }),
+        Op::Passwd(PasswdReq { old_password: "a".repeat(8), new_password: "b".repeat(8) }),
+        Op::Sessions(SessionsReq::default()),
+        Op::Sessions(SessionsReq { after: Some("0123456789abcdef".into()) }),
+        Op::SessionRevoke(SessionRevokeReq { session: "0123456789abcdef".into() }),
+        Op::Search(SearchReq { query: "hello".into(), ..SearchReq::default() }),
+        Op::Search(SearchReq {
+            query: "deploy* friday".into(),
+            room: Some("general".into()),
+            from: Some("bob".into()),
+            after: Some(1),
+            before: Some(2),
+            has_file: true,
+            cursor: Some("c".into()),
+            limit: Some(5),
+        }),
         Op::Logout,
         Op::Rooms(RoomsReq::default()),
         Op::Rooms(RoomsReq { after: Some("general".into()) }),
@@ -273,6 +297,7 @@ fn server_messages_round_trip() {
                         user: "a".into(),
                         online: true,
                         role: Some(Role::Owner),
+                        display_name: Some("Ann A.".into()),
                     }],
                     more: false,
                 },
@@ -466,9 +491,16 @@ fn unknown_message_kinds_read_as_system() {
 
 #[test]
 fn secrets_are_redacted_in_debug() {
-    let c = Credentials { tenant: "t".into(), user: "u".into(), password: "hunter22".into() };
+    let c = Credentials {
+        tenant: "t".into(),
+        user: "u".into(),
+        password: "hunter22".into(),
+        client: None,
+    };
     assert!(!format!("{c:?}").contains("hunter22"));
-    let r = Resume { token: "sekrit".into() };
+    let r = Resume { token: "sekrit".into(), client: None };
+    let p = PasswdReq { old_password: "hunter22".into(), new_password: "hunter33".into() };
+    assert!(!format!("{p:?}").contains("hunter"));
     assert!(!format!("{r:?}").contains("sekrit"));
     let l = LoginOk { tenant: "t".into(), user: "u".into(), token: "sekrit".into() };
     assert!(!format!("{l:?}").contains("sekrit"));

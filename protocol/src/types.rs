@@ -275,6 +275,9 @@ pub struct MemberInfo {
     /// The member's role in the room (absent from servers that predate roles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// The user's display name (`profile.set`); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// `presence` event: a user sharing a room with you came online or went offline.

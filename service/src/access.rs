@@ -271,6 +271,23 @@ pub(crate) async fn list(
     paging::fill(rows, usize::MAX).await
 }
 
+/// Every room the caller may read now ([`Need::Read`], decided as for
+/// any request): the rooms a `search` looks in. From the rooms `list`
+/// considers, so a room the caller cannot see is never among them.
+///
+/// # Errors
+/// Database faults.
+pub(crate) async fn readable(pool: &Db, caller: Caller<'_>) -> Result<Vec<Room>> {
+    let rooms = members::candidates(pool, caller.tenant, caller.user, None)
+        .try_filter_map(|(room, s)| {
+            let read = decide(&room, &s, Need::Read) == Verdict::Allowed;
+            std::future::ready(Ok(read.then_some(room)))
+        })
+        .try_collect()
+        .await?;
+    Ok(rooms)
+}
+
 /// A DM's title for one of its members: `@` and the others' names.
 pub(crate) fn dm_title(members: &[String], viewer: &str) -> String {
     let others: Vec<&str> = members.iter().map(String::as_str).filter(|n| *n != viewer).collect();

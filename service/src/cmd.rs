@@ -4,8 +4,10 @@
 //! by domain: [`account`] (hello, register, login, resume, logout),
 //! [`rooms`] (rooms, room.create, room.join, room.leave, members, read,
 //! dm.open), [`moderation`] (room.invite, kick, ban, unban, role, topic,
-//! rename, private, archive, delete), [`messages`] (send, history, sync)
-//! and [`files`] (upload.begin, upload.status, file.get).
+//! rename, private, archive, delete), [`messages`] (send, history, sync),
+//! [`files`] (upload.begin, upload.status, file.get) and [`search`]; the
+//! account handlers also serve profile, profile.set, passwd, sessions and
+//! session.revoke.
 //!
 //! A handler gets only what it uses: the server's [`Shared`] state and the
 //! caller's [`Login`]; the account handlers also the [`Caller`] whose login
@@ -16,6 +18,7 @@ mod files;
 mod messages;
 mod moderation;
 mod rooms;
+mod search;
 
 use std::net::SocketAddr;
 
@@ -55,6 +58,11 @@ pub(crate) struct Caller<'a> {
     /// Who the connection is logged in as; `register`, `login` and
     /// `resume` set it.
     pub(crate) login: &'a mut Option<Login>,
+    /// Ends the connection when its session is revoked (the log-in hands
+    /// it to the hub).
+    pub(crate) kick: &'a tokio_util::sync::CancellationToken,
+    /// The client's name from `hello` (a log-in that names none uses it).
+    pub(crate) client: &'a mut String,
 }
 
 /// Runs one operation for the connection and returns the `ok` payload.
@@ -64,7 +72,7 @@ pub(crate) struct Caller<'a> {
 pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
     let Ctx { shared, mut caller, downloads } = cx;
     match op {
-        Op::Hello(h) => account::hello(shared, &h).await,
+        Op::Hello(h) => account::hello(shared, &mut caller, &h).await,
         Op::Register(c) => account::register(shared, &mut caller, c).await,
         Op::Login(c) => account::login(shared, &mut caller, c).await,
         Op::Resume(r) => account::resume(shared, &mut caller, r).await,
@@ -102,6 +110,12 @@ pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
                 Op::RoomPrivate(r) => moderation::private(s, &login, r).await,
                 Op::RoomArchive(r) => moderation::archive(s, &login, r).await,
                 Op::RoomDelete(r) => moderation::delete(s, &login, &r.room).await,
+                Op::Profile(r) => account::profile(s, &login, r).await,
+                Op::ProfileSet(r) => account::profile_set(s, &login, r).await,
+                Op::Passwd(r) => account::passwd(s, &login, caller.remote, r).await,
+                Op::Sessions(r) => account::sessions(s, &login, r).await,
+                Op::SessionRevoke(r) => account::revoke(s, &login, &r.session).await,
+                Op::Search(r) => search::search(s, &login, r).await,
                 Op::Hello(_)
                 | Op::Register(_)
                 | Op::Login(_)

@@ -24,6 +24,7 @@ pub(crate) mod files;
 pub(crate) mod members;
 pub(crate) mod messages;
 pub(crate) mod rooms;
+pub(crate) mod search;
 pub(crate) mod sessions;
 pub(crate) mod tenants;
 pub(crate) mod users;
@@ -34,6 +35,7 @@ pub(crate) use files::{Content, NewUpload, Upload, VisibleFile};
 pub(crate) use messages::{AppendOutcome, FileAttach, NewMessage};
 pub use messages::{HISTORY_SQL, INSERT_MESSAGE_SQL};
 pub(crate) use rooms::{Room, RoomLabel, Standing};
+pub use search::{SEARCH_POSTGRES_SQL, SEARCH_SQLITE_SQL};
 pub(crate) use tenants::Tenant;
 
 // Operator queries (`qchatd tenant|user|room list|disable|delete`, `backup`).

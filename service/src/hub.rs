@@ -12,6 +12,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use qchat_protocol::{Event, Presence, encode_json};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::db::{RoomId, RoomLabel, TenantId, UserId};
 use crate::outbound::Outbound;
 
@@ -32,6 +34,9 @@ struct State {
     conns: HashMap<ConnId, Conn>,
     /// Logged-in connections of each user: online = non-empty.
     users: HashMap<(TenantId, UserId), HashSet<ConnId>>,
+    /// The session (token hash) each logged-in connection uses, and what
+    /// ends the connection when that session is revoked.
+    sessions: HashMap<ConnId, (Vec<u8>, CancellationToken)>,
 }
 
 #[derive(Debug)]
@@ -84,9 +89,32 @@ impl Hub {
         }
     }
 
+    /// Records which session `conn` is logged in with; [`Hub::revoke`]
+    /// cancels `kick` when that session is revoked.
+    pub(crate) fn bind_session(&self, conn: ConnId, token_hash: Vec<u8>, kick: CancellationToken) {
+        self.lock().sessions.insert(conn, (token_hash, kick));
+    }
+
+    /// Ends every connection logged in with one of these sessions (their
+    /// sessions tell the peer why and detach them).
+    pub(crate) fn revoke(&self, token_hashes: &[Vec<u8>]) {
+        let st = self.lock();
+        for (hash, kick) in st.sessions.values() {
+            if token_hashes.contains(hash) {
+                kick.cancel();
+            }
+        }
+    }
+
+    /// Whether a connection is logged in with this session.
+    pub(crate) fn session_connected(&self, token_hash: &[u8]) -> bool {
+        self.lock().sessions.values().any(|(hash, _)| hash == token_hash)
+    }
+
     /// Forgets a connection. Tells the rooms when it was the user's last one.
     pub(crate) fn detach(&self, conn: ConnId, reason: Option<String>) {
         let mut st = self.lock();
+        st.sessions.remove(&conn);
         let Some(c) = st.conns.remove(&conn) else { return };
         for room in &c.rooms {
             if let Some(subs) = st.rooms.get_mut(room) {

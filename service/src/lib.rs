@@ -16,6 +16,8 @@
 //! - `outbound`: a connection's bounded queue (`lagged` instead of blocking).
 //! - `paging`: list replies bounded by encoded size (`more` and a cursor).
 //! - `quota`: per-user and per-tenant limits on what users create.
+//! - `search`: search queries, cursors and excerpts (the index is the
+//!   database's, migration 0008).
 //! - `committer`: the single message writer with group commit.
 //! - `transfer`: upload and download streams, quotas; `store`: files on disk.
 //! - `auth`: argon2id, session tokens, login rate limits.
@@ -45,6 +47,7 @@ mod outbound;
 mod paging;
 mod quota;
 mod reload;
+mod search;
 mod server;
 mod session;
 mod state;
@@ -55,7 +58,7 @@ mod transfer;
 pub use config::Config;
 pub use db::{
     Backend, DB_FILE, DatabaseUrl, Durability, HISTORY_SQL, INSERT_MESSAGE_SQL, MIGRATOR,
-    PG_MIGRATOR,
+    PG_MIGRATOR, SEARCH_POSTGRES_SQL, SEARCH_SQLITE_SQL,
 };
 pub use reload::{ReloadError, Reloader};
 pub use server::{Server, StartError, transport_config};

@@ -246,6 +246,7 @@ mod tests {
             user: format!("{i:0>64}"),
             online: false,
             role: Some(Role::Moderator),
+            display_name: Some("\u{1}".repeat(qchat_protocol::MAX_DISPLAY_NAME_LEN)),
         };
         let (members, more) =
             fill(ok_rows((0..20_000).map(member).collect()), usize::MAX).await.expect("fill");

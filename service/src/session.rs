@@ -47,6 +47,12 @@ struct Session {
     uploads: JoinSet<()>,
     /// Cancelled when the session ends.
     closing: CancellationToken,
+    /// Cancelled when the session token this connection logged in with is
+    /// revoked (`session.revoke`, `passwd` elsewhere): the connection ends.
+    kick: CancellationToken,
+    /// The client's name from `hello`, for the session's record when a
+    /// log-in names none.
+    client: String,
     /// When a connection that has not logged in is closed.
     login_deadline: Instant,
 }
@@ -67,6 +73,7 @@ impl End {
             CloseCode::Shutdown => "server shutting down",
             CloseCode::ProtocolError | CloseCode::FrameTooLarge => "protocol error",
             CloseCode::Internal | CloseCode::ServerBusy => "internal error",
+            CloseCode::Revoked => "session revoked",
             // Before log-in nobody is told anything; a normal end says why.
             CloseCode::LoginTimeout | CloseCode::Normal => "closed",
         };
@@ -138,6 +145,8 @@ pub(crate) async fn run(
         downloads,
         uploads: JoinSet::new(),
         closing: CancellationToken::new(),
+        kick: CancellationToken::new(),
+        client: String::new(),
         login_deadline: deadline,
     };
     let end = session.read_loop(recv, deadline, &cancel).await;
@@ -155,8 +164,15 @@ pub(crate) async fn run(
 
     // Detach first so no new events are queued, then let the writer drain what
     // is queued (the quit reply among it) before closing.
-    if session.login.is_some() {
+    if let Some(login) = &session.login {
         shared.hub.detach(id, end.presence.clone());
+        // When the session was last used, for its owner's `sessions` list;
+        // a revoked one is gone and this changes nothing.
+        if let Err(e) =
+            crate::db::sessions::touch(&shared.pool, login.tenant, &login.token_hash, None).await
+        {
+            tracing::debug!(cause = %e, "recording the session's last use");
+        }
     }
     drop(session);
     let mut writer = writer;
@@ -167,7 +183,8 @@ pub(crate) async fn run(
     }
     if let Ok(Ok(Some(mut send))) = drained {
         let _ = send.finish();
-        if end.code == CloseCode::Normal {
+        // A revoked session may have answered its own `session.revoke`.
+        if matches!(end.code, CloseCode::Normal | CloseCode::Revoked) {
             // Give the peer a moment to read the last reply; it usually closes first.
             let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
         }
@@ -226,6 +243,9 @@ impl Session {
                         },
                         () = cancel.cancelled() => {
                             return End::new(CloseCode::Shutdown, "server shutting down");
+                        }
+                        () = self.kick.cancelled() => {
+                            return End::new(CloseCode::Revoked, "session revoked");
                         }
                         uni = self.conn.accept_uni() => {
                             if let Ok(recv) = uni {
@@ -304,6 +324,8 @@ impl Session {
                 remote: self.remote,
                 out: &self.out,
                 login: &mut self.login,
+                kick: &self.kick,
+                client: &mut self.client,
             },
             downloads: &mut self.downloads,
         };

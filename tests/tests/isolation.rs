@@ -18,6 +18,10 @@
 //! `isolation/access.rs`), does the same for the access model inside and
 //! across tenants: DMs, private rooms, invitations, bans, kicks and role
 //! changes, checked against a model of who may see what.
+//!
+//! Both hold `search` to more: every search must return exactly the
+//! messages of the rooms its user may read now — none from a room left,
+//! never joined, kicked or banned from, none of another tenant's or DM's.
 
 #[path = "isolation/access.rs"]
 mod access;
@@ -80,6 +84,9 @@ enum Act {
     Relogin,
     /// Log in to the own tenant with a user name of the other one.
     CrossLogin,
+    /// `search`: in every readable room or one named room; `cross` looks
+    /// for the other tenant's marker, or names its room.
+    Search(Option<u8>, bool),
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -106,6 +113,7 @@ fn act() -> impl Strategy<Value = Act> {
         1 => Just(Act::Logout),
         1 => Just(Act::Relogin),
         1 => Just(Act::CrossLogin),
+        3 => (prop::option::of(room.clone()), cross).prop_map(|(r, c)| Act::Search(r, c)),
     ]
 }
 
@@ -162,6 +170,9 @@ struct Known {
     /// Session steps: resumes and logouts.
     resumes: usize,
     logouts: usize,
+    /// Searches run, and hits checked against the model.
+    searches: usize,
+    hits: usize,
 }
 
 struct Case<'a> {
@@ -172,6 +183,8 @@ struct Case<'a> {
     tokens: Vec<String>,
     known: Known,
     sent: u32,
+    /// Text messages committed in each tenant's rooms.
+    messages: [HashMap<u8, usize>; 2],
 }
 
 impl Case<'_> {
@@ -299,7 +312,10 @@ impl Case<'_> {
                 if cross {
                     self.probe(actor, "send", fields).await?;
                 } else {
-                    self.call(actor, "send", fields).await?;
+                    let r = self.call(actor, "send", fields).await?;
+                    if r.get("ok").is_some() {
+                        *self.messages[own].entry(n).or_default() += 1;
+                    }
                 }
             }
             Act::Join(n, cross)
@@ -328,6 +344,7 @@ impl Case<'_> {
                     }
                 }
             }
+            Act::Search(filter, cross) => self.search(actor, filter, cross).await?,
             Act::Upload(n, k, cross) => self.upload(actor, n, room(n, cross), k, cross).await?,
             Act::FileGet(pick, cross) => {
                 let t = if cross { other } else { own };
@@ -433,6 +450,93 @@ impl Case<'_> {
                 c.conn.close(0u32.into(), b"done");
             }
         }
+        Ok(())
+    }
+
+    /// Whether the model has `actor` in room `n` of its tenant now.
+    fn is_member(&self, actor: usize, n: u8) -> bool {
+        let own = Self::tenant_of(actor);
+        self.known.members.get(&(own, n)).is_some_and(|m| m.contains(&actor))
+    }
+
+    /// `search` checked against the model: searching for "hello" (in every
+    /// text message) finds exactly the messages of the rooms the actor is
+    /// a member of now, page after page; naming a room the actor cannot
+    /// read is `not_found`; the other tenant's marker finds nothing, and
+    /// naming its room is a probe.
+    async fn search(
+        &mut self,
+        actor: usize,
+        filter: Option<u8>,
+        cross: bool,
+    ) -> anyhow::Result<()> {
+        let own = Self::tenant_of(actor);
+        let other = 1 - own;
+        self.known.searches += 1;
+        if cross {
+            if let Some(n) = filter {
+                let fields = json!({"query": "hello", "room": self.tenants[other].room(n)});
+                return self.probe(actor, "search", fields).await;
+            }
+            let fields = json!({"query": self.tenants[other].marker});
+            let r = self.call(actor, "search", fields).await?;
+            ensure!(r["ok"]["hits"] == json!([]), "{}: {r}", self.who(actor));
+            return Ok(());
+        }
+        let readable: Vec<u8> = match filter {
+            Some(n) if self.is_member(actor, n) => vec![n],
+            Some(n) => {
+                let fields = json!({"query": "hello", "room": self.tenants[own].room(n)});
+                // `forbidden` for a room that exists (public: seen, not
+                // read), `not_found` for one never created: no hits either way.
+                let r = self.call(actor, "search", fields).await?;
+                let code = r["err"]["code"].as_str().unwrap_or("<ok>");
+                ensure!(code == "forbidden" || code == "not_found", "{}: {r}", self.who(actor));
+                return Ok(());
+            }
+            None => (0..ROOMS).filter(|&n| self.is_member(actor, n)).collect(),
+        };
+        let names: Vec<String> = readable.iter().map(|&n| self.tenants[own].room(n)).collect();
+        let want: usize =
+            readable.iter().map(|n| self.messages[own].get(n).copied().unwrap_or(0)).sum();
+        let mut got = 0usize;
+        let mut cursor: Option<String> = None;
+        let mut last: Option<(i64, u64)> = None;
+        // Bounded: a case sends at most 40 messages.
+        for _ in 0..10 {
+            let mut fields = json!({"query": "HELLO", "limit": 7});
+            if let Some(n) = filter {
+                fields["room"] = json!(self.tenants[own].room(n));
+            }
+            if let Some(c) = &cursor {
+                fields["cursor"] = json!(c);
+            }
+            let r = self.call(actor, "search", fields).await?;
+            let ok = r.get("ok").with_context(|| format!("{}: search {r}", self.who(actor)))?;
+            for hit in ok["hits"].as_array().context("hits")? {
+                let room = hit["room"].as_str().unwrap_or_default();
+                ensure!(
+                    names.iter().any(|n| n == room),
+                    "{} found a message of {room}, which it cannot read: {hit}",
+                    self.who(actor)
+                );
+                let key = (hit["ts"].as_i64().unwrap_or(0), hit["seq"].as_u64().unwrap_or(0));
+                ensure!(last.is_none_or(|l| key.0 <= l.0), "not newest first: {r}");
+                last = Some(key);
+                ensure!(hit["marks"].as_array().is_some_and(|m| !m.is_empty()), "{hit}");
+                got += 1;
+                self.known.hits += 1;
+            }
+            if ok["more"] != true {
+                break;
+            }
+            cursor = Some(ok["cursor"].as_str().context("cursor with more")?.to_owned());
+        }
+        ensure!(
+            got == want,
+            "{} found {got} messages in {names:?}, which hold {want}",
+            self.who(actor)
+        );
         Ok(())
     }
 
@@ -651,6 +755,7 @@ async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
         tokens: vec![String::new(); 2 * USERS],
         known: Known::default(),
         sent: 0,
+        messages: [HashMap::new(), HashMap::new()],
     };
     for actor in 0..2 * USERS {
         let c = case.login(actor, true).await?;
@@ -667,6 +772,10 @@ async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
         let r = case.tenants[Case::tenant_of(actor)].room(0);
         case.call(actor, "room.join", json!({"room": r})).await?;
         case.known.members.entry((Case::tenant_of(actor), 0)).or_default().insert(actor);
+    }
+    // Something to search for from the start: one message each in room 0.
+    for actor in 0..2 * USERS {
+        case.step(Step { actor, op: Act::Send(0, false) }).await?;
     }
     for step in steps {
         let what = format!("{step:?}");
@@ -711,6 +820,8 @@ async fn no_tenant_ever_sees_another_tenants_data() -> anyhow::Result<()> {
             known.stream_probes_open;
         *t.entry("resumes").or_default() += known.resumes;
         *t.entry("logouts").or_default() += known.logouts;
+        *t.entry("searches").or_default() += known.searches;
+        *t.entry("search hits checked").or_default() += known.hits;
         Ok(())
     });
     let t = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);

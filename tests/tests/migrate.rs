@@ -248,6 +248,10 @@ async fn a_sqlite_deployment_moves_to_postgres_with_every_room_history() -> anyh
     let dup =
         ann.ok("send", json!({"room": "general", "client_msg_id": "m3", "body": "x"})).await?;
     assert_eq!(dup["duplicate"], true, "idempotency keys came along");
+    // The copied messages are searchable on PostgreSQL (its index is a
+    // column it computes; nothing of SQLite's FTS5 index is copied).
+    let found = ann.ok("search", json!({"query": "message 8", "room": "general"})).await?;
+    assert_eq!(found["hits"].as_array().map(Vec::len), Some(1), "{found}");
     ann.ok("room.create", json!({"room": "new-room"})).await?;
     s.user("acme", "cy", PW).await?;
     let c = client(&s, "acme", "ann").await?;

@@ -65,6 +65,16 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
         Command::Download { file_ids, out } => {
             super::transfer::download(&client, &file_ids, &out).await
         }
+        Command::Search { query, room, from, after, before, has_file, limit, json } => {
+            let s =
+                super::search::Search { query, room, from, after, before, has_file, limit, json };
+            super::search::search(&client, s).await
+        }
+        Command::Profile { user, set, clear } => {
+            super::account::profile(&client, user.as_deref(), set.as_deref(), clear).await
+        }
+        Command::Passwd => super::account::passwd(&client, opts).await,
+        Command::Sessions { revoke } => super::account::sessions(&client, revoke.as_deref()).await,
         Command::Config { .. } => Ok(()),
     };
     // Leave politely whatever happened; a failure here adds nothing useful.
@@ -116,7 +126,11 @@ async fn who(client: &Client, room: &str) -> anyhow::Result<()> {
     let members =
         client.members(room).await.with_context(|| format!("listing members of {room}"))?;
     for m in members {
-        println!("{} {}", m.user, if m.online { "online" } else { "offline" });
+        let online = if m.online { "online" } else { "offline" };
+        match &m.display_name {
+            Some(d) => println!("{} {online} {}", m.user, super::print::sanitize(d)),
+            None => println!("{} {online}", m.user),
+        }
     }
     Ok(())
 }

@@ -85,9 +85,9 @@ fn main_chat(messages: Vec<Message>) -> Chat {
     chat.update(Msg::Net(NetEvent::Members {
         room: "general".into(),
         members: vec![
-            MemberInfo { user: "ann".into(), online: true, role: None },
-            MemberInfo { user: "bob".into(), online: true, role: None },
-            MemberInfo { user: "李雷".into(), online: false, role: None },
+            MemberInfo { user: "ann".into(), online: true, role: None, display_name: None },
+            MemberInfo { user: "bob".into(), online: true, role: None, display_name: None },
+            MemberInfo { user: "李雷".into(), online: false, role: None, display_name: None },
         ],
     }));
     chat

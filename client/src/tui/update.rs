@@ -323,7 +323,12 @@ impl Chat {
                 }
                 r.members.retain(|x| x.user != ev.user);
                 if ev.joined {
-                    r.members.push(MemberInfo { user: ev.user, online: true, role: None });
+                    r.members.push(MemberInfo {
+                        user: ev.user,
+                        online: true,
+                        role: None,
+                        display_name: None,
+                    });
                     r.members.sort_by(|a, b| a.user.cmp(&b.user));
                 }
             }

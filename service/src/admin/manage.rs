@@ -300,7 +300,16 @@ mod tests {
         let pool = open(d).await.expect("open");
         let t = tenant(&pool, "acme").await.expect("acme");
         let ann = user(&pool, &t, "ann").await.expect("ann");
-        db::sessions::create(&pool, t.id, ann, b"hash", i64::MAX).await.expect("session");
+        db::sessions::create(
+            &pool,
+            t.id,
+            ann,
+            b"hash",
+            i64::MAX,
+            db::sessions::Origin { client: "", address: "" },
+        )
+        .await
+        .expect("session");
         pool.close().await;
 
         assert_eq!(list_users(d, "acme").await.expect("users")[0].sessions, 1);

@@ -1,8 +1,15 @@
-//! `hello`, `register`, `login`, `resume`, `logout`.
+//! `hello`, `register`, `login`, `resume`, `logout`; the caller's own
+//! account: `profile`, `profile.set`, `passwd`, `sessions`,
+//! `session.revoke`.
 
+use std::net::SocketAddr;
+
+use futures_util::TryStreamExt as _;
 use qchat_protocol::{
-    Credentials, ErrorCode, Hello, HelloOk, LoginOk, MAX_FRAME_LEN, MAX_PASSWORD_LEN,
-    MIN_PASSWORD_LEN, PROTOCOL_VERSION, Resume,
+    Credentials, ErrorCode, Hello, HelloOk, LoginOk, MAX_DISPLAY_NAME_LEN, MAX_FRAME_LEN,
+    MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PROTOCOL_VERSION, PasswdOk, PasswdReq, ProfileOk,
+    ProfileReq, ProfileSetReq, Resume, SessionInfo, SessionsOk, SessionsReq, valid_display_name,
+    valid_session_id,
 };
 use serde_json::Value;
 
@@ -11,14 +18,27 @@ use super::{check_name, empty, ok};
 use crate::auth;
 use crate::db::{self, TenantId, UserId};
 use crate::error::{Result, refuse};
+use crate::paging;
 use crate::state::{Login, Shared};
+
+/// Longest client name a session records, in characters.
+const MAX_CLIENT_NAME: usize = 64;
+
+/// A client name as a session records it: control characters dropped, cut
+/// to [`MAX_CLIENT_NAME`] characters.
+fn client_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(MAX_CLIENT_NAME).collect()
+}
 
 /// `hello`; with a `tenant`, also whether `register` is open there, so a
 /// client can offer registration only where it would work. An unknown or
 /// invalid tenant reads as closed (`register` would be refused too), which
 /// tells no more than `register`'s own `not_found` does.
-pub(super) async fn hello(s: &Shared, h: &Hello) -> Result<Value> {
+pub(super) async fn hello(s: &Shared, caller: &mut Caller<'_>, h: &Hello) -> Result<Value> {
     tracing::debug!(client = %h.client.chars().take(64).collect::<String>(), version = h.version, "hello");
+    if !h.client.is_empty() {
+        *caller.client = client_name(&h.client);
+    }
     let open_registration = match h.tenant.as_deref() {
         None => None,
         Some(t) if !qchat_protocol::valid_name(t) => Some(false),
@@ -68,7 +88,7 @@ pub(super) async fn register(s: &Shared, caller: &mut Caller<'_>, c: Credentials
         e => e.into(),
     })?;
     tracing::info!(tenant = %tenant.name, user = %c.user, "registered");
-    start_session(s, caller, tenant.id, tenant.name, user, c.user).await
+    start_session(s, caller, c.client.as_deref(), tenant.id, tenant.name, user, c.user).await
 }
 
 /// `login`. The names and the password's length are checked first
@@ -99,7 +119,7 @@ pub(super) async fn login(s: &Shared, caller: &mut Caller<'_>, c: Credentials) -
         (Some(t), Some(u)) if verified && !u.disabled => {
             drop(attempt);
             tracing::info!(tenant = %t.name, user = %u.name, "logged in");
-            start_session(s, caller, t.id, t.name, u.id, u.name).await
+            start_session(s, caller, c.client.as_deref(), t.id, t.name, u.id, u.name).await
         }
         _ => {
             attempt.failed();
@@ -134,6 +154,10 @@ pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Re
         token_hash: hash,
     };
     tracing::info!(tenant = %login.tenant_name, user = %login.user_name, "resumed");
+    let client = r.client.as_deref().map_or_else(|| caller.client.clone(), client_name);
+    let address = caller.remote.ip().to_string();
+    let origin = db::sessions::Origin { client: &client, address: &address };
+    db::sessions::touch(&s.pool, login.tenant, &login.token_hash, Some(origin)).await?;
     let reply = LoginOk {
         tenant: login.tenant_name.clone(),
         user: login.user_name.clone(),
@@ -146,6 +170,7 @@ pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Re
 async fn start_session(
     s: &Shared,
     caller: &mut Caller<'_>,
+    client: Option<&str>,
     tenant: TenantId,
     tenant_name: String,
     user: UserId,
@@ -154,7 +179,11 @@ async fn start_session(
     let (token, hash) = auth::new_token();
     let ttl = s.config.limits.session_ttl();
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    db::sessions::create(&s.pool, tenant, user, &hash, db::now_ms().saturating_add(ttl_ms)).await?;
+    let client = client.map_or_else(|| caller.client.clone(), client_name);
+    let address = caller.remote.ip().to_string();
+    let origin = db::sessions::Origin { client: &client, address: &address };
+    let expires = db::now_ms().saturating_add(ttl_ms);
+    db::sessions::create(&s.pool, tenant, user, &hash, expires, origin).await?;
     let reply = LoginOk { tenant: tenant_name.clone(), user: user_name.clone(), token };
     attach(s, caller, Login { tenant, tenant_name, user, user_name, token_hash: hash }).await?;
     ok(&reply)
@@ -168,6 +197,7 @@ async fn attach(s: &Shared, caller: &mut Caller<'_>, login: Login) -> Result<()>
         .map(|(id, _)| id)
         .collect();
     s.hub.attach(caller.id, login.tenant, login.user, &login.user_name, caller.out.clone(), &rooms);
+    s.hub.bind_session(caller.id, login.token_hash.clone(), caller.kick.clone());
     s.metrics.login_ok();
     *caller.login = Some(login);
     Ok(())
@@ -176,5 +206,114 @@ async fn attach(s: &Shared, caller: &mut Caller<'_>, login: Login) -> Result<()>
 pub(super) async fn logout(s: &Shared, login: &Login) -> Result<Value> {
     db::sessions::delete(&s.pool, login.tenant, &login.token_hash).await?;
     tracing::info!(tenant = %login.tenant_name, user = %login.user_name, "logged out");
+    empty()
+}
+
+/// `profile`: the caller's or another user's of the tenant.
+pub(super) async fn profile(s: &Shared, login: &Login, r: ProfileReq) -> Result<Value> {
+    let user = r.user.unwrap_or_else(|| login.user_name.clone());
+    check_name("user", &user)?;
+    let display_name = db::users::display_name(&s.pool, login.tenant, &user)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no user named {user}")))?;
+    ok(&ProfileOk { user, display_name })
+}
+
+/// `profile.set`: sets or clears the caller's display name.
+pub(super) async fn profile_set(s: &Shared, login: &Login, r: ProfileSetReq) -> Result<Value> {
+    let name = r.display_name.filter(|n| !n.is_empty());
+    if let Some(n) = &name {
+        if n.len() > MAX_DISPLAY_NAME_LEN {
+            return Err(refuse(
+                ErrorCode::TooLarge,
+                format!("a display name is at most {MAX_DISPLAY_NAME_LEN} bytes"),
+            ));
+        }
+        if !valid_display_name(n) {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "a display name has no control characters nor white space at its ends",
+            ));
+        }
+    }
+    db::users::set_display_name(&s.pool, login.tenant, login.user, name.as_deref()).await?;
+    empty()
+}
+
+/// `passwd`: checks the old password like a log-in (counted against the
+/// address's failed log-ins), stores the new one's hash and revokes every
+/// other session of the user in one transaction, then ends the
+/// connections that used them.
+pub(super) async fn passwd(
+    s: &Shared,
+    login: &Login,
+    remote: SocketAddr,
+    r: PasswdReq,
+) -> Result<Value> {
+    if r.old_password.len() > MAX_PASSWORD_LEN
+        || r.new_password.len() < MIN_PASSWORD_LEN
+        || r.new_password.len() > MAX_PASSWORD_LEN
+    {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("a password is {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"),
+        ));
+    }
+    let attempt = s.auth.reserve_attempt(remote.ip()).ok_or_else(rate_limited)?;
+    let hash = db::users::password_hash(&s.pool, login.tenant, login.user).await?;
+    if !s.auth.verify(&r.old_password, hash.as_deref()).await? {
+        attempt.failed();
+        return Err(refuse(ErrorCode::Unauthorized, "wrong password"));
+    }
+    drop(attempt);
+    let new_hash = s.auth.hash(&r.new_password).await?;
+    let mut tx = s.pool.begin_write().await?;
+    db::users::set_password_hash(&mut tx, login.tenant, login.user, &new_hash).await?;
+    let revoked =
+        db::sessions::revoke_others(&mut tx, login.tenant, login.user, &login.token_hash).await?;
+    tx.commit().await?;
+    s.hub.revoke(&revoked);
+    tracing::info!(
+        tenant = %login.tenant_name, user = %login.user_name, revoked = revoked.len(),
+        "password changed"
+    );
+    ok(&PasswdOk { revoked: revoked.len() as u64 })
+}
+
+/// `sessions`: the caller's sessions by id, as many as fit in one frame.
+pub(super) async fn sessions(s: &Shared, login: &Login, r: SessionsReq) -> Result<Value> {
+    if let Some(after) = &r.after
+        && !valid_session_id(after)
+    {
+        return Err(refuse(ErrorCode::BadRequest, "after must be a session id"));
+    }
+    let hub = &s.hub;
+    let rows = db::sessions::of_user(&s.pool, login.tenant, login.user, r.after.as_deref()).map_ok(
+        |row| SessionInfo {
+            connected: hub.session_connected(&row.token_hash),
+            current: row.token_hash == login.token_hash,
+            id: row.public_id,
+            client: row.client,
+            address: row.address,
+            created: row.created_at,
+            last_seen: row.last_seen,
+        },
+    );
+    let (sessions, more) = paging::fill(rows, usize::MAX).await?;
+    ok(&SessionsOk { sessions, more })
+}
+
+/// `session.revoke`: deletes one of the caller's sessions and ends the
+/// connections logged in with it (the asking one too, after the reply,
+/// when it names its own).
+pub(super) async fn revoke(s: &Shared, login: &Login, id: &str) -> Result<Value> {
+    if !valid_session_id(id) {
+        return Err(refuse(ErrorCode::BadRequest, "a session id is 16 lower-case hex digits"));
+    }
+    let hash = db::sessions::revoke(&s.pool, login.tenant, login.user, id)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::NotFound, format!("no session {id}")))?;
+    s.hub.revoke(&[hash]);
+    tracing::info!(tenant = %login.tenant_name, user = %login.user_name, session = id, "session revoked");
     empty()
 }

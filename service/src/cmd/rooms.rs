@@ -120,10 +120,11 @@ pub(super) async fn members(s: &Shared, login: &Login, req: MembersReq) -> Resul
     let dm = a.room.kind == RoomKind::Dm;
     let hub = &s.hub;
     let rows = members::members(&s.pool, login.tenant, a.room.id, req.after.as_deref()).map_ok(
-        |(id, user, role)| MemberInfo {
+        |(id, user, role, display_name)| MemberInfo {
             online: hub.is_online(login.tenant, id),
             user,
             role: (!dm).then_some(role),
+            display_name,
         },
     );
     let (members, more) = paging::fill(rows, usize::MAX).await?;

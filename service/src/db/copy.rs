@@ -4,7 +4,9 @@
 //!
 //! Columns come from the target's catalogue and are read from the source by
 //! name, so a column added by a migration (to both folders) is copied
-//! without a change here; a new *table* must be added to [`TABLES`] in
+//! without a change here (a generated one, like the search index's
+//! `messages.search`, is left for PostgreSQL to compute; SQLite's FTS5
+//! tables have no counterpart to copy); a new *table* must be added to [`TABLES`] in
 //! reference order, and the copy refuses to run while one is missing.
 
 use std::collections::BTreeSet;
@@ -112,7 +114,8 @@ pub(crate) async fn sqlite_to_postgres(
 async fn columns(tx: &mut sqlx::PgConnection, table: &str) -> Result<Vec<Column>, CopyError> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "select column_name::text, data_type::text from information_schema.columns
-         where table_schema = current_schema() and table_name = $1 order by ordinal_position",
+         where table_schema = current_schema() and table_name = $1 and is_generated = 'NEVER'
+         order by ordinal_position",
     )
     .bind(table)
     .fetch_all(&mut *tx)

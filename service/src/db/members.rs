@@ -188,17 +188,21 @@ pub(crate) async fn standings_of(
     Ok(out)
 }
 
-/// Members of a room with their roles, `(user id, name, role)` by name,
+/// A member: user id, name, role in the room and display name.
+pub(crate) type Member = (UserId, String, Role, Option<String>);
+
+/// Members of a room with their roles and display names, by name,
 /// from the first whose name sorts after `after` (the `members` keyset).
 pub(crate) fn members<'e>(
     db: impl Into<Ex<'e>>,
     tenant: TenantId,
     room: RoomId,
     after: Option<&str>,
-) -> BoxStream<'e, Result<(UserId, String, Role), sqlx::Error>> {
+) -> BoxStream<'e, Result<Member, sqlx::Error>> {
     let after = after.unwrap_or_default().to_owned();
-    on!(db, |e| sqlx::query_as::<_, (i64, String, String)>(
-        "select u.id, u.name, m.role from memberships m join users u on u.id = m.user_id
+    on!(db, |e| sqlx::query_as::<_, (i64, String, String, Option<String>)>(
+        "select u.id, u.name, m.role, u.display_name from memberships m
+         join users u on u.id = m.user_id
          where m.tenant_id = $1 and m.room_id = $2 and u.tenant_id = $1 and u.name > $3
          order by u.name",
     )
@@ -206,7 +210,9 @@ pub(crate) fn members<'e>(
     .bind(room.0)
     .bind(after)
     .fetch(e)
-    .map_ok(|(id, name, role)| (UserId(id), name, Role::parse(&role).unwrap_or(Role::Member)))
+    .map_ok(|(id, name, role, display_name)| {
+        (UserId(id), name, Role::parse(&role).unwrap_or(Role::Member), display_name)
+    })
     .boxed())
 }
 

@@ -76,3 +76,73 @@ pub(crate) async fn by_name(
     .await)?;
     Ok(row.map(User::from))
 }
+
+/// The user's display name: `None` when there is no such user, `Some(None)`
+/// when the user has none.
+pub(crate) async fn display_name(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    name: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    let row: Option<(Option<String>,)> = on!(db, |e| sqlx::query_as(
+        "select display_name from users where tenant_id = $1 and name = $2",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_optional(e)
+    .await)?;
+    Ok(row.map(|(d,)| d))
+}
+
+/// Sets (or, with `None`, clears) the user's display name.
+pub(crate) async fn set_display_name(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    user: UserId,
+    display_name: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    on!(db, |e| sqlx::query(
+        "update users set display_name = $1 where tenant_id = $2 and id = $3"
+    )
+    .bind(display_name)
+    .bind(tenant.0)
+    .bind(user.0)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The user's password hash (`passwd` checks the old password with it).
+pub(crate) async fn password_hash(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Option<String>, sqlx::Error> {
+    on!(db, |e| sqlx::query_scalar(
+        "select password_hash from users where tenant_id = $1 and id = $2",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .fetch_optional(e)
+    .await)
+}
+
+/// Replaces the user's password hash.
+pub(crate) async fn set_password_hash(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    user: UserId,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    on!(db, |e| sqlx::query(
+        "update users set password_hash = $1 where tenant_id = $2 and id = $3"
+    )
+    .bind(hash)
+    .bind(tenant.0)
+    .bind(user.0)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}

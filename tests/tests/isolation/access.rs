@@ -10,6 +10,10 @@
 //! * `rooms` lists exactly the rooms the user may see, with kind, role,
 //!   invitation, topic and title; `members` and `history` exactly what the
 //!   room holds;
+//! * `search` finds exactly the messages of the rooms the user may read
+//!   now — never one of a room they left, were kicked or banned from, a DM
+//!   they are not in or another tenant's — and naming a room answers as
+//!   any request naming it does;
 //! * no frame a user receives names a room (its id) they never could see,
 //!   or carries a message of a room they never could read; no message event
 //!   reaches a user who was not a member when it was committed (events stop
@@ -43,8 +47,13 @@ const CONTENTS: u8 = 3;
 #[derive(Debug, Clone)]
 enum Op {
     Rooms,
-    Create { name: usize, private: bool },
-    Dm { others: Vec<usize> },
+    Create {
+        name: usize,
+        private: bool,
+    },
+    Dm {
+        others: Vec<usize>,
+    },
     Join(Ref),
     Leave(Ref),
     Invite(Ref, usize),
@@ -62,6 +71,8 @@ enum Op {
     Members(Ref),
     Upload(Ref, u8),
     FileGet(usize),
+    /// `search` over every readable room, or in one named room.
+    Search(Option<Ref>),
 }
 
 #[derive(Default, Debug)]
@@ -74,6 +85,8 @@ struct Stats {
     message_events: usize,
     lists: usize,
     files: usize,
+    searches: usize,
+    hits: usize,
 }
 
 struct Run<'a> {
@@ -205,6 +218,10 @@ impl Run<'_> {
             86..=92 => {
                 let r = self.pick_ref(u);
                 Op::Upload(r, self.rng.below(u64::from(CONTENTS)) as u8)
+            }
+            93..=95 => {
+                let r = self.rng.chance(40).then(|| self.pick_ref(u));
+                Op::Search(r)
             }
             _ => {
                 let files = self.world.files.len() as u64;
@@ -562,6 +579,7 @@ impl Run<'_> {
                     self.world.messages.remove(&n);
                 }
             }
+            Op::Search(reference) => self.search(u, reference.as_ref(), &what).await?,
             Op::History(reference) | Op::Sync(reference) => {
                 let sync = what.starts_with("Sync");
                 let gate = self.gate(u, &reference, Need::Read);
@@ -733,6 +751,71 @@ impl Run<'_> {
     }
 
     /// `rooms` must list exactly what the model says `u` sees.
+    /// `search` for a word every user's message holds ("from"): the hits,
+    /// page after page, are exactly the messages of the rooms the model
+    /// lets `u` read now (of the one room named, after the same answer as
+    /// any request naming it).
+    async fn search(
+        &mut self,
+        u: usize,
+        reference: Option<&Ref>,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        self.stats.searches += 1;
+        let rooms: Vec<usize> = match reference {
+            Some(reference) => {
+                let gate = self.gate(u, reference, Need::Read);
+                let fields = json!({"query": "from", "room": reference.wire(), "limit": 1});
+                let r = self.call(u, "search", fields).await?;
+                if !self.expect(u, what, &r, &expected(&gate))? {
+                    return Ok(());
+                }
+                vec![gate.unwrap_or_default()]
+            }
+            None => (0..self.world.rooms.len())
+                .filter(|&r| {
+                    self.world.visible(u, r) && self.world.decide(u, r, Need::Read) == Expect::Ok
+                })
+                .collect(),
+        };
+        let want: BTreeSet<u64> =
+            rooms.iter().flat_map(|&r| self.world.rooms[r].texts.iter().copied()).collect();
+        let mut got = BTreeSet::new();
+        let mut cursor: Option<String> = None;
+        // Bounded: a run sends fewer than 2,400 messages.
+        for _ in 0..30 {
+            let mut fields = json!({"query": "from", "limit": 100});
+            if let Some(reference) = reference {
+                fields["room"] = json!(reference.wire());
+            }
+            if let Some(c) = &cursor {
+                fields["cursor"] = json!(c);
+            }
+            let r = self.call(u, "search", fields).await?;
+            let ok = r.get("ok").with_context(|| format!("{} {what}: {r}", self.who(u)))?;
+            for hit in ok["hits"].as_array().into_iter().flatten() {
+                let n = hit["excerpt"]
+                    .as_str()
+                    .and_then(|b| b.split_once('#')?.1.split(' ').next()?.parse::<u64>().ok())
+                    .with_context(|| format!("{} {what}: not our message: {hit}", self.who(u)))?;
+                ensure!(got.insert(n), "{} {what}: #{n} found twice", self.who(u));
+                self.stats.hits += 1;
+            }
+            if ok["more"] != true {
+                break;
+            }
+            cursor = Some(ok["cursor"].as_str().context("a cursor with more")?.to_owned());
+        }
+        let leaked: Vec<&u64> = got.difference(&want).collect();
+        ensure!(
+            leaked.is_empty(),
+            "{} {what} found messages it may not read: {leaked:?}",
+            self.who(u)
+        );
+        ensure!(got == want, "{} {what}: found {got:?}, the rooms hold {want:?}", self.who(u));
+        Ok(())
+    }
+
     async fn check_rooms(&mut self, u: usize) -> anyhow::Result<()> {
         self.stats.lists += 1;
         let r = self.call(u, "rooms", json!({})).await?;
@@ -871,6 +954,7 @@ async fn no_user_ever_sees_a_room_they_may_not_read() -> anyhow::Result<()> {
     for u in 0..run.conns.len() {
         run.call(u, "ping", json!({})).await?;
         run.check_rooms(u).await?;
+        run.search(u, None, "final search").await?;
     }
     let rooms = run.world.rooms.iter().filter(|r| !r.deleted).count();
     let kinds = |k: Kind| run.world.rooms.iter().filter(|r| r.kind == k).count();
@@ -887,6 +971,7 @@ async fn no_user_ever_sees_a_room_they_may_not_read() -> anyhow::Result<()> {
     );
     ensure!(run.stats.ops >= 2000, "too few operations");
     ensure!(run.stats.missing_rooms > 100 && run.stats.message_events > 100, "{:?}", run.stats);
+    ensure!(run.stats.searches > 20 && run.stats.hits > 100, "{:?}", run.stats);
     let _ = run.s;
     Ok(())
 }

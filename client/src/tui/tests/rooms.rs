@@ -109,9 +109,24 @@ fn with_access(chat: &mut Chat) {
     chat.update(Msg::Net(NetEvent::Members {
         room: "general".into(),
         members: vec![
-            MemberInfo { user: "ann".into(), online: true, role: Some(Role::Moderator) },
-            MemberInfo { user: "bob".into(), online: true, role: Some(Role::Owner) },
-            MemberInfo { user: "李雷".into(), online: false, role: Some(Role::Member) },
+            MemberInfo {
+                user: "ann".into(),
+                online: true,
+                role: Some(Role::Moderator),
+                display_name: None,
+            },
+            MemberInfo {
+                user: "bob".into(),
+                online: true,
+                role: Some(Role::Owner),
+                display_name: None,
+            },
+            MemberInfo {
+                user: "李雷".into(),
+                online: false,
+                role: Some(Role::Member),
+                display_name: None,
+            },
         ],
     }));
 }
