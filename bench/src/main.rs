@@ -46,6 +46,8 @@ enum Scenario {
     Idle(scenario::idle::Args),
     /// Random history pages through the protocol against the direct SQLite query.
     History(scenario::history::Args),
+    /// Full-text searches through the protocol against the direct SQLite query.
+    Search(scenario::search::Args),
     /// Acknowledged sends per second: group commit against one transaction per message.
     Durable(scenario::durable::Args),
     /// Chat latency during a login storm against without it.
@@ -105,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Idle(a) => scenario::idle::run(a).await?,
         Scenario::History(a) => scenario::history::run(a).await?,
+        Scenario::Search(a) => scenario::search::run(a).await?,
         Scenario::Durable(a) => scenario::durable::run(a).await?,
         Scenario::LoginStorm(a) => scenario::login_storm::run(a).await?,
         Scenario::Tui(a) => scenario::tui::run(a).await?,

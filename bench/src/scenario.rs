@@ -7,4 +7,5 @@ pub(crate) mod files;
 pub(crate) mod history;
 pub(crate) mod idle;
 pub(crate) mod login_storm;
+pub(crate) mod search;
 pub(crate) mod tui;
