@@ -29,7 +29,10 @@ pub enum ClientEvent {
     /// else. Its messages arrive as events from here on when joined.
     Room(Box<RoomInfo>),
     /// A room left this user's list: left elsewhere, kicked, banned, or
-    /// deleted. Its events stop.
+    /// deleted. Its events stop. Also when catching up after a reconnect
+    /// finds a room no longer readable (reason `Unknown`; `room` and
+    /// `room_id` are then the room's id if the client knew it, else its
+    /// name).
     RoomRemoved(RoomRemoved),
     /// The connection state changed.
     State(ConnState),

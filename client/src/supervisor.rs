@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use qchat_protocol::{
-    Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, Resume, RoomsOk, RoomsReq, SendOk,
-    SyncReq,
+    Credentials, ErrorCode, Event, LoginOk, MessagesOk, Op, RemovedReason, Resume, RoomRemoved,
+    RoomsOk, RoomsReq, SendOk, SyncReq,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -125,19 +125,17 @@ pub(crate) async fn all_rooms(conn: &Connection) -> Result<RoomsOk, ClientError>
     }
 }
 
-/// Makes the sequencer's tracked rooms match the server's list of joined
-/// rooms: newly joined rooms start at their `last_seq` (only new messages
-/// arrive as events), rooms left elsewhere are dropped.
+/// Tracks the rooms of the server's list that the user joined and the
+/// sequencer does not follow yet, each from its `last_seq` (only new
+/// messages arrive as events). A tracked room missing from the list (left
+/// elsewhere, kicked, banned or deleted while the connection was down)
+/// stays tracked: its catch-up `sync` is refused, which untracks it and
+/// tells the application ([`ClientEvent::RoomRemoved`]).
 pub(crate) fn reconcile_rooms(seq: &mut Sequencer, rooms: &RoomsOk) {
     let tracked: Vec<String> = seq.tracked().into_iter().map(|(r, _)| r).collect();
     for room in &rooms.rooms {
         if room.joined && !tracked.iter().any(|t| t == room.key()) {
             seq.track(room.key(), room.last_seq);
-        }
-    }
-    for key in tracked {
-        if !rooms.rooms.iter().any(|r| r.joined && r.key() == key) {
-            seq.untrack(&key);
         }
     }
 }
@@ -360,6 +358,7 @@ async fn session(
             }
             Some(done) = syncs.join_next() => {
                 let Ok((room, result)) = done else { continue };
+                let mut gone = None;
                 let step = match result {
                     Ok(page) => lock(&shared.sequencer).on_sync_page(&room, page.messages, page.more),
                     Err(e) => {
@@ -367,12 +366,27 @@ async fn session(
                         let mut seq = lock(&shared.sequencer);
                         if matches!(e.code(), Some(ErrorCode::Forbidden | ErrorCode::NotFound)) {
                             seq.untrack(&room);
+                            gone = Some(room);
                         } else {
                             seq.on_sync_failed(&room);
                         }
                         Step::default()
                     }
                 };
+                // The room left the user's reach while the connection was
+                // down (kicked, banned, deleted): its `room.removed` went to
+                // a connection that was gone, so say it here, reason unknown.
+                if let Some(room) = gone {
+                    let removed = RoomRemoved {
+                        room: room.clone(),
+                        room_id: room,
+                        reason: RemovedReason::Unknown,
+                        by: None,
+                    };
+                    if deliver(shared, app, ClientEvent::RoomRemoved(removed)).await.is_err() {
+                        return End::Stop;
+                    }
+                }
                 if apply(shared, app, conn, &mut syncs, step).await.is_err() {
                     return End::Stop;
                 }

@@ -476,10 +476,16 @@ async fn changes_survive_a_restart_and_sync_replays_them_once() -> anyhow::Resul
         c.ok("room.join", json!({"room": "plans"})).await?;
     }
     let (bob, mut events) = within("bob connects", Client::connect(config(&s, "bob"))).await?;
+    let (carol, mut carol_events) =
+        within("carol connects", Client::connect(config(&s, "carol"))).await?;
+    let rooms = carol.rooms().await?;
+    let plans_id = rooms.iter().find(|r| r.display() == "plans").map(|r| r.key().to_owned());
+    let plans_id = plans_id.context("carol lists plans")?;
     let mut seen: Vec<Message> = Vec::new();
-    // Bob's connection drops; meanwhile the room changes, and the server
-    // restarts.
+    // Bob's and carol's connections drop; meanwhile the room changes (carol
+    // is kicked, then banned), and the server restarts.
     bob.force_disconnect();
+    carol.force_disconnect();
     let changes = [
         ("room.kick", json!({"room": "plans", "user": "carol", "reason": "too loud"})),
         ("room.role", json!({"room": "plans", "user": "dave", "role": "moderator"})),
@@ -546,10 +552,29 @@ async fn changes_survive_a_restart_and_sync_replays_them_once() -> anyhow::Resul
     let rooms = bob.rooms().await?;
     let plans = rooms.iter().find(|r| r.display() == "plans").context("plans listed")?;
     assert_eq!(plans.topic.as_deref(), Some("launch on friday"));
-    let mut carol = login(&s, "acme", "carol").await?;
-    let r = carol.call("room.join", json!({"room": "plans"})).await?;
+    let mut raw = login(&s, "acme", "carol").await?;
+    let r = raw.call("room.join", json!({"room": "plans"})).await?;
     assert_eq!(r["err"]["message"], "no room named plans", "still banned: {r}");
+    // Carol's client, back, finds the room gone (its `room.removed` went
+    // to the dropped connection) and says so, once; nothing of the room
+    // after her kick reaches her.
+    let removed = within("carol hears plans is gone", async {
+        loop {
+            match carol_events.recv().await {
+                Some(ClientEvent::RoomRemoved(r)) => return anyhow::Ok(r),
+                Some(ClientEvent::Message(m)) if m.room_id.as_deref() == Some(&plans_id) => {
+                    ensure!(m.seq < seqs[0], "carol got seq {} of plans after her kick", m.seq);
+                }
+                Some(_) => {}
+                None => anyhow::bail!("events ended"),
+            }
+        }
+    })
+    .await?;
+    assert_eq!((removed.room_id.as_str(), removed.by), (plans_id.as_str(), None));
+    assert_eq!(removed.reason, qchat_client::RemovedReason::Unknown);
     bob.quit(None).await?;
+    carol.quit(None).await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::{ChangeKind, ClientEvent, ConnState, MemberInfo, RemovedReason, RoomK
 
 use super::app::{ConnectError, Effect, Msg, NetEvent};
 use super::layout;
-use super::model::{Chat, FormStatus, PASSWORD, Registration, Screen};
+use super::model::{Chat, FormStatus, PASSWORD, Registration, RoomState, Screen};
 use super::notify::Alert;
 use super::timeline::EventKind;
 use super::transfer::{self};
@@ -336,7 +336,11 @@ impl Chat {
             // opened by someone, joined elsewhere, a new role or topic).
             ClientEvent::Room(info) => self.merge_rooms(vec![*info]),
             ClientEvent::RoomRemoved(gone) => {
-                let Some(i) = self.find(&gone.room) else { return };
+                let by_id = |r: &RoomState| r.info.id.as_deref() == Some(gone.room_id.as_str());
+                let Some(i) = self.find(&gone.room).or_else(|| self.rooms.iter().position(by_id))
+                else {
+                    return;
+                };
                 let ts = (self.wall)();
                 let r = &mut self.rooms[i];
                 let was_member = r.info.joined;
