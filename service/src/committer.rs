@@ -442,7 +442,7 @@ fn publish(hub: &Hub, m: &NewMessage, room: &RoomLabel, seq: u64, offer: Option<
         change: m.change.clone(),
     });
     match encode_json(&ev) {
-        Ok(frame) => hub.publish(m.room, room, &frame),
+        Ok(frame) => hub.publish_message(m.tenant, m.room, seq, room, &frame),
         Err(e) => tracing::error!(cause = %e, "encoding message event"),
     }
 }

@@ -5,10 +5,12 @@
 //! binary flattens into `qchatd serve`. Unknown keys are refused so a typo
 //! cannot silently fall back to a default, and every error names the key.
 
+mod cluster;
 mod files;
 mod overrides;
 mod quotas;
 
+pub use cluster::Cluster;
 pub use files::FileLimits;
 pub use overrides::Overrides;
 pub use quotas::Quotas;
@@ -65,6 +67,8 @@ pub struct Config {
     pub files: FileLimits,
     /// What users may create, per user and per tenant.
     pub quotas: Quotas,
+    /// Cluster mode: NATS, the node's name, the shared file store.
+    pub cluster: Cluster,
 }
 
 /// Log line format.
@@ -138,6 +142,7 @@ impl Default for Config {
             limits: Limits::default(),
             files: FileLimits::default(),
             quotas: Quotas::default(),
+            cluster: Cluster::default(),
         }
     }
 }
@@ -275,8 +280,18 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, message: &str| Err(ConfigError::Value { key, message: message.into() });
         let l = &self.limits;
-        if let Err(message) = self.database() {
-            return Err(ConfigError::Value { key: "database_url", message });
+        match self.database() {
+            Err(message) => return Err(ConfigError::Value { key: "database_url", message }),
+            Ok(DatabaseUrl::Sqlite(_)) if self.cluster.enabled() => {
+                return bad(
+                    "nats_url",
+                    "cluster mode needs a PostgreSQL database_url that every node shares",
+                );
+            }
+            Ok(_) => {}
+        }
+        if self.cluster.enabled() && !self.cluster.nats_url.contains("://") {
+            return bad("nats_url", "give a URL such as nats://127.0.0.1:4222");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert", "tls_cert and tls_key go together");

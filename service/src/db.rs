@@ -19,6 +19,7 @@
 //! same schema; a new migration is added to both folders.
 
 mod backend;
+pub(crate) mod cluster;
 pub(crate) mod copy;
 pub(crate) mod files;
 pub(crate) mod members;

@@ -5,17 +5,30 @@
 //!
 //! One std `Mutex` guards everything: every operation is a few hash-map
 //! updates and non-blocking `try_send`s, never an `.await`.
+//!
+//! Messages go through [`order`]: each room's reach this node's
+//! subscribers in seq order and once. In a cluster the hub also tells the
+//! other nodes what happened here ([`remote::Outgoing`], through a channel
+//! the bus drains) and takes what they report (the `remote_*` methods):
+//! their messages and room events, joins and leaves that subscribe
+//! connections here, and who is online there ([`remote::Remote`]), so that
+//! presence and `members` count every node.
+
+pub(crate) mod order;
+pub(crate) mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use qchat_protocol::{Event, Presence, encode_json};
-
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{RoomId, RoomLabel, TenantId, UserId};
 use crate::outbound::Outbound;
+use order::{Frame, Order};
+use remote::{Control, NodeId, OnlineUser, Outgoing, Remote};
 
 /// Identifies one connection for the life of the process.
 pub(crate) type ConnId = u64;
@@ -24,6 +37,8 @@ pub(crate) type ConnId = u64;
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     state: Mutex<State>,
+    /// To the bus, in a cluster; `None` on a single node.
+    cluster: Option<mpsc::UnboundedSender<Outgoing>>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +52,10 @@ struct State {
     /// The session (token hash) each logged-in connection uses, and what
     /// ends the connection when that session is revoked.
     sessions: HashMap<ConnId, (Vec<u8>, CancellationToken)>,
+    /// Each room's delivery order.
+    order: Order,
+    /// Who is online on the other nodes.
+    remote: Remote,
 }
 
 #[derive(Debug)]
@@ -49,8 +68,22 @@ struct Conn {
 }
 
 impl Hub {
+    /// A hub that reports to the other nodes of a cluster through `bus`.
+    pub(crate) fn clustered(bus: mpsc::UnboundedSender<Outgoing>) -> Self {
+        Self { state: Mutex::default(), cluster: Some(bus) }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `item` to the bus (nothing on a single node). The channel is
+    /// unbounded and the bus drains it at once; its items are small.
+    fn tell(&self, item: Outgoing) {
+        if let Some(bus) = &self.cluster {
+            // Closed only while shutting down.
+            let _ = bus.send(item);
+        }
     }
 
     /// Registers a logged-in connection subscribed to `rooms`. Tells the rooms
@@ -81,11 +114,15 @@ impl Hub {
         let conns = st.users.entry((tenant, user)).or_default();
         conns.insert(conn);
         if conns.len() == 1 {
-            st.presence(
-                tenant,
-                user,
-                Presence { user: name.to_owned(), online: true, reason: None },
-            );
+            if !st.remote.is_online((tenant, user)) {
+                st.presence(
+                    tenant,
+                    user,
+                    Presence { user: name.to_owned(), online: true, reason: None },
+                );
+            }
+            let user = st.online_user(tenant, user, name);
+            self.tell(Outgoing::Control(Control::Presence { user, online: true, reason: None }));
         }
     }
 
@@ -131,13 +168,55 @@ impl Hub {
         });
         if last {
             st.users.remove(&key);
-            // Tell the rooms the user was in through this connection.
-            st.presence_in(&c.rooms, None, Presence { user: c.name, online: false, reason });
+            let user = OnlineUser {
+                tenant: c.tenant.0,
+                user: c.user.0,
+                name: c.name.clone(),
+                rooms: c.rooms.iter().map(|r| r.0).collect(),
+            };
+            if !st.remote.is_online(key) {
+                // Tell the rooms the user was in through this connection.
+                let p = Presence { user: c.name, online: false, reason: reason.clone() };
+                st.presence_in(&c.rooms, None, p);
+            }
+            self.tell(Outgoing::Control(Control::Presence { user, online: false, reason }));
         }
     }
 
-    /// Subscribes every connection of `user` to `room`.
+    /// Subscribes every connection of `user` to `room`, on every node.
     pub(crate) fn subscribe_user(&self, tenant: TenantId, user: UserId, room: RoomId) {
+        self.remote_subscribe(tenant, user, room, true);
+        self.tell(Outgoing::Control(Control::Subscribe {
+            tenant: tenant.0,
+            user: user.0,
+            room: room.0,
+            on: true,
+        }));
+    }
+
+    /// Unsubscribes every connection of `user` from `room`, on every node.
+    pub(crate) fn unsubscribe_user(&self, tenant: TenantId, user: UserId, room: RoomId) {
+        self.remote_subscribe(tenant, user, room, false);
+        self.tell(Outgoing::Control(Control::Subscribe {
+            tenant: tenant.0,
+            user: user.0,
+            room: room.0,
+            on: false,
+        }));
+    }
+
+    /// Subscribes (`on`) or unsubscribes this node's connections of `user`
+    /// to `room`, as a join or leave on another node asks.
+    pub(crate) fn remote_subscribe(&self, tenant: TenantId, user: UserId, room: RoomId, on: bool) {
+        self.lock().remote.follow((tenant, user), room, on);
+        if on {
+            self.subscribe_here(tenant, user, room);
+        } else {
+            self.unsubscribe_here(tenant, user, room);
+        }
+    }
+
+    fn subscribe_here(&self, tenant: TenantId, user: UserId, room: RoomId) {
         let mut st = self.lock();
         let conns: Vec<ConnId> =
             st.users.get(&(tenant, user)).into_iter().flatten().copied().collect();
@@ -150,8 +229,7 @@ impl Hub {
         }
     }
 
-    /// Unsubscribes every connection of `user` from `room`.
-    pub(crate) fn unsubscribe_user(&self, tenant: TenantId, user: UserId, room: RoomId) {
+    fn unsubscribe_here(&self, tenant: TenantId, user: UserId, room: RoomId) {
         let mut st = self.lock();
         let conns: Vec<ConnId> =
             st.users.get(&(tenant, user)).into_iter().flatten().copied().collect();
@@ -168,8 +246,15 @@ impl Hub {
         }
     }
 
-    /// Unsubscribes everyone from `room` (it was deleted).
+    /// Unsubscribes everyone from `room` (it was deleted), on every node.
     pub(crate) fn close_room(&self, room: RoomId) {
+        self.remote_close_room(room);
+        self.tell(Outgoing::Control(Control::CloseRoom { room: room.0 }));
+    }
+
+    /// Unsubscribes this node's connections from `room`, as another node
+    /// that deleted it asks.
+    pub(crate) fn remote_close_room(&self, room: RoomId) {
         let mut st = self.lock();
         let Some(subs) = st.rooms.remove(&room) else { return };
         for id in subs.keys() {
@@ -180,20 +265,36 @@ impl Hub {
     }
 
     /// Offers a pre-serialized event frame of `room` (called `label` on the
-    /// wire) to every subscriber.
+    /// wire; not a message: those go through [`Hub::publish_message`]) to
+    /// every subscriber, on every node.
     pub(crate) fn publish(&self, room: RoomId, label: &RoomLabel, frame: &Bytes) {
-        let st = self.lock();
-        if let Some(subs) = st.rooms.get(&room) {
-            for out in subs.values() {
-                out.offer(frame.clone(), label);
-            }
-        }
+        self.remote_room_event(room, label, frame);
+        self.tell(Outgoing::RoomEvent { room, label: label.clone(), frame: frame.clone() });
+    }
+
+    /// Offers a room event another node published to this node's
+    /// subscribers.
+    pub(crate) fn remote_room_event(&self, room: RoomId, label: &RoomLabel, frame: &Bytes) {
+        self.lock().publish_local(room, label, frame);
     }
 
     /// Offers an event frame about room `label` to every connection of
     /// `user`, subscribed to the room or not (a `room` or `room.removed`
-    /// event). A full queue marks the room lagged, as for a room's events.
+    /// event), on every node. A full queue marks the room lagged, as for a
+    /// room's events.
     pub(crate) fn to_user(&self, tenant: TenantId, user: UserId, label: &RoomLabel, frame: &Bytes) {
+        self.remote_to_user(tenant, user, label, frame);
+        self.tell(Outgoing::ToUser { tenant, user, label: label.clone(), frame: frame.clone() });
+    }
+
+    /// [`Hub::to_user`] for this node's connections, as another node asks.
+    pub(crate) fn remote_to_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        label: &RoomLabel,
+        frame: &Bytes,
+    ) {
         let st = self.lock();
         for id in st.users.get(&(tenant, user)).into_iter().flatten() {
             if let Some(c) = st.conns.get(id) {
@@ -202,13 +303,195 @@ impl Hub {
         }
     }
 
-    /// Whether the user has a logged-in connection.
+    /// Delivers a message this node committed (`frame`, its encoded
+    /// `message` event) to the room's subscribers here, in seq order, and
+    /// hands it to the other nodes.
+    pub(crate) fn publish_message(
+        &self,
+        tenant: TenantId,
+        room: RoomId,
+        seq: u64,
+        label: &RoomLabel,
+        frame: &Bytes,
+    ) {
+        self.remote_message(tenant, room, seq, label, frame);
+        self.tell(Outgoing::Message {
+            tenant,
+            room,
+            seq,
+            label: label.clone(),
+            frame: frame.clone(),
+        });
+    }
+
+    /// Delivers a message committed on another node (or read back from the
+    /// database to fill a gap) to this node's subscribers of the room, in
+    /// seq order and once. A message past a gap waits, and the bus is asked
+    /// to backfill; a room nobody here follows just moves on.
+    pub(crate) fn remote_message(
+        &self,
+        tenant: TenantId,
+        room: RoomId,
+        seq: u64,
+        label: &RoomLabel,
+        frame: &Bytes,
+    ) {
+        let mut st = self.lock();
+        let msg = Frame { seq, label: label.clone(), frame: frame.clone() };
+        let accepted = st.order.accept(room, tenant, msg, self.cluster.is_some());
+        for m in &accepted.deliver {
+            st.publish_local(room, &m.label, &m.frame);
+        }
+        if accepted.gap_after.is_some() {
+            if st.rooms.contains_key(&room) {
+                self.tell(Outgoing::Backfill { tenant, room, label: label.clone() });
+            } else {
+                st.order.skip_held(room);
+            }
+        }
+    }
+
+    /// Where a room's delivery stands: the last seq delivered and whether
+    /// messages wait past a gap.
+    pub(crate) fn position(&self, room: RoomId) -> (u64, bool) {
+        self.lock().order.position(room)
+    }
+
+    /// Sets a room's baseline (see [`order::Order::baseline`]) unless this
+    /// node has subscribers in it (those are filled by a backfill instead).
+    /// Returns whether it did.
+    pub(crate) fn baseline_if_idle(
+        &self,
+        room: RoomId,
+        tenant: TenantId,
+        label: &RoomLabel,
+        last: u64,
+    ) -> bool {
+        let mut st = self.lock();
+        if st.rooms.contains_key(&room) {
+            return false;
+        }
+        st.order.baseline(room, tenant, label, last);
+        true
+    }
+
+    /// The rooms this node has subscribers in, with where their delivery
+    /// stands: `(room, tenant, label, last delivered)`.
+    pub(crate) fn followed_rooms(&self) -> Vec<(RoomId, TenantId, RoomLabel, u64)> {
+        let st = self.lock();
+        st.order.known().into_iter().filter(|(room, ..)| st.rooms.contains_key(room)).collect()
+    }
+
+    /// Whether the user has a logged-in connection on any node.
     pub(crate) fn is_online(&self, tenant: TenantId, user: UserId) -> bool {
-        self.lock().users.contains_key(&(tenant, user))
+        let st = self.lock();
+        st.users.contains_key(&(tenant, user)) || st.remote.is_online((tenant, user))
+    }
+
+    /// The users online on this node (for a snapshot to the others).
+    pub(crate) fn local_users(&self) -> Vec<OnlineUser> {
+        let st = self.lock();
+        let names: Vec<((TenantId, UserId), String)> = st
+            .users
+            .iter()
+            .filter_map(|(key, conns)| {
+                conns.iter().next().and_then(|id| st.conns.get(id)).map(|c| (*key, c.name.clone()))
+            })
+            .collect();
+        names.into_iter().map(|((t, u), name)| st.online_user(t, u, &name)).collect()
+    }
+
+    /// Count and digest of this node's online users (see
+    /// [`Control::Heartbeat`]).
+    pub(crate) fn local_digest(&self) -> (u64, u64) {
+        remote::digest(self.lock().users.keys())
+    }
+
+    /// Count and digest of what this node knows of `node`'s users.
+    pub(crate) fn remote_digest(&self, node: NodeId) -> (u64, u64) {
+        self.lock().remote.digest_of(node)
+    }
+
+    /// The other nodes this node knows users of.
+    pub(crate) fn remote_nodes(&self) -> Vec<NodeId> {
+        self.lock().remote.nodes()
+    }
+
+    /// A user came online on `node` (its first connection there) or went
+    /// offline there; rooms here hear of it when that changes whether the
+    /// user is online at all.
+    pub(crate) fn remote_presence(
+        &self,
+        node: NodeId,
+        user: &OnlineUser,
+        online: bool,
+        reason: Option<String>,
+    ) {
+        let mut st = self.lock();
+        if let Some(change) = st.remote.set(node, user, online) {
+            st.announce(node, change, reason);
+        }
+    }
+
+    /// `node`'s full list of online users replaces what was known of it.
+    pub(crate) fn remote_snapshot(&self, node: NodeId, users: &[OnlineUser]) {
+        let mut st = self.lock();
+        for change in st.remote.replace(node, users) {
+            st.announce(node, change, None);
+        }
+    }
+
+    /// Forgets `node` (it said goodbye, or fell silent): its users go
+    /// offline unless they are connected elsewhere.
+    pub(crate) fn forget_node(&self, node: NodeId) {
+        let mut st = self.lock();
+        for change in st.remote.forget(node) {
+            st.announce(node, change, Some("node lost".to_owned()));
+        }
     }
 }
 
 impl State {
+    /// Offers a frame of `room` to its subscribers here.
+    fn publish_local(&self, room: RoomId, label: &RoomLabel, frame: &Bytes) {
+        if let Some(subs) = self.rooms.get(&room) {
+            for out in subs.values() {
+                out.offer(frame.clone(), label);
+            }
+        }
+    }
+
+    /// A local user as the other nodes learn of it: with the rooms its
+    /// connections here follow.
+    fn online_user(&self, tenant: TenantId, user: UserId, name: &str) -> OnlineUser {
+        let rooms: HashSet<i64> = self
+            .users
+            .get(&(tenant, user))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.conns.get(id))
+            .flat_map(|c| c.rooms.iter().map(|r| r.0))
+            .collect();
+        OnlineUser {
+            tenant: tenant.0,
+            user: user.0,
+            name: name.to_owned(),
+            rooms: rooms.into_iter().collect(),
+        }
+    }
+
+    /// Tells this node's rooms of a remote user's change when it changes
+    /// whether the user is online anywhere.
+    fn announce(&self, node: NodeId, change: remote::Change, reason: Option<String>) {
+        let elsewhere =
+            self.users.contains_key(&change.key) || self.remote.is_online_except(change.key, node);
+        if elsewhere {
+            return;
+        }
+        let p = Presence { user: change.user.name, online: change.online, reason };
+        self.presence_in(&change.user.rooms, None, p);
+    }
+
     /// Presence of `user` to everyone sharing one of the user's subscribed rooms.
     fn presence(&self, tenant: TenantId, user: UserId, p: Presence) {
         let rooms: HashSet<RoomId> = self
@@ -291,5 +574,58 @@ mod tests {
         // The other tenant heard nothing.
         drop(hub);
         assert!(c_rx.next(&mut Vec::new()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn presence_and_messages_cross_nodes_through_the_bus_items() {
+        // Two nodes' hubs; what one tells its bus is handed to the other
+        // by hand, as the bus would.
+        let (to_bus, mut from_a) = mpsc::unbounded_channel();
+        let a = Hub::clustered(to_bus);
+        let (to_bus_b, _from_b) = mpsc::unbounded_channel();
+        let b = Hub::clustered(to_bus_b);
+        let (t, room) = (TenantId(1), RoomId(10));
+        let (bob_out, mut bob_rx) = outbound::channel(16);
+        b.attach(2, t, UserId(2), "bob", bob_out, &[room]);
+
+        let (ann_out, _ann_rx) = outbound::channel(16);
+        a.attach(1, t, UserId(1), "ann", ann_out, &[room]);
+        let Some(Outgoing::Control(Control::Presence { user, online: true, reason: None })) =
+            from_a.recv().await
+        else {
+            panic!("ann's presence goes to the bus")
+        };
+        assert_eq!(user.rooms, [10]);
+        b.remote_presence(7, &user, true, None);
+        let p = next_json(&mut bob_rx).await;
+        assert_eq!((p["user"].as_str(), p["online"].as_bool()), (Some("ann"), Some(true)));
+        assert!(b.is_online(t, UserId(1)), "members on b count ann");
+
+        // A message committed on a reaches b's subscribers; one past a gap
+        // waits there and asks for a backfill.
+        let frame = |n: u8| Bytes::from(vec![0, 0, 0, 1, b'0' + n]);
+        let general = RoomLabel { name: "general".into(), id: "+0000000000000010".into() };
+        a.publish_message(t, room, 1, &general, &frame(1));
+        let Some(Outgoing::Message { seq: 1, .. }) = from_a.recv().await else {
+            panic!("the message goes to the bus")
+        };
+        b.remote_message(t, room, 1, &general, &frame(1));
+        let mut got = Vec::new();
+        assert_eq!(bob_rx.next(&mut got).await, Some(Next::Frames));
+        assert_eq!(got, [frame(1)]);
+        b.remote_message(t, room, 3, &general, &frame(3));
+        assert_eq!(b.position(room), (1, true));
+        b.remote_message(t, room, 2, &general, &frame(2));
+        got.clear();
+        while got.len() < 2 {
+            assert_eq!(bob_rx.next(&mut got).await, Some(Next::Frames));
+        }
+        assert_eq!(got, [frame(2), frame(3)], "in seq order, once");
+
+        // The node goes silent: ann goes offline on b.
+        b.forget_node(7);
+        let p = next_json(&mut bob_rx).await;
+        assert_eq!((p["user"].as_str(), p["online"].as_bool()), (Some("ann"), Some(false)));
+        assert!(!b.is_online(t, UserId(1)));
     }
 }

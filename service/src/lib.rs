@@ -34,6 +34,7 @@ mod access;
 pub mod admin;
 mod admission;
 mod auth;
+mod bus;
 mod changes;
 mod cmd;
 mod committer;

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 
 use crate::admission::{Admission, Decision};
 use crate::auth::Auth;
+use crate::bus::{self, Bus};
 use crate::committer::Committer;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -59,6 +60,8 @@ pub struct Server {
     fingerprint: String,
     reloader: Reloader,
     metrics_listener: Option<tokio::net::TcpListener>,
+    /// The link to the other nodes, in cluster mode.
+    bus: Option<Bus>,
 }
 
 impl Server {
@@ -100,11 +103,15 @@ impl Server {
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
-        let store = Store::open(&config.data_dir).map_err(|source| StartError::Io {
-            what: format!("creating the file store in {}", config.data_dir.display()),
+        let store_dir = config.cluster.files_dir.clone().unwrap_or_else(|| config.data_dir.clone());
+        let store = Store::open(&store_dir).map_err(|source| StartError::Io {
+            what: format!("creating the file store in {}", store_dir.display()),
             source,
         })?;
-        sweep_uploads(&pool, &store, config.files.upload_max_age_secs).await?;
+        // In a cluster another node may be between storing a file and
+        // committing its row: only a single node sweeps what lacks a row.
+        let sweep = !config.cluster.enabled();
+        sweep_uploads(&pool, &store, config.files.upload_max_age_secs, sweep).await?;
         let transfers = Arc::new(Transfers::new(
             store,
             TransferLimits {
@@ -113,7 +120,19 @@ impl Server {
                 max_downloads_per_connection: config.files.max_downloads_per_connection,
             },
         ));
-        let hub = Arc::new(Hub::default());
+        let (hub, bus) = if config.cluster.enabled() {
+            let (to_bus, from_hub) = tokio::sync::mpsc::unbounded_channel();
+            let hub = Arc::new(Hub::clustered(to_bus));
+            let bus = Bus::connect(&config.cluster, from_hub)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            // Deliver in seq order from where every room stands now.
+            let rooms = bus::load_baselines(&pool, &hub).await?;
+            tracing::debug!(rooms, "delivery baselines loaded");
+            (hub, Some(bus))
+        } else {
+            (Arc::new(Hub::default()), None)
+        };
         let (committer, committer_task) = Committer::spawn(
             pool.clone(),
             hub.clone(),
@@ -127,7 +146,7 @@ impl Server {
             .with_check_limit(config.limits.max_password_checks)
             .with_metrics(metrics.clone());
         let shared = Arc::new(Shared { config, pool, hub, auth, committer, metrics, transfers });
-        Ok(Self { endpoint, shared, committer_task, fingerprint, reloader, metrics_listener })
+        Ok(Self { endpoint, shared, committer_task, fingerprint, reloader, metrics_listener, bus })
     }
 
     /// A handle that reloads the certificate from disk (on SIGHUP).
@@ -156,7 +175,7 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, closes every
     /// connection with code `shutdown`, commits what is queued and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { endpoint, shared, committer_task, metrics_listener, .. } = self;
+        let Self { endpoint, shared, committer_task, metrics_listener, bus, .. } = self;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ids = AtomicU64::new(1);
@@ -172,6 +191,13 @@ impl Server {
             ));
         }
         background.spawn(expire_uploads(shared.clone(), cancel.child_token()));
+        if let Some(bus) = bus {
+            background.spawn(bus.run(
+                shared.hub.clone(),
+                shared.pool.clone(),
+                cancel.child_token(),
+            ));
+        }
         tokio::pin!(shutdown);
         loop {
             let incoming = tokio::select! {
@@ -320,11 +346,21 @@ pub fn transport_config(config: &Config) -> Result<TransportConfig, StartError> 
     Ok(t)
 }
 
-/// Deletes partial uploads older than `max_age_secs`, then removes stored
-/// files without a row and partial files without an upload (what a crash
-/// between two steps can leave). Runs before the server accepts anyone.
-async fn sweep_uploads(pool: &db::Db, store: &Store, max_age_secs: u64) -> Result<(), StartError> {
+/// Deletes partial uploads older than `max_age_secs`, then (with `sweep`)
+/// removes stored files without a row and partial files without an upload
+/// (what a crash between two steps can leave). Runs before the server
+/// accepts anyone.
+async fn sweep_uploads(
+    pool: &db::Db,
+    store: &Store,
+    max_age_secs: u64,
+    sweep: bool,
+) -> Result<(), StartError> {
     let expired = expire_stale(pool, store, max_age_secs).await?;
+    if !sweep {
+        tracing::info!(expired, "file store shared with other nodes; not swept");
+        return Ok(());
+    }
     let rows = db::files::all(pool).await?;
     let uploads = db::files::all_uploads(pool).await?;
     let (orphans, partials) = store

@@ -12,11 +12,13 @@
 //! cargo build their binaries). `QCHATD_BIN` / `QCHAT_BIN` override the paths.
 
 mod backend;
+mod cluster;
 mod raw;
 mod rng;
 mod server;
 
 pub use backend::{Backend, DEFAULT_PG_URL, ScratchDb, pg_admin_url, with_database};
+pub use cluster::{Cluster, Nats};
 pub use raw::{RawConn, RawOpts, handshake};
 pub use rng::Rng;
 pub use server::{TestServer, bin_path};

@@ -45,6 +45,9 @@ pub struct TestServer {
     log_filter: String,
     /// The PostgreSQL database it runs on (`None`: SQLite in the data directory).
     pg: Option<crate::ScratchDb>,
+    /// A PostgreSQL database it shares with other servers (a cluster's),
+    /// owned by the caller.
+    shared_db: Option<String>,
     /// Captured stderr of the current process (logs), appended on exit.
     pub log: PathBuf,
 }
@@ -99,6 +102,34 @@ impl TestServer {
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             log_filter: log_filter.to_owned(),
             pg,
+            shared_db: None,
+            log,
+        };
+        s.spawn().await?;
+        Ok(s)
+    }
+
+    /// Starts a server on the PostgreSQL database at `database_url`, which
+    /// the caller owns and other servers may share (a cluster's nodes).
+    ///
+    /// # Errors
+    /// When the binary fails to start.
+    pub async fn start_in(
+        database_url: &str,
+        extra: &[&str],
+        log_filter: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("tempdir")?;
+        let log = dir.path().join("qchatd.log");
+        let mut s = Self {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fingerprint: String::new(),
+            dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            log_filter: log_filter.to_owned(),
+            pg: None,
+            shared_db: Some(database_url.to_owned()),
             log,
         };
         s.spawn().await?;
@@ -214,9 +245,10 @@ impl TestServer {
     /// set for PostgreSQL, cleared for SQLite).
     fn qchatd(&self) -> Command {
         let mut c = Command::new(bin_path("qchatd"));
-        match &self.pg {
-            Some(pg) => c.env("QCHAT_DATABASE_URL", &pg.url),
-            None => c.env_remove("QCHAT_DATABASE_URL"),
+        match (&self.pg, &self.shared_db) {
+            (Some(pg), _) => c.env("QCHAT_DATABASE_URL", &pg.url),
+            (None, Some(url)) => c.env("QCHAT_DATABASE_URL", url),
+            (None, None) => c.env_remove("QCHAT_DATABASE_URL"),
         };
         c
     }
@@ -237,12 +269,16 @@ impl TestServer {
 
     /// The backend this server runs on.
     pub fn backend(&self) -> Backend {
-        if self.pg.is_some() { Backend::Postgres } else { Backend::Sqlite }
+        if self.pg.is_some() || self.shared_db.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
     }
 
     /// The PostgreSQL URL of its database, when it runs on PostgreSQL.
     pub fn database_url(&self) -> Option<&str> {
-        self.pg.as_ref().map(|p| p.url.as_str())
+        self.pg.as_ref().map(|p| p.url.as_str()).or(self.shared_db.as_deref())
     }
 
     /// The server's data directory.

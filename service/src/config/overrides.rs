@@ -18,6 +18,15 @@ pub struct Overrides {
     /// Database: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: qchat.db in the data directory].
     #[arg(long, env = "QCHAT_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Cluster mode: the NATS server the nodes share, e.g. nats://127.0.0.1:4222 [default: none, a single node].
+    #[arg(long, env = "QCHAT_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Cluster mode: this node's name in logs [default: host name and process id].
+    #[arg(long, env = "QCHAT_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Cluster mode: the file store every node mounts [default: the data directory].
+    #[arg(long, env = "QCHAT_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
     /// UDP address to listen on [default: 0.0.0.0:4433].
     #[arg(long, env = "QCHAT_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -178,6 +187,13 @@ impl Overrides {
         }
         if self.metrics_listen.is_some() {
             config.metrics_listen = self.metrics_listen;
+        }
+        set! {
+            self.nats_url => config.cluster.nats_url,
+            self.node_name => config.cluster.node_name,
+        }
+        if self.files_dir.is_some() {
+            config.cluster.files_dir.clone_from(&self.files_dir);
         }
     }
 }

@@ -1,0 +1,391 @@
+//! Cluster mode on loopback: several `qchatd` nodes on one PostgreSQL
+//! database, one private NATS server and one shared file directory
+//! (`qchat_tests::Cluster`).
+//!
+//! * three nodes, users spread over them, concurrent senders in three
+//!   rooms and a disconnect storm that moves clients from node to node:
+//!   the database holds every acknowledged message once, gap-free, and
+//!   every client's view — the library clients' and, exactly as the
+//!   servers sent it, raw protocol observers' on each node — equals it;
+//!   `members` shows users online on other nodes;
+//! * a node killed with SIGKILL: its clients move to the other node (the
+//!   address list) and nothing acknowledged is lost or doubled;
+//! * NATS stopped and started again: delivery resumes by itself, every
+//!   member converges on the full history, and presence converges.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use qchat_client::{Auth, Client, ClientConfig, ClientEvent, Events, Trust};
+use qchat_tests::{Cluster, RawConn, STEP, within};
+use serde_json::json;
+use sqlx::{Connection as _, PgConnection};
+use tokio::task::JoinSet;
+
+const PW: &str = "correct horse";
+
+/// Seqs seen per room, in arrival order.
+type View = Arc<Mutex<BTreeMap<String, Vec<u64>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn setup(c: &Cluster, users: &[String], rooms: &[&str]) -> anyhow::Result<()> {
+    let n = &c.nodes[0];
+    n.tenant("acme", false).await?;
+    for u in users {
+        n.user("acme", u, PW).await?;
+    }
+    for r in rooms {
+        n.room("acme", r).await?;
+    }
+    Ok(())
+}
+
+/// A library client whose address list starts at node `first`.
+async fn client(c: &Cluster, user: &str, first: usize) -> anyhow::Result<(Client, Events)> {
+    let mut addrs: Vec<String> = c.nodes.iter().map(|n| n.addr.to_string()).collect();
+    let n = addrs.len();
+    addrs.rotate_left(first % n);
+    let cfg = ClientConfig::new(
+        addrs.join(","),
+        "acme",
+        user,
+        Auth::Password(PW.into()),
+        Trust::Fingerprint(c.fingerprint().to_owned()),
+    );
+    let (client, events) = within("connect", Client::connect(cfg)).await?;
+    assert_eq!(client.server_address(), c.nodes[first % c.nodes.len()].addr.to_string());
+    Ok((client, events))
+}
+
+/// Drains a client's events into a view, until the events end.
+fn collect(tasks: &mut JoinSet<()>, mut events: Events) -> View {
+    let view = View::default();
+    let v = view.clone();
+    tasks.spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let ClientEvent::Message(m) = ev {
+                lock(&v).entry(m.room.clone()).or_default().push(m.seq);
+            }
+        }
+    });
+    view
+}
+
+/// A raw protocol observer on `node` that joined `rooms`: records every
+/// `message` event exactly as the server sent it.
+async fn observer(
+    c: &Cluster,
+    tasks: &mut JoinSet<()>,
+    node: usize,
+    user: &str,
+    rooms: &[&str],
+) -> anyhow::Result<View> {
+    let mut raw = RawConn::connect(c.nodes[node].addr, &c.nodes[0].data_dir()).await?;
+    raw.login("acme", user, PW).await?;
+    for r in rooms {
+        raw.ok("room.join", json!({"room": r})).await?;
+    }
+    let view = View::default();
+    let v = view.clone();
+    tasks.spawn(async move {
+        while let Ok(ev) = raw.event().await {
+            if ev["ev"] == "message" {
+                let room = ev["room"].as_str().unwrap_or_default().to_owned();
+                lock(&v).entry(room).or_default().push(ev["seq"].as_u64().unwrap_or(0));
+            }
+        }
+    });
+    Ok(view)
+}
+
+/// The database's messages of `room`: `(seq, body)` in seq order.
+async fn stored(c: &Cluster, room: &str) -> anyhow::Result<Vec<(u64, String)>> {
+    let mut pg = PgConnection::connect(&c.db.url).await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "select m.seq, m.body from messages m join rooms r on r.id = m.room_id \
+         where r.name = $1 order by m.seq",
+    )
+    .bind(room)
+    .fetch_all(&mut pg)
+    .await?;
+    let _ = pg.close().await;
+    Ok(rows.into_iter().map(|(s, id)| (s as u64, id)).collect())
+}
+
+/// Checks the database against the acknowledgements (body, unique per
+/// message, → seq, per room): gap-free, each acknowledged message once at
+/// its seq.
+/// Returns each room's message count.
+async fn check_store(
+    c: &Cluster,
+    acked: &HashMap<String, BTreeMap<String, u64>>,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for (room, ids) in acked {
+        let rows = stored(c, room).await?;
+        let seqs: Vec<u64> = rows.iter().map(|(s, _)| *s).collect();
+        ensure!(seqs == (1..=rows.len() as u64).collect::<Vec<_>>(), "{room}: seqs not gap-free");
+        let mut by_id: HashMap<&str, Vec<u64>> = HashMap::new();
+        for (seq, body) in &rows {
+            by_id.entry(body).or_default().push(*seq);
+        }
+        for (id, seq) in ids {
+            ensure!(
+                by_id.get(id.as_str()) == Some(&vec![*seq]),
+                "{room}: {id} acknowledged as {seq}, stored as {:?}",
+                by_id.get(id.as_str())
+            );
+        }
+        ensure!(
+            rows.len() == ids.len(),
+            "{room}: {} stored, {} acknowledged",
+            rows.len(),
+            ids.len()
+        );
+        counts.insert(room.clone(), rows.len() as u64);
+    }
+    Ok(counts)
+}
+
+/// Waits (bounded) until every view holds every message of every room,
+/// then checks each is exactly 1..=N in order.
+async fn views_equal_store(
+    views: &[(String, View)],
+    counts: &BTreeMap<String, u64>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STEP;
+    for (who, view) in views {
+        loop {
+            let done = counts.iter().all(|(room, n)| {
+                lock(view).get(room).is_some_and(|s| s.last() == Some(n) || s.len() as u64 >= *n)
+            });
+            if done {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{who} did not converge: {:?}", summary(&lock(view)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let v = lock(view).clone();
+        for (room, n) in counts {
+            let want: Vec<u64> = (1..=*n).collect();
+            ensure!(v.get(room) == Some(&want), "{who} in {room}: {:?}", v.get(room));
+        }
+    }
+    Ok(())
+}
+
+fn summary(v: &BTreeMap<String, Vec<u64>>) -> Vec<(String, usize, Option<u64>)> {
+    v.iter().map(|(r, s)| (r.clone(), s.len(), s.last().copied())).collect()
+}
+
+/// Polls `client`'s `members` of `room` until `user`'s online flag is
+/// `online` (bounded).
+async fn wait_online(client: &Client, room: &str, user: &str, online: bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let members = within("members", client.members(room)).await?;
+        if members.iter().any(|m| m.user == user && m.online == online) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{user} never showed online={online} to {}: {members:?}", client.user());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `count` messages from `client` into `rooms` in turn, `gap` apart;
+/// returns room → body → acknowledged seq.
+async fn send_all(
+    client: Client,
+    rooms: Vec<String>,
+    count: usize,
+    gap: Duration,
+) -> anyhow::Result<HashMap<String, BTreeMap<String, u64>>> {
+    let mut acked: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
+    for i in 0..count {
+        let room = &rooms[i % rooms.len()];
+        // Unique across calls: the store is checked by body.
+        static N: AtomicU64 = AtomicU64::new(0);
+        let body = format!("{} #{}", client.user(), N.fetch_add(1, Ordering::Relaxed));
+        let sent = tokio::time::timeout(Duration::from_secs(60), client.send(room, &body))
+            .await
+            .with_context(|| format!("{body}: no acknowledgement in 60 s"))??;
+        acked.entry(room.clone()).or_default().insert(body, sent.seq);
+        tokio::time::sleep(gap).await;
+    }
+    Ok(acked)
+}
+
+fn merge(
+    all: &mut HashMap<String, BTreeMap<String, u64>>,
+    one: HashMap<String, BTreeMap<String, u64>>,
+) {
+    for (room, ids) in one {
+        all.entry(room).or_default().extend(ids);
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_one_history_every_view_exact() -> anyhow::Result<()> {
+    const USERS: usize = 6;
+    const EACH: usize = 30;
+    let rooms = ["r0", "r1", "r2"];
+    let c = Cluster::start(3, &[]).await?;
+    let mut names: Vec<String> = (0..USERS).map(|i| format!("u{i}")).collect();
+    names.extend((0..3).map(|i| format!("watch{i}")));
+    setup(&c, &names, &rooms).await?;
+
+    let mut tasks = JoinSet::new();
+    let mut views = Vec::new();
+    for node in 0..3 {
+        let v = observer(&c, &mut tasks, node, &format!("watch{node}"), &rooms).await?;
+        views.push((format!("raw observer on node {node}"), v));
+    }
+    let mut clients = Vec::new();
+    for i in 0..USERS {
+        let (client, events) = client(&c, &format!("u{i}"), i).await?;
+        for r in &rooms {
+            within("join", client.join_room(r)).await?;
+        }
+        views.push((format!("u{i}"), collect(&mut tasks, events)));
+        clients.push(client);
+    }
+    // Presence across nodes: u0 (node 0) sees u1 (node 1) and u2 (node 2).
+    wait_online(&clients[0], "r0", "u1", true).await?;
+    wait_online(&clients[0], "r0", "u2", true).await?;
+    wait_online(&clients[2], "r1", "u0", true).await?;
+
+    let started: Vec<String> = clients.iter().map(Client::server_address).collect();
+    let mut senders = JoinSet::new();
+    for client in &clients {
+        let rooms = rooms.iter().map(|r| (*r).to_owned()).collect();
+        senders.spawn(send_all(client.clone(), rooms, EACH, Duration::from_millis(5)));
+    }
+    // The storm: connections dropped under the senders; each reconnect
+    // starts at the next node in the client's list.
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        clients[round % USERS].force_disconnect();
+        clients[(round + 3) % USERS].force_disconnect();
+    }
+    let mut acked = HashMap::new();
+    while let Some(done) = senders.join_next().await {
+        merge(&mut acked, done??);
+    }
+    let moved = clients.iter().zip(&started).filter(|(c, s)| c.server_address() != **s).count();
+    ensure!(moved >= 2, "the storm moved {moved} clients to another node");
+
+    let counts = check_store(&c, &acked).await?;
+    ensure!(counts.values().sum::<u64>() == (USERS * EACH) as u64);
+    views_equal_store(&views, &counts).await?;
+
+    // Going offline crosses nodes too.
+    let last = clients.pop().context("a client")?;
+    let gone = last.user().to_owned();
+    within("quit", last.quit(None)).await?;
+    wait_online(&clients[0], "r0", &gone, false).await?;
+    tasks.abort_all();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_killed_node_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    const EACH: usize = 24;
+    let mut c = Cluster::start(2, &[]).await?;
+    let names: Vec<String> = ["k0", "k1", "k2", "k3", "watch"].map(str::to_owned).to_vec();
+    setup(&c, &names, &["main"]).await?;
+    let mut tasks = JoinSet::new();
+    let mut views = vec![(
+        "raw observer on node 1".to_owned(),
+        observer(&c, &mut tasks, 1, "watch", &["main"]).await?,
+    )];
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let (client, events) = client(&c, &format!("k{i}"), i / 2).await?;
+        within("join", client.join_room("main")).await?;
+        views.push((format!("k{i}"), collect(&mut tasks, events)));
+        clients.push(client);
+    }
+    let mut senders = JoinSet::new();
+    for client in &clients {
+        senders.spawn(send_all(
+            client.clone(),
+            vec!["main".into()],
+            EACH,
+            Duration::from_millis(60),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = c.nodes[0].kill().await?;
+    ensure!(!status.success());
+    let mut acked = HashMap::new();
+    while let Some(done) = senders.join_next().await {
+        merge(&mut acked, done??);
+    }
+    for client in &clients[..2] {
+        ensure!(client.server_address() == c.nodes[1].addr.to_string(), "moved to node 1");
+        ensure!(client.reconnects() >= 1);
+    }
+    let counts = check_store(&c, &acked).await?;
+    ensure!(counts["main"] == 4 * EACH as u64);
+    views_equal_store(&views, &counts).await?;
+    tasks.abort_all();
+    Ok(())
+}
+
+#[tokio::test]
+async fn delivery_resumes_after_nats_restarts() -> anyhow::Result<()> {
+    let mut c = Cluster::start(2, &[]).await?;
+    let names: Vec<String> = ["n0", "n1", "n2", "watch0", "watch1"].map(str::to_owned).to_vec();
+    setup(&c, &names, &["main"]).await?;
+    let mut tasks = JoinSet::new();
+    let o0 = observer(&c, &mut tasks, 0, "watch0", &["main"]).await?;
+    let o1 = observer(&c, &mut tasks, 1, "watch1", &["main"]).await?;
+    let (a, a_events) = client(&c, "n0", 0).await?;
+    let (b, b_events) = client(&c, "n1", 1).await?;
+    for x in [&a, &b] {
+        within("join", x.join_room("main")).await?;
+    }
+    let views = vec![
+        ("raw observer on node 0".to_owned(), o0.clone()),
+        ("raw observer on node 1".to_owned(), o1),
+        ("n0".to_owned(), collect(&mut tasks, a_events)),
+        ("n1".to_owned(), collect(&mut tasks, b_events)),
+    ];
+    let main = || vec!["main".to_owned()];
+    let mut acked = HashMap::new();
+    for x in [&a, &b] {
+        merge(&mut acked, send_all(x.clone(), main(), 5, Duration::ZERO).await?);
+    }
+    views_equal_store(&views, &check_store(&c, &acked).await?).await?;
+
+    c.nats.stop().await?;
+    // Commits go on (PostgreSQL is up); node 1's messages after node 0's
+    // last one can only reach node 0 through the bus.
+    merge(&mut acked, send_all(a.clone(), main(), 5, Duration::ZERO).await?);
+    merge(&mut acked, send_all(b.clone(), main(), 5, Duration::ZERO).await?);
+    // A user arrives on node 1 while node 0 cannot hear of it.
+    let (late, _late_events) = client(&c, "n2", 1).await?;
+    within("join", late.join_room("main")).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = lock(&o0).get("main").map_or(0, Vec::len);
+    ensure!(seen == 15, "node 0 delivered {seen} of 20 without NATS (15 expected)");
+
+    c.nats.start_again().await?;
+    views_equal_store(&views, &check_store(&c, &acked).await?).await?;
+    wait_online(&a, "main", "n2", true).await?;
+    // And the live path works again.
+    merge(&mut acked, send_all(b.clone(), main(), 3, Duration::ZERO).await?);
+    views_equal_store(&views, &check_store(&c, &acked).await?).await?;
+    tasks.abort_all();
+    Ok(())
+}
