@@ -365,6 +365,28 @@ mod tests {
         assert_eq!(format!("{:?}", c.limits), format!("{:?}", Limits::default()));
         assert_eq!(format!("{:?}", c.quotas), format!("{:?}", Quotas::default()));
         assert_eq!(c.max_commit_batch, Config::default().max_commit_batch);
+        assert_eq!(format!("{:?}", c.cluster), format!("{:?}", Cluster::default()));
+    }
+
+    #[test]
+    fn cluster_mode_needs_postgres_and_a_nats_url() {
+        let c =
+            Config::from_toml("[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\n").expect("parses");
+        let e = c.validate().expect_err("SQLite cannot be shared").to_string();
+        assert!(e.contains("nats_url") && e.contains("PostgreSQL"), "{e}");
+        let c = Config::from_toml(
+            "database_url = \"postgres://q@db/q\"\n[cluster]\nnats_url = \"127.0.0.1:4222\"\n",
+        )
+        .expect("parses");
+        assert!(c.validate().expect_err("not a URL").to_string().contains("nats://"));
+        let c = Config::from_toml(
+            "database_url = \"postgres://q@db/q\"\n[cluster]\nnats_url = \"nats://n:4222\"\ncid_prefix = 7\n",
+        )
+        .expect("parses");
+        c.validate().expect("valid");
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.cid_prefix, Some(7));
+        assert!(!Config::default().cluster.enabled(), "a single node by default");
     }
 
     #[test]

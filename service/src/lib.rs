@@ -36,6 +36,7 @@ mod admission;
 mod auth;
 mod bus;
 mod changes;
+mod cid;
 mod cmd;
 mod committer;
 pub mod config;

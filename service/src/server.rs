@@ -84,9 +84,11 @@ impl Server {
         let fingerprint = identity.fingerprint();
         let transport = Arc::new(transport_config(&config)?);
         let server_config = reload::server_config(&identity, transport.clone())?;
-        let endpoint = bind_endpoint(server_config, config.listen).map_err(|source| {
-            StartError::Io { what: format!("binding {}", config.listen), source }
-        })?;
+        let cid_prefix = config.cluster.cid_prefix;
+        let endpoint =
+            bind_endpoint(server_config, config.listen, cid_prefix).map_err(|source| {
+                StartError::Io { what: format!("binding {}", config.listen), source }
+            })?;
         let cert_files = config.tls_cert.clone().zip(config.tls_key.clone());
         let reloader = Reloader::new(
             endpoint.clone(),
@@ -297,7 +299,11 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Binds the UDP socket with [`SOCKET_BUFFER`] (best effort: a smaller cap
 /// is logged, not fatal) and starts the endpoint on it.
-fn bind_endpoint(config: quinn::ServerConfig, addr: SocketAddr) -> std::io::Result<Endpoint> {
+fn bind_endpoint(
+    config: quinn::ServerConfig,
+    addr: SocketAddr,
+    cid_prefix: Option<u8>,
+) -> std::io::Result<Endpoint> {
     let socket = std::net::UdpSocket::bind(addr)?;
     let state = quinn::udp::UdpSocketState::new((&socket).into())?;
     for (what, result) in [
@@ -321,7 +327,11 @@ fn bind_endpoint(config: quinn::ServerConfig, addr: SocketAddr) -> std::io::Resu
     }
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
-    Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime)
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    if let Some(prefix) = cid_prefix {
+        endpoint_config.cid_generator(move || Box::new(crate::cid::NodeCids { prefix }));
+    }
+    Endpoint::new(endpoint_config, Some(config), socket, runtime)
 }
 
 /// Transport limits: quinn's defaults are sized for throughput, not for a

@@ -12,7 +12,11 @@
 //! `not_found` (indistinguishable from a missing thing), and that content
 //! stored by one tenant is never deduplicated for the other — nor for a user
 //! of the same tenant who cannot read a room offering it. One qchatd serves
-//! every case; each case gets two fresh tenants.
+//! every case; each case gets two fresh tenants. The same property runs on
+//! a cluster of two nodes
+//! (`qchat_tests::Cluster`), where each new connection goes to the next
+//! node: a log-in on one node and its resume, uploads and downloads on
+//! another.
 //!
 //! The second test, [`no_user_ever_sees_a_room_they_may_not_read`] (in
 //! `isolation/access.rs`), does the same for the access model inside and
@@ -35,7 +39,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use qchat_tests::{RawConn, TestServer, within};
+use qchat_tests::{Cluster, RawConn, TestServer, within};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 
@@ -44,6 +48,8 @@ const USERS: usize = 3;
 const ROOMS: u8 = 3;
 /// Cases, each a fresh pair of tenants and up to 40 steps.
 const CASES: u32 = 24;
+/// Cases on the cluster (the single node runs the bulk).
+const CLUSTER_CASES: u32 = 8;
 
 /// One step: which of the six users (0-2 tenant A, 3-5 tenant B) does what.
 #[derive(Debug, Clone)]
@@ -176,7 +182,9 @@ struct Known {
 }
 
 struct Case<'a> {
-    s: &'a TestServer,
+    /// The nodes; each new connection goes to the next one.
+    nodes: &'a [TestServer],
+    next_node: usize,
     tenants: [Tenant; 2],
     conns: Vec<RawConn>,
     /// Each actor's current session token.
@@ -190,6 +198,14 @@ struct Case<'a> {
 impl Case<'_> {
     fn tenant_of(actor: usize) -> usize {
         actor / USERS
+    }
+
+    /// A new connection, to the next node (every node presents the first
+    /// node's certificate).
+    async fn connect(&mut self) -> anyhow::Result<RawConn> {
+        let node = &self.nodes[self.next_node % self.nodes.len()];
+        self.next_node += 1;
+        RawConn::connect(node.addr, &self.nodes[0].data_dir()).await
     }
 
     /// Fails when `v` carries the other tenant's marker.
@@ -252,7 +268,7 @@ impl Case<'_> {
     async fn login_with(&mut self, actor: usize, how: Login) -> anyhow::Result<RawConn> {
         let t = &self.tenants[Self::tenant_of(actor)];
         let (tenant, user) = (t.name.clone(), t.user(actor % USERS));
-        let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
+        let mut c = self.connect().await?;
         let (op, fields) = match how {
             Login::Register => {
                 ("register", json!({"tenant": tenant, "user": user, "password": PW}))
@@ -387,7 +403,7 @@ impl Case<'_> {
                 let token = self.tokens[actor].clone();
                 let r = self.call(actor, "logout", json!({})).await?;
                 ensure!(r.get("ok").is_some(), "logout: {r}");
-                let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
+                let mut c = self.connect().await?;
                 let r = within("resume after logout", c.call("resume", json!({"token": token})))
                     .await?;
                 self.scan(actor, &r)?;
@@ -441,7 +457,7 @@ impl Case<'_> {
             }
             Act::CrossLogin => {
                 let (tenant, user) = (self.tenants[own].name.clone(), self.tenants[other].user(0));
-                let mut c = RawConn::connect(self.s.addr, &self.s.data_dir()).await?;
+                let mut c = self.connect().await?;
                 let r = c
                     .call("login", json!({"tenant": tenant, "user": user, "password": PW}))
                     .await?;
@@ -739,7 +755,8 @@ async fn upload_outcome(conn: &mut RawConn, upload_id: &str) -> anyhow::Result<V
     }
 }
 
-async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
+async fn run_case(nodes: &[TestServer], steps: Vec<Step>) -> anyhow::Result<Known> {
+    let s = &nodes[0];
     let n = CASE.fetch_add(1, Relaxed);
     let tenants = [
         Tenant { name: format!("ta{n:03}"), marker: format!("alpha{n:03}z") },
@@ -749,7 +766,8 @@ async fn run_case(s: &TestServer, steps: Vec<Step>) -> anyhow::Result<Known> {
         s.tenant(&t.name, true).await?;
     }
     let mut case = Case {
-        s,
+        nodes,
+        next_node: 0,
         tenants,
         conns: Vec::new(),
         tokens: vec![String::new(); 2 * USERS],
@@ -795,9 +813,19 @@ async fn no_tenant_ever_sees_another_tenants_data() -> anyhow::Result<()> {
     // Probes log in with wrong user names; keep the per-address limit away.
     let s = TestServer::start_with(&["--idle-timeout-secs", "10", "--login-failures", "100000"])
         .await?;
+    property(std::slice::from_ref(&s), CASES)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tenant_ever_sees_another_tenants_data_on_a_cluster() -> anyhow::Result<()> {
+    let c = Cluster::start(2, &["--login-failures", "100000"]).await?;
+    property(&c.nodes, CLUSTER_CASES)
+}
+
+fn property(nodes: &[TestServer], cases: u32) -> anyhow::Result<()> {
     let handle = tokio::runtime::Handle::current();
     let mut runner = TestRunner::new(Config {
-        cases: CASES,
+        cases,
         max_shrink_iters: 32,
         failure_persistence: None,
         ..Config::default()
@@ -805,7 +833,7 @@ async fn no_tenant_ever_sees_another_tenants_data() -> anyhow::Result<()> {
     let totals = std::sync::Mutex::new(HashMap::<&str, usize>::new());
     let started = std::time::Instant::now();
     let result = runner.run(&steps(), |steps| {
-        let known = tokio::task::block_in_place(|| handle.block_on(run_case(&s, steps)))
+        let known = tokio::task::block_in_place(|| handle.block_on(run_case(nodes, steps)))
             .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
         let mut t = totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *t.entry("cases").or_default() += 1;

@@ -25,6 +25,10 @@ pub struct Cluster {
     /// mounts (default: `files/` and `uploads/` in `data_dir`, which only
     /// suits a single node).
     pub files_dir: Option<PathBuf>,
+    /// The first byte of every QUIC connection ID this node issues, for a
+    /// UDP load balancer that routes packets to nodes by connection ID
+    /// (give each node its own); unset: random IDs.
+    pub cid_prefix: Option<u8>,
 }
 
 impl Default for Cluster {
@@ -34,6 +38,7 @@ impl Default for Cluster {
             node_name: String::new(),
             heartbeat_ms: 1000,
             files_dir: None,
+            cid_prefix: None,
         }
     }
 }

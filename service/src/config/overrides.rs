@@ -27,6 +27,9 @@ pub struct Overrides {
     /// Cluster mode: the file store every node mounts [default: the data directory].
     #[arg(long, env = "QCHAT_FILES_DIR")]
     pub files_dir: Option<PathBuf>,
+    /// The first byte of every QUIC connection ID, 0 to 255, for a balancer that routes by ID [default: random IDs].
+    #[arg(long, env = "QCHAT_CID_PREFIX")]
+    pub cid_prefix: Option<u8>,
     /// UDP address to listen on [default: 0.0.0.0:4433].
     #[arg(long, env = "QCHAT_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -191,6 +194,9 @@ impl Overrides {
         set! {
             self.nats_url => config.cluster.nats_url,
             self.node_name => config.cluster.node_name,
+        }
+        if self.cid_prefix.is_some() {
+            config.cluster.cid_prefix = self.cid_prefix;
         }
         if self.files_dir.is_some() {
             config.cluster.files_dir.clone_from(&self.files_dir);
