@@ -295,6 +295,11 @@ impl Bus {
                     state.snapshot_part(node, id, part, parts, users);
                 }
                 Control::CloseRoom { room } => hub.remote_close_room(RoomId(room)),
+                Control::Revoke { sessions } => {
+                    let hashes: Vec<Vec<u8>> =
+                        sessions.iter().filter_map(|h| hex::decode(h).ok()).collect();
+                    hub.remote_revoke(&hashes);
+                }
                 Control::Bye => {
                     state.seen.remove(&node);
                     hub.forget_node(node);

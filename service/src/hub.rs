@@ -133,8 +133,15 @@ impl Hub {
     }
 
     /// Ends every connection logged in with one of these sessions (their
-    /// sessions tell the peer why and detach them).
+    /// sessions tell the peer why and detach them), on every node.
     pub(crate) fn revoke(&self, token_hashes: &[Vec<u8>]) {
+        self.remote_revoke(token_hashes);
+        let sessions = token_hashes.iter().map(hex::encode).collect();
+        self.tell(Outgoing::Control(Control::Revoke { sessions }));
+    }
+
+    /// [`Hub::revoke`] for this node's connections, as another node asks.
+    pub(crate) fn remote_revoke(&self, token_hashes: &[Vec<u8>]) {
         let st = self.lock();
         for (hash, kick) in st.sessions.values() {
             if token_hashes.contains(hash) {

@@ -465,3 +465,83 @@ async fn connection_ids_name_the_node() -> anyhow::Result<()> {
     relay.abort_all();
     Ok(())
 }
+
+/// Waits (bounded) for the first event `pred` accepts, returning it.
+async fn event_where(
+    raw: &mut RawConn,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
+    within(what, async {
+        loop {
+            let ev = raw.event().await?;
+            if pred(&ev) {
+                return Ok(ev);
+            }
+        }
+    })
+    .await
+}
+
+/// Issue 17's membership changes cross nodes: an invitation made on one
+/// node reaches the invitee on another, and a kick there removes them at
+/// once — the change's message, then `room.removed`, then nothing more of
+/// the room.
+#[tokio::test]
+async fn an_invitation_and_a_kick_reach_a_member_on_another_node() -> anyhow::Result<()> {
+    let c = Cluster::start(2, &[]).await?;
+    let names: Vec<String> = ["ann", "bob"].map(str::to_owned).to_vec();
+    setup(&c, &names, &[]).await?;
+    let cert = c.nodes[0].data_dir();
+    let mut ann = RawConn::connect(c.nodes[0].addr, &cert).await?;
+    ann.login("acme", "ann", PW).await?;
+    let mut bob = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    bob.login("acme", "bob", PW).await?;
+
+    ann.ok("room.create", json!({"room": "plans", "private": true})).await?;
+    ann.ok("room.invite", json!({"room": "plans", "user": "bob"})).await?;
+    let invited =
+        event_where(&mut bob, "the invitation on node 1", |ev| ev["ev"] == "room").await?;
+    ensure!(invited["room"]["invited"] == true, "{invited}");
+    let room = invited["room"]["name"].as_str().context("room name")?.to_owned();
+    bob.ok("room.join", json!({"room": room})).await?;
+    let body = |b: &str| json!({"room": "plans", "client_msg_id": b, "body": b});
+    ann.ok("send", body("before")).await?;
+    event_where(&mut bob, "a message across nodes", |ev| ev["body"] == "before").await?;
+
+    ann.ok("room.kick", json!({"room": "plans", "user": "bob"})).await?;
+    let kicked = event_where(&mut bob, "the kick's message", |ev| ev["ev"] == "message").await?;
+    ensure!(kicked["change"]["type"] == "kicked", "{kicked}");
+    let removed = event_where(&mut bob, "room.removed", |ev| ev["ev"] == "room.removed").await?;
+    ensure!(removed["reason"] == "kicked", "{removed}");
+    ann.ok("send", body("after")).await?;
+    // Ann's node has published "after" by now; give it the time to cross.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob.ok("ping", json!({})).await?;
+    let late: Vec<serde_json::Value> =
+        std::mem::take(&mut bob.events).into_iter().filter(|ev| ev["ev"] == "message").collect();
+    ensure!(late.is_empty(), "bob got events of a room he was kicked from: {late:?}");
+    Ok(())
+}
+
+/// A password change on one node ends the user's other sessions on every
+/// node (close code 7, `revoked`).
+#[tokio::test]
+async fn a_password_change_ends_sessions_on_other_nodes() -> anyhow::Result<()> {
+    let c = Cluster::start(2, &[]).await?;
+    setup(&c, &["ann".to_owned()], &[]).await?;
+    let cert = c.nodes[0].data_dir();
+    let mut here = RawConn::connect(c.nodes[0].addr, &cert).await?;
+    here.login("acme", "ann", PW).await?;
+    let mut there = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    there.login("acme", "ann", PW).await?;
+    let changed = json!({"old_password": PW, "new_password": "a new horse battery"});
+    let ok = here.ok("passwd", changed).await?;
+    ensure!(ok["revoked"] == 1, "{ok}");
+    let closed = within("the session on node 1 ends", there.conn.closed()).await;
+    let quinn::ConnectionError::ApplicationClosed(close) = &closed else {
+        bail!("not closed by the server: {closed}")
+    };
+    ensure!(close.error_code.into_inner() == 7, "close code 7 (revoked): {close:?}");
+    Ok(())
+}

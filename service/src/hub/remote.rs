@@ -101,6 +101,12 @@ pub(crate) enum Control {
         /// Subscribe or unsubscribe.
         on: bool,
     },
+    /// Sessions were revoked (a password change, a logout elsewhere):
+    /// connections logged in with them end.
+    Revoke {
+        /// The sessions' token hashes, hex.
+        sessions: Vec<String>,
+    },
     /// A room was deleted: every connection leaves it.
     CloseRoom {
         /// Room id.
