@@ -252,14 +252,59 @@ pub(crate) enum Command {
         #[arg(long)]
         undo: bool,
     },
-    /// Delete a room with its messages and the files no other room offers
-    /// (owners). Asks for --yes.
+    /// Delete message SEQ of a room (your own; moderators and owners:
+    /// anyone's): a tombstone stays, its text is gone. Without SEQ, delete
+    /// the room itself with its messages and the files no other room
+    /// offers (owners), which asks for --yes.
     Delete {
         /// Room.
         room: String,
-        /// Really delete it.
+        /// The message to delete (as `history` shows it, `#SEQ`).
+        seq: Option<u64>,
+        /// Really delete the room.
         #[arg(long)]
         yes: bool,
+    },
+    /// Replace the text of your message SEQ; prints the seq of the edit.
+    Edit {
+        /// Room.
+        room: String,
+        /// The message (`#SEQ` in history).
+        seq: u64,
+        /// Its new text.
+        text: String,
+    },
+    /// React to message SEQ with EMOJI (one of each per user); --remove
+    /// takes it back.
+    React {
+        /// Room.
+        room: String,
+        /// The message.
+        seq: u64,
+        /// The reaction: an emoji or a short word without spaces.
+        emoji: String,
+        /// Take your reaction back.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Reply to message SEQ; prints the reply's seq.
+    Reply {
+        /// Room (joined first if needed).
+        room: String,
+        /// The message replied to.
+        seq: u64,
+        /// Message text.
+        text: String,
+    },
+    /// Print message SEQ and all its replies, oldest first.
+    Thread {
+        /// Room.
+        room: String,
+        /// The message.
+        seq: u64,
+        /// One message JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Upload files to a room, all in parallel; each becomes a file message.
     /// Progress per file on a terminal, else one line per file:

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qchat_protocol::{
-    ArchiveReq, ChangeOk, CloseCode, DmOpenReq, HistoryReq, MemberInfo, MembersOk, MembersReq,
-    MessagesOk, ModerateReq, Op, PrivateReq, Quit, ReadReq, RenameReq, Role, RoleReq,
-    RoomCreateReq, RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk, SyncReq, TopicReq,
-    UserReq,
+    ArchiveReq, ChangeOk, CloseCode, DmOpenReq, EditReq, HistoryReq, MemberInfo, MembersOk,
+    MembersReq, MessageReq, MessagesOk, ModerateReq, Op, PrivateReq, Quit, ReactReq, ReadReq,
+    RenameReq, Role, RoleReq, RoomCreateReq, RoomInfo, RoomOk, RoomReq, RoomsOk, RoomsReq, SendOk,
+    SyncReq, ThreadOk, ThreadReq, TopicReq, UserReq,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -414,10 +414,24 @@ impl Client {
     /// The server's refusal (`forbidden`, `too_large`, ...), or
     /// [`ClientError::Closed`] if the client closes first.
     pub async fn send(&self, room: &str, body: &str) -> Result<SendOk, ClientError> {
+        self.send_reply(room, body, None).await
+    }
+
+    /// Sends a reply to message `reply_to` of `room` (or, with `None`, a
+    /// plain message), through the outbox as [`Client::send`].
+    ///
+    /// # Errors
+    /// As [`Client::send`]; `not_found` when there is no such message.
+    pub async fn send_reply(
+        &self,
+        room: &str,
+        body: &str,
+        reply_to: Option<u64>,
+    ) -> Result<SendOk, ClientError> {
         if let Some(reason) = self.shared.closed_reason() {
             return Err(ClientError::Closed(reason));
         }
-        let rx = lock(&self.shared.outbox).push(room, body);
+        let rx = lock(&self.shared.outbox).push(room, body, reply_to);
         self.shared.outbox_kick.notify_one();
         rx.await.unwrap_or_else(|_| {
             Err(ClientError::Closed(
@@ -455,6 +469,58 @@ impl Client {
         limit: Option<u32>,
     ) -> Result<MessagesOk, ClientError> {
         let op = Op::Sync(SyncReq { room: room.to_owned(), after_seq, limit });
+        self.call(op, true).await
+    }
+
+    /// Replaces the text of one's own message `seq` of `room`. Returns the
+    /// seq of the `edited` system message; `None` when the text was the
+    /// same.
+    ///
+    /// # Errors
+    /// `forbidden` (another's message), `not_found` (no such message).
+    pub async fn edit(&self, room: &str, seq: u64, body: &str) -> Result<Option<u64>, ClientError> {
+        self.change(Op::MessageEdit(EditReq { room: room.to_owned(), seq, body: body.to_owned() }))
+            .await
+    }
+
+    /// Deletes message `seq` of `room` (one's own; moderators and owners:
+    /// anyone's). Returns the seq of the `deleted` system message.
+    ///
+    /// # Errors
+    /// As [`Client::edit`].
+    pub async fn delete_message(&self, room: &str, seq: u64) -> Result<Option<u64>, ClientError> {
+        self.change(Op::MessageDelete(MessageReq { room: room.to_owned(), seq })).await
+    }
+
+    /// Adds (or, with `remove`, takes back) the reaction `emoji` to message
+    /// `seq` of `room`. `None` when it was so already.
+    ///
+    /// # Errors
+    /// As [`Client::edit`]; `too_large` past 64 different reactions.
+    pub async fn react(
+        &self,
+        room: &str,
+        seq: u64,
+        emoji: &str,
+        remove: bool,
+    ) -> Result<Option<u64>, ClientError> {
+        let req = ReactReq { room: room.to_owned(), seq, emoji: emoji.to_owned(), remove };
+        self.change(Op::MessageReact(req)).await
+    }
+
+    /// Message `seq` of `room` and one page of its replies after
+    /// `after_seq`, oldest first.
+    ///
+    /// # Errors
+    /// `not_found` (no such message), `forbidden` (not a member).
+    pub async fn thread(
+        &self,
+        room: &str,
+        seq: u64,
+        after_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<ThreadOk, ClientError> {
+        let op = Op::Thread(ThreadReq { room: room.to_owned(), seq, after_seq, limit });
         self.call(op, true).await
     }
 

@@ -417,7 +417,7 @@ async fn dispatch(
             None
         }
         Ok(ServerMsg::Event(ev)) => tokio::select! {
-            sent = events.send(ev) => sent.err().map(|_| "client stopped".to_owned()),
+            sent = events.send(*ev) => sent.err().map(|_| "client stopped".to_owned()),
             e = quic.closed() => Some(describe_close(&e)),
         },
         Err(e) => {

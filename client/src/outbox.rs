@@ -35,13 +35,20 @@ pub(crate) fn new_client_msg_id() -> String {
 }
 
 impl Outbox {
-    /// Queues a message; the receiver yields the server's answer.
-    pub(crate) fn push(&mut self, room: &str, body: &str) -> oneshot::Receiver<SendResult> {
+    /// Queues a message (a reply to message `reply_to` of the room, when
+    /// set); the receiver yields the server's answer.
+    pub(crate) fn push(
+        &mut self,
+        room: &str,
+        body: &str,
+        reply_to: Option<u64>,
+    ) -> oneshot::Receiver<SendResult> {
         let (tx, rx) = oneshot::channel();
         let req = SendReq {
             room: room.to_owned(),
             client_msg_id: new_client_msg_id(),
             body: body.to_owned(),
+            reply_to,
         };
         self.entries.insert(self.next, Entry { req, sent_on: None, waiter: Some(tx) });
         self.next += 1;
@@ -111,8 +118,8 @@ mod tests {
     #[test]
     fn due_once_per_generation_in_order_with_same_ids() {
         let mut o = Outbox::default();
-        let _a = o.push("r", "one");
-        let _b = o.push("r", "two");
+        let _a = o.push("r", "one", None);
+        let _b = o.push("r", "two", None);
         let first = o.due(1);
         assert_eq!(first.iter().map(|r| r.body.as_str()).collect::<Vec<_>>(), ["one", "two"]);
         assert!(o.due(1).is_empty(), "not twice on one connection");
@@ -124,7 +131,7 @@ mod tests {
     #[test]
     fn complete_removes_and_answers() {
         let mut o = Outbox::default();
-        let mut rx = o.push("r", "x");
+        let mut rx = o.push("r", "x", None);
         let id = o.due(1)[0].client_msg_id.clone();
         o.complete(&id, ok(7));
         assert_eq!(o.len(), 0);
@@ -135,8 +142,8 @@ mod tests {
     #[test]
     fn fail_all_tells_every_waiter() {
         let mut o = Outbox::default();
-        let mut a = o.push("r", "x");
-        drop(o.push("r", "y")); // a caller that stopped waiting
+        let mut a = o.push("r", "x", None);
+        drop(o.push("r", "y", None)); // a caller that stopped waiting
         o.fail_all(&ClientError::Closed("quit".into()));
         assert_eq!(o.len(), 0);
         assert_eq!(a.try_recv().expect("answered"), Err(ClientError::Closed("quit".into())));

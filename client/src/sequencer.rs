@@ -191,6 +191,11 @@ mod tests {
             file: None,
             room_id: None,
             change: None,
+            edited: None,
+            deleted: None,
+            reply_to: None,
+            reactions: Box::default(),
+            replies: 0,
         }
     }
 

@@ -42,22 +42,23 @@ pub use files::{
 pub use frame::{DecodeError, EncodeError, decode_frame, encode_frame, encode_json};
 pub use limits::*;
 pub use request::{
-    ArchiveReq, Credentials, DmOpenReq, FileGetReq, Hello, HistoryReq, MembersReq, ModerateReq, Op,
-    ParseError, PrivateReq, Quit, ReadReq, RenameReq, Request, Resume, RoleReq, RoomCreateReq,
-    RoomReq, RoomsReq, SendReq, SyncReq, TopicReq, UploadBeginReq, UploadStatusReq, UserReq,
+    ArchiveReq, Credentials, DmOpenReq, EditReq, FileGetReq, Hello, HistoryReq, MembersReq,
+    MessageReq, ModerateReq, Op, ParseError, PrivateReq, Quit, ReactReq, ReadReq, RenameReq,
+    Request, Resume, RoleReq, RoomCreateReq, RoomReq, RoomsReq, SendReq, SyncReq, ThreadReq,
+    TopicReq, UploadBeginReq, UploadStatusReq, UserReq,
 };
 pub use response::{
     ChangeOk, Event, FileGetOk, HelloOk, LoginOk, MembersOk, MessagesOk, Reply, Response,
-    RoomEvent, RoomOk, RoomsOk, SendOk, ServerMsg, UploadBeginOk, UploadDone, UploadFailed,
-    UploadStatusOk,
+    RoomEvent, RoomOk, RoomsOk, SendOk, ServerMsg, ThreadOk, UploadBeginOk, UploadDone,
+    UploadFailed, UploadStatusOk,
 };
 pub use search::{
     DEFAULT_SEARCH_PAGE, MAX_QUERY_LEN, MAX_QUERY_TERMS, MAX_SEARCH_PAGE, SearchHit, SearchOk,
     SearchReq,
 };
 pub use types::{
-    Change, ChangeKind, Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence,
-    RemovedReason, Role, RoomInfo, RoomKind, RoomRemoved,
+    Change, ChangeKind, Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence, Reaction,
+    RemovedReason, ReplyTo, Role, RoomInfo, RoomKind, RoomRemoved, Tombstone,
 };
 
 #[cfg(feature = "tokio")]

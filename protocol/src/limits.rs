@@ -41,6 +41,16 @@ pub const MAX_TOPIC_LEN: usize = 1024;
 /// Longest kick or ban reason in bytes.
 pub const MAX_REASON_LEN: usize = 256;
 
+/// Longest reaction (an emoji, or a short code such as `:+1:`) in bytes.
+pub const MAX_EMOJI_LEN: usize = 64;
+
+/// Most different reactions one message holds (each emoji counts once,
+/// however many users gave it), so a message always fits in a page.
+pub const MAX_REACTIONS: usize = 64;
+
+/// Characters of a parent's body a reply carries (`reply_to.excerpt`).
+pub const MAX_EXCERPT_CHARS: usize = 100;
+
 /// First character of a room id: `+` and [`ROOM_ID_HEX`] lower-case hex
 /// digits, which no name can be (names never hold `+`).
 pub const ROOM_ID_PREFIX: char = '+';

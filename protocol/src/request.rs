@@ -142,6 +142,20 @@ pub enum Op {
     /// [`crate::SearchOk`].
     #[serde(rename = "search")]
     Search(SearchReq),
+    /// Replace the text of one's own message. Reply: [`crate::ChangeOk`].
+    #[serde(rename = "message.edit")]
+    MessageEdit(EditReq),
+    /// Delete a message (one's own; moderators and owners: anyone's).
+    /// Reply: [`crate::ChangeOk`].
+    #[serde(rename = "message.delete")]
+    MessageDelete(MessageReq),
+    /// Add or remove a reaction. Reply: [`crate::ChangeOk`].
+    #[serde(rename = "message.react")]
+    MessageReact(ReactReq),
+    /// A message and its replies, a page at a time. Reply:
+    /// [`crate::ThreadOk`].
+    #[serde(rename = "thread")]
+    Thread(ThreadReq),
 }
 
 impl Op {
@@ -184,6 +198,10 @@ impl Op {
             Self::Sessions(_) => "sessions",
             Self::SessionRevoke(_) => "session.revoke",
             Self::Search(_) => "search",
+            Self::MessageEdit(_) => "message.edit",
+            Self::MessageDelete(_) => "message.delete",
+            Self::MessageReact(_) => "message.react",
+            Self::Thread(_) => "thread",
         }
     }
 }
@@ -373,6 +391,60 @@ pub struct SendReq {
     pub client_msg_id: String,
     /// Message text.
     pub body: String,
+    /// The seq of the message (in the same room) this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+}
+
+/// Fields of operations on one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageReq {
+    /// The room.
+    pub room: String,
+    /// The message's seq.
+    pub seq: u64,
+}
+
+/// `message.edit` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditReq {
+    /// The room.
+    pub room: String,
+    /// The message's seq.
+    pub seq: u64,
+    /// The new text (as `send`'s `body`).
+    pub body: String,
+}
+
+/// `message.react` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactReq {
+    /// The room.
+    pub room: String,
+    /// The message's seq.
+    pub seq: u64,
+    /// The reaction: 1 to [`crate::MAX_EMOJI_LEN`] bytes, no white space or
+    /// control characters.
+    pub emoji: String,
+    /// `true` takes the caller's reaction back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove: bool,
+}
+
+/// `thread` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadReq {
+    /// The room.
+    pub room: String,
+    /// The seq of the message whose replies to list.
+    pub seq: u64,
+    /// Only replies with a seq above this (the last one of the previous
+    /// page); absent = from the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<u64>,
+    /// Page size, 1..=[`crate::MAX_PAGE`], default [`crate::DEFAULT_PAGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// `history` fields.

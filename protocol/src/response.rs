@@ -119,8 +119,9 @@ pub struct UploadFailed {
 pub enum ServerMsg {
     /// Reply to a request.
     Response(Response),
-    /// Unsolicited event.
-    Event(Event),
+    /// Unsolicited event (boxed: a message event is several times the
+    /// size of a reply).
+    Event(Box<Event>),
 }
 
 impl ServerMsg {
@@ -136,7 +137,7 @@ impl ServerMsg {
         }
         let probe: Probe = serde_json::from_slice(payload)?;
         if probe.ev.is_some() {
-            serde_json::from_slice(payload).map(Self::Event)
+            serde_json::from_slice(payload).map(|e| Self::Event(Box::new(e)))
         } else {
             serde_json::from_slice(payload).map(Self::Response)
         }
@@ -246,6 +247,20 @@ pub struct MessagesOk {
     /// `true` when more messages lie beyond this page in the direction
     /// asked: there were more than `limit`, or the next one would not have
     /// fit in the frame.
+    pub more: bool,
+}
+
+/// `thread` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadOk {
+    /// Room name.
+    pub room: String,
+    /// The message replied to.
+    pub message: Message,
+    /// One page of its replies, in ascending seq order.
+    pub messages: Vec<Message>,
+    /// `true` when more replies follow: ask again with `after_seq` = the
+    /// last seq of this page.
     pub more: bool,
 }
 

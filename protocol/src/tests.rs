@@ -70,7 +70,22 @@ fn every_op_round_trips() {
         Op::RoomLeave(room.clone()),
         Op::Members(MembersReq { room: "general".into(), after: None }),
         Op::Members(MembersReq { room: "general".into(), after: Some("ann".into()) }),
-        Op::Send(SendReq { room: "r".into(), client_msg_id: "c1".into(), body: "hi 👋".into() }),
+        Op::Send(SendReq {
+            room: "r".into(),
+            client_msg_id: "c1".into(),
+            body: "hi 👋".into(),
+            reply_to: None,
+        }),
+        Op::Send(SendReq {
+            room: "r".into(),
+            client_msg_id: "c2".into(),
+            body: "yes".into(),
+            reply_to: Some(4),
+        }),
+        Op::MessageEdit(EditReq { room: "r".into(), seq: 4, body: "fixed".into() }),
+        Op::MessageDelete(MessageReq { room: "r".into(), seq: 4 }),
+        Op::MessageReact(ReactReq { room: "r".into(), seq: 4, emoji: "🎉".into(), remove: true }),
+        Op::Thread(ThreadReq { room: "r".into(), seq: 4, after_seq: Some(5), limit: Some(9) }),
         Op::History(HistoryReq { room: "r".into(), before_seq: Some(9), limit: Some(2) }),
         Op::History(HistoryReq { room: "r".into(), before_seq: None, limit: None }),
         Op::Sync(SyncReq { room: "r".into(), after_seq: 3, limit: None }),
@@ -200,6 +215,10 @@ fn access_fields_are_optional_both_ways() {
     assert_eq!(create.op, Op::RoomCreate(RoomCreateReq { room: "g".into(), private: false }));
 }
 
+fn ev(e: Event) -> ServerMsg {
+    ServerMsg::Event(Box::new(e))
+}
+
 #[test]
 fn server_messages_round_trip() {
     let msg = Message {
@@ -213,6 +232,16 @@ fn server_messages_round_trip() {
         file: None,
         room_id: None,
         change: None,
+        edited: Some(1_700_000_000_500),
+        deleted: None,
+        reply_to: Some(Box::new(ReplyTo {
+            seq: 0,
+            sender: "bob".into(),
+            excerpt: "hi".into(),
+            deleted: false,
+        })),
+        reactions: vec![Reaction { emoji: "👍".into(), count: 2, me: true }].into(),
+        replies: 3,
     };
     let system = Message {
         kind: MessageKind::System,
@@ -227,6 +256,9 @@ fn server_messages_round_trip() {
             topic: None,
             name: None,
             reason: Some("spam".into()),
+            seq: None,
+            body: None,
+            emoji: None,
         })),
         ..msg.clone()
     };
@@ -261,25 +293,14 @@ fn server_messages_round_trip() {
             )
             .expect("ok"),
         ),
-        ServerMsg::Event(Event::Message(msg)),
-        ServerMsg::Event(Event::Presence(Presence {
-            user: "a".into(),
-            online: true,
-            reason: Some("r".into()),
-        })),
-        ServerMsg::Event(Event::Member(MemberEvent {
-            room: "g".into(),
-            user: "a".into(),
-            joined: true,
-        })),
-        ServerMsg::Event(Event::Lagged(Lagged { room: "g".into(), room_id: None })),
-        ServerMsg::Event(Event::Lagged(Lagged {
-            room: "g".into(),
-            room_id: Some("+0123456789abcdef".into()),
-        })),
-        ServerMsg::Event(Event::Message(system)),
-        ServerMsg::Event(Event::Room(RoomEvent { room: room.clone() })),
-        ServerMsg::Event(Event::RoomRemoved(RoomRemoved {
+        ev(Event::Message(msg)),
+        ev(Event::Presence(Presence { user: "a".into(), online: true, reason: Some("r".into()) })),
+        ev(Event::Member(MemberEvent { room: "g".into(), user: "a".into(), joined: true })),
+        ev(Event::Lagged(Lagged { room: "g".into(), room_id: None })),
+        ev(Event::Lagged(Lagged { room: "g".into(), room_id: Some("+0123456789abcdef".into()) })),
+        ev(Event::Message(system)),
+        ev(Event::Room(RoomEvent { room: room.clone() })),
+        ev(Event::RoomRemoved(RoomRemoved {
             room: "+0123456789abcdef".into(),
             room_id: "+0123456789abcdef".into(),
             reason: RemovedReason::Banned,
@@ -304,13 +325,9 @@ fn server_messages_round_trip() {
             )
             .expect("ok"),
         ),
-        ServerMsg::Event(Event::Message(file_msg)),
-        ServerMsg::Event(Event::UploadDone(UploadDone {
-            upload_id: "u".into(),
-            file: file.clone(),
-            seq: 2,
-        })),
-        ServerMsg::Event(Event::UploadFailed(UploadFailed {
+        ev(Event::Message(file_msg)),
+        ev(Event::UploadDone(UploadDone { upload_id: "u".into(), file: file.clone(), seq: 2 })),
+        ev(Event::UploadFailed(UploadFailed {
             upload_id: "u".into(),
             code: ErrorCode::QuotaExceeded,
             message: "over quota".into(),
@@ -471,7 +488,7 @@ fn value_budget() {
     let body = "[{,\\\"".repeat(20_000);
     let req = Request {
         id: 5,
-        op: Op::Send(SendReq { room: "r".into(), client_msg_id: "c".into(), body }),
+        op: Op::Send(SendReq { room: "r".into(), client_msg_id: "c".into(), body, reply_to: None }),
     };
     let bytes = serde_json::to_vec(&req).expect("serializes");
     assert_eq!(Request::parse(&bytes).expect("strings do not count"), req);
@@ -534,7 +551,7 @@ proptest! {
 
     #[test]
     fn send_round_trips(id in 0..=MAX_REQUEST_ID, room in "[a-z]{1,16}", cmid in "[a-zA-Z0-9-]{1,64}", body in any::<String>()) {
-        let req = Request { id, op: Op::Send(SendReq { room, client_msg_id: cmid, body }) };
+        let req = Request { id, op: Op::Send(SendReq { room, client_msg_id: cmid, body, reply_to: None }) };
         let bytes = encode_json(&req).expect("encodes");
         let mut buf = bytes::BytesMut::from(&bytes[..]);
         let payload = decode_frame(&mut buf).expect("ok").expect("complete");

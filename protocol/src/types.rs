@@ -70,6 +70,70 @@ pub struct Message {
     /// (`body` says the same in words).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Box<Change>>,
+    /// When the body was last edited (ms since the epoch); absent when
+    /// never. `body` is the current text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<i64>,
+    /// Set when the message was deleted: who did it and when. `body` is
+    /// then empty and `file` absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Box<Tombstone>>,
+    /// The message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Box<ReplyTo>>,
+    /// Reactions, one entry per emoji, in the order they were first given
+    /// (in `history`, `sync` and `thread` replies; absent when none).
+    #[serde(default, skip_serializing_if = "no_reactions")]
+    pub reactions: Box<[Reaction]>,
+    /// How many messages reply to this one (in `history`, `sync` and
+    /// `thread` replies; absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replies: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn no_reactions(r: &[Reaction]) -> bool {
+    r.is_empty()
+}
+
+/// A deleted message's tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Who deleted it (the sender, or a moderator).
+    pub by: String,
+    /// When (ms since the epoch).
+    pub ts: i64,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyTo {
+    /// The parent's seq, in the same room.
+    pub seq: u64,
+    /// The parent's sender.
+    pub sender: String,
+    /// The start of the parent's current body (at most
+    /// [`crate::MAX_EXCERPT_CHARS`] characters, `…` when cut); empty when
+    /// the parent was deleted.
+    pub excerpt: String,
+    /// `true` when the parent was deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// The reactions of one emoji to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji (any short text without white space, usually one emoji).
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: u64,
+    /// Whether the caller is one of them.
+    #[serde(default)]
+    pub me: bool,
 }
 
 impl Message {
@@ -180,6 +244,14 @@ pub enum ChangeKind {
     Archived,
     /// `by` made an archived room writable again.
     Unarchived,
+    /// `by` edited message `seq`; `body` is its new text.
+    Edited,
+    /// `by` deleted message `seq`.
+    Deleted,
+    /// `by` reacted to message `seq` with `emoji`.
+    Reacted,
+    /// `by` took back their reaction `emoji` to message `seq`.
+    Unreacted,
     /// A change this client does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -208,6 +280,16 @@ pub struct Change {
     /// Why, as the moderator gave it (`kicked`, `banned`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The message acted on (`edited`, `deleted`, `reacted`, `unreacted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The edited message's new text (`edited`; absent once that message
+    /// is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The emoji (`reacted`, `unreacted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
 }
 
 /// A room as listed by `rooms` and returned by `room.create`, `room.join`

@@ -115,6 +115,43 @@ pub(crate) fn decide(room: &Room, s: &Standing, need: Need) -> Verdict {
     }
 }
 
+/// What a user does to one message of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageAct {
+    /// Replace its text.
+    Edit,
+    /// Delete it (a tombstone stays).
+    Delete,
+    /// Add or remove a reaction.
+    React,
+}
+
+/// Decides whether a user in standing `s` may do `act` to a message of
+/// `room`; `own` says whether they sent it. Everyone who may post reacts
+/// and edits or deletes their own messages; moderators, owners and tenant
+/// admins also delete others' (not in direct messages, which have no
+/// moderators). Nothing changes in an archived room.
+pub(crate) fn decide_message(room: &Room, s: &Standing, act: MessageAct, own: bool) -> Verdict {
+    match act {
+        MessageAct::React => decide(room, s, Need::Post),
+        MessageAct::Edit if own => decide(room, s, Need::Post),
+        MessageAct::Edit => match decide(room, s, Need::Read) {
+            Verdict::Allowed => Verdict::Forbidden("only the sender may edit a message"),
+            other => other,
+        },
+        MessageAct::Delete if own => decide(room, s, Need::Post),
+        MessageAct::Delete => match decide(room, s, Need::Moderate) {
+            Verdict::Allowed if room.archived => {
+                Verdict::Forbidden("the room is archived (read-only)")
+            }
+            Verdict::Forbidden(_) if decide(room, s, Need::Read) == Verdict::Allowed => {
+                Verdict::Forbidden("only moderators and owners delete others' messages")
+            }
+            other => other,
+        },
+    }
+}
+
 /// The answer to a room the caller may not see, or that does not exist:
 /// one code, one message, whatever the reason.
 pub(crate) fn not_found(reference: &str) -> Error {
@@ -450,6 +487,38 @@ mod tests {
         }
         let dm = room(RoomKind::Dm, false);
         assert_eq!(decide(&dm, &admin, Need::Read), Verdict::Hidden, "not even seen");
+    }
+
+    #[test]
+    fn who_may_edit_delete_and_react() {
+        use MessageAct::{Delete, Edit, React};
+        let r = room(RoomKind::Public, false);
+        let member = standing(Some(Role::Member), false, false, false);
+        let moderator = standing(Some(Role::Moderator), false, false, false);
+        let admin = standing(None, false, false, true);
+        let stranger = standing(None, false, false, false);
+        let ok = |s: &Standing, act, own| decide_message(&r, s, act, own) == Verdict::Allowed;
+        assert!(ok(&member, Edit, true) && ok(&member, Delete, true) && ok(&member, React, false));
+        assert!(!ok(&member, Edit, false), "nobody edits another's message");
+        assert!(!ok(&moderator, Edit, false));
+        assert!(!ok(&member, Delete, false), "a member deletes only their own");
+        assert!(ok(&moderator, Delete, false) && ok(&admin, Delete, false));
+        assert!(!ok(&stranger, React, false) && !ok(&stranger, Delete, true));
+        let dm = room(RoomKind::Dm, false);
+        let dm_member = standing(Some(Role::Member), false, false, false);
+        assert!(decide_message(&dm, &dm_member, Delete, true) == Verdict::Allowed);
+        assert!(matches!(decide_message(&dm, &dm_member, Delete, false), Verdict::Forbidden(_)));
+        assert_eq!(decide_message(&dm, &admin, Delete, false), Verdict::Hidden);
+        let archived = room(RoomKind::Public, true);
+        for (s, own) in [(&member, true), (&moderator, false), (&admin, false)] {
+            for act in [Edit, Delete, React] {
+                if act == Edit && !own {
+                    continue;
+                }
+                let got = decide_message(&archived, s, act, own);
+                assert!(matches!(got, Verdict::Forbidden(_)), "{act:?} archived: {got:?}");
+            }
+        }
     }
 
     #[test]

@@ -473,13 +473,19 @@ async fn fill_once(
 ) -> Result<(), sqlx::Error> {
     loop {
         let (last, _) = hub.position(room);
+        // As events: nobody's reactions are `me`, and counts are left to
+        // history (the `reacted` and reply messages themselves follow).
+        let reading =
+            db::messages::Reading { tenant, room, label: label.clone(), viewer: db::UserId(0) };
         let page: Vec<_> =
-            db::messages::after(pool, tenant, room, label, last, FILL_PAGE).try_collect().await?;
+            db::messages::after(pool, &reading, last, FILL_PAGE).try_collect().await?;
         if page.is_empty() {
             return Ok(());
         }
         tracing::debug!(room = room.0, after = last, count = page.len(), "backfill");
-        for msg in page {
+        for mut msg in page {
+            msg.reactions = Box::default();
+            msg.replies = 0;
             let seq = msg.seq;
             match encode_json(&Event::Message(msg)) {
                 Ok(frame) => hub.remote_message(tenant, room, seq, label, &frame),

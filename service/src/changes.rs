@@ -8,17 +8,18 @@
 //! the hub must do once it is committed (subscriptions, `room` and
 //! `room.removed` events) and what the caller cleans up (uploads, files).
 
-use crate::access::{self, Need, Verdict};
+use crate::access::{self, MessageAct, Need, Verdict};
 use crate::config::Quotas;
 use crate::db::members::{self, Lookup};
+use crate::db::messages;
 use crate::db::rooms as room_db;
 use crate::db::{self, Conn, DbError, NewMessage, Room, RoomId, Standing, TenantId, UserId};
 use crate::error::{Error, Result, refuse};
 use crate::metrics::Metrics;
 use crate::quota::{self, kind::Created};
 use qchat_protocol::{
-    Change, ChangeKind, ErrorCode, MemberEvent, MessageKind, RemovedReason, Role, RoomInfo,
-    RoomKind,
+    Change, ChangeKind, ErrorCode, MAX_REACTIONS, MemberEvent, MessageKind, RemovedReason, Role,
+    RoomInfo, RoomKind,
 };
 
 /// What the writer checks room changes against (invitations count against
@@ -45,16 +46,44 @@ pub(crate) struct ChangeJob {
 pub(crate) enum RoomChange {
     Join,
     Leave,
-    Invite { user: String },
-    Kick { user: String, reason: Option<String> },
-    Ban { user: String, reason: Option<String> },
-    Unban { user: String },
-    Role { user: String, role: Role },
+    Invite {
+        user: String,
+    },
+    Kick {
+        user: String,
+        reason: Option<String>,
+    },
+    Ban {
+        user: String,
+        reason: Option<String>,
+    },
+    Unban {
+        user: String,
+    },
+    Role {
+        user: String,
+        role: Role,
+    },
     Topic(String),
     Rename(String),
     Private(bool),
     Archive(bool),
     Delete,
+    /// Replace the body of message `seq` (the sender's own).
+    Edit {
+        seq: u64,
+        body: String,
+    },
+    /// Make message `seq` a tombstone.
+    DeleteMessage {
+        seq: u64,
+    },
+    /// Add (`add`) or take back a reaction to message `seq`.
+    React {
+        seq: u64,
+        emoji: String,
+        add: bool,
+    },
 }
 
 /// What the hub must do for a committed change.
@@ -150,6 +179,10 @@ fn need(change: &RoomChange) -> Need {
         | RoomChange::Private(_)
         | RoomChange::Archive(_)
         | RoomChange::Delete => Need::Own,
+        // Decided on the message, once it is found (`message_change`).
+        RoomChange::Edit { .. } | RoomChange::DeleteMessage { .. } | RoomChange::React { .. } => {
+            Need::See
+        }
     }
 }
 
@@ -187,6 +220,9 @@ pub(crate) async fn apply(
         topic: None,
         name: None,
         reason: None,
+        seq: None,
+        body: None,
+        emoji: None,
     };
     let recorded = match &job.change {
         RoomChange::Join => {
@@ -379,9 +415,119 @@ pub(crate) async fn apply(
             done.after.push(HubAction::Close);
             return Ok(done);
         }
+        RoomChange::Edit { .. } | RoomChange::DeleteMessage { .. } | RoomChange::React { .. } => {
+            let now = db::now_ms();
+            if let Some(recorded) = message_change(conn, job, &room, &actor, &mut done, now).await?
+            {
+                // The edit's or deletion's time is its system message's.
+                let system = system_message(job, &done.room, recorded);
+                done.system = Some(NewMessage { ts: now, ..system });
+            }
+            return Ok(done);
+        }
     };
     done.system = Some(system_message(job, &done.room, recorded));
     Ok(done)
+}
+
+/// An edit, a deletion or a reaction: finds the message, decides the
+/// actor's right to it ([`access::decide_message`]) and writes it. `None`
+/// when nothing changed (a reaction given or taken back already, the same
+/// text again).
+async fn message_change(
+    conn: &mut Conn<'_>,
+    job: &ChangeJob,
+    room: &Room,
+    actor: &Standing,
+    done: &mut Applied,
+    now: i64,
+) -> Result<Option<Change>> {
+    let (tenant, id, me) = (job.tenant, job.room, job.actor);
+    let (seq, act) = match &job.change {
+        RoomChange::Edit { seq, .. } => (*seq, MessageAct::Edit),
+        RoomChange::DeleteMessage { seq } => (*seq, MessageAct::Delete),
+        RoomChange::React { seq, .. } => (*seq, MessageAct::React),
+        _ => return Err(Error::Internal("not a message change".into())),
+    };
+    let missing = || refuse(ErrorCode::NotFound, format!("no message {seq} in {}", job.reference));
+    // Only what users sent is edited, deleted or reacted to; a tombstone is
+    // no longer there to act on.
+    let target = match messages::target(&mut *conn, tenant, id, seq).await? {
+        Some(t) if t.kind != MessageKind::System && !t.deleted => t,
+        _ => {
+            // The right to read decides first: a reader who may not read
+            // the room learns nothing of its messages.
+            return match access::decide(room, actor, Need::Read) {
+                Verdict::Allowed => Err(missing()),
+                Verdict::Hidden => Err(access::not_found(&job.reference)),
+                Verdict::Forbidden(why) => {
+                    Err(refuse(ErrorCode::Forbidden, format!("{}: {why}", job.reference)))
+                }
+            };
+        }
+    };
+    let own = target.sender == Some(me);
+    match access::decide_message(room, actor, act, own) {
+        Verdict::Allowed => {}
+        Verdict::Hidden => return Err(access::not_found(&job.reference)),
+        Verdict::Forbidden(why) => {
+            return Err(refuse(ErrorCode::Forbidden, format!("{}: {why}", job.reference)));
+        }
+    }
+    let base = Change {
+        kind: ChangeKind::Unknown,
+        by: job.actor_name.clone(),
+        user: None,
+        role: None,
+        topic: None,
+        name: None,
+        reason: None,
+        seq: Some(seq),
+        body: None,
+        emoji: None,
+    };
+    Ok(Some(match &job.change {
+        RoomChange::Edit { body, .. } => {
+            if target.kind != MessageKind::Text {
+                return Err(refuse(
+                    ErrorCode::BadRequest,
+                    format!("message {seq} is a file offer; only text is edited"),
+                ));
+            }
+            if *body == target.body {
+                return Ok(None);
+            }
+            messages::edit(&mut *conn, tenant, id, seq, body, now).await?;
+            Change { kind: ChangeKind::Edited, body: Some(body.clone()), ..base }
+        }
+        RoomChange::DeleteMessage { .. } => {
+            let by = &job.actor_name;
+            if let Some(hash) = messages::tombstone(&mut *conn, tenant, id, seq, by, now).await? {
+                done.cleanup.unreferenced.push(hash);
+            }
+            // Whose message it was, when a moderator deleted another's.
+            let user = (!own).then(|| target.sender_name.clone());
+            Change { kind: ChangeKind::Deleted, user, ..base }
+        }
+        RoomChange::React { emoji, add, .. } => {
+            if *add
+                && messages::reaction_kinds(&mut *conn, tenant, id, seq).await?
+                    >= MAX_REACTIONS as u64
+                && !messages::has_reaction(&mut *conn, tenant, id, seq, emoji).await?
+            {
+                return Err(refuse(
+                    ErrorCode::TooLarge,
+                    format!("message {seq} holds {MAX_REACTIONS} different reactions already"),
+                ));
+            }
+            if !messages::react(&mut *conn, (tenant, id, seq), me, emoji, *add, now).await? {
+                return Ok(None);
+            }
+            let kind = if *add { ChangeKind::Reacted } else { ChangeKind::Unreacted };
+            Change { kind, emoji: Some(emoji.clone()), ..base }
+        }
+        _ => return Err(Error::Internal("not a message change".into())),
+    }))
 }
 
 fn outrank(room: &Room, actor: &Standing, target: &Standing, name: &str) -> Result<()> {
@@ -443,6 +589,7 @@ fn system_message(job: &ChangeJob, room: &Room, change: Change) -> NewMessage {
         ts: db::now_ms(),
         file: None,
         change: Some(Box::new(change)),
+        reply_to: None,
     }
 }
 
@@ -450,6 +597,7 @@ fn system_message(job: &ChangeJob, room: &Room, change: Change) -> NewMessage {
 pub(crate) fn describe(c: &Change) -> String {
     let by = &c.by;
     let user = c.user.as_deref().unwrap_or("someone");
+    let seq = |c: &Change| c.seq.map_or_else(|| "?".to_owned(), |s| s.to_string());
     let why = |text: String| match c.reason.as_deref().filter(|r| !r.is_empty()) {
         Some(reason) => format!("{text}: {reason}"),
         None => text,
@@ -477,6 +625,17 @@ pub(crate) fn describe(c: &Change) -> String {
         ChangeKind::MadePublic => format!("{by} made the room public"),
         ChangeKind::Archived => format!("{by} archived the room"),
         ChangeKind::Unarchived => format!("{by} unarchived the room"),
+        ChangeKind::Edited => format!("{by} edited message {}", seq(c)),
+        ChangeKind::Deleted => match c.user.as_deref() {
+            Some(user) => format!("{by} deleted message {} by {user}", seq(c)),
+            None => format!("{by} deleted message {}", seq(c)),
+        },
+        ChangeKind::Reacted => {
+            format!("{by} reacted {} to message {}", c.emoji.as_deref().unwrap_or("?"), seq(c))
+        }
+        ChangeKind::Unreacted => {
+            format!("{by} took back {} on message {}", c.emoji.as_deref().unwrap_or("?"), seq(c))
+        }
         ChangeKind::Unknown => format!("{by} changed the room"),
     }
 }
@@ -495,11 +654,16 @@ mod tests {
             topic: Some(String::new()),
             name: Some("q".into()),
             reason: Some("spam".into()),
+            seq: Some(4),
+            body: None,
+            emoji: Some("👍".into()),
         };
         assert_eq!(describe(&c(ChangeKind::Banned)), "ann banned bob: spam");
         assert_eq!(describe(&c(ChangeKind::Role)), "ann made bob a moderator");
         assert_eq!(describe(&c(ChangeKind::Topic)), "ann cleared the topic");
         assert_eq!(describe(&c(ChangeKind::Joined)), "bob joined");
         assert_eq!(describe(&c(ChangeKind::Renamed)), "ann renamed the room to q");
+        assert_eq!(describe(&c(ChangeKind::Reacted)), "ann reacted 👍 to message 4");
+        assert_eq!(describe(&c(ChangeKind::Deleted)), "ann deleted message 4 by bob");
     }
 }

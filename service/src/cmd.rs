@@ -116,6 +116,10 @@ pub(crate) async fn dispatch(cx: Ctx<'_>, op: Op) -> Result<Value> {
                 Op::Sessions(r) => account::sessions(s, &login, r).await,
                 Op::SessionRevoke(r) => account::revoke(s, &login, &r.session).await,
                 Op::Search(r) => search::search(s, &login, r).await,
+                Op::MessageEdit(r) => messages::edit(s, &login, r).await,
+                Op::MessageDelete(r) => messages::delete(s, &login, r).await,
+                Op::MessageReact(r) => messages::react(s, &login, r).await,
+                Op::Thread(r) => messages::thread(s, &login, r).await,
                 Op::Hello(_)
                 | Op::Register(_)
                 | Op::Login(_)

@@ -260,7 +260,7 @@ fn act(hub: &Hub, job: &ChangeJob, label: &RoomLabel, action: &HubAction) {
 }
 
 fn is_text(job: &Job) -> bool {
-    matches!(&job.work, Work::Message { msg, .. } if msg.file.is_none())
+    matches!(&job.work, Work::Message { msg, .. } if msg.file.is_none() && msg.reply_to.is_none())
 }
 
 /// Commits the batch in one transaction. Text messages go in with a few
@@ -440,6 +440,11 @@ fn publish(hub: &Hub, m: &NewMessage, room: &RoomLabel, seq: u64, offer: Option<
         }),
         room_id: Some(room.id.clone()),
         change: m.change.clone(),
+        edited: None,
+        deleted: None,
+        reply_to: m.reply_to.clone().map(Box::new),
+        reactions: Box::default(),
+        replies: 0,
     });
     match encode_json(&ev) {
         Ok(frame) => hub.publish_message(m.tenant, m.room, seq, room, &frame),
@@ -491,6 +496,7 @@ mod tests {
             ts: i64::try_from(i).unwrap_or_default(),
             file: None,
             change: None,
+            reply_to: None,
         }
     }
 

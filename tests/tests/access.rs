@@ -73,6 +73,11 @@ fn probes(r: &str) -> Vec<(&'static str, Value)> {
         ("room.private", json!({"room": r, "private": false})),
         ("room.archive", json!({"room": r, "archived": true})),
         ("room.delete", json!({"room": r})),
+        ("message.edit", json!({"room": r, "seq": 1, "body": "x"})),
+        ("message.delete", json!({"room": r, "seq": 1})),
+        ("message.react", json!({"room": r, "seq": 1, "emoji": "x"})),
+        ("thread", json!({"room": r, "seq": 1})),
+        ("send", json!({"room": r, "client_msg_id": "probe2", "body": "hi", "reply_to": 1})),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! PROTOCOL.md checked against the server (issue 16): every worked example
-//! of the document — the `transcript` blocks of sections 2.1, 8, 9.4 and
-//! 10.5 and the `frame` blocks of section 9.2 — is parsed from the document
+//! of the document — the `transcript` blocks of sections 2.1, 8, 9.4,
+//! 10.5 and 11 and the `frame` blocks of section 9.2 — is parsed from the document
 //! itself and walked byte for byte against a real `qchatd`, so the document
 //! cannot drift from the server.
 //!

@@ -58,9 +58,16 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
         Command::Archive { room, undo } => {
             rooms::moderate(&client, Moderation::Archive { room, undo }).await
         }
-        Command::Delete { room, yes } => {
+        Command::Delete { room, seq: Some(seq), .. } => delete(&client, &room, seq).await,
+        Command::Delete { room, seq: None, yes } => {
             rooms::moderate(&client, Moderation::Delete { room, yes }).await
         }
+        Command::Edit { room, seq, text } => edit(&client, &room, seq, &text).await,
+        Command::React { room, seq, emoji, remove } => {
+            react(&client, &room, seq, &emoji, remove).await
+        }
+        Command::Reply { room, seq, text } => reply(&client, &room, seq, &text).await,
+        Command::Thread { room, seq, json } => thread(&client, &room, seq, json).await,
         Command::Upload { room, files } => super::transfer::upload(&client, &room, &files).await,
         Command::Download { file_ids, out } => {
             super::transfer::download(&client, &file_ids, &out).await
@@ -87,6 +94,77 @@ async fn send(client: &Client, room: &str, text: &str) -> anyhow::Result<()> {
     let ok = client.send(room, text).await.with_context(|| format!("sending to {room}"))?;
     println!("{}", ok.seq);
     Ok(())
+}
+
+/// Prints the seq of the system message a change made, or `unchanged`.
+fn print_change(seq: Option<u64>) {
+    match seq {
+        Some(seq) => println!("{seq}"),
+        None => println!("unchanged"),
+    }
+}
+
+async fn edit(client: &Client, room: &str, seq: u64, text: &str) -> anyhow::Result<()> {
+    let done = client.edit(room, seq, text).await.with_context(|| format!("editing #{seq}"))?;
+    print_change(done);
+    Ok(())
+}
+
+async fn delete(client: &Client, room: &str, seq: u64) -> anyhow::Result<()> {
+    let done =
+        client.delete_message(room, seq).await.with_context(|| format!("deleting #{seq}"))?;
+    print_change(done);
+    Ok(())
+}
+
+async fn react(
+    client: &Client,
+    room: &str,
+    seq: u64,
+    emoji: &str,
+    remove: bool,
+) -> anyhow::Result<()> {
+    let done = client
+        .react(room, seq, emoji, remove)
+        .await
+        .with_context(|| format!("reacting to #{seq}"))?;
+    print_change(done);
+    Ok(())
+}
+
+async fn reply(client: &Client, room: &str, seq: u64, text: &str) -> anyhow::Result<()> {
+    join_if_needed(client, room).await?;
+    let ok = client
+        .send_reply(room, text, Some(seq))
+        .await
+        .with_context(|| format!("replying to #{seq} in {room}"))?;
+    println!("{}", ok.seq);
+    Ok(())
+}
+
+/// The message and every page of its replies.
+async fn thread(client: &Client, room: &str, seq: u64, json: bool) -> anyhow::Result<()> {
+    let mut after = None;
+    let mut first = true;
+    // Each page holds at least one reply while `more`: bounded by the room.
+    loop {
+        let page = client
+            .thread(room, seq, after, Some(MAX_PAGE))
+            .await
+            .with_context(|| format!("reading the thread of #{seq} in {room}"))?;
+        if first {
+            print_message(&page.message, json)?;
+            first = false;
+        }
+        let next = page.messages.last().map(|m| m.seq);
+        for m in &page.messages {
+            print_message(m, json)?;
+        }
+        if !page.more || next.is_none() || next == after {
+            return Ok(());
+        }
+        after = next;
+    }
 }
 
 async fn history(client: &Client, room: &str, limit: u32, json: bool) -> anyhow::Result<()> {

@@ -7,7 +7,49 @@ use qchat_client::{Message, MessageKind};
 /// marked). Control characters are escaped so a message cannot drive the
 /// terminal.
 pub(crate) fn message_line(m: &Message) -> String {
+    let line = base_line(m);
+    let mut out = match &m.reply_to {
+        // `#8 bob [re #3 ann: the start of it]: agreed`
+        Some(p) => {
+            let quoted = if p.deleted {
+                "(deleted)".to_owned()
+            } else {
+                format!("{}: {}", p.sender, sanitize(&p.excerpt))
+            };
+            let prefix = format!("#{} {}", m.seq, m.sender);
+            match line.strip_prefix(&prefix) {
+                Some(rest) => format!("{prefix} [re #{} {quoted}]{rest}", p.seq),
+                None => line,
+            }
+        }
+        None => line,
+    };
+    if m.edited.is_some() {
+        out.push_str(" (edited)");
+    }
+    if !m.reactions.is_empty() {
+        let list: Vec<String> = m
+            .reactions
+            .iter()
+            .map(|r| format!("{}{} {}", if r.me { "*" } else { "" }, sanitize(&r.emoji), r.count))
+            .collect();
+        out.push_str(&format!("  [{}]", list.join(", ")));
+    }
+    if m.replies > 0 {
+        out.push_str(&format!(
+            "  ({} {})",
+            m.replies,
+            if m.replies == 1 { "reply" } else { "replies" }
+        ));
+    }
+    out
+}
+
+fn base_line(m: &Message) -> String {
     let body = sanitize(&m.body);
+    if let Some(t) = &m.deleted {
+        return format!("#{} {}: (deleted by {})", m.seq, m.sender, t.by);
+    }
     match m.kind {
         MessageKind::Text => format!("#{} {}: {}", m.seq, m.sender, body),
         MessageKind::File => match &m.file {
@@ -74,6 +116,11 @@ mod tests {
             file: None,
             room_id: None,
             change: None,
+            edited: None,
+            deleted: None,
+            reply_to: None,
+            reactions: Box::default(),
+            replies: 0,
         }
     }
 
@@ -86,6 +133,31 @@ mod tests {
         file.file =
             Some(FileInfo { id: 7, name: "a.pdf".into(), size: 1234, hash: "00".repeat(32) });
         assert_eq!(message_line(&file), "#42 ann [file 7] a.pdf (1234 bytes)");
+    }
+
+    #[test]
+    fn edits_replies_reactions_and_tombstones_are_marked() {
+        let mut m = msg(MessageKind::Text, "agreed");
+        m.reply_to = Some(Box::new(qchat_client::ReplyTo {
+            seq: 3,
+            sender: "bob".into(),
+            excerpt: "the plan".into(),
+            deleted: false,
+        }));
+        m.edited = Some(1);
+        m.reactions = vec![
+            qchat_client::Reaction { emoji: "👍".into(), count: 2, me: true },
+            qchat_client::Reaction { emoji: "🎉".into(), count: 1, me: false },
+        ]
+        .into();
+        m.replies = 2;
+        assert_eq!(
+            message_line(&m),
+            "#42 ann [re #3 bob: the plan]: agreed (edited)  [*👍 2, 🎉 1]  (2 replies)"
+        );
+        let mut gone = msg(MessageKind::Text, "");
+        gone.deleted = Some(Box::new(qchat_client::Tombstone { by: "carol".into(), ts: 1 }));
+        assert_eq!(message_line(&gone), "#42 ann: (deleted by carol)");
     }
 
     #[test]

@@ -235,6 +235,11 @@ mod tests {
             file: Some(file.clone()),
             room_id: None,
             change: None,
+            edited: None,
+            deleted: None,
+            reply_to: None,
+            reactions: Box::default(),
+            replies: 0,
         };
         router.file_message(&msg);
         assert!(matches!(

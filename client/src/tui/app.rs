@@ -201,6 +201,9 @@ pub(crate) enum ViewMsg {
 
 /// What the network side reports.
 #[derive(Debug, Clone, PartialEq)]
+// Made per event and moved once, like `Msg`: boxing the client events (a
+// message, the large variant) would allocate for every message instead.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum NetEvent {
     /// Logged in.
     Connected {

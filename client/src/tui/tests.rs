@@ -37,6 +37,11 @@ fn msg(room: &str, seq: u64, sender: &str, body: &str, ts: i64) -> Message {
         file: None,
         room_id: None,
         change: None,
+        edited: None,
+        deleted: None,
+        reply_to: None,
+        reactions: Box::default(),
+        replies: 0,
     }
 }
 

@@ -29,6 +29,7 @@ pub(crate) const TABLES: &[&str] = &[
     "messages",
     "offers",
     "uploads",
+    "reactions",
 ];
 
 /// Bind parameters per insert statement, below PostgreSQL's 65,535.

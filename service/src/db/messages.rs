@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use qchat_protocol::{Change, FileInfo, Message, MessageKind};
+use qchat_protocol::{
+    Change, ChangeKind, FileInfo, MAX_EXCERPT_CHARS, Message, MessageKind, Reaction, ReplyTo,
+    Tombstone,
+};
 // AssertSqlSafe: the dynamic statements below are built from constants and
 // `$N` placeholders only; every value is bound.
 use sqlx::AssertSqlSafe;
@@ -12,20 +15,38 @@ use sqlx::AssertSqlSafe;
 use super::rooms::{RoomLabel, to_u64};
 use super::{Conn, Ex, RoomId, TenantId, UserId, on, on_conn};
 
-/// A keyset page query: the one column list and join that [`Row`] maps,
-/// with the seq comparison and order of one direction. A macro, so that
-/// the result is one literal ([`HISTORY_SQL`] is public).
+/// A message query: the one column list and join that [`Row`] maps, with
+/// the condition and order of one use. A macro, so that the result is one
+/// literal ([`HISTORY_SQL`] is public). `$1` tenant, `$2` room, `$3` the
+/// seq bound, `$4` the row limit, `$5` the reader (whose reactions are
+/// `me`); a thread's query adds `$6`, the parent's seq.
+///
+/// Reactions come as one string, `EMOJI COUNT MINE` triples separated by
+/// spaces (emoji hold no white space), in the order first given.
 macro_rules! page_sql {
-    ($cmp:literal, $order:literal) => {
+    ($cond:literal, $order:literal) => {
         concat!(
             "select m.seq, m.sender_name, m.client_msg_id, m.kind, m.body, m.ts,
-                o.id as offer_id, f.size as file_size, f.hash as file_hash, m.change
+                o.id as offer_id, f.size as file_size, f.hash as file_hash, m.change,
+                m.edited, m.deleted_by, m.deleted_at, m.reply_to,
+                p.sender_name as parent_sender, substr(p.body, 1, 200) as parent_body,
+                p.deleted_at as parent_deleted,
+                (select count(*) from messages c
+                 where c.room_id = m.room_id and c.reply_to = m.seq) as replies,
+                (select string_agg(x.emoji || ' ' || x.n || ' ' || x.mine, ' '
+                        order by x.first, x.emoji)
+                 from (select r.emoji, count(*) as n,
+                              max(case when r.user_id = $5 then 1 else 0 end) as mine,
+                              min(r.ts) as first
+                       from reactions r where r.room_id = m.room_id and r.seq = m.seq
+                       group by r.emoji) x) as reactions
          from messages m
          left join offers o on o.room_id = m.room_id and o.seq = m.seq
          left join files f on f.id = o.file_id and f.tenant_id = m.tenant_id
-         where m.tenant_id = $1 and m.room_id = $2 and m.seq ",
-            $cmp,
-            " $3 order by m.seq ",
+         left join messages p on p.room_id = m.room_id and p.seq = m.reply_to
+         where m.tenant_id = $1 and m.room_id = $2 and ",
+            $cond,
+            " order by m.seq ",
             $order,
             " limit $4"
         )
@@ -35,14 +56,21 @@ macro_rules! page_sql {
 /// The keyset query behind the `history` op, exactly as the server runs it.
 /// Parameters in order: tenant id, room id, `before_seq` (exclusive), limit
 /// (the server asks for one more row than the page to learn whether older
-/// ones exist). Columns: seq, sender_name, client_msg_id, kind, body, ts,
-/// offer_id, file_size, file_hash, change. Public so the history benchmark
-/// can run the same statement directly on the database.
-pub const HISTORY_SQL: &str = page_sql!("<", "desc");
+/// ones exist), the reader's user id. Columns: seq, sender_name,
+/// client_msg_id, kind, body, ts, offer_id, file_size, file_hash, change,
+/// then the edit, deletion, reply and reaction columns. Public so the
+/// history benchmark can run the same statement directly on the database.
+pub const HISTORY_SQL: &str = page_sql!("m.seq < $3", "desc");
 
 /// The keyset query behind the `sync` op: [`HISTORY_SQL`]'s parameters and
 /// columns, with `after_seq` (exclusive) in ascending order.
-const SYNC_SQL: &str = page_sql!(">", "asc");
+const SYNC_SQL: &str = page_sql!("m.seq > $3", "asc");
+
+/// The replies to message `$6` after seq `$3`, oldest first (`thread`).
+const THREAD_SQL: &str = page_sql!("m.reply_to = $6 and m.seq > $3", "asc");
+
+/// The message with seq `$3` (`thread`'s parent).
+const ONE_SQL: &str = page_sql!("m.seq = $3", "asc");
 
 /// The insert that stores a message, exactly as the writer runs it (after it
 /// has taken `seq` from `rooms.last_seq`). Parameters in order: tenant id,
@@ -67,6 +95,9 @@ pub(crate) struct NewMessage {
     pub(crate) file: Option<FileAttach>,
     /// For system messages: what changed (stored as JSON beside the body).
     pub(crate) change: Option<Box<Change>>,
+    /// For a reply: the message it answers (its seq is stored; the rest is
+    /// for the live event).
+    pub(crate) reply_to: Option<ReplyTo>,
 }
 
 /// The file a file message offers; its row is inserted (once per tenant and
@@ -178,14 +209,24 @@ pub(crate) async fn append(
         }
         None => None,
     };
-    if let Some(change) = &m.change {
+    if m.change.is_some() || m.reply_to.is_some() {
         // Beside the insert rather than in it: the insert stays the one the
-        // history benchmark replays, and system messages are rare.
-        let json = serde_json::to_string(change).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // history benchmark replays, and system messages and replies are
+        // the fewer.
+        let json = match &m.change {
+            Some(c) => {
+                Some(serde_json::to_string(c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+            }
+            None => None,
+        };
+        let target = m.change.as_ref().and_then(|c| c.seq).map(clamp);
         on!(conn.re(), |e| sqlx::query(
-            "update messages set change = $1 where room_id = $2 and seq = $3"
+            "update messages set change = $1, reply_to = $2, target_seq = $3
+             where room_id = $4 and seq = $5"
         )
-        .bind(&json)
+        .bind(json.as_deref())
+        .bind(m.reply_to.as_ref().map(|r| clamp(r.seq)))
+        .bind(target)
         .bind(m.room.0)
         .bind(seq)
         .execute(e)
@@ -243,8 +284,8 @@ pub(crate) async fn append_all(
         Some((m.tenant.0, m.room.0, m.sender?.0, m.client_msg_id.as_deref()?))
     }
     debug_assert!(
-        msgs.iter().all(|m| m.file.is_none() && m.change.is_none()),
-        "file and system messages go through append"
+        msgs.iter().all(|m| m.file.is_none() && m.change.is_none() && m.reply_to.is_none()),
+        "file and system messages and replies go through append"
     );
     let stored = stored_copies(conn, msgs).await?;
     // Decide in order, as one-by-one appends would: a key stored earlier is
@@ -438,6 +479,15 @@ struct Row {
     file_size: Option<i64>,
     file_hash: Option<String>,
     change: Option<String>,
+    edited: Option<i64>,
+    deleted_by: Option<String>,
+    deleted_at: Option<i64>,
+    reply_to: Option<i64>,
+    parent_sender: Option<String>,
+    parent_body: Option<String>,
+    parent_deleted: Option<i64>,
+    replies: i64,
+    reactions: Option<String>,
 }
 
 impl Row {
@@ -460,12 +510,64 @@ impl Row {
             room_id: Some(room.id.clone()),
             // A change this binary cannot read is left out; the body says it.
             change: self.change.and_then(|c| serde_json::from_str(&c).ok()).map(Box::new),
+            edited: self.edited,
+            deleted: match (self.deleted_by, self.deleted_at) {
+                (Some(by), Some(ts)) => Some(Box::new(Tombstone { by, ts })),
+                _ => None,
+            },
+            // A parent that is gone (its room's history cut, say) shows as
+            // deleted by nobody.
+            reply_to: self.reply_to.map(|seq| {
+                Box::new(ReplyTo {
+                    seq: to_u64(seq),
+                    sender: self.parent_sender.unwrap_or_default(),
+                    excerpt: excerpt(self.parent_body.as_deref().unwrap_or("")),
+                    deleted: self.parent_deleted.is_some(),
+                })
+            }),
+            reactions: self.reactions.as_deref().map(parse_reactions).unwrap_or_default().into(),
+            replies: u32::try_from(self.replies).unwrap_or(u32::MAX),
         }
     }
 }
 
+/// The start of a body, as a reply quotes it: at most
+/// [`MAX_EXCERPT_CHARS`] characters, on one line, `…` when cut.
+pub(crate) fn excerpt(body: &str) -> String {
+    let line: String = body.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let line = line.trim();
+    if line.chars().count() <= MAX_EXCERPT_CHARS {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(MAX_EXCERPT_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// `EMOJI COUNT MINE` triples (the reactions column of [`page_sql`]).
+fn parse_reactions(s: &str) -> Vec<Reaction> {
+    let words: Vec<&str> = s.split(' ').collect();
+    words
+        .chunks_exact(3)
+        .map(|w| Reaction {
+            emoji: w[0].to_owned(),
+            count: w[1].parse().unwrap_or(0),
+            me: w[2] == "1",
+        })
+        .collect()
+}
+
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Who reads a page, and in which room: `viewer`'s reactions are `me`.
+#[derive(Debug, Clone)]
+pub(crate) struct Reading {
+    pub(crate) tenant: TenantId,
+    pub(crate) room: RoomId,
+    pub(crate) label: RoomLabel,
+    pub(crate) viewer: UserId,
 }
 
 /// Messages with seq < `before`, newest first (the order a `history` page
@@ -473,26 +575,43 @@ fn clamp(v: u64) -> i64 {
 /// that whoever takes the page learns whether older ones exist.
 pub(crate) fn before<'e>(
     db: impl Into<Ex<'e>>,
-    tenant: TenantId,
-    room: RoomId,
-    label: &RoomLabel,
+    r: &Reading,
     before: u64,
     limit: u32,
 ) -> BoxStream<'e, Result<Message, sqlx::Error>> {
-    page(db, HISTORY_SQL, tenant, room, label, before, limit)
+    page(db, HISTORY_SQL, r, before, limit, None)
 }
 
 /// Messages with seq > `after`, oldest first (the order a `sync` page is
 /// taken in), at most `limit + 1` of them (see [`before`]).
 pub(crate) fn after<'e>(
     db: impl Into<Ex<'e>>,
-    tenant: TenantId,
-    room: RoomId,
-    label: &RoomLabel,
+    r: &Reading,
     after: u64,
     limit: u32,
 ) -> BoxStream<'e, Result<Message, sqlx::Error>> {
-    page(db, SYNC_SQL, tenant, room, label, after, limit)
+    page(db, SYNC_SQL, r, after, limit, None)
+}
+
+/// The replies to message `parent` with seq > `after`, oldest first, at
+/// most `limit + 1` of them (see [`before`]).
+pub(crate) fn replies<'e>(
+    db: impl Into<Ex<'e>>,
+    r: &Reading,
+    parent: u64,
+    after: u64,
+    limit: u32,
+) -> BoxStream<'e, Result<Message, sqlx::Error>> {
+    page(db, THREAD_SQL, r, after, limit, Some(parent))
+}
+
+/// The message `seq` of the room, as history shows it.
+pub(crate) async fn one(
+    db: impl Into<Ex<'_>>,
+    r: &Reading,
+    seq: u64,
+) -> Result<Option<Message>, sqlx::Error> {
+    page(db, ONE_SQL, r, seq, 1, None).try_next().await
 }
 
 /// The rows of one page query (`sql`, from [`page_sql`]) from `seq` on, in
@@ -501,21 +620,288 @@ pub(crate) fn after<'e>(
 fn page<'e>(
     db: impl Into<Ex<'e>>,
     sql: &'static str,
-    tenant: TenantId,
-    room: RoomId,
-    label: &RoomLabel,
+    r: &Reading,
     seq: u64,
     limit: u32,
+    parent: Option<u64>,
 ) -> BoxStream<'e, Result<Message, sqlx::Error>> {
-    let label = label.clone();
-    on!(db, |e| sqlx::query_as::<_, Row>(sql)
+    let label = r.label.clone();
+    on!(db, |e| {
+        let mut q = sqlx::query_as::<_, Row>(sql)
+            .bind(r.tenant.0)
+            .bind(r.room.0)
+            .bind(clamp(seq))
+            .bind(i64::from(limit) + 1)
+            .bind(r.viewer.0);
+        if let Some(p) = parent {
+            q = q.bind(clamp(p));
+        }
+        q.fetch(e).map_ok(move |r| r.into_message(&label)).boxed()
+    })
+}
+
+/// What an edit, a deletion or a reaction needs to know of its message.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) sender: Option<UserId>,
+    pub(crate) sender_name: String,
+    pub(crate) kind: MessageKind,
+    pub(crate) body: String,
+    pub(crate) deleted: bool,
+}
+
+/// Message `seq` of the room, if there is one.
+pub(crate) async fn target(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    room: RoomId,
+    seq: u64,
+) -> Result<Option<Target>, sqlx::Error> {
+    type TargetRow = (Option<i64>, String, String, String, Option<i64>);
+    let row: Option<TargetRow> = on!(conn.re(), |e| sqlx::query_as(
+        "select sender_id, sender_name, kind, body, deleted_at from messages
+             where tenant_id = $1 and room_id = $2 and seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(clamp(seq))
+    .fetch_optional(e)
+    .await)?;
+    Ok(row.map(|(sender, sender_name, kind, body, deleted)| Target {
+        sender: sender.map(UserId),
+        sender_name,
+        kind: MessageKind::parse(&kind).unwrap_or(MessageKind::System),
+        body,
+        deleted: deleted.is_some(),
+    }))
+}
+
+/// Replaces message `seq`'s body, marking it edited at `ts`.
+pub(crate) async fn edit(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    room: RoomId,
+    seq: u64,
+    body: &str,
+    ts: i64,
+) -> Result<(), sqlx::Error> {
+    on!(conn.re(), |e| sqlx::query(
+        "update messages set body = $1, edited = $2
+         where tenant_id = $3 and room_id = $4 and seq = $5"
+    )
+    .bind(body)
+    .bind(ts)
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(clamp(seq))
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Makes message `seq` a tombstone: its body (and every edit's copy of
+/// it), its reactions and its offer go; who deleted it and when stay.
+/// Returns the hash of the stored content no message offers any more (a
+/// file message's, unless offered elsewhere too), for the caller to remove
+/// from disk after the commit.
+pub(crate) async fn tombstone(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    room: RoomId,
+    seq: u64,
+    by: &str,
+    ts: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let seq = clamp(seq);
+    let file: Option<Option<i64>> = on!(conn.re(), |e| sqlx::query_scalar(
+        "select file_id from messages where tenant_id = $1 and room_id = $2 and seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .fetch_optional(e)
+    .await)?;
+    on!(conn.re(), |e| sqlx::query(
+        "delete from offers where tenant_id = $1 and room_id = $2 and seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    on!(conn.re(), |e| sqlx::query(
+        "delete from reactions where tenant_id = $1 and room_id = $2 and seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    on!(conn.re(), |e| sqlx::query(
+        "update messages set body = '', file_id = null, edited = null, deleted_by = $1,
+             deleted_at = $2
+         where tenant_id = $3 and room_id = $4 and seq = $5"
+    )
+    .bind(by)
+    .bind(ts)
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    // The edits' system messages carry the text they set: erase it.
+    let edits: Vec<(i64, Option<String>)> = on!(conn.re(), |e| sqlx::query_as(
+        "select seq, change from messages
+         where tenant_id = $1 and room_id = $2 and target_seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .fetch_all(e)
+    .await)?;
+    for (edit_seq, change) in edits {
+        let Some(mut c) = change.and_then(|c| serde_json::from_str::<Change>(&c).ok()) else {
+            continue;
+        };
+        if c.kind != ChangeKind::Edited || c.body.is_none() {
+            continue;
+        }
+        c.body = None;
+        let json = serde_json::to_string(&c).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        on!(conn.re(), |e| sqlx::query(
+            "update messages set change = $1 where tenant_id = $2 and room_id = $3 and seq = $4"
+        )
+        .bind(&json)
         .bind(tenant.0)
         .bind(room.0)
-        .bind(clamp(seq))
-        .bind(i64::from(limit) + 1)
-        .fetch(e)
-        .map_ok(move |r| r.into_message(&label))
-        .boxed())
+        .bind(edit_seq)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    let Some(Some(file)) = file else {
+        return Ok(None);
+    };
+    let hash: Option<String> = on!(conn.re(), |e| sqlx::query_scalar(
+        "select hash from files f where f.tenant_id = $1 and f.id = $2
+           and not exists (select 1 from messages m where m.file_id = f.id)
+           and not exists (select 1 from offers o where o.file_id = f.id)"
+    )
+    .bind(tenant.0)
+    .bind(file)
+    .fetch_optional(e)
+    .await)?;
+    if hash.is_some() {
+        on!(conn.re(), |e| sqlx::query("delete from files where tenant_id = $1 and id = $2")
+            .bind(tenant.0)
+            .bind(file)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(hash)
+}
+
+/// Adds (`add`) or removes `user`'s reaction `emoji` to message `seq`;
+/// `false` when that was so already.
+pub(crate) async fn react(
+    conn: &mut Conn<'_>,
+    at: (TenantId, RoomId, u64),
+    user: UserId,
+    emoji: &str,
+    add: bool,
+    ts: i64,
+) -> Result<bool, sqlx::Error> {
+    let (tenant, room, seq) = (at.0, at.1, clamp(at.2));
+    let changed = if add {
+        on!(conn.re(), |e| sqlx::query(
+            "insert into reactions (tenant_id, room_id, seq, user_id, emoji, ts)
+             values ($1, $2, $3, $4, $5, $6) on conflict do nothing"
+        )
+        .bind(tenant.0)
+        .bind(room.0)
+        .bind(seq)
+        .bind(user.0)
+        .bind(emoji)
+        .bind(ts)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?
+    } else {
+        on!(conn.re(), |e| sqlx::query(
+            "delete from reactions
+             where tenant_id = $1 and room_id = $2 and seq = $3 and user_id = $4 and emoji = $5"
+        )
+        .bind(tenant.0)
+        .bind(room.0)
+        .bind(seq)
+        .bind(user.0)
+        .bind(emoji)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?
+    };
+    Ok(changed > 0)
+}
+
+/// Whether message `seq` holds reaction `emoji` (from anyone).
+pub(crate) async fn has_reaction(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    room: RoomId,
+    seq: u64,
+    emoji: &str,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = on!(conn.re(), |e| sqlx::query_scalar(
+        "select count(*) from reactions
+         where tenant_id = $1 and room_id = $2 and seq = $3 and emoji = $4"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(clamp(seq))
+    .bind(emoji)
+    .fetch_one(e)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// How many different emoji message `seq` holds.
+pub(crate) async fn reaction_kinds(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    room: RoomId,
+    seq: u64,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = on!(conn.re(), |e| sqlx::query_scalar(
+        "select count(distinct emoji) from reactions
+         where tenant_id = $1 and room_id = $2 and seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(clamp(seq))
+    .fetch_one(e)
+    .await)?;
+    Ok(to_u64(n))
+}
+
+/// Writes a SQLite database's WAL back into its file and empties the WAL,
+/// so that what a deletion overwrote (`secure_delete`) leaves no older copy
+/// in the WAL either. Best effort: a reader in the way leaves it for the
+/// next checkpoint. Nothing to do on PostgreSQL.
+pub(crate) async fn checkpoint(db: &super::Db) {
+    if let super::Db::Sqlite(pool) = db {
+        let done: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("pragma wal_checkpoint(truncate)").fetch_one(pool).await;
+        match done {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::debug!("checkpoint after a deletion was blocked by a reader"),
+            Err(e) => tracing::warn!(cause = %e, "checkpoint after a deletion"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -549,6 +935,7 @@ mod tests {
             ts: 1,
             file: None,
             change: None,
+            reply_to: None,
         };
         for i in 0..10 {
             let out = append(&mut conn, &mk(&i.to_string()), true).await.expect("append");
@@ -563,20 +950,22 @@ mod tests {
         let refused = append(&mut conn, &mk("new"), false).await.expect("append");
         assert_eq!(refused, Some(AppendOutcome::Refused));
         let label = r.label();
+        let reading = |tenant| Reading { tenant, room: r.id, label: label.clone(), viewer: u };
+        let read = reading(t);
 
         let seqs = |rows: Vec<Message>| rows.iter().map(|m| m.seq).collect::<Vec<_>>();
-        let rows = before(pool, t, r.id, &label, u64::MAX, 4);
+        let rows = before(pool, &read, u64::MAX, 4);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![10, 9, 8, 7, 6]);
-        let rows = before(pool, t, r.id, &label, 3, 4);
+        let rows = before(pool, &read, 3, 4);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![2, 1]);
-        let rows = after(pool, t, r.id, &label, 8, 5);
+        let rows = after(pool, &read, 8, 5);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![9, 10]);
-        let rows = after(pool, t, r.id, &label, 2, 3);
+        let rows = after(pool, &read, 2, 3);
         assert_eq!(seqs(rows.try_collect().await.expect("rows")), vec![3, 4, 5, 6]);
 
         // Another tenant's id for the same room sees nothing.
         let other = db::tenants::create(pool, "other", false).await.expect("tenant");
-        let rows = before(pool, other, r.id, &label, u64::MAX, 50);
+        let rows = before(pool, &reading(other), u64::MAX, 50);
         assert!(seqs(rows.try_collect().await.expect("rows")).is_empty());
     }
 
@@ -636,6 +1025,7 @@ mod tests {
             ts: 1000 + i,
             file: None,
             change: None,
+            reply_to: None,
         };
         // Stored before the run: ann's "k1" in room a.
         let before_run = [mk(a, Some(ann), Some("k1"), 0)];

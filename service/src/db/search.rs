@@ -204,6 +204,7 @@ mod tests {
                 ts,
                 file: None,
                 change: None,
+                reply_to: None,
             };
             db::messages::append(&mut conn, &m, true).await.expect("append");
         }

@@ -181,6 +181,7 @@ async fn offer_stored(
         ts: db::now_ms(),
         file: Some(FileAttach { hash: hash.to_owned(), size, head: None, upload_id: None }),
         change: None,
+        reply_to: None,
     };
     let c = s.committer.submit(msg, room.label()).await?;
     Ok(UploadBeginOk {

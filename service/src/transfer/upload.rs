@@ -227,6 +227,7 @@ async fn run(
             upload_id: Some(up.id.clone()),
         }),
         change: None,
+        reply_to: None,
     };
     let committed = match shared.committer.submit(msg, up.room_label.clone()).await {
         Ok(c) => c,

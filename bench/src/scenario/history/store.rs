@@ -148,6 +148,8 @@ impl Direct {
             .bind(self.ids.room)
             .bind(i64::try_from(before).unwrap_or(i64::MAX))
             .bind(i64::from(limit) + 1)
+            // The reader, whose reactions are marked `me` (none here).
+            .bind(0_i64)
             .fetch_all(&self.pool)
             .await?;
         let took = started.elapsed();

@@ -219,6 +219,9 @@ fn a_join_recorded_as_a_system_message_shows_once() {
         topic: None,
         name: None,
         reason: None,
+        seq: None,
+        body: None,
+        emoji: None,
     };
     let system = Message {
         kind: MessageKind::System,
