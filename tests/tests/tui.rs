@@ -279,6 +279,22 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
         !s.contains("End for newest") && s.contains("flag [JP] here")
     });
 
+    // Search: the pane lists the hit; Enter opens it, loading the history
+    // back to it (hundreds of messages before the page first loaded).
+    keys(&session.0, &["/search msg 7", "Enter"]);
+    let s = wait_for(&session.0, "the search pane", |s| s.contains("Search: msg 7"));
+    assert!(s.contains("[msg] [7]"), "the hit, its words marked:\n{s}");
+    keys(&session.0, &["Enter"]);
+    let s = wait_for(&session.0, "the hit shown", |s| {
+        !s.contains("Search: msg 7")
+            && s.lines().any(|l| l.contains(" msg 7 ") || l.ends_with(" msg 7"))
+    });
+    assert!(s.contains("End for newest"), "scrolled back to the hit:\n{s}");
+    keys(&session.0, &["End"]);
+    wait_for(&session.0, "back at the newest", |s| {
+        !s.contains("End for newest") && s.contains("flag [JP] here")
+    });
+
     // Resize: the UI redraws at the new size, and back.
     for (w, h) in [(80, 24), (100, 30)] {
         tmux(&["resize-window", "-t", &session.0, "-x", &w.to_string(), "-y", &h.to_string()]);

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::{ClientEvent, MemberInfo, MessagesOk, RoomInfo};
+use crate::{ClientEvent, MemberInfo, MessagesOk, RoomInfo, SearchHit};
 
 use super::transfer::{TransferId, TransferUpdate};
 
@@ -246,6 +246,23 @@ pub(crate) enum NetEvent {
         /// Whether `register` is open there.
         open: Option<bool>,
     },
+    /// The first page of a search.
+    SearchResults {
+        /// What was searched for.
+        query: String,
+        /// Hits, newest first.
+        hits: Vec<SearchHit>,
+        /// More hits than shown.
+        more: bool,
+    },
+    /// [`Effect::LoadTo`] is done: `seq` of `room` is loaded (unless it
+    /// is gone).
+    Loaded {
+        /// Room.
+        room: String,
+        /// The message to show.
+        seq: u64,
+    },
     /// A request failed or something is worth saying: shown in the status line.
     Notice(String),
     /// A transfer moved on.
@@ -348,6 +365,19 @@ pub(crate) enum Effect {
     },
     /// Fetch a room's members.
     Members(String),
+    /// Search every readable room; report [`NetEvent::SearchResults`].
+    Search(String),
+    /// Load older history of `room` (from before `before`, or the newest)
+    /// until `seq` and a few messages before it are loaded, as pages of
+    /// history; then report [`NetEvent::Loaded`].
+    LoadTo {
+        /// Room.
+        room: String,
+        /// Older than this seq; `None` from the newest.
+        before: Option<u64>,
+        /// The message to show.
+        seq: u64,
+    },
     /// Fetch a page of history (`before`: older than this seq).
     History {
         /// Room.

@@ -19,6 +19,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("/topic", "[TEXT]   show or set the topic (- clears it)"),
     ("/private", "[off]  make this room private (or public)"),
     ("/who", "           show the member list (again to hide)"),
+    ("/search", "WORDS   search every room you can read; Enter jumps to a hit"),
     ("/send", "FILE...   upload files to this room, all at once"),
     ("/get", "ID...      download files offered in a room"),
     ("/transfers", "     every transfer with its full status"),
@@ -70,6 +71,8 @@ pub(crate) enum Command {
     Private(bool),
     /// `/who`.
     Who,
+    /// `/search WORDS`.
+    Search(String),
     /// `/send FILE...`.
     Send(Vec<PathBuf>),
     /// `/get ID...`.
@@ -161,6 +164,8 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
             other => Err(format!("/private takes on or off, not {other:?}")),
         },
         "who" | "names" => Ok(Command::Who),
+        "search" | "find" if args.is_empty() => Err(format!("/{name} needs some words")),
+        "search" | "find" => Ok(Command::Search(args.to_owned())),
         "send" | "upload" => {
             let files = split_args(args)?;
             if files.is_empty() {

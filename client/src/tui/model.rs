@@ -121,6 +121,20 @@ pub(crate) struct Hits {
     pub(crate) popup: Option<Rect>,
 }
 
+/// The search pane: the hits of the last `/search`, one selected; shown
+/// as the overlay while `popup` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchPane {
+    /// What was searched for.
+    pub(crate) query: String,
+    /// Hits, newest first.
+    pub(crate) hits: Vec<crate::SearchHit>,
+    /// More hits than shown.
+    pub(crate) more: bool,
+    /// The hit Enter jumps to.
+    pub(crate) selected: usize,
+}
+
 /// An overlay with a title and lines (help, room list, transfers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Popup {
@@ -163,6 +177,8 @@ pub(crate) struct Chat {
     pub(crate) show_members: bool,
     /// The overlay, if any.
     pub(crate) popup: Option<Popup>,
+    /// The search pane, while its overlay is up.
+    pub(crate) search: Option<SearchPane>,
     /// The last notice or error, for the status line.
     pub(crate) notice: Option<String>,
     /// What the server presented when a reconnect met a changed
@@ -241,6 +257,7 @@ impl Chat {
             input: InputLine::default(),
             show_members: true,
             popup: None,
+            search: None,
             notice: None,
             changed_cert: None,
             keys: Keymap::default(),

@@ -42,6 +42,14 @@ impl PollAsync<UserEvent> for NetPort {
 const QUIT_BUDGET: Duration = Duration::from_secs(6);
 /// Messages per history page.
 const PAGE: u32 = 100;
+/// Hits a `/search` shows.
+const SEARCH_HITS: u32 = 50;
+/// Messages per page when loading history back to a search hit.
+const LOAD_PAGE: u32 = 500;
+/// Pages loaded at most to reach a search hit (10,000 messages).
+const LOAD_PAGES: usize = 20;
+/// Messages loaded before a search hit, for context.
+const LOAD_CONTEXT: u64 = 10;
 
 /// Carries out effects.
 pub(crate) struct Runner {
@@ -269,6 +277,48 @@ impl Runner {
                 let start = self.files.download(file_id, &dir);
                 self.spawn(drive(id, start, tx));
             }
+            Effect::Search(query) => self.spawn(async move {
+                let req = crate::SearchReq {
+                    query: query.clone(),
+                    limit: Some(SEARCH_HITS),
+                    ..crate::SearchReq::default()
+                };
+                match client.search(req).await {
+                    Ok(ok) => {
+                        let _ = tx.send(NetEvent::SearchResults {
+                            query,
+                            hits: ok.hits,
+                            more: ok.more,
+                        });
+                    }
+                    Err(e) => notice(&tx, "search", e),
+                }
+            }),
+            Effect::LoadTo { room, before, seq } => self.spawn(async move {
+                // A few messages before the one shown, for context.
+                let down_to = seq.saturating_sub(LOAD_CONTEXT);
+                let mut before = before;
+                // Bounded: a hit further back than this many pages is
+                // shown once the pages reach it (scrolling loads more).
+                for _ in 0..LOAD_PAGES {
+                    match client.history(&room, before, Some(LOAD_PAGE)).await {
+                        Ok(page) => {
+                            let oldest = page.messages.first().map(|m| m.seq);
+                            let more = page.more;
+                            let _ = tx.send(NetEvent::History { older: true, page });
+                            match oldest {
+                                Some(o) if more && o > down_to.max(1) => before = Some(o),
+                                _ => break,
+                            }
+                        }
+                        Err(e) => {
+                            notice(&tx, &format!("loading {room}"), e);
+                            break;
+                        }
+                    }
+                }
+                let _ = tx.send(NetEvent::Loaded { room, seq });
+            }),
             Effect::CatchUp { room, after } => self.spawn(async move {
                 let mut after = after;
                 // Bounded: a room that grows faster than it is read stops

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     ClientEvent, ConnState, FileInfo, MemberInfo, Message, MessageKind, MessagesOk, RoomInfo,
+    SearchHit,
 };
 use tuirealm::event::{Event, Key, KeyEvent, KeyModifiers};
 use tuirealm::listener::EventListenerCfg;
@@ -791,3 +792,101 @@ mod mouse;
 mod notify;
 mod people;
 mod rooms;
+
+fn hit(
+    room: &str,
+    seq: u64,
+    sender: &str,
+    excerpt: &str,
+    marks: &[[u32; 2]],
+    ts: i64,
+) -> SearchHit {
+    SearchHit {
+        room: room.into(),
+        room_id: format!("+{:016x}", room.len()),
+        seq,
+        sender: sender.into(),
+        ts,
+        kind: MessageKind::Text,
+        excerpt: excerpt.into(),
+        marks: marks.to_vec(),
+    }
+}
+
+/// `/search` asks the network side, and the hits come up in the search
+/// pane, the first one selected.
+fn searched(chat: &mut Chat) {
+    chat.effects.clear();
+    type_line(chat, "/search release");
+    assert_eq!(chat.effects, [Effect::Search("release".into())]);
+    chat.effects.clear();
+    chat.update(Msg::Net(NetEvent::SearchResults {
+        query: "release".into(),
+        hits: vec![
+            hit("general", 3, "bob", "did you see the release notes?", &[[16, 23]], T0 + 60_000),
+            hit(
+                "dev",
+                5,
+                "李雷",
+                "…the release\u{1}train leaves at noon",
+                &[[7, 14]],
+                T0 - 3_600_000,
+            ),
+        ],
+        more: true,
+    }));
+}
+
+#[test]
+fn snapshot_search_pane() {
+    let mut chat = main_chat(conversation());
+    searched(&mut chat);
+    insta::assert_snapshot!("search_80x24", render(&mut chat, 80, 24));
+    // Down moves the selection, not the view.
+    chat.update(Msg::View(ViewMsg::LineDown));
+    insta::assert_snapshot!("search_second_80x24", render(&mut chat, 80, 24));
+}
+
+#[test]
+fn a_search_hit_opens_its_room_at_the_message() {
+    let mut chat = main_chat(conversation());
+    chat.viewport = (80, 5);
+    // A hit already loaded: shown at once, near the top of the view.
+    searched(&mut chat);
+    chat.update(Msg::Input(InputMsg::Submit));
+    assert!(chat.popup.is_none() && chat.search.is_none());
+    let general = chat.find("general").expect("general");
+    assert_eq!(chat.current, Some(general));
+    assert_eq!(chat.rooms[general].anchor, Anchor::Top { index: 0, offset: 0 });
+    assert!(chat.effects.is_empty(), "{:?}", chat.effects);
+
+    // A hit in a room never opened: the room opens and its history is
+    // loaded back to the message, which is then shown.
+    searched(&mut chat);
+    chat.update(Msg::View(ViewMsg::LineDown));
+    chat.update(Msg::Input(InputMsg::Submit));
+    let dev = chat.find("dev").expect("dev");
+    assert_eq!(chat.current, Some(dev));
+    assert!(
+        chat.effects.contains(&Effect::LoadTo { room: "dev".into(), before: None, seq: 5 }),
+        "{:?}",
+        chat.effects
+    );
+    let page: Vec<Message> =
+        (1..=7).map(|s| msg("dev", s, "bob", &format!("dev {s}"), T0 + 1000 * s as i64)).collect();
+    chat.update(Msg::Net(NetEvent::History {
+        older: true,
+        page: MessagesOk { room: "dev".into(), messages: page, more: false },
+    }));
+    chat.update(Msg::Net(NetEvent::Loaded { room: "dev".into(), seq: 5 }));
+    assert_eq!(chat.rooms[dev].anchor, Anchor::Top { index: 2, offset: 0 });
+    assert_eq!(chat.notice.as_deref(), Some("dev #5"));
+
+    // Esc closes the pane; Enter then sends what is typed as usual.
+    searched(&mut chat);
+    chat.update(Msg::View(ViewMsg::Close));
+    assert!(chat.search.is_none() && chat.popup.is_none());
+    assert!(chat.effects.is_empty());
+    let r = super::commands::parse("/search");
+    assert!(r.is_err(), "{r:?}");
+}

@@ -205,6 +205,19 @@ impl Chat {
                 }
                 r.insert(page.messages);
             }
+            NetEvent::SearchResults { query, hits, more } => {
+                let pane = super::model::SearchPane { query, hits, more, selected: 0 };
+                self.notice = None;
+                self.popup = Some(self.search_popup(&pane));
+                self.search = Some(pane);
+            }
+            NetEvent::Loaded { room, seq } => {
+                let Some(i) = self.find(&room) else { return };
+                self.rooms[i].loading = false;
+                if self.current == Some(i) {
+                    self.show_seq(i, seq);
+                }
+            }
             NetEvent::Notice(s) => self.notice = Some(s),
             NetEvent::Sent { room, local, result } => {
                 let Some(i) = self.find(&room) else { return };

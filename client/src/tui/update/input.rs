@@ -37,6 +37,9 @@ impl Chat {
             InputMsg::Up => self.on_view(ViewMsg::LineUp),
             InputMsg::Down => self.on_view(ViewMsg::LineDown),
             InputMsg::Complete => self.complete(),
+            InputMsg::Submit if self.search_shown() && self.input.text.trim().is_empty() => {
+                self.jump_to_hit();
+            }
             InputMsg::Submit => {
                 let line = self.input.take();
                 match commands::parse(&line) {
@@ -103,6 +106,10 @@ impl Chat {
                 None => self.notice = Some("which room? /leave ROOM".into()),
             },
             Command::Create(name) => self.effects.push(Effect::Create(name)),
+            Command::Search(query) => {
+                self.notice = Some(format!("searching for {query:?}…"));
+                self.effects.push(Effect::Search(query));
+            }
             Command::Dm(users) => self.effects.push(Effect::Dm(users)),
             Command::Invite(_)
             | Command::Kick { .. }
@@ -255,4 +262,46 @@ fn list_dir(dir: &Path) -> Vec<(String, bool)> {
             (e.file_name().to_string_lossy().into_owned(), e.file_type().is_ok_and(|t| t.is_dir()))
         })
         .collect()
+}
+
+impl Chat {
+    /// Enter in the search pane: closes it, opens the hit's room and shows
+    /// the message, loading the history from the newest loaded down to a
+    /// little before it first when it is not loaded.
+    fn jump_to_hit(&mut self) {
+        let Some(pane) = self.search.take() else { return };
+        self.popup = None;
+        let Some(hit) = pane.hits.get(pane.selected) else { return };
+        let Some(i) = self.find(&hit.room).filter(|&i| self.rooms[i].info.joined) else {
+            self.notice = Some(format!("{} is not one of your rooms any more", hit.room));
+            return;
+        };
+        let opened = self.rooms[i].opened;
+        self.open_room(i);
+        let r = &mut self.rooms[i];
+        if r.has(hit.seq) {
+            self.show_seq(i, hit.seq);
+            return;
+        }
+        // Not opened before: open_room asked for the newest page; the
+        // loading below starts there too and the pages merge.
+        let before = if opened { r.oldest() } else { None };
+        r.loading = true;
+        let (room, seq) = (r.info.name.clone(), hit.seq);
+        self.notice = Some(format!("loading {room} back to #{seq}…"));
+        self.effects.push(Effect::LoadTo { room, before, seq });
+    }
+
+    /// Scrolls room `i` so that message `seq` shows near the top, with a
+    /// few messages before it.
+    pub(crate) fn show_seq(&mut self, i: usize, seq: u64) {
+        let Some(r) = self.rooms.get_mut(i) else { return };
+        let Some(index) = r.items.iter().position(|it| it.msg().is_some_and(|m| m.seq == seq))
+        else {
+            self.notice = Some(format!("#{seq} is not in {} any more", r.info.name));
+            return;
+        };
+        r.anchor = Anchor::Top { index: index.saturating_sub(2), offset: 0 };
+        self.notice = Some(format!("{} #{seq}", r.info.name));
+    }
 }

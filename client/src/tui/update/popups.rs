@@ -5,7 +5,7 @@ use crate::tui::commands::COMMANDS;
 use crate::tui::components::login::LOGIN_KEYS;
 use crate::tui::keys::{Action, Chord};
 use crate::tui::layout::{self};
-use crate::tui::model::{Chat, Popup};
+use crate::tui::model::{Chat, Popup, SearchPane};
 use crate::tui::transfer::{self, Direction};
 
 impl Chat {
@@ -65,6 +65,36 @@ impl Chat {
         Popup::new("Transfers", lines)
     }
 
+    /// The search pane as an overlay: one line per hit, `▶` before the
+    /// selected one, the words found in brackets.
+    pub(crate) fn search_popup(&self, pane: &SearchPane) -> Popup {
+        let mut lines: Vec<String> = pane
+            .hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mark = if i == pane.selected { "▶" } else { " " };
+                let when = format!("{} {}", self.zone.day_of(h.ts), self.zone.time_of(h.ts));
+                let file = if h.kind == crate::MessageKind::File { " [file]" } else { "" };
+                format!("{mark} {} #{} {} {when}{file}: {}", h.room, h.seq, h.sender, marked(h))
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push(format!("nothing found for {:?}", pane.query));
+        } else if pane.more {
+            lines.push("  … more: narrow the search to see older hits".to_owned());
+        }
+        lines.push(String::new());
+        lines.push("↑/↓ choose · Enter: go to the message · Esc: close".to_owned());
+        Popup::new(&format!("Search: {}", pane.query), lines)
+    }
+
+    /// Whether the overlay up is the search pane.
+    pub(crate) fn search_shown(&self) -> bool {
+        self.search.is_some()
+            && self.popup.as_ref().is_some_and(|p| p.title.starts_with("Search: "))
+    }
+
     pub(super) fn rooms_popup(&self) -> Popup {
         let lines = if self.rooms.is_empty() {
             vec!["no rooms yet: /create ROOM".to_owned()]
@@ -95,4 +125,25 @@ impl Chat {
         };
         Popup::new("Rooms", lines)
     }
+}
+
+/// A hit's excerpt with the words found in brackets; control characters
+/// (the server replaces them already) shown as spaces.
+fn marked(h: &crate::SearchHit) -> String {
+    let text = &h.excerpt;
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut at = 0usize;
+    for [start, end] in &h.marks {
+        let (start, end) = (*start as usize, *end as usize);
+        let (Some(before), Some(word)) = (text.get(at..start), text.get(start..end)) else {
+            break;
+        };
+        out.push_str(before);
+        out.push('[');
+        out.push_str(word);
+        out.push(']');
+        at = end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }

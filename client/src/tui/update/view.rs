@@ -11,6 +11,30 @@ impl Chat {
     /// scroll it instead of the messages.
     pub(super) fn on_view(&mut self, m: ViewMsg) {
         let (_, h) = self.viewport;
+        if self.search_shown()
+            && let Some(pane) = &mut self.search
+        {
+            let last = pane.hits.len().saturating_sub(1);
+            let page = h.saturating_sub(4).max(1);
+            let moved = match m {
+                ViewMsg::LineUp => Some(pane.selected.saturating_sub(1)),
+                ViewMsg::LineDown => Some((pane.selected + 1).min(last)),
+                ViewMsg::PageUp => Some(pane.selected.saturating_sub(page)),
+                ViewMsg::PageDown => Some((pane.selected + page).min(last)),
+                ViewMsg::Top => Some(0),
+                ViewMsg::Bottom => Some(last),
+                _ => None,
+            };
+            if let Some(to) = moved {
+                pane.selected = to;
+                let pane = pane.clone();
+                let mut popup = self.search_popup(&pane);
+                // Keep the selected line on screen.
+                popup.scroll = to.saturating_sub(page);
+                self.popup = Some(popup);
+                return;
+            }
+        }
         if let Some(p) = &mut self.popup {
             let page = h.saturating_sub(3).max(1);
             let scrolled = match m {
@@ -63,6 +87,7 @@ impl Chat {
             ViewMsg::NextRoom | ViewMsg::PrevRoom => {}
             ViewMsg::Close => {
                 self.popup = None;
+                self.search = None;
                 self.candidates.clear();
             }
             ViewMsg::ClearTransfers => {
