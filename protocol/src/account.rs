@@ -93,8 +93,8 @@ pub struct SessionInfo {
     pub address: String,
     /// When it was created, ms since the Unix epoch.
     pub created: i64,
-    /// When it was last used: logged in, resumed, or a connection of it
-    /// ended; ms since the Unix epoch.
+    /// When it last logged in (made or resumed), ms since the Unix epoch;
+    /// `connected` says whether it is in use now.
     pub last_seen: i64,
     /// Whether a connection is logged in with it now.
     pub connected: bool,

@@ -164,15 +164,8 @@ pub(crate) async fn run(
 
     // Detach first so no new events are queued, then let the writer drain what
     // is queued (the quit reply among it) before closing.
-    if let Some(login) = &session.login {
+    if session.login.is_some() {
         shared.hub.detach(id, end.presence.clone());
-        // When the session was last used, for its owner's `sessions` list;
-        // a revoked one is gone and this changes nothing.
-        if let Err(e) =
-            crate::db::sessions::touch(&shared.pool, login.tenant, &login.token_hash, None).await
-        {
-            tracing::debug!(cause = %e, "recording the session's last use");
-        }
     }
     drop(session);
     let mut writer = writer;

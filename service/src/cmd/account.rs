@@ -157,7 +157,7 @@ pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Re
     let client = r.client.as_deref().map_or_else(|| caller.client.clone(), client_name);
     let address = caller.remote.ip().to_string();
     let origin = db::sessions::Origin { client: &client, address: &address };
-    db::sessions::touch(&s.pool, login.tenant, &login.token_hash, Some(origin)).await?;
+    db::sessions::touch(&s.pool, login.tenant, &login.token_hash, origin).await?;
     let reply = LoginOk {
         tenant: login.tenant_name.clone(),
         user: login.user_name.clone(),

@@ -48,17 +48,17 @@ pub(crate) async fn create(
     Ok(())
 }
 
-/// Records that the session was used now: a resume (from `origin`, whose
-/// empty client name keeps the one recorded) or the end of a connection
-/// (`None`).
+/// Records that the session was used now, by a resume from `origin` (an
+/// empty client name keeps the one recorded). Not at the end of each
+/// connection: a storm of disconnects would be as many writes.
 pub(crate) async fn touch(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
     token_hash: &[u8],
-    origin: Option<Origin<'_>>,
+    origin: Origin<'_>,
 ) -> Result<(), sqlx::Error> {
-    let (client, address) = origin
-        .map_or((None, None), |o| (Some(o.client).filter(|c| !c.is_empty()), Some(o.address)));
+    let client = Some(origin.client).filter(|c| !c.is_empty());
+    let address = origin.address;
     on!(db, |e| sqlx::query(
         "update sessions set last_seen = $1, client = coalesce($2, client),
                 address = coalesce($3, address)
