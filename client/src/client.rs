@@ -524,6 +524,16 @@ impl Client {
         self.call(op, true).await
     }
 
+    /// Tells the room's other members this user is typing (the server
+    /// relays it at most every few seconds; send it again while typing).
+    ///
+    /// # Errors
+    /// `forbidden` (may not post), `not_found`.
+    pub async fn typing(&self, room: &str) -> Result<(), ClientError> {
+        let op = Op::Typing(RoomReq { room: room.to_owned() });
+        self.call::<serde::de::IgnoredAny>(op, false).await.map(drop)
+    }
+
     /// Moves the read marker of `room` to `seq` (never backwards).
     ///
     /// # Errors

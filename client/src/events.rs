@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use qchat_protocol::{MemberEvent, Message, Presence, RoomInfo, RoomRemoved};
+use qchat_protocol::{MemberEvent, Message, Presence, ReadEvent, RoomInfo, RoomRemoved, Typing};
 use tokio::sync::mpsc;
 use tokio_util::sync::DropGuard;
 
@@ -34,6 +34,11 @@ pub enum ClientEvent {
     /// `room_id` are then the room's id if the client knew it, else its
     /// name).
     RoomRemoved(RoomRemoved),
+    /// This user's read marker of a room moved on another connection.
+    Read(ReadEvent),
+    /// Someone is typing in a joined room (a hint: show it for
+    /// [`qchat_protocol::TYPING_EXPIRES_MS`] unless renewed).
+    Typing(Typing),
     /// The connection state changed.
     State(ConnState),
 }

@@ -81,7 +81,7 @@ pub use trust::fingerprint;
 /// depend on `qchat-protocol` directly.
 pub use qchat_protocol::{
     Change, ChangeKind, ErrorBody, ErrorCode, FileInfo, MemberEvent, MemberInfo, Message,
-    MessageKind, MessagesOk, PasswdOk, Presence, ProfileOk, Reaction, RemovedReason, ReplyTo, Role,
-    RoomInfo, RoomKind, RoomRemoved, SearchHit, SearchOk, SearchReq, SendOk, SessionInfo, ThreadOk,
-    Tombstone,
+    MessageKind, MessagesOk, PasswdOk, Presence, ProfileOk, Reaction, ReadEvent, RemovedReason,
+    ReplyTo, Role, RoomInfo, RoomKind, RoomRemoved, SearchHit, SearchOk, SearchReq, SendOk,
+    SessionInfo, ThreadOk, Tombstone, Typing,
 };

@@ -445,6 +445,14 @@ async fn on_event(shared: &Shared, ev: Event, app: &mpsc::Sender<ClientEvent>) -
             deliver(shared, app, ClientEvent::RoomRemoved(r)).await?;
             Step::default()
         }
+        Event::Read(r) => {
+            deliver(shared, app, ClientEvent::Read(r)).await?;
+            Step::default()
+        }
+        Event::Typing(t) => {
+            deliver(shared, app, ClientEvent::Typing(t)).await?;
+            Step::default()
+        }
         // Progress for the upload task that is waiting for it.
         ev @ (Event::UploadDone(_) | Event::UploadFailed(_)) => {
             if let Some(ev) = shared.transfers.upload_event(ev) {

@@ -58,7 +58,7 @@ pub use search::{
 };
 pub use types::{
     Change, ChangeKind, Lagged, MemberEvent, MemberInfo, Message, MessageKind, Presence, Reaction,
-    RemovedReason, ReplyTo, Role, RoomInfo, RoomKind, RoomRemoved, Tombstone,
+    ReadEvent, RemovedReason, ReplyTo, Role, RoomInfo, RoomKind, RoomRemoved, Tombstone, Typing,
 };
 
 #[cfg(feature = "tokio")]

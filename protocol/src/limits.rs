@@ -48,6 +48,14 @@ pub const MAX_EMOJI_LEN: usize = 64;
 /// however many users gave it), so a message always fits in a page.
 pub const MAX_REACTIONS: usize = 64;
 
+/// Shortest time between two `typing` events the server relays for one
+/// user in one room, in milliseconds; more frequent ones are dropped.
+pub const TYPING_INTERVAL_MS: u64 = 3_000;
+
+/// How long a `typing` event holds, in milliseconds: a client shows the
+/// user as typing until then unless another one renews it.
+pub const TYPING_EXPIRES_MS: u64 = 6_000;
+
 /// Characters of a parent's body a reply carries (`reply_to.excerpt`).
 pub const MAX_EXCERPT_CHARS: usize = 100;
 

@@ -156,6 +156,9 @@ pub enum Op {
     /// [`crate::ThreadOk`].
     #[serde(rename = "thread")]
     Thread(ThreadReq),
+    /// Tell the room's other members the caller is typing. Reply: `{}`.
+    #[serde(rename = "typing")]
+    Typing(RoomReq),
 }
 
 impl Op {
@@ -202,6 +205,7 @@ impl Op {
             Self::MessageDelete(_) => "message.delete",
             Self::MessageReact(_) => "message.react",
             Self::Thread(_) => "thread",
+            Self::Typing(_) => "typing",
         }
     }
 }

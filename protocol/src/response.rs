@@ -83,6 +83,13 @@ pub enum Event {
     /// banned, or it was deleted. Its events stop.
     #[serde(rename = "room.removed")]
     RoomRemoved(RoomRemoved),
+    /// The user's read marker of a room moved on another of their
+    /// connections.
+    #[serde(rename = "read")]
+    Read(crate::ReadEvent),
+    /// Someone is typing in a room you are in.
+    #[serde(rename = "typing")]
+    Typing(crate::Typing),
 }
 
 /// `room` event.

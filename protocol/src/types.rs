@@ -385,6 +385,30 @@ pub struct MemberEvent {
     pub joined: bool,
 }
 
+/// `read` event: the user's read marker of a room moved, on another of
+/// their connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadEvent {
+    /// Room name.
+    pub room: String,
+    /// The room's id.
+    pub room_id: String,
+    /// The marker's new position.
+    pub seq: u64,
+}
+
+/// `typing` event: a member is typing in a room (a hint that expires; see
+/// [`crate::TYPING_EXPIRES_MS`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    /// Room name.
+    pub room: String,
+    /// The room's id.
+    pub room_id: String,
+    /// Who is typing.
+    pub user: String,
+}
+
 /// `lagged` event: the server dropped events for this room because the
 /// connection read too slowly; the client must `sync` the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

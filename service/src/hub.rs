@@ -56,6 +56,8 @@ struct State {
     order: Order,
     /// Who is online on the other nodes.
     remote: Remote,
+    /// When each user's last `typing` event in each room was relayed.
+    typing: HashMap<(RoomId, UserId), std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -283,6 +285,61 @@ impl Hub {
     /// subscribers.
     pub(crate) fn remote_room_event(&self, room: RoomId, label: &RoomLabel, frame: &Bytes) {
         self.lock().publish_local(room, label, frame);
+    }
+
+    /// Offers an event frame about room `label` to every connection of
+    /// `user` but `except` (the one that caused it).
+    pub(crate) fn to_user_except(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        except: ConnId,
+        label: &RoomLabel,
+        frame: &Bytes,
+    ) {
+        {
+            let st = self.lock();
+            let mine = st.users.get(&(tenant, user)).into_iter().flatten();
+            for id in mine.filter(|id| **id != except) {
+                if let Some(c) = st.conns.get(id) {
+                    c.out.offer(frame.clone(), label);
+                }
+            }
+        }
+        // The user's connections on other nodes (none of them is `except`).
+        self.tell(Outgoing::ToUser { tenant, user, label: label.clone(), frame: frame.clone() });
+    }
+
+    /// Relays `user`'s typing event (`frame`) to the room's subscribers but
+    /// the user's own connections, unless one was relayed less than
+    /// `interval` ago. Returns whether it was relayed.
+    pub(crate) fn typing(
+        &self,
+        room: RoomId,
+        user: UserId,
+        label: &RoomLabel,
+        frame: &Bytes,
+        interval: std::time::Duration,
+    ) -> bool {
+        let now = std::time::Instant::now();
+        let mut st = self.lock();
+        if st.typing.get(&(room, user)).is_some_and(|t| now.duration_since(*t) < interval) {
+            return false;
+        }
+        // Forget the stale entries now and then: the map holds the users
+        // typing lately, not everyone who ever typed.
+        if st.typing.len() >= 4096 {
+            st.typing.retain(|_, t| now.duration_since(*t) < interval);
+        }
+        st.typing.insert((room, user), now);
+        if let Some(subs) = st.rooms.get(&room) {
+            for (id, out) in subs {
+                if st.conns.get(id).is_some_and(|c| c.user != user) {
+                    out.offer(frame.clone(), label);
+                }
+            }
+        }
+        true
     }
 
     /// Offers an event frame about room `label` to every connection of

@@ -460,3 +460,58 @@ async fn the_cli_edits_reacts_replies_shows_threads_and_deletes() -> anyhow::Res
     assert!(!history.contains("the plan (edited)"), "{history}");
     Ok(())
 }
+
+/// The next event of kind `ev` on `c` within a second, or `None`.
+async fn next_event(c: &mut RawConn, ev: &str) -> Option<Value> {
+    let wait = async {
+        loop {
+            match c.event().await {
+                Ok(v) if v["ev"] == ev => return Some(v),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), wait).await.ok().flatten()
+}
+
+#[tokio::test]
+async fn read_markers_follow_on_other_devices_and_typing_reaches_members_only() -> anyhow::Result<()>
+{
+    let s = server().await?;
+    let mut ann = login(&s, "ann").await?;
+    ann.ok("room.create", json!({"room": "general"})).await?;
+    let mut bob = login(&s, "bob").await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    let mut bob2 = login(&s, "bob").await?;
+    let mut carol = login(&s, "carol").await?;
+    let last = send(&mut ann, "a1", "hello", None).await?;
+
+    // Bob reads on one device: the other hears where the marker went.
+    bob.ok("read", json!({"room": "general", "seq": last})).await?;
+    let ev = next_event(&mut bob2, "read").await.context("read event on bob's other device")?;
+    assert_eq!((&ev["room"], &ev["seq"]), (&json!("general"), &json!(last)));
+    assert!(ev["room_id"].as_str().is_some_and(|id| id.starts_with('+')));
+    let rooms = bob2.ok("rooms", json!({})).await?;
+    assert_eq!(rooms["rooms"][0]["unread"], 0, "{rooms}");
+    assert!(next_event(&mut bob, "read").await.is_none(), "not to the asking connection");
+    // A marker that does not move says nothing.
+    bob.ok("read", json!({"room": "general", "seq": 1})).await?;
+    assert!(next_event(&mut bob2, "read").await.is_none(), "nothing moved");
+
+    // Typing: to the other members, not to the typer's devices, not to a
+    // stranger; repeated at once, relayed once.
+    bob.ok("typing", json!({"room": "general"})).await?;
+    let ev = next_event(&mut ann, "typing").await.context("typing reaches ann")?;
+    assert_eq!((&ev["user"], &ev["room"]), (&json!("bob"), &json!("general")));
+    bob.ok("typing", json!({"room": "general"})).await?;
+    assert!(next_event(&mut ann, "typing").await.is_none(), "rate-limited");
+    assert!(next_event(&mut bob2, "typing").await.is_none(), "not to the typer");
+    assert!(next_event(&mut carol, "typing").await.is_none(), "not to a non-member");
+    let r = carol.call("typing", json!({"room": "general"})).await?;
+    assert_eq!(r["err"]["code"], "forbidden", "a non-member may not: {r}");
+    // Nothing was stored: the room's last message is still ann's.
+    let h = ann.ok("history", json!({"room": "general", "limit": 1})).await?;
+    assert_eq!(h["messages"][0]["seq"], last);
+    Ok(())
+}

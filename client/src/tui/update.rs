@@ -391,6 +391,10 @@ impl Chat {
                 }
                 self.merge_rooms(Vec::new());
             }
+            // Not shown yet: the typing line and unread counts that follow
+            // another device's marker are the TUI part of issue 18 still
+            // to do.
+            ClientEvent::Read(_) | ClientEvent::Typing(_) => {}
             ClientEvent::State(s) => {
                 if let ConnState::Closed { reason } = &s
                     && !self.quitting

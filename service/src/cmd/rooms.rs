@@ -3,8 +3,9 @@
 
 use futures_util::TryStreamExt as _;
 use qchat_protocol::{
-    DmOpenReq, ErrorCode, Event, MAX_DM_MEMBERS, MemberInfo, MembersOk, MembersReq, Role,
-    RoomCreateReq, RoomEvent, RoomKind, RoomOk, RoomsOk, RoomsReq, encode_json, valid_room_id,
+    DmOpenReq, ErrorCode, Event, MAX_DM_MEMBERS, MemberInfo, MembersOk, MembersReq, ReadEvent,
+    Role, RoomCreateReq, RoomEvent, RoomKind, RoomOk, RoomsOk, RoomsReq, TYPING_INTERVAL_MS,
+    Typing, encode_json, valid_room_id,
 };
 use serde_json::Value;
 
@@ -13,7 +14,8 @@ use crate::access::{self, Need};
 use crate::changes::RoomChange;
 use crate::db::members::{self, Lookup};
 use crate::db::{self, DbError, Room, Standing, UserId};
-use crate::error::{Result, refuse};
+use crate::error::{Error, Result, refuse};
+use crate::hub::ConnId;
 use crate::paging;
 use crate::quota::{self, kind::Created};
 use crate::state::{Login, Shared};
@@ -134,9 +136,44 @@ pub(super) async fn members(s: &Shared, login: &Login, req: MembersReq) -> Resul
     ok(&MembersOk { room: a.room.name, members, more })
 }
 
-pub(super) async fn read(s: &Shared, login: &Login, reference: &str, seq: u64) -> Result<Value> {
+/// `read`: moves the marker, and tells the user's other connections where
+/// it went when it moved.
+pub(super) async fn read(
+    s: &Shared,
+    login: &Login,
+    conn: ConnId,
+    reference: &str,
+    seq: u64,
+) -> Result<Value> {
     let a = room(s, login, reference, Need::Read).await?;
-    db::rooms::set_read(&s.pool, login.tenant, a.room.id, login.user, seq).await?;
+    let now = db::rooms::set_read(&s.pool, login.tenant, a.room.id, login.user, seq).await?;
+    if let Some(now) = now.filter(|n| Some(*n) > a.standing.read_seq) {
+        let label = a.room.label();
+        let ev = Event::Read(ReadEvent {
+            room: label.name.clone(),
+            room_id: label.id.clone(),
+            seq: now,
+        });
+        let frame = encode_json(&ev).map_err(|e| Error::Internal(format!("encoding: {e}")))?;
+        s.hub.to_user_except(login.tenant, login.user, conn, &label, &frame);
+    }
+    empty()
+}
+
+/// `typing`: relayed to the room's other members (whoever is subscribed:
+/// its members), at most once per [`TYPING_INTERVAL_MS`] per user and
+/// room; never stored.
+pub(super) async fn typing(s: &Shared, login: &Login, reference: &str) -> Result<Value> {
+    let a = room(s, login, reference, Need::Post).await?;
+    let label = a.room.label();
+    let ev = Event::Typing(Typing {
+        room: label.name.clone(),
+        room_id: label.id.clone(),
+        user: login.user_name.clone(),
+    });
+    let frame = encode_json(&ev).map_err(|e| Error::Internal(format!("encoding: {e}")))?;
+    let interval = std::time::Duration::from_millis(TYPING_INTERVAL_MS);
+    s.hub.typing(a.room.id, login.user, &label, &frame, interval);
     empty()
 }
 
@@ -217,5 +254,5 @@ pub(super) async fn dm_open(s: &Shared, login: &Login, r: DmOpenReq) -> Result<V
             room: mine.unwrap_or_else(|| db::rooms::room_info(&room, &member(Role::Member), None)),
         });
     }
-    Err(crate::error::Error::Internal("direct message vanished while opening it".into()))
+    Err(Error::Internal("direct message vanished while opening it".into()))
 }

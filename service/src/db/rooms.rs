@@ -274,24 +274,23 @@ pub(crate) async fn set_read(
     room: RoomId,
     user: UserId,
     seq: u64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<u64>, sqlx::Error> {
     let db = db.into();
     // SQLite's two-argument max/min are PostgreSQL's greatest/least.
     let sql = db.pick(
         "update memberships set read_seq = max(read_seq, min($1, (select last_seq from rooms where id = $2)))
-         where tenant_id = $3 and room_id = $2 and user_id = $4",
+         where tenant_id = $3 and room_id = $2 and user_id = $4 returning read_seq",
         "update memberships set read_seq = greatest(read_seq, least($1, (select last_seq from rooms where id = $2)))
-         where tenant_id = $3 and room_id = $2 and user_id = $4",
+         where tenant_id = $3 and room_id = $2 and user_id = $4 returning read_seq",
     );
-    on!(db, |e| sqlx::query(sql)
+    let now: Option<i64> = on!(db, |e| sqlx::query_scalar(sql)
         .bind(i64::try_from(seq).unwrap_or(i64::MAX))
         .bind(room.0)
         .bind(tenant.0)
         .bind(user.0)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
+        .fetch_optional(e)
+        .await)?;
+    Ok(now.map(to_u64))
 }
 
 /// Builds the wire view of a room for a caller in `standing`; `dm_title`
