@@ -12,7 +12,7 @@ use qchat_protocol::Role;
 use sqlx::AssertSqlSafe;
 
 use super::messages::placeholders;
-use super::rooms::{ROOM_COLUMNS, Room, Row as RoomRow, Standing, to_u64};
+use super::rooms::{ROOM_COLUMNS, Room, Row as RoomRow, Standing, Tie, to_u64, untie};
 use super::{Conn, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 /// What the standing columns read for user `u` and room `r`.
@@ -334,16 +334,7 @@ pub(crate) async fn uninvite(
     room: RoomId,
     user: UserId,
 ) -> Result<bool, sqlx::Error> {
-    let n = on!(db, |e| sqlx::query(
-        "delete from invitations where tenant_id = $1 and room_id = $2 and user_id = $3"
-    )
-    .bind(tenant.0)
-    .bind(room.0)
-    .bind(user.0)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    untie(db, Tie::Invitation, tenant, room, user).await
 }
 
 /// Records a ban; `true` when it is new.
@@ -378,16 +369,7 @@ pub(crate) async fn unban(
     room: RoomId,
     user: UserId,
 ) -> Result<bool, sqlx::Error> {
-    let n = on!(db, |e| sqlx::query(
-        "delete from bans where tenant_id = $1 and room_id = $2 and user_id = $3"
-    )
-    .bind(tenant.0)
-    .bind(room.0)
-    .bind(user.0)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    untie(db, Tie::Ban, tenant, room, user).await
 }
 
 /// Deletes the user's uploads to the room (the user may no longer post

@@ -248,6 +248,44 @@ pub(crate) async fn join(
     Ok(n == 1)
 }
 
+/// A row that ties one user to one room.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tie {
+    /// `memberships`.
+    Membership,
+    /// `invitations`.
+    Invitation,
+    /// `bans`.
+    Ban,
+}
+
+/// Deletes the user's `tie` to the room; `true` when there was one.
+pub(super) async fn untie(
+    db: impl Into<Ex<'_>>,
+    tie: Tie,
+    tenant: TenantId,
+    room: RoomId,
+    user: UserId,
+) -> Result<bool, sqlx::Error> {
+    let sql = match tie {
+        Tie::Membership => {
+            "delete from memberships where tenant_id = $1 and room_id = $2 and user_id = $3"
+        }
+        Tie::Invitation => {
+            "delete from invitations where tenant_id = $1 and room_id = $2 and user_id = $3"
+        }
+        Tie::Ban => "delete from bans where tenant_id = $1 and room_id = $2 and user_id = $3",
+    };
+    let n = on!(db, |e| sqlx::query(sql)
+        .bind(tenant.0)
+        .bind(room.0)
+        .bind(user.0)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
 /// Removes the membership; `true` when there was one.
 pub(crate) async fn leave(
     db: impl Into<Ex<'_>>,
@@ -255,16 +293,7 @@ pub(crate) async fn leave(
     room: RoomId,
     user: UserId,
 ) -> Result<bool, sqlx::Error> {
-    let n = on!(db, |e| sqlx::query(
-        "delete from memberships where tenant_id = $1 and room_id = $2 and user_id = $3"
-    )
-    .bind(tenant.0)
-    .bind(room.0)
-    .bind(user.0)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    untie(db, Tie::Membership, tenant, room, user).await
 }
 
 /// Moves the read marker forward (never back, never past the room's end).
