@@ -53,6 +53,41 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Runs the `qchat` CLI as `user` of `tenant` with `password`, pinned
+    /// to this server's certificate, with `home` as its HOME (and its
+    /// known-hosts file there); its exit status, stdout and stderr.
+    ///
+    /// # Errors
+    /// When the CLI cannot be started.
+    ///
+    /// # Panics
+    /// When it runs longer than [`crate::STEP`].
+    pub async fn qchat(
+        &self,
+        home: &Path,
+        tenant: &str,
+        user: &str,
+        password: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(bool, String, String)> {
+        let out = crate::within(
+            "qchat",
+            Command::new(bin_path("qchat"))
+                .args(["--server", &self.addr.to_string(), "--tenant", tenant, "--user", user])
+                .args(["--fingerprint", &self.fingerprint, "--known-hosts"])
+                .arg(home.join("known_hosts"))
+                .args(args)
+                .env("QCHAT_PASSWORD", password)
+                .env("HOME", home)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
+    }
+
     /// Starts a server with a fresh data directory and a short idle timeout
     /// (so dropped clients go offline within seconds).
     ///

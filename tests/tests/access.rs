@@ -690,22 +690,7 @@ async fn qchat(
     user: &str,
     args: &[&str],
 ) -> anyhow::Result<(bool, String, String)> {
-    let out = within(
-        "qchat",
-        tokio::process::Command::new(qchat_tests::bin_path("qchat"))
-            .args(["--server", &s.addr.to_string(), "--tenant", "acme", "--user", user])
-            .args(["--fingerprint", &s.fingerprint, "--known-hosts"])
-            .arg(home.join("known_hosts"))
-            .args(args)
-            .env("QCHAT_PASSWORD", PW)
-            .env("HOME", home)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await?;
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
+    s.qchat(home, "acme", user, PW, args).await
 }
 
 /// The README's walk-through of a DM and a private room, command by command.
