@@ -355,7 +355,12 @@ impl Case<'_> {
                     let members = self.known.members.entry((own, n)).or_default();
                     match (&op, reply.get("ok").is_some()) {
                         (Act::Join(..), true) => drop(members.insert(actor)),
-                        (Act::Leave(..), true) => drop(members.remove(&actor)),
+                        (Act::Leave(..), true) => {
+                            members.remove(&actor);
+                            // PROTOCOL.md `room.leave`: the leaver's
+                            // unfinished uploads to the room are cancelled.
+                            self.known.open[own].retain(|o| !(o.2 == actor && o.3 == n));
+                        }
                         _ => {}
                     }
                 }
