@@ -217,10 +217,10 @@ async fn the_cli_shows_profiles_changes_passwords_and_lists_sessions() -> anyhow
     cmd.arg("sessions");
     let out = run(cmd).await?;
     let lines: Vec<&str> = out.lines().collect();
-    // The commands above logged in too: their sessions are no longer
-    // connected.
-    assert!(lines.len() >= 3, "{out:?}");
-    assert!(lines.iter().any(|l| l.contains(" - qchat/")), "{out}");
+    // The commands above logged in too, and logged out when done: only
+    // this command's session and the other client's are left.
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(!lines.iter().any(|l| l.contains(" - qchat/")), "{out}");
     assert!(
         lines.iter().any(|l| l.contains(" current qchat/") && l.contains(" 127.0.0.1 ")),
         "{out}"

@@ -1,5 +1,5 @@
-//! One function per subcommand. Each connects, does its work, and quits
-//! gracefully so the room sees the user leave.
+//! One function per subcommand. Each connects, does its work, and logs
+//! out: the room sees the user leave and the session ends with it.
 
 use anyhow::{Context, bail};
 use qchat_client::{Client, ClientEvent, ConnState, Events, Message};
@@ -8,6 +8,9 @@ use tracing::info;
 use super::print::print_message;
 use super::rooms::{self, Moderation};
 use super::{Command, SharedOpts, join_if_needed, joined};
+
+/// How long a finished command waits for `logout` before it just leaves.
+const LOGOUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Largest page the protocol hands out (`history`'s `limit`).
 const MAX_PAGE: u32 = 500;
@@ -84,8 +87,13 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
         Command::Sessions { revoke } => super::account::sessions(&client, revoke.as_deref()).await,
         Command::Config { .. } => Ok(()),
     };
-    // Leave politely whatever happened; a failure here adds nothing useful.
-    let _ = client.quit(None).await;
+    // Leave whatever happened, and end the session too: a one-shot command
+    // has no later use for its token, and keeping it would fill `qchat
+    // sessions` with one entry per command run. A failure here adds nothing
+    // useful (an unanswered logout leaves a session that expires).
+    if tokio::time::timeout(LOGOUT_WAIT, client.logout()).await.is_err() {
+        let _ = client.quit(None).await;
+    }
     result
 }
 
