@@ -10,7 +10,10 @@
 //! - `app`: `Id`, `Msg` (nested: form, input, view keys, network events),
 //!   `UserEvent`, `NetEvent`, `Effect`.
 //! - `model`: the state (`room`: a room, `timeline`: what it shows:
-//!   messages, join/quit lines, unacknowledged sends); `update`: `Chat::update`, one match.
+//!   messages, join/quit lines, unacknowledged sends; `selection`: an edit
+//!   or reply being written, the emoji picker, a deletion to confirm, the
+//!   thread view; `changes`: edits, deletions and reactions applied in
+//!   place); `update`: `Chat::update`, one match.
 //! - `view`: layout; `components/`: one widget per file.
 //! - `layout` + `wrap` + `clock`: the message view's rows and visible
 //!   window, display widths, local dates and times; pure.
@@ -28,6 +31,7 @@
 //!   (benchmarks, tests).
 
 mod app;
+mod changes;
 mod clock;
 mod commands;
 mod components;
@@ -41,6 +45,7 @@ mod model;
 mod notify;
 mod ports;
 mod room;
+mod selection;
 mod session;
 mod theme;
 mod timeline;
@@ -200,6 +205,7 @@ pub async fn run(opts: TuiOptions) -> Result<(), TuiError> {
     chat.theme = cfg.theme.clone();
     chat.notify = cfg.notify;
     chat.events = cfg.events;
+    chat.send_typing = cfg.typing;
     // Whether to offer registration: ask about a prefilled tenant now.
     chat.probe_registration();
     // A saved session for the identity given on the command line and no

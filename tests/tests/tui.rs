@@ -422,3 +422,163 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     again.quit_and_check_restored("/quit");
     Ok(())
 }
+
+/// Skips (with `QCHAT_SKIP_TMUX=1`) or fails when tmux is missing; `true`
+/// when the test may run.
+fn have_tmux() -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    if std::env::var("QCHAT_SKIP_TMUX").as_deref() == Ok("1") {
+        println!("skipped: tmux is not installed (QCHAT_SKIP_TMUX=1)");
+        return false;
+    }
+    panic!("tmux is not installed: install it, or set QCHAT_SKIP_TMUX=1 to skip this test");
+}
+
+/// The message view's text on a pane row: the cell between the second
+/// and third borders (rooms │ messages │ members).
+fn message_cells(s: &str) -> Vec<String> {
+    s.lines().filter_map(|l| l.split('│').nth(3)).map(|c| c.trim().to_owned()).collect()
+}
+
+/// Issue 18 in the terminal UI: ann selects messages with the keyboard,
+/// edits her own, reacts through the emoji picker, replies, and searches;
+/// bob (the client library) sees each change, and his own edit, deletion
+/// and typing reach her screen live.
+#[tokio::test(flavor = "multi_thread")]
+async fn tui_edits_reacts_replies_and_searches() -> anyhow::Result<()> {
+    if !have_tmux() {
+        return Ok(());
+    }
+    let server = TestServer::start().await?;
+    server.tenant("acme", false).await?;
+    server.user("acme", "ann", PASSWORD).await?;
+    server.user("acme", "bob", "bob-password").await?;
+    server.room("acme", "general").await?;
+    let addr = server.addr.to_string();
+    let cfg = ClientConfig::new(
+        &addr,
+        "acme",
+        "bob",
+        Auth::Password("bob-password".into()),
+        Trust::Fingerprint(server.fingerprint.clone()),
+    );
+    let (bob, mut bob_events) = Client::connect(cfg).await?;
+    bob.join_room("general").await?;
+    let lunch = bob.send("general", "lunch at noon?").await?.seq;
+    let slides = bob.send("general", "bring the slides").await?.seq;
+    let typo = bob.send("general", "a message with a typo").await?.seq;
+
+    let dir = tempfile::tempdir()?;
+    let qchat = bin_path("qchat");
+    let session = Session::start(
+        format!("qchat-e2e-msgs-{}", std::process::id()),
+        &format!(
+            "env -u QCHAT_SERVER -u QCHAT_TENANT -u QCHAT_USER QCHAT_STATE_DIR='{}' \
+             QCHAT_TUI_CONFIG='{}' QCHAT_PASSWORD={PASSWORD} '{}' --server {addr} \
+             --tenant acme --user ann --fingerprint {}",
+            dir.path().join("state").display(),
+            dir.path().join("none.toml").display(),
+            qchat.display(),
+            server.fingerprint
+        ),
+    );
+    let s = &session.0;
+    wait_for(s, "the log-in form", |t| t.contains("Password:"));
+    keys(s, &["Enter"]);
+    wait_for(s, "the main screen", |t| t.contains("connected"));
+    keys(s, &["-l", "/join general"]);
+    keys(s, &["Enter"]);
+    wait_for(s, "the room", |t| t.contains("a message with a typo"));
+
+    // Her own message, selected (Ctrl-Up: the newest) and edited.
+    keys(s, &["-l", "my frist message"]);
+    keys(s, &["Enter"]);
+    wait_for(s, "her message", |t| t.contains("my frist message") && !t.contains("sending"));
+    keys(s, &["C-Up"]);
+    let t = wait_for(s, "the selection", |t| t.contains(": e edit · d delete"));
+    let mine = bob.history("general", None, Some(1)).await?.messages[0].seq;
+    assert!(t.contains(&format!("#{mine}: e edit")), "the newest is selected:\n{t}");
+    keys(s, &["e"]);
+    wait_for(s, "the edit", |t| t.contains(&format!("editing #{mine}")));
+    keys(s, &["C-u"]);
+    keys(s, &["-l", "my first message"]);
+    keys(s, &["Enter"]);
+    wait_for(s, "the edit shown", |t| {
+        message_cells(t).iter().any(|c| c.contains("my first message (edited)"))
+    });
+    let page = bob.history("general", None, Some(10)).await?;
+    let edited = page.messages.iter().find(|m| m.seq == mine).expect("her message");
+    assert_eq!(edited.body, "my first message");
+    assert!(edited.edited.is_some(), "{edited:?}");
+
+    // A reaction through the picker: `thu` finds 👍.
+    keys(s, &["C-Up", "C-Up", "C-Up"]);
+    wait_for(s, "bob's message selected", |t| t.contains(&format!("#{slides}: e edit")));
+    keys(s, &["-l", "+"]);
+    wait_for(s, "the picker", |t| t.contains(&format!("React to #{slides}")));
+    keys(s, &["-l", "thu"]);
+    wait_for(s, "👍 found", |t| t.contains("▶ 👍"));
+    keys(s, &["Enter"]);
+    wait_for(s, "her reaction shown", |t| message_cells(t).iter().any(|c| c == "[👍 1]"));
+    let page = bob.history("general", None, Some(10)).await?;
+    let reacted = page.messages.iter().find(|m| m.seq == slides).expect("bob's message");
+    assert_eq!(reacted.reactions.len(), 1, "{reacted:?}");
+    assert_eq!((reacted.reactions[0].emoji.as_str(), reacted.reactions[0].count), ("👍", 1));
+
+    // A reply: the input says to what; the reply shows its quote, and bob
+    // gets it as a reply to his message.
+    keys(s, &["C-Up", "C-Up", "C-Up", "C-Up"]);
+    wait_for(s, "the first message selected", |t| t.contains(&format!("#{lunch}: e edit")));
+    keys(s, &["r"]);
+    wait_for(s, "replying", |t| t.contains("replying to bob: lunch at noon?"));
+    keys(s, &["-l", "count me in"]);
+    keys(s, &["Enter"]);
+    wait_for(s, "the reply with its quote", |t| {
+        let cells = message_cells(t);
+        cells
+            .iter()
+            .position(|c| c.ends_with("↪ bob: lunch at noon?"))
+            .is_some_and(|i| cells.get(i + 1).is_some_and(|n| n == "count me in"))
+    });
+    let reply = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = bob_events.recv().await {
+            if let ClientEvent::Message(m) = ev
+                && m.body == "count me in"
+            {
+                return Some(m);
+            }
+        }
+        None
+    })
+    .await?
+    .expect("bob gets the reply");
+    assert_eq!(reply.sender, "ann");
+    assert_eq!(reply.reply_to.as_ref().map(|q| (q.seq, q.sender.as_str())), Some((lunch, "bob")));
+
+    // Bob edits and deletes his messages and types: her view follows live.
+    bob.edit("general", slides, "bring the slides and the notes").await?;
+    bob.delete_message("general", typo).await?;
+    bob.typing("general").await?;
+    wait_for(s, "bob's changes and typing", |t| {
+        t.contains("bring the slides and the notes")
+            && t.contains("message deleted by bob")
+            && !t.contains("with a typo")
+            && t.contains("bob is typing…")
+    });
+
+    // Search finds the edited text; Enter opens the room at it.
+    keys(s, &["-l", "/search notes"]);
+    keys(s, &["Enter"]);
+    let t = wait_for(s, "the search pane", |t| t.contains("Search: notes"));
+    assert!(t.contains(&format!("general #{slides} bob")), "the hit:\n{t}");
+    assert!(t.contains("[notes]"), "the word marked:\n{t}");
+    keys(s, &["Enter"]);
+    wait_for(s, "the hit shown", |t| {
+        !t.contains("Search: notes") && t.contains(&format!("general #{slides}"))
+    });
+    session.quit_and_check_restored("/quit");
+    bob.quit(None).await?;
+    Ok(())
+}

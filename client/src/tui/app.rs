@@ -67,6 +67,26 @@ pub(crate) enum Msg {
     View(ViewMsg),
     /// The mouse, on the main screen.
     Mouse(MouseMsg),
+    /// A key bound to act on the selected message: that action while a
+    /// message is selected, else what the key does otherwise (typing the
+    /// letter). Decided when applied, so keys typed ahead of a frame act
+    /// on the state they meet.
+    OnMessage(MessageAction, Option<Box<Self>>),
+}
+
+/// What a key does to the selected message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageAction {
+    /// Edit it (one's own): the input takes its text.
+    Edit,
+    /// Delete it (one's own, or any as a moderator), once confirmed.
+    Delete,
+    /// Reply to it: the next line sent answers it.
+    Reply,
+    /// React to it: the emoji picker.
+    React,
+    /// Open its thread.
+    Thread,
 }
 
 /// What the mouse did, where (terminal cell).
@@ -197,6 +217,10 @@ pub(crate) enum ViewMsg {
     ToggleEvents,
     /// The help screen.
     Help,
+    /// Select the message above (from none: the newest).
+    SelectUp,
+    /// Select the message below (past the newest: none).
+    SelectDown,
 }
 
 /// What the network side reports.
@@ -262,6 +286,13 @@ pub(crate) enum NetEvent {
         room: String,
         /// The message to show.
         seq: u64,
+    },
+    /// A page of a thread.
+    Thread {
+        /// Whether it is the first page (the view opens), or one more.
+        first: bool,
+        /// The page.
+        page: Box<crate::ThreadOk>,
     },
     /// A request failed or something is worth saying: shown in the status line.
     Notice(String),
@@ -393,7 +424,48 @@ pub(crate) enum Effect {
         body: String,
         /// Names the send in the room until it is done.
         local: u64,
+        /// The message it replies to.
+        reply_to: Option<u64>,
     },
+    /// Replace the text of one's message `seq`.
+    Edit {
+        /// Room.
+        room: String,
+        /// The message.
+        seq: u64,
+        /// Its new text.
+        body: String,
+    },
+    /// Delete message `seq`.
+    Delete {
+        /// Room.
+        room: String,
+        /// The message.
+        seq: u64,
+    },
+    /// Add (or take back) a reaction to message `seq`.
+    React {
+        /// Room.
+        room: String,
+        /// The message.
+        seq: u64,
+        /// The emoji.
+        emoji: String,
+        /// Take it back.
+        remove: bool,
+    },
+    /// Fetch a page of the thread of message `seq`; report
+    /// [`NetEvent::Thread`].
+    Thread {
+        /// Room.
+        room: String,
+        /// The message.
+        seq: u64,
+        /// Replies after this seq (`None`: the first page).
+        after: Option<u64>,
+    },
+    /// Tell the room the user is typing.
+    Typing(String),
     /// Move the read marker.
     MarkRead {
         /// Room.

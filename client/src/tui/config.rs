@@ -38,6 +38,8 @@ pub(crate) struct Config {
     /// Take the mouse (wheel, clicks); off leaves it to the terminal
     /// (selecting text without Shift).
     pub(crate) mouse: bool,
+    /// Tell a room's members while the user types there.
+    pub(crate) typing: bool,
     /// Draw flags as their letters (`[JP]`): `None` decides at start
     /// (inside tmux, yes).
     pub(crate) flag_letters: Option<bool>,
@@ -54,6 +56,7 @@ impl Default for Config {
             notify: Notify::default(),
             events: EventsShown::Lines,
             mouse: true,
+            typing: true,
             flag_letters: None,
         }
     }
@@ -69,6 +72,7 @@ struct Raw {
     download_dir: Option<String>,
     events: Option<String>,
     mouse: Option<bool>,
+    typing: Option<bool>,
     flags: Option<String>,
     colors: Option<RawColors>,
     keys: Option<BTreeMap<String, OneOrMany>>,
@@ -198,6 +202,9 @@ pub(crate) fn parse(text: &str) -> Result<Config, String> {
     if let Some(m) = raw.mouse {
         cfg.mouse = m;
     }
+    if let Some(t) = raw.typing {
+        cfg.typing = t;
+    }
     if let Some(f) = raw.flags {
         cfg.flag_letters = match f.trim() {
             "auto" => None,
@@ -293,6 +300,9 @@ pub fn default_text() -> String {
          # offer or shows the transfers. Hold Shift to select text meanwhile\n\
          # (most terminals); false leaves the mouse to the terminal.\n\
          mouse = true\n\n\
+         # Tell a room's members while you type there (\"alice is typing…\");\n\
+         # false keeps it to yourself. Others' typing shows either way.\n\
+         typing = true\n\n\
          # Flags (🇯🇵) as emoji, or as their letters ([JP]) for terminals that\n\
          # break them apart and leave stray halves (tmux 3.3 does). \"auto\":\n\
          # letters inside tmux, emoji elsewhere.\n\
@@ -348,7 +358,9 @@ pub fn default_text() -> String {
          # exactly these keys (an empty list unbinds it), taking them from any\n\
          # other action. Keys: ctrl-, alt-, shift- before a letter or one of enter,\n\
          # tab, backspace, delete, insert, esc, up, down, left, right, home, end,\n\
-         # pgup, pgdn, space, f1 ... f24. Ctrl-C always quits.\n",
+         # pgup, pgdn, space, f1 ... f24. Ctrl-C always quits. The keys of\n\
+         # edit_message, delete_message, reply, react and thread act on the\n\
+         # message selected (select_up, select_down); otherwise they type.\n",
     );
     for a in Action::ALL {
         let keys: Vec<String> = a.default_keys().iter().map(|k| format!("\"{k}\"")).collect();

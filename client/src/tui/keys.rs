@@ -84,11 +84,25 @@ pub(crate) enum Action {
     Help,
     /// Leave qchat.
     Quit,
+    /// Select the message above.
+    SelectUp,
+    /// Select the message below.
+    SelectDown,
+    /// Edit the selected message (one's own).
+    EditMessage,
+    /// Delete the selected message.
+    DeleteMessage,
+    /// Reply to the selected message.
+    Reply,
+    /// React to the selected message (the emoji picker).
+    React,
+    /// Open the selected message's thread.
+    Thread,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub(crate) const ALL: [Self; 36] = [
+    pub(crate) const ALL: [Self; 43] = [
         Self::Send,
         Self::Newline,
         Self::Complete,
@@ -125,7 +139,24 @@ impl Action {
         Self::Redraw,
         Self::Help,
         Self::Quit,
+        Self::SelectUp,
+        Self::SelectDown,
+        Self::EditMessage,
+        Self::DeleteMessage,
+        Self::Reply,
+        Self::React,
+        Self::Thread,
     ];
+
+    /// Whether the action acts on the selected message: its keys do it
+    /// while a message is selected, and what they do otherwise (typing)
+    /// the rest of the time.
+    pub(crate) fn on_message(self) -> bool {
+        matches!(
+            self,
+            Self::EditMessage | Self::DeleteMessage | Self::Reply | Self::React | Self::Thread
+        )
+    }
 
     /// The name in the config file's `[keys]` table.
     pub(crate) fn name(self) -> &'static str {
@@ -166,6 +197,13 @@ impl Action {
             Self::Redraw => "redraw",
             Self::Help => "help",
             Self::Quit => "quit",
+            Self::SelectUp => "select_up",
+            Self::SelectDown => "select_down",
+            Self::EditMessage => "edit_message",
+            Self::DeleteMessage => "delete_message",
+            Self::Reply => "reply",
+            Self::React => "react",
+            Self::Thread => "thread",
         }
     }
 
@@ -208,6 +246,13 @@ impl Action {
             Self::Redraw => "redraw the screen",
             Self::Help => "this help",
             Self::Quit => "quit",
+            Self::SelectUp => "select the message above (Esc: none)",
+            Self::SelectDown => "select the message below",
+            Self::EditMessage => "selected: edit your message (Enter saves)",
+            Self::DeleteMessage => "selected: delete the message (asks first)",
+            Self::Reply => "selected: reply to it",
+            Self::React => "selected: react (type to search :shortcodes)",
+            Self::Thread => "selected: open its thread (Esc back)",
         }
     }
 
@@ -255,6 +300,13 @@ impl Action {
             Self::Redraw => &["ctrl-l"],
             Self::Help => &["f1"],
             Self::Quit => &["ctrl-c"],
+            Self::SelectUp => &["ctrl-up", "alt-p"],
+            Self::SelectDown => &["ctrl-down", "alt-n"],
+            Self::EditMessage => &["e"],
+            Self::DeleteMessage => &["d", "delete"],
+            Self::Reply => &["r"],
+            Self::React => &["+"],
+            Self::Thread => &["t"],
         }
     }
 }
@@ -379,23 +431,26 @@ impl fmt::Display for Chord {
     }
 }
 
-/// Keys to actions on the main screen.
+/// Keys to actions on the main screen: one map for the keys that act on
+/// the selected message ([`Action::on_message`]), checked first while one
+/// is selected, and one for the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keymap {
     map: HashMap<Chord, Action>,
+    on_message: HashMap<Chord, Action>,
 }
 
 impl Default for Keymap {
     fn default() -> Self {
-        let mut map = HashMap::new();
+        let mut km = Self { map: HashMap::new(), on_message: HashMap::new() };
         for a in Action::ALL {
             for spec in a.default_keys() {
                 if let Ok(c) = Chord::parse(spec) {
-                    map.insert(c, a);
+                    km.map_of(a).insert(c, a);
                 }
             }
         }
-        Self { map }
+        km
     }
 }
 
@@ -408,34 +463,46 @@ impl Keymap {
     /// An unknown action or key name, or one key given to two actions.
     pub(crate) fn with(overrides: &[(String, Vec<String>)]) -> Result<Self, String> {
         let mut km = Self::default();
-        let mut taken: HashMap<Chord, Action> = HashMap::new();
+        let mut taken: HashMap<(bool, Chord), Action> = HashMap::new();
         for (name, keys) in overrides {
             let action =
                 Action::from_name(name).ok_or_else(|| format!("keys: no action named {name:?}"))?;
-            km.map.retain(|_, a| *a != action);
+            km.map_of(action).retain(|_, a| *a != action);
             for spec in keys {
                 let chord = Chord::parse(spec).map_err(|e| format!("keys.{name}: {e}"))?;
-                if let Some(other) = taken.insert(chord, action).filter(|o| *o != action) {
+                let key = (action.on_message(), chord);
+                if let Some(other) = taken.insert(key, action).filter(|o| *o != action) {
                     return Err(format!(
                         "keys: {spec:?} is given to both {} and {name}",
                         other.name()
                     ));
                 }
-                km.map.insert(chord, action);
+                km.map_of(action).insert(chord, action);
             }
         }
         Ok(km)
     }
 
-    /// The action of a key event, if it is bound.
+    fn map_of(&mut self, action: Action) -> &mut HashMap<Chord, Action> {
+        if action.on_message() { &mut self.on_message } else { &mut self.map }
+    }
+
+    /// The action of a key event, if it is bound (not counting the keys
+    /// that act on the selected message).
     pub(crate) fn action(&self, ev: KeyEvent) -> Option<Action> {
         self.map.get(&Chord::of(ev)).copied()
     }
 
+    /// The action on the selected message a key event is bound to.
+    pub(crate) fn message_action(&self, ev: KeyEvent) -> Option<Action> {
+        self.on_message.get(&Chord::of(ev)).copied()
+    }
+
     /// The keys of `action`, in a stable order, as the help shows them.
     pub(crate) fn keys_of(&self, action: Action) -> Vec<String> {
+        let map = if action.on_message() { &self.on_message } else { &self.map };
         let mut keys: Vec<String> =
-            self.map.iter().filter(|(_, a)| **a == action).map(|(c, _)| c.to_string()).collect();
+            map.iter().filter(|(_, a)| **a == action).map(|(c, _)| c.to_string()).collect();
         // Defaults first, in their order; then the rest by name.
         let defaults: Vec<String> = action
             .default_keys()
@@ -475,12 +542,12 @@ mod tests {
                 assert!(Chord::parse(k).is_ok(), "{k}");
             }
         }
-        // No default key is bound twice.
+        // No default key is bound twice (in the same scope).
         let mut seen = HashMap::new();
         for a in Action::ALL {
             for k in a.default_keys() {
                 let c = Chord::parse(k).expect("parses");
-                if let Some(other) = seen.insert(c, a) {
+                if let Some(other) = seen.insert((a.on_message(), c), a) {
                     assert_eq!(other, a, "{k} is bound to {other:?} and {a:?}");
                 }
             }

@@ -40,6 +40,10 @@ pub(crate) struct Line {
     pub(crate) style: LineStyle,
     /// The file a file offer's line offers (a click downloads it).
     pub(crate) file: Option<u64>,
+    /// The message the line belongs to (a click selects it).
+    pub(crate) seq: Option<u64>,
+    /// The line belongs to the selected message (drawn highlighted).
+    pub(crate) selected: bool,
 }
 
 /// The style class of a message line.
@@ -59,6 +63,12 @@ pub(crate) enum LineStyle {
     Pending,
     /// The user's text the server refused (or never got).
     Failed,
+    /// The quote of the message a reply answers, above the reply.
+    Quote,
+    /// The reactions (and replies) under a message.
+    Reactions,
+    /// A deleted message's tombstone.
+    Deleted,
 }
 
 /// What the rows depend on besides the messages.
@@ -77,6 +87,8 @@ pub(crate) struct Ctx<'a> {
     /// The keys that retry and edit a failed send (`Ctrl-R retry · Alt-R
     /// edit`).
     pub(crate) failed_hint: &'a str,
+    /// The selected message's seq, drawn highlighted.
+    pub(crate) selected: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -319,6 +331,7 @@ mod tests {
             zone: &UTC,
             events: EventsShown::Lines,
             failed_hint: "Ctrl-R retry",
+            selected: None,
         }
     }
 

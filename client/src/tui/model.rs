@@ -17,6 +17,7 @@ use super::keys::Keymap;
 use super::layout::{self, Anchor};
 use super::notify::{Alert, Notify};
 pub(crate) use super::room::RoomState;
+pub(crate) use super::selection::{Compose, Confirm, Picker, ThreadView};
 use super::theme::Theme;
 use super::timeline::EventsShown;
 use super::transfer::Transfer;
@@ -115,6 +116,10 @@ pub(crate) struct Hits {
     pub(crate) messages: Rect,
     /// Per row inside the message view, the file its line offers.
     pub(crate) files: Vec<Option<u64>>,
+    /// Per row inside the message view, the message its line belongs to.
+    pub(crate) seqs: Vec<Option<u64>>,
+    /// Per row inside the overlay, the line of the overlay it shows.
+    pub(crate) popup_lines: Vec<usize>,
     /// The transfers panel (empty when there is none).
     pub(crate) transfers: Rect,
     /// The overlay, when one is up.
@@ -226,6 +231,18 @@ pub(crate) struct Chat {
     pub(crate) next_local: u64,
     /// The zone message times are shown in.
     pub(crate) zone: Zone,
+    /// The input line writes an edit or a reply.
+    pub(crate) compose: Option<Compose>,
+    /// The emoji picker, while it is up.
+    pub(crate) picker: Option<Picker>,
+    /// A deletion asking for yes or no.
+    pub(crate) confirm: Option<Confirm>,
+    /// The thread view, while it is up.
+    pub(crate) thread: Option<ThreadView>,
+    /// When this user last said they were typing (Unix ms), and where.
+    pub(crate) typing_sent: (i64, String),
+    /// Tell rooms when the user types (the config file's `typing`).
+    pub(crate) send_typing: bool,
 }
 
 impl Chat {
@@ -280,6 +297,12 @@ impl Chat {
             events: EventsShown::Lines,
             next_local: 1,
             zone,
+            compose: None,
+            picker: None,
+            confirm: None,
+            thread: None,
+            typing_sent: (0, String::new()),
+            send_typing: true,
         }
     }
 
@@ -357,6 +380,10 @@ impl Chat {
         }
         let switched = self.current != Some(i);
         self.current = Some(i);
+        if switched {
+            // A thread belongs to the room it was opened in.
+            self.thread = None;
+        }
         let r = &mut self.rooms[i];
         r.mention = false;
         if switched {
@@ -384,6 +411,7 @@ impl Chat {
             zone: &self.zone,
             events: self.events,
             failed_hint: hint,
+            selected: r.selected,
         }
     }
 

@@ -50,6 +50,8 @@ const LOAD_PAGE: u32 = 500;
 const LOAD_PAGES: usize = 20;
 /// Messages loaded before a search hit, for context.
 const LOAD_CONTEXT: u64 = 10;
+/// Replies per page of a thread.
+const THREAD_PAGE: u32 = 50;
 
 /// Carries out effects.
 pub(crate) struct Runner {
@@ -175,6 +177,7 @@ impl Runner {
                 // hide what the status line says about the connection
                 // (such as how to pin a changed certificate).
                 Effect::MarkRead { .. }
+                | Effect::Typing(_)
                 | Effect::Members(_)
                 | Effect::History { .. }
                 | Effect::CatchUp { .. }
@@ -259,10 +262,46 @@ impl Runner {
             // Waits as long as the client reconnects: the line shows as
             // sending meanwhile, and fails only if the server refuses it or
             // the client closes.
-            Effect::Send { room, body, local } => self.spawn(async move {
-                let result =
-                    client.send(&room, &body).await.map(|ok| ok.seq).map_err(|e| e.to_string());
+            Effect::Send { room, body, local, reply_to } => self.spawn(async move {
+                let sent = client.send_reply(&room, &body, reply_to).await;
+                let result = sent.map(|ok| ok.seq).map_err(|e| e.to_string());
                 let _ = tx.send(NetEvent::Sent { room, local, result });
+            }),
+            // Done: the change arrives as an event and is applied then.
+            Effect::Edit { room, seq, body } => self.spawn(async move {
+                match client.edit(&room, seq, &body).await {
+                    Ok(_) => drop(tx.send(NetEvent::Notice(format!("#{seq} edited")))),
+                    Err(e) => notice(&tx, &format!("edit #{seq}"), e),
+                }
+            }),
+            Effect::Delete { room, seq } => self.spawn(async move {
+                match client.delete_message(&room, seq).await {
+                    Ok(_) => drop(tx.send(NetEvent::Notice(format!("#{seq} deleted")))),
+                    Err(e) => notice(&tx, &format!("delete #{seq}"), e),
+                }
+            }),
+            Effect::React { room, seq, emoji, remove } => self.spawn(async move {
+                match client.react(&room, seq, &emoji, remove).await {
+                    Ok(_) if remove => {
+                        drop(tx.send(NetEvent::Notice(format!("took back {emoji} from #{seq}"))))
+                    }
+                    Ok(_) => drop(tx.send(NetEvent::Notice(format!("reacted {emoji} to #{seq}")))),
+                    Err(e) => notice(&tx, &format!("react to #{seq}"), e),
+                }
+            }),
+            Effect::Thread { room, seq, after } => self.spawn(async move {
+                match client.thread(&room, seq, after, Some(THREAD_PAGE)).await {
+                    Ok(page) => {
+                        let first = after.is_none();
+                        drop(tx.send(NetEvent::Thread { first, page: Box::new(page) }));
+                    }
+                    Err(e) => notice(&tx, &format!("thread of #{seq}"), e),
+                }
+            }),
+            Effect::Typing(room) => self.spawn(async move {
+                if let Err(e) = client.typing(&room).await {
+                    tracing::debug!(cause = %e, "typing failed");
+                }
             }),
             Effect::MarkRead { room, seq } => self.spawn(async move {
                 if let Err(e) = client.mark_read(&room, seq).await {

@@ -4,6 +4,7 @@
 
 use crate::{MemberInfo, Message, RoomInfo};
 
+use super::changes;
 use super::layout::Anchor;
 use super::timeline::{EventKind, EventLine, Item, Pending, SendState};
 
@@ -28,6 +29,10 @@ pub(crate) struct RoomState {
     pub(crate) mention: bool,
     /// Members (when fetched).
     pub(crate) members: Vec<MemberInfo>,
+    /// The message selected (its seq), which the message keys act on.
+    pub(crate) selected: Option<u64>,
+    /// Who is typing here, and until when (Unix ms, the wall clock).
+    pub(crate) typing: Vec<(String, i64)>,
     /// Event lines so far (orders those after the same seq).
     events: u64,
 }
@@ -46,6 +51,8 @@ impl RoomState {
             marker_seq,
             mention: false,
             members: Vec::new(),
+            selected: None,
+            typing: Vec::new(),
             events: 0,
         }
     }
@@ -121,11 +128,27 @@ impl RoomState {
 
     /// Inserts messages (any order, duplicates ignored), keeping the view
     /// where it is when older ones land before it. A send acknowledged as
-    /// one of them stops being shown as pending.
-    pub(crate) fn insert(&mut self, msgs: impl IntoIterator<Item = Message>) {
+    /// one of them stops being shown as pending. An edit, deletion or
+    /// reaction not seen before changes the loaded message it names
+    /// (`me`: the user, whose reactions are marked), unless that message
+    /// comes with it (then it shows the change already).
+    pub(crate) fn insert(&mut self, msgs: impl IntoIterator<Item = Message>, me: &str) {
         let mut msgs: Vec<Message> = msgs.into_iter().collect();
         msgs.sort_by_key(|m| m.seq);
         msgs.dedup_by_key(|m| m.seq);
+        // What changes or answers a message loaded before (not in this
+        // page, which shows it as it is now).
+        let earlier = |t: u64| msgs.binary_search_by_key(&t, |x| x.seq).is_err();
+        let changes: Vec<Message> = msgs
+            .iter()
+            .filter(|m| changes::target(m).is_some_and(earlier) && !self.has(m.seq))
+            .cloned()
+            .collect();
+        let replied: Vec<u64> = msgs
+            .iter()
+            .filter_map(|m| m.reply_to.as_ref().map(|q| q.seq).filter(|_| !self.has(m.seq)))
+            .filter(|&p| earlier(p))
+            .collect();
         // An older page goes in front in one move (100,000 loaded messages
         // must not be shifted once per message).
         if let (Some(first), Some(newest)) = (self.items.first(), msgs.last())
@@ -142,7 +165,60 @@ impl RoomState {
                 self.place(Item::Msg(m));
             }
         }
+        for c in &changes {
+            self.apply(c, me);
+        }
+        for p in replied {
+            if let Ok(at) = self.position((p, 0))
+                && let Item::Msg(m) = &mut self.items[at]
+            {
+                m.replies += 1;
+            }
+        }
         self.drop_sent();
+    }
+
+    /// Applies change message `c` to the loaded message it names and to
+    /// the quotes of the loaded replies to that message.
+    pub(crate) fn apply(&mut self, c: &Message, me: &str) {
+        let Some(target) = changes::target(c) else { return };
+        if let Ok(at) = self.position((target, 0))
+            && let Item::Msg(m) = &mut self.items[at]
+        {
+            changes::apply(m, c, me);
+        }
+        for it in &mut self.items[..] {
+            if let Item::Msg(m) = it
+                && m.reply_to.as_ref().is_some_and(|q| q.seq == target)
+            {
+                changes::apply_to_quote(m, c);
+            }
+        }
+    }
+
+    /// The loaded message `seq`.
+    pub(crate) fn message(&self, seq: u64) -> Option<&Message> {
+        self.position((seq, 0)).ok().and_then(|at| self.items[at].msg())
+    }
+
+    /// The messages the selection can rest on (shown, not system lines),
+    /// oldest first.
+    pub(crate) fn selectable(&self) -> impl DoubleEndedIterator<Item = &Message> {
+        self.messages().filter(|m| m.kind != crate::MessageKind::System)
+    }
+
+    /// Moves the selection one message up (`back`) or down; from none, up
+    /// selects the newest. Down past the newest selects none.
+    pub(crate) fn select_step(&mut self, back: bool) {
+        let next = match (self.selected, back) {
+            (None, true) => self.selectable().next_back().map(|m| m.seq),
+            (None, false) => None,
+            (Some(s), true) => {
+                self.selectable().rev().find(|m| m.seq < s).map(|m| m.seq).or(Some(s))
+            }
+            (Some(s), false) => self.selectable().find(|m| m.seq > s).map(|m| m.seq),
+        };
+        self.selected = next;
     }
 
     /// Adds a line about someone or the connection, after the newest
@@ -154,8 +230,9 @@ impl RoomState {
     }
 
     /// Shows `body` as being sent (`local` names it until it is done).
-    pub(crate) fn pending(&mut self, local: u64, body: String, ts: i64) {
-        self.place(Item::Pending(Pending { local, body, ts, state: SendState::Sending }));
+    pub(crate) fn pending(&mut self, local: u64, body: String, ts: i64, reply_to: Option<u64>) {
+        let state = SendState::Sending;
+        self.place(Item::Pending(Pending { local, body, ts, state, reply_to }));
     }
 
     fn find_pending(&self, local: u64) -> Option<usize> {
@@ -214,16 +291,16 @@ impl RoomState {
         }
     }
 
-    /// The failed sends, to send again: (local id, text), each marked as
-    /// sending again.
-    pub(crate) fn retry_failed(&mut self) -> Vec<(u64, String)> {
+    /// The failed sends, to send again: (local id, text, the message it
+    /// replies to), each marked as sending again.
+    pub(crate) fn retry_failed(&mut self) -> Vec<(u64, String, Option<u64>)> {
         let mut out = Vec::new();
         for it in &mut self.items {
             if let Item::Pending(p) = it
                 && matches!(p.state, SendState::Failed(_))
             {
                 p.state = SendState::Sending;
-                out.push((p.local, p.body.clone()));
+                out.push((p.local, p.body.clone(), p.reply_to));
             }
         }
         out
@@ -297,15 +374,15 @@ mod tests {
     #[test]
     fn events_sort_after_the_newest_message_and_pending_last() {
         let mut r = room();
-        r.insert([m(1, "a"), m(2, "b")]);
-        r.pending(1, "mine".into(), 10);
+        r.insert([m(1, "a"), m(2, "b")], "ann");
+        r.pending(1, "mine".into(), 10, None);
         r.event(EventKind::Joined("bob".into()), 5);
         r.event(EventKind::Left("cy".into()), 6);
-        r.insert([m(3, "c")]);
+        r.insert([m(3, "c")], "ann");
         assert_eq!(keys(&r), [(1, 0), (2, 0), (2, 1), (2, 2), (3, 0), (u64::MAX, 1)]);
         // An older page goes in front, events stay after their message.
         r.anchor = Anchor::Top { index: 2, offset: 0 };
-        r.insert([m(0, "z")]);
+        r.insert([m(0, "z")], "ann");
         assert_eq!(r.items[3].key(), (2, 1));
         assert_eq!(r.anchor, Anchor::Top { index: 3, offset: 0 }, "the view stays on the event");
     }
@@ -313,12 +390,12 @@ mod tests {
     #[test]
     fn a_send_is_pending_until_its_message_shows() {
         let mut r = room();
-        r.pending(1, "hello".into(), 1);
-        r.pending(2, "again".into(), 2);
+        r.pending(1, "hello".into(), 1, None);
+        r.pending(2, "again".into(), 2, None);
         // Acknowledged before the message arrives: still shown.
         r.sent(1, 5);
         assert!(matches!(&r.items[0], Item::Pending(p) if p.state == SendState::Sent(5)));
-        r.insert([m(5, "hello")]);
+        r.insert([m(5, "hello")], "ann");
         assert_eq!(keys(&r), [(5, 0), (u64::MAX, 2)]);
         // The message first (live echo), the acknowledgement after.
         r.echo("again");
@@ -326,8 +403,8 @@ mod tests {
         r.sent(2, 6);
         assert_eq!(keys(&r), [(5, 0)], "nothing left to mark");
         // Acknowledged after the message is shown: gone at once.
-        r.pending(3, "third".into(), 3);
-        r.insert([m(7, "third (edited by the server?)")]);
+        r.pending(3, "third".into(), 3, None);
+        r.insert([m(7, "third (edited by the server?)")], "ann");
         r.sent(3, 7);
         assert_eq!(keys(&r), [(5, 0), (7, 0)]);
     }
@@ -335,13 +412,13 @@ mod tests {
     #[test]
     fn failed_sends_are_retried_or_taken_back() {
         let mut r = room();
-        r.pending(1, "one".into(), 1);
-        r.pending(2, "two".into(), 2);
+        r.pending(1, "one".into(), 1, None);
+        r.pending(2, "two".into(), 2, None);
         assert!(r.failed(1, "forbidden".into()));
         assert!(r.failed(2, "too large".into()));
         assert!(!r.failed(9, "gone".into()));
         assert_eq!(r.take_failed().as_deref(), Some("two"));
-        assert_eq!(r.retry_failed(), [(1, "one".to_owned())]);
+        assert_eq!(r.retry_failed(), [(1, "one".to_owned(), None)]);
         assert!(matches!(&r.items[0], Item::Pending(p) if p.state == SendState::Sending));
         assert_eq!(r.take_failed(), None);
         r.echo("one");
@@ -351,13 +428,13 @@ mod tests {
     #[test]
     fn removing_keeps_the_view() {
         let mut r = room();
-        r.insert([m(1, "a"), m(2, "b")]);
-        r.pending(1, "x".into(), 3);
+        r.insert([m(1, "a"), m(2, "b")], "ann");
+        r.pending(1, "x".into(), 3, None);
         r.failed(1, "no".into());
         r.anchor = Anchor::Top { index: 1, offset: 2 };
         r.take_failed();
         assert_eq!(r.anchor, Anchor::Top { index: 1, offset: 2 });
-        r.pending(2, "y".into(), 4);
+        r.pending(2, "y".into(), 4, None);
         r.failed(2, "no".into());
         r.anchor = Anchor::Top { index: 2, offset: 1 };
         r.take_failed();

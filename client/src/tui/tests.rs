@@ -72,6 +72,8 @@ fn main_chat(messages: Vec<Message>) -> Chat {
     let mut chat = Chat::new(form(), false, false, Zone::utc());
     // Lines made here (joins, sends) happen a few minutes after T0.
     chat.wall = || T0 + 600_000;
+    // Typing hints are tested on their own.
+    chat.send_typing = false;
     let last = messages.last().map_or(0, |m| m.seq);
     chat.update(Msg::Net(NetEvent::Connected {
         user: "ann".into(),
@@ -325,7 +327,9 @@ fn enter_sends_to_the_current_room_with_emoji() {
     type_line(&mut chat, "b :tada:");
     assert_eq!(
         chat.effects,
-        [Effect::Send { room: "general".into(), body: "a\nb 🎉".into(), local: 1 }]
+        [Effect::Send {
+            room: "general".into(), body: "a\nb 🎉".into(), local: 1, reply_to: None
+        }]
     );
     assert!(chat.input.text.is_empty());
 }
@@ -343,7 +347,12 @@ fn commands_queue_effects() {
             Effect::Join("random".into()),
             Effect::Create("ops".into()),
             Effect::Leave("dev".into()),
-            Effect::Send { room: "general".into(), body: "/me waves".into(), local: 1 },
+            Effect::Send {
+                room: "general".into(),
+                body: "/me waves".into(),
+                local: 1,
+                reply_to: None
+            },
         ]
     );
     chat.effects.clear();
@@ -788,6 +797,7 @@ fn resizing_redraws_at_the_new_size_and_keeps_the_place() {
 }
 
 mod editing;
+mod messages;
 mod mouse;
 mod notify;
 mod people;

@@ -105,6 +105,8 @@ pub(crate) struct Pending {
     pub(crate) ts: i64,
     /// Where it stands.
     pub(crate) state: SendState,
+    /// The message it replies to.
+    pub(crate) reply_to: Option<u64>,
 }
 
 /// Where an unacknowledged send stands.

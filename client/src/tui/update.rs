@@ -8,6 +8,7 @@
 mod connect;
 mod form;
 mod input;
+mod message;
 mod mouse;
 mod popups;
 mod view;
@@ -15,6 +16,7 @@ mod view;
 use crate::{ChangeKind, ClientEvent, ConnState, MemberInfo, RemovedReason, RoomKind};
 
 use super::app::{ConnectError, Effect, Msg, NetEvent};
+use super::changes;
 use super::layout;
 use super::model::{Chat, FormStatus, PASSWORD, Registration, RoomState, Screen};
 use super::notify::Alert;
@@ -34,6 +36,7 @@ impl Chat {
             Msg::Input(m) => self.on_input(m),
             Msg::View(m) => self.on_view(m),
             Msg::Mouse(m) => self.on_mouse(m),
+            Msg::OnMessage(what, otherwise) => self.on_message_key(what, otherwise),
         }
     }
 
@@ -60,6 +63,7 @@ impl Chat {
         self.transfers.retain(|t| t.keep(now));
         self.redraw = self.transfers.len() != before
             || self.transfers.iter().any(|t| t.status == transfer::Status::Active);
+        self.redraw |= self.expire_typing();
         if self.screen != Screen::Main || !self.at_bottom() || self.popup.is_some() {
             return;
         }
@@ -203,8 +207,10 @@ impl Chat {
                 if older || r.oldest().is_none() {
                     r.more_history = page.more;
                 }
-                r.insert(page.messages);
+                let me = self.me.clone();
+                r.insert(page.messages, &me);
             }
+            NetEvent::Thread { first, page } => self.on_thread(first, *page),
             NetEvent::SearchResults { query, hits, more } => {
                 let pane = super::model::SearchPane { query, hits, more, selected: 0 };
                 self.notice = None;
@@ -251,6 +257,17 @@ impl Chat {
         match ev {
             ClientEvent::Message(m) => {
                 let Some(i) = self.find(&m.room) else { return };
+                self.thread_sees(&m);
+                self.rooms[i].typing.retain(|(u, _)| *u != m.sender);
+                if changes::target(&m).is_some() {
+                    // An edit, deletion or reaction: applied to its
+                    // message, never an unread line or an alert.
+                    let me = self.me.clone();
+                    let r = &mut self.rooms[i];
+                    r.info.last_seq = r.info.last_seq.max(m.seq);
+                    r.insert([m], &me);
+                    return;
+                }
                 let current = self.current == Some(i);
                 let following = current && self.at_bottom();
                 let me = self.me.clone();
@@ -286,7 +303,7 @@ impl Chat {
                 r.info.last_seq = r.info.last_seq.max(m.seq);
                 // Unopened rooms load their history when shown; keep only
                 // what arrives live so the first page merges cleanly.
-                r.insert([m]);
+                r.insert([m], &me);
             }
             ClientEvent::Presence(p) => {
                 let ts = (self.wall)();
@@ -391,10 +408,25 @@ impl Chat {
                 }
                 self.merge_rooms(Vec::new());
             }
-            // Not shown yet: the typing line and unread counts that follow
-            // another device's marker are the TUI part of issue 18 still
-            // to do.
-            ClientEvent::Read(_) | ClientEvent::Typing(_) => {}
+            ClientEvent::Typing(t) => self.on_typing(&t),
+            // The user read further on another connection: the unread
+            // count follows.
+            ClientEvent::Read(ev) => {
+                let by_id = |r: &RoomState| r.info.id.as_deref() == Some(ev.room_id.as_str());
+                let Some(i) = self.find(&ev.room).or_else(|| self.rooms.iter().position(by_id))
+                else {
+                    return;
+                };
+                let r = &mut self.rooms[i];
+                if ev.seq > r.info.read_seq {
+                    let newest = r.newest().map_or(0, |m| m.seq).max(r.info.last_seq);
+                    r.info.read_seq = ev.seq;
+                    r.info.unread = newest.saturating_sub(ev.seq).min(r.info.unread);
+                    if r.info.unread == 0 {
+                        r.mention = false;
+                    }
+                }
+            }
             ClientEvent::State(s) => {
                 if let ConnState::Closed { reason } = &s
                     && !self.quitting

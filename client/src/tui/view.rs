@@ -128,8 +128,24 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     let inner_w = usize::from(cols[1].width.saturating_sub(2));
     let inner_h = usize::from(cols[1].height.saturating_sub(2));
     chat.viewport = (inner_w, inner_h);
-    let (rows_shown, title) = match chat.room() {
-        Some(r) => {
+    let thread = chat.thread.as_ref().and_then(|t| Some((t, chat.find(&t.room)?)));
+    let (rows_shown, title) = match (thread, chat.room()) {
+        (Some((t, i)), _) => {
+            let hint = chat.failed_hint();
+            let ctx = chat.ctx(&chat.rooms[i], &hint);
+            // Every message of a thread is read: no new-messages line.
+            let ctx = layout::Ctx { marker_seq: u64::MAX, selected: None, ..ctx };
+            let w = layout::window(&t.items, t.anchor, inner_h, &ctx);
+            let mut title =
+                format!(" Thread of #{} in {} · Esc back ", t.root, chat.rooms[i].title());
+            if t.loading {
+                title.push_str("· loading… ");
+            } else if t.more {
+                title.push_str("· more below ");
+            }
+            (w.rows, title)
+        }
+        (None, Some(r)) => {
             let hint = chat.failed_hint();
             let w = layout::window(&r.items, r.anchor, inner_h, &chat.ctx(r, &hint));
             let mut title = format!(" {} ", r.title());
@@ -155,16 +171,18 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
             }
             (w.rows, title)
         }
-        None => (Vec::new(), " no room ".to_owned()),
+        (None, None) => (Vec::new(), " no room ".to_owned()),
     };
-    chat.hits.files = rows_shown
-        .iter()
-        .map(|r| match r {
-            layout::Row::Line(l) => l.file,
+    fn line_of(r: &layout::Row) -> Option<&layout::Line> {
+        match r {
+            layout::Row::Line(l) => Some(l),
             _ => None,
-        })
-        .collect();
-    with::<MessageView>(app, Id::Messages, |c| c.set(rows_shown, title));
+        }
+    }
+    chat.hits.files = rows_shown.iter().map(|r| line_of(r).and_then(|l| l.file)).collect();
+    chat.hits.seqs = rows_shown.iter().map(|r| line_of(r).and_then(|l| l.seq)).collect();
+    let typing = chat.typing_line();
+    with::<MessageView>(app, Id::Messages, |c| c.set(rows_shown, title, typing));
     app.view(&Id::Messages, f, cols[1]);
 
     if members_w > 0 {
@@ -181,9 +199,9 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
         app.view(&Id::Transfers, f, rows[1]);
     }
 
-    let room_name = chat.room().map(|r| r.info.name.clone()).unwrap_or_default();
+    let input_title = input_title(chat);
     with::<InputBox>(app, Id::Input, |c| {
-        c.set(&chat.input.text, chat.input.cursor, &room_name, &chat.candidates);
+        c.set(&chat.input.text, chat.input.cursor, &input_title, &chat.candidates);
     });
     app.view(&Id::Input, f, rows[2]);
 
@@ -200,14 +218,61 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
     if let Some(p) = &mut chat.popup {
         // Long lines (a transfer's whole error) wrap: count the rows.
         let w = rows[0].width.min(POPUP_W).saturating_sub(2);
-        let text_rows: usize = p.lines.iter().map(|l| wrap::wrap(l, usize::from(w)).len()).sum();
+        let per_line: Vec<usize> =
+            p.lines.iter().map(|l| wrap::wrap(l, usize::from(w)).len().max(1)).collect();
+        let text_rows: usize = per_line.iter().sum();
         let h = u16::try_from(text_rows + 2).unwrap_or(u16::MAX);
         let r = centered(rows[0], POPUP_W, h);
         chat.hits.popup = Some(r);
         let visible = usize::from(r.height.saturating_sub(2));
         p.scroll = p.scroll.min(text_rows.saturating_sub(visible));
+        // Which line each visible row shows, for clicks.
+        chat.hits.popup_lines = per_line
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| std::iter::repeat_n(i, *n))
+            .skip(p.scroll)
+            .take(visible)
+            .collect();
         let more = text_rows > visible;
         with::<PopupView>(app, Id::Popup, |c| c.set(Some(&*p), more));
         app.view(&Id::Popup, f, r);
+    }
+}
+
+/// What the input line's title says: the room, and what Enter does when it
+/// is not a plain message (an edit, a reply, the keys for the selected
+/// message).
+fn input_title(chat: &Chat) -> String {
+    use super::model::Compose;
+    let room = chat.room().map(|r| r.info.name.clone()).unwrap_or_default();
+    let key = |a| chat.keys.hint(a);
+    let room_title =
+        |r: &str| chat.find(r).map_or(r.to_owned(), |i| chat.rooms[i].title().to_owned());
+    match &chat.compose {
+        Some(Compose::Edit { room, seq }) => {
+            format!("{} · editing #{seq} (Enter saves · Esc cancels)", room_title(room))
+        }
+        Some(Compose::Reply { room, sender, excerpt, .. }) => {
+            let one_line = excerpt.replace('\n', " ");
+            let excerpt = if wrap::width(&one_line) > 30 {
+                format!("{}…", wrap::truncate(&one_line, 29))
+            } else {
+                one_line
+            };
+            format!("{} · replying to {sender}: {excerpt} (Esc cancels)", room_title(room))
+        }
+        None => match (&chat.thread, chat.room().and_then(|r| r.selected)) {
+            (Some(t), _) => format!("{room} · replying in the thread of #{}", t.root),
+            (None, Some(seq)) if chat.popup.is_none() => format!(
+                "{room} · #{seq}: {} edit · {} delete · {} reply · {} react · {} thread · Esc",
+                key(Action::EditMessage),
+                key(Action::DeleteMessage),
+                key(Action::Reply),
+                key(Action::React),
+                key(Action::Thread)
+            ),
+            _ => room,
+        },
     }
 }

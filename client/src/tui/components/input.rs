@@ -13,7 +13,7 @@ use tuirealm::ratatui::text::{Line, Span};
 use tuirealm::ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{global, props_boilerplate};
-use crate::tui::app::{InputMsg, MouseKind, MouseMsg, Msg, UserEvent, ViewMsg};
+use crate::tui::app::{InputMsg, MessageAction, MouseKind, MouseMsg, Msg, UserEvent, ViewMsg};
 use crate::tui::keys::{Action, Keymap};
 use crate::tui::theme::Theme;
 use crate::tui::wrap;
@@ -129,6 +129,15 @@ pub(crate) fn mouse_to_msg(m: MouseEvent) -> Option<Msg> {
 /// The main screen's keys: bound ones do their action, other characters
 /// are typed.
 pub(crate) fn key_to_msg(keys: &Keymap, ev: KeyEvent) -> Option<Msg> {
+    let otherwise = main_key_to_msg(keys, ev);
+    match keys.message_action(ev).map(action_msg) {
+        Some(Msg::OnMessage(what, _)) => Some(Msg::OnMessage(what, otherwise.map(Box::new))),
+        _ => otherwise,
+    }
+}
+
+/// What a key does with no message selected.
+fn main_key_to_msg(keys: &Keymap, ev: KeyEvent) -> Option<Msg> {
     if let Some(action) = keys.action(ev) {
         return Some(action_msg(action));
     }
@@ -185,5 +194,12 @@ pub(crate) fn action_msg(action: Action) -> Msg {
         Action::Redraw => view(ViewMsg::Repaint),
         Action::Help => view(ViewMsg::Help),
         Action::Quit => Msg::Quit,
+        Action::SelectUp => view(ViewMsg::SelectUp),
+        Action::SelectDown => view(ViewMsg::SelectDown),
+        Action::EditMessage => Msg::OnMessage(MessageAction::Edit, None),
+        Action::DeleteMessage => Msg::OnMessage(MessageAction::Delete, None),
+        Action::Reply => Msg::OnMessage(MessageAction::Reply, None),
+        Action::React => Msg::OnMessage(MessageAction::React, None),
+        Action::Thread => Msg::OnMessage(MessageAction::Thread, None),
     }
 }

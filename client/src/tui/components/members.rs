@@ -1,5 +1,6 @@
-//! The member list of the current room: online first, with a mark, and
-//! each owner's and moderator's role after the name.
+//! The member list of the current room: online first, with a mark, the
+//! display name when one is set, and each owner's and moderator's role
+//! after the name.
 
 use crate::MemberInfo;
 use tuirealm::component::{AppComponent, Component};
@@ -54,7 +55,13 @@ impl Component for MemberList {
                     Some(crate::Role::Moderator) => " mod",
                     _ => "",
                 };
-                let name = wrap::truncate(&m.user, width.saturating_sub(role.len()));
+                // The display name where the user set one, then the
+                // user name to address them by.
+                let shown = match &m.display_name {
+                    Some(d) => format!("{d} ({})", m.user),
+                    None => m.user.clone(),
+                };
+                let name = wrap::truncate(&shown, width.saturating_sub(role.len()));
                 Line::styled(format!("{mark} {name}{role}"), style)
             })
             .collect();

@@ -23,6 +23,7 @@ pub(crate) struct MessageView {
     theme: Theme,
     rows: Vec<Row>,
     title: String,
+    typing: Option<String>,
 }
 
 impl MessageView {
@@ -31,10 +32,12 @@ impl MessageView {
         Self { theme, ..Self::default() }
     }
 
-    /// What to draw: the window's rows and the title.
-    pub(crate) fn set(&mut self, rows: Vec<Row>, title: String) {
+    /// What to draw: the window's rows, the title, and who is typing (on
+    /// the bottom border).
+    pub(crate) fn set(&mut self, rows: Vec<Row>, title: String, typing: Option<String>) {
         self.rows = rows;
         self.title = title;
+        self.typing = typing;
     }
 }
 
@@ -81,13 +84,27 @@ impl Component for MessageView {
                         LineStyle::File => Theme::fg(self.theme.file),
                         LineStyle::Pending => Theme::fg(self.theme.dim),
                         LineStyle::Failed => Theme::fg(self.theme.error),
+                        LineStyle::Quote | LineStyle::Deleted => {
+                            Theme::fg(self.theme.dim).add_modifier(Modifier::ITALIC)
+                        }
+                        LineStyle::Reactions => Theme::fg(self.theme.accent),
                     };
                     spans.push(Span::styled(l.text.clone(), style));
-                    Line::from(spans)
+                    let line = Line::from(spans);
+                    if l.selected {
+                        // The selected message: reversed, the whole width.
+                        line.patch_style(Style::default().add_modifier(Modifier::REVERSED))
+                    } else {
+                        line
+                    }
                 }
             })
             .collect();
-        frame.render_widget(Paragraph::new(lines).block(self.theme.block(&self.title, true)), area);
+        let mut block = self.theme.block(&self.title, true);
+        if let Some(t) = &self.typing {
+            block = block.title_bottom(Line::styled(format!(" {t} "), Theme::fg(self.theme.dim)));
+        }
+        frame.render_widget(Paragraph::new(lines).block(block), area);
     }
 
     props_boilerplate!();

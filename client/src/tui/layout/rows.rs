@@ -7,15 +7,20 @@
 use crate::{Message, MessageKind};
 
 use super::{Ctx, Line, LineStyle, Row, human_bytes, mentions};
+use crate::tui::changes;
 use crate::tui::timeline::{EventsShown, Item, Pending, SendState};
 use crate::tui::wrap;
 
 /// Messages from the same sender closer than this share one name.
 const FOLD_MS: i64 = 5 * 60 * 1000;
 
-/// Whether item `i` draws nothing: a hidden event line, or one a folded
-/// run shows on its first line.
+/// Whether item `i` draws nothing: a hidden event line, one a folded run
+/// shows on its first line, or an edit, deletion or reaction (shown on the
+/// message it changes).
 fn silent(items: &[Item], i: usize, ctx: &Ctx<'_>) -> bool {
+    if items[i].msg().is_some_and(|m| changes::target(m).is_some()) {
+        return true;
+    }
     items[i].is_event()
         && match ctx.events {
             EventsShown::Hidden => true,
@@ -40,8 +45,17 @@ pub(crate) fn rows_of(items: &[Item], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
     if new_day {
         rows.push(Row::Day(ctx.zone.day_of(item.ts())));
     }
-    let prev = i.checked_sub(1).map(|p| &items[p]);
+    // Folding and the new-messages marker look past edits and reactions
+    // (drawn on the message they change), not past hidden event lines.
+    let prev = (0..i)
+        .rev()
+        .find(|&p| items[p].msg().is_none_or(|m| changes::target(m).is_none()))
+        .map(|p| &items[p]);
     let file = item.msg().and_then(|m| m.file.as_ref()).map(|f| f.id);
+    let seq = item.msg().map(|m| m.seq);
+    let selected = seq.is_some() && seq == ctx.selected;
+    let mut quote = None;
+    let mut under = None;
     let (text, style, sender, folded) = match item {
         Item::Msg(m) => {
             let is_new = m.seq > ctx.marker_seq && prev.is_none_or(|p| p.key().0 <= ctx.marker_seq);
@@ -50,6 +64,7 @@ pub(crate) fn rows_of(items: &[Item], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
             }
             let folded = !new_day
                 && !is_new
+                && m.reply_to.is_none()
                 && prev.and_then(Item::msg).is_some_and(|p| {
                     p.sender == m.sender
                         && p.kind == MessageKind::Text
@@ -57,6 +72,14 @@ pub(crate) fn rows_of(items: &[Item], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
                         && m.ts - p.ts < FOLD_MS
                         && !p.body.starts_with("/me ")
                 });
+            quote = m.reply_to.as_deref().map(|q| {
+                if q.deleted {
+                    format!("↪ {}: (deleted)", q.sender)
+                } else {
+                    format!("↪ {}: {}", q.sender, q.excerpt.replace('\n', " "))
+                }
+            });
+            under = changes::reactions_line(m);
             let (text, style) = body_of(m, ctx.me);
             (text, style, m.sender.as_str(), folded)
         }
@@ -85,21 +108,52 @@ pub(crate) fn rows_of(items: &[Item], i: usize, ctx: &Ctx<'_>) -> Vec<Row> {
     let name_col = if style == LineStyle::System { 2 } else { ctx.name_col() + 1 };
     let indent = time_col + name_col;
     let text_width = ctx.width.saturating_sub(indent).max(8);
-    for (n, piece) in wrap::wrap(&text, text_width).into_iter().enumerate() {
-        rows.push(Row::Line(Line {
+    let line = |n: usize, text: String, style: LineStyle| {
+        Row::Line(Line {
             time: (n == 0).then(|| ctx.zone.time_of(item.ts())),
             sender: (n == 0 && show_sender).then(|| sender.to_owned()),
             time_col,
             indent,
-            text: piece,
+            text,
             style,
             file,
-        }));
+            seq,
+            selected,
+        })
+    };
+    // A reply's first row quotes its parent, on one row.
+    let mut n = 0;
+    if let Some(q) = quote {
+        rows.push(line(n, wrap::truncate(&q, text_width).into_owned(), LineStyle::Quote));
+        n += 1;
+    }
+    for piece in wrap::wrap(&text, text_width) {
+        rows.push(line(n, piece, style));
+        n += 1;
+    }
+    if let Some(u) = under {
+        for piece in wrap::wrap(&u, text_width) {
+            rows.push(line(n, piece, LineStyle::Reactions));
+            n += 1;
+        }
     }
     rows
 }
 
 fn body_of(m: &Message, me: &str) -> (String, LineStyle) {
+    if let Some(t) = &m.deleted {
+        return (format!("message deleted by {}", t.by), LineStyle::Deleted);
+    }
+    let (text, style) = plain_body_of(m, me);
+    match m.edited {
+        Some(_) if style != LineStyle::System || m.body.starts_with("/me ") => {
+            (format!("{text} (edited)"), style)
+        }
+        _ => (text, style),
+    }
+}
+
+fn plain_body_of(m: &Message, me: &str) -> (String, LineStyle) {
     match m.kind {
         MessageKind::System => (format!("* {}", m.body), LineStyle::System),
         MessageKind::File => {

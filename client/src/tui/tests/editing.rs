@@ -100,7 +100,7 @@ fn up_recalls_the_last_sent_line_when_the_input_is_empty() {
     press(&mut chat, Key::Enter, KeyModifiers::NONE);
     assert_eq!(
         chat.effects,
-        [Effect::Send { room: "general".into(), body: "second".into(), local: 2 }]
+        [Effect::Send { room: "general".into(), body: "second".into(), local: 2, reply_to: None }]
     );
     press(&mut chat, Key::Up, KeyModifiers::NONE);
     assert_eq!(line(&chat), "second|");

@@ -92,7 +92,12 @@ fn failed_sends_are_retried_or_taken_back_to_edit() {
     chat.update(keymsg(key(Key::Char('r'), KeyModifiers::CONTROL)).expect("bound"));
     assert_eq!(
         chat.effects,
-        [Effect::Send { room: "general".into(), body: "/me waves".into(), local: 1 }]
+        [Effect::Send {
+            room: "general".into(),
+            body: "/me waves".into(),
+            local: 1,
+            reply_to: None
+        }]
     );
     assert_eq!(pending(&chat)[0].1, SendState::Sending);
     chat.update(keymsg(key(Key::Char('r'), KeyModifiers::CONTROL)).expect("bound"));

@@ -14,8 +14,16 @@ impl Chat {
         if m != InputMsg::Complete {
             self.candidates.clear();
         }
+        if self.on_modal_input(m) {
+            return;
+        }
         match m {
-            InputMsg::Char(c) => self.input.insert(c),
+            InputMsg::Char(c) => {
+                // Typing leaves the selection.
+                self.deselect();
+                self.input.insert(c);
+                self.typed();
+            }
             InputMsg::Newline => self.input.insert('\n'),
             InputMsg::Backspace => self.input.backspace(),
             InputMsg::Delete => self.input.delete(),
@@ -40,6 +48,7 @@ impl Chat {
             InputMsg::Submit if self.search_shown() && self.input.text.trim().is_empty() => {
                 self.jump_to_hit();
             }
+            InputMsg::Submit if self.submit_edit() => {}
             InputMsg::Submit => {
                 let line = self.input.take();
                 match commands::parse(&line) {
@@ -229,16 +238,22 @@ impl Chat {
 
     /// Sends `body` to `room`, showing it there as sending until the
     /// server has it.
+    /// A reply being written (or the thread shown) makes it a reply.
     pub(super) fn say(&mut self, room: String, body: String) {
         let local = self.next_local;
         self.next_local += 1;
         let ts = (self.wall)();
+        let reply_to = self.reply_target(&room);
+        if matches!(self.compose, Some(crate::tui::model::Compose::Reply { .. })) {
+            self.compose = None;
+        }
         if let Some(i) = self.find(&room) {
             let r = &mut self.rooms[i];
             r.anchor = Anchor::Bottom;
-            r.pending(local, body.clone(), ts);
+            r.pending(local, body.clone(), ts, reply_to);
         }
-        self.effects.push(Effect::Send { room, body, local });
+        self.typing_sent = (0, String::new());
+        self.effects.push(Effect::Send { room, body, local, reply_to });
     }
 
     /// The name of file `file_id` as offered in a loaded message, else
@@ -268,7 +283,7 @@ impl Chat {
     /// Enter in the search pane: closes it, opens the hit's room and shows
     /// the message, loading the history from the newest loaded down to a
     /// little before it first when it is not loaded.
-    fn jump_to_hit(&mut self) {
+    pub(super) fn jump_to_hit(&mut self) {
         let Some(pane) = self.search.take() else { return };
         self.popup = None;
         let Some(hit) = pane.hits.get(pane.selected) else { return };

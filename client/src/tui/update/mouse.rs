@@ -32,8 +32,17 @@ impl Chat {
             return;
         }
         if self.popup.is_some() {
-            if self.hits.popup.is_some_and(|r| !r.contains(at)) {
-                self.on_view(ViewMsg::Close);
+            match self.hits.popup {
+                Some(r) if !r.contains(at) => self.on_view(ViewMsg::Close),
+                Some(r) => {
+                    // Below the border, the overlay's line on that row.
+                    let row = usize::from(at.y - r.y).checked_sub(1);
+                    let line = row.and_then(|row| self.hits.popup_lines.get(row).copied());
+                    if let Some(line) = line {
+                        self.click_popup_line(line);
+                    }
+                }
+                None => {}
             }
             return;
         }
@@ -46,11 +55,38 @@ impl Chat {
             }
         } else if hits.messages.contains(at) {
             let row = usize::from(at.y - hits.messages.y).checked_sub(1);
-            if let Some(id) = row.and_then(|r| hits.files.get(r).copied().flatten()) {
+            let seq = row.and_then(|r| hits.seqs.get(r).copied().flatten());
+            let file = row.and_then(|r| hits.files.get(r).copied().flatten());
+            // A click selects the message (again: unselects it).
+            if self.thread.is_none()
+                && let Some(seq) = seq
+                && let Some(r) = self.room_mut()
+            {
+                r.selected = if r.selected == Some(seq) { None } else { Some(seq) };
+            }
+            if let Some(id) = file {
                 self.run(Command::Get(vec![id]));
             }
         } else if hits.transfers.contains(at) {
             self.on_view(ViewMsg::Transfers);
+        }
+    }
+
+    /// A click on line `line` of the overlay: a search hit jumps to its
+    /// message, an emoji of the picker reacts with it.
+    fn click_popup_line(&mut self, line: usize) {
+        if self.search_shown()
+            && let Some(pane) = &mut self.search
+            && line < pane.hits.len()
+        {
+            pane.selected = line;
+            self.jump_to_hit();
+        } else if let Some(p) = &mut self.picker
+            && let Some(i) = line.checked_sub(1).filter(|i| *i < p.matches.len())
+        {
+            // Line 0 is the search, then one emoji a line (when any match).
+            p.selected = i;
+            self.on_input(crate::tui::app::InputMsg::Submit);
         }
     }
 }

@@ -34,8 +34,9 @@ impl Chat {
         lines.push(String::new());
         lines.push(":tada: emoji · @name or name: at the start mentions".to_owned());
         lines.push(
-            "mouse: the wheel scrolls · click a room to open it, a file offer to download \
-             it, the transfers to see them in full · Shift+drag selects text"
+            "mouse: the wheel scrolls · click a room to open it, a message to select it, a \
+             file offer to download it, a search hit or an emoji to pick it, the transfers \
+             to see them in full · Shift+drag selects text"
                 .to_owned(),
         );
         Popup::new("Help", lines)
@@ -85,7 +86,7 @@ impl Chat {
             lines.push("  … more: narrow the search to see older hits".to_owned());
         }
         lines.push(String::new());
-        lines.push("↑/↓ choose · Enter: go to the message · Esc: close".to_owned());
+        lines.push("↑/↓ choose · Enter or a click: go to the message · Esc: close".to_owned());
         Popup::new(&format!("Search: {}", pane.query), lines)
     }
 

@@ -11,6 +11,16 @@ impl Chat {
     /// scroll it instead of the messages.
     pub(super) fn on_view(&mut self, m: ViewMsg) {
         let (_, h) = self.viewport;
+        if self.picker_step(m) {
+            return;
+        }
+        if self.popup.is_none()
+            && self.thread.is_some()
+            && let Some(delta) = self.thread_step(m)
+        {
+            self.scroll_thread(delta);
+            return;
+        }
         if self.search_shown()
             && let Some(pane) = &mut self.search
         {
@@ -86,9 +96,60 @@ impl Chat {
             }
             ViewMsg::NextRoom | ViewMsg::PrevRoom => {}
             ViewMsg::Close => {
+                let had_overlay = self.popup.is_some() || !self.candidates.is_empty();
+                if let Some(c) = self.confirm.take() {
+                    self.notice = Some(format!("kept {}'s message #{}", c.sender, c.seq));
+                }
                 self.popup = None;
                 self.search = None;
+                self.picker = None;
                 self.candidates.clear();
+                if !had_overlay {
+                    self.escape();
+                }
+            }
+            ViewMsg::SelectUp | ViewMsg::SelectDown => {
+                let back = m == ViewMsg::SelectUp;
+                let hint = self.failed_hint();
+                let Some(r) = self.room_mut() else { return };
+                r.select_step(back);
+                let Some(seq) = r.selected else {
+                    r.anchor = Anchor::Bottom;
+                    return;
+                };
+                // Keep the selected message in view.
+                let Some(index) =
+                    r.items.iter().position(|it| it.msg().is_some_and(|x| x.seq == seq))
+                else {
+                    return;
+                };
+                let Some(r) = self.room() else { return };
+                let ctx = self.ctx(r, &hint);
+                let w = layout::window(&r.items, r.anchor, h, &ctx);
+                let shown = w
+                    .rows
+                    .iter()
+                    .any(|row| matches!(row, layout::Row::Line(l) if l.seq == Some(seq)));
+                let whole = layout::rows_of(&r.items, index, &ctx).len() <= h;
+                if !shown || !whole {
+                    let anchor =
+                        if back {
+                            Anchor::Top { index, offset: 0 }
+                        } else {
+                            // From the bottom: the newest rows; else put it on top.
+                            let bottom = layout::window(&r.items, Anchor::Bottom, h, &ctx);
+                            if bottom.rows.iter().any(
+                                |row| matches!(row, layout::Row::Line(l) if l.seq == Some(seq)),
+                            ) {
+                                Anchor::Bottom
+                            } else {
+                                Anchor::Top { index, offset: 0 }
+                            }
+                        };
+                    if let Some(r) = self.room_mut() {
+                        r.anchor = anchor;
+                    }
+                }
             }
             ViewMsg::ClearTransfers => {
                 let before = self.transfers.len();
@@ -109,8 +170,8 @@ impl Chat {
                 if again.is_empty() {
                     self.notice = Some("no failed message in this room".into());
                 }
-                for (local, body) in again {
-                    self.effects.push(Effect::Send { room: room.clone(), body, local });
+                for (local, body, reply_to) in again {
+                    self.effects.push(Effect::Send { room: room.clone(), body, local, reply_to });
                 }
             }
             ViewMsg::EditFailed => {
@@ -139,5 +200,21 @@ impl Chat {
             }
         }
         self.maybe_load_older();
+    }
+
+    /// Rows a scrolling key moves the thread view (`isize::MIN`/`MAX`: to
+    /// its top or bottom); `None` for other keys.
+    fn thread_step(&self, m: ViewMsg) -> Option<isize> {
+        let (_, h) = self.viewport;
+        let page = isize::try_from(h.saturating_sub(1).max(1)).unwrap_or(1);
+        Some(match m {
+            ViewMsg::LineUp => -1,
+            ViewMsg::LineDown => 1,
+            ViewMsg::PageUp => -page,
+            ViewMsg::PageDown => page,
+            ViewMsg::Top => -1_000_000,
+            ViewMsg::Bottom => 1_000_000,
+            _ => return None,
+        })
     }
 }
