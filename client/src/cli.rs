@@ -130,11 +130,17 @@ pub(crate) enum Command {
         room: String,
     },
     /// List the rooms you can see, one per line:
-    /// `NAME joined|invited|- UNREAD KIND ROLE|- [TOPIC]`. NAME is what to
-    /// give other commands: a room's name (a private room's id when two
-    /// listed rooms share its name), `@USER,...` for a direct message; KIND
-    /// is public, private or dm.
-    Rooms,
+    /// `NAME joined|invited|- UNREAD @MENTIONS KIND ROLE|- [TOPIC]`. NAME is
+    /// what to give other commands: a room's name (a private room's id when
+    /// two listed rooms share its name), `@USER,...` for a direct message;
+    /// UNREAD counts the messages of others after your read marker,
+    /// MENTIONS those of them that mention you (`@you`, `@room`), both
+    /// stopping at 1000; KIND is public, private or dm.
+    Rooms {
+        /// One room JSON object per line (the protocol's room object).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a room's new messages as they arrive; keeps going across
     /// reconnects until interrupted.
     Tail {

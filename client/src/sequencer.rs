@@ -195,6 +195,7 @@ mod tests {
             deleted: None,
             reply_to: None,
             reactions: Box::default(),
+            mentions: None,
             replies: 0,
         }
     }

@@ -14,6 +14,7 @@
 //! - [`limits`]: every bound the protocol promises, in one place.
 //! - `account`: the caller's profile, password and sessions.
 //! - `search`: full-text search requests and hits.
+//! - `mentions`: what `@user` and `@room` in a body are.
 //!
 //! `docs/PROTOCOL.md` is the human-readable specification of the same thing and
 //! is kept in step with this crate.
@@ -23,6 +24,7 @@ mod error;
 mod files;
 mod frame;
 mod limits;
+mod mentions;
 mod request;
 mod response;
 mod search;
@@ -41,6 +43,9 @@ pub use files::{
 };
 pub use frame::{DecodeError, EncodeError, decode_frame, encode_frame, encode_json};
 pub use limits::*;
+pub use mentions::{
+    MAX_MENTIONS, MENTION_EVERYONE, MENTION_ROOM, Mentions, mention_spans, parse_mentions,
+};
 pub use request::{
     ArchiveReq, Credentials, DmOpenReq, EditReq, FileGetReq, Hello, HistoryReq, MembersReq,
     MessageReq, ModerateReq, Op, ParseError, PrivateReq, Quit, ReactReq, ReadReq, RenameReq,

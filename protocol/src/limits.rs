@@ -56,6 +56,10 @@ pub const TYPING_INTERVAL_MS: u64 = 3_000;
 /// user as typing until then unless another one renews it.
 pub const TYPING_EXPIRES_MS: u64 = 6_000;
 
+/// `unread` and `mentions` counts stop here: a count of this value means
+/// this many or more (a client shows `1000+`).
+pub const MAX_UNREAD_COUNT: u64 = 1000;
+
 /// Characters of a parent's body a reply carries (`reply_to.excerpt`).
 pub const MAX_EXCERPT_CHARS: usize = 100;
 

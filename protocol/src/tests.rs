@@ -195,7 +195,7 @@ fn access_fields_are_optional_both_ways() {
     assert_eq!(
         serde_json::to_value(&old).expect("json"),
         json!({"name": "g", "joined": true, "last_seq": 1, "read_seq": 0, "unread": 1,
-               "kind": "public"})
+               "mentions": 0, "kind": "public"})
     );
     let m: Message = serde_json::from_value(json!({"room": "g", "seq": 1, "sender": "a",
         "ts": 1, "kind": "system", "body": "x",
@@ -240,6 +240,7 @@ fn server_messages_round_trip() {
             excerpt: "hi".into(),
             deleted: false,
         })),
+        mentions: Some(Box::new(vec!["bob".into(), "@room".into()])),
         reactions: vec![Reaction { emoji: "👍".into(), count: 2, me: true }].into(),
         replies: 3,
     };
@@ -268,6 +269,7 @@ fn server_messages_round_trip() {
         last_seq: 4,
         read_seq: 2,
         unread: 2,
+        mentions: 1,
         id: Some("+0123456789abcdef".into()),
         kind: RoomKind::Dm,
         title: Some("@bob,carol".into()),
@@ -297,6 +299,13 @@ fn server_messages_round_trip() {
         ev(Event::Presence(Presence { user: "a".into(), online: true, reason: Some("r".into()) })),
         ev(Event::Member(MemberEvent { room: "g".into(), user: "a".into(), joined: true })),
         ev(Event::Lagged(Lagged { room: "g".into(), room_id: None })),
+        ev(Event::Read(ReadEvent {
+            room: "g".into(),
+            room_id: "+0123456789abcdef".into(),
+            seq: 4,
+            unread: Some(0),
+            mentions: Some(0),
+        })),
         ev(Event::Lagged(Lagged { room: "g".into(), room_id: Some("+0123456789abcdef".into()) })),
         ev(Event::Message(system)),
         ev(Event::Room(RoomEvent { room: room.clone() })),
@@ -631,4 +640,40 @@ fn request_like() -> impl Strategy<Value = String> {
             .replace("{{{}", &format!("{{{inner}"))
             .replace('@', &id)
     })
+}
+
+#[test]
+fn a_room_follows_messages_and_read_markers() {
+    let mut room: RoomInfo = serde_json::from_value(json!({"name": "g", "joined": true,
+        "last_seq": 2, "read_seq": 1, "unread": 1, "mentions": 0}))
+    .expect("room");
+    let msg = |seq: u64, sender: &str, kind: &str, extra: serde_json::Value| -> Message {
+        let mut v = json!({"room": "g", "seq": seq, "sender": sender, "ts": 1, "kind": kind,
+            "body": "x"});
+        if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+            v.extend(extra.clone());
+        }
+        serde_json::from_value(v).expect("message")
+    };
+    room.follow(&msg(3, "bob", "text", json!({})), "ann");
+    room.follow(&msg(3, "bob", "text", json!({})), "ann");
+    assert_eq!((room.last_seq, room.unread, room.mentions), (3, 2, 0), "once");
+    room.follow(&msg(4, "ann", "text", json!({"mentions": ["ann"]})), "ann");
+    room.follow(&msg(5, "bob", "system", json!({})), "ann");
+    assert_eq!((room.last_seq, room.unread, room.mentions), (5, 2, 0), "own and system: not");
+    room.follow(&msg(6, "bob", "file", json!({"mentions": ["ann"]})), "ann");
+    room.follow(&msg(7, "carol", "text", json!({"mentions": ["@room"]})), "ann");
+    room.follow(&msg(8, "carol", "text", json!({"mentions": ["bob"]})), "ann");
+    assert_eq!((room.unread, room.mentions), (5, 2));
+    let ev = |seq, counts: Option<(u64, u64)>| ReadEvent {
+        room: "g".into(),
+        room_id: "+0123456789abcdef".into(),
+        seq,
+        unread: counts.map(|c| c.0),
+        mentions: counts.map(|c| c.1),
+    };
+    room.follow_read(&ev(6, Some((2, 1))));
+    assert_eq!((room.read_seq, room.unread, room.mentions), (6, 2, 1));
+    room.follow_read(&ev(8, None));
+    assert_eq!((room.read_seq, room.unread, room.mentions), (8, 0, 0), "an older server");
 }

@@ -81,6 +81,13 @@ pub struct Message {
     /// The message this one replies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Box<ReplyTo>>,
+    /// Whom the message mentions, as the server decided when it was sent
+    /// (PROTOCOL.md section 12): the names of the room's members it says
+    /// `@name` to, each once, or [`crate::MENTION_EVERYONE`] (`"@room"`)
+    /// when it says `@room`; absent when nobody. (Boxed: most messages
+    /// mention nobody, and a message is moved around a lot.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mentions: Option<Box<Vec<String>>>,
     /// Reactions, one entry per emoji, in the order they were first given
     /// (in `history`, `sync` and `thread` replies; absent when none).
     #[serde(default, skip_serializing_if = "no_reactions")]
@@ -141,6 +148,20 @@ impl Message {
     /// its name.
     pub fn room_key(&self) -> &str {
         self.room_id.as_deref().unwrap_or(&self.room)
+    }
+
+    /// Whether the message counts as unread for `user` once past their read
+    /// marker: a text or file message of someone else's, not deleted
+    /// (joins, edits, reactions and deletions never count).
+    pub fn counts_for(&self, user: &str) -> bool {
+        self.kind != MessageKind::System && self.deleted.is_none() && self.sender != user
+    }
+
+    /// Whether the message mentions `user`: by name, or with `@room` when
+    /// someone else sent it.
+    pub fn mentions_user(&self, user: &str) -> bool {
+        let mut named = self.mentions.iter().flat_map(|m| m.iter());
+        self.counts_for(user) && named.any(|n| n == user || n == crate::MENTION_EVERYONE)
     }
 }
 
@@ -307,8 +328,15 @@ pub struct RoomInfo {
     pub last_seq: u64,
     /// The caller's read marker (0 when never read or not a member).
     pub read_seq: u64,
-    /// Messages after the read marker (0 when not a member).
+    /// Text and file messages of others after the read marker, not
+    /// deleted (0 when not a member); at most
+    /// [`crate::MAX_UNREAD_COUNT`].
     pub unread: u64,
+    /// Of those, the ones that mention the caller (by name or `@room`);
+    /// at most [`crate::MAX_UNREAD_COUNT`]. 0 from servers that predate
+    /// mentions.
+    #[serde(default)]
+    pub mentions: u64,
     /// The room's id: `+` and 16 lower-case hex digits, never changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -344,6 +372,39 @@ impl RoomInfo {
     /// What to show for the room: its title, else its name.
     pub fn display(&self) -> &str {
         self.title.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Follows a `message` event of this room, as seen by `user` (the
+    /// caller): `last_seq` moves, and `unread` and `mentions` count it when
+    /// it is past the read marker and counts ([`Message::counts_for`]); a
+    /// message at or below `last_seq` is in the figures already.
+    /// A deletion's system message of a message past the marker that
+    /// counted is not undone here: a client that needs that exact figure
+    /// asks `rooms` again.
+    pub fn follow(&mut self, m: &Message, user: &str) {
+        // At or below `last_seq`: counted in the figures already.
+        if m.seq <= self.last_seq {
+            return;
+        }
+        self.last_seq = m.seq;
+        if self.joined && m.seq > self.read_seq && m.counts_for(user) {
+            self.unread = (self.unread + 1).min(crate::MAX_UNREAD_COUNT);
+            if m.mentions_user(user) {
+                self.mentions = (self.mentions + 1).min(crate::MAX_UNREAD_COUNT);
+            }
+        }
+    }
+
+    /// Follows a `read` event: the marker and, from a server that sends
+    /// them, the counts.
+    pub fn follow_read(&mut self, ev: &ReadEvent) {
+        self.read_seq = self.read_seq.max(ev.seq);
+        match (ev.unread, ev.mentions) {
+            (Some(unread), Some(mentions)) => (self.unread, self.mentions) = (unread, mentions),
+            // An older server: everything up to the marker is read.
+            _ if self.read_seq >= self.last_seq => (self.unread, self.mentions) = (0, 0),
+            _ => {}
+        }
     }
 }
 
@@ -395,6 +456,14 @@ pub struct ReadEvent {
     pub room_id: String,
     /// The marker's new position.
     pub seq: u64,
+    /// The room's `unread` count for the user after the move (absent from
+    /// servers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
+    /// The room's `mentions` count for the user after the move (absent
+    /// from servers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mentions: Option<u64>,
 }
 
 /// `typing` event: a member is typing in a room (a hint that expires; see

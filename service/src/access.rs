@@ -115,6 +115,15 @@ pub(crate) fn decide(room: &Room, s: &Standing, need: Need) -> Verdict {
     }
 }
 
+/// Whether a user in standing `s` can be mentioned in `room` (an `@name`
+/// of a message there counts for them): its members, nobody else. A name
+/// that is no member's is plain text, whoever it names — whether that user
+/// exists, is invited, banned or an admin — so a mention tells the sender
+/// nothing they could not read in `members`.
+pub(crate) fn mentionable(room: &Room, s: &Standing) -> bool {
+    decide(room, s, Need::Read) == Verdict::Allowed && s.role.is_some()
+}
+
 /// What a user does to one message of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MessageAct {
@@ -299,12 +308,13 @@ pub(crate) async fn list(
     after: Option<&str>,
 ) -> Result<(Vec<RoomInfo>, bool)> {
     let mut titles = members::dm_names(pool, caller.tenant, caller.user).await?;
-    let rows =
-        members::candidates(pool, caller.tenant, caller.user, after).try_filter_map(|(room, s)| {
+    let rows = members::candidates(pool, caller.tenant, caller.user, after, true).try_filter_map(
+        |(room, s, counts)| {
             let seen = decide(&room, &s, Need::See) == Verdict::Allowed;
             let title = titles.remove(&room.id).map(|n| dm_title(&n, caller.name));
-            std::future::ready(Ok(seen.then(|| db::rooms::room_info(&room, &s, title))))
-        });
+            std::future::ready(Ok(seen.then(|| db::rooms::room_info(&room, &s, counts, title))))
+        },
+    );
     paging::fill(rows, usize::MAX).await
 }
 
@@ -315,8 +325,8 @@ pub(crate) async fn list(
 /// # Errors
 /// Database faults.
 pub(crate) async fn readable(pool: &Db, caller: Caller<'_>) -> Result<Vec<Room>> {
-    let rooms = members::candidates(pool, caller.tenant, caller.user, None)
-        .try_filter_map(|(room, s)| {
+    let rooms = members::candidates(pool, caller.tenant, caller.user, None, false)
+        .try_filter_map(|(room, s, _)| {
             let read = decide(&room, &s, Need::Read) == Verdict::Allowed;
             std::future::ready(Ok(read.then_some(room)))
         })
@@ -331,11 +341,13 @@ pub(crate) fn dm_title(members: &[String], viewer: &str) -> String {
     format!("{DM_ALIAS_PREFIX}{}", others.join(","))
 }
 
-/// The wire view of a room the caller has resolved, with a DM's title.
+/// The wire view of a room the caller has resolved, with a DM's title and
+/// the caller's counts.
 ///
 /// # Errors
 /// Database faults.
 pub(crate) async fn info(pool: &Db, caller: Caller<'_>, a: &Access) -> Result<RoomInfo> {
+    let counts = db::mentions::counts(pool, caller.tenant, a.room.id, caller.user).await?;
     let title = if a.room.kind == RoomKind::Dm {
         // A read transaction: the one connection the chunked query runs on.
         let mut tx = pool.begin().await?;
@@ -344,7 +356,7 @@ pub(crate) async fn info(pool: &Db, caller: Caller<'_>, a: &Access) -> Result<Ro
     } else {
         None
     };
-    Ok(db::rooms::room_info(&a.room, &a.standing, title))
+    Ok(db::rooms::room_info(&a.room, &a.standing, counts, title))
 }
 
 /// What a file id (an offer's) is to the caller.

@@ -129,6 +129,9 @@ pub(crate) struct Applied {
     /// Hub actions after it.
     pub(crate) after: Vec<HubAction>,
     pub(crate) cleanup: Cleanup,
+    /// A join: the room as the new member sees it, just before the join's
+    /// own system message (the `room` event's, and the reply's).
+    pub(crate) joined: Option<Box<RoomInfo>>,
 }
 
 impl Applied {
@@ -139,6 +142,7 @@ impl Applied {
             before: Vec::new(),
             after: Vec::new(),
             cleanup: Cleanup::default(),
+            joined: None,
         }
     }
 }
@@ -229,7 +233,9 @@ pub(crate) async fn apply(
             if !room_db::join(conn.re(), tenant, id, me, Role::Member).await? {
                 return Ok(done);
             }
-            let info = joined_info(&room, &actor, Role::Member);
+            let counts = db::mentions::counts(&mut *conn, tenant, id, me).await?;
+            let info = joined_info(&room, &actor, Role::Member, counts);
+            done.joined = Some(Box::new(info.clone()));
             done.before.push(HubAction::Subscribe(me));
             done.before.push(HubAction::Room(me, info));
             done.after.push(member(&room, &job.actor_name, true));
@@ -286,7 +292,8 @@ pub(crate) async fn apply(
             let Limits { quotas, metrics } = limits;
             quota::check(conn, quotas, metrics, Created::Invitation, tenant, me).await?;
             let seen = Standing { invited: true, ..s };
-            done.before.push(HubAction::Room(who, room_db::room_info(&room, &seen, None)));
+            let info = room_db::room_info(&room, &seen, db::Counts::default(), None);
+            done.before.push(HubAction::Room(who, info));
             Change { user: Some(user.clone()), ..change(ChangeKind::Invited) }
         }
         RoomChange::Kick { user, reason } => {
@@ -546,9 +553,9 @@ fn member(room: &Room, user: &str, joined: bool) -> HubAction {
 }
 
 /// The room as a new member sees it.
-fn joined_info(room: &Room, before: &Standing, role: Role) -> RoomInfo {
+fn joined_info(room: &Room, before: &Standing, role: Role, counts: db::Counts) -> RoomInfo {
     let s = Standing { role: Some(role), read_seq: Some(0), invited: false, ..*before };
-    room_db::room_info(room, &s, None)
+    room_db::room_info(room, &s, counts, None)
 }
 
 /// A rename must not make two rooms the actor sees share a name (a room
@@ -590,6 +597,7 @@ fn system_message(job: &ChangeJob, room: &Room, change: Change) -> NewMessage {
         file: None,
         change: Some(Box::new(change)),
         reply_to: None,
+        mentions: None,
     }
 }
 

@@ -5,6 +5,8 @@
 //! is acknowledged only after its commit. A batch of 1 is one transaction per
 //! message (the durable-sends benchmark compares the two).
 
+mod mentions;
+
 use std::sync::Arc;
 
 use qchat_protocol::{
@@ -69,6 +71,8 @@ pub(crate) struct ChangeDone {
     pub(crate) room: Room,
     /// What the caller cleans up outside the database.
     pub(crate) cleanup: Cleanup,
+    /// A join: the room as the new member sees it (see [`changes::Applied`]).
+    pub(crate) joined: Option<Box<qchat_protocol::RoomInfo>>,
 }
 
 /// Handle for submitting messages; cheap to clone.
@@ -137,9 +141,12 @@ impl Committer {
     }
 }
 
+/// The names a new message mentions (empty for any other outcome).
+type Mentioned = Vec<String>;
+
 /// What committing one job gave.
 enum Outcome {
-    Appended(Result<Option<AppendOutcome>>),
+    Appended(Result<(Option<AppendOutcome>, Mentioned)>),
     Changed(Result<(Box<Applied>, Option<u64>)>),
 }
 
@@ -157,7 +164,7 @@ async fn run(
         let outcomes = commit_batch(&pool, &jobs, &limits).await;
         let new = outcomes
             .iter()
-            .filter(|o| matches!(o, Outcome::Appended(Ok(Some(AppendOutcome::New { .. })))))
+            .filter(|o| matches!(o, Outcome::Appended(Ok((Some(AppendOutcome::New { .. }), _)))))
             .count();
         metrics.committed(new as u64, started.elapsed());
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
@@ -174,9 +181,10 @@ async fn run(
 fn finish(hub: &Hub, work: &Work, outcome: Outcome) -> Result<Done> {
     match (work, outcome) {
         (Work::Message { msg, room }, Outcome::Appended(outcome)) => {
-            let committed = match outcome? {
+            let (outcome, mentioned) = outcome?;
+            let committed = match outcome {
                 Some(AppendOutcome::New { seq, offer }) => {
-                    publish(hub, msg, room, seq, offer);
+                    publish(hub, msg, room, seq, offer, mentioned);
                     Committed { seq, ts: msg.ts, duplicate: false, offer }
                 }
                 Some(AppendOutcome::Duplicate { seq, ts, offer }) => {
@@ -199,13 +207,13 @@ fn finish(hub: &Hub, work: &Work, outcome: Outcome) -> Result<Done> {
                 act(hub, job, &label, action);
             }
             if let (Some(msg), Some(seq)) = (&applied.system, seq) {
-                publish(hub, msg, &label, seq, None);
+                publish(hub, msg, &label, seq, None, Vec::new());
             }
             for action in &applied.after {
                 act(hub, job, &label, action);
             }
-            let Applied { room, cleanup, .. } = *applied;
-            Ok(Done::Change(ChangeDone { seq, room, cleanup }))
+            let Applied { room, cleanup, joined, .. } = *applied;
+            Ok(Done::Change(ChangeDone { seq, room, cleanup, joined }))
         }
         _ => Err(Error::Internal("job and outcome of different kinds".into())),
     }
@@ -310,7 +318,7 @@ async fn may_post(
 async fn commit_grouped(
     pool: &Db,
     jobs: &[Job],
-) -> std::result::Result<Vec<Option<AppendOutcome>>, sqlx::Error> {
+) -> std::result::Result<Vec<(Option<AppendOutcome>, Mentioned)>, sqlx::Error> {
     let started = std::time::Instant::now();
     let mut tx = pool.begin_write().await?;
     let msgs: Vec<&NewMessage> = jobs
@@ -323,6 +331,15 @@ async fn commit_grouped(
     let mut conn = tx.conn();
     let allowed = may_post(&mut conn, &msgs).await?;
     let outcomes = db::messages::append_all(&mut conn, &msgs, &allowed).await?;
+    let mentioned = mentions::record(&mut conn, &new_ones(&msgs, &outcomes)).await?;
+    let mut mentioned = mentioned.into_iter();
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Some(AppendOutcome::New { .. }) => (o, mentioned.next().unwrap_or_default()),
+            _ => (o, Vec::new()),
+        })
+        .collect();
     tx.commit().await?;
     tracing::trace!(
         batch = jobs.len(),
@@ -332,13 +349,35 @@ async fn commit_grouped(
     Ok(outcomes)
 }
 
+/// The new messages among `msgs` (by `outcomes`), with their seqs, in order.
+fn new_ones<'a>(
+    msgs: &[&'a NewMessage],
+    outcomes: &[Option<AppendOutcome>],
+) -> Vec<(&'a NewMessage, u64)> {
+    msgs.iter()
+        .zip(outcomes)
+        .filter_map(|(m, o)| match o {
+            Some(AppendOutcome::New { seq, .. }) => Some((*m, *seq)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One job inside its savepoint.
 async fn commit_one(conn: &mut Conn<'_>, job: &Job, limits: &Limits) -> Outcome {
     match &job.work {
         Work::Message { msg, .. } => Outcome::Appended(
             async {
                 let allowed = may_post(&mut *conn, &[msg]).await?;
-                db::messages::append(conn, msg, allowed.first().copied().unwrap_or(false)).await
+                let allowed = allowed.first().copied().unwrap_or(false);
+                let outcome = db::messages::append(&mut *conn, msg, allowed).await?;
+                let mentioned = match outcome {
+                    Some(AppendOutcome::New { seq, .. }) => {
+                        mentions::record(conn, &[(msg, seq)]).await?.pop().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                Ok::<_, sqlx::Error>((outcome, mentioned))
             }
             .await
             .map_err(Error::Db),
@@ -423,7 +462,14 @@ async fn commit_each(pool: &Db, jobs: &[Job], limits: &Limits) -> Vec<Outcome> {
     }
 }
 
-fn publish(hub: &Hub, m: &NewMessage, room: &RoomLabel, seq: u64, offer: Option<u64>) {
+fn publish(
+    hub: &Hub,
+    m: &NewMessage,
+    room: &RoomLabel,
+    seq: u64,
+    offer: Option<u64>,
+    mentions: Mentioned,
+) {
     let ev = Event::Message(Message {
         room: room.name.clone(),
         seq,
@@ -443,6 +489,11 @@ fn publish(hub: &Hub, m: &NewMessage, room: &RoomLabel, seq: u64, offer: Option<
         edited: None,
         deleted: None,
         reply_to: m.reply_to.clone().map(Box::new),
+        mentions: if m.mentions.as_ref().is_some_and(|x| x.room) {
+            Some(Box::new(vec![qchat_protocol::MENTION_EVERYONE.to_owned()]))
+        } else {
+            (!mentions.is_empty()).then(|| Box::new(mentions))
+        },
         reactions: Box::default(),
         replies: 0,
     });
@@ -497,6 +548,7 @@ mod tests {
             file: None,
             change: None,
             reply_to: None,
+            mentions: None,
         }
     }
 

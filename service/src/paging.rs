@@ -139,9 +139,9 @@ mod tests {
     use proptest::prelude::*;
     use qchat_protocol::{
         Change, ChangeKind, FileInfo, MAX_BODY_LEN, MAX_CLIENT_MSG_ID_LEN, MAX_EMOJI_LEN,
-        MAX_EXCERPT_CHARS, MAX_NAME_LEN, MAX_PAGE, MAX_REACTIONS, MAX_REASON_LEN, MAX_TOPIC_LEN,
-        MemberInfo, MembersOk, Message, MessageKind, MessagesOk, Reaction, ReplyTo, Response, Role,
-        RoomInfo, RoomKind, RoomsOk, Tombstone, encode_json,
+        MAX_EXCERPT_CHARS, MAX_MENTIONS, MAX_NAME_LEN, MAX_PAGE, MAX_REACTIONS, MAX_REASON_LEN,
+        MAX_TOPIC_LEN, MemberInfo, MembersOk, Message, MessageKind, MessagesOk, Reaction, ReplyTo,
+        Response, Role, RoomInfo, RoomKind, RoomsOk, Tombstone, encode_json,
     };
 
     fn ok_rows<T>(items: Vec<T>) -> impl Stream<Item = std::result::Result<T, Error>> {
@@ -182,6 +182,7 @@ mod tests {
                 excerpt: "\"".repeat(MAX_EXCERPT_CHARS),
                 deleted: true,
             })),
+            mentions: Some(Box::new((0..MAX_MENTIONS).map(|i| format!("{i:m>64}")).collect())),
             reactions: (0..MAX_REACTIONS)
                 .map(|_| Reaction { emoji: "\"".repeat(MAX_EMOJI_LEN), count: u64::MAX, me: true })
                 .collect(),
@@ -249,6 +250,7 @@ mod tests {
             last_seq: u64::MAX,
             read_seq: u64::MAX,
             unread: u64::MAX,
+            mentions: u64::MAX,
             id: Some("+ffffffffffffffff".into()),
             kind: RoomKind::Private,
             title: Some(format!("@{}", vec!["u".repeat(MAX_NAME_LEN); 15].join(","))),

@@ -714,10 +714,10 @@ async fn the_cli_walk_through_of_a_dm_and_a_private_room() -> anyhow::Result<()>
     assert_eq!(ok("ann", &["invite", "plans", "bob"]).await?, "invited bob (seq 1)\n");
     ok("ann", &["topic", "plans", "launch on friday"]).await?;
     let rooms = ok("ann", &["rooms"]).await?;
-    assert!(rooms.contains("plans joined 2 private owner launch on friday\n"), "{rooms}");
-    assert!(rooms.contains("@bob joined 2 dm member\n"), "{rooms}");
+    assert!(rooms.contains("plans joined 0 @0 private owner launch on friday\n"), "{rooms}");
+    assert!(rooms.contains("@bob joined 1 @0 dm member\n"), "{rooms}");
     let bobs = ok("bob", &["rooms"]).await?;
-    assert!(bobs.contains("plans invited 0 private - launch on friday\n"), "{bobs}");
+    assert!(bobs.contains("plans invited 0 @0 private - launch on friday\n"), "{bobs}");
     assert_eq!(ok("bob", &["send", "plans", "count me in"]).await?, "4\n", "after bob joined");
 
     // For carol neither exists.

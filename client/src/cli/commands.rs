@@ -28,7 +28,7 @@ pub(super) async fn run(opts: &SharedOpts, command: Command) -> anyhow::Result<(
         Command::Send { room, text } => send(&client, &room, &text).await,
         Command::History { room, limit, json } => history(&client, &room, limit, json).await,
         Command::Who { room } => who(&client, &room).await,
-        Command::Rooms => rooms::list(&client).await,
+        Command::Rooms { json } => rooms::list(&client, json).await,
         Command::Tail { room, json, count } => tail(&client, events, &room, json, count).await,
         Command::Join { room } => join_if_needed(&client, &room).await,
         Command::Create { room, private } => rooms::create(&client, &room, private).await,

@@ -120,6 +120,7 @@ mod tests {
             deleted: None,
             reply_to: None,
             reactions: Box::default(),
+            mentions: None,
             replies: 0,
         }
     }

@@ -10,9 +10,16 @@ use qchat_client::{Client, RoomInfo, RoomKind};
 use super::RoleArg;
 use super::print::sanitize;
 
-/// `rooms`: one line per room, `NAME joined|invited|- UNREAD KIND ROLE|- [TOPIC]`.
-pub(super) async fn list(client: &Client) -> anyhow::Result<()> {
+/// `rooms`: one line per room, `NAME joined|invited|- UNREAD @MENTIONS
+/// KIND ROLE|- [TOPIC]`, or with `json` the protocol's room object.
+pub(super) async fn list(client: &Client, json: bool) -> anyhow::Result<()> {
     let rooms = client.rooms().await.context("listing rooms")?;
+    if json {
+        for r in &rooms {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
     for line in lines(&rooms) {
         println!("{line}");
     }
@@ -48,7 +55,7 @@ pub(super) fn lines(rooms: &[RoomInfo]) -> Vec<String> {
                 RoomKind::Dm => "dm",
             };
             let role = r.role.map_or("-", |role| role.as_str());
-            let mut line = format!("{name} {state} {} {kind} {role}", r.unread);
+            let mut line = format!("{name} {state} {} @{} {kind} {role}", r.unread, r.mentions);
             if r.archived {
                 line.push_str(" [archived]");
             }
@@ -170,6 +177,7 @@ mod tests {
             last_seq: 3,
             read_seq: 1,
             unread: 2,
+            mentions: 0,
             id: Some(id.into()),
             kind,
             title: Some(title.into()),
@@ -190,15 +198,16 @@ mod tests {
         ];
         rooms[0].topic = Some("launch \u{1b}[31m".into());
         rooms[1].role = Some(Role::Member);
+        rooms[1].mentions = 1;
         rooms[2].joined = false;
         rooms[2].role = None;
         assert_eq!(
             lines(&rooms),
             [
-                "plans joined 2 private owner launch \\u{1b}[31m",
-                "@bob joined 2 dm member",
-                "+0000000000000003 - 2 public -",
-                "+0000000000000004 joined 2 private owner",
+                "plans joined 2 @0 private owner launch \\u{1b}[31m",
+                "@bob joined 2 @1 dm member",
+                "+0000000000000003 - 2 @0 public -",
+                "+0000000000000004 joined 2 @0 private owner",
             ]
         );
     }

@@ -239,6 +239,7 @@ mod tests {
             deleted: None,
             reply_to: None,
             reactions: Box::default(),
+            mentions: None,
             replies: 0,
         };
         router.file_message(&msg);

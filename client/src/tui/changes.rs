@@ -148,6 +148,7 @@ mod tests {
             edited: None,
             deleted: None,
             reply_to: None,
+            mentions: None,
             reactions: Box::default(),
             replies: 0,
         }

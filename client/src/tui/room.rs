@@ -346,6 +346,7 @@ mod tests {
             deleted: None,
             reply_to: None,
             reactions: Box::default(),
+            mentions: None,
             replies: 0,
         }
     }
@@ -357,6 +358,7 @@ mod tests {
             last_seq: 0,
             read_seq: 0,
             unread: 0,
+            mentions: 0,
             id: None,
             kind: crate::RoomKind::Public,
             title: None,

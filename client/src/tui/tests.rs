@@ -42,6 +42,7 @@ fn msg(room: &str, seq: u64, sender: &str, body: &str, ts: i64) -> Message {
         deleted: None,
         reply_to: None,
         reactions: Box::default(),
+        mentions: None,
         replies: 0,
     }
 }
@@ -53,6 +54,7 @@ fn room(name: &str, joined: bool, last: u64, read: u64) -> RoomInfo {
         last_seq: last,
         read_seq: read,
         unread: last - read,
+        mentions: 0,
         id: None,
         kind: crate::RoomKind::Public,
         title: None,

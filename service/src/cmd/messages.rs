@@ -52,6 +52,8 @@ pub(super) async fn send(s: &Shared, login: &Login, r: SendReq) -> Result<Value>
         sender_name: login.user_name.clone(),
         client_msg_id: Some(r.client_msg_id),
         kind: MessageKind::Text,
+        mentions: Some(Box::new(qchat_protocol::parse_mentions(&r.body)))
+            .filter(|m| m.room || !m.names.is_empty()),
         body: r.body,
         ts: db::now_ms(),
         file: None,

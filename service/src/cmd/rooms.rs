@@ -84,7 +84,7 @@ pub(super) async fn create(s: &Shared, login: &Login, r: &RoomCreateReq) -> Resu
     tx.commit().await?;
     s.metrics.created(Created::Room);
     s.hub.subscribe_user(login.tenant, login.user, room.id);
-    let info = db::rooms::room_info(&room, &member(Role::Owner), None);
+    let info = db::rooms::room_info(&room, &member(Role::Owner), db::Counts::default(), None);
     announce(s, login, login.user, info.clone(), &room);
     tracing::info!(tenant = %login.tenant_name, room = %name, private = r.private, "room created");
     ok(&RoomOk { room: info })
@@ -101,7 +101,9 @@ pub(super) async fn join(s: &Shared, login: &Login, reference: &str) -> Result<V
     // `room` event tells the user's other connections: a client tracking
     // the room from this reply is handed that message next, whichever of
     // the two it reads first.
-    ok(&RoomOk { room: db::rooms::room_info(&done.room, &member(Role::Member), None) })
+    let fallback =
+        || db::rooms::room_info(&done.room, &member(Role::Member), db::Counts::default(), None);
+    ok(&RoomOk { room: done.joined.map_or_else(fallback, |info| *info) })
 }
 
 pub(super) async fn leave(s: &Shared, login: &Login, reference: &str) -> Result<Value> {
@@ -148,11 +150,16 @@ pub(super) async fn read(
     let a = room(s, login, reference, Need::Read).await?;
     let now = db::rooms::set_read(&s.pool, login.tenant, a.room.id, login.user, seq).await?;
     if let Some(now) = now.filter(|n| Some(*n) > a.standing.read_seq) {
+        // The counts after the move, so the other connections show them
+        // without asking `rooms` again.
+        let counts = db::mentions::counts(&s.pool, login.tenant, a.room.id, login.user).await?;
         let label = a.room.label();
         let ev = Event::Read(ReadEvent {
             room: label.name.clone(),
             room_id: label.id.clone(),
             seq: now,
+            unread: Some(counts.unread),
+            mentions: Some(counts.mentions),
         });
         let frame = encode_json(&ev).map_err(|e| Error::Internal(format!("encoding: {e}")))?;
         s.hub.to_user_except(login.tenant, login.user, conn, &label, &frame);
@@ -242,6 +249,7 @@ pub(super) async fn dm_open(s: &Shared, login: &Login, r: DmOpenReq) -> Result<V
             let info = db::rooms::room_info(
                 &room,
                 &member(Role::Member),
+                db::Counts::default(),
                 Some(access::dm_title(&all, name)),
             );
             if id == login.user {
@@ -251,7 +259,9 @@ pub(super) async fn dm_open(s: &Shared, login: &Login, r: DmOpenReq) -> Result<V
         }
         tracing::info!(tenant = %login.tenant_name, members = ids.len(), "direct message opened");
         return ok(&RoomOk {
-            room: mine.unwrap_or_else(|| db::rooms::room_info(&room, &member(Role::Member), None)),
+            room: mine.unwrap_or_else(|| {
+                db::rooms::room_info(&room, &member(Role::Member), db::Counts::default(), None)
+            }),
         });
     }
     Err(Error::Internal("direct message vanished while opening it".into()))

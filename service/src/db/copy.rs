@@ -30,6 +30,7 @@ pub(crate) const TABLES: &[&str] = &[
     "offers",
     "uploads",
     "reactions",
+    "mentions",
 ];
 
 /// Bind parameters per insert statement, below PostgreSQL's 65,535.

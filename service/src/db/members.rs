@@ -11,9 +11,10 @@ use qchat_protocol::Role;
 // `$N` placeholders only; every value is bound.
 use sqlx::AssertSqlSafe;
 
+use super::mentions::{count_columns, counts_of};
 use super::messages::placeholders;
 use super::rooms::{ROOM_COLUMNS, Room, Row as RoomRow, Standing, Tie, to_u64, untie};
-use super::{Conn, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
+use super::{Conn, Counts, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 /// What the standing columns read for user `u` and room `r`.
 const STANDING_COLUMNS: &str = "m.role as role, m.read_seq as read_seq,
@@ -97,7 +98,8 @@ pub(crate) async fn standings(
 
 /// The rooms that may be in `user`'s list (public ones, and those the user
 /// is a member of or invited to; every private one for an admin), with the
-/// user's standing, by `name` from the first after `after` (the `rooms`
+/// user's standing and, when `counted`, their unread and mention counts
+/// (else zero), by `name` from the first after `after` (the `rooms`
 /// keyset: names are unique per tenant, and ASCII, so SQLite's binary
 /// order is the client's too). A superset: access decides.
 pub(crate) fn candidates<'e>(
@@ -105,22 +107,39 @@ pub(crate) fn candidates<'e>(
     tenant: TenantId,
     user: UserId,
     after: Option<&str>,
-) -> BoxStream<'e, Result<(Room, Standing), sqlx::Error>> {
+    counted: bool,
+) -> BoxStream<'e, Result<(Room, Standing, Counts), sqlx::Error>> {
+    let db = db.into();
+    let counts = if counted {
+        count_columns(db.backend())
+    } else {
+        "cast(0 as bigint) as unread, cast(0 as bigint) as mentions".into()
+    };
     let sql = format!(
-        "select {ROOM_COLUMNS}, {STANDING_COLUMNS} {STANDING_FROM}
+        "select {ROOM_COLUMNS}, {STANDING_COLUMNS}, {counts} {STANDING_FROM}
          where r.tenant_id = $2 and not r.disabled and r.name > $3
            and (r.kind = 'public' or m.user_id is not null
                 or exists (select 1 from invitations i where i.room_id = r.id and i.user_id = u.id)
                 or (r.kind = 'private' and u.admin))
          order by r.name"
     );
+    #[derive(sqlx::FromRow)]
+    struct ListedRow {
+        #[sqlx(flatten)]
+        standing: StandingRow,
+        unread: i64,
+        mentions: i64,
+    }
     let after = after.unwrap_or_default().to_owned();
-    on!(db, |e| sqlx::query_as::<_, StandingRow>(AssertSqlSafe(sql))
+    on!(db, |e| sqlx::query_as::<_, ListedRow>(AssertSqlSafe(sql))
         .bind(user.0)
         .bind(tenant.0)
         .bind(after)
         .fetch(e)
-        .map_ok(StandingRow::split)
+        .map_ok(|row| {
+            let (room, standing) = row.standing.split();
+            (room, standing, counts_of(row.unread, row.mentions))
+        })
         .boxed())
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use qchat_protocol::{
-    Change, ChangeKind, FileInfo, MAX_EXCERPT_CHARS, Message, MessageKind, Reaction, ReplyTo,
-    Tombstone,
+    Change, ChangeKind, FileInfo, MAX_EXCERPT_CHARS, MENTION_EVERYONE, Mentions, Message,
+    MessageKind, Reaction, ReplyTo, Tombstone,
 };
 // AssertSqlSafe: the dynamic statements below are built from constants and
 // `$N` placeholders only; every value is bound.
@@ -22,7 +22,8 @@ use super::{Conn, Ex, RoomId, TenantId, UserId, on, on_conn};
 /// `me`); a thread's query adds `$6`, the parent's seq.
 ///
 /// Reactions come as one string, `EMOJI COUNT MINE` triples separated by
-/// spaces (emoji hold no white space), in the order first given.
+/// spaces (emoji hold no white space), in the order first given; the
+/// members mentioned by name as one string too, names separated by spaces.
 macro_rules! page_sql {
     ($cond:literal, $order:literal) => {
         concat!(
@@ -39,7 +40,11 @@ macro_rules! page_sql {
                               max(case when r.user_id = $5 then 1 else 0 end) as mine,
                               min(r.ts) as first
                        from reactions r where r.room_id = m.room_id and r.seq = m.seq
-                       group by r.emoji) x) as reactions
+                       group by r.emoji) x) as reactions,
+                (select string_agg(mu.name, ' ' order by mu.name)
+                 from mentions mx join users mu on mu.id = mx.user_id
+                 where mx.room_id = m.room_id and mx.seq = m.seq) as mentioned,
+                m.mentions_room
          from messages m
          left join offers o on o.room_id = m.room_id and o.seq = m.seq
          left join files f on f.id = o.file_id and f.tenant_id = m.tenant_id
@@ -98,6 +103,9 @@ pub(crate) struct NewMessage {
     /// For a reply: the message it answers (its seq is stored; the rest is
     /// for the live event).
     pub(crate) reply_to: Option<ReplyTo>,
+    /// What the body mentions (text messages that mention anyone); the
+    /// writer keeps the names of members ([`super::mentions`]).
+    pub(crate) mentions: Option<Box<Mentions>>,
 }
 
 /// The file a file message offers; its row is inserted (once per tenant and
@@ -488,6 +496,8 @@ struct Row {
     parent_deleted: Option<i64>,
     replies: i64,
     reactions: Option<String>,
+    mentioned: Option<String>,
+    mentions_room: bool,
 }
 
 impl Row {
@@ -525,10 +535,20 @@ impl Row {
                     deleted: self.parent_deleted.is_some(),
                 })
             }),
+            mentions: mentions(self.mentioned.as_deref(), self.mentions_room).map(Box::new),
             reactions: self.reactions.as_deref().map(parse_reactions).unwrap_or_default().into(),
             replies: u32::try_from(self.replies).unwrap_or(u32::MAX),
         }
     }
+}
+
+/// A message's `mentions`: `@room`, or the names mentioned (the
+/// `mentioned` column: names separated by spaces), or nobody.
+pub(crate) fn mentions(named: Option<&str>, room: bool) -> Option<Vec<String>> {
+    if room {
+        return Some(vec![MENTION_EVERYONE.to_owned()]);
+    }
+    named.filter(|n| !n.is_empty()).map(|n| n.split(' ').map(str::to_owned).collect())
 }
 
 /// The start of a body, as a reply quotes it: at most
@@ -740,9 +760,19 @@ pub(crate) async fn tombstone(
     .execute(e)
     .await
     .map(|r| r.rows_affected()))?;
+    // A tombstone mentions nobody: its mentions stop counting.
+    on!(conn.re(), |e| sqlx::query(
+        "delete from mentions where tenant_id = $1 and room_id = $2 and seq = $3"
+    )
+    .bind(tenant.0)
+    .bind(room.0)
+    .bind(seq)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
     on!(conn.re(), |e| sqlx::query(
         "update messages set body = '', file_id = null, edited = null, deleted_by = $1,
-             deleted_at = $2
+             deleted_at = $2, mentions_room = false
          where tenant_id = $3 and room_id = $4 and seq = $5"
     )
     .bind(by)
@@ -936,6 +966,7 @@ mod tests {
             file: None,
             change: None,
             reply_to: None,
+            mentions: None,
         };
         for i in 0..10 {
             let out = append(&mut conn, &mk(&i.to_string()), true).await.expect("append");
@@ -1026,6 +1057,7 @@ mod tests {
             file: None,
             change: None,
             reply_to: None,
+            mentions: None,
         };
         // Stored before the run: ann's "k1" in room a.
         let before_run = [mk(a, Some(ann), Some("k1"), 0)];

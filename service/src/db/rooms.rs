@@ -3,7 +3,7 @@
 
 use qchat_protocol::{ROOM_ID_HEX, ROOM_ID_PREFIX, Role, RoomInfo, RoomKind};
 
-use super::{Conn, DbError, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
+use super::{Conn, Counts, DbError, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 /// One user's standing in one room, as stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,9 +221,10 @@ pub(crate) async fn join(
     user: UserId,
     role: Role,
 ) -> Result<bool, sqlx::Error> {
-    let n = on_conn!(conn, |e| sqlx::query(
-        "insert into memberships (tenant_id, room_id, user_id, read_seq, joined_at, role)
-         select tenant_id, id, $1, 0, $2, $3 from rooms where tenant_id = $4 and id = $5
+    let n = on_conn!(conn, |e| {
+        sqlx::query(
+        "insert into memberships (tenant_id, room_id, user_id, read_seq, joined_at, role, joined_seq)
+         select tenant_id, id, $1, 0, $2, $3, last_seq from rooms where tenant_id = $4 and id = $5
          on conflict (room_id, user_id) do nothing",
     )
     .bind(user.0)
@@ -233,7 +234,8 @@ pub(crate) async fn join(
     .bind(room.0)
     .execute(&mut *e)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     // An invitation is used up by the join (`members` keeps the rest of
     // the invitation statements).
     on_conn!(conn, |e| sqlx::query(
@@ -322,16 +324,23 @@ pub(crate) async fn set_read(
     Ok(now.map(to_u64))
 }
 
-/// Builds the wire view of a room for a caller in `standing`; `dm_title`
-/// is a DM's `@`-list of the other members.
-pub(crate) fn room_info(room: &Room, standing: &Standing, dm_title: Option<String>) -> RoomInfo {
-    let read = standing.read_seq;
+/// Builds the wire view of a room for a caller in `standing` with `counts`
+/// (their unread and mention counts, [`super::mentions`]); `dm_title` is a
+/// DM's `@`-list of the other members.
+pub(crate) fn room_info(
+    room: &Room,
+    standing: &Standing,
+    counts: Counts,
+    dm_title: Option<String>,
+) -> RoomInfo {
+    let member = standing.role.is_some();
     RoomInfo {
         name: room.name.clone(),
-        joined: standing.role.is_some(),
+        joined: member,
         last_seq: room.last_seq,
-        read_seq: read.unwrap_or(0),
-        unread: read.map_or(0, |r| room.last_seq.saturating_sub(r)),
+        read_seq: standing.read_seq.unwrap_or(0),
+        unread: if member { counts.unread } else { 0 },
+        mentions: if member { counts.mentions } else { 0 },
         id: Some(room.handle.clone()),
         kind: room.kind,
         title: Some(dm_title.unwrap_or_else(|| room.display_name().to_owned())),

@@ -205,6 +205,7 @@ mod tests {
                 file: None,
                 change: None,
                 reply_to: None,
+                mentions: None,
             };
             db::messages::append(&mut conn, &m, true).await.expect("append");
         }

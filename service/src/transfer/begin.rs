@@ -182,6 +182,7 @@ async fn offer_stored(
         file: Some(FileAttach { hash: hash.to_owned(), size, head: None, upload_id: None }),
         change: None,
         reply_to: None,
+        mentions: None,
     };
     let c = s.committer.submit(msg, room.label()).await?;
     Ok(UploadBeginOk {

@@ -228,6 +228,7 @@ async fn run(
         }),
         change: None,
         reply_to: None,
+        mentions: None,
     };
     let committed = match shared.committer.submit(msg, up.room_label.clone()).await {
         Ok(c) => c,

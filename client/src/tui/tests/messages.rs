@@ -447,7 +447,13 @@ fn a_read_marker_moved_elsewhere_lowers_the_unread_count() {
     let mut chat = main_chat(conversation());
     let dev = chat.find("dev").expect("dev");
     assert_eq!(chat.rooms[dev].info.unread, 3);
-    let read = |seq| crate::ReadEvent { room: "dev".into(), room_id: "+1".into(), seq };
+    let read = |seq| crate::ReadEvent {
+        room: "dev".into(),
+        room_id: "+1".into(),
+        seq,
+        unread: None,
+        mentions: None,
+    };
     chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(read(6)))));
     assert_eq!(chat.rooms[dev].info.unread, 1);
     chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(read(7)))));

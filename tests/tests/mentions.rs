@@ -1,0 +1,189 @@
+//! Unread counts and mentions end to end (issue 18, PROTOCOL.md section
+//! 12), against a real qchatd on 127.0.0.1 with three users, on SQLite and
+//! (in the `.ci/run` matrix) PostgreSQL:
+//!
+//! * `unread` counts only the text and file messages of others after the
+//!   read marker: joins, edits, reactions and deletions do not raise it, a
+//!   deleted unread message stops counting, one's own messages never count;
+//! * `@name` of a member and `@room` are counted per user, also while the
+//!   user is offline (shown by `rooms` after they log in again); a name
+//!   that is no member's counts for nobody and is not listed;
+//! * the `message` event carries `mentions` (names, or `@room`), so a
+//!   client keeps its counts live;
+//! * moving the read marker on one connection clears the counts, and the
+//!   `read` event to the user's other connection carries them;
+//! * an edit that adds a name mentions nobody new.
+
+use anyhow::Context as _;
+use qchat_tests::{RawConn, TestServer, within};
+use serde_json::{Value, json};
+
+const PW: &str = "correct horse";
+
+async fn server() -> anyhow::Result<TestServer> {
+    let s = TestServer::start().await?;
+    s.tenant("acme", false).await?;
+    for u in ["ann", "bob", "carol", "dave"] {
+        s.user("acme", u, PW).await?;
+    }
+    Ok(s)
+}
+
+async fn login(s: &TestServer, user: &str) -> anyhow::Result<RawConn> {
+    let mut c = RawConn::connect(s.addr, &s.data_dir()).await?;
+    c.login("acme", user, PW).await?;
+    Ok(c)
+}
+
+async fn send(c: &mut RawConn, room: &str, key: &str, body: &str) -> anyhow::Result<u64> {
+    let fields = json!({"room": room, "client_msg_id": key, "body": body});
+    c.ok("send", fields).await?["seq"].as_u64().context("seq")
+}
+
+/// The caller's `(unread, mentions)` in `room`, from `rooms`.
+async fn counts(c: &mut RawConn, room: &str) -> anyhow::Result<(u64, u64)> {
+    let rooms = c.ok("rooms", json!({})).await?;
+    let r = rooms["rooms"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["name"] == room || r["title"] == room))
+        .with_context(|| format!("{room} in {rooms}"))?;
+    Ok((r["unread"].as_u64().context("unread")?, r["mentions"].as_u64().context("mentions")?))
+}
+
+/// The `message` event with seq `seq` on `c`.
+async fn message_event(c: &mut RawConn, seq: u64) -> anyhow::Result<Value> {
+    within("message event", async {
+        loop {
+            let ev = c.event().await?;
+            if ev["ev"] == "message" && ev["seq"] == seq {
+                return Ok(ev);
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unread_counts_only_others_messages_and_mentions_wait_for_the_offline() -> anyhow::Result<()>
+{
+    let s = server().await?;
+    let mut ann = login(&s, "ann").await?;
+    ann.ok("room.create", json!({"room": "general"})).await?;
+    let mut bob = login(&s, "bob").await?;
+    let mut carol = login(&s, "carol").await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    carol.ok("room.join", json!({"room": "general"})).await?;
+    // Bob reads everything so far; joins did not count anyway.
+    assert_eq!(counts(&mut bob, "general").await?, (0, 0), "joins are not unread");
+    let first = send(&mut ann, "general", "a1", "the plan").await?;
+    assert_eq!(counts(&mut bob, "general").await?, (1, 0));
+    assert_eq!(counts(&mut ann, "general").await?, (0, 0), "one's own message is not unread");
+
+    // Edits and reactions take seqs but are not messages to read.
+    ann.ok("message.edit", json!({"room": "general", "seq": first, "body": "the plan v2"})).await?;
+    carol.ok("message.react", json!({"room": "general", "seq": first, "emoji": "👍"})).await?;
+    carol
+        .ok(
+            "message.react",
+            json!({"room": "general", "seq": first, "emoji": "👍",
+        "remove": true}),
+        )
+        .await?;
+    assert_eq!(counts(&mut bob, "general").await?, (1, 0), "edits and reactions are not unread");
+    let oops = send(&mut carol, "general", "c1", "oops").await?;
+    assert_eq!(counts(&mut bob, "general").await?, (2, 0));
+    carol.ok("message.delete", json!({"room": "general", "seq": oops})).await?;
+    assert_eq!(counts(&mut bob, "general").await?, (1, 0), "a deleted unread message goes");
+
+    // Bob goes offline; he is mentioned by name and with @room meanwhile,
+    // dave (no member) and a name nobody has are mentioned too.
+    bob.ok("quit", json!({})).await?;
+    drop(bob);
+    let named = send(&mut ann, "general", "a2", "@bob, have a look (cc @dave @nobody)").await?;
+    let ev = message_event(&mut carol, named).await?;
+    assert_eq!(ev["mentions"], json!(["bob"]), "only members are listed: {ev}");
+    let everyone = send(&mut carol, "general", "c2", "@room lunch! @ann too").await?;
+    let ev = message_event(&mut ann, everyone).await?;
+    assert_eq!(ev["mentions"], json!(["@room"]), "{ev}");
+    send(&mut ann, "general", "a3", "ann@example.com is my mail, @Bob is not bob").await?;
+    // An edit that adds a name mentions nobody new.
+    let quiet = send(&mut ann, "general", "a4", "no one here").await?;
+    ann.ok("message.edit", json!({"room": "general", "seq": quiet, "body": "@bob now?"})).await?;
+    assert_eq!(counts(&mut carol, "general").await?, (4, 0), "carol's own @room is not hers");
+    assert_eq!(counts(&mut ann, "general").await?, (1, 1), "ann: carol's @room");
+
+    // Bob comes back on two devices: the rooms listing has it all.
+    let mut bob = login(&s, "bob").await?;
+    let mut bob2 = login(&s, "bob").await?;
+    assert_eq!(counts(&mut bob, "general").await?, (5, 2), "named and @room, while offline");
+    let h = bob.ok("history", json!({"room": "general"})).await?;
+    let listed = |seq: u64| {
+        h["messages"].as_array().and_then(|m| m.iter().find(|m| m["seq"] == seq)).cloned()
+    };
+    assert_eq!(listed(named).context("named")?["mentions"], json!(["bob"]), "{h}");
+    assert_eq!(listed(everyone).context("@room")?["mentions"], json!(["@room"]), "{h}");
+    assert!(listed(quiet).context("quiet")?.get("mentions").is_none(), "the edit added none");
+
+    // Reading up to @room on one device: the other hears the new counts.
+    bob.ok("read", json!({"room": "general", "seq": everyone})).await?;
+    let ev = within("read event", async {
+        loop {
+            let ev = bob2.event().await?;
+            if ev["ev"] == "read" {
+                return Ok::<_, anyhow::Error>(ev);
+            }
+        }
+    })
+    .await?;
+    assert_eq!(
+        (&ev["seq"], &ev["unread"], &ev["mentions"]),
+        (&json!(everyone), &json!(2), &json!(0))
+    );
+    assert_eq!(counts(&mut bob2, "general").await?, (2, 0));
+    let last = bob.ok("rooms", json!({})).await?["rooms"][0]["last_seq"].clone();
+    bob.ok("read", json!({"room": "general", "seq": last})).await?;
+    assert_eq!(counts(&mut bob2, "general").await?, (0, 0), "read to the end: nothing left");
+
+    // Dave joins later: earlier messages are unread for him, but the
+    // @room from before he joined does not mention him.
+    let mut dave = login(&s, "dave").await?;
+    let joined = dave.ok("room.join", json!({"room": "general"})).await?;
+    assert_eq!((&joined["room"]["unread"], &joined["room"]["mentions"]), (&json!(5), &json!(0)));
+    send(&mut carol, "general", "c3", "welcome @dave").await?;
+    assert_eq!(counts(&mut dave, "general").await?, (6, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_mention_in_a_room_one_cannot_read_counts_for_nothing() -> anyhow::Result<()> {
+    let s = server().await?;
+    let mut ann = login(&s, "ann").await?;
+    let mut bob = login(&s, "bob").await?;
+    ann.ok("room.create", json!({"room": "plans", "private": true})).await?;
+    ann.ok("room.invite", json!({"room": "plans", "user": "bob"})).await?;
+    // Bob is invited, not a member: a mention of him is plain text.
+    send(&mut ann, "plans", "p1", "@bob @carol secret").await?;
+    let rooms = bob.ok("rooms", json!({})).await?;
+    let plans = &rooms["rooms"][0];
+    assert_eq!((&plans["unread"], &plans["mentions"]), (&json!(0), &json!(0)), "{rooms}");
+    bob.ok("room.join", json!({"room": "plans"})).await?;
+    assert_eq!(counts(&mut bob, "plans").await?.1, 0, "the old mention of a non-member");
+    let h = bob.ok("history", json!({"room": "plans"})).await?;
+    assert!(!h.to_string().contains("\"mentions\""), "nobody was mentioned: {h}");
+    // Kicked, he hears nothing more and his counts are gone.
+    send(&mut ann, "plans", "p2", "@bob still?").await?;
+    assert_eq!(counts(&mut bob, "plans").await?, (2, 1));
+    ann.ok("room.kick", json!({"room": "plans", "user": "bob"})).await?;
+    send(&mut ann, "plans", "p3", "@bob gone").await?;
+    let rooms = bob.ok("rooms", json!({})).await?;
+    assert!(!rooms.to_string().contains("plans"), "{rooms}");
+    // A DM: @room there mentions the other member.
+    let dm = ann.ok("dm.open", json!({"users": ["bob"]})).await?;
+    let dm = dm["room"]["name"].as_str().context("dm name")?.to_owned();
+    send(&mut ann, &dm, "d1", "@room hi").await?;
+    let rooms = bob.ok("rooms", json!({})).await?;
+    let listed = rooms["rooms"].as_array().context("rooms")?;
+    let d = listed.iter().find(|r| r["name"] == dm.as_str()).context("dm listed")?;
+    assert_eq!((&d["unread"], &d["mentions"]), (&json!(1), &json!(1)), "{rooms}");
+    Ok(())
+}
