@@ -202,6 +202,9 @@ impl Bus {
             Outgoing::ToUser { tenant, user, label, frame } => {
                 (wire::user_subject(user), wire::to_user(self.node, tenant, user, &label, &frame))
             }
+            Outgoing::Typing { room, user, label, frame } => {
+                (wire::room_subject(room), wire::typing(self.node, room, user, &label, &frame))
+            }
             Outgoing::Control(c) => return self.control(&c).await,
             Outgoing::Backfill { .. } => return,
         };
@@ -265,6 +268,10 @@ impl Bus {
             }
             Item::ToUser { tenant, user, label, frame } => {
                 hub.remote_to_user(tenant, user, &label, &frame);
+            }
+            Item::Typing { room, user, label, frame } => {
+                let interval = Duration::from_millis(qchat_protocol::TYPING_INTERVAL_MS);
+                hub.remote_typing(room, user, &label, &frame, interval);
             }
             Item::Control(c) => match c {
                 Control::Subscribe { tenant, user, room, on } => {

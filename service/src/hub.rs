@@ -311,9 +311,27 @@ impl Hub {
     }
 
     /// Relays `user`'s typing event (`frame`) to the room's subscribers but
-    /// the user's own connections, unless one was relayed less than
-    /// `interval` ago. Returns whether it was relayed.
+    /// the user's own connections, on every node, unless one was relayed
+    /// less than `interval` ago. Returns whether it was relayed.
     pub(crate) fn typing(
+        &self,
+        room: RoomId,
+        user: UserId,
+        label: &RoomLabel,
+        frame: &Bytes,
+        interval: std::time::Duration,
+    ) -> bool {
+        let relayed = self.remote_typing(room, user, label, frame, interval);
+        if relayed {
+            self.tell(Outgoing::Typing { room, user, label: label.clone(), frame: frame.clone() });
+        }
+        relayed
+    }
+
+    /// [`Hub::typing`] for this node's connections, as another node relays
+    /// it: rate-limited here too (the same user typing through two nodes
+    /// is heard at most once per `interval` from each).
+    pub(crate) fn remote_typing(
         &self,
         room: RoomId,
         user: UserId,

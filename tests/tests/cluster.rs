@@ -11,7 +11,9 @@
 //! * a node killed with SIGKILL: its clients move to the other node (the
 //!   address list) and nothing acknowledged is lost or doubled;
 //! * NATS stopped and started again: delivery resumes by itself, every
-//!   member converges on the full history, and presence converges.
+//!   member converges on the full history, and presence converges;
+//! * typing reaches the room's members on another node, not the typer's
+//!   own connections there nor a non-member, rate-limited, never stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -543,5 +545,60 @@ async fn a_password_change_ends_sessions_on_other_nodes() -> anyhow::Result<()> 
         bail!("not closed by the server: {closed}")
     };
     ensure!(close.error_code.into_inner() == 7, "close code 7 (revoked): {close:?}");
+    Ok(())
+}
+
+/// Typing crosses nodes over the bus like the room's other events: a
+/// member on another node hears it, the typer's own connection there and a
+/// non-member there do not, and a repeat within the interval is dropped.
+/// Nothing is stored.
+#[tokio::test]
+async fn typing_reaches_members_on_another_node() -> anyhow::Result<()> {
+    let c = Cluster::start(2, &[]).await?;
+    let names: Vec<String> = ["ann", "bob", "carol"].map(str::to_owned).to_vec();
+    setup(&c, &names, &["general"]).await?;
+    let cert = c.nodes[0].data_dir();
+    let mut ann = RawConn::connect(c.nodes[0].addr, &cert).await?;
+    ann.login("acme", "ann", PW).await?;
+    let mut bob = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    bob.login("acme", "bob", PW).await?;
+    let mut ann_there = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    ann_there.login("acme", "ann", PW).await?;
+    let mut carol = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    carol.login("acme", "carol", PW).await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    // Bob's join has reached node 0 once ann hears it: both nodes know
+    // both members from here on.
+    event_where(&mut ann, "bob's join on node 0", |ev| ev["ev"] == "member" && ev["user"] == "bob")
+        .await?;
+
+    ann.ok("typing", json!({"room": "general"})).await?;
+    let ev = event_where(&mut bob, "typing on node 1", |ev| ev["ev"] == "typing").await?;
+    ensure!(ev["user"] == "ann" && ev["room"] == "general", "{ev}");
+    ensure!(ev["room_id"].as_str().is_some_and(|id| id.starts_with('+')), "{ev}");
+    // Again at once: dropped by the rate limit, on both nodes.
+    ann.ok("typing", json!({"room": "general"})).await?;
+    bob.ok("typing", json!({"room": "general"})).await?;
+    event_where(&mut ann, "bob's typing on node 0", |ev| ev["ev"] == "typing").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (who, c) in
+        [("bob", &mut bob), ("ann's other connection", &mut ann_there), ("carol", &mut carol)]
+    {
+        c.ok("ping", json!({})).await?;
+        let heard: Vec<serde_json::Value> = std::mem::take(&mut c.events)
+            .into_iter()
+            .filter(|ev| ev["ev"] == "typing" && ev["user"] == "ann")
+            .collect();
+        ensure!(heard.is_empty(), "{who} heard ann typing (again): {heard:?}");
+    }
+    let h = ann.ok("history", json!({"room": "general"})).await?;
+    let kinds: Vec<&str> = h["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["change"]["type"].as_str())
+        .collect();
+    ensure!(kinds == ["joined", "joined"], "typing stored nothing: {h}");
     Ok(())
 }

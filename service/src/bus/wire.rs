@@ -2,8 +2,9 @@
 //! sending node's id, then for a message its tenant, room, seq and room
 //! label (name and id) and the event frame exactly as the clients get it
 //! (so it is serialized once, on the node that committed it); for another
-//! room event the room, its label and the frame; for an event to one user
-//! the tenant, user, label and frame; for a control message its JSON.
+//! room event the room, its label and the frame; for a typing event the
+//! room, the typing user, the label and the frame; for an event to one
+//! user the tenant, user, label and frame; for a control message its JSON.
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 
@@ -50,6 +51,17 @@ pub(super) enum Item {
         /// The event's frame.
         frame: Bytes,
     },
+    /// A typing event, for everyone in the room but the typing user.
+    Typing {
+        /// Its room.
+        room: RoomId,
+        /// Who is typing.
+        user: UserId,
+        /// The room's label.
+        label: RoomLabel,
+        /// The event's frame.
+        frame: Bytes,
+    },
     /// An event to every connection of one user.
     ToUser {
         /// The user's tenant.
@@ -69,6 +81,7 @@ const MESSAGE: u8 = b'M';
 const EVENT: u8 = b'E';
 const CONTROL: u8 = b'C';
 const USER: u8 = b'U';
+const TYPING: u8 = b'T';
 
 fn header(kind: u8, node: NodeId, capacity: usize) -> BytesMut {
     let mut b = BytesMut::with_capacity(9 + capacity);
@@ -111,6 +124,22 @@ pub(super) fn message(
 pub(super) fn room_event(node: NodeId, room: RoomId, label: &RoomLabel, frame: &[u8]) -> Bytes {
     let mut b = header(EVENT, node, 12 + label.name.len() + label.id.len() + frame.len());
     b.put_i64(room.0);
+    put_label(&mut b, label);
+    b.put_slice(frame);
+    b.freeze()
+}
+
+/// A typing event.
+pub(super) fn typing(
+    node: NodeId,
+    room: RoomId,
+    user: UserId,
+    label: &RoomLabel,
+    frame: &[u8],
+) -> Bytes {
+    let mut b = header(TYPING, node, 20 + label.name.len() + label.id.len() + frame.len());
+    b.put_i64(room.0);
+    b.put_i64(user.0);
     put_label(&mut b, label);
     b.put_slice(frame);
     b.freeze()
@@ -195,6 +224,15 @@ pub(super) fn decode(mut p: Bytes) -> Option<(NodeId, Item)> {
             let label = take_label(&mut p)?;
             Item::ToUser { tenant, user, label, frame: p }
         }
+        TYPING => {
+            if p.remaining() < 16 {
+                return None;
+            }
+            let room = RoomId(p.get_i64());
+            let user = UserId(p.get_i64());
+            let label = take_label(&mut p)?;
+            Item::Typing { room, user, label, frame: p }
+        }
         CONTROL => Item::Control(serde_json::from_slice(&p).ok()?),
         _ => return None,
     };
@@ -252,6 +290,19 @@ mod tests {
                 }
             ))
         );
+        let t = typing(9, RoomId(2), UserId(4), &label("r"), frame);
+        assert_eq!(
+            decode(t),
+            Some((
+                9,
+                Item::Typing {
+                    room: RoomId(2),
+                    user: UserId(4),
+                    label: label("r"),
+                    frame: Bytes::from_static(frame)
+                }
+            ))
+        );
         let c = Control::Presence {
             user: OnlineUser { tenant: 1, user: 2, name: "ann".into(), rooms: vec![3] },
             online: true,
@@ -268,5 +319,6 @@ mod tests {
         short.truncate(30);
         assert_eq!(decode(Bytes::from(short)), None);
         assert_eq!(decode(Bytes::from_static(b"C\0\0\0\0\0\0\0\x01{no")), None);
+        assert_eq!(decode(Bytes::from_static(b"T\0\0\0\0\0\0\0\x01\0\0")), None);
     }
 }

@@ -41,6 +41,19 @@ pub(crate) enum Outgoing {
         /// The encoded event.
         frame: Bytes,
     },
+    /// A `typing` event of `user` in a room: for the room's subscribers
+    /// but the user's own connections; never stored, rate-limited on every
+    /// node that relays it.
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Who is typing.
+        user: UserId,
+        /// How the room is called on the wire.
+        label: RoomLabel,
+        /// The encoded event.
+        frame: Bytes,
+    },
     /// An event about a room for every connection of one user (`room`,
     /// `room.removed`), subscribed to the room or not.
     ToUser {
