@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{change, check_name, empty, ok, room};
 use crate::access::Need;
 use crate::changes::{Cleanup, RoomChange};
+use crate::db;
 use crate::error::{Result, refuse};
 use crate::quota::kind::Created;
 use crate::state::{Login, Shared};
@@ -118,8 +119,12 @@ pub(super) async fn archive(s: &Shared, login: &Login, r: ArchiveReq) -> Result<
     apply(s, login, &r.room, Need::Own, RoomChange::Archive(r.archived)).await
 }
 
+/// `room.delete`: the room and its messages go; SQLite's `secure_delete`
+/// overwrote them in the pages they held, and the checkpoint here empties
+/// the WAL of older copies, so none is left on disk without a restart.
 pub(super) async fn delete(s: &Shared, login: &Login, reference: &str) -> Result<Value> {
     apply(s, login, reference, Need::Own, RoomChange::Delete).await?;
+    db::messages::checkpoint(&s.pool).await;
     tracing::info!(tenant = %login.tenant_name, room = %reference, "room deleted");
     empty()
 }
