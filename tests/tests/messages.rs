@@ -500,3 +500,35 @@ async fn read_markers_follow_on_other_devices_and_typing_reaches_members_only() 
     assert_eq!(h["messages"][0]["seq"], last);
     Ok(())
 }
+
+/// The README's walk-through of a reply, a thread, a mention and search,
+/// command by command: Ann follows the room, Bob says hello and answers
+/// himself with a mention of Ann, who finds it counted in `qchat rooms`.
+#[tokio::test]
+async fn the_cli_walk_through_of_a_reply_and_search() -> anyhow::Result<()> {
+    let s = server().await?;
+    s.room("acme", "general").await?;
+    let home = tempfile::tempdir()?;
+    let ok = async |user: &str, args: &[&str]| -> anyhow::Result<String> {
+        let (ok, out, err) = qchat(&s, home.path(), user, args).await?;
+        ensure!(ok, "qchat {args:?} as {user}: {err}");
+        Ok(out)
+    };
+    // Ann follows the room (`tail` joins it first): seq 1 is her join.
+    ok("ann", &["join", "general"]).await?;
+    assert_eq!(ok("bob", &["send", "general", "hello ann"]).await?, "3\n", "after bob joined");
+    assert_eq!(ok("bob", &["reply", "general", "3", "@ann lunch at noon?"]).await?, "4\n");
+    let thread = ok("bob", &["thread", "general", "3"]).await?;
+    assert_eq!(
+        thread,
+        "#3 bob: hello ann  (1 reply)\n#4 bob [re #3 bob: hello ann]: @ann lunch at noon?\n"
+    );
+    let found = ok("bob", &["search", "hello", "--from", "bob", "--after", "2026-01-01"]).await?;
+    let lines: Vec<&str> = found.lines().collect();
+    ensure!(lines.len() == 1, "one hit: {found}");
+    ensure!(lines[0].starts_with("general #3 bob "), "{found}");
+    ensure!(lines[0].ends_with(": [hello] ann"), "{found}");
+    let rooms = ok("ann", &["rooms"]).await?;
+    assert_eq!(rooms, "general joined 2 @1 public member\n", "bob's two, one for ann");
+    Ok(())
+}
