@@ -294,6 +294,14 @@ pub(crate) enum NetEvent {
         /// The page.
         page: Box<crate::ThreadOk>,
     },
+    /// A page of the thread of `seq` could not be fetched (the reason
+    /// comes as a notice): the view may ask again.
+    ThreadFailed {
+        /// Room.
+        room: String,
+        /// The thread's message.
+        seq: u64,
+    },
     /// A request failed or something is worth saying: shown in the status line.
     Notice(String),
     /// A transfer moved on.

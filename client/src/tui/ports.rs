@@ -295,7 +295,10 @@ impl Runner {
                         let first = after.is_none();
                         drop(tx.send(NetEvent::Thread { first, page: Box::new(page) }));
                     }
-                    Err(e) => notice(&tx, &format!("thread of #{seq}"), e),
+                    Err(e) => {
+                        notice(&tx, &format!("thread of #{seq}"), e);
+                        drop(tx.send(NetEvent::ThreadFailed { room, seq }));
+                    }
                 }
             }),
             Effect::Typing(room) => self.spawn(async move {

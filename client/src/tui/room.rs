@@ -201,22 +201,23 @@ impl RoomState {
         self.position((seq, 0)).ok().and_then(|at| self.items[at].msg())
     }
 
-    /// The messages the selection can rest on (shown, not system lines),
-    /// oldest first.
-    pub(crate) fn selectable(&self) -> impl DoubleEndedIterator<Item = &Message> {
-        self.messages().filter(|m| m.kind != crate::MessageKind::System)
-    }
-
-    /// Moves the selection one message up (`back`) or down; from none, up
-    /// selects the newest. Down past the newest selects none.
+    /// Moves the selection one message up (`back`) or down, over system
+    /// lines; from none, up selects the newest. Down past the newest
+    /// selects none. Looks only from the selection on (a binary search).
     pub(crate) fn select_step(&mut self, back: bool) {
+        let selectable =
+            |it: &Item| it.msg().filter(|m| m.kind != crate::MessageKind::System).map(|m| m.seq);
         let next = match (self.selected, back) {
-            (None, true) => self.selectable().next_back().map(|m| m.seq),
+            (None, true) => self.items.iter().rev().find_map(selectable),
             (None, false) => None,
             (Some(s), true) => {
-                self.selectable().rev().find(|m| m.seq < s).map(|m| m.seq).or(Some(s))
+                let at = self.position((s, 0)).unwrap_or_else(|at| at);
+                self.items[..at].iter().rev().find_map(selectable).or(Some(s))
             }
-            (Some(s), false) => self.selectable().find(|m| m.seq > s).map(|m| m.seq),
+            (Some(s), false) => {
+                let at = self.position((s, 1)).unwrap_or_else(|at| at);
+                self.items[at..].iter().find_map(selectable)
+            }
         };
         self.selected = next;
     }

@@ -128,7 +128,8 @@ pub(crate) fn search(query: &str) -> Vec<(String, String)> {
                     0
                 } else if code.starts_with(&q) {
                     1
-                } else if code.contains(&q) {
+                } else if code.contains(&q) && e.group() != emojis::Group::Flags {
+                    // (Country names hold many words' middles.)
                     2
                 } else {
                     return None;

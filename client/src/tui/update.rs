@@ -211,6 +211,11 @@ impl Chat {
                 r.insert(page.messages, &me);
             }
             NetEvent::Thread { first, page } => self.on_thread(first, *page),
+            NetEvent::ThreadFailed { room, seq } => {
+                if let Some(t) = self.thread.as_mut().filter(|t| t.room == room && t.root == seq) {
+                    t.loading = false;
+                }
+            }
             NetEvent::SearchResults { query, hits, more } => {
                 let pane = super::model::SearchPane { query, hits, more, selected: 0 };
                 self.notice = None;

@@ -330,7 +330,15 @@ fn snapshot_the_thread_view_pages_and_takes_replies() {
     // At its end, the next page is asked for.
     chat.effects.clear();
     chat.update(Msg::View(ViewMsg::Bottom));
-    assert_eq!(chat.effects, [Effect::Thread { room: "general".into(), seq: 1, after: Some(12) }]);
+    let more = Effect::Thread { room: "general".into(), seq: 1, after: Some(12) };
+    assert_eq!(chat.effects, std::slice::from_ref(&more));
+    chat.update(Msg::View(ViewMsg::Bottom));
+    assert_eq!(chat.effects.len(), 1, "once while it is on its way");
+    // It failed: the next try asks again.
+    chat.update(Msg::Net(NetEvent::ThreadFailed { room: "general".into(), seq: 1 }));
+    chat.effects.clear();
+    chat.update(Msg::View(ViewMsg::Bottom));
+    assert_eq!(chat.effects, [more]);
     let mut next = thread_page();
     next.messages = vec![{
         let mut m = msg("general", 20, "cy", "late answer", T0 + 90_000);
@@ -461,4 +469,28 @@ fn a_read_marker_moved_elsewhere_lowers_the_unread_count() {
     let screen = render(&mut chat, 80, 24);
     let row = screen.lines().find(|l| l.contains(" dev")).unwrap_or_default();
     assert!(!row.contains('3') && !row.contains('1'), "{row}");
+}
+
+#[test]
+fn scrolled_back_the_first_selection_is_in_view() {
+    let msgs: Vec<Message> =
+        (1..=60).map(|s| msg("general", s, "bob", &format!("m{s}"), T0 + s as i64)).collect();
+    let mut chat = main_chat(msgs);
+    render(&mut chat, 80, 24);
+    for _ in 0..3 {
+        chat.update(Msg::View(ViewMsg::PageUp));
+    }
+    let anchor = chat.room().expect("room").anchor;
+    select_up(&mut chat, 1);
+    let seq = chat.room().and_then(|r| r.selected).expect("selected");
+    assert!(seq < 40, "a message in view, not the newest: #{seq}");
+    assert_eq!(chat.room().expect("room").anchor, anchor, "the view stays");
+    let screen = render(&mut chat, 80, 24);
+    assert!(screen.contains(&format!(" m{seq} ")), "{screen}");
+    // Down past the newest leaves the selection, at the bottom.
+    for _ in 0..70 {
+        press(&mut chat, Key::Down, KeyModifiers::CONTROL);
+    }
+    assert_eq!(chat.room().and_then(|r| r.selected), None);
+    assert_eq!(chat.room().expect("room").anchor, Anchor::Bottom);
 }

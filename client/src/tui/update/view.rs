@@ -111,8 +111,21 @@ impl Chat {
             ViewMsg::SelectUp | ViewMsg::SelectDown => {
                 let back = m == ViewMsg::SelectUp;
                 let hint = self.failed_hint();
+                // Scrolled back, the first selection is the lowest message
+                // in view (not the newest, out of view).
+                let lowest = self.room().filter(|r| r.selected.is_none() && back).and_then(|r| {
+                    let w = layout::window(&r.items, r.anchor, h, &self.ctx(r, &hint));
+                    let last = w.rows.iter().rev().find_map(|row| match row {
+                        layout::Row::Line(l) if l.style != layout::LineStyle::System => l.seq,
+                        _ => None,
+                    });
+                    last.filter(|_| !w.at_bottom)
+                });
                 let Some(r) = self.room_mut() else { return };
-                r.select_step(back);
+                match lowest {
+                    Some(seq) => r.selected = Some(seq),
+                    None => r.select_step(back),
+                }
                 let Some(seq) = r.selected else {
                     r.anchor = Anchor::Bottom;
                     return;
