@@ -495,7 +495,10 @@ async fn tui_edits_reacts_replies_and_searches() -> anyhow::Result<()> {
     // Her own message, selected (Ctrl-Up: the newest) and edited.
     keys(s, &["-l", "my frist message"]);
     keys(s, &["Enter"]);
-    wait_for(s, "her message", |t| t.contains("my frist message") && !t.contains("sending"));
+    // (In the message view: the input line shows the text first.)
+    wait_for(s, "her message", |t| {
+        message_cells(t).iter().any(|c| c.ends_with(" my frist message"))
+    });
     keys(s, &["C-Up"]);
     let t = wait_for(s, "the selection", |t| t.contains(": e edit · d delete"));
     let mine = bob.history("general", None, Some(1)).await?.messages[0].seq;
@@ -519,7 +522,7 @@ async fn tui_edits_reacts_replies_and_searches() -> anyhow::Result<()> {
     keys(s, &["-l", "+"]);
     wait_for(s, "the picker", |t| t.contains(&format!("React to #{slides}")));
     keys(s, &["-l", "thu"]);
-    wait_for(s, "👍 found", |t| t.contains("▶ 👍"));
+    wait_for(s, "👍 found", |t| t.contains("search: :thu") && t.contains("▶ 👍  :thumbsup:"));
     keys(s, &["Enter"]);
     wait_for(s, "her reaction shown", |t| message_cells(t).iter().any(|c| c == "[👍 1]"));
     let page = bob.history("general", None, Some(10)).await?;
