@@ -456,6 +456,7 @@ async fn tui_edits_reacts_replies_and_searches() -> anyhow::Result<()> {
     server.user("acme", "ann", PASSWORD).await?;
     server.user("acme", "bob", "bob-password").await?;
     server.room("acme", "general").await?;
+    server.room("acme", "random").await?;
     let addr = server.addr.to_string();
     let cfg = ClientConfig::new(
         &addr,
@@ -465,6 +466,7 @@ async fn tui_edits_reacts_replies_and_searches() -> anyhow::Result<()> {
         Trust::Fingerprint(server.fingerprint.clone()),
     );
     let (bob, mut bob_events) = Client::connect(cfg).await?;
+    bob.join_room("random").await?;
     bob.join_room("general").await?;
     let lunch = bob.send("general", "lunch at noon?").await?.seq;
     let slides = bob.send("general", "bring the slides").await?.seq;
@@ -488,9 +490,20 @@ async fn tui_edits_reacts_replies_and_searches() -> anyhow::Result<()> {
     wait_for(s, "the log-in form", |t| t.contains("Password:"));
     keys(s, &["Enter"]);
     wait_for(s, "the main screen", |t| t.contains("connected"));
+    keys(s, &["-l", "/join random"]);
+    keys(s, &["Enter"]);
+    wait_for(s, "random joined", |t| t.contains("* ann joined"));
     keys(s, &["-l", "/join general"]);
     keys(s, &["Enter"]);
     wait_for(s, "the room", |t| t.contains("a message with a typo"));
+
+    // A mention in the other room: the rooms pane counts it (the server's
+    // unread and mention counts, followed live).
+    bob.send("random", "nothing for ann").await?;
+    bob.send("random", "@ann are you coming?").await?;
+    wait_for(s, "the counts", |t| {
+        t.lines().any(|l| l.starts_with("│ random") && l.contains(" 2 @1│"))
+    });
 
     // Her own message, selected (Ctrl-Up: the newest) and edited.
     keys(s, &["-l", "my frist message"]);

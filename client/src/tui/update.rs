@@ -14,6 +14,7 @@ mod popups;
 mod view;
 
 use crate::{ChangeKind, ClientEvent, ConnState, MemberInfo, RemovedReason, RoomKind};
+use qchat_protocol::MAX_UNREAD_COUNT;
 
 use super::app::{ConnectError, Effect, Msg, NetEvent};
 use super::changes;
@@ -72,6 +73,7 @@ impl Chat {
         if r.info.joined && last > r.info.read_seq {
             r.info.read_seq = last;
             r.info.unread = 0;
+            r.info.mentions = 0;
             r.mention = false;
             let room = r.info.name.clone();
             self.effects.push(Effect::MarkRead { room, seq: last });
@@ -181,6 +183,7 @@ impl Chat {
                     let r = &mut self.rooms[i];
                     r.info.joined = false;
                     r.info.unread = 0;
+                    r.info.mentions = 0;
                     r.clear_loaded();
                     r.opened = false;
                     r.more_history = true;
@@ -278,17 +281,25 @@ impl Chat {
                 let me = self.me.clone();
                 let r = &mut self.rooms[i];
                 let own = m.sender == me;
-                // A direct message calls for the user as a mention does.
+                // A direct message calls for the user as a mention does; so
+                // does `name:` at the start of a line (the server counts
+                // `@name` and `@room`).
                 let direct = r.info.kind == RoomKind::Dm;
-                let mention = direct || layout::mentions(&m.body, &me);
+                let mention = direct || m.mentions_user(&me) || layout::mentions(&m.body, &me);
                 if r.has(m.seq) {
                     return;
                 }
                 if own {
                     r.echo(&m.body);
                 }
-                if !own && !following {
-                    r.info.unread += 1;
+                // Counted as the server counts (others' text and files,
+                // past the marker), unless read at once (shown at the
+                // bottom: the next tick marks it read).
+                if !following && m.seq > r.info.read_seq && m.counts_for(&me) {
+                    r.info.unread = (r.info.unread + 1).min(MAX_UNREAD_COUNT);
+                    if mention {
+                        r.info.mentions = (r.info.mentions + 1).min(MAX_UNREAD_COUNT);
+                    }
                     r.mention |= mention;
                 }
                 // Live messages only (history pages never alert), and
@@ -381,6 +392,7 @@ impl Chat {
                 let was_member = r.info.joined;
                 r.info.joined = false;
                 r.info.unread = 0;
+                r.info.mentions = 0;
                 r.info.role = None;
                 r.info.invited = false;
                 r.members.clear();
@@ -423,13 +435,11 @@ impl Chat {
                     return;
                 };
                 let r = &mut self.rooms[i];
-                if ev.seq > r.info.read_seq {
-                    let newest = r.newest().map_or(0, |m| m.seq).max(r.info.last_seq);
-                    r.info.read_seq = ev.seq;
-                    r.info.unread = newest.saturating_sub(ev.seq).min(r.info.unread);
-                    if r.info.unread == 0 {
-                        r.mention = false;
-                    }
+                let newest = r.newest().map_or(0, |m| m.seq);
+                r.info.last_seq = r.info.last_seq.max(newest);
+                r.info.follow_read(&ev);
+                if r.info.unread == 0 || (r.info.mentions == 0 && !r.is_dm()) {
+                    r.mention = false;
                 }
             }
             ClientEvent::State(s) => {

@@ -1,4 +1,4 @@
-//! The room list: joined rooms with unread counts and a mention mark, then
+//! The room list: joined rooms with unread and mention counts, then
 //! rooms one could join, then the direct messages under their own heading.
 
 use tuirealm::component::{AppComponent, Component};
@@ -25,6 +25,8 @@ pub(crate) struct RoomItem {
     pub(crate) joined: bool,
     /// Unread messages.
     pub(crate) unread: u64,
+    /// Of those, the ones that mention the user (`@name`, `@room`).
+    pub(crate) mentions: u64,
     /// An unread message mentions the user.
     pub(crate) mention: bool,
     /// Shown now.
@@ -58,6 +60,7 @@ impl RoomList {
                 name: r.title().to_owned(),
                 joined: r.info.joined,
                 unread: r.info.unread,
+                mentions: r.info.mentions,
                 mention: r.mention,
                 current: Some(i) == current,
                 dm: r.is_dm(),
@@ -78,10 +81,12 @@ impl Component for RoomList {
                 lines.push(Line::styled(heading, Style::default().fg(self.theme.dim)));
             }
             lines.push({
-                let badge = match (it.unread, it.mention) {
-                    (0, _) => String::new(),
-                    (n, true) => format!(" @{n}"),
-                    (n, false) => format!(" {n}"),
+                // Unread messages, then `@` and how many mention the user.
+                let badge = match (it.unread, it.mentions, it.mention) {
+                    (0, _, _) => String::new(),
+                    (n, 0, true) => format!(" @{}", count(n)),
+                    (n, 0, false) => format!(" {}", count(n)),
+                    (n, m, _) => format!(" {} @{}", count(n), count(m)),
                 };
                 let mark = if it.current { "▸" } else { " " };
                 let name_w = width.saturating_sub(1 + wrap::width(&badge));
@@ -114,4 +119,10 @@ impl AppComponent<Msg, UserEvent> for RoomList {
     fn on(&mut self, ev: &Event<UserEvent>) -> Option<Msg> {
         global(ev)
     }
+}
+
+/// A count as the badge shows it: the server stops counting at
+/// [`qchat_protocol::MAX_UNREAD_COUNT`] (`999+` from there).
+fn count(n: u64) -> String {
+    if n >= qchat_protocol::MAX_UNREAD_COUNT { "999+".to_owned() } else { n.to_string() }
 }

@@ -170,7 +170,7 @@ fn plain_body_of(m: &Message, me: &str) -> (String, LineStyle) {
                 (format!("* {} {action}", m.sender), LineStyle::System)
             } else if m.sender == me {
                 (m.body.clone(), LineStyle::Own)
-            } else if mentions(&m.body, me) {
+            } else if m.mentions_user(me) || mentions(&m.body, me) {
                 (m.body.clone(), LineStyle::Mention)
             } else {
                 (m.body.clone(), LineStyle::Text)

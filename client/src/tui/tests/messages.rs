@@ -451,24 +451,34 @@ fn typing_shows_for_a_while_and_is_sent_at_most_every_few_seconds() {
 }
 
 #[test]
-fn a_read_marker_moved_elsewhere_lowers_the_unread_count() {
+fn a_read_marker_moved_elsewhere_sets_the_counts() {
     let mut chat = main_chat(conversation());
     let dev = chat.find("dev").expect("dev");
     assert_eq!(chat.rooms[dev].info.unread, 3);
-    let read = |seq| crate::ReadEvent {
+    // A mention arrives: counted, and shown in the rooms pane.
+    let mut m = msg("dev", 8, "bob", "@ann look", T0);
+    m.mentions = Some(Box::new(vec!["ann".into()]));
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(m))));
+    assert_eq!((chat.rooms[dev].info.unread, chat.rooms[dev].info.mentions), (4, 1));
+    let screen = render(&mut chat, 80, 24);
+    assert!(screen.contains("│ dev      4 @1│"), "{screen}");
+    // Another connection read up to 6: the server's counts after it.
+    let read = |seq, counts: Option<(u64, u64)>| crate::ReadEvent {
         room: "dev".into(),
         room_id: "+1".into(),
         seq,
-        unread: None,
-        mentions: None,
+        unread: counts.map(|c| c.0),
+        mentions: counts.map(|c| c.1),
     };
-    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(read(6)))));
-    assert_eq!(chat.rooms[dev].info.unread, 1);
-    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(read(7)))));
-    assert_eq!(chat.rooms[dev].info.unread, 0);
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(read(6, Some((2, 1)))))));
+    assert_eq!((chat.rooms[dev].info.unread, chat.rooms[dev].info.mentions), (2, 1));
+    assert_eq!(chat.rooms[dev].info.read_seq, 6);
+    // An older server says no counts: read to the end, nothing is left.
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(read(8, None)))));
+    assert_eq!((chat.rooms[dev].info.unread, chat.rooms[dev].info.mentions), (0, 0));
+    assert!(!chat.rooms[dev].mention);
     let screen = render(&mut chat, 80, 24);
-    let row = screen.lines().find(|l| l.contains(" dev")).unwrap_or_default();
-    assert!(!row.contains('3') && !row.contains('1'), "{row}");
+    assert!(screen.contains("│ dev          │"), "{screen}");
 }
 
 #[test]

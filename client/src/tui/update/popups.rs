@@ -104,7 +104,10 @@ impl Chat {
                 .iter()
                 .map(|r| {
                     let state = if r.info.joined {
-                        format!("joined, {} unread", r.info.unread)
+                        match r.info.mentions {
+                            0 => format!("joined, {} unread", r.info.unread),
+                            m => format!("joined, {} unread, {m} mention you", r.info.unread),
+                        }
                     } else if r.info.invited {
                         "invited (/join accepts)".to_owned()
                     } else {
