@@ -247,3 +247,32 @@ async fn qchat_search_prints_hits() -> anyhow::Result<()> {
     assert!(!out.status.success());
     Ok(())
 }
+
+/// An edit's words are found at once, those it keeps included; the words
+/// it took out are not. (Before migration 0012 the kept words could vanish
+/// from the index: the new body went in before the old one came out.)
+#[tokio::test]
+async fn an_edit_is_found_by_its_kept_and_new_words() -> anyhow::Result<()> {
+    let s = TestServer::start().await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "ann", PW).await?;
+    s.room("acme", "general").await?;
+    let mut ann = login(&s, "acme", "ann").await?;
+    ann.ok("room.join", json!({"room": "general"})).await?;
+    let seq = send(&mut ann, "general", "lunch at noon").await?;
+    // Other messages around it, so that the index has merged segments.
+    for i in 0..40 {
+        send(&mut ann, "general", &format!("filler {i}")).await?;
+    }
+    for (i, when) in ["one", "two", "three"].into_iter().enumerate() {
+        let edit = json!({"room": "general", "seq": seq, "body": format!("lunch at {when}")});
+        ann.ok("message.edit", edit).await?;
+        send(&mut ann, "general", &format!("after edit {i}")).await?;
+        for (word, found) in [("lunch", true), (when, true), ("noon", false)] {
+            let ok = ann.ok("search", json!({"query": word})).await?;
+            let want = if found { vec![at("general", seq)] } else { vec![] };
+            assert_eq!(hits(&ok), want, "search {word} after the edit to {when}: {ok}");
+        }
+    }
+    Ok(())
+}
