@@ -21,7 +21,9 @@
 //! The second test, [`no_user_ever_sees_a_room_they_may_not_read`] (in
 //! `isolation/access.rs`), does the same for the access model inside and
 //! across tenants: DMs, private rooms, invitations, bans, kicks and role
-//! changes, checked against a model of who may see what.
+//! changes, edits, message deletions, reactions, replies and threads, and
+//! the unread and mention counts, checked against a model of who may see
+//! what.
 //!
 //! Both hold `search` to more: every search must return exactly the
 //! messages of the rooms its user may read now — none from a room left,

@@ -1,15 +1,18 @@
 //! The access model as a property (issue 17): thousands of random
 //! operations by random users of two tenants — public and private rooms,
 //! DMs, invitations, joins and leaves, kicks, bans and unbans, role changes,
-//! topics, archiving, making rooms private or public, deletions, messages,
-//! uploads and downloads — each checked against [`super::model`]:
+//! topics, archiving, making rooms private or public, deletions, messages
+//! (with `@name` and `@room` mentions), edits, message deletions,
+//! reactions, replies and threads, uploads and downloads — each checked
+//! against [`super::model`]:
 //!
 //! * every answer is the model's (the same code; for a room the caller may
 //!   not see, exactly `not_found` / `no room named <what was sent>`, as for
 //!   a room never created or another tenant's);
 //! * `rooms` lists exactly the rooms the user may see, with kind, role,
-//!   invitation, topic and title; `members` and `history` exactly what the
-//!   room holds;
+//!   invitation, topic and title, and the user's `unread` and `mentions`
+//!   counts (a mention in a room the user cannot read counts nothing);
+//!   `members`, `history` and `thread` exactly what the room holds;
 //! * `search` finds exactly the messages of the rooms the user may read
 //!   now — never one of a room they left, were kicked or banned from, a DM
 //!   they are not in or another tenant's — and naming a room answers as
@@ -29,7 +32,7 @@ use qchat_tests::{RawConn, Rng, TestServer, within};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 
-use super::model::{Expect, File, Kind, Need, Ref, Role, Room, User, World};
+use super::model::{Expect, File, Kind, Msg, Need, Ref, Role, Room, User, World};
 
 const PW: &str = "isolation pw";
 const TENANTS: usize = 2;
@@ -73,6 +76,19 @@ enum Op {
     FileGet(usize),
     /// `search` over every readable room, or in one named room.
     Search(Option<Ref>),
+    /// Something done to message `msg` (an index in the room's log) of
+    /// room `room`, named by its id.
+    Message(MsgAct, Ref, usize, usize),
+}
+
+/// What is done to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MsgAct {
+    Edit,
+    Delete,
+    React(bool),
+    Reply,
+    Thread,
 }
 
 #[derive(Default, Debug)]
@@ -87,6 +103,12 @@ struct Stats {
     files: usize,
     searches: usize,
     hits: usize,
+    /// Edits, deletions, reactions, replies and threads tried, and done.
+    message_ops: usize,
+    message_ops_ok: usize,
+    /// Unread messages and mentions in the room lists compared.
+    unread: usize,
+    mentions: usize,
 }
 
 struct Run<'a> {
@@ -143,6 +165,45 @@ impl Run<'_> {
                     .collect(),
             ),
         }
+    }
+
+    /// A text message of some room (mostly one `u` sees, some of the
+    /// other tenant's): the room and the message's index in its log.
+    fn pick_message(&mut self, u: usize) -> Option<(usize, usize)> {
+        let rooms: Vec<usize> = (0..self.world.rooms.len())
+            .filter(|r| self.world.rooms[*r].log.iter().any(|m| m.text))
+            .collect();
+        let seen: Vec<usize> =
+            rooms.iter().copied().filter(|r| self.world.visible(u, *r)).collect();
+        let pool = if !seen.is_empty() && self.rng.chance(80) { &seen } else { &rooms };
+        let r = *pool.get(self.rng.below(pool.len().max(1) as u64) as usize)?;
+        let texts: Vec<usize> = (0..self.world.rooms[r].log.len())
+            .filter(|i| self.world.rooms[r].log[*i].text)
+            .collect();
+        Some((r, texts[self.rng.below(texts.len() as u64) as usize]))
+    }
+
+    /// `@` mentions for a new message of `u`'s: now and then `@room`, some
+    /// users of the tenant (members or not), a name nobody has.
+    fn pick_mentions(&mut self, u: usize) -> (String, BTreeSet<usize>, bool) {
+        let tenant = self.world.users[u].tenant;
+        let mut text = String::new();
+        let mut named = BTreeSet::new();
+        let everyone = self.rng.chance(8);
+        if everyone {
+            text.push_str(" @room");
+        }
+        if self.rng.chance(40) {
+            for _ in 0..=self.rng.below(2) {
+                let t = tenant * USERS + self.rng.below(USERS as u64) as usize;
+                text.push_str(&format!(" @{}", self.world.users[t].name));
+                named.insert(t);
+            }
+        }
+        if self.rng.chance(10) {
+            text.push_str(&format!(" @{}-ghost", self.markers[tenant]));
+        }
+        (text, named, everyone)
     }
 
     /// Some user, mostly of `u`'s tenant.
@@ -211,7 +272,7 @@ impl Run<'_> {
                 Op::Archive(r, self.rng.chance(60))
             }
             50 => Op::Delete(self.pick_ref(u)),
-            51..=70 => Op::Send(self.pick_ref(u)),
+            51..=64 => Op::Send(self.pick_ref(u)),
             71..=76 => Op::History(self.pick_ref(u)),
             77..=79 => Op::Sync(self.pick_ref(u)),
             80..=85 => Op::Members(self.pick_ref(u)),
@@ -222,6 +283,18 @@ impl Run<'_> {
             93..=95 => {
                 let r = self.rng.chance(40).then(|| self.pick_ref(u));
                 Op::Search(r)
+            }
+            65..=70 => {
+                let act = match self.rng.below(6) {
+                    0 => MsgAct::Edit,
+                    1 => MsgAct::Delete,
+                    2 => MsgAct::React(self.rng.chance(70)),
+                    3 | 4 => MsgAct::Reply,
+                    _ => MsgAct::Thread,
+                };
+                self.pick_message(u).map_or(Op::Rooms, |(r, m)| {
+                    Op::Message(act, Ref::Id(self.world.rooms[r].id.clone()), r, m)
+                })
             }
             _ => {
                 let files = self.world.files.len() as u64;
@@ -399,6 +472,9 @@ impl Run<'_> {
                     let joined = gate.unwrap_or_default();
                     let room = &mut self.world.rooms[joined];
                     room.invited.remove(&u);
+                    if !room.members.contains_key(&u) {
+                        room.joined.insert(u, self.next_msg);
+                    }
                     room.members.entry(u).or_insert(Role::Member);
                     self.check_room(u, joined, &r["ok"]["room"])?;
                 }
@@ -561,23 +637,10 @@ impl Run<'_> {
             }
             Op::Send(reference) => {
                 let gate = self.gate(u, &reference, Need::Post);
-                self.next_msg += 1;
-                let n = self.next_msg;
-                let secret = gate.as_ref().map_or("", |r| self.world.rooms[*r].secret.as_str());
-                let body = format!("{secret}#{n} from {}", self.world.users[u].name);
-                let fields = json!({"room": reference.wire(), "client_msg_id": format!("m{n}"), "body": body});
-                // Its event may come before the reply: known from the start
-                // (a message the model refuses is unknown: its event fails).
-                if let Ok(room) = gate {
-                    let members = self.world.rooms[room].members.keys().copied().collect();
-                    self.world.messages.insert(n, (room, members));
-                }
-                let r = self.call(u, "send", fields).await?;
-                if self.expect(u, &what, &r, &expected(&gate))? {
-                    self.world.rooms[gate.unwrap_or_default()].texts.push(n);
-                } else {
-                    self.world.messages.remove(&n);
-                }
+                self.send(u, &reference, gate, None, &what).await?;
+            }
+            Op::Message(act, reference, room, i) => {
+                self.message_op(u, act, &reference, room, i, &what).await?;
             }
             Op::Search(reference) => self.search(u, reference.as_ref(), &what).await?,
             Op::History(reference) | Op::Sync(reference) => {
@@ -593,7 +656,7 @@ impl Run<'_> {
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .filter(|m| m["kind"] == "text")
+                        .filter(|m| m["kind"] == "text" && m.get("deleted").is_none())
                         .map(|m| message_number(m).context("our message"))
                         .collect::<anyhow::Result<_>>()?;
                     let all = &self.world.rooms[gate.unwrap_or_default()].texts;
@@ -644,6 +707,173 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// `send` by `u` to the room `gate` resolved `reference` to (or the
+    /// answer it stops at), with random mentions, as a reply to message
+    /// `reply_to` of the room's log when given.
+    async fn send(
+        &mut self,
+        u: usize,
+        reference: &Ref,
+        gate: Result<usize, Expect>,
+        reply_to: Option<usize>,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        self.next_msg += 1;
+        let n = self.next_msg;
+        let (mentions, named, everyone) = self.pick_mentions(u);
+        let secret = gate.as_ref().map_or("", |r| self.world.rooms[*r].secret.as_str());
+        let body = format!("{secret}#{n} from {}{mentions}", self.world.users[u].name);
+        let mut fields =
+            json!({"room": reference.wire(), "client_msg_id": format!("m{n}"), "body": body});
+        let parent = match (&gate, reply_to) {
+            (Ok(r), Some(i)) => Some(&self.world.rooms[*r].log[i]),
+            _ => None,
+        };
+        if let Some(p) = parent {
+            fields["reply_to"] = json!(p.seq);
+        }
+        // A reply to a deleted message: `not_found`, once the room allows.
+        let want = match parent {
+            Some(p) if p.deleted => {
+                Expect::Missing(format!("no message {} in {}", p.seq, reference.wire()))
+            }
+            _ => expected(&gate),
+        };
+        let reply_n = parent.map(|p| p.n);
+        // Its event may come before the reply: known from the start
+        // (a message the model refuses is unknown: its event fails).
+        if let (Ok(room), Expect::Ok) = (&gate, &want) {
+            let members = self.world.rooms[*room].members.keys().copied().collect();
+            self.world.messages.insert(n, (*room, members));
+        }
+        let r = self.call(u, "send", fields).await?;
+        if !self.expect(u, what, &r, &want)? {
+            self.world.messages.remove(&n);
+            return Ok(());
+        }
+        let seq = r["ok"]["seq"].as_u64().context("seq")?;
+        let room = &mut self.world.rooms[gate.unwrap_or_default()];
+        // Only the members when it is committed are mentioned, never the
+        // sender; `@room` mentions everyone, by no name.
+        let named: BTreeSet<usize> = if everyone {
+            BTreeSet::new()
+        } else {
+            named.into_iter().filter(|m| *m != u && room.members.contains_key(m)).collect()
+        };
+        room.texts.push(n);
+        room.log.push(Msg {
+            n,
+            seq,
+            sender: u,
+            text: true,
+            named,
+            everyone,
+            deleted: false,
+            reply_to: reply_n,
+        });
+        Ok(())
+    }
+
+    /// An edit, a deletion, a reaction, a reply or a thread of message `i`
+    /// of room `room`'s log, named by `reference` (the room's id).
+    async fn message_op(
+        &mut self,
+        u: usize,
+        act: MsgAct,
+        reference: &Ref,
+        room: usize,
+        i: usize,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let w = &self.world;
+        let msg = &w.rooms[room].log[i];
+        let (seq, n, sender, deleted) = (msg.seq, msg.n, msg.sender, msg.deleted);
+        // The room is named by its id: it resolves to `room` or to nothing.
+        let resolved = w.resolve(u, reference);
+        ensure!(resolved.as_ref().map_or(true, |r| *r == room), "{what}: resolved elsewhere");
+        let gone = || {
+            if w.decide(u, room, Need::Read) == Expect::Ok {
+                Expect::Missing(format!("no message {seq} in {}", reference.wire()))
+            } else {
+                Expect::Err("forbidden")
+            }
+        };
+        let r = &w.rooms[room];
+        let moderator = r.kind != Kind::Dm && w.moderates(u, room);
+        let post = w.decide(u, room, Need::Post);
+        let want = match (act, resolved) {
+            (MsgAct::Reply, gate) => {
+                let gate = gate.and_then(|r| match w.decide(u, r, Need::Post) {
+                    Expect::Ok => Ok(r),
+                    other => Err(other),
+                });
+                return self.send(u, reference, gate, Some(i), what).await;
+            }
+            (_, Err(e)) => e,
+            (MsgAct::Thread, Ok(_)) => w.decide(u, room, Need::Read),
+            (_, Ok(_)) if deleted => gone(),
+            (MsgAct::React(_), Ok(_)) => post,
+            (MsgAct::Edit, Ok(_)) if sender == u => post,
+            (MsgAct::Edit, Ok(_)) => Expect::Err("forbidden"),
+            (MsgAct::Delete, Ok(_)) if sender == u => post,
+            (MsgAct::Delete, Ok(_)) if moderator && !r.archived => Expect::Ok,
+            (MsgAct::Delete, Ok(_)) => Expect::Err("forbidden"),
+        };
+        let wire = reference.wire();
+        let (op, fields) = match act {
+            MsgAct::Edit => {
+                self.next_secret += 1;
+                let (mentions, _, _) = self.pick_mentions(u);
+                let body = format!(
+                    "{}#{n} from {} edit{}{mentions}",
+                    self.world.rooms[room].secret, self.world.users[sender].name, self.next_secret
+                );
+                ("message.edit", json!({"room": wire, "seq": seq, "body": body}))
+            }
+            MsgAct::Delete => ("message.delete", json!({"room": wire, "seq": seq})),
+            MsgAct::React(add) => {
+                ("message.react", json!({"room": wire, "seq": seq, "emoji": "👍", "remove": !add}))
+            }
+            MsgAct::Thread => ("thread", json!({"room": wire, "seq": seq, "limit": 500})),
+            MsgAct::Reply => unreachable!("replies are sends"),
+        };
+        self.stats.message_ops += 1;
+        let r = self.call(u, op, fields).await?;
+        if !self.expect(u, what, &r, &want)? {
+            return Ok(());
+        }
+        self.stats.message_ops_ok += 1;
+        let who = self.who(u);
+        let room = &mut self.world.rooms[room];
+        match act {
+            MsgAct::Delete => {
+                room.log[i].deleted = true;
+                room.texts.retain(|t| *t != n);
+            }
+            MsgAct::Thread => {
+                // Exactly the replies the room holds (tombstones among them
+                // carry no number).
+                let got: Vec<u64> = r["ok"]["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m.get("deleted").is_none())
+                    .map(|m| message_number(m).context("a reply of ours"))
+                    .collect::<anyhow::Result<_>>()?;
+                let want: Vec<u64> = room
+                    .log
+                    .iter()
+                    .filter(|m| m.reply_to == Some(n) && !m.deleted)
+                    .map(|m| m.n)
+                    .collect();
+                ensure!(got == want, "{who} {what}: replies {got:?}, want {want:?}");
+                ensure!(r["ok"]["more"] == false, "{r}");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn no_user(&self, t: usize) -> Expect {
         Expect::Missing(format!("no user named {}", self.world.users[t].name))
     }
@@ -657,6 +887,7 @@ impl Run<'_> {
         members: BTreeMap<usize, Role>,
     ) {
         self.next_secret += 1;
+        let joined = members.keys().map(|m| (*m, self.next_msg)).collect();
         self.world.rooms.push(Room {
             tenant,
             id,
@@ -670,6 +901,8 @@ impl Run<'_> {
             deleted: false,
             secret: format!("sec{:05}x", self.next_secret),
             texts: Vec::new(),
+            log: Vec::new(),
+            joined,
         });
         self.world.refresh();
     }
@@ -695,8 +928,8 @@ impl Run<'_> {
             "{} {what}: {r} (reused: {reused})",
             self.who(u)
         );
-        let id = if reused {
-            ok["file"]["id"].as_u64().context("file id")?
+        let (id, seq) = if reused {
+            (ok["file"]["id"].as_u64().context("file id")?, ok["seq"].as_u64().context("seq")?)
         } else {
             let upload_id = ok["upload_id"].as_str().context("upload id")?.to_owned();
             let conn = &mut self.conns[u];
@@ -720,10 +953,21 @@ impl Run<'_> {
             self.scan(u, &done, &[])?;
             self.drain(u)?;
             ensure!(done["ev"] == "upload.done", "{done}");
-            done["file"]["id"].as_u64().context("file id")?
+            (done["file"]["id"].as_u64().context("file id")?, done["seq"].as_u64().context("seq")?)
         };
-        // Every file message is an offer of its own.
+        // Every file message is an offer of its own, and counts as unread.
         ensure!(!self.world.files.iter().any(|f| f.id == id), "offer id {id} handed out twice");
+        self.next_msg += 1;
+        self.world.rooms[room].log.push(Msg {
+            n: self.next_msg,
+            seq,
+            sender: u,
+            text: false,
+            named: BTreeSet::new(),
+            everyone: false,
+            deleted: false,
+            reply_to: None,
+        });
         self.world.files.push(File { tenant, id, content: k, room });
         Ok(())
     }
@@ -825,6 +1069,11 @@ impl Run<'_> {
             .filter(|r| self.world.visible(u, *r))
             .map(|r| self.want_line(u, r))
             .collect();
+        for r in (0..self.world.rooms.len()).filter(|r| self.world.visible(u, *r)) {
+            let (unread, mentions) = self.world.counts(u, r);
+            self.stats.unread += unread;
+            self.stats.mentions += mentions;
+        }
         got.sort();
         want.sort();
         ensure!(got == want, "{} rooms:\n got {got:#?}\nwant {want:#?}", self.who(u));
@@ -847,8 +1096,10 @@ impl Run<'_> {
         let name = if room.kind == Kind::Public { &room.name } else { &room.id };
         let title = if room.kind == Kind::Dm { w.dm_title(u, r) } else { room.name.clone() };
         let topic = if room.topic.is_empty() { Value::Null } else { json!(room.topic) };
+        let (unread, mentions) = w.counts(u, r);
         format!(
-            "{} name={} kind={} joined={} role={} invited={} archived={} topic={} title={}",
+            "{} name={} kind={} joined={} role={} invited={} archived={} topic={} title={} \
+             unread={unread} mentions={mentions}",
             json!(room.id),
             json!(name),
             json!(room.kind.wire()),
@@ -865,7 +1116,8 @@ impl Run<'_> {
 /// The fields of a room object that the model decides, in one line.
 fn room_line(room: &Value) -> String {
     format!(
-        "{} name={} kind={} joined={} role={} invited={} archived={} topic={} title={}",
+        "{} name={} kind={} joined={} role={} invited={} archived={} topic={} title={} \
+         unread={} mentions={}",
         room["id"],
         room["name"],
         room["kind"],
@@ -874,7 +1126,9 @@ fn room_line(room: &Value) -> String {
         room["invited"].as_bool().unwrap_or(false),
         room["archived"].as_bool().unwrap_or(false),
         room["topic"],
-        room["title"]
+        room["title"],
+        room["unread"],
+        room["mentions"]
     )
 }
 
@@ -972,6 +1226,8 @@ async fn no_user_ever_sees_a_room_they_may_not_read() -> anyhow::Result<()> {
     ensure!(run.stats.ops >= 2000, "too few operations");
     ensure!(run.stats.missing_rooms > 100 && run.stats.message_events > 100, "{:?}", run.stats);
     ensure!(run.stats.searches > 20 && run.stats.hits > 100, "{:?}", run.stats);
+    ensure!(run.stats.message_ops > 40 && run.stats.message_ops_ok > 15, "{:?}", run.stats);
+    ensure!(run.stats.unread > 100 && run.stats.mentions > 10, "{:?}", run.stats);
     let _ = run.s;
     Ok(())
 }

@@ -73,8 +73,31 @@ pub(super) struct Room {
     pub(super) deleted: bool,
     /// In the body of every message sent to it.
     pub(super) secret: String,
-    /// Numbers of the users' messages, in order.
+    /// Numbers of the users' text messages not deleted, in order.
     pub(super) texts: Vec<u64>,
+    /// Every message a user sent (text or file), in order.
+    pub(super) log: Vec<Msg>,
+    /// Per member, the message counter when they (last) joined: mentions
+    /// count for them after it.
+    pub(super) joined: BTreeMap<usize, u64>,
+}
+
+/// A message a user sent, as the counts see it.
+pub(super) struct Msg {
+    /// The model's message number (also in a text's body).
+    pub(super) n: u64,
+    /// Its seq in the room.
+    pub(super) seq: u64,
+    pub(super) sender: usize,
+    /// A text (else a file offer).
+    pub(super) text: bool,
+    /// The members it mentions by name (members when it was committed).
+    pub(super) named: BTreeSet<usize>,
+    /// It says `@room`.
+    pub(super) everyone: bool,
+    pub(super) deleted: bool,
+    /// The number of the message it replies to.
+    pub(super) reply_to: Option<u64>,
 }
 
 /// An offer of a stored file (a file message): the wire's file id, in one
@@ -238,6 +261,12 @@ impl World {
         if allowed { Expect::Ok } else { Expect::Err("forbidden") }
     }
 
+    /// Whether `u` moderates room `r` (a moderator, owner or admin; nobody
+    /// in a DM).
+    pub(super) fn moderates(&self, u: usize, r: usize) -> bool {
+        self.rank(u, r) >= 2
+    }
+
     pub(super) fn outranks(&self, actor: usize, target: usize, r: usize) -> bool {
         self.rank(actor, r) > self.rank(target, r)
     }
@@ -279,6 +308,23 @@ impl World {
         } else {
             Expect::Err("forbidden")
         }
+    }
+
+    /// `u`'s `unread` and `mentions` in room `r` (PROTOCOL.md section 12):
+    /// the messages of others not deleted (the read marker never moves
+    /// here: every one since the room began), and those of them after
+    /// `u` joined that mention `u` by name or `@room`; zero for a
+    /// non-member.
+    pub(super) fn counts(&self, u: usize, r: usize) -> (usize, usize) {
+        let room = &self.rooms[r];
+        let Some(since) = room.joined.get(&u).filter(|_| room.members.contains_key(&u)) else {
+            return (0, 0);
+        };
+        let theirs = room.log.iter().filter(|m| !m.deleted && m.sender != u);
+        let unread = theirs.clone().count();
+        let mentions =
+            theirs.filter(|m| m.n > *since && (m.everyone || m.named.contains(&u))).count();
+        (unread, mentions)
     }
 
     /// The title `u` sees for a DM: `@` and the others, by name.
