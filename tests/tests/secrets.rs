@@ -7,6 +7,7 @@
 //! `--session-ttl-secs`) and a revoked one (logout from another connection,
 //! `qchatd user passwd`, `qchatd user disable`) cannot resume.
 
+use anyhow::Context as _;
 use qchat_client::{Auth, Client, ClientConfig, ClientEvent, ConnState, Trust};
 use qchat_tests::{RawConn, TestServer, within};
 use serde_json::json;
@@ -102,25 +103,59 @@ async fn the_cli_logs_no_password_token_or_body_at_trace() -> anyhow::Result<()>
     s.user("acme", "cli", password).await?;
     s.room("acme", "general").await?;
     let home = tempfile::tempdir()?;
-    let cmd = tokio::process::Command::new(qchat_tests::bin_path("qchat"))
-        .args(["--server", &s.addr.to_string(), "--tenant", "acme", "--user", "cli"])
-        .args(["--fingerprint", &s.fingerprint, "send", "general", body])
-        .env("QCHAT_PASSWORD", password)
-        .env("RUST_LOG", "trace")
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path().join("state"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("QCHAT_STATE_DIR", home.path().join("qchat-state"))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = within("qchat send", cmd).await?;
+    let qchat = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(qchat_tests::bin_path("qchat"));
+        cmd.args(["--server", &s.addr.to_string(), "--tenant", "acme", "--user", "cli"])
+            .args(["--fingerprint", &s.fingerprint])
+            .args(args)
+            .env("QCHAT_PASSWORD", password)
+            .env("RUST_LOG", "trace")
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("QCHAT_STATE_DIR", home.path().join("qchat-state"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let out = within("qchat send", qchat(&["send", "general", body]).output()).await?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "qchat send failed: {}", stderr.lines().last().unwrap_or(""));
     assert!(stderr.len() > 10_000, "trace logging was on ({} bytes)", stderr.len());
+    let mut texts = vec![("send's stderr".to_owned(), stderr)];
+
+    // `send` logs out when done, which deletes its session; a `tail` that
+    // is killed instead keeps its session, so its token can be looked for.
+    let mut tail = qchat(&["tail", "general"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = tail.stdout.take().context("tail's stdout")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut sender = RawConn::connect(s.addr, &s.data_dir()).await?;
+    sender.login("acme", "cli", password).await?;
+    let mut heard = false;
+    // Until the tail is logged in and prints one (at most 20 tries).
+    for i in 0..20 {
+        let text = format!("ping {i}");
+        let id = format!("secrets-ping-{i}");
+        sender.ok("send", json!({"room": "general", "body": text, "client_msg_id": id})).await?;
+        let line = tokio::time::timeout(std::time::Duration::from_millis(500), lines.next_line());
+        if let Ok(line) = line.await {
+            heard = line?.context("tail ended")?.contains("ping");
+            if heard {
+                break;
+            }
+        }
+    }
+    assert!(heard, "qchat tail printed none of 20 messages");
+    tail.start_kill()?;
+    let tail_out = within("qchat tail", tail.wait_with_output()).await?;
+    let stderr = String::from_utf8_lossy(&tail_out.stderr).into_owned();
+    assert!(stderr.len() > 10_000, "trace logging was on ({} bytes)", stderr.len());
+    texts.push(("tail's stderr".to_owned(), stderr));
 
     // Everything the CLI wrote: stderr and every file under its directories.
-    let mut texts = vec![("stderr".to_owned(), stderr)];
     let mut dirs = vec![home.path().to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir)?.flatten() {
@@ -142,7 +177,7 @@ async fn the_cli_logs_no_password_token_or_body_at_trace() -> anyhow::Result<()>
     let mut db = opts.connect().await?;
     let hashes: Vec<Vec<u8>> =
         sqlx::query_scalar("select token_hash from sessions").fetch_all(&mut db).await?;
-    assert!(hashes.len() >= 2, "the CLI's log-in made a session");
+    assert!(hashes.len() >= 3, "the tail's session is there: {} sessions", hashes.len());
     assert!(hashes.contains(&Sha256::digest(known.as_bytes()).to_vec()), "hashes as the server");
     let token_char = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
     let mut candidates = 0usize;
@@ -158,10 +193,11 @@ async fn the_cli_logs_no_password_token_or_body_at_trace() -> anyhow::Result<()>
         }
     }
     println!(
-        "qchat send at trace: {} bytes of stderr, {} files, {candidates} token-shaped runs \
-         hashed, none a session token; no password or body",
+        "qchat send and tail at trace: {} + {} bytes of stderr, {} files, {candidates} \
+         token-shaped runs hashed, none a session token; no password or body",
         texts[0].1.len(),
-        texts.len() - 1
+        texts[1].1.len(),
+        texts.len() - 2
     );
     Ok(())
 }
