@@ -161,6 +161,8 @@ pub(crate) struct ThreadView {
     pub(crate) loading: bool,
     /// Where the view is.
     pub(crate) anchor: Anchor,
+    /// The message selected in the thread (its seq).
+    pub(crate) selected: Option<u64>,
 }
 
 impl ThreadView {
@@ -174,6 +176,7 @@ impl ThreadView {
             more,
             loading: false,
             anchor: Anchor::Top { index: 0, offset: 0 },
+            selected: None,
         };
         v.add(replies);
         v
@@ -196,6 +199,24 @@ impl ThreadView {
     /// The last seq loaded (where the next page starts).
     pub(crate) fn last(&self) -> u64 {
         self.items.last().map_or(self.root, |it| it.key().0)
+    }
+
+    /// The loaded message `seq`.
+    pub(crate) fn message(&self, seq: u64) -> Option<&Message> {
+        let at = self.items.binary_search_by_key(&(seq, 0), Item::key).ok()?;
+        self.items[at].msg()
+    }
+
+    /// Moves the selection a message up (`back`) or down; from none, up
+    /// selects the newest. Down past the newest selects none.
+    pub(crate) fn select_step(&mut self, back: bool) {
+        let seqs: Vec<u64> = self.items.iter().filter_map(|it| it.msg().map(|m| m.seq)).collect();
+        self.selected = match (self.selected, back) {
+            (None, true) => seqs.last().copied(),
+            (None, false) => None,
+            (Some(s), true) => seqs.iter().rev().find(|x| **x < s).copied().or(Some(s)),
+            (Some(s), false) => seqs.iter().find(|x| **x > s).copied(),
+        };
     }
 
     /// The messages, mutably (to apply edits and reactions).

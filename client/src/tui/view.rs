@@ -134,7 +134,7 @@ pub(crate) fn draw(f: &mut Frame, app: &mut App, chat: &mut Chat) {
             let hint = chat.failed_hint();
             let ctx = chat.ctx(&chat.rooms[i], &hint);
             // Every message of a thread is read: no new-messages line.
-            let ctx = layout::Ctx { marker_seq: u64::MAX, selected: None, ..ctx };
+            let ctx = layout::Ctx { marker_seq: u64::MAX, selected: t.selected, ..ctx };
             let w = layout::window(&t.items, t.anchor, inner_h, &ctx);
             let mut title =
                 format!(" Thread of #{} in {} · Esc back ", t.root, chat.rooms[i].title());
@@ -262,9 +262,9 @@ fn input_title(chat: &Chat) -> String {
             };
             format!("{} · replying to {sender}: {excerpt} (Esc cancels)", room_title(room))
         }
-        None => match (&chat.thread, chat.room().and_then(|r| r.selected)) {
-            (Some(t), _) => format!("{room} · replying in the thread of #{}", t.root),
-            (None, Some(seq)) if chat.popup.is_none() => format!(
+        None => match (&chat.thread, chat.selected_seq()) {
+            (Some(t), None) => format!("{room} · replying in the thread of #{}", t.root),
+            (_, Some(seq)) if chat.popup.is_none() => format!(
                 "{room} · #{seq}: {} edit · {} delete · {} reply · {} react · {} thread · Esc",
                 key(Action::EditMessage),
                 key(Action::DeleteMessage),

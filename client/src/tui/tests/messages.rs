@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::tui::app::MessageAction;
+use crate::tui::model::Compose;
 use crate::{Change, ChangeKind, Reaction, ReplyTo, Role, ThreadOk, Tombstone, Typing};
 
 /// Presses a key on the main screen, as the input box maps it.
@@ -503,4 +504,44 @@ fn scrolled_back_the_first_selection_is_in_view() {
     }
     assert_eq!(chat.room().and_then(|r| r.selected), None);
     assert_eq!(chat.room().expect("room").anchor, Anchor::Bottom);
+}
+
+#[test]
+fn the_message_keys_work_in_the_thread_view_too() {
+    let mut chat = main_chat(features());
+    chat.update(Msg::Net(NetEvent::Thread { first: true, page: Box::new(thread_page()) }));
+    // Ctrl-Up selects in the thread: its newest reply, then up.
+    select_up(&mut chat, 1);
+    assert_eq!(chat.thread.as_ref().and_then(|t| t.selected), Some(12));
+    assert_eq!(chat.room().and_then(|r| r.selected), None, "not the room's");
+    let screen = render(&mut chat, 100, 30);
+    assert!(screen.contains("#12: e edit · d delete"), "{screen}");
+    // A reaction from the picker goes to the thread's message.
+    typed(&mut chat, "+");
+    chat.effects.clear();
+    press(&mut chat, Key::Enter, KeyModifiers::NONE);
+    assert_eq!(
+        chat.effects,
+        [Effect::React { room: "general".into(), seq: 12, emoji: "👍".into(), remove: false }]
+    );
+    // It arrives: the thread's copy shows it.
+    let mut react = change(30, ChangeKind::Reacted, "ann", 12);
+    if let Some(c) = react.change.as_deref_mut() {
+        c.emoji = Some("👍".into());
+    }
+    live(&mut chat, react);
+    let screen = render(&mut chat, 100, 30);
+    assert!(screen.contains("[👍 1]"), "{screen}");
+    // Her own reply: `e` edits it; Esc cancels, Esc leaves the selection,
+    // Esc leaves the thread.
+    select_up(&mut chat, 2);
+    typed(&mut chat, "e");
+    assert_eq!(chat.input.text, "answer 0");
+    assert!(matches!(chat.compose, Some(Compose::Edit { seq: 2, .. })));
+    press(&mut chat, Key::Esc, KeyModifiers::NONE);
+    select_up(&mut chat, 1);
+    press(&mut chat, Key::Esc, KeyModifiers::NONE);
+    assert!(chat.thread.as_ref().is_some_and(|t| t.selected.is_none()));
+    press(&mut chat, Key::Esc, KeyModifiers::NONE);
+    assert!(chat.thread.is_none());
 }

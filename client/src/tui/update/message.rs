@@ -22,11 +22,33 @@ const CONFIRM_TITLE: &str = "Delete";
 
 impl Chat {
     /// Whether the message keys act now: a message is selected in the
-    /// room shown and nothing else (an overlay, the thread view) is up.
+    /// thread view (when it is up) or the room shown, and no overlay is up.
     pub(crate) fn selecting(&self) -> bool {
-        self.popup.is_none()
-            && self.thread.is_none()
-            && self.room().is_some_and(|r| r.selected.is_some())
+        self.popup.is_none() && self.selected_seq().is_some()
+    }
+
+    /// The message selected where the keys act: in the thread view when
+    /// it is up, else in the room shown.
+    pub(crate) fn selected_seq(&self) -> Option<u64> {
+        match &self.thread {
+            Some(t) => t.selected,
+            None => self.room().and_then(|r| r.selected),
+        }
+    }
+
+    /// The selected message (a copy), and the room it is in.
+    fn selected_message(&self) -> Option<(crate::Message, usize)> {
+        match &self.thread {
+            Some(t) => {
+                let m = t.selected.and_then(|s| t.message(s))?.clone();
+                Some((m, self.find(&t.room)?))
+            }
+            None => {
+                let i = self.current?;
+                let r = self.rooms.get(i)?;
+                Some((r.selected.and_then(|s| r.message(s))?.clone(), i))
+            }
+        }
     }
 
     /// A key bound to act on the selected message.
@@ -37,13 +59,11 @@ impl Chat {
             }
             return;
         }
-        let Some(r) = self.room() else { return };
-        let Some(m) = r.selected.and_then(|s| r.message(s)).cloned() else {
-            if let Some(r) = self.room_mut() {
-                r.selected = None;
-            }
+        let Some((m, i)) = self.selected_message() else {
+            self.deselect();
             return;
         };
+        let r = &self.rooms[i];
         let room = r.info.name.clone();
         let moderator = matches!(r.info.role, Some(Role::Moderator | Role::Owner))
             && r.info.kind != RoomKind::Dm;
@@ -101,9 +121,12 @@ impl Chat {
         }
     }
 
-    /// Drops the selection of the room shown.
+    /// Drops the selection (of the thread view when it is up, else of the
+    /// room shown).
     pub(crate) fn deselect(&mut self) {
-        if let Some(r) = self.room_mut() {
+        if let Some(t) = &mut self.thread {
+            t.selected = None;
+        } else if let Some(r) = self.room_mut() {
             r.selected = None;
         }
     }
@@ -181,9 +204,10 @@ impl Chat {
     /// Gives `emoji` to message `seq` of `room`, or takes it back when the
     /// user gave it already.
     pub(crate) fn react(&mut self, room: String, seq: u64, emoji: String) {
-        let remove = self
-            .find(&room)
-            .and_then(|i| self.rooms[i].message(seq))
+        let in_thread =
+            self.thread.as_ref().filter(|t| t.room == room).and_then(|t| t.message(seq));
+        let remove = in_thread
+            .or_else(|| self.find(&room).and_then(|i| self.rooms[i].message(seq)))
             .is_some_and(|m| m.reactions.iter().any(|r| r.me && r.emoji == emoji));
         self.notice = Some(if remove {
             format!("taking back {emoji} from #{seq}…")
@@ -234,7 +258,7 @@ impl Chat {
             }
             None => {}
         }
-        if self.room().is_some_and(|r| r.selected.is_some()) {
+        if self.selected_seq().is_some() {
             self.deselect();
             return true;
         }

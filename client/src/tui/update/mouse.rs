@@ -57,12 +57,16 @@ impl Chat {
             let row = usize::from(at.y - hits.messages.y).checked_sub(1);
             let seq = row.and_then(|r| hits.seqs.get(r).copied().flatten());
             let file = row.and_then(|r| hits.files.get(r).copied().flatten());
-            // A click selects the message (again: unselects it).
-            if self.thread.is_none()
-                && let Some(seq) = seq
-                && let Some(r) = self.room_mut()
-            {
-                r.selected = if r.selected == Some(seq) { None } else { Some(seq) };
+            // A click selects the message (again: unselects it), in the
+            // thread view when it is up.
+            if let Some(seq) = seq {
+                let again = self.selected_seq() == Some(seq);
+                let to = (!again).then_some(seq);
+                if let Some(t) = &mut self.thread {
+                    t.selected = to;
+                } else if let Some(r) = self.room_mut() {
+                    r.selected = to;
+                }
             }
             if let Some(id) = file {
                 self.run(Command::Get(vec![id]));

@@ -108,6 +108,9 @@ impl Chat {
                     self.escape();
                 }
             }
+            ViewMsg::SelectUp | ViewMsg::SelectDown if self.thread.is_some() => {
+                self.thread_select(m == ViewMsg::SelectUp);
+            }
             ViewMsg::SelectUp | ViewMsg::SelectDown => {
                 let back = m == ViewMsg::SelectUp;
                 let hint = self.failed_hint();
@@ -213,6 +216,27 @@ impl Chat {
             }
         }
         self.maybe_load_older();
+    }
+
+    /// Moves the thread view's selection a message up (`back`) or down,
+    /// keeping it in view.
+    fn thread_select(&mut self, back: bool) {
+        let (_, h) = self.viewport;
+        let hint = self.failed_hint();
+        let Some(t) = &mut self.thread else { return };
+        t.select_step(back);
+        let Some(seq) = t.selected else { return };
+        let Some(t) = &self.thread else { return };
+        let Some(i) = self.find(&t.room) else { return };
+        let ctx =
+            layout::Ctx { marker_seq: u64::MAX, selected: None, ..self.ctx(&self.rooms[i], &hint) };
+        let w = layout::window(&t.items, t.anchor, h, &ctx);
+        let shown =
+            w.rows.iter().any(|row| matches!(row, layout::Row::Line(l) if l.seq == Some(seq)));
+        let index = t.items.iter().position(|it| it.msg().is_some_and(|x| x.seq == seq));
+        if let (false, Some(index), Some(t)) = (shown, index, self.thread.as_mut()) {
+            t.anchor = Anchor::Top { index, offset: 0 };
+        }
     }
 
     /// Rows a scrolling key moves the thread view (`isize::MIN`/`MAX`: to
