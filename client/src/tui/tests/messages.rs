@@ -545,3 +545,24 @@ fn the_message_keys_work_in_the_thread_view_too() {
     press(&mut chat, Key::Esc, KeyModifiers::NONE);
     assert!(chat.thread.is_none());
 }
+
+#[test]
+fn a_search_hit_too_far_back_says_how_to_reach_it() {
+    let mut chat = main_chat(conversation());
+    let dev = chat.find("dev").expect("dev");
+    chat.open_room(dev);
+    let page: Vec<Message> =
+        (900..=905).map(|s| msg("dev", s, "bob", &format!("d{s}"), T0 + s as i64)).collect();
+    chat.update(Msg::Net(NetEvent::History {
+        older: true,
+        page: MessagesOk { room: "dev".into(), messages: page, more: true },
+    }));
+    chat.update(Msg::Net(NetEvent::Loaded { room: "dev".into(), seq: 5 }));
+    assert_eq!(
+        chat.notice.as_deref(),
+        Some("#5 is further back in dev: Home loads older messages")
+    );
+    // One that is loaded is shown.
+    chat.update(Msg::Net(NetEvent::Loaded { room: "dev".into(), seq: 903 }));
+    assert_eq!(chat.notice.as_deref(), Some("dev #903"));
+}

@@ -313,7 +313,14 @@ impl Chat {
         let Some(r) = self.rooms.get_mut(i) else { return };
         let Some(index) = r.items.iter().position(|it| it.msg().is_some_and(|m| m.seq == seq))
         else {
-            self.notice = Some(format!("#{seq} is not in {} any more", r.info.name));
+            // Loading stops after a bounded number of pages: a hit further
+            // back is reached by scrolling up (each top loads a page).
+            let further = r.more_history && r.oldest().is_some_and(|o| o > seq);
+            self.notice = Some(if further {
+                format!("#{seq} is further back in {}: Home loads older messages", r.info.name)
+            } else {
+                format!("#{seq} is not in {} any more", r.info.name)
+            });
             return;
         };
         r.anchor = Anchor::Top { index: index.saturating_sub(2), offset: 0 };
