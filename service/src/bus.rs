@@ -270,7 +270,10 @@ impl Bus {
                 hub.remote_to_user(tenant, user, &label, &frame);
             }
             Item::Typing { room, user, label, frame } => {
-                let interval = Duration::from_millis(qchat_protocol::TYPING_INTERVAL_MS);
+                // The typer's node limits it already; this half interval
+                // only guards against a flood, and lets relays sent one
+                // interval apart through that arrive a little closer.
+                let interval = Duration::from_millis(qchat_protocol::TYPING_INTERVAL_MS / 2);
                 hub.remote_typing(room, user, &label, &frame, interval);
             }
             Item::Control(c) => match c {

@@ -58,7 +58,14 @@ struct State {
     remote: Remote,
     /// When each user's last `typing` event in each room was relayed.
     typing: HashMap<(RoomId, UserId), std::time::Instant>,
+    /// The size of `typing` that makes the next relay forget stale entries
+    /// (0: [`TYPING_CLEAN_FROM`]); doubled when a cleaning kept most of
+    /// them, so a busy map is not walked on every relay.
+    typing_clean_at: usize,
 }
+
+/// Entries in the typing map below which it is never cleaned.
+const TYPING_CLEAN_FROM: usize = 4096;
 
 #[derive(Debug)]
 struct Conn {
@@ -346,8 +353,9 @@ impl Hub {
         }
         // Forget the stale entries now and then: the map holds the users
         // typing lately, not everyone who ever typed.
-        if st.typing.len() >= 4096 {
+        if st.typing.len() >= st.typing_clean_at.max(TYPING_CLEAN_FROM) {
             st.typing.retain(|_, t| now.duration_since(*t) < interval);
+            st.typing_clean_at = (st.typing.len() * 2).max(TYPING_CLEAN_FROM);
         }
         st.typing.insert((room, user), now);
         if let Some(subs) = st.rooms.get(&room) {

@@ -74,5 +74,10 @@ pub(super) async fn record(
         }
     }
     db::mentions::record(conn, &rows, &room_wide).await?;
+    // By name in byte order, as history reads them back.
+    for names in &mut out {
+        names.sort_unstable();
+        names.dedup();
+    }
     Ok(out)
 }

@@ -42,7 +42,8 @@ macro_rules! page_sql {
                        from reactions r where r.room_id = m.room_id and r.seq = m.seq
                        group by r.emoji) x) as reactions,
                 (select string_agg(mu.name, ' ' order by mu.name)
-                 from mentions mx join users mu on mu.id = mx.user_id
+                 from mentions mx join users mu
+                      on mu.id = mx.user_id and mu.tenant_id = m.tenant_id
                  where mx.room_id = m.room_id and mx.seq = m.seq) as mentioned,
                 m.mentions_room
          from messages m
@@ -548,7 +549,12 @@ pub(crate) fn mentions(named: Option<&str>, room: bool) -> Option<Vec<String>> {
     if room {
         return Some(vec![MENTION_EVERYONE.to_owned()]);
     }
-    named.filter(|n| !n.is_empty()).map(|n| n.split(' ').map(str::to_owned).collect())
+    let mut names: Vec<String> =
+        named?.split(' ').filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    // Byte order, as the live event has them: the database's collation
+    // (PostgreSQL's may be a locale's) does not decide it.
+    names.sort_unstable();
+    (!names.is_empty()).then_some(names)
 }
 
 /// The start of a body, as a reply quotes it: at most
