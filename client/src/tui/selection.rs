@@ -182,8 +182,10 @@ impl ThreadView {
         v
     }
 
-    /// Adds replies (a page, or one arriving live), once each, in order.
-    pub(crate) fn add(&mut self, replies: Vec<Message>) {
+    /// Adds replies (a page, or one arriving live), once each, in order;
+    /// how many were new.
+    pub(crate) fn add(&mut self, replies: Vec<Message>) -> usize {
+        let mut added = 0;
         for mut m in replies {
             // The thread's message is on top: no quote of it each time.
             if m.reply_to.as_ref().is_some_and(|q| q.seq == self.root) {
@@ -192,8 +194,10 @@ impl ThreadView {
             let key = (m.seq, 0);
             if let Err(at) = self.items.binary_search_by_key(&key, Item::key) {
                 self.items.insert(at, Item::Msg(m));
+                added += 1;
             }
         }
+        added
     }
 
     /// The last seq loaded (where the next page starts).

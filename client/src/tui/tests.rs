@@ -163,13 +163,10 @@ fn snapshot_login_trust_and_changed() {
 #[test]
 fn snapshot_main() {
     let mut chat = main_chat(conversation());
-    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(msg(
-        "dev",
-        8,
-        "bob",
-        "@ann review please",
-        T0,
-    )))));
+    // As the server sends it: the names it mentions (`@ann`) listed.
+    let mut mention = msg("dev", 8, "bob", "@ann review please", T0);
+    mention.mentions = Some(Box::new(vec!["ann".into()]));
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(mention))));
     insta::assert_snapshot!("main_80x24", render(&mut chat, 80, 24));
     insta::assert_snapshot!("main_120x40", render(&mut chat, 120, 40));
 }

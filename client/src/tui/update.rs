@@ -285,7 +285,8 @@ impl Chat {
                 // does `name:` at the start of a line (the server counts
                 // `@name` and `@room`).
                 let direct = r.info.kind == RoomKind::Dm;
-                let mention = direct || m.mentions_user(&me) || layout::mentions(&m.body, &me);
+                let counted = m.mentions_user(&me);
+                let mention = direct || counted || layout::mentions(&m.body, &me);
                 if r.has(m.seq) {
                     return;
                 }
@@ -297,7 +298,9 @@ impl Chat {
                 // bottom: the next tick marks it read).
                 if !following && m.seq > r.info.read_seq && m.counts_for(&me) {
                     r.info.unread = (r.info.unread + 1).min(MAX_UNREAD_COUNT);
-                    if mention {
+                    // The count is the server's (`@name`, `@room`); the
+                    // wider call above only colours and alerts.
+                    if counted {
                         r.info.mentions = (r.info.mentions + 1).min(MAX_UNREAD_COUNT);
                     }
                     r.mention |= mention;

@@ -81,12 +81,13 @@ impl Component for RoomList {
                 lines.push(Line::styled(heading, Style::default().fg(self.theme.dim)));
             }
             lines.push({
-                // Unread messages, then `@` and how many mention the user.
-                let badge = match (it.unread, it.mentions, it.mention) {
-                    (0, _, _) => String::new(),
-                    (n, 0, true) => format!(" @{}", count(n)),
-                    (n, 0, false) => format!(" {}", count(n)),
-                    (n, m, _) => format!(" {} @{}", count(n), count(m)),
+                // Unread messages, then `@` and how many mention the user
+                // (the server's count); a call for the user that is not one
+                // (a DM, `name:`) shows in the colour only.
+                let badge = match (it.unread, it.mentions) {
+                    (0, _) => String::new(),
+                    (n, 0) => format!(" {}", count(n)),
+                    (n, m) => format!(" {} @{}", count(n), count(m)),
                 };
                 let mark = if it.current { "▸" } else { " " };
                 let name_w = width.saturating_sub(1 + wrap::width(&badge));

@@ -371,6 +371,28 @@ fn snapshot_the_thread_view_pages_and_takes_replies() {
 }
 
 #[test]
+fn a_live_reply_does_not_make_the_thread_skip_unloaded_pages() {
+    let mut chat = main_chat(features());
+    select_up(&mut chat, 5);
+    typed(&mut chat, "t");
+    chat.update(Msg::Net(NetEvent::Thread { first: true, page: Box::new(thread_page()) }));
+    let replies = |chat: &Chat| chat.thread.as_ref().and_then(|t| t.message(1)).map(|m| m.replies);
+    let before = replies(&chat);
+    // A reply arrives live while later pages are still on the server.
+    let mut late = msg("general", 30, "cy", "live answer", T0 + 95_000);
+    late.reply_to = reply(1, "bob", "lunch at noon?");
+    live(&mut chat, late);
+    assert_eq!(replies(&chat), before.map(|n| n + 1), "counted on the thread's message");
+    // The next page still starts after the last one loaded (12), not after
+    // the live reply (30), and the live one comes with the pages.
+    chat.effects.clear();
+    chat.update(Msg::View(ViewMsg::Bottom));
+    assert_eq!(chat.effects, [Effect::Thread { room: "general".into(), seq: 1, after: Some(12) }]);
+    let screen = render(&mut chat, 80, 24);
+    assert!(!screen.contains("live answer"), "not shown before the pages between: {screen}");
+}
+
+#[test]
 fn a_click_selects_a_message() {
     let mut chat = main_chat(features());
     let screen = render(&mut chat, 80, 24);

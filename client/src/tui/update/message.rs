@@ -323,9 +323,14 @@ impl Chat {
                 }
             }
         } else if m.reply_to.as_ref().is_some_and(|q| q.seq == t.root) {
-            t.add(vec![m.clone()]);
-            for x in t.messages_mut().take(1) {
-                x.replies += 1;
+            // While pages are still to come, the next one starts after the
+            // last reply loaded: a live reply added now would make it skip
+            // the ones between. Those pages bring it instead.
+            let new = if t.more { t.message(m.seq).is_none() } else { t.add(vec![m.clone()]) > 0 };
+            if new {
+                for x in t.messages_mut().take(1) {
+                    x.replies += 1;
+                }
             }
         }
     }
