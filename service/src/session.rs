@@ -193,7 +193,7 @@ impl Session {
         deadline: Instant,
         cancel: &CancellationToken,
     ) -> End {
-        let mut frames = FrameReader::with_capacity(recv, 1024);
+        let mut frames = FrameReader::with_capacity(recv, 256);
         loop {
             // Checked here too: a read that is always ready (a client that
             // keeps sending) never lets its timeout fire.
@@ -258,7 +258,11 @@ impl Session {
                     }
                 }
             };
-            if let Some(end) = self.handle_frame(frame).await {
+            // Boxed: a request's state (the handlers', about 9 KiB) lives
+            // only while it runs; inline it would sit in every connection's
+            // task for the connection's whole life (docs/BENCHMARKS.md,
+            // "Idle connections").
+            if let Some(end) = Box::pin(self.handle_frame(frame)).await {
                 return end;
             }
         }

@@ -63,7 +63,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     );
     ensure!(args.workers >= 1, "--workers must be ≥ 1");
     let qchatd = qchat_tests::TestServer::start_logging(
-        &["--max-connections-per-ip", "20000", "--max-connections", "20000"],
+        // Every client logs in from 127.0.0.1, 64 at a time: log-ins
+        // being checked count against the per-address allowance.
+        &[
+            "--max-connections-per-ip",
+            "20000",
+            "--max-connections",
+            "20000",
+            "--login-failures",
+            "100000",
+        ],
         "warn",
     )
     .await?;
