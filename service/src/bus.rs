@@ -18,6 +18,7 @@
 //! A single node has no bus: the hub delivers on its own, and nothing here
 //! runs or connects.
 
+mod recheck;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -52,6 +53,9 @@ const MISSED_HEARTBEATS: u32 = 5;
 /// How long a publish may wait for the NATS client; past it the item is
 /// dropped (the receivers backfill) rather than stall this node.
 const PUBLISH_WAIT: Duration = Duration::from_millis(200);
+/// How long this node waits for NATS to confirm its subscription after a
+/// (re)connection before it gives that connection up for lost.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,7 @@ impl Bus {
             asked: HashMap::new(),
             snapshots: HashMap::new(),
             filling: Arc::default(),
+            gate: Arc::default(),
             fills: JoinSet::new(),
         };
         let mut tick = tokio::time::interval(self.heartbeat);
@@ -165,10 +170,25 @@ impl Bus {
                 },
                 Some(ev) = self.connection_events.recv() => match ev {
                     async_nats::Event::Connected => {
-                        tracing::info!(node = %self.name, "connected to NATS; filling rooms from the database");
+                        // The client reports the connection before it has
+                        // sent the subscription again; a flush (a PING
+                        // answered after it) proves the server has it, so
+                        // that nothing published from here on is missed.
+                        match tokio::time::timeout(SUBSCRIBE_WAIT, self.client.flush()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::warn!(cause = %e, "NATS lost again before subscribing");
+                                continue;
+                            }
+                            Err(_) => {
+                                tracing::warn!("NATS did not confirm the subscription in time");
+                                continue;
+                            }
+                        }
+                        tracing::info!(node = %self.name, "connected to NATS; re-checking sessions and rooms, filling rooms from the database");
                         self.control(&Control::Hello).await;
                         self.snapshot(&hub).await;
-                        state.resync();
+                        state.rejoin();
                     }
                     async_nats::Event::Disconnected => {
                         tracing::warn!(node = %self.name, "lost NATS; other nodes' events wait for it");
@@ -333,6 +353,11 @@ struct State {
     snapshots: HashMap<NodeId, Assembly>,
     /// Rooms being filled, so that one gap gets one backfill.
     filling: Arc<Mutex<HashSet<RoomId>>>,
+    /// Held (write) by a re-check after joining the bus, taken (read) by
+    /// every fill: a room's missed messages reach only the connections
+    /// still entitled to them once the re-check has applied the kicks and
+    /// revocations this node missed.
+    gate: Arc<tokio::sync::RwLock<()>>,
     fills: JoinSet<()>,
 }
 
@@ -410,10 +435,32 @@ impl State {
             return;
         }
         let (pool, hub, filling) = (self.pool.clone(), self.hub.clone(), self.filling.clone());
+        let gate = self.gate.clone();
         self.fills.spawn(async move {
             tokio::time::sleep(grace).await;
+            let _open = gate.read().await;
             fill_room(&pool, &hub, &filling, room, tenant, &label).await;
         });
+    }
+
+    /// After this node (re)joined the bus: re-checks its connections'
+    /// sessions and rooms against the database (`recheck.rs`), then
+    /// [`State::resync`]s. Fills wait for the re-check.
+    fn rejoin(&mut self) {
+        let (pool, hub) = (self.pool.clone(), self.hub.clone());
+        // Taken now, before any fill that the items arriving from here on
+        // may start; a re-check still running is waited for in the task.
+        let early = self.gate.clone().try_write_owned().ok();
+        let gate = self.gate.clone();
+        self.fills.spawn(async move {
+            let shut = match early {
+                Some(g) => g,
+                None => gate.write_owned().await,
+            };
+            recheck::run(&pool, &hub).await;
+            drop(shut);
+        });
+        self.resync();
     }
 
     /// Fills every room followed here from the database and moves the
@@ -421,7 +468,9 @@ impl State {
     /// another node did.
     fn resync(&mut self) {
         let (pool, hub, filling) = (self.pool.clone(), self.hub.clone(), self.filling.clone());
+        let gate = self.gate.clone();
         self.fills.spawn(async move {
+            let _open = gate.read().await;
             if let Err(e) = load_baselines(&pool, &hub).await {
                 tracing::warn!(cause = %e, "reading room positions");
             }

@@ -15,6 +15,7 @@
 //! presence and `members` count every node.
 
 pub(crate) mod order;
+pub(crate) mod recheck;
 pub(crate) mod remote;
 
 use std::collections::{HashMap, HashSet};
@@ -62,6 +63,8 @@ struct State {
     /// (0: [`TYPING_CLEAN_FROM`]); doubled when a cleaning kept most of
     /// them, so a busy map is not walked on every relay.
     typing_clean_at: usize,
+    /// Sessions revoked in the last minute, for connections binding one.
+    recent_revoked: recheck::Recent,
 }
 
 /// Entries in the typing map below which it is never cleaned.
@@ -136,9 +139,15 @@ impl Hub {
     }
 
     /// Records which session `conn` is logged in with; [`Hub::revoke`]
-    /// cancels `kick` when that session is revoked.
+    /// cancels `kick` when that session is revoked. A session revoked in
+    /// the last minute (the log-in read it just before the revocation
+    /// committed) cancels `kick` at once.
     pub(crate) fn bind_session(&self, conn: ConnId, token_hash: Vec<u8>, kick: CancellationToken) {
-        self.lock().sessions.insert(conn, (token_hash, kick));
+        let mut st = self.lock();
+        if st.recent_revoked.contains(&token_hash) {
+            kick.cancel();
+        }
+        st.sessions.insert(conn, (token_hash, kick));
     }
 
     /// Ends every connection logged in with one of these sessions (their
@@ -151,7 +160,10 @@ impl Hub {
 
     /// [`Hub::revoke`] for this node's connections, as another node asks.
     pub(crate) fn remote_revoke(&self, token_hashes: &[Vec<u8>]) {
-        let st = self.lock();
+        let mut st = self.lock();
+        for hash in token_hashes {
+            st.recent_revoked.insert(hash);
+        }
         for (hash, kick) in st.sessions.values() {
             if token_hashes.contains(hash) {
                 kick.cancel();

@@ -13,7 +13,11 @@
 //! * NATS stopped and started again: delivery resumes by itself, every
 //!   member converges on the full history, and presence converges;
 //! * typing reaches the room's members on another node, not the typer's
-//!   own connections there nor a non-member, rate-limited, never stored.
+//!   own connections there nor a non-member, rate-limited, never stored;
+//! * a password change and a kick made while NATS is down reach the other
+//!   node when it is back (read from the database, as nothing replays
+//!   them): the revoked session ends, the kicked member hears no more of
+//!   the room.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -600,5 +604,78 @@ async fn typing_reaches_members_on_another_node() -> anyhow::Result<()> {
         .filter_map(|m| m["change"]["type"].as_str())
         .collect();
     ensure!(kinds == ["joined", "joined"], "typing stored nothing: {h}");
+    Ok(())
+}
+
+/// What happens on one node while NATS is down is read back from the
+/// database by the other once NATS is back: a session revoked there ends
+/// here (close code 7), and a member kicked there stops hearing the room
+/// here (`room.removed`, then none of its messages).
+#[tokio::test]
+async fn a_revocation_and_a_kick_during_a_nats_outage_arrive_after_it() -> anyhow::Result<()> {
+    let mut c = Cluster::start(2, &[]).await?;
+    setup(&c, &["ann".to_owned(), "bob".to_owned()], &[]).await?;
+    let cert = c.nodes[0].data_dir();
+    let mut here = RawConn::connect(c.nodes[0].addr, &cert).await?;
+    here.login("acme", "ann", PW).await?;
+    let mut there = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    there.login("acme", "ann", PW).await?;
+    let mut bob = RawConn::connect(c.nodes[1].addr, &cert).await?;
+    bob.login("acme", "bob", PW).await?;
+    here.ok("room.create", json!({"room": "plans"})).await?;
+    bob.ok("room.join", json!({"room": "plans"})).await?;
+    let body = |b: &str| json!({"room": "plans", "client_msg_id": b, "body": b});
+    here.ok("send", body("before")).await?;
+    event_where(&mut bob, "a message across nodes", |ev| ev["body"] == "before").await?;
+
+    c.nats.stop().await?;
+    // Until a node notices, its client queues what it publishes and sends
+    // it after reconnecting; past this, it is dropped.
+    within("both nodes see NATS gone", async {
+        while !c.nodes.iter().all(|n| n.log_text().contains("lost NATS")) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::Ok(())
+    })
+    .await?;
+    here.ok("room.kick", json!({"room": "plans", "user": "bob"})).await?;
+    here.ok("send", body("while down")).await?;
+    let changed = json!({"old_password": PW, "new_password": "a new horse battery"});
+    let ok = here.ok("passwd", changed).await?;
+    ensure!(ok["revoked"] == 1, "{ok}");
+    // Node 1 cannot know yet: the session there is still up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(there.conn.close_reason().is_none(), "ended before NATS was back");
+
+    c.nats.start_again().await?;
+    let closed = within("the session on node 1 ends", there.conn.closed()).await;
+    let quinn::ConnectionError::ApplicationClosed(close) = &closed else {
+        bail!("not closed by the server: {closed}")
+    };
+    ensure!(close.error_code.into_inner() == 7, "close code 7 (revoked): {close:?}");
+    // Everything bob hears up to and after room.removed, kept to check.
+    let mut heard = Vec::new();
+    within("room.removed on node 1", async {
+        loop {
+            let ev = bob.event().await?;
+            let done = ev["ev"] == "room.removed";
+            heard.push(ev);
+            if done {
+                return anyhow::Ok(());
+            }
+        }
+    })
+    .await?;
+    ensure!(heard.last().is_some_and(|ev| ev["room"] == "plans"), "{heard:?}");
+    here.ok("send", body("after")).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob.ok("ping", json!({})).await?;
+    heard.append(&mut bob.events);
+    let late: Vec<&serde_json::Value> = heard
+        .iter()
+        .filter(|ev| ev["ev"] == "message")
+        .filter(|ev| ev["body"] == "while down" || ev["body"] == "after")
+        .collect();
+    ensure!(late.is_empty(), "bob heard the room after his kick: {late:?}");
     Ok(())
 }
