@@ -36,6 +36,7 @@ use crate::config::Cluster;
 use crate::db::{self, Db, RoomId, RoomLabel, TenantId};
 use crate::hub::Hub;
 use crate::hub::remote::{Control, NodeId, OnlineUser, Outgoing};
+use crate::transfer::Transfers;
 use wire::Item;
 
 /// Messages read from the database per backfill query.
@@ -85,16 +86,16 @@ pub(crate) struct Bus {
 impl Bus {
     /// Connects to NATS (in the background: a node starts while NATS is
     /// down and joins when it comes up) and subscribes to every node's
-    /// subjects. `from_hub` is the hub's channel
-    /// (`Hub::clustered`).
+    /// subjects. `node` is this node's id (random per start), `from_hub`
+    /// the hub's channel (`Hub::clustered`).
     ///
     /// # Errors
     /// [`BusError::Connect`] when the URL is unusable.
     pub(crate) async fn connect(
         cfg: &Cluster,
+        node: NodeId,
         from_hub: mpsc::UnboundedReceiver<Outgoing>,
     ) -> Result<Self, BusError> {
-        let node: NodeId = rand::random();
         let name = if cfg.node_name.is_empty() {
             format!("{}-{}", hostname(), std::process::id())
         } else {
@@ -138,8 +139,15 @@ impl Bus {
     /// Runs until `cancel`: publishes what the hub reports, hands the
     /// other nodes' items to the hub, fills gaps from the database, keeps
     /// the other nodes' presence. Says goodbye on the way out.
-    pub(crate) async fn run(mut self, hub: Arc<Hub>, pool: Db, cancel: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        hub: Arc<Hub>,
+        pool: Db,
+        transfers: Arc<Transfers>,
+        cancel: CancellationToken,
+    ) {
         let mut state = State {
+            transfers,
             hub: hub.clone(),
             pool,
             seen: HashMap::new(),
@@ -325,6 +333,15 @@ impl Bus {
                     state.snapshot_part(node, id, part, parts, users);
                 }
                 Control::CloseRoom { room } => hub.remote_close_room(RoomId(room)),
+                Control::StopUpload { node: asked, upload } => {
+                    if asked == self.node {
+                        let transfers = state.transfers.clone();
+                        // Waits for nothing but a database update at most.
+                        state.fills.spawn(async move {
+                            transfers.stop_for_other_node(&upload).await;
+                        });
+                    }
+                }
                 Control::Revoke { sessions } => {
                     let hashes: Vec<Vec<u8>> =
                         sessions.iter().filter_map(|h| hex::decode(h).ok()).collect();
@@ -345,6 +362,8 @@ type Assembly = (u64, Vec<Option<Vec<OnlineUser>>>);
 /// What the bus keeps between items.
 struct State {
     hub: Arc<Hub>,
+    /// For the other nodes' requests to stop an upload stream.
+    transfers: Arc<Transfers>,
     pool: Db,
     /// When each other node was last heard of.
     seen: HashMap<NodeId, Instant>,

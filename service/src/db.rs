@@ -19,6 +19,7 @@
 //! same schema; a new migration is added to both folders.
 
 mod backend;
+pub(crate) mod claims;
 pub(crate) mod cluster;
 pub(crate) mod copy;
 pub(crate) mod files;

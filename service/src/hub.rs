@@ -274,6 +274,11 @@ impl Hub {
         }
     }
 
+    /// Asks `node` to stop its stream of `upload` (it resumes here).
+    pub(crate) fn stop_upload(&self, node: NodeId, upload: &str) {
+        self.tell(Outgoing::Control(Control::StopUpload { node, upload: upload.to_owned() }));
+    }
+
     /// Unsubscribes everyone from `room` (it was deleted), on every node.
     pub(crate) fn close_room(&self, room: RoomId) {
         self.remote_close_room(room);

@@ -20,11 +20,12 @@ use crate::bus::{self, Bus};
 use crate::committer::Committer;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::hub::remote::NodeId;
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, ReloadError, Reloader};
 use crate::state::Shared;
 use crate::store::Store;
-use crate::transfer::{TransferLimits, Transfers};
+use crate::transfer::{self, ClusterClaims, TransferLimits, Transfers};
 use crate::{db, session, tls};
 
 /// Why the server could not start.
@@ -114,26 +115,28 @@ impl Server {
         // committing its row: only a single node sweeps what lacks a row.
         let sweep = !config.cluster.enabled();
         sweep_uploads(&pool, &store, config.files.upload_max_age_secs, sweep).await?;
-        let transfers = Arc::new(Transfers::new(
+        let transfers = Transfers::new(
             store,
             TransferLimits {
                 max_file_size: config.files.max_file_size,
                 tenant_quota: config.files.tenant_quota,
                 max_downloads_per_connection: config.files.max_downloads_per_connection,
             },
-        ));
-        let (hub, bus) = if config.cluster.enabled() {
+        );
+        let (hub, bus, transfers) = if config.cluster.enabled() {
+            let node: NodeId = rand::random();
             let (to_bus, from_hub) = tokio::sync::mpsc::unbounded_channel();
             let hub = Arc::new(Hub::clustered(to_bus));
-            let bus = Bus::connect(&config.cluster, from_hub)
+            let bus = Bus::connect(&config.cluster, node, from_hub)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))?;
             // Deliver in seq order from where every room stands now.
             let rooms = bus::load_baselines(&pool, &hub).await?;
             tracing::debug!(rooms, "delivery baselines loaded");
-            (hub, Some(bus))
+            let claims = ClusterClaims::new(node, pool.clone(), hub.clone());
+            (hub, Some(bus), Arc::new(transfers.clustered(claims)))
         } else {
-            (Arc::new(Hub::default()), None)
+            (Arc::new(Hub::default()), None, Arc::new(transfers))
         };
         let (committer, committer_task) = Committer::spawn(
             pool.clone(),
@@ -197,8 +200,11 @@ impl Server {
             background.spawn(bus.run(
                 shared.hub.clone(),
                 shared.pool.clone(),
+                shared.transfers.clone(),
                 cancel.child_token(),
             ));
+            background
+                .spawn(transfer::cluster::renew(shared.transfers.clone(), cancel.child_token()));
         }
         tokio::pin!(shutdown);
         loop {

@@ -11,12 +11,14 @@
 //! counts bytes still arriving so concurrent uploads cannot overshoot it.
 
 mod begin;
+pub(crate) mod cluster;
 mod direct;
 pub(crate) mod download;
 pub(crate) mod upload;
 mod writer;
 
 pub(crate) use begin::{Begin, begin};
+pub(crate) use cluster::ClusterClaims;
 pub(crate) use writer::WriteBudget;
 
 use std::collections::HashMap;
@@ -54,6 +56,8 @@ pub(crate) struct Transfers {
     /// Bounds the bytes queued for writing ([`WRITE_BEHIND_MIB`]).
     pub(crate) write_budget: WriteBudget,
     state: Mutex<State>,
+    /// In a cluster: claims in the database too, seen by every node.
+    cluster: Option<ClusterClaims>,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +84,9 @@ pub(crate) enum TakenBy {
     Status,
     /// The owner's `upload.begin`, resuming the upload.
     Begin,
+    /// The owner's stream, `upload.begin` or `upload.status` on another
+    /// node of the cluster.
+    OtherNode,
 }
 
 impl TakenBy {
@@ -89,6 +96,7 @@ impl TakenBy {
             Self::Stream => "taken over by a newer stream of the same upload",
             Self::Status => "taken over by upload.status for the same upload",
             Self::Begin => "taken over by upload.begin resuming the same upload",
+            Self::OtherNode => "taken over by the same upload on another node",
         }
     }
 }
@@ -124,7 +132,13 @@ impl Transfers {
             limits,
             write_budget: WriteBudget::new(WRITE_BEHIND_MIB),
             state: Mutex::default(),
+            cluster: None,
         }
+    }
+
+    /// The same, claiming uploads in the database too (cluster mode).
+    pub(crate) fn clustered(self, claims: ClusterClaims) -> Self {
+        Self { cluster: Some(claims), ..self }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -142,13 +156,42 @@ impl Transfers {
         upload_id: &str,
         tenant: TenantId,
     ) -> Option<Claim> {
-        if let Some(c) = self.try_claim(upload_id, tenant) {
-            return Some(c);
+        let mut claim = match self.try_claim(upload_id, tenant) {
+            Some(c) => c,
+            None => {
+                if !self.take_over(upload_id, TakenBy::Stream).await {
+                    return None;
+                }
+                self.try_claim(upload_id, tenant)?
+            }
+        };
+        // Then in the database, where a stream on another node may hold it.
+        if let Some(cluster) = &self.cluster {
+            let id: i64 = rand::random();
+            if !cluster.hold(upload_id, id, TAKE_OVER_WAIT).await {
+                return None;
+            }
+            claim.db_claim = Some(id);
         }
-        if !self.take_over(upload_id, TakenBy::Stream).await {
-            return None;
+        Some(claim)
+    }
+
+    /// Stops this node's stream of `upload_id`, as another node resuming
+    /// it asks; with none here, lets go of this node's claim in the
+    /// database (one left behind).
+    pub(crate) async fn stop_for_other_node(&self, upload_id: &str) {
+        let held = {
+            let st = self.lock();
+            st.active.get(upload_id).map(|active| {
+                let _ = active.taken_by.set(TakenBy::OtherNode);
+                active.stop.cancel();
+            })
+        };
+        if held.is_none()
+            && let Some(cluster) = &self.cluster
+        {
+            cluster.release_mine(upload_id).await;
         }
-        self.try_claim(upload_id, tenant)
     }
 
     /// Claims an upload if no stream holds it.
@@ -185,6 +228,7 @@ impl Transfers {
             stop,
             taken_by,
             revoked,
+            db_claim: None,
             _released: released.drop_guard(),
         })
     }
@@ -218,6 +262,11 @@ impl Transfers {
     pub(crate) async fn held_now(&self, upload_id: &str, by: TakenBy) -> std::io::Result<u64> {
         if !self.take_over(upload_id, by).await {
             tracing::warn!(upload_id, "the stream holding an upload did not let go in time");
+        }
+        if let Some(cluster) = &self.cluster
+            && !cluster.wait_free(upload_id, TAKE_OVER_WAIT).await
+        {
+            tracing::warn!(upload_id, "the node holding an upload did not let go in time");
         }
         self.store.held(upload_id).await
     }
@@ -254,6 +303,8 @@ pub(crate) struct Claim {
     stop: CancellationToken,
     taken_by: Arc<OnceLock<TakenBy>>,
     revoked: CancellationToken,
+    /// This claim's id in the database, in a cluster.
+    db_claim: Option<i64>,
     /// Tells a waiting take-over that this claim is gone (on drop, after the
     /// entry is removed).
     _released: DropGuard,
@@ -357,6 +408,10 @@ impl Drop for Claim {
             st.active.remove(&self.upload_id);
         }
         release_in_flight(&mut st, self.tenant, self.bytes);
+        drop(st);
+        if let (Some(id), Some(cluster)) = (self.db_claim, &self.transfers.cluster) {
+            cluster.release_later(self.upload_id.clone(), id);
+        }
     }
 }
 

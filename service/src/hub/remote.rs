@@ -152,6 +152,14 @@ pub(crate) enum Control {
         /// The node asked.
         node: NodeId,
     },
+    /// Asks `node` to stop its stream of `upload` and let go of its claim:
+    /// the upload resumes on the sender.
+    StopUpload {
+        /// The node asked.
+        node: NodeId,
+        /// The upload id.
+        upload: String,
+    },
     /// The sending node stops: its users go offline (unless connected
     /// elsewhere) at once rather than after its heartbeats stop.
     Bye,
