@@ -79,7 +79,7 @@ pub(crate) struct Bus {
     client: async_nats::Client,
     subscriber: async_nats::Subscriber,
     connection_events: mpsc::Receiver<async_nats::Event>,
-    from_hub: mpsc::UnboundedReceiver<Outgoing>,
+    from_hub: mpsc::Receiver<Outgoing>,
     heartbeat: Duration,
 }
 
@@ -94,7 +94,7 @@ impl Bus {
     pub(crate) async fn connect(
         cfg: &Cluster,
         node: NodeId,
-        from_hub: mpsc::UnboundedReceiver<Outgoing>,
+        from_hub: mpsc::Receiver<Outgoing>,
     ) -> Result<Self, BusError> {
         let name = if cfg.node_name.is_empty() {
             format!("{}-{}", hostname(), std::process::id())
@@ -204,6 +204,13 @@ impl Bus {
                     other => tracing::debug!(event = %other, "NATS"),
                 },
                 _ = tick.tick() => {
+                    if hub.take_overflow() {
+                        // What the hub dropped: every node (this one for its
+                        // dropped backfills) reads it from the database.
+                        tracing::warn!(node = %self.name, "bus queue overflowed; asking every node to re-read");
+                        self.control(&Control::Hello).await;
+                        state.rejoin();
+                    }
                     let (count, digest) = hub.local_digest();
                     self.control(&Control::Heartbeat { count, digest }).await;
                     state.expire(self.heartbeat * MISSED_HEARTBEATS);
@@ -319,10 +326,11 @@ impl Bus {
                     }
                 }
                 Control::Hello => {
-                    // It may have missed ours, and its messages of the
-                    // time it was away may have missed us.
+                    // It may have missed ours, and what it did while away
+                    // (or dropped on a full queue) may have missed us:
+                    // messages, revocations, memberships.
                     self.snapshot(hub).await;
-                    state.resync();
+                    state.rejoin();
                 }
                 Control::SnapshotRequest { node: asked } => {
                     if asked == self.node {

@@ -19,7 +19,8 @@ pub(crate) mod recheck;
 pub(crate) mod remote;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use qchat_protocol::{Event, Presence, encode_json};
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{RoomId, RoomLabel, TenantId, UserId};
+use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use order::{Frame, Order};
 use remote::{Control, NodeId, OnlineUser, Outgoing, Remote};
@@ -34,12 +36,27 @@ use remote::{Control, NodeId, OnlineUser, Outgoing, Remote};
 /// Identifies one connection for the life of the process.
 pub(crate) type ConnId = u64;
 
+/// Items the hub may have queued for the bus. The bus drains the queue at
+/// once unless NATS is slow to take what it publishes; past this the hub
+/// drops what it would queue (see [`Hub::take_overflow`]).
+pub(crate) const BUS_QUEUE: usize = 8192;
+
 /// Rooms, subscribers and presence.
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     state: Mutex<State>,
     /// To the bus, in a cluster; `None` on a single node.
-    cluster: Option<mpsc::UnboundedSender<Outgoing>>,
+    cluster: Option<BusQueue>,
+}
+
+/// The hub's end of its queue to the bus.
+#[derive(Debug)]
+struct BusQueue {
+    tx: mpsc::Sender<Outgoing>,
+    /// Counts the items dropped on a full queue.
+    metrics: Arc<Metrics>,
+    /// Set when an item was dropped; the bus takes it.
+    overflowed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -80,21 +97,44 @@ struct Conn {
 }
 
 impl Hub {
-    /// A hub that reports to the other nodes of a cluster through `bus`.
-    pub(crate) fn clustered(bus: mpsc::UnboundedSender<Outgoing>) -> Self {
-        Self { state: Mutex::default(), cluster: Some(bus) }
+    /// A hub that reports to the other nodes of a cluster through `bus`
+    /// (a queue of [`BUS_QUEUE`] items), counting what it drops in
+    /// `metrics`.
+    pub(crate) fn clustered(bus: mpsc::Sender<Outgoing>, metrics: Arc<Metrics>) -> Self {
+        let queue = BusQueue { tx: bus, metrics, overflowed: AtomicBool::new(false) };
+        Self { state: Mutex::default(), cluster: Some(queue) }
+    }
+
+    /// Whether an item for the bus was dropped since the last call. The
+    /// bus then makes every node (itself included) read what it may have
+    /// missed from the database, as after a reconnection: messages through
+    /// the gap fills, revocations and memberships through the re-check.
+    pub(crate) fn take_overflow(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|q| q.overflowed.swap(false, Ordering::AcqRel))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `item` to the bus (nothing on a single node). The channel is
-    /// unbounded and the bus drains it at once; its items are small.
+    /// Hands `item` to the bus (nothing on a single node) without
+    /// waiting: never under the hub's lock, never holding up a commit. On
+    /// a full queue the item is dropped and counted, and the receivers
+    /// read what they missed from the database ([`Hub::take_overflow`]).
     fn tell(&self, item: Outgoing) {
-        if let Some(bus) = &self.cluster {
-            // Closed only while shutting down.
-            let _ = bus.send(item);
+        if let Some(q) = &self.cluster {
+            match q.tx.try_send(item) {
+                // Closed only while shutting down.
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    q.metrics.bus_dropped();
+                    if !q.overflowed.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(
+                            "bus queue full: dropping; the nodes will read from the database"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -687,10 +727,11 @@ mod tests {
     async fn presence_and_messages_cross_nodes_through_the_bus_items() {
         // Two nodes' hubs; what one tells its bus is handed to the other
         // by hand, as the bus would.
-        let (to_bus, mut from_a) = mpsc::unbounded_channel();
-        let a = Hub::clustered(to_bus);
-        let (to_bus_b, _from_b) = mpsc::unbounded_channel();
-        let b = Hub::clustered(to_bus_b);
+        let metrics = Arc::new(Metrics::default());
+        let (to_bus, mut from_a) = mpsc::channel(BUS_QUEUE);
+        let a = Hub::clustered(to_bus, metrics.clone());
+        let (to_bus_b, _from_b) = mpsc::channel(BUS_QUEUE);
+        let b = Hub::clustered(to_bus_b, metrics);
         let (t, room) = (TenantId(1), RoomId(10));
         let (bob_out, mut bob_rx) = outbound::channel(16);
         b.attach(2, t, UserId(2), "bob", bob_out, &[room]);
@@ -734,5 +775,22 @@ mod tests {
         let p = next_json(&mut bob_rx).await;
         assert_eq!((p["user"].as_str(), p["online"].as_bool()), (Some("ann"), Some(false)));
         assert!(!b.is_online(t, UserId(1)));
+    }
+
+    #[test]
+    fn a_full_bus_queue_drops_counts_and_flags() {
+        let metrics = Arc::new(Metrics::default());
+        let (to_bus, mut from_hub) = mpsc::channel(1);
+        let hub = Hub::clustered(to_bus, metrics.clone());
+        let label = RoomLabel { name: "r".into(), id: "+0000000000000001".into() };
+        let frame = Bytes::from_static(b"\0\0\0\x02{}");
+        hub.publish(RoomId(1), &label, &frame);
+        assert!(!hub.take_overflow());
+        hub.publish(RoomId(1), &label, &frame);
+        assert!(hub.take_overflow(), "the second item found the queue full");
+        assert!(!hub.take_overflow(), "taken once");
+        assert!(metrics.render().contains("qchat_bus_dropped_total 1"));
+        assert!(matches!(from_hub.try_recv(), Ok(Outgoing::RoomEvent { .. })));
+        assert!(from_hub.try_recv().is_err(), "the dropped one never came");
     }
 }

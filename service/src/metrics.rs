@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     pages_cut: AtomicU64,
     password_checks: AtomicU64,
     password_checks_refused: AtomicU64,
+    /// Items the hub could not queue for the cluster bus (queue full).
+    bus_dropped: AtomicU64,
     /// Things users created, per `quota::Created` kind.
     created: [AtomicU64; Created::ALL.len()],
     /// Creations refused, per kind and `quota::Scope`.
@@ -72,6 +74,11 @@ impl Metrics {
     pub(crate) fn transfer(self: &Arc<Self>) -> TransferGuard {
         self.transfers.fetch_add(1, Relaxed);
         TransferGuard(self.clone())
+    }
+
+    /// The hub dropped an item for the cluster bus: its queue was full.
+    pub(crate) fn bus_dropped(&self) {
+        self.bus_dropped.fetch_add(1, Relaxed);
     }
 
     /// A connection attempt was refused (caps).
@@ -202,6 +209,12 @@ impl Metrics {
             "counter",
             "Password checks refused (unavailable): the server-wide cap was reached.",
             self.get(&self.password_checks_refused),
+        );
+        one(
+            "qchat_bus_dropped_total",
+            "counter",
+            "Items for the other nodes dropped on a full bus queue (they read them from the database).",
+            self.get(&self.bus_dropped),
         );
         one(
             "qchat_list_pages_cut_total",

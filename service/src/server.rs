@@ -125,8 +125,8 @@ impl Server {
         );
         let (hub, bus, transfers) = if config.cluster.enabled() {
             let node: NodeId = rand::random();
-            let (to_bus, from_hub) = tokio::sync::mpsc::unbounded_channel();
-            let hub = Arc::new(Hub::clustered(to_bus));
+            let (to_bus, from_hub) = tokio::sync::mpsc::channel(crate::hub::BUS_QUEUE);
+            let hub = Arc::new(Hub::clustered(to_bus, metrics.clone()));
             let bus = Bus::connect(&config.cluster, node, from_hub)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))?;
