@@ -194,6 +194,7 @@ impl Bus {
                             }
                         }
                         tracing::info!(node = %self.name, "connected to NATS; re-checking sessions and rooms, filling rooms from the database");
+                        hub.bus_up();
                         self.control(&Control::Hello).await;
                         self.snapshot(&hub).await;
                         state.rejoin();

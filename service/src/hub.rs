@@ -57,6 +57,8 @@ struct BusQueue {
     metrics: Arc<Metrics>,
     /// Set when an item was dropped; the bus takes it.
     overflowed: AtomicBool,
+    /// Whether the bus has been subscribed once (see [`Hub::bus_up`]).
+    up: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -101,8 +103,32 @@ impl Hub {
     /// (a queue of [`BUS_QUEUE`] items), counting what it drops in
     /// `metrics`.
     pub(crate) fn clustered(bus: mpsc::Sender<Outgoing>, metrics: Arc<Metrics>) -> Self {
-        let queue = BusQueue { tx: bus, metrics, overflowed: AtomicBool::new(false) };
+        let queue = BusQueue {
+            tx: bus,
+            metrics,
+            overflowed: AtomicBool::new(false),
+            up: tokio::sync::watch::Sender::new(false),
+        };
         Self { state: Mutex::default(), cluster: Some(queue) }
+    }
+
+    /// The bus's subscription is up (for the first time, or again).
+    pub(crate) fn bus_up(&self) {
+        if let Some(q) = &self.cluster {
+            q.up.send_replace(true);
+        }
+    }
+
+    /// Waits, at most `limit`, until the bus has been subscribed once
+    /// since start (at once on a single node). A log-in waits so that what
+    /// other nodes publish about the new connection's user (an invitation,
+    /// a kick) reaches it; after `limit` (NATS down at start) it goes on
+    /// and the node serves without the others until NATS is back.
+    pub(crate) async fn wait_bus(&self, limit: std::time::Duration) {
+        if let Some(q) = &self.cluster {
+            let mut rx = q.up.subscribe();
+            let _ = tokio::time::timeout(limit, rx.wait_for(|up| *up)).await;
+        }
     }
 
     /// Whether an item for the bus was dropped since the last call. The

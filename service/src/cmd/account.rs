@@ -189,8 +189,14 @@ async fn start_session(
     ok(&reply)
 }
 
+/// How long a log-in waits for a starting cluster node to reach NATS.
+const WAIT_BUS: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Subscribes the connection to the user's rooms and marks it online.
 async fn attach(s: &Shared, caller: &mut Caller<'_>, login: Login) -> Result<()> {
+    // A node that has not reached the bus yet would miss what other nodes
+    // say about this user meanwhile (nothing replays an invitation).
+    s.hub.wait_bus(WAIT_BUS).await;
     let rooms: Vec<_> = db::rooms::user_rooms(&s.pool, login.tenant, login.user)
         .await?
         .into_iter()
