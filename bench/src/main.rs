@@ -42,6 +42,8 @@ enum Scenario {
     Fanout(scenario::fanout::Args),
     /// Room fan-out against InspIRCd (Debian's package; `bench/run` installs it).
     FanoutIrc(scenario::fanout::IrcArgs),
+    /// Room fan-out over two cluster nodes (PostgreSQL, NATS) against one node.
+    FanoutCluster(scenario::fanout::cluster::ClusterArgs),
     /// Resident memory per idle logged-in connection.
     Idle(scenario::idle::Args),
     /// Random history pages through the protocol against the direct SQLite query.
@@ -90,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Files(a) => scenario::files::run(a).await?,
         Scenario::Fanout(a) => scenario::fanout::run(a).await?,
         Scenario::FanoutIrc(a) => scenario::fanout::run_irc(a).await?,
+        Scenario::FanoutCluster(a) => scenario::fanout::cluster::run(a).await?,
         Scenario::FilesScp(a) => scenario::files::scp::run(a).await?,
         Scenario::Peers => {
             let reports = [

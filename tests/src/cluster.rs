@@ -36,6 +36,11 @@ impl Nats {
         Ok(n)
     }
 
+    /// Its process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -105,28 +110,45 @@ impl Cluster {
     /// # Errors
     /// When PostgreSQL, nats-server or a node cannot be started.
     pub async fn start(n: usize, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_logging(n, extra, "qchat_service=debug,info").await
+    }
+
+    /// [`Self::start`] with a `RUST_LOG` filter for the nodes; an
+    /// `--idle-timeout-secs` in `extra` replaces the 4 s.
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub async fn start_logging(n: usize, extra: &[&str], log: &str) -> anyhow::Result<Self> {
         let db = ScratchDb::create().await?;
         let nats = Nats::start().await?;
         let shared = tempfile::tempdir()?;
         let files = shared.path().join("files");
         let mut c = Self { nodes: Vec::new(), nats, db, shared };
         for i in 0..n {
-            c.add_node(i, extra, &files).await?;
+            c.add_node(i, extra, &files, log).await?;
         }
         Ok(c)
     }
 
-    async fn add_node(&mut self, i: usize, extra: &[&str], files: &Path) -> anyhow::Result<()> {
-        let mut args: Vec<String> = vec![
-            "--idle-timeout-secs".into(),
-            "4".into(),
+    async fn add_node(
+        &mut self,
+        i: usize,
+        extra: &[&str],
+        files: &Path,
+        log: &str,
+    ) -> anyhow::Result<()> {
+        let mut args: Vec<String> = Vec::new();
+        if !extra.contains(&"--idle-timeout-secs") {
+            args.extend(["--idle-timeout-secs".into(), "4".into()]);
+        }
+        args.extend([
             "--nats-url".into(),
             self.nats.url(),
             "--node-name".into(),
             format!("node{i}"),
             "--files-dir".into(),
             files.display().to_string(),
-        ];
+        ]);
         if let Some(first) = self.nodes.first() {
             // One certificate for every node: the first node's.
             let tls = first.data_dir().join("tls");
@@ -139,7 +161,7 @@ impl Cluster {
         }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = TestServer::start_in(&self.db.url, &args, "qchat_service=debug,info").await?;
+        let node = TestServer::start_in(&self.db.url, &args, log).await?;
         // No wait for the node to reach NATS: it serves at once, and what
         // other nodes publish before its subscription is up is read back
         // from the database when it is (messages, revocations, kicks).

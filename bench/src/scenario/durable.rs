@@ -5,7 +5,10 @@
 //! `synchronous=FULL` / `NORMAL`). Every case starts a fresh release `qchatd`
 //! on loopback with its data directory on the real disk (the system temp
 //! directory, or `--dir`), and the cases run interleaved, their order
-//! reversed in every other round.
+//! reversed in every other round. The same two commit modes run on
+//! PostgreSQL too (`postgres`, a fresh database per case on the server
+//! `QCHAT_TEST_PG_URL` names, 127.0.0.1:5432 by default), in the same run:
+//! the figure is PostgreSQL's group commit against SQLite's `full`.
 //!
 //! Each sender is its own registered user in its own room, so the figure is
 //! the writer's and not the fan-out's: every message still goes back to its
@@ -40,8 +43,9 @@ pub(crate) struct Args {
     /// makes fsync free.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Run only these cases, as DURABILITY:BATCH (e.g. `full:256`); for
-    /// profiling one case. The ratio needs both batches of a durability.
+    /// Run only these cases, as DURABILITY:BATCH (e.g. `full:256`,
+    /// `postgres:256`); for profiling one case. The ratio needs both
+    /// batches of a durability.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -62,7 +66,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     }
     let duration = Duration::from_secs(args.secs);
     let mut cases: Vec<Case> = Vec::new();
-    for durability in ["full", "normal"] {
+    for durability in ["full", "normal", "postgres"] {
         for batch in [args.batch, 1] {
             let setup = case::Setup { durability, batch, senders: args.senders, duration };
             if args.only.is_empty() || args.only.contains(&format!("{durability}:{batch}")) {
@@ -159,6 +163,15 @@ fn report(args: &Args, cases: Vec<Case>) -> Report {
             per_ack(|o| o.server_cpu),
             per_ack(|o| o.client_cpu),
         ]);
+    }
+    let group = |d: &str| {
+        cases.iter().find(|c| c.setup.durability == d && c.setup.batch == args.batch).map(rate)
+    };
+    if let (Some(pg), Some(full)) = (group("postgres"), group("full")) {
+        report.note(format!(
+            "PostgreSQL ÷ SQLite full, group commit: {} ({pg:.0} / {full:.0} acks/s).",
+            ratio(pg, full)
+        ));
     }
     report.note(format!(
         "{} senders, each its own user and room with one send in flight, sending for {} s per \

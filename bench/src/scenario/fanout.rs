@@ -21,6 +21,7 @@
 //! Scenario `fanout-irc` is the same measurement with InspIRCd ([`irc`]) in
 //! place of the quinn baseline: the peer users would run instead.
 
+pub(crate) mod cluster;
 pub(crate) mod irc;
 pub(crate) mod link;
 pub(crate) mod server;
@@ -275,15 +276,20 @@ async fn run_against(args: Args, peer: Peer) -> anyhow::Result<Report> {
     for &n in &args.clients {
         let peer_pool = match (&peer_process, &b_eps) {
             (PeerProcess::Quinn(p), Some(eps)) => {
-                Pool::connect(Side::Baseline, eps, n, &[], epoch, p.pid()).await?
+                let pids = p.pid().into_iter().collect();
+                Pool::connect(Side::Baseline, std::slice::from_ref(eps), n, &[], epoch, pids)
+                    .await?
             }
             (PeerProcess::Irc(p), _) => {
                 Pool::connect_irc(p.addr, n, args.quickack, epoch, p.pid()).await?
             }
             (PeerProcess::Quinn(_), None) => anyhow::bail!("no baseline endpoints"),
         };
-        let mut pools =
-            [Pool::connect(Side::Qchat, &q_eps, n, &tokens, epoch, qchatd.pid()).await?, peer_pool];
+        let q_pids = qchatd.pid().into_iter().collect();
+        let q_pool =
+            Pool::connect(Side::Qchat, std::slice::from_ref(&q_eps), n, &tokens, epoch, q_pids)
+                .await?;
+        let mut pools = [q_pool, peer_pool];
         for (&senders, &rate) in
             args.senders.iter().flat_map(|s| args.rate.iter().map(move |r| (s, r)))
         {
@@ -443,23 +449,26 @@ struct Pool {
     readers: JoinSet<()>,
     round: watch::Sender<Option<Arc<Round>>>,
     lagged: Arc<AtomicU64>,
-    /// The server process, for its CPU time.
-    server_pid: Option<u32>,
+    /// The server processes (several for a cluster), for their CPU time.
+    server_pids: Vec<u32>,
 }
 
 impl Pool {
+    /// `n` clients, the `i`th of `eps[i % eps.len()]` (the nodes of a
+    /// cluster in turn).
     async fn connect(
         side: Side,
-        eps: &Arc<Endpoints>,
+        eps: &[Arc<Endpoints>],
         n: usize,
         tokens: &[String],
         epoch: Instant,
-        server_pid: Option<u32>,
+        server_pids: Vec<u32>,
     ) -> anyhow::Result<Self> {
+        ensure!(!eps.is_empty(), "no endpoints");
         let sem = Arc::new(Semaphore::new(CONNECT_PARALLEL));
         let mut set = JoinSet::new();
         for i in 0..n {
-            let (sem, eps) = (sem.clone(), eps.clone());
+            let (sem, eps) = (sem.clone(), eps[i % eps.len()].clone());
             let token = (side == Side::Qchat).then(|| tokens[i % tokens.len()].clone());
             set.spawn(async move {
                 let _permit = sem.acquire().await?;
@@ -493,7 +502,7 @@ impl Pool {
             readers: JoinSet::new(),
             round,
             lagged,
-            server_pid,
+            server_pids,
         };
         for (i, link) in links.into_iter().enumerate() {
             let link = link.context("a connection is missing")?;
@@ -535,7 +544,7 @@ impl Pool {
             readers: JoinSet::new(),
             round,
             lagged: Arc::new(AtomicU64::new(0)),
-            server_pid,
+            server_pids: server_pid.into_iter().collect(),
         };
         for (i, link) in links.into_iter().enumerate() {
             let link = link.context("a connection is missing")?;
@@ -548,6 +557,15 @@ impl Pool {
 
     fn lagged(&self) -> u64 {
         self.lagged.load(Ordering::Relaxed)
+    }
+
+    /// CPU time of the server processes so far (`None` when none is known
+    /// or one cannot be read).
+    fn cpu(&self) -> Option<Duration> {
+        if self.server_pids.is_empty() {
+            return None;
+        }
+        self.server_pids.iter().map(|p| process::cpu_time(*p).ok()).sum()
     }
 
     /// One round: `senders` senders for `args.secs` (closed loop, or paced
@@ -575,7 +593,7 @@ impl Pool {
         };
         let round = Arc::new(Round::new(id, n, senders, cap, window));
         self.round.send_replace(Some(round.clone()));
-        let cpu_start = self.server_pid.and_then(|p| process::cpu_time(p).ok());
+        let cpu_start = self.cpu();
         let start = Instant::now();
         let start_us = micros(epoch);
         let until = start + Duration::from_secs_f64(args.secs);
@@ -617,7 +635,7 @@ impl Pool {
             }
         }
         self.round.send_replace(None);
-        let cpu = match (cpu_start, self.server_pid.and_then(|p| process::cpu_time(p).ok())) {
+        let cpu = match (cpu_start, self.cpu()) {
             (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64(),
             _ => 0.0,
         };

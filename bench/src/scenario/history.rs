@@ -9,7 +9,12 @@
 //! after the restart one send through the protocol must get seq
 //! `messages + 1` and the newest page through the protocol must equal the
 //! direct query's, so the rows are what the server would have written.
+//!
+//! With `--backend postgres` the server runs on a fresh PostgreSQL
+//! database, filled by PostgreSQL itself ([`pg::fill`]), and the baseline
+//! is the same statement on that database.
 
+mod pg;
 mod store;
 
 use std::time::{Duration, Instant};
@@ -47,6 +52,36 @@ pub(crate) struct Args {
     /// Seed for the random page positions (the same positions for every side).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// `sqlite` (the data directory's file) or `postgres` (a fresh database
+    /// on the server `QCHAT_TEST_PG_URL` names, 127.0.0.1:5432 by default).
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+}
+
+/// The database side: the server's statement on either engine.
+enum Direct {
+    Sqlite(store::Direct),
+    Postgres(pg::Direct),
+}
+
+impl Direct {
+    async fn page(
+        &self,
+        before: u64,
+        limit: u32,
+    ) -> anyhow::Result<(Vec<(u64, String)>, Duration)> {
+        match self {
+            Self::Sqlite(d) => d.page(before, limit).await,
+            Self::Postgres(d) => d.page(before, limit).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Self::Sqlite(d) => d.close().await,
+            Self::Postgres(d) => d.close().await,
+        }
+    }
 }
 
 /// The ways a page is fetched.
@@ -63,8 +98,9 @@ enum Side {
 impl Side {
     const ALL: [Self; 3] = [Self::Direct, Self::Raw, Self::Client];
 
-    fn label(self) -> &'static str {
+    fn label(self, pg: bool) -> &'static str {
         match self {
+            Self::Direct if pg => "direct PostgreSQL, same statement (baseline)",
             Self::Direct => "direct SQLite, same statement (baseline)",
             Self::Raw => "protocol, raw frames",
             Self::Client => "protocol, Client::history",
@@ -74,7 +110,7 @@ impl Side {
 
 /// What the measuring loop talks to.
 struct Sides {
-    direct: store::Direct,
+    direct: Direct,
     raw: RawConn,
     client: Client,
 }
@@ -121,7 +157,16 @@ impl Sides {
 pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     ensure!(args.rounds >= 2, "at least 2 rounds");
     ensure!(args.messages > u64::from(args.limit), "more messages than one page");
-    let mut server = TestServer::start_logging(&["--idle-timeout-secs", "60"], "warn").await?;
+    let pg = match args.backend.as_str() {
+        "sqlite" => None,
+        "postgres" => Some(qchat_tests::ScratchDb::create().await?),
+        other => anyhow::bail!("--backend {other}: sqlite or postgres"),
+    };
+    let flags = ["--idle-timeout-secs", "60"];
+    let mut server = match &pg {
+        None => TestServer::start_logging(&flags, "warn").await?,
+        Some(db) => TestServer::start_in(&db.url, &flags, "warn").await?,
+    };
     server.tenant(TENANT, false).await?;
     let senders: Vec<String> = (0..SENDERS).map(|i| format!("u{i}")).collect();
     for name in senders.iter().chain(std::iter::once(&"reader".to_owned())) {
@@ -131,9 +176,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     server.stop().await?;
 
     let db = server.data_dir().join(qchat_service::DB_FILE);
-    eprintln!("history: filling {} messages directly into {}", args.messages, db.display());
-    let (ids, fill_time) = store::fill(&db, TENANT, ROOM, &senders, args.messages).await?;
-    let db_size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or_default();
+    eprintln!("history: filling {} messages directly ({})", args.messages, args.backend);
+    let (ids, fill_time) = match &pg {
+        None => store::fill(&db, TENANT, ROOM, &senders, args.messages).await?,
+        Some(pg) => pg::fill(&pg.url, TENANT, ROOM, &senders, args.messages).await?,
+    };
+    let db_size = match &pg {
+        None => std::fs::metadata(&db).map(|m| m.len()).unwrap_or_default(),
+        Some(pg) => pg_size(&pg.url).await.unwrap_or_default(),
+    };
     eprintln!("history: filled in {fill_time:.1?}, {} MiB", db_size >> 20);
     server.start_again().await?;
 
@@ -149,12 +200,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
     client.join_room(ROOM).await?;
     let mut raw = RawConn::connect(server.addr, &server.data_dir()).await?;
     raw.login(TENANT, "reader", PASSWORD).await?;
-    let direct = store::Direct::open(&db, ids).await?;
+    let direct = match &pg {
+        None => Direct::Sqlite(store::Direct::open(&db, ids).await?),
+        Some(pg) => Direct::Postgres(pg::Direct::open(&pg.url, ids).await?),
+    };
 
     // The filled rows are what the server would have written: it continues
-    // the seq, and its newest page is the direct query's.
+    // the seq (after the reader's join, a system message of its own since
+    // issue 17), and its newest page is the direct query's.
     let sent = within("check send", client.send(ROOM, "after the fill")).await?;
-    ensure!(sent.seq == args.messages + 1, "server continued at seq {}", sent.seq);
+    ensure!(sent.seq == args.messages + 2, "server continued at seq {}", sent.seq);
     let (newest, _) = direct.page(sent.seq, args.limit).await?;
     let through =
         within("check page", client.history(ROOM, Some(sent.seq), Some(args.limit))).await?;
@@ -228,7 +283,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
         let p = all[side as usize];
         let rounds: Vec<String> = per_round[side as usize].iter().map(|r| ms(r.p99)).collect();
         report.row(vec![
-            side.label().to_owned(),
+            side.label(pg.is_some()).to_owned(),
             p.count.to_string(),
             ms(p.p50),
             ms(p.p99),
@@ -238,19 +293,35 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Report> {
             rounds.join(" / "),
         ]);
     }
+    let how = if pg.is_some() {
+        "on PostgreSQL, filled by PostgreSQL (generate_series) in the writer's columns"
+    } else {
+        "on SQLite, filled directly with the server's INSERT statement"
+    };
     report.note(format!(
-        "{} messages in one room ({} MiB database, filled directly in {:.1} s with the server's \
-         INSERT statement while qchatd was stopped; verified: the next send got seq {} and the \
+        "{} messages in one room ({} MiB database {how}, in {:.1} s while qchatd was stopped; verified: the next send got seq {} (after the reader's join) and the \
          newest page through the protocol equals the direct query's). {}-message pages at {} \
          random positions per side and round, {} rounds, order alternating; the same positions \
          for every side. Target: protocol p99 <= 3x the direct query.",
         args.messages,
         db_size >> 20,
         fill_time.as_secs_f64(),
-        args.messages + 1,
+        args.messages + 2,
         args.limit,
         args.pages,
         args.rounds,
     ));
+    drop(server);
+    drop(pg);
     Ok(report)
+}
+
+/// The PostgreSQL database's size on disk.
+async fn pg_size(url: &str) -> anyhow::Result<u64> {
+    use sqlx::Connection as _;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    let size: i64 =
+        sqlx::query_scalar("select pg_database_size(current_database())").fetch_one(&mut c).await?;
+    let _ = c.close().await;
+    Ok(u64::try_from(size).unwrap_or_default())
 }

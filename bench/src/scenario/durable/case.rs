@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use qchat_client::{Auth, Client, ClientConfig, Events, Trust};
-use qchat_tests::{TestServer, within};
+use qchat_tests::{Backend, TestServer, within};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -25,7 +25,9 @@ const CONNECT_AT_ONCE: usize = 16;
 /// What a case runs with.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Setup {
-    /// `--durability`: `full` or `normal`.
+    /// `--durability`: `full` or `normal` (SQLite), or `postgres`: a fresh
+    /// database on the PostgreSQL server (its `synchronous_commit`, on by
+    /// default, makes each commit durable).
     pub durability: &'static str,
     /// `--max-commit-batch`.
     pub batch: usize,
@@ -64,10 +66,15 @@ impl Outcome {
 /// Runs one case on a fresh server.
 pub(super) async fn run(setup: Setup) -> anyhow::Result<Outcome> {
     let batch = setup.batch.to_string();
-    let mut server = TestServer::start_logging(
+    let (backend, durability) = match setup.durability {
+        "postgres" => (Backend::Postgres, "full"),
+        d => (Backend::Sqlite, d),
+    };
+    let mut server = TestServer::start_on(
+        backend,
         &[
             "--durability",
-            setup.durability,
+            durability,
             "--max-commit-batch",
             &batch,
             "--idle-timeout-secs",

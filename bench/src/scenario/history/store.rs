@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 /// Rows per fill transaction.
 const FILL_CHUNK: u64 = 50_000;
 /// Text the message bodies are cut from, so bodies vary in length like chat.
-const LOREM: &str = "the quick brown fox jumps over the lazy dog while the build \
+pub(super) const LOREM: &str = "the quick brown fox jumps over the lazy dog while the build \
     finishes and someone asks whether the deploy went out before lunch or after";
 
 /// Ids of the room under test.
@@ -28,7 +28,7 @@ pub(super) struct RoomIds {
 }
 
 /// One history row as the server decodes it (same columns, same types).
-type HistoryRow =
+pub(super) type HistoryRow =
     (i64, String, Option<String>, String, String, i64, Option<i64>, Option<i64>, Option<String>);
 
 /// Opens the server's database file with the server's connection settings
