@@ -1,9 +1,13 @@
-//! The file store on disk. Finished files live under
-//! `<data>/files/<tenant id>/<first two hex>/<blake3 hex>` — content-addressed
-//! per tenant, so a tenant never reads another's bytes and identical uploads
-//! are stored once. Partial uploads live in `<data>/uploads/<upload id>.part`.
-//! No path is ever built from a client-supplied name: only from row ids,
-//! hashes checked to be hex, and upload ids the server generated.
+//! The file store. Finished contents are kept behind the [`ContentStore`]
+//! boundary (`store/content.rs`), content-addressed per tenant, so a tenant
+//! never reads another's bytes and identical uploads are stored once; today
+//! as files under `<data>/files/<tenant id>/<first two hex>/<blake3 hex>`
+//! ([`content::Dir`]). Partial uploads live in
+//! `<data>/uploads/<upload id>.part`. No path is ever built from a
+//! client-supplied name: only from row ids, hashes checked to be hex, and
+//! upload ids the server generated.
+
+pub(crate) mod content;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -13,14 +17,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::db::{self, Db, TenantId};
+pub(crate) use content::ContentStore;
 
 /// One lock per stored content being promoted, offered again or removed.
 type ContentLocks = Mutex<HashMap<(TenantId, String), Arc<tokio::sync::Mutex<()>>>>;
 
-/// Paths of the file store.
+/// The file store: finished contents and partial uploads.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    files: PathBuf,
+    /// Finished contents.
+    content: Arc<dyn ContentStore>,
     uploads: PathBuf,
     /// Content that no room offers any more is removed only under its lock
     /// and after a look at the rows, and an upload holds the lock from its
@@ -54,40 +60,31 @@ impl ContentLock {
         let (tenant, hash) = (&self.key.0, &self.key.1);
         match db::files::by_hash(pool, *tenant, hash).await {
             Ok(Some(_)) => {}
-            Ok(None) => {
-                let path = self.store.file_path(*tenant, hash);
-                match tokio::fs::remove_file(&path).await {
-                    Ok(()) => {
-                        tracing::info!(path = %path.display(), "removed content no room offers")
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), cause = %e, "removing content")
-                    }
+            Ok(None) => match self.store.content.remove(*tenant, hash).await {
+                Ok(true) => {
+                    tracing::info!(tenant = tenant.0, hash, "removed content no room offers")
                 }
-            }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(tenant = tenant.0, hash, cause = %e, "removing content"),
+            },
             Err(e) => tracing::warn!(cause = %e, "looking for a file's row before removing it"),
         }
     }
 }
 
 impl Store {
-    /// Creates the store's directories under `data_dir`.
+    /// Creates the store's directories under `data_dir`: contents in
+    /// `files/` ([`content::Dir`]), partial uploads in `uploads/`.
     pub(crate) fn open(data_dir: &Path) -> io::Result<Self> {
-        let s = Self {
-            files: data_dir.join("files"),
-            uploads: data_dir.join("uploads"),
-            locks: Arc::default(),
-        };
-        std::fs::create_dir_all(&s.files)?;
+        let content = Arc::new(content::Dir::open(data_dir.join("files"))?);
+        let s = Self { content, uploads: data_dir.join("uploads"), locks: Arc::default() };
         std::fs::create_dir_all(&s.uploads)?;
         Ok(s)
     }
 
-    /// Where a finished file lives. `hash` must be validated hex.
-    pub(crate) fn file_path(&self, tenant: TenantId, hash: &str) -> PathBuf {
-        let prefix = hash.get(..2).unwrap_or("00");
-        self.files.join(tenant.0.to_string()).join(prefix).join(hash)
+    /// Where finished contents are kept.
+    pub(crate) fn content(&self) -> &Arc<dyn ContentStore> {
+        &self.content
     }
 
     /// Takes the lock of the tenant's content `hash` (see [`Store::locks`]).
@@ -129,19 +126,14 @@ impl Store {
         }
     }
 
-    /// Moves a complete, fsynced upload into the store and makes the rename
-    /// durable.
+    /// Hands a complete, fsynced upload to the content store, durably.
     pub(crate) async fn promote(
         &self,
         upload_id: &str,
         tenant: TenantId,
         hash: &str,
     ) -> io::Result<()> {
-        let dest = self.file_path(tenant, hash);
-        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.files.clone());
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(self.part_path(upload_id), &dest).await?;
-        sync_dir(dir).await
+        self.content.put(&self.part_path(upload_id), tenant, hash).await
     }
 
     /// Start-up sweep: removes stored files without a row (a crash between
@@ -151,16 +143,9 @@ impl Store {
         rows: &[(i64, String)],
         uploads: &[String],
     ) -> io::Result<(usize, usize)> {
-        let keep: HashSet<PathBuf> =
-            rows.iter().map(|(t, h)| self.file_path(TenantId(*t), h)).collect();
-        let mut orphans = 0;
-        for path in walk_files(&self.files)? {
-            if !keep.contains(&path) {
-                tracing::warn!(path = %path.display(), "removing stored file without a row");
-                std::fs::remove_file(&path)?;
-                orphans += 1;
-            }
-        }
+        let keep: HashSet<(TenantId, String)> =
+            rows.iter().map(|(t, h)| (TenantId(*t), h.clone())).collect();
+        let orphans = self.content.retain(&keep)?;
         let live: HashSet<PathBuf> = uploads.iter().map(|id| self.part_path(id)).collect();
         let mut partials = 0;
         for entry in std::fs::read_dir(&self.uploads)? {
@@ -172,26 +157,4 @@ impl Store {
         }
         Ok((orphans, partials))
     }
-}
-
-fn walk_files(root: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    Ok(out)
-}
-
-async fn sync_dir(dir: PathBuf) -> io::Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-        .await
-        .map_err(io::Error::other)?
 }

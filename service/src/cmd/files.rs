@@ -81,10 +81,10 @@ pub(super) async fn get(
     let slot = downloads.slot().ok_or_else(|| {
         refuse(ErrorCode::RateLimited, "too many downloads in flight on this connection")
     })?;
-    let path = s.transfers.store.file_path(login.tenant, &file.hash);
+    let content = s.transfers.store.content().clone();
     // Refuse here rather than reset a stream the client cannot attribute.
-    if tokio::fs::metadata(&path).await.is_err() {
-        tracing::error!(path = %path.display(), "stored file missing");
+    if !content.exists(login.tenant, &file.hash).await.unwrap_or(false) {
+        tracing::error!(file = file.id, hash = %file.hash, "stored file missing");
         return Err(Error::Internal("stored file missing".into()));
     }
     let header = DownloadHeader {
@@ -95,7 +95,7 @@ pub(super) async fn get(
         hash: file.hash.clone(),
     };
     let active = s.metrics.transfer();
-    downloads.start(path, header, slot, active);
+    downloads.start(content, login.tenant, header, slot, active);
     ok(&FileGetOk {
         file: FileInfo { id: file.id, name: file.name, size: file.size, hash: file.hash },
         offset: r.offset,

@@ -2,16 +2,17 @@
 //! ([`DownloadHeader`]) then the bytes from the requested offset; and a
 //! connection's [`Downloads`], the slots and tasks of its streams.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use qchat_protocol::{DownloadHeader, StreamCode, encode_json};
 use quinn::{Connection, VarInt};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio::io::AsyncReadExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::db::TenantId;
 use crate::metrics::TransferGuard;
+use crate::store::ContentStore;
 
 const CHUNK: usize = 256 * 1024;
 
@@ -37,15 +38,18 @@ impl Downloads {
         Arc::clone(&self.slots).try_acquire_owned().ok()
     }
 
-    /// Starts streaming `path` as [`send`] does, holding `slot` until done.
+    /// Starts streaming the tenant's content `header.hash` from `content`
+    /// as [`send`] does, holding `slot` until done.
     pub(crate) fn start(
         &mut self,
-        path: PathBuf,
+        content: Arc<dyn ContentStore>,
+        tenant: TenantId,
         header: DownloadHeader,
         slot: OwnedSemaphorePermit,
         active: TransferGuard,
     ) {
-        self.tasks.spawn(send(self.conn.clone(), path, header, slot, active));
+        let conn = self.conn.clone();
+        self.tasks.spawn(send(conn, content, tenant, header, slot, active));
     }
 
     /// Whether no download task is left to reap.
@@ -64,37 +68,39 @@ impl Downloads {
     }
 }
 
-/// Streams `path` from `header.offset` to the client. Holds `permit` (the
-/// connection's download slot) and `_active` (the metrics gauge) until done.
+/// Streams the content from `header.offset` to the client. Holds `permit`
+/// (the connection's download slot) and `_active` (the metrics gauge) until
+/// done.
 async fn send(
     conn: Connection,
-    path: PathBuf,
+    content: Arc<dyn ContentStore>,
+    tenant: TenantId,
     header: DownloadHeader,
     _permit: OwnedSemaphorePermit,
     _active: TransferGuard,
 ) {
-    if let Err(e) = send_inner(&conn, &path, &header).await {
+    if let Err(e) = send_inner(&conn, content.as_ref(), tenant, &header).await {
         tracing::debug!(file_id = header.file_id, cause = %e, "download ended early");
     }
 }
 
 async fn send_inner(
     conn: &Connection,
-    path: &PathBuf,
+    content: &dyn ContentStore,
+    tenant: TenantId,
     header: &DownloadHeader,
 ) -> Result<(), SendError> {
     let mut send = conn.open_uni().await?;
-    let mut file = match tokio::fs::File::open(path).await {
+    let mut file = match content.open(tenant, &header.hash, header.offset).await {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!(path = %path.display(), cause = %e, "stored file missing");
+            tracing::error!(hash = %header.hash, cause = %e, "stored file missing");
             let _ = send.reset(VarInt::from_u32(StreamCode::Internal.code()));
             return Ok(());
         }
     };
     let frame = encode_json(header)?;
     send.write_all(&frame).await?;
-    file.seek(std::io::SeekFrom::Start(header.offset)).await?;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = file.read(&mut buf).await?;
