@@ -213,11 +213,34 @@ impl Auth {
         rx.await.map_err(|_| Error::Internal("hashing job lost".into()))
     }
 
+    /// Whether `ip` has failed log-ins left in this window. For `resume`,
+    /// whose token check is one indexed lookup: it needs no place held
+    /// while it runs (a whole NAT's clients resume at once after a node
+    /// dies), and counts only when it fails ([`Auth::count_failure`]).
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
+        let map = self.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&ip).is_none_or(|(start, n)| {
+            start.elapsed() > self.failure_window || *n < self.max_failures
+        })
+    }
+
+    /// Counts a failure from `ip` that held no place (see [`Auth::allows`]).
+    pub(crate) fn count_failure(&self, ip: IpAddr) {
+        if let Some(attempt) = self.reserve_place(ip, true) {
+            attempt.failed();
+        }
+    }
+
     /// Counts a log-in attempt from `ip` against its allowance, before its
     /// password or token is checked; `None` when the allowance for this
     /// window is spent (failed attempts and those still being checked
     /// count).
     pub(crate) fn reserve_attempt(&self, ip: IpAddr) -> Option<Attempt> {
+        self.reserve_place(ip, false)
+    }
+
+    /// [`Auth::reserve_attempt`]; `over` counts it even past the allowance.
+    fn reserve_place(&self, ip: IpAddr, over: bool) -> Option<Attempt> {
         let window = self.failure_window;
         let mut map = self.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_TRACKED {
@@ -227,7 +250,7 @@ impl Auth {
         if entry.0.elapsed() > window {
             *entry = (Instant::now(), 0);
         }
-        if entry.1 >= self.max_failures {
+        if entry.1 >= self.max_failures && !over {
             return None;
         }
         entry.1 += 1;
@@ -414,6 +437,23 @@ mod tests {
         let b: IpAddr = [127, 0, 0, 2].into();
         drop(auth.reserve_attempt(b));
         assert!(!auth.inner.failures.lock().expect("lock").contains_key(&b));
+    }
+
+    /// A `resume` holds no place while it is checked: any number at once
+    /// pass while the address has failures left; each failure counts, and
+    /// once the allowance is spent none passes.
+    #[tokio::test]
+    async fn resumes_hold_no_place_and_count_their_failures() {
+        let auth = Auth::new().expect("auth").with_rate_limit(3, Duration::from_secs(60));
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let _logins: Vec<_> = (0..2).filter_map(|_| auth.reserve_attempt(a)).collect();
+        assert!((0..100).all(|_| auth.allows(a)), "places held by log-ins do not stop resumes");
+        for _ in 0..5 {
+            auth.count_failure(a);
+        }
+        assert!(!auth.allows(a), "failures spend the allowance");
+        assert!(auth.reserve_attempt(a).is_none(), "for log-ins too");
+        assert!(auth.allows([127, 0, 0, 2].into()));
     }
 
     /// At most `with_check_limit` checks are queued or running; one more is

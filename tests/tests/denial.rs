@@ -634,6 +634,59 @@ async fn a_burst_of_wrong_passwords_is_counted_exactly() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The clients behind one address (a NAT) resume at once, as after the
+/// node they were on went away: 32 valid tokens from one address at the
+/// same moment all resume (none is held back by the others being checked).
+/// Dead tokens still count: 20 at once from another address spend its
+/// allowance, and then a valid token from it is refused too.
+#[tokio::test]
+async fn a_burst_of_resumes_from_one_address_all_pass() -> anyhow::Result<()> {
+    const CONNS: usize = 32;
+    let s = TestServer::start_with(&["--idle-timeout-secs", "20"]).await?;
+    s.tenant("acme", false).await?;
+    s.user("acme", "ann", PW).await?;
+    let mut tokens = Vec::new();
+    for _ in 0..CONNS + 1 {
+        let mut c = RawConn::connect_with(s.addr, &s.data_dir(), &from(5)).await?;
+        let ok = c.login("acme", "ann", PW).await?;
+        tokens.push(ok["token"].as_str().context("token")?.to_owned());
+    }
+    let spare = tokens.pop().context("a spare token")?;
+    let resume_all = |tokens: Vec<String>, addr: u8| {
+        let mut tasks = tokio::task::JoinSet::new();
+        for token in tokens {
+            let (server, dir) = (s.addr, s.data_dir());
+            tasks.spawn(async move {
+                let mut c = RawConn::connect_with(server, &dir, &from(addr)).await?;
+                let r = within("resume", c.call("resume", json!({"token": token}))).await?;
+                anyhow::Ok(if r.get("ok").is_some() {
+                    "ok".to_owned()
+                } else {
+                    code(&r).to_owned()
+                })
+            });
+        }
+        tasks
+    };
+    let mut tasks = resume_all(tokens, 5);
+    let mut answers = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        answers.push(r??);
+    }
+    ensure!(answers.iter().all(|a| a == "ok"), "{CONNS} resumes at once: {answers:?}");
+
+    let dead: Vec<String> = (0..20).map(|i| format!("dead-token-{i:040}")).collect();
+    let mut tasks = resume_all(dead, 6);
+    while let Some(r) = tasks.join_next().await {
+        let a = r??;
+        ensure!(a == "unauthorized" || a == "rate_limited", "a dead token answered {a}");
+    }
+    let mut c = RawConn::connect_with(s.addr, &s.data_dir(), &from(6)).await?;
+    let r = c.call("resume", json!({"token": spare})).await?;
+    ensure!(code(&r) == "rate_limited", "a valid token after 20 dead ones: {r}");
+    Ok(())
+}
+
 /// A server-wide cap on password checks queued or running (here 1): log-ins
 /// from many addresses at once beyond it are answered `unavailable` at
 /// once, counted in `qchat_password_checks_refused_total`; the others are

@@ -133,16 +133,21 @@ fn rate_limited() -> crate::error::Error {
     refuse(ErrorCode::RateLimited, "too many failed logins; wait a minute")
 }
 
-/// `resume`: counted against the address's allowance like `login`.
+/// `resume`: refused while the address's failed-log-in allowance is spent,
+/// and a dead token counts against it like a wrong password. Unlike
+/// `login` it holds no place while checked (one indexed lookup, no
+/// argon2), so the many clients behind one NAT can resume at once.
 pub(super) async fn resume(s: &Shared, caller: &mut Caller<'_>, r: Resume) -> Result<Value> {
     not_twice(caller)?;
-    let attempt = s.auth.reserve_attempt(caller.remote.ip()).ok_or_else(rate_limited)?;
+    let ip = caller.remote.ip();
+    if !s.auth.allows(ip) {
+        return Err(rate_limited());
+    }
     let hash = auth::token_hash(&r.token);
     let Some(found) = db::sessions::lookup(&s.pool, &hash).await? else {
-        attempt.failed();
+        s.auth.count_failure(ip);
         return Err(refuse(ErrorCode::Unauthorized, "session expired or revoked; log in again"));
     };
-    drop(attempt);
     if found.disabled {
         return Err(refuse(ErrorCode::Unauthorized, "account disabled"));
     }
