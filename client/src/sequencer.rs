@@ -177,27 +177,9 @@ impl Sequencer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qchat_protocol::MessageKind;
 
     fn msg(room: &str, seq: u64) -> Message {
-        Message {
-            room: room.into(),
-            seq,
-            sender: "ann".into(),
-            ts: 0,
-            kind: MessageKind::Text,
-            body: format!("m{seq}"),
-            client_msg_id: None,
-            file: None,
-            room_id: None,
-            change: None,
-            edited: None,
-            deleted: None,
-            reply_to: None,
-            reactions: Box::default(),
-            mentions: None,
-            replies: 0,
-        }
+        Message::text(room, seq, "ann", 0, format!("m{seq}"))
     }
 
     fn seqs(step: &Step) -> Vec<u64> {

@@ -144,6 +144,36 @@ pub struct Reaction {
 }
 
 impl Message {
+    /// A text message with nothing else set: no id, file, change, reply,
+    /// reactions or mentions (a base to fill in, as tests and local
+    /// previews do).
+    pub fn text(
+        room: impl Into<String>,
+        seq: u64,
+        sender: impl Into<String>,
+        ts: i64,
+        body: impl Into<String>,
+    ) -> Self {
+        Self {
+            room: room.into(),
+            seq,
+            sender: sender.into(),
+            ts,
+            kind: MessageKind::Text,
+            body: body.into(),
+            client_msg_id: None,
+            file: None,
+            room_id: None,
+            change: None,
+            edited: None,
+            deleted: None,
+            reply_to: None,
+            reactions: Box::default(),
+            mentions: None,
+            replies: 0,
+        }
+    }
+
     /// The key to track the room by: its id when the server sent one, else
     /// its name.
     pub fn room_key(&self) -> &str {

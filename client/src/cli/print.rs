@@ -105,24 +105,10 @@ mod tests {
     use qchat_client::FileInfo;
 
     fn msg(kind: MessageKind, body: &str) -> Message {
-        Message {
-            room: "general".into(),
-            seq: 42,
-            sender: "ann".into(),
-            ts: 1_764_000_000_000,
-            kind,
-            body: body.into(),
-            client_msg_id: Some("k1".into()),
-            file: None,
-            room_id: None,
-            change: None,
-            edited: None,
-            deleted: None,
-            reply_to: None,
-            reactions: Box::default(),
-            mentions: None,
-            replies: 0,
-        }
+        let mut m = Message::text("general", 42, "ann", 1_764_000_000_000, body);
+        m.kind = kind;
+        m.client_msg_id = Some("k1".into());
+        m
     }
 
     #[test]

@@ -224,24 +224,10 @@ mod tests {
         let router = Router::default();
         let mut waiter = router.watch_upload("abc");
         let file = FileInfo { id: 3, name: "x".into(), size: 1, hash: "00".repeat(32) };
-        let msg = Message {
-            room: "r".into(),
-            seq: 9,
-            sender: "ann".into(),
-            ts: 0,
-            kind: MessageKind::File,
-            body: "x".into(),
-            client_msg_id: Some("upload:abc".into()),
-            file: Some(file.clone()),
-            room_id: None,
-            change: None,
-            edited: None,
-            deleted: None,
-            reply_to: None,
-            reactions: Box::default(),
-            mentions: None,
-            replies: 0,
-        };
+        let mut msg = Message::text("r", 9, "ann", 0, "x");
+        msg.kind = MessageKind::File;
+        msg.client_msg_id = Some("upload:abc".into());
+        msg.file = Some(file.clone());
         router.file_message(&msg);
         assert!(matches!(
             waiter.rx.try_recv(),

@@ -134,24 +134,7 @@ mod tests {
     use crate::{Change, MessageKind, ReplyTo};
 
     fn msg(seq: u64, sender: &str, body: &str) -> Message {
-        Message {
-            room: "r".into(),
-            seq,
-            sender: sender.into(),
-            ts: seq as i64 * 1000,
-            kind: MessageKind::Text,
-            body: body.into(),
-            client_msg_id: None,
-            file: None,
-            room_id: None,
-            change: None,
-            edited: None,
-            deleted: None,
-            reply_to: None,
-            mentions: None,
-            reactions: Box::default(),
-            replies: 0,
-        }
+        Message::text("r", seq, sender, seq as i64 * 1000, body)
     }
 
     fn change(seq: u64, kind: ChangeKind, by: &str, of: u64) -> Message {

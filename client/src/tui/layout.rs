@@ -298,28 +298,11 @@ pub(crate) fn scroll(
 mod tests {
     use super::*;
 
+    use crate::Message;
     use crate::tui::timeline::{EventKind, EventLine};
-    use crate::{Message, MessageKind};
 
     pub(crate) fn msg(seq: u64, sender: &str, body: &str, ts: i64) -> Message {
-        Message {
-            room: "r".into(),
-            seq,
-            sender: sender.into(),
-            ts,
-            kind: MessageKind::Text,
-            body: body.into(),
-            client_msg_id: None,
-            file: None,
-            room_id: None,
-            change: None,
-            edited: None,
-            deleted: None,
-            reply_to: None,
-            reactions: Box::default(),
-            mentions: None,
-            replies: 0,
-        }
+        Message::text("r", seq, sender, ts, body)
     }
 
     static UTC: std::sync::LazyLock<Zone> = std::sync::LazyLock::new(Zone::utc);

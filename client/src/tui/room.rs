@@ -329,27 +329,9 @@ impl RoomState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MessageKind;
 
     fn m(seq: u64, body: &str) -> Message {
-        Message {
-            room: "r".into(),
-            seq,
-            sender: "ann".into(),
-            ts: seq as i64,
-            kind: MessageKind::Text,
-            body: body.into(),
-            client_msg_id: None,
-            file: None,
-            room_id: None,
-            change: None,
-            edited: None,
-            deleted: None,
-            reply_to: None,
-            reactions: Box::default(),
-            mentions: None,
-            replies: 0,
-        }
+        Message::text("r", seq, "ann", seq as i64, body)
     }
 
     fn room() -> RoomState {

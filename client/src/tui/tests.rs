@@ -27,24 +27,7 @@ use super::view;
 const T0: i64 = 1_709_283_600_000;
 
 fn msg(room: &str, seq: u64, sender: &str, body: &str, ts: i64) -> Message {
-    Message {
-        room: room.into(),
-        seq,
-        sender: sender.into(),
-        ts,
-        kind: MessageKind::Text,
-        body: body.into(),
-        client_msg_id: None,
-        file: None,
-        room_id: None,
-        change: None,
-        edited: None,
-        deleted: None,
-        reply_to: None,
-        reactions: Box::default(),
-        mentions: None,
-        replies: 0,
-    }
+    Message::text(room, seq, sender, ts, body)
 }
 
 fn room(name: &str, joined: bool, last: u64, read: u64) -> RoomInfo {
