@@ -29,6 +29,7 @@ pub(crate) mod messages;
 pub(crate) mod rooms;
 pub(crate) mod search;
 pub(crate) mod sessions;
+mod sql;
 pub(crate) mod tenants;
 pub(crate) mod users;
 

@@ -7,17 +7,12 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::AssertSqlSafe;
 
-use super::rooms::to_u64;
+use super::sql::{numbered, to_u64};
 use super::{Db, Ex, RoomId, RoomLabel, TenantId, UserId, now_ms, on};
 
 /// Values asked per statement by the set queries below (one placeholder
 /// each: well under both engines' limits).
 const CHUNK: usize = 500;
-
-/// `$from, $from+1, …` (`n` placeholders).
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
 
 /// Every live room as `(room, tenant, label, last_seq)`.
 ///
@@ -58,7 +53,7 @@ pub(crate) async fn live_sessions(
              join tenants t on t.id = s.tenant_id
              where s.expires_at > $1 and not u.disabled and not t.disabled
                and s.token_hash in ({})",
-            placeholders(2, chunk.len())
+            numbered(2, chunk.len())
         );
         let rows: Vec<(Vec<u8>,)> = on!(db, |e| {
             let mut q = sqlx::query_as(AssertSqlSafe(sql.clone())).bind(now_ms());
@@ -88,7 +83,7 @@ pub(crate) async fn memberships(
             "select m.tenant_id, m.user_id, m.room_id from memberships m
              join rooms r on r.id = m.room_id and r.tenant_id = m.tenant_id
              where not r.disabled and m.user_id in ({})",
-            placeholders(1, chunk.len())
+            numbered(1, chunk.len())
         );
         let rows: Vec<(i64, i64, i64)> = on!(db, |e| {
             let mut q = sqlx::query_as(AssertSqlSafe(sql.clone()));

@@ -1,6 +1,7 @@
 //! `files` and `uploads` tables.
 
-use super::rooms::{RoomLabel, to_u64};
+use super::rooms::RoomLabel;
+use super::sql::to_u64;
 use super::{Conn, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 fn i(v: u64) -> i64 {

@@ -12,8 +12,8 @@ use qchat_protocol::Role;
 use sqlx::AssertSqlSafe;
 
 use super::mentions::{count_columns, counts_of};
-use super::messages::placeholders;
-use super::rooms::{ROOM_COLUMNS, Room, Row as RoomRow, Standing, Tie, to_u64, untie};
+use super::rooms::{ROOM_COLUMNS, Room, Row as RoomRow, Standing, Tie, untie};
+use super::sql::{numbered, placeholders, to_u64};
 use super::{Conn, Counts, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 /// What the standing columns read for user `u` and room `r`.
@@ -457,11 +457,6 @@ pub(crate) async fn set_admin(
             .await
             .map(|r| r.rows_affected()))?;
     Ok(n == 1)
-}
-
-/// `$from, $from+1, …` for `n` parameters.
-fn numbered(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The ids of the named users of the tenant that exist: `(id, name)`.

@@ -8,8 +8,7 @@ use qchat_protocol::MAX_UNREAD_COUNT;
 // `$N` placeholders only; every value is bound.
 use sqlx::AssertSqlSafe;
 
-use super::messages::placeholders;
-use super::rooms::to_u64;
+use super::sql::{placeholders, to_u64};
 use super::{Backend, Conn, Ex, RoomId, TenantId, UserId, on, on_conn};
 
 /// A member's counts in one room.

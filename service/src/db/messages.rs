@@ -12,7 +12,8 @@ use qchat_protocol::{
 // `$N` placeholders only; every value is bound.
 use sqlx::AssertSqlSafe;
 
-use super::rooms::{RoomLabel, to_u64};
+use super::rooms::RoomLabel;
+use super::sql::{placeholders, to_u64};
 use super::{Conn, Ex, RoomId, TenantId, UserId, on, on_conn};
 
 /// A message query: the one column list and join that [`Row`] maps, with
@@ -411,26 +412,6 @@ pub(crate) async fn append_all(
 /// The columns [`INSERT_MESSAGE_SQL`] fills, in its order.
 const MESSAGE_COLUMNS: &str =
     "tenant_id, room_id, seq, sender_id, sender_name, client_msg_id, kind, body, ts, file_id";
-
-/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` parameters.
-pub(super) fn placeholders(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 6);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
 
 /// Index in `msgs` → (seq, ts) of the copy stored before, for every message
 /// whose idempotency key is already in the table.

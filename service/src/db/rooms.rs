@@ -3,6 +3,7 @@
 
 use qchat_protocol::{ROOM_ID_HEX, ROOM_ID_PREFIX, Role, RoomInfo, RoomKind};
 
+use super::sql::to_u64;
 use super::{Conn, Counts, DbError, Ex, RoomId, TenantId, UserId, now_ms, on, on_conn};
 
 /// One user's standing in one room, as stored.
@@ -87,10 +88,6 @@ impl From<Row> for Room {
             last_seq: to_u64(r.last_seq),
         }
     }
-}
-
-pub(crate) fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// A new room handle: `+` and 16 random lower-case hex digits.
