@@ -343,6 +343,25 @@ pub struct Change {
     pub emoji: Option<String>,
 }
 
+impl Change {
+    /// A change of `kind` by `by` with nothing else said (the fields a
+    /// kind needs are set after).
+    pub fn new(kind: ChangeKind, by: impl Into<String>) -> Self {
+        Self {
+            kind,
+            by: by.into(),
+            user: None,
+            role: None,
+            topic: None,
+            name: None,
+            reason: None,
+            seq: None,
+            body: None,
+            emoji: None,
+        }
+    }
+}
+
 /// A room as listed by `rooms` and returned by `room.create`, `room.join`
 /// and `dm.open`. The fields after `unread` are absent from servers that
 /// predate them.

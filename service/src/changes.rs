@@ -216,18 +216,7 @@ pub(crate) async fn apply(
     }
     let (tenant, id, me) = (job.tenant, job.room, job.actor);
     let mut done = Applied::nothing(room.clone());
-    let change = |kind: ChangeKind| Change {
-        kind,
-        by: job.actor_name.clone(),
-        user: None,
-        role: None,
-        topic: None,
-        name: None,
-        reason: None,
-        seq: None,
-        body: None,
-        emoji: None,
-    };
+    let change = |kind: ChangeKind| Change::new(kind, job.actor_name.clone());
     let recorded = match &job.change {
         RoomChange::Join => {
             if !room_db::join(conn.re(), tenant, id, me, Role::Member).await? {
@@ -481,18 +470,8 @@ async fn message_change(
             return Err(refuse(ErrorCode::Forbidden, format!("{}: {why}", job.reference)));
         }
     }
-    let base = Change {
-        kind: ChangeKind::Unknown,
-        by: job.actor_name.clone(),
-        user: None,
-        role: None,
-        topic: None,
-        name: None,
-        reason: None,
-        seq: Some(seq),
-        body: None,
-        emoji: None,
-    };
+    let base =
+        Change { seq: Some(seq), ..Change::new(ChangeKind::Unknown, job.actor_name.clone()) };
     Ok(Some(match &job.change {
         RoomChange::Edit { body, .. } => {
             if target.kind != MessageKind::Text {

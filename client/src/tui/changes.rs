@@ -140,18 +140,7 @@ mod tests {
     fn change(seq: u64, kind: ChangeKind, by: &str, of: u64) -> Message {
         let mut m = msg(seq, by, "");
         m.kind = MessageKind::System;
-        m.change = Some(Box::new(Change {
-            kind,
-            by: by.into(),
-            user: None,
-            role: None,
-            topic: None,
-            name: None,
-            reason: None,
-            seq: Some(of),
-            body: None,
-            emoji: None,
-        }));
+        m.change = Some(Box::new(Change { seq: Some(of), ..Change::new(kind, by) }));
         m
     }
 

@@ -37,18 +37,7 @@ fn reply(seq: u64, sender: &str, excerpt: &str) -> Option<Box<ReplyTo>> {
 fn change(seq: u64, kind: ChangeKind, by: &str, of: u64) -> Message {
     let mut m = msg("general", seq, by, &format!("{by} changed message {of}"), T0 + 400_000);
     m.kind = MessageKind::System;
-    m.change = Some(Box::new(Change {
-        kind,
-        by: by.into(),
-        user: None,
-        role: None,
-        topic: None,
-        name: None,
-        reason: None,
-        seq: Some(of),
-        body: None,
-        emoji: None,
-    }));
+    m.change = Some(Box::new(Change { seq: Some(of), ..Change::new(kind, by) }));
     m
 }
 

@@ -212,16 +212,8 @@ fn a_ban_says_so_in_the_room_and_the_status_line() {
 fn a_join_recorded_as_a_system_message_shows_once() {
     let mut chat = main_chat(conversation());
     let joined = |user: &str| crate::Change {
-        kind: crate::ChangeKind::Joined,
-        by: user.into(),
         user: Some(user.into()),
-        role: None,
-        topic: None,
-        name: None,
-        reason: None,
-        seq: None,
-        body: None,
-        emoji: None,
+        ..crate::Change::new(crate::ChangeKind::Joined, user)
     };
     let system = Message {
         kind: MessageKind::System,
