@@ -303,6 +303,7 @@ fn server_messages_round_trip() {
             room: "g".into(),
             room_id: "+0123456789abcdef".into(),
             seq: 4,
+            last_seq: Some(6),
             unread: Some(0),
             mentions: Some(0),
         })),
@@ -669,11 +670,91 @@ fn a_room_follows_messages_and_read_markers() {
         room: "g".into(),
         room_id: "+0123456789abcdef".into(),
         seq,
+        last_seq: None,
         unread: counts.map(|c| c.0),
         mentions: counts.map(|c| c.1),
     };
-    room.follow_read(&ev(6, Some((2, 1))));
+    room.follow_read(&ev(6, Some((2, 1))), [], "ann");
     assert_eq!((room.read_seq, room.unread, room.mentions), (6, 2, 1));
-    room.follow_read(&ev(8, None));
+    room.follow_read(&ev(8, None), [], "ann");
     assert_eq!((room.read_seq, room.unread, room.mentions), (8, 0, 0), "an older server");
+}
+
+/// A text message of `sender` in room `g`, mentioning `mentions`.
+fn said(seq: u64, sender: &str, mentions: &[&str]) -> Message {
+    let mut m = Message::text("g", seq, sender, 1, "x");
+    if !mentions.is_empty() {
+        m.mentions = Some(Box::new(mentions.iter().map(|n| (*n).to_owned()).collect()));
+    }
+    m
+}
+
+/// A `read` event of room `g`: marker `seq`, counts taken at `last_seq`.
+fn read_at(seq: u64, last_seq: u64, unread: u64, mentions: u64) -> ReadEvent {
+    ReadEvent {
+        room: "g".into(),
+        room_id: "+0123456789abcdef".into(),
+        seq,
+        last_seq: Some(last_seq),
+        unread: Some(unread),
+        mentions: Some(mentions),
+    }
+}
+
+fn joined_room(last_seq: u64, read_seq: u64, unread: u64) -> RoomInfo {
+    serde_json::from_value(json!({"name": "g", "joined": true, "last_seq": last_seq,
+        "read_seq": read_seq, "unread": unread, "mentions": 0}))
+    .expect("room")
+}
+
+#[test]
+fn a_message_heard_before_a_read_event_taken_before_it_still_counts() {
+    // Ann reads up to 4 elsewhere; the server counts (nothing unread) at
+    // last_seq 4; bob's 5 (mentioning ann) reaches this client first.
+    let mut room = joined_room(4, 2, 2);
+    let five = said(5, "bob", &["ann"]);
+    room.follow(&five, "ann");
+    assert_eq!((room.unread, room.mentions), (3, 1));
+    room.follow_read(&read_at(4, 4, 0, 0), [&five], "ann");
+    assert_eq!((room.read_seq, room.last_seq, room.unread, room.mentions), (4, 5, 1, 1));
+}
+
+#[test]
+fn a_message_in_a_read_events_counts_is_not_counted_again() {
+    // The counts were taken at last_seq 5, after bob's 5 was committed,
+    // but the event reaches this client before the message does.
+    let mut room = joined_room(4, 2, 2);
+    room.follow_read(&read_at(4, 5, 1, 1), [], "ann");
+    assert_eq!((room.read_seq, room.last_seq, room.unread, room.mentions), (4, 5, 1, 1));
+    room.follow(&said(5, "bob", &["ann"]), "ann");
+    assert_eq!((room.unread, room.mentions), (1, 1), "5 is in the figures");
+    room.follow(&said(6, "bob", &[]), "ann");
+    assert_eq!((room.unread, room.mentions), (2, 1), "6 is not");
+}
+
+#[test]
+fn a_read_event_behind_the_marker_changes_nothing() {
+    // This client read to 6 itself; an event for an older move (to 4)
+    // arrives after: its counts include 5 and 6, which are read.
+    let mut room = joined_room(6, 6, 0);
+    room.follow_read(&read_at(4, 6, 2, 0), [], "ann");
+    assert_eq!((room.read_seq, room.unread), (6, 0));
+}
+
+#[test]
+fn a_room_object_takes_the_messages_heard_past_it() {
+    // `rooms` counted at last_seq 4; 5 and 6 were heard before the reply.
+    let mut room = joined_room(6, 2, 4);
+    let heard = [said(5, "bob", &["@room"]), said(6, "ann", &[])];
+    room.refresh(joined_room(4, 2, 2), &heard, "ann");
+    assert_eq!((room.last_seq, room.unread, room.mentions), (6, 3, 1));
+    // A read event's figures at 7 (never heard), then older ones: kept.
+    room.follow_read(&read_at(3, 7, 2, 0), &heard, "ann");
+    room.follow_read(&read_at(4, 7, 3, 0), &heard, "ann");
+    assert_eq!((room.last_seq, room.read_seq, room.unread), (7, 4, 3));
+    let mut older = joined_room(5, 4, 9);
+    older.topic = Some("new".into());
+    room.refresh(older, &heard, "ann");
+    assert_eq!((room.last_seq, room.read_seq, room.unread), (7, 4, 3));
+    assert_eq!(room.topic.as_deref(), Some("new"), "the other fields are taken");
 }

@@ -444,15 +444,90 @@ impl RoomInfo {
         }
     }
 
-    /// Follows a `read` event: the marker and, from a server that sends
-    /// them, the counts.
-    pub fn follow_read(&mut self, ev: &ReadEvent) {
-        self.read_seq = self.read_seq.max(ev.seq);
-        match (ev.unread, ev.mentions) {
-            (Some(unread), Some(mentions)) => (self.unread, self.mentions) = (unread, mentions),
+    /// Follows a `read` event from another of the user's connections:
+    /// the marker and, from a server that sends them, the counts.
+    ///
+    /// The event's counts are the server's as of its `last_seq`; `heard`
+    /// are the messages of this room the client has had (any order; only
+    /// those past the event's `last_seq` are looked at: events come in
+    /// seq order, so those are the newest). Each of them that counts is
+    /// added on top, as [`Self::follow`] would, and the `message` events
+    /// still to come at or below `last_seq` count nothing (they are in the
+    /// figures), so a message that raced the event is counted exactly once.
+    /// An event whose marker is behind this client's (a stale one, or this
+    /// client read further itself) changes nothing; nor do its counts
+    /// when the client holds figures newer than the event's and has not
+    /// heard every message since (then they are already right).
+    pub fn follow_read<'a>(
+        &mut self,
+        ev: &ReadEvent,
+        heard: impl IntoIterator<Item = &'a Message>,
+        user: &str,
+    ) {
+        if ev.seq < self.read_seq {
+            return;
+        }
+        self.read_seq = ev.seq;
+        match (ev.unread, ev.mentions, ev.last_seq) {
+            (Some(unread), Some(mentions), Some(at)) => {
+                let past: Vec<&Message> = heard.into_iter().filter(|m| m.seq > at).collect();
+                let newest = past.iter().map(|m| m.seq).max().unwrap_or(at);
+                if newest < self.last_seq {
+                    // Figures newer than the event's: with the same marker
+                    // (it is not behind), and not to be undone.
+                    return;
+                }
+                let counted = past.iter().filter(|m| m.seq > ev.seq && m.counts_for(user));
+                let (more, named) =
+                    counted.fold((0, 0), |(n, k), m| (n + 1, k + u64::from(m.mentions_user(user))));
+                self.unread = (unread + more).min(crate::MAX_UNREAD_COUNT);
+                self.mentions = (mentions + named).min(crate::MAX_UNREAD_COUNT);
+                self.last_seq = self.last_seq.max(at);
+            }
+            // A server that predates `last_seq`: its counts as they come.
+            (Some(unread), Some(mentions), None) => {
+                (self.unread, self.mentions) = (unread, mentions)
+            }
             // An older server: everything up to the marker is read.
             _ if self.read_seq >= self.last_seq => (self.unread, self.mentions) = (0, 0),
             _ => {}
+        }
+    }
+
+    /// Takes `fresh`, the server's room object (from `rooms`, a `room`
+    /// event, a join), as this room's figures: they are the server's as of
+    /// `fresh.last_seq`, and each message of `heard` (this room's messages
+    /// the client has had) past it that counts is added on top, as
+    /// [`Self::follow_read`] does. Figures older than what the client holds
+    /// (`fresh.last_seq` below this room's, with messages in between never
+    /// heard) replace nothing but the room's other fields.
+    pub fn refresh<'a>(
+        &mut self,
+        fresh: Self,
+        heard: impl IntoIterator<Item = &'a Message>,
+        user: &str,
+    ) {
+        let at = fresh.last_seq;
+        let past: Vec<&Message> = heard.into_iter().filter(|m| m.seq > at).collect();
+        let newest = past.iter().map(|m| m.seq).max().unwrap_or(at);
+        let stale = fresh.joined
+            && self.joined
+            && (newest < self.last_seq || fresh.read_seq < self.read_seq);
+        let kept = (self.last_seq, self.read_seq, self.unread, self.mentions);
+        *self = fresh;
+        if stale {
+            (self.last_seq, self.read_seq, self.unread, self.mentions) = kept;
+            return;
+        }
+        self.last_seq = newest;
+        if !self.joined {
+            return;
+        }
+        for m in past.into_iter().filter(|m| m.seq > self.read_seq && m.counts_for(user)) {
+            self.unread = (self.unread + 1).min(crate::MAX_UNREAD_COUNT);
+            if m.mentions_user(user) {
+                self.mentions = (self.mentions + 1).min(crate::MAX_UNREAD_COUNT);
+            }
         }
     }
 }
@@ -505,6 +580,11 @@ pub struct ReadEvent {
     pub room_id: String,
     /// The marker's new position.
     pub seq: u64,
+    /// The room's `last_seq` the counts below were taken at: they count
+    /// the messages up to it; those after it are the client's to add
+    /// (absent from servers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
     /// The room's `unread` count for the user after the move (absent from
     /// servers that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -347,7 +347,8 @@ pub(crate) fn dm_title(members: &[String], viewer: &str) -> String {
 /// # Errors
 /// Database faults.
 pub(crate) async fn info(pool: &Db, caller: Caller<'_>, a: &Access) -> Result<RoomInfo> {
-    let counts = db::mentions::counts(pool, caller.tenant, a.room.id, caller.user).await?;
+    let tally = db::mentions::tally(pool, caller.tenant, a.room.id, caller.user).await?;
+    let counts = tally.map(|t| t.counts).unwrap_or_default();
     let title = if a.room.kind == RoomKind::Dm {
         // A read transaction: the one connection the chunked query runs on.
         let mut tx = pool.begin().await?;
@@ -356,7 +357,13 @@ pub(crate) async fn info(pool: &Db, caller: Caller<'_>, a: &Access) -> Result<Ro
     } else {
         None
     };
-    Ok(db::rooms::room_info(&a.room, &a.standing, counts, title))
+    let mut info = db::rooms::room_info(&a.room, &a.standing, counts, title);
+    if let Some(t) = tally.filter(|_| info.joined) {
+        // The counts are of the messages up to the `last_seq` they were
+        // taken at (a client adds the later ones), not the one `a` read.
+        (info.last_seq, info.read_seq) = (t.last_seq, t.read_seq);
+    }
+    Ok(info)
 }
 
 /// What a file id (an offer's) is to the caller.

@@ -12,9 +12,13 @@
 //!   client keeps its counts live;
 //! * moving the read marker on one connection clears the counts, and the
 //!   `read` event to the user's other connection carries them;
-//! * an edit that adds a name mentions nobody new.
+//! * an edit that adds a name mentions nobody new;
+//! * counts followed from the events alone (`message` and `read` events,
+//!   the latter carrying the `last_seq` its counts were taken at) end on
+//!   the server's figures while reads on one device race sends.
 
 use anyhow::Context as _;
+use qchat_protocol::{Message, ReadEvent, RoomInfo};
 use qchat_tests::{RawConn, TestServer, within};
 use serde_json::{Value, json};
 
@@ -185,5 +189,96 @@ async fn a_mention_in_a_room_one_cannot_read_counts_for_nothing() -> anyhow::Res
     let listed = rooms["rooms"].as_array().context("rooms")?;
     let d = listed.iter().find(|r| r["name"] == dm.as_str()).context("dm listed")?;
     assert_eq!((&d["unread"], &d["mentions"]), (&json!(1), &json!(1)), "{rooms}");
+    Ok(())
+}
+
+/// Follows `room` on `c` as a client would (PROTOCOL.md section 12) until
+/// it has had message `last` and the `read` event that moved the marker
+/// to `marker`.
+async fn follow_until(
+    c: &mut RawConn,
+    room: &mut RoomInfo,
+    heard: &mut Vec<Message>,
+    last: u64,
+    marker: u64,
+) -> anyhow::Result<()> {
+    within("message and read events", async {
+        let mut read_seen = room.read_seq >= marker;
+        while room.last_seq < last || heard.last().is_none_or(|m| m.seq < last) || !read_seen {
+            let ev = c.event().await?;
+            match ev["ev"].as_str() {
+                Some("message") => {
+                    let m: Message = serde_json::from_value(ev)?;
+                    room.follow(&m, "bob");
+                    heard.push(m);
+                }
+                Some("read") => {
+                    let r: ReadEvent = serde_json::from_value(ev)?;
+                    read_seen |= r.seq == marker;
+                    room.follow_read(&r, heard.iter(), "bob");
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn counts_followed_from_events_match_the_servers_while_reads_race_sends()
+-> anyhow::Result<()> {
+    let s = server().await?;
+    let mut ann = login(&s, "ann").await?;
+    ann.ok("room.create", json!({"room": "general"})).await?;
+    let mut bob = login(&s, "bob").await?;
+    bob.ok("room.join", json!({"room": "general"})).await?;
+    let mut bob2 = login(&s, "bob").await?;
+    let listed = bob2.ok("rooms", json!({})).await?;
+    let mut room: RoomInfo = serde_json::from_value(listed["rooms"][0].clone())?;
+    let mut heard: Vec<Message> = Vec::new();
+    // Rounds of sends (a third mention bob) pipelined against reads on
+    // bob's first device: the `read` events' counts are taken while
+    // messages commit, and reach bob2 before or after those messages'
+    // events. Counting from the events must land on the server's figures.
+    const ROUNDS: u64 = 8;
+    const BATCH: u64 = 30;
+    for round in 0..ROUNDS {
+        let base = room.last_seq;
+        let sends = async {
+            for i in 0..BATCH {
+                let body = if i % 3 == 0 { "@bob look" } else { "plain" };
+                let req = json!({"id": 1000 + i, "op": "send", "room": "general",
+                    "client_msg_id": format!("r{round}m{i}"), "body": body});
+                ann.write_frame(&serde_json::to_vec(&req)?).await?;
+            }
+            for i in 0..BATCH {
+                let r = ann.reply(Some(1000 + i)).await?;
+                anyhow::ensure!(r.get("ok").is_some(), "send: {r}");
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        let reads = async {
+            // Up to the middle of the batch, in steps: the last reads
+            // are clamped to whatever is committed then.
+            for k in 1..=BATCH / 2 {
+                let req = json!({"id": 2000 + k, "op": "read", "room": "general",
+                    "seq": base + 2 * k});
+                bob.write_frame(&serde_json::to_vec(&req)?).await?;
+            }
+            for k in 1..=BATCH / 2 {
+                let r = bob.reply(Some(2000 + k)).await?;
+                anyhow::ensure!(r.get("ok").is_some(), "read: {r}");
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        tokio::try_join!(sends, reads)?;
+        let now = bob.ok("rooms", json!({})).await?;
+        let (last, marker) = (&now["rooms"][0]["last_seq"], &now["rooms"][0]["read_seq"]);
+        let (last, marker) = (last.as_u64().context("last")?, marker.as_u64().context("read")?);
+        follow_until(&mut bob2, &mut room, &mut heard, last, marker).await?;
+        let exact = counts(&mut bob2, "general").await?;
+        assert_eq!((room.unread, room.mentions), exact, "round {round}: marker {marker}");
+    }
     Ok(())
 }

@@ -355,7 +355,7 @@ impl Chat {
                     if !r.info.joined && info.joined {
                         r.marker_seq = info.read_seq;
                     }
-                    r.info = info;
+                    r.refresh(info, &self.me);
                 }
                 None => self.rooms.push(RoomState::new(info)),
             }

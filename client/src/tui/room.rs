@@ -76,6 +76,22 @@ impl RoomState {
         self.items.iter().filter_map(Item::msg)
     }
 
+    /// Follows a `read` event: the marker, and the server's counts with
+    /// the messages heard past them added ([`RoomInfo::follow_read`]).
+    pub(crate) fn follow_read(&mut self, ev: &crate::ReadEvent, me: &str) {
+        let heard = self.items.iter().rev().filter_map(Item::msg);
+        let at = ev.last_seq.unwrap_or(u64::MAX);
+        self.info.follow_read(ev, heard.take_while(|m| m.seq > at), me);
+    }
+
+    /// Takes the server's room object as the room's figures, with the
+    /// messages heard past them added ([`RoomInfo::refresh`]).
+    pub(crate) fn refresh(&mut self, fresh: RoomInfo, me: &str) {
+        let at = fresh.last_seq;
+        let heard = self.items.iter().rev().filter_map(Item::msg);
+        self.info.refresh(fresh, heard.take_while(|m| m.seq > at), me);
+    }
+
     /// The newest loaded message.
     pub(crate) fn newest(&self) -> Option<&Message> {
         self.messages().next_back()

@@ -295,8 +295,11 @@ impl Chat {
                 }
                 // Counted as the server counts (others' text and files,
                 // past the marker), unless read at once (shown at the
-                // bottom: the next tick marks it read).
-                if !following && m.seq > r.info.read_seq && m.counts_for(&me) {
+                // bottom: the next tick marks it read) or in the server's
+                // figures already (at or below the `last_seq` of the last
+                // ones: a `read` event or a room object newer than it).
+                let fresh = m.seq > r.info.last_seq;
+                if !following && fresh && m.seq > r.info.read_seq && m.counts_for(&me) {
                     r.info.unread = (r.info.unread + 1).min(MAX_UNREAD_COUNT);
                     // The count is the server's (`@name`, `@room`); the
                     // wider call above only colours and alerts.
@@ -437,10 +440,11 @@ impl Chat {
                 else {
                     return;
                 };
+                let me = self.me.clone();
                 let r = &mut self.rooms[i];
                 let newest = r.newest().map_or(0, |m| m.seq);
                 r.info.last_seq = r.info.last_seq.max(newest);
-                r.info.follow_read(&ev);
+                r.follow_read(&ev, &me);
                 if r.info.unread == 0 || (r.info.mentions == 0 && !r.is_dm()) {
                     r.mention = false;
                 }

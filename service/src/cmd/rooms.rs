@@ -148,18 +148,30 @@ pub(super) async fn read(
     seq: u64,
 ) -> Result<Value> {
     let a = room(s, login, reference, Need::Read).await?;
-    let now = db::rooms::set_read(&s.pool, login.tenant, a.room.id, login.user, seq).await?;
-    if let Some(now) = now.filter(|n| Some(*n) > a.standing.read_seq) {
+    // The move and the counts after it in one transaction: the event's
+    // figures are those at its marker and at the `last_seq` it names (the
+    // membership row stays locked until the commit, so two moves' events
+    // are in the order of their markers and `last_seq`s).
+    let mut tx = s.pool.begin_write().await?;
+    let now = db::rooms::set_read(&mut tx, login.tenant, a.room.id, login.user, seq).await?;
+    let moved = now.filter(|n| Some(*n) > a.standing.read_seq);
+    let tally = match moved {
+        Some(_) => db::mentions::tally(&mut tx, login.tenant, a.room.id, login.user).await?,
+        None => None,
+    };
+    tx.commit().await?;
+    if let Some(t) = tally {
         // The counts after the move, so the other connections show them
-        // without asking `rooms` again.
-        let counts = db::mentions::counts(&s.pool, login.tenant, a.room.id, login.user).await?;
+        // without asking `rooms` again, with the `last_seq` they were
+        // taken at: the message events past it are the client's to add.
         let label = a.room.label();
         let ev = Event::Read(ReadEvent {
             room: label.name.clone(),
             room_id: label.id.clone(),
-            seq: now,
-            unread: Some(counts.unread),
-            mentions: Some(counts.mentions),
+            seq: t.read_seq,
+            last_seq: Some(t.last_seq),
+            unread: Some(t.counts.unread),
+            mentions: Some(t.counts.mentions),
         });
         let frame = encode_json(&ev).map_err(|e| Error::Internal(format!("encoding: {e}")))?;
         s.hub.to_user_except(login.tenant, login.user, conn, &label, &frame);

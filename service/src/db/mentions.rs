@@ -61,6 +61,47 @@ pub(super) fn count_columns(backend: Backend) -> String {
     )
 }
 
+/// A member's counts with the read marker and the room's `last_seq` they
+/// were taken at: one statement, so one snapshot (a room's `last_seq` and
+/// its messages up to it are committed together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// The counts.
+    pub(crate) counts: Counts,
+    /// The member's read marker.
+    pub(crate) read_seq: u64,
+    /// The room's highest seq: the counts are of the messages up to it.
+    pub(crate) last_seq: u64,
+}
+
+/// `user`'s counts in the room with the marker and `last_seq` they were
+/// taken at; `None` when not a member.
+pub(crate) async fn tally(
+    db: impl Into<Ex<'_>>,
+    tenant: TenantId,
+    room: RoomId,
+    user: UserId,
+) -> Result<Option<Tally>, sqlx::Error> {
+    let db = db.into();
+    let sql = format!(
+        "select {}, m.read_seq, r.last_seq
+         from memberships m join rooms r on r.id = m.room_id and r.tenant_id = m.tenant_id
+         where m.tenant_id = $1 and m.room_id = $2 and m.user_id = $3",
+        count_columns(db.backend())
+    );
+    let row: Option<(i64, i64, i64, i64)> = on!(db, |e| sqlx::query_as(AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(room.0)
+        .bind(user.0)
+        .fetch_optional(e)
+        .await)?;
+    Ok(row.map(|(u, m, read_seq, last_seq)| Tally {
+        counts: Counts::from_row(u, m),
+        read_seq: to_u64(read_seq),
+        last_seq: to_u64(last_seq),
+    }))
+}
+
 /// `user`'s counts in the room; zero when not a member.
 pub(crate) async fn counts(
     db: impl Into<Ex<'_>>,
@@ -68,19 +109,7 @@ pub(crate) async fn counts(
     room: RoomId,
     user: UserId,
 ) -> Result<Counts, sqlx::Error> {
-    let db = db.into();
-    let sql = format!(
-        "select {} from memberships m join rooms r on r.id = m.room_id and r.tenant_id = m.tenant_id
-         where m.tenant_id = $1 and m.room_id = $2 and m.user_id = $3",
-        count_columns(db.backend())
-    );
-    let row: Option<(i64, i64)> = on!(db, |e| sqlx::query_as(AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(room.0)
-        .bind(user.0)
-        .fetch_optional(e)
-        .await)?;
-    Ok(row.map(|(u, m)| Counts::from_row(u, m)).unwrap_or_default())
+    Ok(tally(db, tenant, room, user).await?.map(|t| t.counts).unwrap_or_default())
 }
 
 /// Reads the counts columns of a row ([`count_columns`]).

@@ -479,6 +479,7 @@ fn a_read_marker_moved_elsewhere_sets_the_counts() {
         room: "dev".into(),
         room_id: "+1".into(),
         seq,
+        last_seq: None,
         unread: counts.map(|c| c.0),
         mentions: counts.map(|c| c.1),
     };
@@ -491,6 +492,22 @@ fn a_read_marker_moved_elsewhere_sets_the_counts() {
     assert!(!chat.rooms[dev].mention);
     let screen = render(&mut chat, 80, 24);
     assert!(screen.contains("│ dev          │"), "{screen}");
+    // Bob's 9 arrives before the event of a read (to 8) whose counts were
+    // taken at last_seq 8: it counts on top of them. Then counts taken at
+    // 10 arrive before bob's 10: it is in them, not counted again.
+    let mut m = msg("dev", 9, "bob", "@ann again", T0);
+    m.mentions = Some(Box::new(vec!["ann".into()]));
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(m))));
+    let at = |seq, last_seq, counts: (u64, u64)| crate::ReadEvent {
+        last_seq: Some(last_seq),
+        ..read(seq, Some(counts))
+    };
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(at(8, 8, (0, 0))))));
+    assert_eq!((chat.rooms[dev].info.unread, chat.rooms[dev].info.mentions), (1, 1));
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Read(at(9, 10, (1, 0))))));
+    let ten = msg("dev", 10, "bob", "late", T0);
+    chat.update(Msg::Net(NetEvent::Client(ClientEvent::Message(ten))));
+    assert_eq!((chat.rooms[dev].info.unread, chat.rooms[dev].info.mentions), (1, 0));
 }
 
 #[test]
