@@ -531,9 +531,11 @@ fn member(room: &Room, user: &str, joined: bool) -> HubAction {
     HubAction::Member(MemberEvent { room: room.name.clone(), user: user.to_owned(), joined })
 }
 
-/// The room as a new member sees it.
+/// The room as a new member sees it: read up to its `last_seq` (the
+/// membership starts there, `db::rooms::join`).
 fn joined_info(room: &Room, before: &Standing, role: Role, counts: db::Counts) -> RoomInfo {
-    let s = Standing { role: Some(role), read_seq: Some(0), invited: false, ..*before };
+    let read_seq = Some(room.last_seq);
+    let s = Standing { role: Some(role), read_seq, invited: false, ..*before };
     room_db::room_info(room, &s, counts, None)
 }
 

@@ -35,9 +35,10 @@ pub(super) async fn list(s: &Shared, login: &Login, r: RoomsReq) -> Result<Value
     ok(&RoomsOk { rooms, more })
 }
 
-/// The standing of a new member with `role`.
-fn member(role: Role) -> Standing {
-    Standing { role: Some(role), read_seq: Some(0), ..Standing::default() }
+/// The standing of a new member of `room` with `role`: read up to the
+/// room's `last_seq` (`db::rooms::join`).
+fn member(role: Role, room: &Room) -> Standing {
+    Standing { role: Some(role), read_seq: Some(room.last_seq), ..Standing::default() }
 }
 
 /// Tells every connection of `user` about a room that appeared for them.
@@ -84,7 +85,8 @@ pub(super) async fn create(s: &Shared, login: &Login, r: &RoomCreateReq) -> Resu
     tx.commit().await?;
     s.metrics.created(Created::Room);
     s.hub.subscribe_user(login.tenant, login.user, room.id);
-    let info = db::rooms::room_info(&room, &member(Role::Owner), db::Counts::default(), None);
+    let info =
+        db::rooms::room_info(&room, &member(Role::Owner, &room), db::Counts::default(), None);
     announce(s, login, login.user, info.clone(), &room);
     tracing::info!(tenant = %login.tenant_name, room = %name, private = r.private, "room created");
     ok(&RoomOk { room: info })
@@ -101,8 +103,14 @@ pub(super) async fn join(s: &Shared, login: &Login, reference: &str) -> Result<V
     // `room` event tells the user's other connections: a client tracking
     // the room from this reply is handed that message next, whichever of
     // the two it reads first.
-    let fallback =
-        || db::rooms::room_info(&done.room, &member(Role::Member), db::Counts::default(), None);
+    let fallback = || {
+        db::rooms::room_info(
+            &done.room,
+            &member(Role::Member, &done.room),
+            db::Counts::default(),
+            None,
+        )
+    };
     ok(&RoomOk { room: done.joined.map_or_else(fallback, |info| *info) })
 }
 
@@ -260,7 +268,7 @@ pub(super) async fn dm_open(s: &Shared, login: &Login, r: DmOpenReq) -> Result<V
             s.hub.subscribe_user(login.tenant, id, room.id);
             let info = db::rooms::room_info(
                 &room,
-                &member(Role::Member),
+                &member(Role::Member, &room),
                 db::Counts::default(),
                 Some(access::dm_title(&all, name)),
             );
@@ -272,7 +280,12 @@ pub(super) async fn dm_open(s: &Shared, login: &Login, r: DmOpenReq) -> Result<V
         tracing::info!(tenant = %login.tenant_name, members = ids.len(), "direct message opened");
         return ok(&RoomOk {
             room: mine.unwrap_or_else(|| {
-                db::rooms::room_info(&room, &member(Role::Member), db::Counts::default(), None)
+                db::rooms::room_info(
+                    &room,
+                    &member(Role::Member, &room),
+                    db::Counts::default(),
+                    None,
+                )
             }),
         });
     }

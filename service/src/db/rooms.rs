@@ -210,7 +210,9 @@ pub(crate) async fn count(
 }
 
 /// Adds the membership with `role` and drops any invitation; `true` when
-/// the membership is new.
+/// the membership is new. The new member's read marker (and `joined_seq`,
+/// from which mentions count) is the room's `last_seq`: what was said
+/// before they joined is not unread for them.
 pub(crate) async fn join(
     mut conn: Conn<'_>,
     tenant: TenantId,
@@ -221,7 +223,7 @@ pub(crate) async fn join(
     let n = on_conn!(conn, |e| {
         sqlx::query(
         "insert into memberships (tenant_id, room_id, user_id, read_seq, joined_at, role, joined_seq)
-         select tenant_id, id, $1, 0, $2, $3, last_seq from rooms where tenant_id = $4 and id = $5
+         select tenant_id, id, $1, last_seq, $2, $3, last_seq from rooms where tenant_id = $4 and id = $5
          on conflict (room_id, user_id) do nothing",
     )
     .bind(user.0)

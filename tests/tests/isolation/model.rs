@@ -311,19 +311,18 @@ impl World {
     }
 
     /// `u`'s `unread` and `mentions` in room `r` (PROTOCOL.md section 12):
-    /// the messages of others not deleted (the read marker never moves
-    /// here: every one since the room began), and those of them after
-    /// `u` joined that mention `u` by name or `@room`; zero for a
+    /// the messages of others not deleted since `u` (last) joined (a join
+    /// puts the read marker at the room's end, and it never moves here),
+    /// and those of them that mention `u` by name or `@room`; zero for a
     /// non-member.
     pub(super) fn counts(&self, u: usize, r: usize) -> (usize, usize) {
         let room = &self.rooms[r];
         let Some(since) = room.joined.get(&u).filter(|_| room.members.contains_key(&u)) else {
             return (0, 0);
         };
-        let theirs = room.log.iter().filter(|m| !m.deleted && m.sender != u);
+        let theirs = room.log.iter().filter(|m| !m.deleted && m.sender != u && m.n > *since);
         let unread = theirs.clone().count();
-        let mentions =
-            theirs.filter(|m| m.n > *since && (m.everyone || m.named.contains(&u))).count();
+        let mentions = theirs.filter(|m| m.everyone || m.named.contains(&u)).count();
         (unread, mentions)
     }
 
