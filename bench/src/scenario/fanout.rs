@@ -268,6 +268,7 @@ async fn run_against(args: Args, peer: Peer) -> anyhow::Result<Report> {
             &format!("{name} p50 / p99 / max ms"),
             "p99 ratio",
             &format!("server CPU µs/delivery qchat / {name}"),
+            &format!("client CPU µs/delivery qchat / {name}"),
             "qchat delivered",
         ],
     );
@@ -322,6 +323,11 @@ async fn run_against(args: Args, peer: Peer) -> anyhow::Result<Report> {
                     _ => "n/a".into(),
                 },
                 format!("{:.1} / {:.1}", q.cpu_per_delivery_us(), b.cpu_per_delivery_us()),
+                format!(
+                    "{:.1} / {:.1}",
+                    q.client_cpu_per_delivery_us(),
+                    b.client_cpu_per_delivery_us()
+                ),
                 format!("{}/{}", q.delivered, q.expected),
             ]);
             report.note(format!(
@@ -350,7 +356,8 @@ async fn run_against(args: Args, peer: Peer) -> anyhow::Result<Report> {
          qchatd synchronous={}, log level warn. Latency: send timestamp (paced: the due \
          time) to arrival at each receiver, over every delivery of every round. Server CPU: \
          user + system time of the server process over the rounds (from /proc) divided by \
-         the deliveries.",
+         the deliveries; client CPU: the same for this process (every client of both \
+         sides, with their reader tasks).",
         args.secs,
         args.rounds,
         args.window,
@@ -594,6 +601,7 @@ impl Pool {
         let round = Arc::new(Round::new(id, n, senders, cap, window));
         self.round.send_replace(Some(round.clone()));
         let cpu_start = self.cpu();
+        let client_start = process::cpu_time(std::process::id()).ok();
         let start = Instant::now();
         let start_us = micros(epoch);
         let until = start + Duration::from_secs_f64(args.secs);
@@ -639,6 +647,10 @@ impl Pool {
             (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64(),
             _ => 0.0,
         };
+        let client_cpu = match (client_start, process::cpu_time(std::process::id()).ok()) {
+            (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64(),
+            _ => 0.0,
+        };
         let mut samples = Vec::new();
         for s in &round.samples {
             samples.append(&mut s.lock().unwrap_or_else(PoisonError::into_inner));
@@ -648,7 +660,7 @@ impl Pool {
         if stalled > 0 {
             eprintln!("round {id} ({:?}): {stalled} sender(s) stalled", self.side);
         }
-        Ok(RoundOut { expected: sent * n as u64, samples, secs, cpu })
+        Ok(RoundOut { expected: sent * n as u64, samples, secs, cpu, client_cpu })
     }
 
     async fn close(mut self) {
@@ -867,6 +879,8 @@ struct RoundOut {
     secs: f64,
     /// Server CPU seconds (user + system) during the round.
     cpu: f64,
+    /// CPU seconds of this process (the clients) during the round.
+    client_cpu: f64,
 }
 
 /// A side's figures over its rounds.
@@ -878,6 +892,7 @@ struct Acc {
     samples: Vec<Duration>,
     round_rates: Vec<u64>,
     cpu: f64,
+    client_cpu: f64,
 }
 
 impl Acc {
@@ -887,6 +902,7 @@ impl Acc {
         self.expected += r.expected;
         self.secs += r.secs;
         self.cpu += r.cpu;
+        self.client_cpu += r.client_cpu;
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -906,6 +922,13 @@ impl Acc {
     #[allow(clippy::cast_precision_loss)]
     fn cpu_per_delivery_us(&self) -> f64 {
         if self.delivered == 0 { 0.0 } else { self.cpu * 1e6 / self.delivered as f64 }
+    }
+
+    /// CPU of the load generator (this process: the clients) per delivery,
+    /// microseconds: the share of the machine the clients take.
+    #[allow(clippy::cast_precision_loss)]
+    fn client_cpu_per_delivery_us(&self) -> f64 {
+        if self.delivered == 0 { 0.0 } else { self.client_cpu * 1e6 / self.delivered as f64 }
     }
 
     fn percentiles(&mut self) -> Option<Percentiles> {
