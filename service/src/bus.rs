@@ -1,8 +1,8 @@
 //! The bus: the live path between the nodes of a cluster, over NATS.
 //!
-//! The hub tells the bus what happened on this node (`hub::remote::Outgoing`:
-//! committed messages, other room events, joins and leaves, presence) and
-//! the bus publishes it; what the other nodes publish, the bus hands to the
+//! The hub tells the bus what happened on this node (`hub::remote::Item`,
+//! handed over as an `Outgoing`: committed messages, other room events,
+//! joins and leaves, presence) and the bus publishes it; what the other nodes publish, the bus hands to the
 //! hub's `remote_*` methods. The database stays the only truth: NATS never
 //! decides what is stored, and anything it loses is read back from the
 //! database. A room whose seqs jump on this node (a message from another
@@ -35,9 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Cluster;
 use crate::db::{self, Db, RoomId, RoomLabel, TenantId};
 use crate::hub::Hub;
-use crate::hub::remote::{Control, NodeId, OnlineUser, Outgoing};
+use crate::hub::remote::{Control, Item, NodeId, OnlineUser, Outgoing};
 use crate::transfer::Transfers;
-use wire::Item;
 
 /// Messages read from the database per backfill query.
 const FILL_PAGE: u32 = 500;
@@ -166,7 +165,7 @@ impl Bus {
                     Some(Outgoing::Backfill { tenant, room, label }) => {
                         state.fill(room, tenant, label, GAP_GRACE);
                     }
-                    Some(item) => self.send(item).await,
+                    Some(Outgoing::Item(item)) => self.send(item).await,
                     None => break,
                 },
                 msg = self.subscriber.next() => match msg {
@@ -226,23 +225,22 @@ impl Bus {
     }
 
     /// Publishes one item of this node's.
-    async fn send(&self, item: Outgoing) {
+    async fn send(&self, item: Item) {
         let (subject, payload) = match item {
-            Outgoing::Message { tenant, room, seq, label, frame } => (
+            Item::Message { tenant, room, seq, label, frame } => (
                 wire::room_subject(room),
                 wire::message(self.node, tenant, room, seq, &label, &frame),
             ),
-            Outgoing::RoomEvent { room, label, frame } => {
+            Item::RoomEvent { room, label, frame } => {
                 (wire::room_subject(room), wire::room_event(self.node, room, &label, &frame))
             }
-            Outgoing::ToUser { tenant, user, label, frame } => {
+            Item::ToUser { tenant, user, label, frame } => {
                 (wire::user_subject(user), wire::to_user(self.node, tenant, user, &label, &frame))
             }
-            Outgoing::Typing { room, user, label, frame } => {
+            Item::Typing { room, user, label, frame } => {
                 (wire::room_subject(room), wire::typing(self.node, room, user, &label, &frame))
             }
-            Outgoing::Control(c) => return self.control(&c).await,
-            Outgoing::Backfill { .. } => return,
+            Item::Control(c) => return self.control(&c).await,
         };
         self.publish(subject, payload).await;
     }

@@ -31,7 +31,7 @@ use crate::db::{RoomId, RoomLabel, TenantId, UserId};
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use order::{Frame, Order};
-use remote::{Control, NodeId, OnlineUser, Outgoing, Remote};
+use remote::{Control, Item, NodeId, OnlineUser, Outgoing, Remote};
 
 /// Identifies one connection for the life of the process.
 pub(crate) type ConnId = u64;
@@ -147,9 +147,9 @@ impl Hub {
     /// waiting: never under the hub's lock, never holding up a commit. On
     /// a full queue the item is dropped and counted, and the receivers
     /// read what they missed from the database ([`Hub::take_overflow`]).
-    fn tell(&self, item: Outgoing) {
+    fn tell(&self, item: impl Into<Outgoing>) {
         if let Some(q) = &self.cluster {
-            match q.tx.try_send(item) {
+            match q.tx.try_send(item.into()) {
                 // Closed only while shutting down.
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -200,7 +200,7 @@ impl Hub {
                 );
             }
             let user = st.online_user(tenant, user, name);
-            self.tell(Outgoing::Control(Control::Presence { user, online: true, reason: None }));
+            self.tell(Item::Control(Control::Presence { user, online: true, reason: None }));
         }
     }
 
@@ -221,7 +221,7 @@ impl Hub {
     pub(crate) fn revoke(&self, token_hashes: &[Vec<u8>]) {
         self.remote_revoke(token_hashes);
         let sessions = token_hashes.iter().map(hex::encode).collect();
-        self.tell(Outgoing::Control(Control::Revoke { sessions }));
+        self.tell(Item::Control(Control::Revoke { sessions }));
     }
 
     /// [`Hub::revoke`] for this node's connections, as another node asks.
@@ -273,14 +273,14 @@ impl Hub {
                 let p = Presence { user: c.name, online: false, reason: reason.clone() };
                 st.presence_in(&c.rooms, None, p);
             }
-            self.tell(Outgoing::Control(Control::Presence { user, online: false, reason }));
+            self.tell(Item::Control(Control::Presence { user, online: false, reason }));
         }
     }
 
     /// Subscribes every connection of `user` to `room`, on every node.
     pub(crate) fn subscribe_user(&self, tenant: TenantId, user: UserId, room: RoomId) {
         self.remote_subscribe(tenant, user, room, true);
-        self.tell(Outgoing::Control(Control::Subscribe {
+        self.tell(Item::Control(Control::Subscribe {
             tenant: tenant.0,
             user: user.0,
             room: room.0,
@@ -291,7 +291,7 @@ impl Hub {
     /// Unsubscribes every connection of `user` from `room`, on every node.
     pub(crate) fn unsubscribe_user(&self, tenant: TenantId, user: UserId, room: RoomId) {
         self.remote_subscribe(tenant, user, room, false);
-        self.tell(Outgoing::Control(Control::Subscribe {
+        self.tell(Item::Control(Control::Subscribe {
             tenant: tenant.0,
             user: user.0,
             room: room.0,
@@ -342,13 +342,13 @@ impl Hub {
 
     /// Asks `node` to stop its stream of `upload` (it resumes here).
     pub(crate) fn stop_upload(&self, node: NodeId, upload: &str) {
-        self.tell(Outgoing::Control(Control::StopUpload { node, upload: upload.to_owned() }));
+        self.tell(Item::Control(Control::StopUpload { node, upload: upload.to_owned() }));
     }
 
     /// Unsubscribes everyone from `room` (it was deleted), on every node.
     pub(crate) fn close_room(&self, room: RoomId) {
         self.remote_close_room(room);
-        self.tell(Outgoing::Control(Control::CloseRoom { room: room.0 }));
+        self.tell(Item::Control(Control::CloseRoom { room: room.0 }));
     }
 
     /// Unsubscribes this node's connections from `room`, as another node
@@ -368,7 +368,7 @@ impl Hub {
     /// every subscriber, on every node.
     pub(crate) fn publish(&self, room: RoomId, label: &RoomLabel, frame: &Bytes) {
         self.remote_room_event(room, label, frame);
-        self.tell(Outgoing::RoomEvent { room, label: label.clone(), frame: frame.clone() });
+        self.tell(Item::RoomEvent { room, label: label.clone(), frame: frame.clone() });
     }
 
     /// Offers a room event another node published to this node's
@@ -397,7 +397,7 @@ impl Hub {
             }
         }
         // The user's connections on other nodes (none of them is `except`).
-        self.tell(Outgoing::ToUser { tenant, user, label: label.clone(), frame: frame.clone() });
+        self.tell(Item::ToUser { tenant, user, label: label.clone(), frame: frame.clone() });
     }
 
     /// Relays `user`'s typing event (`frame`) to the room's subscribers but
@@ -413,7 +413,7 @@ impl Hub {
     ) -> bool {
         let relayed = self.remote_typing(room, user, label, frame, interval);
         if relayed {
-            self.tell(Outgoing::Typing { room, user, label: label.clone(), frame: frame.clone() });
+            self.tell(Item::Typing { room, user, label: label.clone(), frame: frame.clone() });
         }
         relayed
     }
@@ -457,7 +457,7 @@ impl Hub {
     /// room's events.
     pub(crate) fn to_user(&self, tenant: TenantId, user: UserId, label: &RoomLabel, frame: &Bytes) {
         self.remote_to_user(tenant, user, label, frame);
-        self.tell(Outgoing::ToUser { tenant, user, label: label.clone(), frame: frame.clone() });
+        self.tell(Item::ToUser { tenant, user, label: label.clone(), frame: frame.clone() });
     }
 
     /// [`Hub::to_user`] for this node's connections, as another node asks.
@@ -488,13 +488,7 @@ impl Hub {
         frame: &Bytes,
     ) {
         self.remote_message(tenant, room, seq, label, frame);
-        self.tell(Outgoing::Message {
-            tenant,
-            room,
-            seq,
-            label: label.clone(),
-            frame: frame.clone(),
-        });
+        self.tell(Item::Message { tenant, room, seq, label: label.clone(), frame: frame.clone() });
     }
 
     /// Delivers a message committed on another node (or read back from the
@@ -764,8 +758,11 @@ mod tests {
 
         let (ann_out, _ann_rx) = outbound::channel(16);
         a.attach(1, t, UserId(1), "ann", ann_out, &[room]);
-        let Some(Outgoing::Control(Control::Presence { user, online: true, reason: None })) =
-            from_a.recv().await
+        let Some(Outgoing::Item(Item::Control(Control::Presence {
+            user,
+            online: true,
+            reason: None,
+        }))) = from_a.recv().await
         else {
             panic!("ann's presence goes to the bus")
         };
@@ -780,7 +777,7 @@ mod tests {
         let frame = |n: u8| Bytes::from(vec![0, 0, 0, 1, b'0' + n]);
         let general = RoomLabel { name: "general".into(), id: "+0000000000000010".into() };
         a.publish_message(t, room, 1, &general, &frame(1));
-        let Some(Outgoing::Message { seq: 1, .. }) = from_a.recv().await else {
+        let Some(Outgoing::Item(Item::Message { seq: 1, .. })) = from_a.recv().await else {
             panic!("the message goes to the bus")
         };
         b.remote_message(t, room, 1, &general, &frame(1));
@@ -816,7 +813,7 @@ mod tests {
         assert!(hub.take_overflow(), "the second item found the queue full");
         assert!(!hub.take_overflow(), "taken once");
         assert!(metrics.render().contains("qchat_bus_dropped_total 1"));
-        assert!(matches!(from_hub.try_recv(), Ok(Outgoing::RoomEvent { .. })));
+        assert!(matches!(from_hub.try_recv(), Ok(Outgoing::Item(Item::RoomEvent { .. }))));
         assert!(from_hub.try_recv().is_err(), "the dropped one never came");
     }
 }

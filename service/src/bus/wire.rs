@@ -9,7 +9,7 @@
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 
 use crate::db::{RoomId, RoomLabel, TenantId, UserId};
-use crate::hub::remote::{Control, NodeId};
+use crate::hub::remote::{Control, Item, NodeId};
 
 /// The subjects every node publishes on and subscribes to (`qchat.>`).
 pub(super) const SUBJECT_ALL: &str = "qchat.>";
@@ -24,57 +24,6 @@ pub(super) fn room_subject(room: RoomId) -> String {
 /// The subject of events to one user.
 pub(super) fn user_subject(user: UserId) -> String {
     format!("qchat.u.{}", user.0)
-}
-
-/// One item read off the bus.
-#[derive(Debug, PartialEq)]
-pub(super) enum Item {
-    /// A committed message.
-    Message {
-        /// Its tenant.
-        tenant: TenantId,
-        /// Its room.
-        room: RoomId,
-        /// Its seq.
-        seq: u64,
-        /// The room's label.
-        label: RoomLabel,
-        /// The `message` event's frame.
-        frame: Bytes,
-    },
-    /// Another room event.
-    RoomEvent {
-        /// Its room.
-        room: RoomId,
-        /// The room's label.
-        label: RoomLabel,
-        /// The event's frame.
-        frame: Bytes,
-    },
-    /// A typing event, for everyone in the room but the typing user.
-    Typing {
-        /// Its room.
-        room: RoomId,
-        /// Who is typing.
-        user: UserId,
-        /// The room's label.
-        label: RoomLabel,
-        /// The event's frame.
-        frame: Bytes,
-    },
-    /// An event to every connection of one user.
-    ToUser {
-        /// The user's tenant.
-        tenant: TenantId,
-        /// The user.
-        user: UserId,
-        /// The room's label.
-        label: RoomLabel,
-        /// The event's frame.
-        frame: Bytes,
-    },
-    /// A control message.
-    Control(Control),
 }
 
 const MESSAGE: u8 = b'M';

@@ -1,5 +1,6 @@
-//! What the hub tells the other nodes of a cluster ([`Outgoing`]) and what
-//! it knows of them: who is online on which node ([`Remote`]).
+//! What the hub tells the other nodes of a cluster ([`Item`], handed to
+//! the bus as [`Outgoing`]) and what it knows of them: who is online on
+//! which node ([`Remote`]).
 //!
 //! The hub never talks to NATS: it hands [`Outgoing`] items to a channel
 //! that the bus (`bus.rs`) drains, and the bus calls the hub's `remote_*`
@@ -16,10 +17,12 @@ use crate::db::{RoomId, RoomLabel, TenantId, UserId};
 /// Identifies one running node (random per process start).
 pub(crate) type NodeId = u64;
 
-/// Something this node did that the other nodes must learn of.
-#[derive(Debug, Clone)]
-pub(crate) enum Outgoing {
-    /// A message committed here, in commit order.
+/// What one node tells the others over the bus: the same item is what
+/// the hub hands the bus here ([`Outgoing::Item`]) and what the bus reads
+/// off NATS from another node (`bus/wire.rs` encodes and decodes it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Item {
+    /// A message committed on the sending node, in commit order.
     Message {
         /// The room's tenant.
         tenant: TenantId,
@@ -68,6 +71,14 @@ pub(crate) enum Outgoing {
     },
     /// Membership, presence and gaps: see [`Control`].
     Control(Control),
+}
+
+/// What the hub hands the bus: an item for the other nodes, or work for
+/// the bus itself.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    /// Published to the other nodes.
+    Item(Item),
     /// A gap opened in a room here: the bus fills it from the database.
     Backfill {
         /// The room's tenant.
@@ -77,6 +88,12 @@ pub(crate) enum Outgoing {
         /// How the room is called on the wire.
         label: RoomLabel,
     },
+}
+
+impl From<Item> for Outgoing {
+    fn from(item: Item) -> Self {
+        Self::Item(item)
+    }
 }
 
 /// A user online on a node, with the rooms its connections there follow.
