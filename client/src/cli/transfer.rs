@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use qchat_client::{
-    Client, DownloadHandle, DownloadProgress, DownloadState, UploadHandle, UploadProgress,
-    UploadState,
+    Client, DownloadHandle, DownloadProgress, DownloadState, TransferHandle, TransferProgress,
+    UploadHandle, UploadProgress, UploadState,
 };
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -129,6 +129,47 @@ fn on_finish<T: Send + Sync + 'static>(
     set
 }
 
+/// One round of the upload and download progress loops, seen from its
+/// end: the lines to redraw (on a terminal), which transfers were reported
+/// and what wakes the loop.
+struct Round<'a> {
+    tty: bool,
+    lines: &'a [Line],
+    reported: &'a [bool],
+    notify: &'a Notify,
+}
+
+impl Round<'_> {
+    /// Redraws, then `Ok(true)` when every transfer was reported; else
+    /// waits for the next redraw or a finished transfer (`Ok(false)`). On
+    /// Ctrl-C cancels every one of `handles` and fails, saying how to
+    /// resume the `what` (upload, download).
+    async fn end<P: TransferProgress>(
+        &self,
+        first: &mut bool,
+        handles: &[TransferHandle<P>],
+        what: &str,
+    ) -> anyhow::Result<bool> {
+        if self.tty {
+            redraw(self.lines, *first);
+            *first = false;
+        }
+        if self.reported.iter().all(|r| *r) {
+            return Ok(true);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REDRAW) => Ok(false),
+            () = self.notify.notified() => Ok(false),
+            _ = tokio::signal::ctrl_c() => {
+                for h in handles {
+                    h.cancel();
+                }
+                bail!("interrupted; run the same {what} again to resume");
+            }
+        }
+    }
+}
+
 /// `qchat upload ROOM FILE...`: every file in parallel; fails when any did.
 pub(super) async fn upload(client: &Client, room: &str, files: &[PathBuf]) -> anyhow::Result<()> {
     join_if_needed(client, room).await?;
@@ -175,22 +216,9 @@ pub(super) async fn upload(client: &Client, room: &str, files: &[PathBuf]) -> an
                 _ => {}
             }
         }
-        if tty {
-            redraw(&lines, first);
-            first = false;
-        }
-        if reported.iter().all(|r| *r) {
+        let round = Round { tty, lines: &lines, reported: &reported, notify: &notify };
+        if round.end(&mut first, &handles, "upload").await? {
             break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(REDRAW) => {}
-            () = notify.notified() => {}
-            _ = tokio::signal::ctrl_c() => {
-                for h in &handles {
-                    h.cancel();
-                }
-                bail!("interrupted; run the same upload again to resume");
-            }
         }
     }
     if failed > 0 {
@@ -252,22 +280,9 @@ pub(super) async fn download(client: &Client, file_ids: &[u64], out: &Path) -> a
                 _ => {}
             }
         }
-        if tty {
-            redraw(&lines, first);
-            first = false;
-        }
-        if reported.iter().all(|r| *r) {
+        let round = Round { tty, lines: &lines, reported: &reported, notify: &notify };
+        if round.end(&mut first, &handles, "download").await? {
             break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(REDRAW) => {}
-            () = notify.notified() => {}
-            _ = tokio::signal::ctrl_c() => {
-                for h in &handles {
-                    h.cancel();
-                }
-                bail!("interrupted; run the same download again to resume");
-            }
         }
     }
     if tty {
