@@ -104,7 +104,7 @@ mod tests {
     use super::*;
 
     fn ok(seq: u64) -> SendResult {
-        Ok(SendOk { seq, ts: 0, duplicate: false })
+        Ok(SendOk { seq, ts: 0, duplicate: false, room_mention: None })
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub use files::{
 pub use frame::{DecodeError, EncodeError, decode_frame, encode_frame, encode_json};
 pub use limits::*;
 pub use mentions::{
-    MAX_MENTIONS, MENTION_EVERYONE, MENTION_ROOM, Mentions, mention_spans, parse_mentions,
+    MAX_MENTIONS, MAX_ROOM_MENTION_MEMBERS, MENTION_EVERYONE, MENTION_ROOM, Mentions,
+    mention_spans, parse_mentions,
 };
 pub use request::{
     ArchiveReq, Credentials, DmOpenReq, EditReq, FileGetReq, Hello, HistoryReq, MembersReq,

@@ -17,6 +17,11 @@ pub const MENTION_EVERYONE: &str = "@room";
 /// looks up no more (the rest of the body's `@names` are plain text).
 pub const MAX_MENTIONS: usize = 64;
 
+/// A room of at most this many members may be mentioned whole (`@room`)
+/// by any member; in a larger one only its owners' and moderators' `@room`
+/// mentions everyone (anyone else's is plain text).
+pub const MAX_ROOM_MENTION_MEMBERS: u64 = 50;
+
 /// What a body mentions, before the server keeps only the room's members.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mentions {

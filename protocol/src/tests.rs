@@ -128,7 +128,8 @@ fn wire_shapes_match_the_spec() {
         Ok(Request { id: 2, op: Op::Ping })
     ));
 
-    let ok = Response::ok(1, &SendOk { seq: 5, ts: 10, duplicate: false }).expect("ok");
+    let ok = Response::ok(1, &SendOk { seq: 5, ts: 10, duplicate: false, room_mention: None })
+        .expect("ok");
     assert_eq!(
         serde_json::to_value(&ok).expect("json"),
         json!({"re": 1, "ok": {"seq": 5, "ts": 10, "duplicate": false}})

@@ -124,6 +124,20 @@ pub(crate) fn mentionable(room: &Room, s: &Standing) -> bool {
     decide(room, s, Need::Read) == Verdict::Allowed && s.role.is_some()
 }
 
+/// A room of at most this many members may be mentioned whole (`@room`)
+/// by any member; a larger one by its owners and moderators only.
+pub(crate) const ROOM_MENTION_MEMBERS: u64 = qchat_protocol::MAX_ROOM_MENTION_MEMBERS;
+
+/// Whether `@room` in a message whose sender is in standing `s` mentions
+/// every member of `room`, which has `members` members: anyone's in a room
+/// of at most [`ROOM_MENTION_MEMBERS`]; in a larger one only its owners'
+/// and moderators' (and a tenant admin's, who acts as an owner). Else
+/// `@room` is plain text. Decided in the writer's transaction, like
+/// [`mentionable`].
+pub(crate) fn room_mention(room: &Room, s: &Standing, members: u64) -> bool {
+    members <= ROOM_MENTION_MEMBERS || decide(room, s, Need::Moderate) == Verdict::Allowed
+}
+
 /// What a user does to one message of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MessageAct {
@@ -431,6 +445,20 @@ mod tests {
 
     fn standing(role: Option<Role>, invited: bool, banned: bool, admin: bool) -> Standing {
         Standing { role, read_seq: role.map(|_| 0), invited, banned, admin }
+    }
+
+    #[test]
+    fn at_room_in_a_large_room_is_for_its_owners_and_moderators() {
+        let r = room(RoomKind::Public, false);
+        let as_role = |role| standing(Some(role), false, false, false);
+        assert!(room_mention(&r, &as_role(Role::Member), ROOM_MENTION_MEMBERS));
+        assert!(!room_mention(&r, &as_role(Role::Member), ROOM_MENTION_MEMBERS + 1));
+        assert!(room_mention(&r, &as_role(Role::Moderator), ROOM_MENTION_MEMBERS + 1));
+        assert!(room_mention(&r, &as_role(Role::Owner), 10_000));
+        let admin = standing(Some(Role::Member), false, false, true);
+        assert!(room_mention(&r, &admin, 10_000), "a tenant admin acts as an owner");
+        let dm = room(RoomKind::Dm, false);
+        assert!(room_mention(&dm, &as_role(Role::Member), 16), "a DM is small");
     }
 
     /// Every kind of room, standing and need, against the rules written out

@@ -10,7 +10,8 @@ mod mentions;
 use std::sync::Arc;
 
 use qchat_protocol::{
-    ErrorCode, Event, FileInfo, Message, RoomEvent, RoomRemoved, SendOk, encode_json,
+    ErrorCode, Event, FileInfo, MENTION_EVERYONE, Message, RoomEvent, RoomRemoved, SendOk,
+    encode_json,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -54,11 +55,14 @@ pub(crate) struct Committed {
     /// For a file message: its offer's id (the wire's file id), also when
     /// it was committed before (a duplicate).
     pub(crate) offer: Option<u64>,
+    /// When a new message's body says `@room`: whether it mentioned
+    /// everyone ([`access::room_mention`]).
+    pub(crate) room_mention: Option<bool>,
 }
 
 impl From<Committed> for SendOk {
     fn from(c: Committed) -> Self {
-        Self { seq: c.seq, ts: c.ts, duplicate: c.duplicate }
+        Self { seq: c.seq, ts: c.ts, duplicate: c.duplicate, room_mention: c.room_mention }
     }
 }
 
@@ -141,7 +145,8 @@ impl Committer {
     }
 }
 
-/// The names a new message mentions (empty for any other outcome).
+/// The names a new message mentions, or `["@room"]` when it mentions
+/// everyone (empty for any other outcome).
 type Mentioned = Vec<String>;
 
 /// What committing one job gave.
@@ -184,11 +189,14 @@ fn finish(hub: &Hub, work: &Work, outcome: Outcome) -> Result<Done> {
             let (outcome, mentioned) = outcome?;
             let committed = match outcome {
                 Some(AppendOutcome::New { seq, offer }) => {
+                    let says_room = msg.mentions.as_ref().is_some_and(|x| x.room);
+                    let everyone = mentioned.first().is_some_and(|n| n == MENTION_EVERYONE);
                     publish(hub, msg, room, seq, offer, mentioned);
-                    Committed { seq, ts: msg.ts, duplicate: false, offer }
+                    let room_mention = says_room.then_some(everyone);
+                    Committed { seq, ts: msg.ts, duplicate: false, offer, room_mention }
                 }
                 Some(AppendOutcome::Duplicate { seq, ts, offer }) => {
-                    Committed { seq, ts, duplicate: true, offer }
+                    Committed { seq, ts, duplicate: true, offer, room_mention: None }
                 }
                 Some(AppendOutcome::Refused) => {
                     return Err(refuse(
@@ -489,11 +497,8 @@ fn publish(
         edited: None,
         deleted: None,
         reply_to: m.reply_to.clone().map(Box::new),
-        mentions: if m.mentions.as_ref().is_some_and(|x| x.room) {
-            Some(Box::new(vec![qchat_protocol::MENTION_EVERYONE.to_owned()]))
-        } else {
-            (!mentions.is_empty()).then(|| Box::new(mentions))
-        },
+        // `["@room"]` when it mentions everyone (`mentions::record`).
+        mentions: (!mentions.is_empty()).then(|| Box::new(mentions)),
         reactions: Box::default(),
         replies: 0,
     });

@@ -13,6 +13,9 @@
 //! * moving the read marker on one connection clears the counts, and the
 //!   `read` event to the user's other connection carries them;
 //! * an edit that adds a name mentions nobody new;
+//! * in a room of more than 50 members only an owner's or a moderator's
+//!   `@room` mentions everyone; a member's is plain text, and the `send`
+//!   reply says so;
 //! * counts followed from the events alone (`message` and `read` events,
 //!   the latter carrying the `last_seq` its counts were taken at) end on
 //!   the server's figures while reads on one device race sends.
@@ -293,5 +296,58 @@ async fn counts_followed_from_events_match_the_servers_while_reads_race_sends() 
         let exact = counts(&mut bob2, "general").await?;
         assert_eq!((room.unread, room.mentions), exact, "round {round}: marker {marker}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn at_room_past_fifty_members_is_for_owners_and_moderators() -> anyhow::Result<()> {
+    let s = server().await?;
+    let mut ann = login(&s, "ann").await?;
+    ann.ok("room.create", json!({"room": "big"})).await?;
+    let mut bob = login(&s, "bob").await?;
+    let mut carol = login(&s, "carol").await?;
+    bob.ok("room.join", json!({"room": "big"})).await?;
+    carol.ok("room.join", json!({"room": "big"})).await?;
+    let say = async |c: &mut RawConn, key: &str, body: &str| -> anyhow::Result<Value> {
+        let fields = json!({"room": "big", "client_msg_id": key, "body": body});
+        c.ok("send", fields).await
+    };
+    // Three members: anyone's @room mentions everyone.
+    let small = say(&mut bob, "b1", "@room hi").await?;
+    assert_eq!(small["room_mention"], json!(true), "{small}");
+    let plain = say(&mut bob, "b2", "@carol hi").await?;
+    assert!(plain.get("room_mention").is_none(), "no @room: no field: {plain}");
+    assert_eq!(counts(&mut ann, "big").await?, (2, 1));
+    assert_eq!(counts(&mut carol, "big").await?, (2, 2));
+
+    // 51 members.
+    for i in 0..48 {
+        let name = format!("filler{i:02}");
+        s.user("acme", &name, PW).await?;
+        let mut c = login(&s, &name).await?;
+        c.ok("room.join", json!({"room": "big"})).await?;
+        c.ok("quit", json!({})).await?;
+    }
+    ann.ok("read", json!({"room": "big", "seq": u64::MAX})).await?;
+    carol.ok("read", json!({"room": "big", "seq": u64::MAX})).await?;
+    // A member's @room is plain text; the names beside it still count.
+    let big = say(&mut bob, "b3", "@room @carol look").await?;
+    assert_eq!(big["room_mention"], json!(false), "{big}");
+    let ev = message_event(&mut carol, big["seq"].as_u64().context("seq")?).await?;
+    assert_eq!(ev["mentions"], json!(["carol"]), "{ev}");
+    assert_eq!(counts(&mut ann, "big").await?, (1, 0), "not mentioned");
+    assert_eq!(counts(&mut carol, "big").await?, (1, 1), "by name");
+    let h = carol.ok("history", json!({"room": "big", "limit": 1})).await?;
+    assert_eq!(h["messages"][0]["mentions"], json!(["carol"]), "{h}");
+    // The owner's and a moderator's mention everyone.
+    let owner = say(&mut ann, "a1", "@room all hands").await?;
+    assert_eq!(owner["room_mention"], json!(true), "{owner}");
+    ann.ok("room.role", json!({"room": "big", "user": "carol", "role": "moderator"})).await?;
+    let moderator = say(&mut carol, "c1", "@room me too").await?;
+    assert_eq!(moderator["room_mention"], json!(true), "{moderator}");
+    assert_eq!(counts(&mut bob, "big").await?.1, 2, "the owner's and the moderator's");
+    // A retry says nothing of it.
+    let again = say(&mut bob, "b3", "@room @carol look").await?;
+    assert_eq!((&again["duplicate"], again.get("room_mention")), (&json!(true), None));
     Ok(())
 }
