@@ -344,10 +344,15 @@ impl Job {
         });
         let mut chunks = FileChunks::new(file, hasher);
         let mut remaining = size - offset.min(size);
+        let chunk_at = |left: u64| usize::try_from(left).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
         while remaining > 0 {
-            let want = usize::try_from(remaining).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
-            let chunk = chunks.next(want).await.map_err(|e| Err(self.io(&e)))?;
-            if chunk.is_empty() {
+            let want = chunk_at(remaining);
+            // The chunk after this one is read (and hashed) while this one
+            // waits for credit and goes out.
+            let ahead = chunk_at(remaining - want as u64);
+            let chunk = chunks.next_ahead(want, ahead).await.map_err(|e| Err(self.io(&e)))?;
+            if chunk.len() < want {
+                // The end of the file came before the size it had at the begin.
                 return Err(Err(self.changed()));
             }
             let n = chunk.len() as u64;
@@ -359,7 +364,7 @@ impl Job {
                 p.sent += n;
             });
         }
-        if let Some(hasher) = chunks.into_hasher() {
+        if let Some(hasher) = chunks.into_hasher().await {
             stream.stream.write_all(hasher.finalize().as_bytes()).await.map_err(write_end)?;
         }
         stream.finish().map_err(|_| Ok(StreamEnd::Lost))
