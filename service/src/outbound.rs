@@ -2,45 +2,66 @@
 //! on that client only); events never wait: when the queue is full the event
 //! is dropped, the room is remembered, and the connection's writer sends a
 //! `lagged` event so the client resyncs from history. A slow reader can
-//! therefore never slow a room down.
+//! therefore never slow a room down. Replies that wait get the room the
+//! writer frees before any event does.
 //!
 //! The writer takes whatever is queued (up to [`BATCH`] frames) in one go and
 //! hands the shared `Bytes` to quinn as they are (`write_all_chunks`): no copy
 //! per subscriber, and one stream write, one connection lock and one wake of
 //! the connection driver per batch instead of per frame.
+//!
+//! One allocation per connection while it is idle: a mutex over a
+//! `VecDeque` that grows as frames arrive (and is let go once a backlog has
+//! drained) and two `Notify`s. tokio's bounded channel, used before, held
+//! about 1.3 KiB per connection (a block of 32 slots allocated up front and
+//! cache-padded halves; docs/BENCHMARKS.md, "Idle connections").
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::db::RoomLabel;
 
 /// Sending half of a connection's outbound queue; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Outbound {
-    tx: mpsc::Sender<Bytes>,
-    lag: Arc<Lag>,
+    queue: Arc<Queue>,
 }
 
-/// Rooms whose events were dropped. No wake-up is needed: an event is only
-/// dropped when the queue is full, so the writer has frames to take and will
-/// look here before it next waits.
-#[derive(Debug, Default)]
-struct Lag {
-    rooms: Mutex<BTreeSet<RoomLabel>>,
-    /// Set after a room is added, so the writer's check costs one atomic
-    /// load when nothing lagged.
-    pending: AtomicBool,
-}
-
-/// Receiving half, owned by the connection's writer task.
+/// Receiving half, owned by the connection's writer.
 #[derive(Debug)]
 pub(crate) struct OutboundRx {
-    rx: mpsc::Receiver<Bytes>,
-    lag: Arc<Lag>,
+    queue: Arc<Queue>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    state: Mutex<State>,
+    /// Live [`Outbound`] handles; the writer ends when none is left.
+    senders: AtomicUsize,
+    /// Wakes the writer: a frame was queued into an empty queue, a room
+    /// lagged, or the last sender went away.
+    ready: Notify,
+    /// Wakes the replies waiting for room: the writer took frames, or is
+    /// gone.
+    room: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    frames: VecDeque<Bytes>,
+    /// Most frames queued at once.
+    capacity: usize,
+    /// Replies waiting for room. Events see the queue as full while any
+    /// wait, so the room the writer frees goes to the replies first.
+    waiting: usize,
+    /// Rooms whose events were dropped since the writer last looked.
+    lagged: BTreeSet<RoomLabel>,
+    /// The receiving half is gone: nothing more is queued.
+    closed: bool,
 }
 
 /// Most frames the writer takes from the queue at once.
@@ -50,31 +71,138 @@ pub(crate) const BATCH: usize = 64;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed;
 
+/// A queue of at most `capacity` frames (at least 1).
 pub(crate) fn channel(capacity: usize) -> (Outbound, OutboundRx) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let lag = Arc::new(Lag::default());
-    (Outbound { tx, lag: lag.clone() }, OutboundRx { rx, lag })
+    let queue = Arc::new(Queue {
+        state: Mutex::new(State {
+            frames: VecDeque::new(),
+            capacity: capacity.max(1),
+            waiting: 0,
+            lagged: BTreeSet::new(),
+            closed: false,
+        }),
+        senders: AtomicUsize::new(1),
+        ready: Notify::new(),
+        room: Notify::new(),
+    });
+    (Outbound { queue: queue.clone() }, OutboundRx { queue })
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Clone for Outbound {
+    fn clone(&self) -> Self {
+        self.queue.senders.fetch_add(1, Ordering::Relaxed);
+        Self { queue: self.queue.clone() }
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        if self.queue.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.queue.ready.notify_one();
+        }
+    }
+}
+
+/// A reply's place among the waiting ones; given back when its send ends,
+/// queued or cancelled.
+struct Waiting<'a> {
+    queue: &'a Queue,
+    /// Still counted in [`State::waiting`].
+    counted: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let mut state = self.queue.lock();
+        state.waiting -= 1;
+        let room = state.frames.len() < state.capacity;
+        drop(state);
+        // A cancelled wait may have been woken for room it will not take.
+        if room {
+            self.queue.room.notify_waiters();
+        }
+    }
 }
 
 impl Outbound {
     /// Queues a reply, waiting for room.
     pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Closed> {
-        self.tx.send(frame).await.map_err(|_| Closed)
+        let queue = &*self.queue;
+        let mut waiting: Option<Waiting<'_>> = None;
+        loop {
+            // Registered before looking, so room freed meanwhile wakes it.
+            let notified = queue.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = queue.lock();
+                if state.closed {
+                    return Err(Closed);
+                }
+                if state.frames.len() < state.capacity {
+                    let was_empty = state.frames.is_empty();
+                    state.frames.push_back(frame);
+                    if let Some(w) = &mut waiting {
+                        state.waiting -= 1;
+                        w.counted = false;
+                    }
+                    drop(state);
+                    if was_empty {
+                        queue.ready.notify_one();
+                    }
+                    return Ok(());
+                }
+                if waiting.is_none() {
+                    state.waiting += 1;
+                    waiting = Some(Waiting { queue, counted: true });
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Queues an event of `room` without waiting; on a full queue, marks the
     /// room lagged instead.
     pub(crate) fn offer(&self, frame: Bytes, room: &RoomLabel) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
-            self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner).insert(room.clone());
-            self.lag.pending.store(true, Ordering::Release);
+        let mut state = self.queue.lock();
+        if state.closed {
+            return;
+        }
+        if state.frames.len() + state.waiting < state.capacity {
+            let was_empty = state.frames.is_empty();
+            state.frames.push_back(frame);
+            drop(state);
+            if was_empty {
+                self.queue.ready.notify_one();
+            }
+        } else if !state.lagged.contains(room) {
+            state.lagged.insert(room.clone());
+            drop(state);
+            self.queue.ready.notify_one();
         }
     }
 
     /// Queues an event that belongs to no room (presence) without waiting;
     /// dropped on a full queue (the client sees current presence with `members`).
     pub(crate) fn offer_any(&self, frame: Bytes) {
-        let _ = self.tx.try_send(frame);
+        let mut state = self.queue.lock();
+        if !state.closed && state.frames.len() + state.waiting < state.capacity {
+            let was_empty = state.frames.is_empty();
+            state.frames.push_back(frame);
+            drop(state);
+            if was_empty {
+                self.queue.ready.notify_one();
+            }
+        }
     }
 }
 
@@ -90,25 +218,53 @@ pub(crate) enum Next {
 impl OutboundRx {
     /// Waits for the next thing to write: appends up to [`BATCH`] queued
     /// frames, in order, to `frames` (which the caller empties after writing
-    /// them), or reports lagged rooms first. `None` when every sender is gone.
+    /// them), or reports lagged rooms first. `None` when every sender is gone
+    /// and nothing is queued. Cancel-safe: nothing is taken unless it returns.
     pub(crate) async fn next(&mut self, frames: &mut Vec<Bytes>) -> Option<Next> {
-        let lagged = self.take_lagged();
-        if !lagged.is_empty() {
-            return Some(Next::Lagged(lagged));
+        let queue = &*self.queue;
+        loop {
+            // Looked at before the queue, so a last sender that leaves
+            // after that look is seen on the next round (its drop wakes us).
+            let senders = queue.senders.load(Ordering::Acquire);
+            {
+                let mut state = queue.lock();
+                if !state.lagged.is_empty() {
+                    let rooms = std::mem::take(&mut state.lagged);
+                    return Some(Next::Lagged(rooms.into_iter().collect()));
+                }
+                if !state.frames.is_empty() {
+                    let n = state.frames.len().min(BATCH);
+                    frames.extend(state.frames.drain(..n));
+                    // A backlog's room is let go once it has drained.
+                    if state.frames.is_empty() && state.frames.capacity() > BATCH {
+                        state.frames = VecDeque::new();
+                    }
+                    let wake = state.waiting > 0;
+                    drop(state);
+                    if wake {
+                        queue.room.notify_waiters();
+                    }
+                    return Some(Next::Frames);
+                }
+                if senders == 0 {
+                    return None;
+                }
+            }
+            queue.ready.notified().await;
         }
-        let n = self.rx.recv_many(frames, BATCH).await;
-        (n > 0).then_some(Next::Frames)
-    }
-
-    fn take_lagged(&self) -> Vec<RoomLabel> {
-        if !self.lag.pending.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        let mut rooms = self.lag.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut *rooms).into_iter().collect()
     }
 }
 
+impl Drop for OutboundRx {
+    fn drop(&mut self) {
+        let mut state = self.queue.lock();
+        state.closed = true;
+        state.frames = VecDeque::new();
+        state.lagged = BTreeSet::new();
+        drop(state);
+        self.queue.room.notify_waiters();
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
