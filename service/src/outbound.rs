@@ -67,6 +67,11 @@ struct State {
 /// Most frames the writer takes from the queue at once.
 pub(crate) const BATCH: usize = 64;
 
+/// Most frames' room a drained queue (and the writer's batch) keeps; more
+/// is let go, so that a burst (presence during a log-in storm) leaves
+/// nothing behind in the connections that then stay idle.
+pub(crate) const KEEP: usize = 4;
+
 /// The connection is gone.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed;
@@ -235,8 +240,9 @@ impl OutboundRx {
                 if !state.frames.is_empty() {
                     let n = state.frames.len().min(BATCH);
                     frames.extend(state.frames.drain(..n));
-                    // A backlog's room is let go once it has drained.
-                    if state.frames.is_empty() && state.frames.capacity() > BATCH {
+                    // A burst's room is let go once it has drained: an
+                    // idle connection holds at most the smallest buffer.
+                    if state.frames.is_empty() && state.frames.capacity() > KEEP {
                         state.frames = VecDeque::new();
                     }
                     let wake = state.waiting > 0;
@@ -304,6 +310,79 @@ mod tests {
         assert_eq!(rx.next(&mut frames).await, Some(Next::Lagged(vec![room("b")])));
         assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
         assert_eq!(frames, vec![Bytes::from_static(b"2")]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reply_gets_the_room_before_events() {
+        let (tx, mut rx) = channel(1);
+        tx.offer(Bytes::from_static(b"event 1"), &room("a"));
+        let reply = tx.clone();
+        let mut waiting = Box::pin(reply.send(Bytes::from_static(b"reply")));
+        // Full: the reply waits (polled once, so it is counted as waiting).
+        assert!(futures_poll_once(waiting.as_mut()).await.is_none());
+        let mut frames = Vec::new();
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
+        assert_eq!(frames, vec![Bytes::from_static(b"event 1")]);
+        // The room freed is the reply's: this event is dropped as lagged.
+        tx.offer(Bytes::from_static(b"event 2"), &room("b"));
+        assert!(waiting.await.is_ok());
+        frames.clear();
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Lagged(vec![room("b")])));
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
+        assert_eq!(frames, vec![Bytes::from_static(b"reply")]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_reply_gives_its_place_back() {
+        let (tx, mut rx) = channel(1);
+        tx.offer(Bytes::from_static(b"1"), &room("a"));
+        {
+            let mut waiting = Box::pin(tx.send(Bytes::from_static(b"never")));
+            assert!(futures_poll_once(waiting.as_mut()).await.is_none());
+        }
+        let mut frames = Vec::new();
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
+        tx.offer(Bytes::from_static(b"2"), &room("a"));
+        frames.clear();
+        assert_eq!(rx.next(&mut frames).await, Some(Next::Frames));
+        assert_eq!(frames, vec![Bytes::from_static(b"2")]);
+    }
+
+    #[tokio::test]
+    async fn replies_fail_once_the_writer_is_gone() {
+        let (tx, rx) = channel(4);
+        drop(rx);
+        assert!(tx.send(Bytes::from_static(b"1")).await.is_err());
+        tx.offer(Bytes::from_static(b"2"), &room("a"));
+    }
+
+    #[tokio::test]
+    async fn a_writer_waiting_sees_the_last_sender_go() {
+        let (tx, mut rx) = channel(4);
+        let writer = tokio::spawn(async move {
+            let mut frames = Vec::new();
+            let first = rx.next(&mut frames).await;
+            (first, rx.next(&mut frames).await, frames)
+        });
+        tokio::task::yield_now().await;
+        tx.offer_any(Bytes::from_static(b"1"));
+        drop(tx);
+        let (first, second, frames) = writer.await.expect("writer");
+        assert_eq!(first, Some(Next::Frames));
+        assert_eq!(second, None);
+        assert_eq!(frames, vec![Bytes::from_static(b"1")]);
+    }
+
+    /// Polls `fut` once: `Some` when it completed.
+    async fn futures_poll_once<F: Future + Unpin>(fut: F) -> Option<F::Output> {
+        let mut fut = fut;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 
     #[tokio::test]

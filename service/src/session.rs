@@ -43,10 +43,11 @@ struct Session {
     downloads: Downloads,
     /// Upload tasks of this connection: told to stop ([`Session::closing`])
     /// when it ends, and waited for, so each writes out what it took (kept
-    /// for a resume) before its upload can be claimed again.
-    uploads: JoinSet<()>,
+    /// for a resume) before its upload can be claimed again. Made, with
+    /// `closing`, by the first upload: an idle connection holds neither.
+    uploads: Option<JoinSet<()>>,
     /// Cancelled when the session ends.
-    closing: CancellationToken,
+    closing: Option<CancellationToken>,
     /// Cancelled when the session token this connection logged in with is
     /// revoked (`session.revoke`, `passwd` elsewhere): the connection ends.
     kick: CancellationToken,
@@ -143,23 +144,27 @@ pub(crate) async fn run(
         login: None,
         conn: conn.clone(),
         downloads,
-        uploads: JoinSet::new(),
-        closing: CancellationToken::new(),
+        uploads: None,
+        closing: None,
         kick: CancellationToken::new(),
         client: String::new(),
         login_deadline: deadline,
     };
     let end = session.read_loop(recv, deadline, &cancel).await;
     session.downloads.abort_all();
-    session.closing.cancel();
-    let uploads_done = tokio::time::timeout(UPLOADS_STOP, async {
-        while session.uploads.join_next().await.is_some() {}
-    });
-    if uploads_done.await.is_err() {
-        tracing::warn!("upload streams did not stop in time; aborting them");
-        session.uploads.abort_all();
+    if let Some(closing) = &session.closing {
+        closing.cancel();
     }
-    while session.uploads.join_next().await.is_some() {}
+    if let Some(uploads) = &mut session.uploads {
+        let uploads_done = tokio::time::timeout(UPLOADS_STOP, async {
+            while uploads.join_next().await.is_some() {}
+        });
+        if uploads_done.await.is_err() {
+            tracing::warn!("upload streams did not stop in time; aborting them");
+            uploads.abort_all();
+        }
+        while uploads.join_next().await.is_some() {}
+    }
     while session.downloads.join_next().await.is_some() {}
 
     // Detach first so no new events are queued, then let the writer drain what
@@ -242,19 +247,22 @@ impl Session {
                         }
                         uni = self.conn.accept_uni() => {
                             if let Ok(recv) = uni {
+                                let closing = self.closing.get_or_insert_with(CancellationToken::new);
                                 let upload = upload::receive(
                                     self.shared.clone(),
                                     self.login.clone(),
                                     self.out.clone(),
                                     recv,
-                                    self.closing.clone(),
+                                    closing.clone(),
                                 );
-                                self.uploads.spawn(upload.in_current_span());
+                                let uploads = self.uploads.get_or_insert_with(JoinSet::new);
+                                uploads.spawn(upload.in_current_span());
                             }
                             continue;
                         }
                         Some(()) = self.downloads.join_next(), if !self.downloads.is_empty() => continue,
-                        Some(_) = self.uploads.join_next(), if !self.uploads.is_empty() => continue,
+                        Some(()) = next_upload(&mut self.uploads),
+                            if self.uploads.as_ref().is_some_and(|u| !u.is_empty()) => continue,
                     }
                 }
             };
@@ -378,6 +386,11 @@ impl Session {
     }
 }
 
+/// Waits for the next upload task to end; `None` when there is none.
+async fn next_upload(uploads: &mut Option<JoinSet<()>>) -> Option<()> {
+    uploads.as_mut()?.join_next().await.map(|_| ())
+}
+
 /// Writes queued frames to the control stream until every sender is gone.
 /// Returns the stream so the session can finish it gracefully.
 async fn write_loop(mut send: SendStream, mut rx: OutboundRx) -> Option<SendStream> {
@@ -388,6 +401,10 @@ async fn write_loop(mut send: SendStream, mut rx: OutboundRx) -> Option<SendStre
             Next::Frames => {
                 let r = send.write_all_chunks(&mut frames).await;
                 frames.clear();
+                // A burst's batch is not kept for an idle connection.
+                if frames.capacity() > outbound::KEEP {
+                    frames = Vec::new();
+                }
                 r
             }
             Next::Lagged(rooms) => {

@@ -17,25 +17,32 @@ use crate::store::ContentStore;
 const CHUNK: usize = 256 * 1024;
 
 /// A connection's downloads: a bounded number of slots, and a task per
-/// download stream, owned here and aborted when the connection ends.
+/// download stream, owned here and aborted when the connection ends. The
+/// slots and the task set are made with the first download: most
+/// connections never download, and an idle one should hold nothing for it
+/// (docs/BENCHMARKS.md, "Idle connections").
 pub(crate) struct Downloads {
     /// The connection the streams are opened on.
     conn: Connection,
     /// One task per download in progress.
-    tasks: JoinSet<()>,
+    tasks: Option<JoinSet<()>>,
     /// Download slots of this connection.
-    slots: Arc<Semaphore>,
+    slots: Option<Arc<Semaphore>>,
+    /// How many slots.
+    max: usize,
 }
 
 impl Downloads {
     /// No downloads yet on `conn`, and `max` slots for them.
     pub(crate) fn new(conn: Connection, max: usize) -> Self {
-        Self { conn, tasks: JoinSet::new(), slots: Arc::new(Semaphore::new(max)) }
+        Self { conn, tasks: None, slots: None, max }
     }
 
     /// A free download slot, or `None` when all are taken.
-    pub(crate) fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).try_acquire_owned().ok()
+    pub(crate) fn slot(&mut self) -> Option<OwnedSemaphorePermit> {
+        let max = self.max;
+        let slots = self.slots.get_or_insert_with(|| Arc::new(Semaphore::new(max)));
+        Arc::clone(slots).try_acquire_owned().ok()
     }
 
     /// Starts streaming the tenant's content `header.hash` from `content`
@@ -49,22 +56,25 @@ impl Downloads {
         active: TransferGuard,
     ) {
         let conn = self.conn.clone();
-        self.tasks.spawn(send(conn, content, tenant, header, slot, active));
+        let tasks = self.tasks.get_or_insert_with(JoinSet::new);
+        tasks.spawn(send(conn, content, tenant, header, slot, active));
     }
 
     /// Whether no download task is left to reap.
     pub(crate) fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.as_ref().is_none_or(JoinSet::is_empty)
     }
 
     /// Waits for the next download task to end; `None` when there is none.
     pub(crate) async fn join_next(&mut self) -> Option<()> {
-        self.tasks.join_next().await.map(|_| ())
+        self.tasks.as_mut()?.join_next().await.map(|_| ())
     }
 
     /// Aborts every download still running (the connection ends).
     pub(crate) fn abort_all(&mut self) {
-        self.tasks.abort_all();
+        if let Some(tasks) = &mut self.tasks {
+            tasks.abort_all();
+        }
     }
 }
 
