@@ -236,6 +236,11 @@ impl Server {
             let id = ids.fetch_add(1, Ordering::Relaxed);
             let span = tracing::info_span!("conn", id, %remote);
             let arrived = tokio::time::Instant::now();
+            // Boxed: the packet and keys of a connection attempt (about
+            // 0.4 KiB) are needed only until the handshake, but as the
+            // task's argument they would stay in it for the connection's
+            // whole life (docs/BENCHMARKS.md, "Idle connections").
+            let incoming = Box::new(incoming);
             let conn = handle(incoming, arrived, shared.clone(), id, cancel.child_token(), ticket);
             tracker.spawn(conn.instrument(span));
         }
@@ -264,13 +269,20 @@ impl Server {
 }
 
 async fn handle(
-    incoming: Incoming,
+    incoming: Box<Incoming>,
     arrived: tokio::time::Instant,
     shared: Arc<Shared>,
     id: u64,
     cancel: CancellationToken,
     mut ticket: crate::admission::Ticket,
 ) {
+    // Out of its box at once, so that the box is freed now and not when
+    // this function returns (a moved-from box keeps its allocation until
+    // it goes out of scope).
+    let incoming = {
+        let boxed = incoming;
+        *boxed
+    };
     let handshake = match incoming.accept() {
         Ok(connecting) => connecting.await,
         Err(e) => {
