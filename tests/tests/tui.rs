@@ -17,6 +17,7 @@
 //! The password never shows in the pane. Fails when tmux is missing unless
 //! `QCHAT_SKIP_TMUX=1` says to skip.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,16 +27,27 @@ const PASSWORD: &str = "ann-password";
 use qchat_client::{Auth, Client, ClientConfig, ClientEvent, Trust};
 use qchat_tests::{TestServer, bin_path};
 
-/// Runs tmux with `args`, returning stdout.
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("running tmux");
+/// Runs tmux with `args` on the server of `session` alone, returning
+/// stdout. Each session gets its own tmux server (socket named after this
+/// process and the session): on one shared server, a test killing the last
+/// session made the server exit while another test's `new-session` was
+/// connecting, and that test's pane came up empty.
+fn tmux(session: &str, args: &[&str]) -> String {
+    let socket = socket(session);
+    let out =
+        Command::new("tmux").arg("-S").arg(&socket).args(args).output().expect("running tmux");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The socket of `session`'s own tmux server, removed when the session is.
+fn socket(session: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("qchat-tmux-{}-{session}", std::process::id()))
 }
 
 /// The pane's text (wrapped lines joined, some scroll-back); asserts the
 /// password is nowhere on it.
 fn pane(session: &str) -> String {
-    let text = tmux(&["capture-pane", "-p", "-J", "-S", "-60", "-t", session]);
+    let text = tmux(session, &["capture-pane", "-p", "-J", "-S", "-60", "-t", session]);
     assert!(!text.contains(PASSWORD), "the password is on the screen:\n{text}");
     text
 }
@@ -56,14 +68,15 @@ fn wait_for(session: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
 fn keys(session: &str, keys: &[&str]) {
     let mut args = vec!["send-keys", "-t", session];
     args.extend_from_slice(keys);
-    tmux(&args);
+    tmux(session, &args);
 }
 
 /// Kills the tmux session even when the test fails.
 struct Session(String);
 impl Drop for Session {
     fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.0]);
+        tmux(&self.0, &["kill-session", "-t", &self.0]);
+        let _ = std::fs::remove_file(socket(&self.0));
     }
 }
 
@@ -73,7 +86,7 @@ impl Session {
     /// settings (`stty -a`), then idles so they can be read.
     fn start(name: String, cmd: &str) -> Self {
         let cmd = format!("{cmd}; echo QCHAT-EXIT $?; stty -a; echo STTY-END; sleep 600");
-        tmux(&["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", &cmd]);
+        tmux(&name, &["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", &cmd]);
         Self(name)
     }
 
@@ -87,8 +100,11 @@ impl Session {
         let s = wait_for(&self.0, "the exit", |s| s.contains("STTY-END"));
         assert!(s.contains("QCHAT-EXIT 0"), "{s}");
         assert!(!s.contains("Rooms"), "the alternate screen was left:\n{s}");
-        assert_eq!(tmux(&["display-message", "-p", "-t", &self.0, "#{alternate_on}"]).trim(), "0");
-        let mouse = tmux(&["display-message", "-p", "-t", &self.0, "#{mouse_any_flag}"]);
+        assert_eq!(
+            tmux(&self.0, &["display-message", "-p", "-t", &self.0, "#{alternate_on}"]).trim(),
+            "0"
+        );
+        let mouse = tmux(&self.0, &["display-message", "-p", "-t", &self.0, "#{mouse_any_flag}"]);
         assert_eq!(mouse.trim(), "0", "mouse reporting is off again");
         let stty = s.split("QCHAT-EXIT").last().unwrap_or_default();
         let flags: Vec<&str> = stty.split([' ', ';', '\n']).collect();
@@ -167,7 +183,10 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
     // A message from a CLI client arrives. The pane's raw output is kept
     // from here on, to see the bell.
     let raw = dir.path().join("pane.raw");
-    tmux(&["pipe-pane", "-o", "-t", &session.0, &format!("cat >> '{}'", raw.display())]);
+    tmux(
+        &session.0,
+        &["pipe-pane", "-o", "-t", &session.0, &format!("cat >> '{}'", raw.display())],
+    );
     let fingerprint = server.fingerprint.clone();
     let bob_says = |text: &str| -> anyhow::Result<()> {
         let out = Command::new(&qchat)
@@ -261,8 +280,9 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
 
     // The mouse wheel (SGR mouse reports, as a terminal sends them) scrolls
     // the messages back, and forward again to the newest.
-    let flag =
-        |name: &str| tmux(&["display-message", "-p", "-t", &session.0, &format!("#{{{name}}}")]);
+    let flag = |name: &str| {
+        tmux(&session.0, &["display-message", "-p", "-t", &session.0, &format!("#{{{name}}}")])
+    };
     assert_eq!(flag("mouse_sgr_flag").trim(), "1", "the UI asked for SGR mouse reports");
     assert_eq!(flag("mouse_any_flag").trim(), "1", "and for every mouse event");
     let wheel = |button: u8, notches: usize| {
@@ -297,7 +317,10 @@ async fn tui_logs_in_scrolls_back_sends_files_and_quits() -> anyhow::Result<()> 
 
     // Resize: the UI redraws at the new size, and back.
     for (w, h) in [(80, 24), (100, 30)] {
-        tmux(&["resize-window", "-t", &session.0, "-x", &w.to_string(), "-y", &h.to_string()]);
+        tmux(
+            &session.0,
+            &["resize-window", "-t", &session.0, "-x", &w.to_string(), "-y", &h.to_string()],
+        );
         wait_for(&session.0, &format!("the redraw at {w}x{h}"), |s| {
             let top = s.lines().next().unwrap_or_default();
             top.chars().count() == w && top.ends_with('┐') && s.contains("hello ann from the cli")
