@@ -18,8 +18,9 @@ pub const MENTION_EVERYONE: &str = "@room";
 pub const MAX_MENTIONS: usize = 64;
 
 /// A room of at most this many members may be mentioned whole (`@room`)
-/// by any member; in a larger one only its owners' and moderators' `@room`
-/// mentions everyone (anyone else's is plain text).
+/// by any member; in a larger one only the `@room` of its owners,
+/// moderators and tenant admins mentions everyone (anyone else's is plain
+/// text).
 pub const MAX_ROOM_MENTION_MEMBERS: u64 = 50;
 
 /// What a body mentions, before the server keeps only the room's members.

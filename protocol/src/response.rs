@@ -245,7 +245,7 @@ pub struct SendOk {
     /// Present when the body says `@room`: whether it mentioned everyone.
     /// `false` when the room has more members than anyone may `@room`
     /// ([`crate::MAX_ROOM_MENTION_MEMBERS`]) and the sender is not its
-    /// owner or a moderator: then `@room` was plain text. Absent on a
+    /// owner, a moderator or a tenant admin: then `@room` was plain text. Absent on a
     /// duplicate and from servers that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_mention: Option<bool>,

@@ -222,8 +222,8 @@ pub(crate) async fn apply(
             if !room_db::join(conn.re(), tenant, id, me, Role::Member).await? {
                 return Ok(done);
             }
-            let counts = db::mentions::counts(&mut *conn, tenant, id, me).await?;
-            let info = joined_info(&room, &actor, Role::Member, counts);
+            let tally = db::mentions::tally(&mut *conn, tenant, id, me).await?;
+            let info = joined_info(&room, &actor, Role::Member, tally);
             done.joined = Some(Box::new(info.clone()));
             done.before.push(HubAction::Subscribe(me));
             done.before.push(HubAction::Room(me, info));
@@ -239,7 +239,7 @@ pub(crate) async fn apply(
                 return Ok(done);
             }
             if actor.role == Some(Role::Owner)
-                && members::member_count(&mut *conn, tenant, id).await? > 1
+                && members::member_count(&mut *conn, tenant, id, 2).await? > 1
             {
                 return Err(refuse(
                     ErrorCode::Forbidden,
@@ -531,12 +531,23 @@ fn member(room: &Room, user: &str, joined: bool) -> HubAction {
     HubAction::Member(MemberEvent { room: room.name.clone(), user: user.to_owned(), joined })
 }
 
-/// The room as a new member sees it: read up to its `last_seq` (the
-/// membership starts there, `db::rooms::join`).
-fn joined_info(room: &Room, before: &Standing, role: Role, counts: db::Counts) -> RoomInfo {
-    let read_seq = Some(room.last_seq);
+/// The room as a new member sees it: read up to the `last_seq` the
+/// membership started at (`db::rooms::join`), as read back in the join's
+/// transaction (`tally`): on PostgreSQL another node may have added
+/// messages since `room` was read.
+fn joined_info(
+    room: &Room,
+    before: &Standing,
+    role: Role,
+    tally: Option<db::mentions::Tally>,
+) -> RoomInfo {
+    let read_seq = Some(tally.map_or(room.last_seq, |t| t.read_seq));
     let s = Standing { role: Some(role), read_seq, invited: false, ..*before };
-    room_db::room_info(room, &s, counts, None)
+    let mut info = room_db::room_info(room, &s, tally.map(|t| t.counts).unwrap_or_default(), None);
+    if let Some(t) = tally {
+        info.last_seq = t.last_seq;
+    }
+    info
 }
 
 /// A rename must not make two rooms the actor sees share a name (a room

@@ -103,15 +103,26 @@ pub(super) async fn join(s: &Shared, login: &Login, reference: &str) -> Result<V
     // `room` event tells the user's other connections: a client tracking
     // the room from this reply is handed that message next, whichever of
     // the two it reads first.
-    let fallback = || {
-        db::rooms::room_info(
-            &done.room,
-            &member(Role::Member, &done.room),
-            db::Counts::default(),
-            None,
-        )
-    };
-    ok(&RoomOk { room: done.joined.map_or_else(fallback, |info| *info) })
+    if let Some(info) = done.joined {
+        return ok(&RoomOk { room: *info });
+    }
+    // Another connection of the user's joined first: the room as it now
+    // stands for the user, with the marker and counts that join gave it,
+    // read back (a marker assumed here could wipe a client's real counts).
+    match room(s, login, reference, Need::Read).await {
+        Ok(now) if now.standing.role.is_some() => {
+            ok(&RoomOk { room: access::info(&s.pool, who(login), &now).await? })
+        }
+        // Left again meanwhile: the room at the join, marker unknown (0).
+        _ => ok(&RoomOk {
+            room: db::rooms::room_info(
+                &done.room,
+                &Standing { role: Some(Role::Member), ..Standing::default() },
+                db::Counts::default(),
+                None,
+            ),
+        }),
+    }
 }
 
 pub(super) async fn leave(s: &Shared, login: &Login, reference: &str) -> Result<Value> {
@@ -156,18 +167,17 @@ pub(super) async fn read(
     seq: u64,
 ) -> Result<Value> {
     let a = room(s, login, reference, Need::Read).await?;
-    // The move and the counts after it in one transaction: the event's
-    // figures are those at its marker and at the `last_seq` it names (the
-    // membership row stays locked until the commit, so two moves' events
-    // are in the order of their markers and `last_seq`s).
-    let mut tx = s.pool.begin_write().await?;
-    let now = db::rooms::set_read(&mut tx, login.tenant, a.room.id, login.user, seq).await?;
+    // The move, then the counts after it. No transaction around the two:
+    // `tally` is one statement, so its marker, `last_seq` and counts are one
+    // snapshot (the event's figures are those at the marker and `last_seq`
+    // it names), and both only ever rise, so a later tally never says less.
+    // Holding the write lock through the counting would stall the writer.
+    let now = db::rooms::set_read(&s.pool, login.tenant, a.room.id, login.user, seq).await?;
     let moved = now.filter(|n| Some(*n) > a.standing.read_seq);
     let tally = match moved {
-        Some(_) => db::mentions::tally(&mut tx, login.tenant, a.room.id, login.user).await?,
+        Some(_) => db::mentions::tally(&s.pool, login.tenant, a.room.id, login.user).await?,
         None => None,
     };
-    tx.commit().await?;
     if let Some(t) = tally {
         // The counts after the move, so the other connections show them
         // without asking `rooms` again, with the `last_seq` they were

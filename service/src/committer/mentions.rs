@@ -46,10 +46,17 @@ async fn everyone(
             out.push(false);
             continue;
         };
+        // Whoever may `@room` a room of any size needs no count; else the
+        // count only has to tell whether the room is past the limit.
+        if access::room_mention(room, s, u64::MAX) {
+            out.push(true);
+            continue;
+        }
         let members = match sizes.get(&m.room) {
             Some(n) => *n,
             None => {
-                let n = db::members::member_count(&mut *conn, m.tenant, m.room).await?;
+                let cap = access::ROOM_MENTION_MEMBERS + 1;
+                let n = db::members::member_count(&mut *conn, m.tenant, m.room, cap).await?;
                 *sizes.entry(m.room).or_insert(n)
             }
         };

@@ -278,17 +278,21 @@ pub(crate) async fn demote_owners(
     Ok(ids.into_iter().map(UserId).collect())
 }
 
-/// How many members the room has.
+/// How many members the room has, counted no further than `at_most`
+/// (what the callers compare against: a big room's count is never walked).
 pub(crate) async fn member_count(
     db: impl Into<Ex<'_>>,
     tenant: TenantId,
     room: RoomId,
+    at_most: u64,
 ) -> Result<u64, sqlx::Error> {
     let n: i64 = on!(db, |e| sqlx::query_scalar(
-        "select count(*) from memberships where tenant_id = $1 and room_id = $2"
+        "select count(*) from
+           (select 1 from memberships where tenant_id = $1 and room_id = $2 limit $3) as m"
     )
     .bind(tenant.0)
     .bind(room.0)
+    .bind(i64::try_from(at_most).unwrap_or(i64::MAX))
     .fetch_one(e)
     .await)?;
     Ok(to_u64(n))

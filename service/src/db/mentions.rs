@@ -102,16 +102,6 @@ pub(crate) async fn tally(
     }))
 }
 
-/// `user`'s counts in the room; zero when not a member.
-pub(crate) async fn counts(
-    db: impl Into<Ex<'_>>,
-    tenant: TenantId,
-    room: RoomId,
-    user: UserId,
-) -> Result<Counts, sqlx::Error> {
-    Ok(tally(db, tenant, room, user).await?.map(|t| t.counts).unwrap_or_default())
-}
-
 /// Reads the counts columns of a row ([`count_columns`]).
 pub(super) fn counts_of(unread: i64, mentions: i64) -> Counts {
     Counts::from_row(unread, mentions)
