@@ -355,7 +355,15 @@ impl Chat {
                     if !r.info.joined && info.joined {
                         r.marker_seq = info.read_seq;
                     }
+                    // The server's marker behind ours: a `read` was lost
+                    // (refresh keeps ours, so the tick would not send it
+                    // again). Send it again.
+                    let behind = r.info.joined && info.joined && info.read_seq < r.info.read_seq;
                     r.refresh(info, &self.me);
+                    if behind {
+                        let (room, seq) = (r.info.name.clone(), r.info.read_seq);
+                        self.effects.push(Effect::MarkRead { room, seq });
+                    }
                 }
                 None => self.rooms.push(RoomState::new(info)),
             }

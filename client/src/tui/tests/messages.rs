@@ -511,6 +511,29 @@ fn a_read_marker_moved_elsewhere_sets_the_counts() {
 }
 
 #[test]
+fn a_lost_read_is_sent_again_when_the_server_is_behind() {
+    let mut chat = main_chat(conversation());
+    render(&mut chat, 80, 24);
+    // The tick reads general to 6 and asks the server to mark it.
+    chat.update(Msg::Tick);
+    let again = Effect::MarkRead { room: "general".into(), seq: 6 };
+    assert_eq!(chat.effects, std::slice::from_ref(&again));
+    chat.effects.clear();
+    // That mark_read was lost: the server's listing still says 4. The local
+    // marker stays, and the read goes out again.
+    chat.update(Msg::Net(NetEvent::Rooms(vec![room("general", true, 6, 4)])));
+    let general = chat.find("general").expect("general");
+    assert_eq!(chat.rooms[general].info.read_seq, 6);
+    assert_eq!(chat.effects, [again]);
+    chat.effects.clear();
+    chat.update(Msg::Tick);
+    assert!(chat.effects.is_empty(), "the tick has nothing new: {:?}", chat.effects);
+    // Once the server has it, nothing more is sent.
+    chat.update(Msg::Net(NetEvent::Rooms(vec![room("general", true, 6, 6)])));
+    assert!(chat.effects.is_empty(), "{:?}", chat.effects);
+}
+
+#[test]
 fn scrolled_back_the_first_selection_is_in_view() {
     let msgs: Vec<Message> =
         (1..=60).map(|s| msg("general", s, "bob", &format!("m{s}"), T0 + s as i64)).collect();
