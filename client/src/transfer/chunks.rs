@@ -30,7 +30,12 @@ pub struct FileChunks {
     /// reader is then spent).
     reader: Option<Reader>,
     /// The read started ahead (see [`FileChunks::next_ahead`]), with the
-    /// number of bytes it asked for.
+    /// number of bytes it asked for. A started blocking read cannot be cut
+    /// off: the exits the caller controls wait for it ([`FileChunks::close`]).
+    /// Dropped with one pending (a cancelled upload), the read runs on
+    /// detached, bounded by one chunk: it holds only a read-only handle of
+    /// the file, its buffer and a hash whose result nobody takes, and lets
+    /// them go when it ends.
     ahead: Option<(usize, JoinHandle<Read>)>,
     /// Clones of the chunks handed out, oldest first.
     lent: VecDeque<Bytes>,
@@ -75,9 +80,10 @@ impl FileChunks {
         let handle = match self.ahead.take() {
             Some((asked, handle)) if asked == want => handle,
             Some((asked, handle)) => {
-                // A caller bug; the read under way is let go, and the reader
-                // with it.
-                handle.abort();
+                // A caller bug; the reader is let go once the read under
+                // way has ended (a started read runs to completion: one
+                // chunk).
+                drop(handle.await);
                 return Err(io::Error::other(format!(
                     "read ahead {asked} bytes but {want} were asked for"
                 )));
@@ -126,6 +132,15 @@ impl FileChunks {
             return reader.hasher;
         }
         self.reader.and_then(|r| r.hasher)
+    }
+
+    /// Ends the reading: waits for a read started ahead (it cannot be cut
+    /// off; it reads one chunk at most), then lets the file go. For the
+    /// exits before the end of the file, so that no read outlives them.
+    pub async fn close(mut self) {
+        if let Some((_, handle)) = self.ahead.take() {
+            drop(handle.await);
+        }
     }
 
     /// An emptied buffer of at least `want` bytes that nobody else holds
@@ -211,6 +226,18 @@ mod tests {
         chunks.next_ahead(1024, 2048).await?;
         let hasher = chunks.into_hasher().await.ok_or_else(|| io::Error::other("no hasher"))?;
         assert_eq!(hasher.finalize(), blake3::hash(&data), "the bytes read ahead are in");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn close_waits_for_a_read_ahead() -> io::Result<()> {
+        let (f, _) = file_of(3 * 1024)?;
+        let mut chunks = FileChunks::new(f.reopen()?, Some(blake3::Hasher::new()));
+        chunks.next_ahead(1024, 2048).await?;
+        let (_, handle) = chunks.ahead.as_ref().ok_or_else(|| io::Error::other("no read"))?;
+        let watch = handle.abort_handle();
+        chunks.close().await;
+        assert!(watch.is_finished(), "the read ahead ended before close returned");
         Ok(())
     }
 

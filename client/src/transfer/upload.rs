@@ -343,7 +343,26 @@ impl Job {
             p.state = UploadState::Sending;
         });
         let mut chunks = FileChunks::new(file, hasher);
-        let mut remaining = size - offset.min(size);
+        let sent = self.send_chunks(&mut chunks, &mut stream.stream, size - offset.min(size)).await;
+        if let Err(end) = sent {
+            // A read started ahead cannot be cut off: let it end (one chunk
+            // at most) rather than outlive the stream with the file open.
+            chunks.close().await;
+            return Err(end);
+        }
+        if let Some(hasher) = chunks.into_hasher().await {
+            stream.stream.write_all(hasher.finalize().as_bytes()).await.map_err(write_end)?;
+        }
+        stream.finish().map_err(|_| Ok(StreamEnd::Lost))
+    }
+
+    /// Sends the `remaining` bytes of `chunks` on `stream`.
+    async fn send_chunks(
+        &self,
+        chunks: &mut FileChunks,
+        stream: &mut quinn::SendStream,
+        mut remaining: u64,
+    ) -> Result<(), Result<StreamEnd, TransferError>> {
         let chunk_at = |left: u64| usize::try_from(left).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
         while remaining > 0 {
             let want = chunk_at(remaining);
@@ -357,17 +376,14 @@ impl Job {
             }
             let n = chunk.len() as u64;
             // The chunk itself goes into quinn's send buffer: no copy.
-            stream.stream.write_chunk(chunk).await.map_err(write_end)?;
+            stream.write_chunk(chunk).await.map_err(write_end)?;
             remaining -= n;
             self.set(|p| {
                 p.done += n;
                 p.sent += n;
             });
         }
-        if let Some(hasher) = chunks.into_hasher().await {
-            stream.stream.write_all(hasher.finalize().as_bytes()).await.map_err(write_end)?;
-        }
-        stream.finish().map_err(|_| Ok(StreamEnd::Lost))
+        Ok(())
     }
 }
 
