@@ -41,13 +41,9 @@ struct Session {
     conn: Connection,
     /// Download slots and tasks of this connection; aborted when it ends.
     downloads: Downloads,
-    /// Upload tasks of this connection: told to stop ([`Session::closing`])
-    /// when it ends, and waited for, so each writes out what it took (kept
-    /// for a resume) before its upload can be claimed again. Made, with
-    /// `closing`, by the first upload: an idle connection holds neither.
-    uploads: Option<JoinSet<()>>,
-    /// Cancelled when the session ends.
-    closing: Option<CancellationToken>,
+    /// Upload tasks of this connection, made by the first upload: an idle
+    /// connection holds none.
+    uploads: Option<Uploads>,
     /// Cancelled when the session token this connection logged in with is
     /// revoked (`session.revoke`, `passwd` elsewhere): the connection ends.
     kick: CancellationToken,
@@ -145,17 +141,14 @@ pub(crate) async fn run(
         conn: conn.clone(),
         downloads,
         uploads: None,
-        closing: None,
         kick: CancellationToken::new(),
         client: String::new(),
         login_deadline: deadline,
     };
     let end = session.read_loop(recv, deadline, &cancel).await;
     session.downloads.abort_all();
-    if let Some(closing) = &session.closing {
+    if let Some(Uploads { tasks: uploads, closing }) = &mut session.uploads {
         closing.cancel();
-    }
-    if let Some(uploads) = &mut session.uploads {
         let uploads_done = tokio::time::timeout(UPLOADS_STOP, async {
             while uploads.join_next().await.is_some() {}
         });
@@ -247,22 +240,21 @@ impl Session {
                         }
                         uni = self.conn.accept_uni() => {
                             if let Ok(recv) = uni {
-                                let closing = self.closing.get_or_insert_with(CancellationToken::new);
+                                let uploads = self.uploads.get_or_insert_with(Uploads::default);
                                 let upload = upload::receive(
                                     self.shared.clone(),
                                     self.login.clone(),
                                     self.out.clone(),
                                     recv,
-                                    closing.clone(),
+                                    uploads.closing.clone(),
                                 );
-                                let uploads = self.uploads.get_or_insert_with(JoinSet::new);
-                                uploads.spawn(upload.in_current_span());
+                                uploads.tasks.spawn(upload.in_current_span());
                             }
                             continue;
                         }
                         Some(()) = self.downloads.join_next(), if !self.downloads.is_empty() => continue,
                         Some(()) = next_upload(&mut self.uploads),
-                            if self.uploads.as_ref().is_some_and(|u| !u.is_empty()) => continue,
+                            if self.uploads.as_ref().is_some_and(|u| !u.tasks.is_empty()) => continue,
                     }
                 }
             };
@@ -386,9 +378,19 @@ impl Session {
     }
 }
 
+/// A connection's upload tasks: told to stop (`closing`) when it ends, and
+/// waited for, so each writes out what it took (kept for a resume) before
+/// its upload can be claimed again.
+#[derive(Default)]
+struct Uploads {
+    tasks: JoinSet<()>,
+    /// Cancelled when the session ends.
+    closing: CancellationToken,
+}
+
 /// Waits for the next upload task to end; `None` when there is none.
-async fn next_upload(uploads: &mut Option<JoinSet<()>>) -> Option<()> {
-    uploads.as_mut()?.join_next().await.map(|_| ())
+async fn next_upload(uploads: &mut Option<Uploads>) -> Option<()> {
+    uploads.as_mut()?.tasks.join_next().await.map(|_| ())
 }
 
 /// Writes queued frames to the control stream until every sender is gone.
